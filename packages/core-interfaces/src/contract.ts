@@ -1,0 +1,30 @@
+import type { ContractVersionRange } from './generated/mycelium/core/v1/common.js'
+
+/** Lowest contract version this build speaks. */
+export const CONTRACT_VERSION_MIN = 1
+/** Highest contract version this build speaks. */
+export const CONTRACT_VERSION_MAX = 1
+
+/** The range a node sends when it registers or opens a command session. */
+export function supportedContractVersions(): ContractVersionRange {
+  return { min: CONTRACT_VERSION_MIN, max: CONTRACT_VERSION_MAX }
+}
+
+/**
+ * The highest version both ranges contain, or `undefined` when they do not
+ * overlap (the manager then refuses with FAILED_PRECONDITION).
+ */
+export function negotiateContractVersion(
+  ours: ContractVersionRange,
+  theirs: ContractVersionRange
+): number | undefined {
+  const low = Math.max(ours.min, theirs.min)
+  const high = Math.min(ours.max, theirs.max)
+  return low <= high && high > 0 ? high : undefined
+}
+
+/**
+ * Trailing metadata key a manager sets on UNAVAILABLE / RESOURCE_EXHAUSTED to
+ * ask the node to wait (decimal milliseconds).
+ */
+export const RETRY_AFTER_METADATA_KEY = 'retry-after-ms'
