@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { ContractVersionRange } from './generated/mycelium/core/v1/common.js'
 
 /** Lowest contract version this build speaks. */
@@ -28,3 +29,11 @@ export function negotiateContractVersion(
  * ask the node to wait (decimal milliseconds).
  */
 export const RETRY_AFTER_METADATA_KEY = 'retry-after-ms'
+
+/**
+ * The key id of a raw Ed25519 public key, as SigningKey.key_id defines it:
+ * lower-case hex of the first 16 bytes of its SHA-256.
+ */
+export function signingKeyId(publicKey: Uint8Array): string {
+  return createHash('sha256').update(publicKey).digest().subarray(0, 16).toString('hex')
+}

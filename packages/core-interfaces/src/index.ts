@@ -41,7 +41,16 @@ export {
   CONTRACT_VERSION_MAX,
   supportedContractVersions,
   negotiateContractVersion,
-  RETRY_AFTER_METADATA_KEY
+  RETRY_AFTER_METADATA_KEY,
+  signingKeyId
 } from './contract.js'
 export { durationToMs, msToDuration } from './duration.js'
 export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel } from './spiffe.js'
+export { type BackoffOptions, DEFAULT_BACKOFF, Backoff, backoffCeilingMs } from './backoff.js'
+export {
+  type StateFileContent,
+  CorruptStateError,
+  isCorruptStateError,
+  readStateFile,
+  writeStateFile
+} from './state-file.js'

@@ -157,6 +157,16 @@ export interface WatchSporesResponse {
   snapshotComplete: boolean;
 }
 
+/**
+ * A set of signed spores as one file or HTTP body: the bootstrap file shipped
+ * with a node, an HTTPS source's response, and the node's on-disk cache.
+ * Carried as binary protobuf or as its JSON mapping.
+ */
+export interface SporeBundle {
+  /** The spores, one per name (the newest known). */
+  spores: SignedSpore[];
+}
+
 function createBaseSignedSpore(): SignedSpore {
   return { spore: Buffer.alloc(0), signatures: [] };
 }
@@ -1415,6 +1425,75 @@ export const WatchSporesResponse: MessageFns<WatchSporesResponse> = {
     const message = createBaseWatchSporesResponse();
     message.spores = object.spores?.map((e) => SignedSpore.fromPartial(e)) || [];
     message.snapshotComplete = object.snapshotComplete ?? false;
+    return message;
+  },
+};
+
+function createBaseSporeBundle(): SporeBundle {
+  return { spores: [] };
+}
+
+export const SporeBundle: MessageFns<SporeBundle> = {
+  encode(message: SporeBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.spores) {
+      SignedSpore.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SporeBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSporeBundle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.spores.push(SignedSpore.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SporeBundle {
+    return {
+      spores: globalThis.Array.isArray(object?.spores) ? object.spores.map((e: any) => SignedSpore.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SporeBundle): unknown {
+    const obj: any = {};
+    if (message.spores?.length) {
+      obj.spores = message.spores.map((e) => SignedSpore.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SporeBundle>): SporeBundle {
+    return SporeBundle.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SporeBundle>): SporeBundle {
+    const message = createBaseSporeBundle();
+    message.spores = object.spores?.map((e) => SignedSpore.fromPartial(e)) || [];
     return message;
   },
 };
