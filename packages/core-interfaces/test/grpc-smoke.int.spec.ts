@@ -7,7 +7,7 @@ import {
   Spore,
   type WatchSporesResponse
 } from '../src/index.js'
-import { createTestPki, type TestPki } from './helpers/openssl-pki.js'
+import { createTestPki, type TestPki } from '@mycelium/testing'
 
 // The generated service definition and client really talk to each other:
 // a grpc-js server on 127.0.0.1:0 over mTLS serving SporeService, called

@@ -1,8 +1,53 @@
 /**
  * @packageDocumentation
- * Verified spores from every source, cached for offline boot.
- *
- * Not built yet: issue #3 delivers this package. It exists now so the
- * workspace has its final shape and every later change lands in place.
+ * The node's read-only window on the network's discovery system: verified
+ * spores from every source (bootstrap file, HTTPS, the Spore Manager, peers),
+ * cached on disk for offline boot, resolved into manager endpoints,
+ * components and the trust bundle.
  */
-export {}
+export {
+  createSporeClient,
+  type SporeClient,
+  type SporeClientComponents,
+  type SporeClientInit,
+  type SporeClientEvents,
+  type SporeClientMode,
+  type SporeClientStatus,
+  type RefreshResult,
+  DEFAULT_CLOCK_SLACK_MS,
+  DEFAULT_REFRESH_INTERVAL_MS
+} from './spore-client.js'
+export { verifySpore, decodeSignedSpore, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
+export { trustedSporeKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
+export { parseSporeBundle, formatSporeBundleJson } from './bundle-format.js'
+export type { RateLimit } from './rate-limiter.js'
+export { DEFAULT_RATE_LIMIT } from './rate-limiter.js'
+export {
+  type SporeSource,
+  type WatchableSporeSource,
+  type SporeSourceKind,
+  type SporeFetchOptions,
+  type SourceGuardInit,
+  DEFAULT_SOURCE_TIMEOUT_MS
+} from './sources/source.js'
+export { fileSource, type FileSourceInit } from './sources/file-source.js'
+export { httpsSource, type HttpsSourceInit } from './sources/https-source.js'
+export { sporeServiceSource, type SporeServiceSourceInit } from './sources/spore-service-source.js'
+export { peerSource, type PeerSourceInit } from './sources/peer-source.js'
+export {
+  type SporeRejectionReason,
+  SporeRejectedError,
+  isSporeRejectedError,
+  MalformedSporeError,
+  InvalidSporeSignatureError,
+  DuplicateSporeSignatureError,
+  UnknownSporeKeyError,
+  InsufficientSporeSignaturesError,
+  WrongNetworkSporeError,
+  ExpiredSporeError,
+  NotYetValidSporeError,
+  SporeRollbackError,
+  SporeEquivocationError,
+  RateLimitedError,
+  isRateLimitedError
+} from './errors.js'

@@ -1,0 +1,66 @@
+import * as grpc from '@grpc/grpc-js'
+import {
+  PeerAssistClient,
+  UnavailableError,
+  type Endpoint,
+  type GetSporesRequest,
+  type GetSporesResponse,
+  type SignedSpore
+} from '@mycelium/core-interfaces'
+import { callUnary, ClientPool, unavailable } from './grpc-call.js'
+import { SourceGuard, type SourceGuardInit, type SporeFetchOptions, type SporeSource } from './source.js'
+
+export interface PeerSourceInit extends SourceGuardInit {
+  /** Peers to ask, best first (basic-net's peer table supplies them). */
+  peers: () => Endpoint[]
+  /** mTLS credentials that present the node identity and check the node role. */
+  credentials: grpc.ChannelCredentials
+  channelOptions?: grpc.ChannelOptions
+  /** Peers asked per fetch, until one answers. @default 3 */
+  maxPeersPerFetch?: number
+}
+
+class PeerSporeSource implements SporeSource {
+  readonly id = 'peers'
+  readonly kind = 'peers' as const
+  private readonly guard: SourceGuard
+  private readonly pool: ClientPool<PeerAssistClient>
+
+  constructor(private readonly init: PeerSourceInit) {
+    this.guard = new SourceGuard(this.id, init)
+    this.pool = new ClientPool((address) => new PeerAssistClient(address, init.credentials, init.channelOptions))
+  }
+
+  fetch(options: SporeFetchOptions = {}): Promise<SignedSpore[]> {
+    return this.guard.run(options, async (signal) => {
+      const peers = this.init.peers().slice(0, this.init.maxPeersPerFetch ?? 3)
+      if (peers.length === 0) throw new UnavailableError(`${this.id}: no peers known`)
+      const failures: string[] = []
+      for (const peer of peers) {
+        const client = this.pool.get(peer.address)
+        try {
+          const res = await callUnary<GetSporesRequest, GetSporesResponse>(
+            client.getSpores.bind(client),
+            { knownSequences: options.knownSequences ?? {} },
+            signal,
+            this.guard.timeoutMs
+          )
+          return res.spores
+        } catch (err) {
+          if (signal.aborted) throw err
+          failures.push(unavailable(peer.address, err as grpc.ServiceError).message)
+        }
+      }
+      throw new UnavailableError(`${this.id}: no peer answered (${failures.join('; ')})`)
+    })
+  }
+
+  close(): void {
+    this.pool.close()
+  }
+}
+
+/** Spores held by peers, through PeerAssist.GetSpores (each is verified again here). */
+export function peerSource(init: PeerSourceInit): SporeSource & { close(): void } {
+  return new PeerSporeSource(init)
+}

@@ -1,0 +1,105 @@
+import * as grpc from '@grpc/grpc-js'
+import {
+  AbortError,
+  SporeServiceClient,
+  UnavailableError,
+  type Endpoint,
+  type ListSporesResponse,
+  type SignedSpore,
+  type WatchSporesResponse
+} from '@mycelium/core-interfaces'
+import { callUnary, ClientPool, unavailable } from './grpc-call.js'
+import {
+  SourceGuard,
+  type SourceGuardInit,
+  type SporeFetchOptions,
+  type WatchableSporeSource
+} from './source.js'
+
+export interface SporeServiceSourceInit extends SourceGuardInit {
+  /** Current Spore Manager endpoints (the client passes those of its "service/spore-manager" spore). */
+  endpoints: () => Endpoint[]
+  /** mTLS credentials that present the node identity and check the manager role. */
+  credentials: grpc.ChannelCredentials
+  /** Extra grpc-js channel options (keepalive, target name override). */
+  channelOptions?: grpc.ChannelOptions
+}
+
+class SporeServiceSource implements WatchableSporeSource {
+  readonly id = 'spore-manager'
+  readonly kind = 'spore-manager' as const
+  private readonly guard: SourceGuard
+  private readonly pool: ClientPool<SporeServiceClient>
+  /** Rotates the starting endpoint after each failed watch. */
+  private next = 0
+
+  constructor(private readonly init: SporeServiceSourceInit) {
+    this.guard = new SourceGuard(this.id, init)
+    this.pool = new ClientPool((address) => new SporeServiceClient(address, init.credentials, init.channelOptions))
+  }
+
+  private ordered(): Endpoint[] {
+    const endpoints = this.init.endpoints()
+    if (endpoints.length === 0) throw new UnavailableError(`${this.id}: no endpoints known`)
+    const start = this.next % endpoints.length
+    return [...endpoints.slice(start), ...endpoints.slice(0, start)]
+  }
+
+  fetch(options: SporeFetchOptions = {}): Promise<SignedSpore[]> {
+    return this.guard.run(options, async (signal) => {
+      const failures: string[] = []
+      for (const endpoint of this.ordered()) {
+        const client = this.pool.get(endpoint.address)
+        try {
+          const res = await callUnary<{ namePrefix: string }, ListSporesResponse>(
+            client.listSpores.bind(client),
+            { namePrefix: '' },
+            signal,
+            this.guard.timeoutMs
+          )
+          return res.spores
+        } catch (err) {
+          if (signal.aborted) throw err
+          failures.push(unavailable(endpoint.address, err as grpc.ServiceError).message)
+          this.next++
+        }
+      }
+      throw new UnavailableError(`${this.id}: no endpoint answered (${failures.join('; ')})`)
+    })
+  }
+
+  async *watch(options: SporeFetchOptions): AsyncIterable<SignedSpore[]> {
+    this.guard.admit(options)
+    const endpoint = this.ordered()[0]!
+    const call = this.pool
+      .get(endpoint.address)
+      .watchSpores({ namePrefix: '', knownSequences: options.knownSequences ?? {} })
+    const onAbort = (): void => call.cancel()
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      for await (const batch of call as AsyncIterable<WatchSporesResponse>) {
+        yield batch.spores
+      }
+      // The server ended the stream: a watch is meant to stay open.
+      this.next++
+      throw new UnavailableError(`${this.id}: ${endpoint.address} ended the watch stream`)
+    } catch (err) {
+      if (options.signal?.aborted === true) throw new AbortError(`${this.id}: watch aborted`, { cause: err })
+      if (err instanceof UnavailableError) throw err
+      this.next++
+      throw unavailable(`${this.id} ${endpoint.address}`, err as grpc.ServiceError)
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+      call.cancel()
+    }
+  }
+
+  close(): void {
+    this.pool.close()
+  }
+}
+
+/** The Spore Manager's SporeService over mTLS: ListSpores for fetch, WatchSpores for live changes. */
+export function sporeServiceSource(init: SporeServiceSourceInit): WatchableSporeSource & { close(): void } {
+  return new SporeServiceSource(init)
+}

@@ -1,0 +1,399 @@
+import { EventEmitter, once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  Backoff,
+  isAbortError,
+  silentLogger,
+  type AbortOptions,
+  type BackoffOptions,
+  type ComponentBody,
+  type Endpoint,
+  type Logger,
+  type SignedSpore,
+  Spore,
+  type Startable,
+  type TrustBundle
+} from '@mycelium/core-interfaces'
+import { loadCache, saveCache } from './cache.js'
+import { isRateLimitedError, isSporeRejectedError, MalformedSporeError, type SporeRejectedError } from './errors.js'
+import type { SporeSource, WatchableSporeSource } from './sources/source.js'
+import { trustedSporeKeys, type TrustedKeys } from './trust.js'
+import { verifySpore, type TrustMark, type VerifiedSpore } from './verify.js'
+
+export interface SporeClientComponents {
+  logger?: Logger
+  /** Polled sources (bootstrap file, HTTPS, peers), in order of preference. */
+  sources?: SporeSource[]
+  /** The Spore Manager, followed once a "service/spore-manager" spore names it. */
+  sporeManager?: WatchableSporeSource
+}
+
+export interface SporeClientInit {
+  /** The node's network; spores of any other network are rejected. */
+  networkId: string
+  /**
+   * The root of trust (from enrolment or provisioning). A verified newer
+   * "bootstrap" spore may rotate it; the rotated bundle is cached.
+   */
+  trustBundle: TrustBundle
+  /** Where the last verified set is kept. Unset: no cache (tests, tools). */
+  cachePath?: string
+  /** Accepted clock difference for issued_at/expires_at. @default 30000 */
+  clockSlackMs?: number
+  /** Interval between polls of the other sources while not following the Spore Manager. @default 60000 */
+  refreshIntervalMs?: number
+  /** Reconnection to the Spore Manager. @default DEFAULT_BACKOFF */
+  reconnect?: BackoffOptions
+  /** Clock, for tests. @default Date.now */
+  now?: () => number
+}
+
+export const DEFAULT_CLOCK_SLACK_MS = 30_000
+export const DEFAULT_REFRESH_INTERVAL_MS = 60_000
+
+/**
+ * - `starting`: before the cache is read;
+ * - `sources`: no Spore Manager known, polling the bootstrap sources;
+ * - `spore-manager`: following the Spore Manager's watch stream;
+ * - `fallback`: the Spore Manager failed; serving the cache and polling the
+ *   other sources while reconnecting with backoff.
+ */
+export type SporeClientMode = 'starting' | 'sources' | 'spore-manager' | 'fallback'
+
+export interface SporeClientStatus {
+  mode: SporeClientMode
+  /** Source of the last accepted spore ("cache", "spore-manager", a file or URL). */
+  activeSource: string
+  reason: string
+  sporeCount: number
+  rejectedCount: number
+  lastUpdateMs?: number
+  /** Set when the cache was corrupt (and what was done about it). */
+  cacheProblem?: string
+}
+
+export interface SporeClientEvents {
+  /** Names whose spore changed (newer sequence accepted). */
+  change: [names: string[]]
+  'spore:rejected': [error: SporeRejectedError]
+  status: [status: SporeClientStatus]
+}
+
+export interface RefreshResult {
+  accepted: number
+  rejected: number
+  /** Sources that failed, with the error. */
+  failures: Array<{ source: string; error: Error }>
+}
+
+const SERVICE_PREFIX = 'service/'
+const COMPONENT_PREFIX = 'component/'
+
+class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Startable {
+  private readonly log: Logger
+  private readonly sources: SporeSource[]
+  private readonly sporeManager?: WatchableSporeSource
+  private readonly networkId: string
+  private readonly clockSlackMs: number
+  private readonly refreshIntervalMs: number
+  private readonly now: () => number
+  private readonly reconnect: BackoffOptions
+  private readonly cachePath?: string
+
+  private trustBundle: TrustBundle
+  private trust: TrustedKeys
+  private readonly spores = new Map<string, VerifiedSpore>()
+  private readonly marks = new Map<string, TrustMark>()
+  private state: SporeClientStatus = { mode: 'starting', activeSource: 'none', reason: 'not started', sporeCount: 0, rejectedCount: 0 }
+
+  private controller?: AbortController
+  private loops: Array<Promise<void>> = []
+  private refreshing?: Promise<RefreshResult>
+  private saving: Promise<void> = Promise.resolve()
+
+  constructor(components: SporeClientComponents, init: SporeClientInit) {
+    super()
+    this.log = (components.logger ?? silentLogger()).forComponent('spore-client')
+    this.sources = components.sources ?? []
+    this.sporeManager = components.sporeManager
+    this.networkId = init.networkId
+    this.trustBundle = init.trustBundle
+    // Validated once, here: a bad root of trust is a configuration error.
+    this.trust = trustedSporeKeys(init.trustBundle, init.networkId, 'SporeClientInit.trustBundle')
+    this.clockSlackMs = init.clockSlackMs ?? DEFAULT_CLOCK_SLACK_MS
+    this.refreshIntervalMs = init.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS
+    this.now = init.now ?? Date.now
+    this.reconnect = init.reconnect ?? {}
+    this.cachePath = init.cachePath
+  }
+
+  isStarted(): boolean {
+    return this.controller != null
+  }
+
+  /** Reads the cache (never blocks on the network), then starts polling and following in the background. */
+  async start(): Promise<void> {
+    if (this.controller != null) return
+    this.controller = new AbortController()
+    const signal = this.controller.signal
+    await this.loadCache()
+    this.setStatus({ mode: 'sources', reason: this.spores.size > 0 ? 'serving cached spores' : 'no spores yet' })
+    this.loops = [this.pollLoop(signal), this.followLoop(signal)]
+  }
+
+  async stop(): Promise<void> {
+    if (this.controller == null) return
+    this.controller.abort()
+    this.controller = undefined
+    await Promise.allSettled(this.loops)
+    this.loops = []
+    for (const source of [...this.sources, this.sporeManager]) source?.close?.()
+    await this.saving
+  }
+
+  status(): SporeClientStatus {
+    return { ...this.state }
+  }
+
+  /** Endpoints of a manager service, lowest priority value first. */
+  resolveService(service: string): Endpoint[] {
+    const spore = this.current(`${SERVICE_PREFIX}${service}`)
+    if (spore?.spore.body?.$case !== 'service') return []
+    return [...spore.spore.body.value.endpoints].sort((a, b) => a.priority - b.priority)
+  }
+
+  /** Dynamic components the network offers. */
+  listComponents(): ComponentBody[] {
+    const out: ComponentBody[] = []
+    for (const spore of this.list()) {
+      if (spore.name.startsWith(COMPONENT_PREFIX) && spore.spore.body?.$case === 'component') out.push(spore.spore.body.value)
+    }
+    return out
+  }
+
+  /** The trust bundle in force and the seeds of the bootstrap spore. */
+  bootstrap(): { trustBundle: TrustBundle; seeds: Endpoint[]; httpsUrls: string[] } {
+    const spore = this.current('bootstrap')
+    const body = spore?.spore.body?.$case === 'bootstrap' ? spore.spore.body.value : undefined
+    return { trustBundle: this.trustBundle, seeds: body?.seeds ?? [], httpsUrls: body?.httpsUrls ?? [] }
+  }
+
+  /** Every verified, unexpired spore (what PeerAssist.GetSpores shares). */
+  list(): VerifiedSpore[] {
+    return [...this.spores.values()].filter((s) => this.isLive(s))
+  }
+
+  /** Highest trusted sequence per name. */
+  knownSequences(): Record<string, number> {
+    return Object.fromEntries([...this.marks].map(([name, mark]) => [name, mark.sequence]))
+  }
+
+  /**
+   * Verifies and takes in spores from `source`. Returns what was accepted and
+   * rejected; rejections never change what is trusted.
+   */
+  ingest(batch: SignedSpore[], source: string): { accepted: string[]; rejected: SporeRejectedError[] } {
+    const accepted: string[] = []
+    const rejected: SporeRejectedError[] = []
+    // A new bootstrap spore may rotate the keys the others are signed with.
+    const ordered = [...batch].sort((a, b) => Number(isBootstrapBytes(b)) - Number(isBootstrapBytes(a)))
+    for (const signed of ordered) {
+      try {
+        const { verified, unchanged } = verifySpore(signed, {
+          trust: this.trust,
+          nowMs: this.now(),
+          clockSlackMs: this.clockSlackMs,
+          source,
+          markFor: (name) => this.marks.get(name)
+        })
+        if (unchanged && this.spores.has(verified.name)) continue
+        if (verified.spore.body?.$case === 'bootstrap') this.rotateTrust(verified)
+        this.spores.set(verified.name, verified)
+        this.marks.set(verified.name, { sequence: verified.sequence, digest: verified.digest })
+        accepted.push(verified.name)
+      } catch (err) {
+        if (!isSporeRejectedError(err)) throw err
+        rejected.push(err)
+        this.log.warn('spore rejected', { sporeName: err.sporeName, source: err.source, reason: err.reason, detail: err.detail })
+        this.emit('spore:rejected', err)
+      }
+    }
+    if (accepted.length > 0 || rejected.length > 0) {
+      this.setStatus({
+        sporeCount: this.spores.size,
+        rejectedCount: this.state.rejectedCount + rejected.length,
+        ...(accepted.length > 0 ? { activeSource: source, lastUpdateMs: this.now() } : {})
+      })
+    }
+    if (accepted.length > 0) {
+      this.log.info('spores accepted', { source, names: accepted })
+      this.persist()
+      this.emit('change', accepted)
+    }
+    return { accepted, rejected }
+  }
+
+  /** Polls every source once, in order (joins a poll already running). */
+  refresh(options: AbortOptions = {}): Promise<RefreshResult> {
+    this.refreshing ??= this.pollSources(options).finally(() => {
+      this.refreshing = undefined
+    })
+    return this.refreshing
+  }
+
+  private async pollSources(options: AbortOptions): Promise<RefreshResult> {
+    const result: RefreshResult = { accepted: 0, rejected: 0, failures: [] }
+    for (const source of this.sources) {
+      if (options.signal?.aborted === true) break
+      try {
+        const batch = await source.fetch({ signal: options.signal, knownSequences: this.knownSequences() })
+        const { accepted, rejected } = this.ingest(batch, source.id)
+        result.accepted += accepted.length
+        result.rejected += rejected.length
+      } catch (err) {
+        if (isAbortError(err)) break
+        result.failures.push({ source: source.id, error: err as Error })
+        this.log.warn('spore source failed', { source: source.id, err })
+      }
+    }
+    return result
+  }
+
+  private current(name: string): VerifiedSpore | undefined {
+    const spore = this.spores.get(name)
+    return spore != null && this.isLive(spore) ? spore : undefined
+  }
+
+  private isLive(spore: VerifiedSpore): boolean {
+    const expires = spore.spore.expiresAt?.getTime() ?? 0
+    return this.now() - this.clockSlackMs <= expires
+  }
+
+  private rotateTrust(verified: VerifiedSpore): void {
+    if (verified.spore.body?.$case !== 'bootstrap') return
+    const bundle = verified.spore.body.value.trustBundle!
+    try {
+      this.trust = trustedSporeKeys(bundle, this.networkId, `spore "bootstrap" seq ${verified.sequence} trust bundle`)
+    } catch (err) {
+      throw new MalformedSporeError(verified.name, verified.source, (err as Error).message)
+    }
+    this.trustBundle = bundle
+  }
+
+  private setStatus(patch: Partial<SporeClientStatus>): void {
+    const before = this.state
+    this.state = { ...this.state, ...patch }
+    if (before.mode !== this.state.mode || before.reason !== this.state.reason) {
+      this.log.info('spore client status', { mode: this.state.mode, reason: this.state.reason })
+    }
+    this.emit('status', this.status())
+  }
+
+  private async loadCache(): Promise<void> {
+    if (this.cachePath == null) return
+    try {
+      const loaded = await loadCache(this.cachePath)
+      if (loaded == null) return
+      if (loaded.recoveredReason != null) {
+        const problem = `cache ${this.cachePath} unusable (${loaded.recoveredReason}); used its previous copy`
+        this.log.warn(problem)
+        this.setStatus({ cacheProblem: problem })
+      }
+      const { state } = loaded
+      // Our own checksummed state: the rotated bundle in it is trusted as is.
+      this.trust = trustedSporeKeys(state.trustBundle, this.networkId, `${this.cachePath} trustBundle`)
+      this.trustBundle = state.trustBundle
+      for (const [name, mark] of Object.entries(state.marks)) this.marks.set(name, mark)
+      this.ingest(state.spores, 'cache')
+    } catch (err) {
+      const problem = `cache ${this.cachePath} ignored: ${(err as Error).message}`
+      this.log.error(problem, { err })
+      this.setStatus({ cacheProblem: problem })
+    }
+  }
+
+  /** Queues a cache write; writes never overlap and the last one wins. */
+  private persist(): void {
+    const path = this.cachePath
+    if (path == null) return
+    this.saving = this.saving.then(async () => {
+      try {
+        await saveCache(path, {
+          trustBundle: this.trustBundle,
+          spores: [...this.spores.values()].map((s) => s.signed),
+          marks: Object.fromEntries(this.marks)
+        })
+      } catch (err) {
+        this.log.error('could not write spore cache', { path, err })
+      }
+    })
+  }
+
+  private async pollLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      if (this.state.mode !== 'spore-manager') await this.refresh({ signal })
+      // ±10% jitter so a fleet started together does not poll in lockstep.
+      const delay = this.refreshIntervalMs * (0.9 + Math.random() * 0.2)
+      try {
+        await sleep(delay, undefined, { signal, ref: false })
+      } catch {
+        return
+      }
+    }
+  }
+
+  private async followLoop(signal: AbortSignal): Promise<void> {
+    const manager = this.sporeManager
+    if (manager == null) return
+    const backoff = new Backoff(this.reconnect)
+    while (!signal.aborted) {
+      if (this.resolveService('spore-manager').length === 0) {
+        try {
+          await once(this, 'change', { signal })
+        } catch {
+          return
+        }
+        continue
+      }
+      try {
+        for await (const batch of manager.watch({ signal, knownSequences: this.knownSequences() })) {
+          backoff.reset()
+          if (this.state.mode !== 'spore-manager') {
+            this.setStatus({ mode: 'spore-manager', reason: 'following the Spore Manager watch stream', activeSource: manager.id })
+          }
+          this.ingest(batch, manager.id)
+        }
+      } catch (err) {
+        if (signal.aborted) return
+        const retryAfter = isRateLimitedError(err) ? err.retryAfterMs : ((err as { retryAfterMs?: number }).retryAfterMs ?? 0)
+        const delay = backoff.next(retryAfter)
+        this.setStatus({
+          mode: 'fallback',
+          reason: `Spore Manager unavailable (${(err as Error).message}); serving cached spores and polling other sources, retry in ${delay} ms`
+        })
+        void this.refresh({ signal })
+        try {
+          await sleep(delay, undefined, { signal, ref: false })
+        } catch {
+          return
+        }
+      }
+    }
+  }
+}
+
+/** For ordering only; the verifier decides what the bytes really are. */
+function isBootstrapBytes(signed: SignedSpore): boolean {
+  try {
+    return Spore.decode(signed.spore).name === 'bootstrap'
+  } catch {
+    return false
+  }
+}
+
+export type SporeClient = DefaultSporeClient
+
+/** The node's read-only window on the network's spores. */
+export function createSporeClient(components: SporeClientComponents, init: SporeClientInit): SporeClient {
+  return new DefaultSporeClient(components, init)
+}

@@ -1,0 +1,168 @@
+import { createHash, verify as verifySignature } from 'node:crypto'
+import { SignedSpore, Spore } from '@mycelium/core-interfaces'
+import {
+  DuplicateSporeSignatureError,
+  ExpiredSporeError,
+  InsufficientSporeSignaturesError,
+  InvalidSporeSignatureError,
+  MalformedSporeError,
+  NotYetValidSporeError,
+  SporeEquivocationError,
+  SporeRollbackError,
+  UnknownSporeKeyError,
+  WrongNetworkSporeError
+} from './errors.js'
+import type { TrustedKeys } from './trust.js'
+
+/** The highest sequence trusted for a name, and a digest of its bytes. */
+export interface TrustMark {
+  sequence: number
+  /** Lower-case hex SHA-256 of the serialized Spore. */
+  digest: string
+}
+
+/** A spore that passed every check. */
+export interface VerifiedSpore {
+  name: string
+  sequence: number
+  spore: Spore
+  signed: SignedSpore
+  digest: string
+  /** Where it came from. */
+  source: string
+}
+
+export interface VerifyContext {
+  trust: TrustedKeys
+  nowMs: number
+  clockSlackMs: number
+  /** Where the bytes came from, for errors. */
+  source: string
+  /** What is already trusted for a name (rollback protection). */
+  markFor(name: string): TrustMark | undefined
+}
+
+const UNDECODABLE = '(undecodable)'
+
+const ms = (d: Date | undefined): number | undefined => (d == null ? undefined : d.getTime())
+
+/** Name prefixes and the body each must carry. */
+function checkNameAndBody(spore: Spore): string | undefined {
+  const body = spore.body
+  if (body == null) return 'has no body'
+  if (spore.name === 'bootstrap') {
+    if (body.$case !== 'bootstrap') return `is named "bootstrap" but carries a ${body.$case} body`
+    if (body.value.trustBundle == null) return 'bootstrap body has no trust bundle'
+    return undefined
+  }
+  const slash = spore.name.indexOf('/')
+  const kind = spore.name.slice(0, slash)
+  const rest = spore.name.slice(slash + 1)
+  if (slash <= 0 || rest.length === 0) return `name "${spore.name}" is not "bootstrap", "service/<name>" or "component/<name>"`
+  if (kind === 'service') {
+    if (body.$case !== 'service' || body.value.service !== rest) return `must carry a service body for "${rest}"`
+    return undefined
+  }
+  if (kind === 'component') {
+    if (body.$case !== 'component' || body.value.name !== rest) return `must carry a component body for "${rest}"`
+    return undefined
+  }
+  return `unknown spore kind "${kind}"`
+}
+
+/**
+ * Decodes a serialized SignedSpore (as carried by files and streams) and
+ * rejects truncated or garbage bytes with MalformedSporeError.
+ */
+export function decodeSignedSpore(bytes: Uint8Array, source: string): SignedSpore {
+  try {
+    return SignedSpore.decode(bytes)
+  } catch (err) {
+    throw new MalformedSporeError(UNDECODABLE, source, `not a SignedSpore: ${(err as Error).message}`)
+  }
+}
+
+/**
+ * Verifies one signed spore against the trust keys, the clock and what is
+ * already trusted. Returns the verified spore; `unchanged` is true when it is
+ * exactly the spore already trusted. Throws a SporeRejectedError otherwise.
+ *
+ * Order matters: signatures are checked before any field is believed; the
+ * name is decoded first only so that errors can say which spore failed.
+ */
+export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified: VerifiedSpore; unchanged: boolean } {
+  const { source, trust } = ctx
+  let spore: Spore
+  try {
+    spore = Spore.decode(signed.spore)
+  } catch (err) {
+    throw new MalformedSporeError(UNDECODABLE, source, `not a Spore: ${(err as Error).message}`)
+  }
+  const name = spore.name.length > 0 ? spore.name : UNDECODABLE
+
+  // Signatures: count distinct trusted keys whose signature verifies.
+  const valid = new Set<string>()
+  const unknown: string[] = []
+  const duplicated: string[] = []
+  const failed: string[] = []
+  const seen = new Set<string>()
+  for (const sig of signed.signatures) {
+    if (seen.has(sig.keyId)) {
+      duplicated.push(sig.keyId)
+      continue
+    }
+    seen.add(sig.keyId)
+    const key = trust.keys.get(sig.keyId)
+    if (key == null) {
+      unknown.push(sig.keyId)
+      continue
+    }
+    if (sig.signature.length === 64 && verifySignature(null, signed.spore, key, sig.signature)) valid.add(sig.keyId)
+    else failed.push(sig.keyId)
+  }
+  if (valid.size < trust.threshold) {
+    // Report the most telling cause: tampering, then double counting, then strangers.
+    const need = `${valid.size} valid of ${trust.threshold} required`
+    if (failed.length > 0) {
+      throw new InvalidSporeSignatureError(name, source, `signature by key ${failed.join(', ')} does not verify (${need})`)
+    }
+    if (duplicated.length > 0) {
+      throw new DuplicateSporeSignatureError(name, source, `key ${duplicated.join(', ')} signed more than once and counts once (${need})`)
+    }
+    if (unknown.length > 0) {
+      throw new UnknownSporeKeyError(name, source, `signed by unknown key ${unknown.join(', ')} (${need})`)
+    }
+    throw new InsufficientSporeSignaturesError(name, source, need)
+  }
+
+  if (spore.networkId !== trust.networkId) {
+    throw new WrongNetworkSporeError(name, source, `is for network "${spore.networkId}", this node is in "${trust.networkId}"`)
+  }
+  const shapeProblem = checkNameAndBody(spore)
+  if (shapeProblem != null) throw new MalformedSporeError(name, source, shapeProblem)
+  const issuedAt = ms(spore.issuedAt)
+  const expiresAt = ms(spore.expiresAt)
+  if (issuedAt == null || expiresAt == null) throw new MalformedSporeError(name, source, 'issued_at and expires_at are required')
+  if (expiresAt <= issuedAt) throw new MalformedSporeError(name, source, 'expires_at is not after issued_at')
+  if (ctx.nowMs + ctx.clockSlackMs < issuedAt) {
+    throw new NotYetValidSporeError(name, source, `issued at ${spore.issuedAt!.toISOString()}, in the future beyond the clock slack`)
+  }
+  if (ctx.nowMs - ctx.clockSlackMs > expiresAt) {
+    throw new ExpiredSporeError(name, source, `expired at ${spore.expiresAt!.toISOString()}`)
+  }
+
+  const digest = createHash('sha256').update(signed.spore).digest('hex')
+  const mark = ctx.markFor(spore.name)
+  if (mark != null) {
+    if (spore.sequence < mark.sequence) {
+      throw new SporeRollbackError(name, source, `sequence ${spore.sequence} is lower than the trusted ${mark.sequence}`)
+    }
+    if (spore.sequence === mark.sequence && digest !== mark.digest) {
+      throw new SporeEquivocationError(name, source, `sequence ${spore.sequence} is already trusted with different content`)
+    }
+  }
+  return {
+    verified: { name: spore.name, sequence: spore.sequence, spore, signed, digest, source },
+    unchanged: mark != null && mark.sequence === spore.sequence
+  }
+}

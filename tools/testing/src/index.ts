@@ -1,0 +1,13 @@
+/**
+ * @packageDocumentation
+ * Shared test fixtures. Real parts only: the PKI is made by the openssl CLI,
+ * signatures by node's Ed25519.
+ */
+export { createTestPki, type TestPki } from './openssl-pki.js'
+export {
+  testSigningKey,
+  testTrustBundle,
+  signSporeForTest,
+  serviceSpore,
+  type TestSigningKey
+} from './spore-fixtures.js'
