@@ -1,0 +1,218 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Spore, type SignedSpore, type TrustBundle } from '@mycelium/core-interfaces'
+import {
+  createTestPki,
+  serviceSpore,
+  signSporeForTest,
+  testSigningKey,
+  testTrustBundle,
+  type TestPki,
+  type TestSigningKey
+} from '@mycelium/testing'
+import {
+  createSporeClient,
+  fileSource,
+  formatSporeBundleJson,
+  httpsSource,
+  sporeServiceSource,
+  type SporeClient,
+  type SporeClientStatus,
+  type SporeRejectedError
+} from '../src/index.js'
+import { nodeCredentials, startTestSporeServer, type TestSporeServer } from './helpers/grpc-servers.js'
+
+const NET = 'net1'
+let dir: string
+let keys: TestSigningKey[]
+let trustBundle: TrustBundle
+const clients: SporeClient[] = []
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'spore-client-'))
+  keys = [testSigningKey(), testSigningKey()]
+  trustBundle = testTrustBundle(NET, keys, 2)
+})
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.stop()))
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const sign = (spore: Spore): SignedSpore => signSporeForTest(spore, keys)
+const writeBundle = (path: string, spores: SignedSpore[]): void => writeFileSync(path, formatSporeBundleJson(spores))
+
+function client(sources: Parameters<typeof createSporeClient>[0], init: Partial<Parameters<typeof createSporeClient>[1]> = {}): SporeClient {
+  const c = createSporeClient(sources, { networkId: NET, trustBundle, cachePath: join(dir, 'cache', 'spores.bin'), ...init })
+  clients.push(c)
+  return c
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const v = probe()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('SporeClient', () => {
+  it('boots from the disk cache with every source unreachable', async () => {
+    const bootstrapPath = join(dir, 'bootstrap.json')
+    writeBundle(bootstrapPath, [sign(serviceSpore(NET, 'network-manager', 3, ['10.1.0.1:7000', '10.1.0.2:7000']))])
+    const first = client({ sources: [fileSource({ path: bootstrapPath })] })
+    await first.start()
+    await first.refresh()
+    expect(first.resolveService('network-manager').map((e) => e.address)).toEqual(['10.1.0.1:7000', '10.1.0.2:7000'])
+    await first.stop()
+
+    // Second boot: the file is gone, HTTPS points at a closed port.
+    rmSync(bootstrapPath)
+    const offline = client({
+      sources: [
+        fileSource({ path: bootstrapPath }),
+        httpsSource({ url: 'https://127.0.0.1:9/spores', caPem: '', timeoutMs: 500 })
+      ]
+    })
+    await offline.start()
+    // Served from the cache before any source answered.
+    expect(offline.resolveService('network-manager').map((e) => e.address)).toEqual(['10.1.0.1:7000', '10.1.0.2:7000'])
+    expect(offline.status().activeSource).toBe('cache')
+    const result = await offline.refresh()
+    expect(result.failures.map((f) => f.source)).toEqual([`file:${bootstrapPath}`, 'https://127.0.0.1:9/spores'])
+    expect(offline.resolveService('network-manager')).toHaveLength(2)
+  })
+
+  it('refuses a lower sequence, also after a restart, and keeps what it trusts', async () => {
+    const path = join(dir, 'bootstrap.json')
+    writeBundle(path, [sign(serviceSpore(NET, 'network-manager', 5, ['10.0.0.5:1']))])
+    const a = client({ sources: [fileSource({ path })] })
+    await a.start()
+    await a.refresh()
+    await a.stop()
+
+    writeBundle(path, [sign(serviceSpore(NET, 'network-manager', 4, ['10.6.6.6:1']))])
+    const b = client({ sources: [fileSource({ path })] })
+    const rejected: SporeRejectedError[] = []
+    b.on('spore:rejected', (e) => rejected.push(e))
+    await b.start()
+    await b.refresh()
+    expect(rejected.map((e) => [e.name, e.sporeName, e.source])).toEqual([['SporeRollbackError', 'service/network-manager', `file:${path}`]])
+    expect(b.resolveService('network-manager').map((e) => e.address)).toEqual(['10.0.0.5:1'])
+    expect(b.status().rejectedCount).toBe(1)
+  })
+
+  it('keeps rollback protection for a spore that expired while offline', async () => {
+    let now = Date.parse('2026-03-01T00:00:00Z')
+    const path = join(dir, 'bootstrap.json')
+    writeBundle(path, [sign(serviceSpore(NET, 'network-manager', 9, ['10.0.0.9:1'], now))])
+    const a = client({ sources: [fileSource({ path })] }, { now: () => now })
+    await a.start()
+    await a.refresh()
+    await a.stop()
+    now += 3 * 86_400_000 // the spore (1 day) has expired
+    writeBundle(path, [sign(serviceSpore(NET, 'network-manager', 2, ['10.6.6.6:1'], now))])
+    const b = client({ sources: [fileSource({ path })] }, { now: () => now })
+    const rejected: string[] = []
+    b.on('spore:rejected', (e) => rejected.push(e.name))
+    await b.start()
+    expect(b.resolveService('network-manager')).toEqual([]) // expired: not served
+    await b.refresh()
+    expect(rejected).toEqual(['ExpiredSporeError', 'SporeRollbackError'])
+  })
+
+  it('reports a corrupt cache and carries on without it', async () => {
+    const cachePath = join(dir, 'cache', 'spores.bin')
+    const seed = client({ sources: [] })
+    await seed.start()
+    seed.ingest([sign(serviceSpore(NET, 'network-manager', 1, ['10.0.0.1:1']))], 'test')
+    await seed.stop()
+    writeFileSync(cachePath, 'garbage')
+    writeFileSync(`${cachePath}.prev`, 'garbage')
+    const c = client({ sources: [] })
+    await c.start()
+    expect(c.status().cacheProblem).toMatch(/cache .*spores.bin ignored: .*bad magic/)
+    expect(c.list()).toEqual([])
+  })
+
+  it('rotates its trust bundle from a verified bootstrap spore and keeps it across restarts', async () => {
+    const newKeys = [testSigningKey()]
+    const rotated = testTrustBundle(NET, newKeys, 1)
+    const now = Date.now()
+    const bootstrap = sign({
+      networkId: NET,
+      name: 'bootstrap',
+      sequence: 2,
+      issuedAt: new Date(now - 1000),
+      expiresAt: new Date(now + 86_400_000),
+      body: { $case: 'bootstrap', value: { trustBundle: rotated, seeds: [], httpsUrls: [] } }
+    })
+    const byNewKey = signSporeForTest(serviceSpore(NET, 'network-manager', 1, ['10.9.9.9:1']), newKeys)
+    const a = client({ sources: [] })
+    await a.start()
+    // One batch, new-key spore first: the client orders the bootstrap spore before it.
+    expect(a.ingest([byNewKey, bootstrap], 'test').accepted).toEqual(['bootstrap', 'service/network-manager'])
+    await a.stop()
+    const b = client({ sources: [] })
+    await b.start()
+    expect(b.bootstrap().trustBundle.sporeKeys.map((k) => k.keyId)).toEqual([newKeys[0]!.keyId])
+    expect(b.resolveService('network-manager')).toHaveLength(1)
+  })
+
+  describe('following the Spore Manager', () => {
+    let pki: TestPki
+    let server: TestSporeServer
+    beforeAll(() => {
+      pki = createTestPki(NET)
+    })
+    afterAll(() => pki.cleanup())
+    afterEach(() => server?.kill())
+
+    it('follows WatchSpores, serves the cache while the manager is dead, and reconnects with backoff', async () => {
+      server = await startTestSporeServer(pki, 'manager')
+      const smSpore = sign(serviceSpore(NET, 'spore-manager', 1, [server.address]))
+      const nm = (seq: number, addr: string): SignedSpore => sign(serviceSpore(NET, 'network-manager', seq, [addr]))
+      server.serve([smSpore, nm(1, '10.0.0.1:1')])
+
+      const bootstrapPath = join(dir, 'bootstrap.json')
+      writeBundle(bootstrapPath, [smSpore])
+      let c: SporeClient | undefined
+      const sm = sporeServiceSource({ credentials: nodeCredentials(pki), endpoints: () => c!.resolveService('spore-manager'), rateLimit: { burst: 50, perSecond: 50 } })
+      c = client({ sources: [fileSource({ path: bootstrapPath })], sporeManager: sm }, { reconnect: { initialMs: 50, maxMs: 400 } })
+      const statuses: SporeClientStatus[] = []
+      c.on('status', (s) => statuses.push(s))
+      await c.start()
+
+      // Learns the Spore Manager from the bootstrap file, then follows its stream.
+      await until('network-manager from the watch stream', () => c!.resolveService('network-manager')[0]?.address === '10.0.0.1:1')
+      await until('mode spore-manager', () => c!.status().mode === 'spore-manager')
+
+      const changed = once(c, 'change')
+      server.serve([smSpore, nm(2, '10.0.0.2:1')])
+      expect(await changed).toEqual([['service/network-manager']])
+      expect(c.resolveService('network-manager')[0]?.address).toBe('10.0.0.2:1')
+
+      // Kill the manager: fallback, cached set still served.
+      const opened = server.watchesOpened
+      server.kill()
+      await until('fallback', () => c!.status().mode === 'fallback')
+      expect(c.status().reason).toMatch(/Spore Manager unavailable/)
+      expect(c.resolveService('network-manager')[0]?.address).toBe('10.0.0.2:1')
+      // Reconnect attempts keep going, spaced by backoff (bounded by maxMs 400).
+      await new Promise((r) => setTimeout(r, 1200))
+      const fallbacks = statuses.filter((s) => s.mode === 'fallback').length
+      expect(fallbacks).toBeGreaterThanOrEqual(2)
+      expect(fallbacks).toBeLessThan(60)
+
+      // The manager returns on the same address with a newer spore.
+      server.serve([smSpore, nm(3, '10.0.0.3:1')])
+      await server.restart()
+      await until('reconnected and caught up', () => c!.resolveService('network-manager')[0]?.address === '10.0.0.3:1')
+      await until('mode spore-manager again', () => c!.status().mode === 'spore-manager')
+      expect(server.watchesOpened).toBeGreaterThan(opened)
+    })
+  })
+})
