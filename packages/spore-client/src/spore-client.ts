@@ -303,8 +303,12 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
       // Our own checksummed state: the rotated bundle in it is trusted as is.
       this.trust = trustedSporeKeys(state.trustBundle, this.networkId, `${this.cachePath} trustBundle`)
       this.trustBundle = state.trustBundle
-      for (const [name, mark] of Object.entries(state.marks)) this.marks.set(name, mark)
+      // Re-verify the cached spores in full (signatures, expiry), then restore
+      // the rollback marks, which outlive expired spores.
       this.ingest(state.spores, 'cache')
+      for (const [name, mark] of Object.entries(state.marks)) {
+        if (mark.sequence >= (this.marks.get(name)?.sequence ?? 0)) this.marks.set(name, mark)
+      }
     } catch (err) {
       const problem = `cache ${this.cachePath} ignored: ${(err as Error).message}`
       this.log.error(problem, { err })

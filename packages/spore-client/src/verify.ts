@@ -82,25 +82,9 @@ export function decodeSignedSpore(bytes: Uint8Array, source: string): SignedSpor
   }
 }
 
-/**
- * Verifies one signed spore against the trust keys, the clock and what is
- * already trusted. Returns the verified spore; `unchanged` is true when it is
- * exactly the spore already trusted. Throws a SporeRejectedError otherwise.
- *
- * Order matters: signatures are checked before any field is believed; the
- * name is decoded first only so that errors can say which spore failed.
- */
-export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified: VerifiedSpore; unchanged: boolean } {
-  const { source, trust } = ctx
-  let spore: Spore
-  try {
-    spore = Spore.decode(signed.spore)
-  } catch (err) {
-    throw new MalformedSporeError(UNDECODABLE, source, `not a Spore: ${(err as Error).message}`)
-  }
-  const name = spore.name.length > 0 ? spore.name : UNDECODABLE
-
-  // Signatures: count distinct trusted keys whose signature verifies.
+/** Throws unless distinct trusted keys with valid signatures reach the threshold. */
+function checkSignatures(signed: SignedSpore, trust: TrustedKeys, name: string, source: string): void {
+  // Count distinct trusted keys whose signature verifies.
   const valid = new Set<string>()
   const unknown: string[] = []
   const duplicated: string[] = []
@@ -117,8 +101,12 @@ export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified
       unknown.push(sig.keyId)
       continue
     }
-    if (sig.signature.length === 64 && verifySignature(null, signed.spore, key, sig.signature)) valid.add(sig.keyId)
-    else failed.push(sig.keyId)
+    if (sig.signature.length === 64 && verifySignature(null, signed.spore, key, sig.signature)) {
+      valid.add(sig.keyId)
+      if (valid.size >= trust.threshold) return // enough; the rest need not cost a verification
+    } else {
+      failed.push(sig.keyId)
+    }
   }
   if (valid.size < trust.threshold) {
     // Report the most telling cause: tampering, then double counting, then strangers.
@@ -134,6 +122,35 @@ export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified
     }
     throw new InsufficientSporeSignaturesError(name, source, need)
   }
+}
+
+/**
+ * Verifies one signed spore against the trust keys, the clock and what is
+ * already trusted. Returns the verified spore; `unchanged` is true when it is
+ * exactly the spore already trusted. Throws a SporeRejectedError otherwise.
+ *
+ * Order matters: signatures are checked before any field is believed; the
+ * name and sequence are read first only to name the spore in errors and to
+ * recognise bytes identical to a spore already trusted.
+ */
+export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified: VerifiedSpore; unchanged: boolean } {
+  const { source, trust } = ctx
+  let spore: Spore
+  try {
+    spore = Spore.decode(signed.spore)
+  } catch (err) {
+    throw new MalformedSporeError(UNDECODABLE, source, `not a Spore: ${(err as Error).message}`)
+  }
+  const name = spore.name.length > 0 ? spore.name : UNDECODABLE
+
+  // Exactly the bytes already trusted under this name and sequence: they were
+  // verified when first accepted, and a copy of them gains an attacker
+  // nothing, so the costly signature checks are skipped (watch snapshots,
+  // polls and peers resend the same set all the time). Time is still checked.
+  const digest = createHash('sha256').update(signed.spore).digest('hex')
+  const mark = ctx.markFor(spore.name)
+  const alreadyTrusted = mark != null && mark.sequence === spore.sequence && mark.digest === digest
+  if (!alreadyTrusted) checkSignatures(signed, trust, name, source)
 
   if (spore.networkId !== trust.networkId) {
     throw new WrongNetworkSporeError(name, source, `is for network "${spore.networkId}", this node is in "${trust.networkId}"`)
@@ -151,8 +168,6 @@ export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified
     throw new ExpiredSporeError(name, source, `expired at ${spore.expiresAt!.toISOString()}`)
   }
 
-  const digest = createHash('sha256').update(signed.spore).digest('hex')
-  const mark = ctx.markFor(spore.name)
   if (mark != null) {
     if (spore.sequence < mark.sequence) {
       throw new SporeRollbackError(name, source, `sequence ${spore.sequence} is lower than the trusted ${mark.sequence}`)
@@ -163,6 +178,6 @@ export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified
   }
   return {
     verified: { name: spore.name, sequence: spore.sequence, spore, signed, digest, source },
-    unchanged: mark != null && mark.sequence === spore.sequence
+    unchanged: alreadyTrusted
   }
 }

@@ -52,6 +52,18 @@ describe('verifySpore', () => {
     expect(verifySpore(signed, ctx({ [verified.name]: { sequence: 5, digest: verified.digest } })).unchanged).toBe(true)
   })
 
+  it('recognises exact bytes already trusted without re-checking signatures, but still checks time', () => {
+    const signed = signSporeForTest(spore(), [keys[0]!, keys[1]!])
+    const { verified } = verifySpore(signed, ctx())
+    const mark = { [verified.name]: { sequence: 5, digest: verified.digest } }
+    const stripped = { ...signed, signatures: [] }
+    expect(verifySpore(stripped, ctx(mark)).unchanged).toBe(true)
+    expect(rejection(stripped, ctx(mark, NOW + 2 * 86_400_000)).name).toBe('ExpiredSporeError')
+    // other bytes at the trusted sequence still need (and lack) signatures
+    const other = { spore: Buffer.from(Spore.encode({ ...spore(), name: 'service/network-manager', issuedAt: new Date(NOW) }).finish()), signatures: [] }
+    expect(rejection(other, ctx(mark)).name).toBe('InsufficientSporeSignaturesError')
+  })
+
   const cases: Array<[string, () => SignedSpore, string, string, VerifyContext?]> = [
     ['one signature short of the threshold', () => signSporeForTest(spore(), [keys[0]!]), 'InsufficientSporeSignaturesError', '1 valid of 2'],
     ['a signature by an unknown key', () => signSporeForTest(spore(), [keys[0]!, stranger]), 'UnknownSporeKeyError', stranger.keyId],

@@ -1,0 +1,38 @@
+import { writeFile } from 'node:fs/promises'
+import { Command } from 'commander'
+import { machine, markdownReport, runScenario, type Scenario, type ScenarioResult } from './harness.js'
+import { sporeVerifyScenarios } from './scenarios/spore-verify.js'
+
+const ALL: Scenario[] = [...sporeVerifyScenarios]
+
+const program = new Command('bench')
+  .description('Run the Mycelium core benchmarks and write bench-results.json and bench-results.md')
+  .option('--only <ids...>', 'scenario ids or id prefixes to run (default: all)')
+  .option('--out <prefix>', 'report path prefix', 'bench-results')
+  .option('--list', 'list scenarios and exit')
+  .parse()
+
+const opts = program.opts<{ only?: string[]; out: string; list?: boolean }>()
+if (opts.list === true) {
+  for (const s of ALL) console.log(`${s.id}\t${s.description}`)
+  process.exit(0)
+}
+const chosen = opts.only == null ? ALL : ALL.filter((s) => opts.only!.some((o) => s.id === o || s.id.startsWith(o)))
+if (chosen.length === 0) {
+  console.error(`no scenario matches ${opts.only!.join(', ')}; try --list`)
+  process.exit(2)
+}
+
+const m = machine()
+console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}`)
+const results: ScenarioResult[] = []
+for (const s of chosen) {
+  console.log(`${s.id}: ${s.description}`)
+  results.push(await runScenario(s, (line) => console.log(line)))
+}
+const at = new Date()
+const md = markdownReport(m, results, at)
+await writeFile(`${opts.out}.json`, `${JSON.stringify({ at: at.toISOString(), machine: m, results }, null, 2)}\n`)
+await writeFile(`${opts.out}.md`, md)
+console.log(`\n${md}`)
+console.log(`wrote ${opts.out}.json and ${opts.out}.md`)
