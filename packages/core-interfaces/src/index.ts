@@ -52,5 +52,6 @@ export {
   CorruptStateError,
   isCorruptStateError,
   readStateFile,
-  writeStateFile
+  writeStateFile,
+  writeFileAtomic
 } from './state-file.js'

@@ -78,14 +78,23 @@ async function fsyncPath(path: string, flags: string): Promise<void> {
   }
 }
 
-/** Atomically replaces `path` with `data`, keeping the old content as `<path>.prev`. */
-export async function writeStateFile(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
+/**
+ * Atomically replaces `path` with `data` (temp file in the same directory,
+ * fsync, rename, fsync of the directory). With `keepPrevious`, the old
+ * content stays as `<path>.prev`; a hard link keeps `path` present the whole
+ * time, so a reader never finds neither file.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  options: { mode?: number; keepPrevious?: boolean } = {}
+): Promise<void> {
   const dir = dirname(path)
   await mkdir(dir, { recursive: true })
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`)
-  const handle = await open(tmp, 'w', mode)
+  const handle = await open(tmp, 'w', options.mode ?? 0o600)
   try {
-    await handle.writeFile(encode(data))
+    await handle.writeFile(data)
     await handle.sync()
   } catch (err) {
     await handle.close()
@@ -93,17 +102,22 @@ export async function writeStateFile(path: string, data: Uint8Array, mode = 0o60
     throw err
   }
   await handle.close()
-  // Keep the current content as the previous copy. A hard link keeps `path`
-  // present the whole time, so a reader never finds neither file.
-  const prevTmp = `${tmp}.prev`
-  try {
-    await link(path, prevTmp)
-    await rename(prevTmp, `${path}.prev`)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  if (options.keepPrevious === true) {
+    const prevTmp = `${tmp}.prev`
+    try {
+      await link(path, prevTmp)
+      await rename(prevTmp, `${path}.prev`)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
   }
   await rename(tmp, path)
   await fsyncPath(dir, 'r')
+}
+
+/** Atomically replaces a checksummed state file, keeping the old content as `<path>.prev`. */
+export async function writeStateFile(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
+  await writeFileAtomic(path, encode(data), { mode, keepPrevious: true })
 }
 
 /**

@@ -1,10 +1,11 @@
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import {
   InvalidInputError,
   isInvalidInputError,
   Spore,
   TrustBundle,
+  writeFileAtomic,
   type SignedSpore
 } from '@mycelium/core-interfaces'
 import {
@@ -49,12 +50,8 @@ async function readSporesIfExists(file: string): Promise<SignedSpore[]> {
   }
 }
 
-/** Write beside, then rename: a crash never leaves a half-written bundle. */
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, text)
-  await rename(tmp, file)
-}
+/** A crash never leaves a half-written bundle or trust file. */
+const writeAtomically = (file: string, text: string): Promise<void> => writeFileAtomic(file, text, { mode: 0o644 })
 
 const nameOf = (s: SignedSpore): string => Spore.decode(s.spore).name
 
