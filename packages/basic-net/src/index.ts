@@ -1,8 +1,47 @@
 /**
  * @packageDocumentation
- * Node identity, mTLS channels, peer discovery and failure detection for the Mycelium core.
- *
- * Not built yet: issue #4 delivers this package. It exists now so the
- * workspace has its final shape and every later change lands in place.
+ * The core's own connectivity, independent of the distributed services:
+ * identity (key, CSR, certificate chain, trust bundle) and mTLS credentials
+ * that check the peer's role; dialing; peer discovery; failure detection and
+ * heartbeats; the PeerAssist server.
  */
-export {}
+export { CertificateAuthority, createCsr, parseCsr, parseCertificates, type ParsedCsr, type IssueOptions } from './x509.js'
+export {
+  inspectIdentity,
+  verifyChain,
+  validityProblem,
+  type IdentityMaterial,
+  type IdentityReport,
+  type InspectOptions
+} from './identity/inspect.js'
+export { loadOrCreateKey, type LoadedKey } from './identity/node-key.js'
+export {
+  createIdentityStore,
+  type IdentityStore,
+  type IdentityStoreComponents,
+  type IdentityStoreInit,
+  type IdentityStoreEvents,
+  DEFAULT_IDENTITY_RELOAD_INTERVAL_MS
+} from './identity/identity-store.js'
+export {
+  PeerIdentityError,
+  isPeerIdentityError,
+  checkPeerIdentity,
+  spiffeIdFromSubjectAltName,
+  type PeerRequirement
+} from './tls/peer-identity.js'
+export {
+  clientCredentials,
+  serverCredentials,
+  peerRoleInterceptor,
+  callerIdentity,
+  defaultChannelOptions,
+  DEFAULT_SERVER_OPTIONS
+} from './tls/credentials.js'
+export {
+  createPeerAssistServer,
+  type PeerAssistServer,
+  type PeerAssistServerComponents,
+  type PeerAssistServerInit,
+  type SharedSpore
+} from './peer-assist-server.js'

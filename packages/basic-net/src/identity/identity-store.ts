@@ -1,0 +1,229 @@
+import { createHash, type KeyObject } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import type { experimental } from '@grpc/grpc-js'
+import {
+  formatSpiffeId,
+  IdentityState,
+  InvalidInputError,
+  silentLogger,
+  writeFileAtomic,
+  type Logger,
+  type SpiffeRole,
+  type Startable
+} from '@mycelium/core-interfaces'
+import { createCsr } from '../x509.js'
+import { inspectIdentity, type IdentityMaterial, type IdentityReport } from './inspect.js'
+import { loadOrCreateKey } from './node-key.js'
+
+type CertificateProvider = experimental.CertificateProvider
+type CaListener = experimental.CaCertificateUpdateListener
+type IdentityListener = experimental.IdentityCertificateUpdateListener
+
+export interface IdentityStoreComponents {
+  logger?: Logger
+}
+
+export interface IdentityStoreInit {
+  networkId: string
+  /** Node id, or the service name of a manager identity. */
+  name: string
+  /** @default 'node' */
+  role?: SpiffeRole
+  keyFile: string
+  certificateFile: string
+  caFile: string
+  /** How often the files are re-read and the validity re-checked. @default 5000 */
+  reloadIntervalMs?: number
+  /** @default a third of the certificate's lifetime */
+  renewBeforeMs?: number
+  now?: () => number
+}
+
+export const DEFAULT_IDENTITY_RELOAD_INTERVAL_MS = 5000
+
+export interface IdentityStoreEvents {
+  /** New usable material is in force (new connections use it). */
+  change: [report: IdentityReport]
+  /** The identity state changed (e.g. VALID → RENEWAL_DUE → EXPIRED). */
+  state: [report: IdentityReport]
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/**
+ * The identity of this process on disk: key (created here, 0600), certificate
+ * chain and trust bundle. It re-reads the files on an interval and hands new
+ * usable material to grpc-js as a CertificateProvider, so renewed
+ * certificates reach new connections without a restart. Material that fails
+ * inspection is reported and never replaces usable material.
+ */
+class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements Startable, CertificateProvider {
+  private readonly log: Logger
+  private readonly role: SpiffeRole
+  private readonly spiffe: string
+  private key?: { privateKey: KeyObject; pem: string }
+  private inForce?: IdentityMaterial
+  private inForceDigest?: string
+  private last: IdentityReport = { state: IdentityState.MISSING, reason: 'not loaded yet', usable: false }
+  private timer?: NodeJS.Timeout
+  private reloading?: Promise<IdentityReport>
+  private readonly caListeners = new Set<CaListener>()
+  private readonly identityListeners = new Set<IdentityListener>()
+
+  constructor(components: IdentityStoreComponents, private readonly init: IdentityStoreInit) {
+    super()
+    this.log = (components.logger ?? silentLogger()).forComponent('basic-net:identity')
+    this.role = init.role ?? 'node'
+    this.spiffe = formatSpiffeId({ networkId: init.networkId, role: this.role, name: init.name })
+  }
+
+  get spiffeId(): string {
+    return this.spiffe
+  }
+
+  isStarted(): boolean {
+    return this.timer != null
+  }
+
+  async start(): Promise<void> {
+    if (this.timer != null) return
+    this.key = await loadOrCreateKey(this.init.keyFile, this.log)
+    await this.reload()
+    this.timer = setInterval(() => void this.reload().catch((err: unknown) => this.log.error('identity reload failed', { err })), this.init.reloadIntervalMs ?? DEFAULT_IDENTITY_RELOAD_INTERVAL_MS)
+    this.timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  /** The latest inspection. */
+  report(): IdentityReport {
+    return this.last
+  }
+
+  /** The usable material in force, if any. */
+  material(): IdentityMaterial | undefined {
+    return this.inForce
+  }
+
+  /** A CSR for this identity, signed by its key (for enrolment and renewal). */
+  async createCsr(): Promise<Buffer> {
+    if (this.key == null) this.key = await loadOrCreateKey(this.init.keyFile, this.log)
+    return createCsr(this.key.privateKey, this.spiffe)
+  }
+
+  /**
+   * Installs a certificate chain (and optionally a new trust bundle) after
+   * checking it against the key and the network. Bad material is refused
+   * with InvalidInputError and nothing on disk changes.
+   */
+  async install(certificateChainPem: string, caPem?: string): Promise<IdentityReport> {
+    if (this.key == null) this.key = await loadOrCreateKey(this.init.keyFile, this.log)
+    const ca = caPem ?? (await readOptional(this.init.caFile)) ?? ''
+    const report = inspectIdentity({ keyPem: this.key.pem, certificateChainPem, caPem: ca }, this.inspectOptions())
+    if (!report.usable) throw new InvalidInputError(`refusing to install: ${report.reason}`, this.init.certificateFile)
+    if (caPem != null) await writeFileAtomic(this.init.caFile, caPem, { mode: 0o644 })
+    await writeFileAtomic(this.init.certificateFile, certificateChainPem, { mode: 0o644 })
+    return this.reload()
+  }
+
+  /** Re-reads the files and re-checks validity now (joins a reload under way). */
+  reload(): Promise<IdentityReport> {
+    this.reloading ??= this.doReload().finally(() => {
+      this.reloading = undefined
+    })
+    return this.reloading
+  }
+
+  private inspectOptions() {
+    return {
+      networkId: this.init.networkId,
+      role: this.role,
+      name: this.init.name,
+      nowMs: (this.init.now ?? Date.now)(),
+      ...(this.init.renewBeforeMs != null ? { renewBeforeMs: this.init.renewBeforeMs } : {})
+    }
+  }
+
+  private async doReload(): Promise<IdentityReport> {
+    if (this.key == null) this.key = await loadOrCreateKey(this.init.keyFile, this.log)
+    const [chain, ca] = await Promise.all([readOptional(this.init.certificateFile), readOptional(this.init.caFile)])
+    let report: IdentityReport
+    if (chain == null || ca == null) {
+      report = {
+        state: IdentityState.MISSING,
+        reason: chain == null ? `no certificate at ${this.init.certificateFile}: enrolment needed` : `no trust bundle at ${this.init.caFile}`,
+        usable: false
+      }
+    } else {
+      const material: IdentityMaterial = { keyPem: this.key.pem, certificateChainPem: chain, caPem: ca }
+      report = inspectIdentity(material, this.inspectOptions())
+      const digest = createHash('sha256').update(chain).update('\0').update(ca).digest('hex')
+      if (report.usable && digest !== this.inForceDigest) {
+        this.inForce = material
+        this.inForceDigest = digest
+        this.publish()
+        this.log.info('identity material in force', { spiffeId: this.spiffe, notAfter: report.notAfter?.toISOString() })
+        this.emit('change', report)
+      }
+    }
+    if (report.state !== this.last.state || report.reason !== this.last.reason) {
+      const log = report.usable ? this.log.info.bind(this.log) : this.log.warn.bind(this.log)
+      log('identity state', { state: IdentityState[report.state], reason: report.reason })
+      this.last = report
+      this.emit('state', report)
+    }
+    this.last = report
+    return report
+  }
+
+  private publish(): void {
+    const m = this.inForce
+    if (m == null) return
+    for (const l of this.caListeners) l({ caCertificate: Buffer.from(m.caPem) })
+    for (const l of this.identityListeners) l({ certificate: Buffer.from(m.certificateChainPem), privateKey: Buffer.from(m.keyPem) })
+  }
+
+  // grpc-js registers its watcher only after adding the listener, so the
+  // current material is delivered on the next microtask, not synchronously.
+  addCaCertificateListener(listener: CaListener): void {
+    this.caListeners.add(listener)
+    queueMicrotask(() => {
+      if (this.inForce != null && this.caListeners.has(listener)) listener({ caCertificate: Buffer.from(this.inForce.caPem) })
+    })
+  }
+
+  removeCaCertificateListener(listener: CaListener): void {
+    this.caListeners.delete(listener)
+  }
+
+  addIdentityCertificateListener(listener: IdentityListener): void {
+    this.identityListeners.add(listener)
+    queueMicrotask(() => {
+      if (this.inForce != null && this.identityListeners.has(listener)) {
+        listener({ certificate: Buffer.from(this.inForce.certificateChainPem), privateKey: Buffer.from(this.inForce.keyPem) })
+      }
+    })
+  }
+
+  removeIdentityCertificateListener(listener: IdentityListener): void {
+    this.identityListeners.delete(listener)
+  }
+}
+
+export type IdentityStore = DefaultIdentityStore
+
+/** The identity (key, certificate chain, trust bundle) of a node or manager, reloaded from disk. */
+export function createIdentityStore(components: IdentityStoreComponents, init: IdentityStoreInit): IdentityStore {
+  return new DefaultIdentityStore(components, init)
+}

@@ -1,0 +1,175 @@
+import * as grpc from '@grpc/grpc-js'
+import {
+  PeerAssistService,
+  Phase,
+  silentLogger,
+  type DistressSignal,
+  type Logger,
+  type PeerAssistServer as PeerAssistHandlers,
+  type SignedSpore,
+  type Startable
+} from '@mycelium/core-interfaces'
+import { DEFAULT_SERVER_OPTIONS, callerIdentity, serverCredentials } from './tls/credentials.js'
+import type { IdentityStore } from './identity/identity-store.js'
+
+/** A spore this node trusts, as spore-client lists it. */
+export interface SharedSpore {
+  name: string
+  sequence: number
+  signed: SignedSpore
+}
+
+export interface PeerAssistServerComponents {
+  logger?: Logger
+  identity: IdentityStore
+  /** Verified spores to share with peers (spore-client's `list()`). */
+  spores?: () => SharedSpore[]
+  /** This node's phase and whether it reaches a Network Manager. */
+  state?: () => { phase: Phase; managersReachable: boolean }
+  /**
+   * Delivers a distress signal toward the managers (bootstrap-agent wires it
+   * to the Network Manager when MANAGED). Without it nothing is delivered.
+   */
+  onDistress?: (signal: DistressSignal) => Promise<{ delivered: boolean; reason: string }>
+}
+
+export interface PeerAssistServerInit {
+  networkId: string
+  nodeId: string
+  /** "host:port"; port 0 picks one. @default "127.0.0.1:0" */
+  listenAddress?: string
+  /** Distress ids remembered to drop repeats. @default 1024 */
+  distressMemory?: number
+}
+
+/**
+ * Serves PeerAssist over mTLS to node identities only: Ping (for failure
+ * detectors), GetSpores (verified spores; the caller verifies again) and
+ * RelayDistress (deduplicated, hop-limited).
+ */
+class DefaultPeerAssistServer implements Startable {
+  private readonly log: Logger
+  private server?: grpc.Server
+  private boundPort = 0
+  private readonly seenDistress = new Set<string>()
+
+  constructor(
+    private readonly components: PeerAssistServerComponents,
+    private readonly init: PeerAssistServerInit
+  ) {
+    this.log = (components.logger ?? silentLogger()).forComponent('basic-net:peer-assist')
+  }
+
+  get port(): number {
+    return this.boundPort
+  }
+
+  get address(): string {
+    const host = (this.init.listenAddress ?? '127.0.0.1:0').replace(/:\d+$/, '')
+    return `${host}:${this.boundPort}`
+  }
+
+  isStarted(): boolean {
+    return this.server != null
+  }
+
+  async start(): Promise<void> {
+    if (this.server != null) return
+    const server = new grpc.Server(DEFAULT_SERVER_OPTIONS)
+    server.addService(PeerAssistService, this.handlers())
+    const creds = serverCredentials(this.components.identity, { networkId: this.init.networkId, role: 'node' })
+    try {
+      this.boundPort = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(this.init.listenAddress ?? '127.0.0.1:0', creds, (err, port) => (err != null ? reject(err) : resolve(port)))
+      )
+    } catch (err) {
+      server.forceShutdown()
+      throw err
+    }
+    this.server = server
+    this.log.info('PeerAssist serving', { address: this.address })
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server
+    if (server == null) return
+    this.server = undefined
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        server.forceShutdown()
+        resolve()
+      }, 2000)
+      force.unref()
+      server.tryShutdown(() => {
+        clearTimeout(force)
+        resolve()
+      })
+    })
+  }
+
+  private handlers(): PeerAssistHandlers {
+    const required = { networkId: this.init.networkId, role: 'node' as const }
+    return {
+      ping: (call, callback) => {
+        const state = this.components.state?.() ?? { phase: Phase.UNSPECIFIED, managersReachable: false }
+        callback(null, {
+          sequence: call.request.sequence,
+          phase: state.phase,
+          managersReachable: state.managersReachable,
+          identity: {
+            networkId: this.init.networkId,
+            nodeId: this.init.nodeId,
+            spiffeId: this.components.identity.spiffeId,
+            certificateSha256: this.components.identity.report().certificateSha256 ?? ''
+          }
+        })
+      },
+      getSpores: (call, callback) => {
+        const known = call.request.knownSequences
+        const spores = (this.components.spores?.() ?? []).filter((s) => s.sequence > (known[s.name] ?? 0)).map((s) => s.signed)
+        callback(null, { spores })
+      },
+      relayDistress: (call, callback) => {
+        const signal = call.request.signal
+        if (signal == null || signal.distressId === '') {
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: 'RelayDistressRequest.signal.distress_id is required' })
+          return
+        }
+        if (this.seenDistress.has(signal.distressId)) {
+          callback(null, { delivered: false, reason: 'already relayed' })
+          return
+        }
+        this.remember(signal.distressId)
+        if (signal.hopsRemaining === 0) {
+          callback(null, { delivered: false, reason: 'hop limit reached' })
+          return
+        }
+        const from = callerIdentity(call, required)
+        this.log.warn('distress signal from peer', { from: from.name, node: signal.node?.nodeId, reason: signal.reason })
+        const relay = this.components.onDistress
+        if (relay == null) {
+          callback(null, { delivered: false, reason: 'this node has no route to a manager' })
+          return
+        }
+        relay({ ...signal, hopsRemaining: signal.hopsRemaining - 1 }).then(
+          (result) => callback(null, result),
+          (err: unknown) => callback(null, { delivered: false, reason: `relay failed: ${(err as Error).message}` })
+        )
+      }
+    }
+  }
+
+  private remember(id: string): void {
+    this.seenDistress.add(id)
+    if (this.seenDistress.size > (this.init.distressMemory ?? 1024)) {
+      // Sets iterate in insertion order: drop the oldest.
+      this.seenDistress.delete(this.seenDistress.values().next().value as string)
+    }
+  }
+}
+
+export type PeerAssistServer = DefaultPeerAssistServer
+
+export function createPeerAssistServer(components: PeerAssistServerComponents, init: PeerAssistServerInit): PeerAssistServer {
+  return new DefaultPeerAssistServer(components, init)
+}
