@@ -45,3 +45,14 @@ export {
   type PeerAssistServerInit,
   type SharedSpore
 } from './peer-assist-server.js'
+export { PhiAccrualDetector, type PhiAccrualInit, type DetectorState, type DetectorTransition } from './failure-detector.js'
+export {
+  createPeerMonitor,
+  type PeerMonitor,
+  type PeerMonitorComponents,
+  type PeerMonitorInit,
+  type PeerMonitorEvents,
+  type PeerEntry,
+  type PeerSource,
+  DEFAULT_PING_INTERVAL_MS
+} from './peers/peer-monitor.js'

@@ -1,0 +1,238 @@
+import * as grpc from '@grpc/grpc-js'
+import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  PeerAssistClient,
+  Phase,
+  silentLogger,
+  type Endpoint,
+  type Logger,
+  type PingResponse,
+  type Startable
+} from '@mycelium/core-interfaces'
+import { PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
+
+export type PeerSource = 'seed' | 'spore' | 'multicast'
+
+/** One row of the peer table. */
+export interface PeerEntry {
+  /** The PeerAssist address; the table's key. */
+  address: string
+  /** Learned from the peer's ping answer or its announcement. */
+  nodeId?: string
+  source: PeerSource
+  state: DetectorState
+  phi: number
+  lastSeenMs?: number
+  rttMs?: number
+  phase?: Phase
+  managersReachable?: boolean
+}
+
+export interface PeerMonitorEvents {
+  'peer:up': [peer: PeerEntry]
+  'peer:suspect': [peer: PeerEntry]
+  'peer:down': [peer: PeerEntry]
+}
+
+export interface PeerMonitorComponents {
+  logger?: Logger
+  /** mTLS credentials requiring a node identity (basic-net `clientCredentials`). */
+  credentials: grpc.ChannelCredentials
+  /** This node's phase, sent in pings. */
+  phase?: () => Phase
+}
+
+export interface PeerMonitorInit {
+  /** This node's id: a peer answering with it is ourselves and is dropped. */
+  selfNodeId: string
+  /** @default 1000 */
+  pingIntervalMs?: number
+  /** @default pingIntervalMs */
+  pingTimeoutMs?: number
+  /** @default expectedIntervalMs = pingIntervalMs, other defaults of PhiAccrualDetector */
+  detector?: PhiAccrualInit
+  channelOptions?: grpc.ChannelOptions
+}
+
+export const DEFAULT_PING_INTERVAL_MS = 1000
+
+interface Tracked {
+  entry: PeerEntry
+  detector: PhiAccrualDetector
+  client: PeerAssistClient
+  controller: AbortController
+  loop?: Promise<void>
+}
+
+/**
+ * The peer table and its heartbeats: pings every peer over mTLS
+ * (PeerAssist.Ping) and runs a phi-accrual detector per peer, emitting
+ * `peer:up`, `peer:suspect` and `peer:down`.
+ */
+class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Startable {
+  private readonly log: Logger
+  private readonly peersByAddress = new Map<string, Tracked>()
+  private readonly intervalMs: number
+  private readonly timeoutMs: number
+  private controller?: AbortController
+  private evaluator?: NodeJS.Timeout
+  private sequence = 0
+
+  constructor(
+    private readonly components: PeerMonitorComponents,
+    private readonly init: PeerMonitorInit
+  ) {
+    super()
+    this.log = (components.logger ?? silentLogger()).forComponent('basic-net:peers')
+    this.intervalMs = init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS
+    this.timeoutMs = init.pingTimeoutMs ?? this.intervalMs
+  }
+
+  isStarted(): boolean {
+    return this.controller != null
+  }
+
+  start(): void {
+    if (this.controller != null) return
+    this.controller = new AbortController()
+    for (const tracked of this.peersByAddress.values()) this.startLoop(tracked)
+    this.evaluator = setInterval(() => this.evaluateAll(), Math.max(10, Math.floor(this.intervalMs / 4)))
+    this.evaluator.unref()
+  }
+
+  async stop(): Promise<void> {
+    if (this.controller == null) return
+    this.controller.abort()
+    this.controller = undefined
+    clearInterval(this.evaluator)
+    const loops = [...this.peersByAddress.values()].map((t) => {
+      t.controller.abort()
+      return t.loop
+    })
+    await Promise.allSettled(loops)
+    for (const t of this.peersByAddress.values()) t.client.close()
+    this.peersByAddress.clear()
+  }
+
+  /** Adds a peer (idempotent per address; a better-known id or source is kept). */
+  addPeer(peer: { endpoint: Endpoint; source: PeerSource; nodeId?: string }): void {
+    const address = peer.endpoint.address
+    const existing = this.peersByAddress.get(address)
+    if (existing != null) {
+      if (peer.nodeId != null) existing.entry.nodeId = peer.nodeId
+      return
+    }
+    if (peer.nodeId === this.init.selfNodeId) return
+    const tracked: Tracked = {
+      entry: { address, source: peer.source, state: 'unknown', phi: 0, ...(peer.nodeId != null ? { nodeId: peer.nodeId } : {}) },
+      detector: new PhiAccrualDetector({ expectedIntervalMs: this.intervalMs, ...this.init.detector }),
+      client: new PeerAssistClient(address, this.components.credentials, this.init.channelOptions),
+      controller: new AbortController()
+    }
+    this.peersByAddress.set(address, tracked)
+    this.log.info('peer added', { address, source: peer.source, nodeId: peer.nodeId })
+    if (this.controller != null) this.startLoop(tracked)
+  }
+
+  removePeer(address: string): void {
+    const tracked = this.peersByAddress.get(address)
+    if (tracked == null) return
+    tracked.controller.abort()
+    this.peersByAddress.delete(address)
+    void tracked.loop?.finally(() => tracked.client.close())
+  }
+
+  /** A snapshot of the table. */
+  peers(): PeerEntry[] {
+    const now = Date.now()
+    return [...this.peersByAddress.values()].map((t) => ({ ...t.entry, phi: t.detector.phi(now) }))
+  }
+
+  /** Peers currently alive, best first (for spore and distress requests). */
+  alivePeers(): Endpoint[] {
+    return this.peers()
+      .filter((p) => p.state === 'alive')
+      .sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity))
+      .map((p) => ({ address: p.address, expectedIdentity: '', zone: '', priority: 0 }))
+  }
+
+  private startLoop(tracked: Tracked): void {
+    const signal = AbortSignal.any([this.controller!.signal, tracked.controller.signal])
+    tracked.loop = this.pingLoop(tracked, signal)
+  }
+
+  private async pingLoop(tracked: Tracked, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const started = Date.now()
+      try {
+        const res = await this.ping(tracked.client, signal)
+        if (signal.aborted) return
+        if (res.identity?.nodeId === this.init.selfNodeId) {
+          this.log.debug('dropping a peer that is this node', { address: tracked.entry.address })
+          this.removePeer(tracked.entry.address)
+          return
+        }
+        const now = Date.now()
+        Object.assign(tracked.entry, {
+          lastSeenMs: now,
+          rttMs: now - started,
+          phase: res.phase,
+          managersReachable: res.managersReachable,
+          ...(res.identity?.nodeId ? { nodeId: res.identity.nodeId } : {})
+        })
+        this.report(tracked, tracked.detector.heartbeat(now))
+      } catch {
+        // A failed ping is just silence: the detector judges the silence.
+      }
+      // ±10% jitter keeps a fleet's pings from synchronising.
+      const wait = Math.max(0, this.intervalMs * (0.9 + Math.random() * 0.2) - (Date.now() - started))
+      try {
+        await sleep(wait, undefined, { signal, ref: false })
+      } catch {
+        return
+      }
+    }
+  }
+
+  private ping(client: PeerAssistClient, signal: AbortSignal): Promise<PingResponse> {
+    return new Promise((resolve, reject) => {
+      const call = client.ping(
+        { sequence: ++this.sequence, sentAt: new Date(), phase: this.components.phase?.() ?? Phase.UNSPECIFIED },
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.timeoutMs },
+        (err, res) => (err != null ? reject(err) : resolve(res))
+      )
+      signal.addEventListener('abort', () => call.cancel(), { once: true })
+    })
+  }
+
+  private evaluateAll(): void {
+    const now = Date.now()
+    for (const tracked of this.peersByAddress.values()) this.report(tracked, tracked.detector.evaluate(now))
+  }
+
+  private report(tracked: Tracked, transition: DetectorTransition | undefined): void {
+    if (transition == null) return
+    tracked.entry.state = transition.to
+    tracked.entry.phi = transition.phi
+    const peer = { ...tracked.entry }
+    const fields = { address: peer.address, nodeId: peer.nodeId, from: transition.from, phi: Number(transition.phi.toFixed(2)) }
+    if (transition.to === 'alive') {
+      this.log.info('peer up', fields)
+      this.emit('peer:up', peer)
+    } else if (transition.to === 'suspect') {
+      this.log.warn('peer suspect', fields)
+      this.emit('peer:suspect', peer)
+    } else if (transition.to === 'down') {
+      this.log.warn('peer down', fields)
+      this.emit('peer:down', peer)
+    }
+  }
+}
+
+export type PeerMonitor = DefaultPeerMonitor
+
+export function createPeerMonitor(components: PeerMonitorComponents, init: PeerMonitorInit): PeerMonitor {
+  return new DefaultPeerMonitor(components, init)
+}
