@@ -56,3 +56,21 @@ export {
   type PeerSource,
   DEFAULT_PING_INTERVAL_MS
 } from './peers/peer-monitor.js'
+export {
+  signAnnouncement,
+  verifyAnnouncement,
+  type AnnouncementVerdict,
+  type IgnoreReason,
+  type VerifyAnnouncementOptions
+} from './discovery/announcement.js'
+export {
+  createMulticastDiscovery,
+  type MulticastDiscovery,
+  type MulticastDiscoveryComponents,
+  type MulticastDiscoveryInit,
+  type MulticastDiscoveryEvents,
+  type DiscoveredPeer,
+  type DiscoveryCounters,
+  DEFAULT_MULTICAST_GROUP,
+  DEFAULT_MULTICAST_PORT
+} from './discovery/multicast-discovery.js'

@@ -55,3 +55,4 @@ export {
   writeStateFile,
   writeFileAtomic
 } from './state-file.js'
+export { coalescing } from './coalesce.js'

@@ -2,6 +2,7 @@ import { EventEmitter, once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Backoff,
+  coalescing,
   isAbortError,
   silentLogger,
   type AbortOptions,
@@ -108,7 +109,6 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
 
   private controller?: AbortController
   private loops: Array<Promise<void>> = []
-  private refreshing?: Promise<RefreshResult>
   private saving: Promise<void> = Promise.resolve()
 
   constructor(components: SporeClientComponents, init: SporeClientInit) {
@@ -233,13 +233,17 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
     return { accepted, rejected }
   }
 
-  /** Polls every source once, in order (joins a poll already running). */
+  /**
+   * Polls every source once, in order. Polls never overlap; a call during a
+   * poll gets the next one, which starts after it. Stopping the client
+   * aborts a poll under way.
+   */
   refresh(options: AbortOptions = {}): Promise<RefreshResult> {
-    this.refreshing ??= this.pollSources(options).finally(() => {
-      this.refreshing = undefined
-    })
-    return this.refreshing
+    const signals = [options.signal, this.controller?.signal].filter((s): s is AbortSignal => s != null)
+    return this.runRefresh(signals.length > 0 ? AbortSignal.any(signals) : undefined)
   }
+
+  private readonly runRefresh = coalescing((signal?: AbortSignal) => this.pollSources({ signal }))
 
   private async pollSources(options: AbortOptions): Promise<RefreshResult> {
     const result: RefreshResult = { accepted: 0, rejected: 0, failures: [] }

@@ -100,9 +100,11 @@ describe('SporeClient', () => {
     b.on('spore:rejected', (e) => rejected.push(e))
     await b.start()
     await b.refresh()
-    expect(rejected.map((e) => [e.name, e.sporeName, e.source])).toEqual([['SporeRollbackError', 'service/network-manager', `file:${path}`]])
+    // The background poll and this refresh may both have read the file: each read is refused.
+    expect(rejected.length).toBeGreaterThanOrEqual(1)
+    for (const e of rejected) expect([e.name, e.sporeName, e.source]).toEqual(['SporeRollbackError', 'service/network-manager', `file:${path}`])
     expect(b.resolveService('network-manager').map((e) => e.address)).toEqual(['10.0.0.5:1'])
-    expect(b.status().rejectedCount).toBe(1)
+    expect(b.status().rejectedCount).toBe(rejected.length)
   })
 
   it('keeps rollback protection for a spore that expired while offline', async () => {
@@ -121,7 +123,9 @@ describe('SporeClient', () => {
     await b.start()
     expect(b.resolveService('network-manager')).toEqual([]) // expired: not served
     await b.refresh()
-    expect(rejected).toEqual(['ExpiredSporeError', 'SporeRollbackError'])
+    expect(rejected[0]).toBe('ExpiredSporeError') // the cached copy, at start
+    expect(rejected.length).toBeGreaterThanOrEqual(2)
+    expect(new Set(rejected.slice(1))).toEqual(new Set(['SporeRollbackError']))
   })
 
   it('reports a corrupt cache and carries on without it', async () => {

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import type { experimental } from '@grpc/grpc-js'
 import {
+  coalescing,
   formatSpiffeId,
   IdentityState,
   InvalidInputError,
@@ -74,7 +75,6 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   private inForceDigest?: string
   private last: IdentityReport = { state: IdentityState.MISSING, reason: 'not loaded yet', usable: false }
   private timer?: NodeJS.Timeout
-  private reloading?: Promise<IdentityReport>
   private readonly caListeners = new Set<CaListener>()
   private readonly identityListeners = new Set<IdentityListener>()
 
@@ -137,13 +137,8 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
     return this.reload()
   }
 
-  /** Re-reads the files and re-checks validity now (joins a reload under way). */
-  reload(): Promise<IdentityReport> {
-    this.reloading ??= this.doReload().finally(() => {
-      this.reloading = undefined
-    })
-    return this.reloading
-  }
+  /** Re-reads the files and re-checks validity; sees every change made before the call. */
+  readonly reload: () => Promise<IdentityReport> = coalescing(() => this.doReload())
 
   private inspectOptions() {
     return {
