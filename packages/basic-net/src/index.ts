@@ -74,3 +74,11 @@ export {
   DEFAULT_MULTICAST_GROUP,
   DEFAULT_MULTICAST_PORT
 } from './discovery/multicast-discovery.js'
+export {
+  dialFirst,
+  watchConnectivity,
+  type DialOptions,
+  type Dialed,
+  DEFAULT_DIAL_TIMEOUT_MS,
+  DEFAULT_DIAL_STAGGER_MS
+} from './channel/dialer.js'
