@@ -56,3 +56,5 @@ export {
   writeFileAtomic
 } from './state-file.js'
 export { coalescing } from './coalesce.js'
+export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
+export { type JoinToken, formatJoinToken, parseJoinToken, caCertificateSha256 } from './join-token.js'

@@ -6,6 +6,7 @@ import {
   Spore,
   TimeoutError,
   durationToMs,
+  formatJoinToken,
   formatSpiffeId,
   isAbortError,
   isInvalidInputError,
@@ -13,6 +14,7 @@ import {
   isTimeoutError,
   msToDuration,
   negotiateContractVersion,
+  parseJoinToken,
   parseSpiffeId,
   phaseFromJSON,
   silentLogger,
@@ -118,5 +120,29 @@ describe('small contracts', () => {
   it('isStartable recognises the lifecycle shape', () => {
     expect(isStartable({ start() {}, stop() {}, isStarted: () => false })).toBe(true)
     expect(isStartable({ start() {} })).toBe(false)
+  })
+})
+
+describe('join tokens', () => {
+  const token = { networkId: 'net1', tokenId: 'abc123', secret: 'k'.repeat(24), caSha256: 'a'.repeat(64) }
+  it('round-trips', () => {
+    expect(parseJoinToken(formatJoinToken(token))).toEqual(token)
+  })
+  it.each([
+    ['myc2.net1.abc123.kkkkkkkkkkkkkkkkkkkk.' + 'a'.repeat(64), 'not a join token'],
+    ['myc1.net1.ab.kkkkkkkkkkkkkkkkkkkk.' + 'a'.repeat(64), 'token id'],
+    ['myc1.net1.abc123.short.' + 'a'.repeat(64), 'secret'],
+    ['myc1.net1.abc123.kkkkkkkkkkkkkkkkkkkk.xyz', 'CA hash']
+  ])('refuses %s naming the part, not the secret', (text, part) => {
+    let caught: unknown
+    try {
+      parseJoinToken(text, '--join-token')
+    } catch (err) {
+      caught = err
+    }
+    expect(isInvalidInputError(caught)).toBe(true)
+    expect((caught as Error).message).toContain(part)
+    expect((caught as Error).message).toContain('--join-token')
+    expect((caught as Error).message).not.toContain('kkkkkkkkkkkkkkkk')
   })
 })

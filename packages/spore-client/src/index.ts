@@ -20,8 +20,6 @@ export {
 export { verifySpore, decodeSignedSpore, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
 export { trustedSporeKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
 export { parseSporeBundle, formatSporeBundleJson } from './bundle-format.js'
-export type { RateLimit } from './rate-limiter.js'
-export { DEFAULT_RATE_LIMIT } from './rate-limiter.js'
 export {
   type SporeSource,
   type WatchableSporeSource,

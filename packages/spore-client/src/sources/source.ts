@@ -1,11 +1,12 @@
 import {
   AbortError,
   TimeoutError,
+  TokenBucket,
   type AbortOptions,
+  type RateLimit,
   type SignedSpore
 } from '@mycelium/core-interfaces'
 import { RateLimitedError } from '../errors.js'
-import { TokenBucket, type RateLimit } from '../rate-limiter.js'
 
 export type SporeSourceKind = 'bootstrap-file' | 'https' | 'spore-manager' | 'peers'
 

@@ -1,6 +1,7 @@
 /**
  * A token bucket: `burst` calls at once, refilled at `perSecond`. Keeps a
- * misbehaving loop (or a flood of change events) from hammering a source.
+ * misbehaving loop from hammering a source, and a manager from a reconnect
+ * storm.
  */
 export interface RateLimit {
   /** @default 5 */
