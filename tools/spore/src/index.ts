@@ -8,6 +8,9 @@ export {
   generateSigningKey,
   loadPrivateKey,
   loadPublicKey,
+  signingKeyFromPem,
+  newSigningKey,
+  publicSigningKey,
   type GeneratedKey,
   type PublicKeyFile,
   type SigningPrivateKey

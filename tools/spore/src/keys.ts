@@ -44,16 +44,40 @@ export interface SigningPrivateKey {
 }
 
 export async function loadPrivateKey(path: string): Promise<SigningPrivateKey> {
-  let privateKey: KeyObject
+  let pem: Buffer
   try {
-    privateKey = createPrivateKey(await readFile(path))
+    pem = await readFile(path)
   } catch (err) {
     throw new InvalidInputError(`not a readable private key: ${(err as Error).message}`, path)
   }
+  return signingKeyFromPem(pem, path)
+}
+
+/** A signing key from PKCS#8 PEM (Ed25519 only); errors name `where`. */
+export function signingKeyFromPem(pem: string | Buffer, where = 'signing key'): SigningPrivateKey {
+  let privateKey: KeyObject
+  try {
+    privateKey = createPrivateKey(pem)
+  } catch (err) {
+    throw new InvalidInputError(`not a private key: ${(err as Error).message}`, where)
+  }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
-    throw new InvalidInputError(`is a ${privateKey.asymmetricKeyType} key; spores are signed with Ed25519`, path)
+    throw new InvalidInputError(`is a ${privateKey.asymmetricKeyType} key; spores are signed with Ed25519`, where)
   }
   return { keyId: signingKeyId(rawPublicKey(privateKey)), privateKey }
+}
+
+/** A new Ed25519 signing key in memory, with its PKCS#8 PEM for storing. */
+export function newSigningKey(): SigningPrivateKey & { pem: string } {
+  const { privateKey } = generateKeyPairSync('ed25519')
+  const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
+  return { ...signingKeyFromPem(pem), pem }
+}
+
+/** The public half as a trust bundle lists it. */
+export function publicSigningKey(key: SigningPrivateKey, label = ''): SigningKey {
+  const raw = rawPublicKey(key.privateKey)
+  return { keyId: signingKeyId(raw), publicKey: raw, label }
 }
 
 export async function loadPublicKey(path: string): Promise<SigningKey> {

@@ -1,0 +1,13 @@
+/**
+ * @packageDocumentation
+ * A small, honest reference implementation of the distributed side of every
+ * v1 contract — Network Manager (enrolment, registration, leases, handoff,
+ * health, config, assignments), Command Channel and Spore Manager — with
+ * fault controls, for node-core's tests, `npm start` and manager teams.
+ */
+export { DevNetwork, startDevNetwork, type DevNetworkInit, type DevNetworkEndpoints, type ManagerName } from './dev-network.js'
+export { DevNetworkManager, type NetworkManagerInit, type NodeRecord, type HandoffFaults, type NetworkManagerEvents } from './network-manager.js'
+export { DevCommandChannel, type CommandRecord, type CommandChannelEvents } from './command-channel.js'
+export { DevSporeManager, type SporeManagerInit } from './spore-manager.js'
+export { type Faults, faultInterceptor, noFaults } from './faults.js'
+export { type DevNetworkState, STATE_FILE, loadState } from './state.js'

@@ -1,0 +1,297 @@
+import * as grpc from '@grpc/grpc-js'
+import { randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import {
+  HandoffOutcome,
+  msToDuration,
+  negotiateContractVersion,
+  NodeConfig,
+  RETRY_AFTER_METADATA_KEY,
+  supportedContractVersions,
+  TokenBucket,
+  type Assignment,
+  type Capabilities,
+  type NetworkManagerServer,
+  type RateLimit,
+  type ReportHealthRequest,
+  type ReportHealthResponse
+} from '@mycelium/core-interfaces'
+import { callerIdentity } from '@mycelium/basic-net'
+import { enroll, type EnrollmentContext } from './enrollment.js'
+
+export interface NetworkManagerInit {
+  networkId: string
+  /** Heartbeat interval given to nodes. @default 1000 */
+  heartbeatIntervalMs?: number
+  /** Lease length per renewal. @default 3 × heartbeatIntervalMs */
+  leaseTtlMs?: number
+  /** Time a node has to commit a handoff. @default 10000 */
+  handoffDeadlineMs?: number
+  /** Registrations admitted; beyond: RESOURCE_EXHAUSTED with retry-after. @default { burst: 100, perSecond: 50 } */
+  registrationRate?: RateLimit
+}
+
+/** What the manager knows of one node. */
+export interface NodeRecord {
+  nodeId: string
+  capabilities?: Capabilities
+  contractVersion?: number
+  lease?: { leaseId: string; expiresAtMs: number; expired: boolean }
+  handoff?: { handoffId: string; deadlineMs: number }
+  managed: boolean
+  registrations: number
+  healthReports: number
+  lastHealth?: ReportHealthRequest
+}
+
+export interface HandoffFaults {
+  /** CommitHandoff answers REFUSED. */
+  refuseHandoff: boolean
+  /** CommitHandoff never answers, so the node's deadline passes. */
+  ignoreHandoff: boolean
+}
+
+export interface NetworkManagerEvents {
+  registered: [node: NodeRecord]
+  managed: [node: NodeRecord]
+  'lease:expired': [node: NodeRecord]
+}
+
+/**
+ * The Network Manager's state and rpc handlers: enrolment, registration with
+ * contract and capability checks, leases renewed by heartbeats, two-phase
+ * handoff, assignments and config versions, and a registration rate limit
+ * that answers reconnect storms with retry-after.
+ */
+export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
+  readonly nodes = new Map<string, NodeRecord>()
+  readonly handoffFaults: HandoffFaults = { refuseHandoff: false, ignoreHandoff: false }
+  readonly heartbeatIntervalMs: number
+  readonly leaseTtlMs: number
+  private readonly handoffDeadlineMs: number
+  private readonly registrations: TokenBucket
+  private config: NodeConfig
+  private readonly assignments = new Map<string, { generation: number; list: Assignment[] }>()
+  private readonly healthStreams = new Set<grpc.ServerDuplexStream<ReportHealthRequest, ReportHealthResponse>>()
+  private sweeper?: NodeJS.Timeout
+  /** Calls to CommitHandoff left unanswered by the ignore fault (answered on stop). */
+  private readonly ignored = new Set<() => void>()
+
+  constructor(
+    private readonly enrollment: EnrollmentContext,
+    private readonly init: NetworkManagerInit
+  ) {
+    super()
+    this.heartbeatIntervalMs = init.heartbeatIntervalMs ?? 1000
+    this.leaseTtlMs = init.leaseTtlMs ?? 3 * this.heartbeatIntervalMs
+    this.handoffDeadlineMs = init.handoffDeadlineMs ?? 10_000
+    this.registrations = new TokenBucket(init.registrationRate ?? { burst: 100, perSecond: 50 })
+    this.config = NodeConfig.fromPartial({ version: enrollment.state.configVersion, networkId: init.networkId })
+  }
+
+  start(): void {
+    this.sweeper ??= setInterval(() => this.sweepLeases(), 100)
+    this.sweeper.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper)
+    this.sweeper = undefined
+    for (const answer of this.ignored) answer()
+    this.ignored.clear()
+  }
+
+  /** The config nodes are told about; its version must increase. */
+  get desiredConfig(): NodeConfig {
+    return this.config
+  }
+
+  async setConfig(config: NodeConfig): Promise<void> {
+    if (config.version <= this.config.version) throw new Error(`config version ${config.version} is not above ${this.config.version}`)
+    this.config = config
+    this.enrollment.state.configVersion = config.version
+    await this.enrollment.save()
+  }
+
+  setAssignments(nodeId: string, list: Assignment[]): void {
+    const current = this.assignments.get(nodeId)
+    this.assignments.set(nodeId, { generation: (current?.generation ?? 0) + 1, list })
+  }
+
+  /** Ends every health stream (as a crash of the link would). */
+  killHealthStreams(): void {
+    for (const s of this.healthStreams) s.destroy(new Error('killed by fault control'))
+    this.healthStreams.clear()
+  }
+
+  private node(nodeId: string): NodeRecord {
+    let node = this.nodes.get(nodeId)
+    if (node == null) {
+      node = { nodeId, managed: false, registrations: 0, healthReports: 0 }
+      this.nodes.set(nodeId, node)
+    }
+    return node
+  }
+
+  private caller(call: Parameters<typeof callerIdentity>[0]): NodeRecord {
+    return this.node(callerIdentity(call, { networkId: this.init.networkId, role: 'node' }).name)
+  }
+
+  private sweepLeases(): void {
+    const now = Date.now()
+    for (const node of this.nodes.values()) {
+      if (node.lease != null && !node.lease.expired && node.lease.expiresAtMs < now) {
+        node.lease.expired = true
+        node.managed = false
+        this.emit('lease:expired', node)
+      }
+    }
+  }
+
+  private validLease(node: NodeRecord, leaseId: string): string | undefined {
+    if (node.lease == null || node.lease.leaseId !== leaseId) return `unknown lease "${leaseId}"`
+    if (node.lease.expired || node.lease.expiresAtMs < Date.now()) return `lease "${leaseId}" expired`
+    return undefined
+  }
+
+  handlers(): NetworkManagerServer {
+    return {
+      enroll: (call, cb) => {
+        enroll(this.enrollment, call.request).then(
+          (res) => cb(null, res),
+          (err: Partial<grpc.StatusObject>) => cb(err.code != null ? err : { code: grpc.status.INTERNAL, details: String(err) })
+        )
+      },
+      renewCertificate: (call, cb) => {
+        const node = this.caller(call)
+        void (async () => {
+          const { certificatePem, spiffeId } = await this.enrollment.ca.issueFromCsr(call.request.csrDer, {
+            notAfter: new Date(Date.now() + this.enrollment.certificateTtlMs)
+          })
+          if (spiffeId.role !== 'node' || spiffeId.name !== node.nodeId) {
+            cb({ code: grpc.status.PERMISSION_DENIED, details: `CSR names ${spiffeId.name}, caller is ${node.nodeId}` })
+            return
+          }
+          cb(null, { certificateChainPem: [certificatePem], notAfter: new Date(Date.now() + this.enrollment.certificateTtlMs) })
+        })().catch((err: Error) => cb({ code: grpc.status.INVALID_ARGUMENT, details: err.message }))
+      },
+      registerNode: (call, cb) => {
+        const node = this.caller(call)
+        const req = call.request
+        if (req.identity?.nodeId !== node.nodeId) {
+          cb({ code: grpc.status.PERMISSION_DENIED, details: `request names node "${req.identity?.nodeId}", certificate is "${node.nodeId}"` })
+          return
+        }
+        const waitMs = this.registrations.take()
+        if (waitMs > 0) {
+          const metadata = new grpc.Metadata()
+          // Jitter on top of the refill time so refused nodes do not return together.
+          metadata.set(RETRY_AFTER_METADATA_KEY, String(waitMs + Math.floor(Math.random() * 1000)))
+          cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'registration rate exceeded; retry later', metadata })
+          return
+        }
+        const version = req.contractVersions == null ? undefined : negotiateContractVersion(supportedContractVersions(), req.contractVersions)
+        if (version == null) {
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: `unsupported contract versions ${req.contractVersions?.min ?? '?'}–${req.contractVersions?.max ?? '?'}; this manager speaks 1–1` })
+          return
+        }
+        if (req.capabilities == null) {
+          cb({ code: grpc.status.INVALID_ARGUMENT, details: 'RegisterNodeRequest.capabilities is required' })
+          return
+        }
+        const now = Date.now()
+        node.capabilities = req.capabilities
+        node.contractVersion = version
+        node.registrations++
+        node.managed = false
+        node.lease = { leaseId: randomUUID(), expiresAtMs: now + this.leaseTtlMs, expired: false }
+        node.handoff = { handoffId: randomUUID(), deadlineMs: now + this.handoffDeadlineMs }
+        const assignments = this.assignments.get(node.nodeId)
+        this.emit('registered', node)
+        cb(null, {
+          lease: { leaseId: node.lease.leaseId, expiresAt: new Date(node.lease.expiresAtMs), ttl: msToDuration(this.leaseTtlMs) },
+          heartbeatInterval: msToDuration(this.heartbeatIntervalMs),
+          assignments: assignments?.list ?? [],
+          assignmentsGeneration: assignments?.generation ?? 0,
+          contractVersion: version,
+          handoffId: node.handoff.handoffId,
+          handoffDeadline: new Date(node.handoff.deadlineMs)
+        })
+      },
+      commitHandoff: (call, cb) => {
+        const node = this.caller(call)
+        const req = call.request
+        if (node.handoff == null || node.handoff.handoffId !== req.handoffId || node.handoff.deadlineMs < Date.now()) {
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: `unknown or expired handoff "${req.handoffId}"; register again` })
+          return
+        }
+        const leaseProblem = this.validLease(node, req.leaseId)
+        if (leaseProblem != null) {
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: leaseProblem })
+          return
+        }
+        if (this.handoffFaults.ignoreHandoff) {
+          const answer = (): void => cb({ code: grpc.status.UNAVAILABLE, details: 'manager stopping' })
+          this.ignored.add(answer)
+          call.on('cancelled', () => this.ignored.delete(answer))
+          return
+        }
+        if (this.handoffFaults.refuseHandoff) {
+          cb(null, { outcome: HandoffOutcome.REFUSED, reason: 'handoff refused by fault control', retryAfter: msToDuration(1000) })
+          return
+        }
+        node.handoff = undefined
+        node.managed = true
+        this.emit('managed', node)
+        cb(null, { outcome: HandoffOutcome.CONFIRMED, reason: '' })
+      },
+      requestAssignments: (call, cb) => {
+        const node = this.caller(call)
+        const problem = this.validLease(node, call.request.leaseId)
+        if (problem != null) {
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: problem })
+          return
+        }
+        const current = this.assignments.get(node.nodeId) ?? { generation: 0, list: [] }
+        const changed = current.generation > call.request.knownGeneration
+        cb(null, { assignments: changed ? current.list : [], generation: current.generation, changed })
+      },
+      requestConfigUpdate: (call, cb) => {
+        this.caller(call)
+        cb(null, this.config.version > call.request.currentVersion ? { config: this.config } : {})
+      },
+      reportHealth: (call) => {
+        const node = this.caller(call)
+        this.healthStreams.add(call)
+        call.on('data', (req: ReportHealthRequest) => {
+          const problem = this.validLease(node, req.leaseId)
+          if (problem != null) {
+            call.write({ sequence: req.sequence, leaseRevoked: true, reason: `${problem}; register again`, latestConfigVersion: this.config.version, assignmentsGeneration: 0 })
+            call.end()
+            return
+          }
+          node.lease!.expiresAtMs = Date.now() + this.leaseTtlMs
+          node.healthReports++
+          node.lastHealth = req
+          call.write({
+            sequence: req.sequence,
+            leaseExpiresAt: new Date(node.lease!.expiresAtMs),
+            leaseRevoked: false,
+            reason: '',
+            latestConfigVersion: this.config.version,
+            assignmentsGeneration: this.assignments.get(node.nodeId)?.generation ?? 0
+          })
+        })
+        const done = (): void => {
+          this.healthStreams.delete(call)
+        }
+        call.on('end', () => {
+          done()
+          call.end()
+        })
+        call.on('error', done)
+        call.on('cancelled', done)
+      }
+    }
+  }
+}
