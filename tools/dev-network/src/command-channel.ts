@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
+import { killStream } from './faults.js'
 import { EventEmitter } from 'node:events'
 import {
   CommandState,
@@ -68,7 +69,7 @@ export class DevCommandChannel extends EventEmitter<CommandChannelEvents> {
   }
 
   killStreams(): void {
-    for (const s of this.sessions.values()) s.destroy(new Error('killed by fault control'))
+    for (const s of this.sessions.values()) killStream(s)
     this.sessions.clear()
   }
 
@@ -97,7 +98,8 @@ export class DevCommandChannel extends EventEmitter<CommandChannelEvents> {
               return
             }
             nodeId = caller
-            this.sessions.get(caller)?.destroy(new Error('replaced by a newer session'))
+            const previous = this.sessions.get(caller)
+            if (previous != null) killStream(previous, 'replaced by a newer session')
             this.sessions.set(caller, call)
             this.emit('session', caller, 'open')
             for (const command of this.pending.get(caller) ?? []) call.write({ message: { $case: 'command', value: command } })

@@ -35,3 +35,8 @@ export function faultInterceptor(faults: () => Faults, exempt: (path: string) =>
       }
     })
 }
+
+/** Ends a server stream abruptly with UNAVAILABLE, as a crashed link would look to the client. */
+export function killStream(call: { emit(event: 'error', status: Partial<grpc.StatusObject>): boolean }, details = 'killed by fault control'): void {
+  call.emit('error', { code: grpc.status.UNAVAILABLE, details })
+}

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
+import { killStream } from './faults.js'
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
@@ -120,7 +121,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
 
   /** Ends every health stream (as a crash of the link would). */
   killHealthStreams(): void {
-    for (const s of this.healthStreams) s.destroy(new Error('killed by fault control'))
+    for (const s of this.healthStreams) killStream(s)
     this.healthStreams.clear()
   }
 

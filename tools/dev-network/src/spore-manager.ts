@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
+import { killStream } from './faults.js'
 import {
   Spore,
   type SignedSpore,
@@ -57,7 +58,7 @@ export class DevSporeManager {
 
   /** Ends every watch stream (as a crash would). */
   killStreams(): void {
-    for (const w of this.watchers) w.call.destroy(new Error('killed by fault control'))
+    for (const w of this.watchers) killStream(w.call)
     this.watchers.clear()
   }
 
