@@ -58,6 +58,11 @@ export interface IssueOptions {
   notBefore?: Date
   /** @default notBefore + 24 h */
   notAfter?: Date
+  /**
+   * DNS names and IP addresses added beside the SPIFFE URI, so that stock
+   * tools checking host names (grpcurl, other gRPC stacks) accept a manager.
+   */
+  hostNames?: { dns?: string[]; ip?: string[] }
 }
 
 /**
@@ -134,7 +139,14 @@ export class CertificateAuthority {
       signingKey: this.keys.privateKey,
       signingAlgorithm: SIGNING,
       extensions: [
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeUri }], true),
+        new x509.SubjectAlternativeNameExtension(
+          [
+            { type: 'url', value: spiffeUri },
+            ...(options.hostNames?.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
+            ...(options.hostNames?.ip ?? []).map((value) => ({ type: 'ip' as const, value }))
+          ],
+          true
+        ),
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import {
   caCertificateSha256,
@@ -99,6 +100,7 @@ export class DevNetwork {
 
     // Manager identities, issued by our CA on every start.
     const identities: IdentityStore[] = []
+    const host = init.host ?? '127.0.0.1'
     const managerIdentity = async (service: string): Promise<IdentityStore> => {
       const base = join(dir, 'managers', service)
       const store = createIdentityStore(
@@ -106,14 +108,16 @@ export class DevNetwork {
         { networkId: state.networkId, name: service, role: 'manager', keyFile: `${base}.key`, certificateFile: `${base}.crt`, caFile: join(dir, 'ca.crt') }
       )
       await store.start()
-      const { certificatePem } = await ca.issueFromCsr(await store.createCsr(), { notAfter: new Date(Date.now() + 30 * 86_400_000) })
+      const { certificatePem } = await ca.issueFromCsr(await store.createCsr(), {
+        notAfter: new Date(Date.now() + 30 * 86_400_000),
+        hostNames: isIP(host) !== 0 ? { dns: ['localhost'], ip: [host] } : { dns: [host, 'localhost'] }
+      })
       await store.install(certificatePem, ca.certificatePem)
       identities.push(store)
       return store
     }
     const nmIdentity = await managerIdentity('network-manager')
     const smIdentity = await managerIdentity('spore-manager')
-    const host = init.host ?? '127.0.0.1'
     const nodeOnly = { networkId: state.networkId, role: 'node' as const }
 
     const server = (port: number, build: () => { server: grpc.Server; creds: grpc.ServerCredentials }): ManagerServer => {
