@@ -11,3 +11,5 @@ export { DevCommandChannel, type CommandRecord, type CommandChannelEvents } from
 export { DevSporeManager, type SporeManagerInit } from './spore-manager.js'
 export { type Faults, faultInterceptor, noFaults } from './faults.js'
 export { type DevNetworkState, STATE_FILE, loadState } from './state.js'
+export { runCli, buildProgram, type CliIo, EXIT_OK, EXIT_FAILED, EXIT_USAGE } from './cli.js'
+export { applyFault, parseFaultAction, sendFault, startControlServer, type FaultAction, type ControlFile, CONTROL_FILE } from './control.js'

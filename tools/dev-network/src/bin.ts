@@ -1,0 +1,26 @@
+import { runCli } from './cli.js'
+
+let stopRequested: () => void = () => undefined
+const stopped = new Promise<void>((resolve) => {
+  stopRequested = resolve
+})
+let signals = 0
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    // A second signal does not wait for a clean stop.
+    if (++signals > 1) process.exit(130)
+    stopRequested()
+  })
+}
+
+runCli(process.argv.slice(2), {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  untilStopped: () => stopped
+}).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`dev-network: unexpected error: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(70)
+  }
+)
