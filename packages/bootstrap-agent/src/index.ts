@@ -1,8 +1,8 @@
 /**
  * @packageDocumentation
- * The handoff state machine: bootstrap, discovery, registration, handoff, monitoring, fallback.
- *
- * Not built yet: issue #6 delivers this package. It exists now so the
- * workspace has its final shape and every later change lands in place.
+ * The Self-Hosting Handoff Process: the handoff state machine (pure), its
+ * runner, the manager link (registration, two-phase handoff, heartbeats,
+ * failure detection), fallback with capped jittered reconnection, the config
+ * store (try-mode with last-known-good) and the agent state store.
  */
-export {}
+export { nextPhase, INITIAL_STATE, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
