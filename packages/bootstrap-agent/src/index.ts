@@ -6,3 +6,4 @@
  * store (try-mode with last-known-good) and the agent state store.
  */
 export { nextPhase, INITIAL_STATE, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
+export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome } from './config-store.js'

@@ -48,7 +48,8 @@ function encode(data: Uint8Array): Buffer {
 
 /** The payload, or the reason the bytes are not a valid state file. */
 function decode(bytes: Buffer): { data: Buffer } | { reason: string } {
-  if (bytes.length < HEADER_BYTES || !bytes.subarray(0, 4).equals(MAGIC)) return { reason: 'not a state file (bad magic)' }
+  if (bytes.length < MAGIC.length || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return { reason: 'not a state file (bad magic)' }
+  if (bytes.length < HEADER_BYTES) return { reason: `truncated: ${bytes.length} of ${HEADER_BYTES} header bytes` }
   const version = bytes.readUInt8(4)
   if (version !== FORMAT_VERSION) return { reason: `unsupported format version ${version}` }
   const length = bytes.readUInt32BE(8)

@@ -1,0 +1,70 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { NodeConfig } from '@mycelium/core-interfaces'
+import { ConfigStore, tryConfig } from '../src/index.js'
+
+const cfg = (version: number, labels: Record<string, string> = {}): NodeConfig => NodeConfig.fromPartial({ version, networkId: 'net1', nodeId: 'n1', labels })
+
+describe('ConfigStore and try-mode', () => {
+  let dir: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'config-store-'))
+  })
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('promotes a config that stays healthy through its window to last-known-good', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    const applied: number[] = []
+    const r = await tryConfig(store, cfg(2, { tier: 'edge' }), { windowMs: 100, apply: async (c) => void applied.push(c.version), isHealthy: () => true })
+    expect(r).toEqual({ outcome: 'promoted', version: 2 })
+    expect(store.lastKnownGood().labels).toEqual({ tier: 'edge' })
+    expect(applied).toEqual([2])
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.current().version).toBe(2)
+    expect(reopened.lastKnownGood().version).toBe(2)
+  })
+
+  it('reverts a config that fails its health window, and re-applies the last-known-good', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    const applied: number[] = []
+    let checks = 0
+    const r = await tryConfig(store, cfg(2), { windowMs: 100, apply: async (c) => void applied.push(c.version), isHealthy: () => ++checks < 3 })
+    expect(r).toMatchObject({ outcome: 'reverted', version: 2 })
+    expect(r.outcome === 'reverted' && r.reason).toContain('unhealthy during the 100 ms confirmation window')
+    expect(store.current().version).toBe(1)
+    expect(applied).toEqual([2, 1])
+  })
+
+  it('rejects an older version or another node without touching anything', async () => {
+    const store = await ConfigStore.open(dir, cfg(5))
+    expect(await tryConfig(store, cfg(5), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({ outcome: 'rejected', reason: 'remote NodeConfig.version: version 5 is not above the current 5' })
+    const other = NodeConfig.fromPartial({ version: 6, nodeId: 'n2' })
+    expect((await tryConfig(store, other, { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).outcome).toBe('rejected')
+    expect(store.current().version).toBe(5)
+  })
+
+  it('a trial interrupted by a crash is reverted at the next start', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    await store.beginTrial(cfg(2), 60_000) // ... and the process dies here
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.current().version).toBe(1)
+    expect(reopened.trial()).toBeUndefined()
+  })
+
+  it('starts on the previous good copy of a corrupted file and reports it', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    await tryConfig(store, cfg(2), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })
+    await tryConfig(store, cfg(3), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })
+    const lkg = join(dir, 'lkg.bin')
+    const bytes = readFileSync(lkg)
+    bytes[bytes.length - 2] ^= 0xff // a flipped byte
+    writeFileSync(lkg, bytes)
+    writeFileSync(join(dir, 'current.bin'), readFileSync(join(dir, 'current.bin')).subarray(0, 20)) // truncated
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.lastKnownGood().version).toBe(2)
+    expect(reopened.current().version).toBe(2)
+    expect(reopened.problems.join('\n')).toMatch(/lkg.bin: checksum mismatch; started on its previous good copy/)
+    expect(reopened.problems.join('\n')).toMatch(/current.bin: truncated/)
+  })
+})
