@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   InvalidConfigError,
+  isCorruptStateError,
   NodeConfig,
   readStateFile,
   writeStateFile,
@@ -44,7 +45,7 @@ export class ConfigStore {
         if (content.recoveredFromPrevious != null) problems.push(`${path}: ${content.recoveredFromPrevious.reason}; started on its previous good copy`)
         return NodeConfig.decode(content.data)
       } catch (err) {
-        problems.push(`${path}: ${(err as Error).message}; ignored`)
+        problems.push(isCorruptStateError(err) ? `${err.message}; ignored` : `${path}: ${(err as Error).message}; ignored`)
         return undefined
       }
     }

@@ -7,3 +7,16 @@
  */
 export { nextPhase, INITIAL_STATE, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
 export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome } from './config-store.js'
+export {
+  createBootstrapAgent,
+  spreadOrder,
+  type BootstrapAgent,
+  type BootstrapAgentComponents,
+  type BootstrapAgentInit,
+  type BootstrapAgentEvents,
+  type AgentCounters
+} from './agent.js'
+export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
+export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'
+export { AgentStateStore } from './agent-state.js'
+export { nodeCapabilities, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth } from './node-facts.js'

@@ -1,0 +1,474 @@
+import { randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  backoffCeilingMs,
+  durationToMs,
+  HandoffOutcome,
+  HealthState,
+  IdentityState,
+  NodeConfig,
+  Phase,
+  silentLogger,
+  supportedContractVersions,
+  type BackoffOptions,
+  type Endpoint,
+  type Logger,
+  type PhaseTransition,
+  type ReportHealthResponse,
+  type Startable,
+  type StatusReport,
+  type TrustBundle
+} from '@mycelium/core-interfaces'
+import { clientCredentials, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
+import type { SporeClient } from '@mycelium/spore-client'
+import { AgentStateStore } from './agent-state.js'
+import { ConfigStore, tryConfig, type TrialOutcome } from './config-store.js'
+import { enrol, EnrolmentError } from './enrolment.js'
+import { describeGrpcError, ManagerLink } from './manager-link.js'
+import { ALWAYS_HEALTHY, NO_RUNTIME, nodeCapabilities, resourceUsage, type NodeHealth, type RuntimeView } from './node-facts.js'
+import { INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
+
+export interface BootstrapAgentComponents {
+  logger?: Logger
+  identity: IdentityStore
+  /** Builds the spore client once the trust bundle is known (after enrolment on a fresh node). */
+  createSporeClient: (trustBundle: TrustBundle) => SporeClient
+  runtime?: RuntimeView
+  /** Node health for heartbeats and config trials. @default always healthy */
+  health?: () => NodeHealth
+  /** Puts a NodeConfig into effect (node-core reconfigures its components). */
+  applyConfig?: (config: NodeConfig) => Promise<void>
+}
+
+export interface BootstrapAgentInit {
+  networkId: string
+  nodeId: string
+  /** State directory (config/, agent state, trust bundle). */
+  stateDir: string
+  /** Join token for the first enrolment. */
+  joinToken?: string
+  /** Where to enrol (TLS, no client certificate). */
+  enrollmentEndpoints?: Endpoint[]
+  /** Trust bundle provisioned by the operator (used when none was learnt at enrolment). */
+  trustBundle?: TrustBundle
+  /** The local config (seeds the config store). */
+  initialConfig?: NodeConfig
+  /** @default 10000 */
+  handoffDeadlineMs?: number
+  /** Until a lease gives one. @default 1000 */
+  defaultHeartbeatIntervalMs?: number
+  /** @default 5000 */
+  dialTimeoutMs?: number
+  /** Reconnection in FALLBACK (capped exponential, full jitter). @default { initialMs: 500, maxMs: 30000 } */
+  reconnect?: BackoffOptions
+  /** @default 30000 */
+  configConfirmWindowMs?: number
+  /** Transitions kept for status. @default 50 */
+  historySize?: number
+  /** @default '0.1.0' */
+  agentVersion?: string
+}
+
+export interface BootstrapAgentEvents {
+  transition: [t: PhaseTransition]
+  'config:trial': [outcome: TrialOutcome]
+}
+
+/** Counters for metrics (node-core exports them). */
+export interface AgentCounters {
+  transitions: Record<string, number>
+  reconnectAttempts: number
+  heartbeatAcks: number
+}
+
+const HISTORY_DEFAULT = 50
+
+/**
+ * The runner of the handoff state machine. It feeds `nextPhase` events,
+ * executes the returned actions, and discards the results of actions started
+ * before the latest transition (epochs), so a late answer can never move the
+ * node. It never stops workloads and never blocks a phase on the network
+ * beyond a bounded timeout.
+ */
+class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implements Startable {
+  private readonly log: Logger
+  private state: MachineState = INITIAL_STATE
+  private phaseSince = Date.now()
+  private epoch = 0
+  private history: PhaseTransition[] = []
+  private controller?: AbortController
+  private spores?: SporeClient
+  private config?: ConfigStore
+  private readonly stateStore: AgentStateStore
+  private readonly link: ManagerLink
+  private endpoints: Endpoint[] = []
+  private registration?: { leaseId: string; leaseExpiresAtMs: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadlineMs: number }
+  private trialRunning = false
+  private readonly bootId = randomUUID()
+  private readonly startedAt = new Date()
+  readonly counters: AgentCounters = { transitions: {}, reconnectAttempts: 0, heartbeatAcks: 0 }
+
+  constructor(
+    private readonly components: BootstrapAgentComponents,
+    private readonly init: BootstrapAgentInit
+  ) {
+    super()
+    this.log = (components.logger ?? silentLogger()).forComponent('bootstrap-agent').child({ nodeId: init.nodeId })
+    this.stateStore = new AgentStateStore(init.stateDir, this.log)
+    this.link = new ManagerLink({
+      credentials: clientCredentials(components.identity, { networkId: init.networkId, role: 'manager' }),
+      channelOptions: defaultChannelOptions(init.networkId),
+      dialTimeoutMs: init.dialTimeoutMs ?? 5000,
+      logger: this.log
+    })
+  }
+
+  get phase(): Phase {
+    return this.state.phase
+  }
+
+  isStarted(): boolean {
+    return this.controller != null
+  }
+
+  async start(): Promise<void> {
+    if (this.controller != null) return
+    this.controller = new AbortController()
+    this.history = await this.stateStore.loadHistory()
+    this.config = await ConfigStore.open(
+      join(this.init.stateDir, 'config'),
+      this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
+      this.log
+    )
+    this.state = INITIAL_STATE
+    this.phaseSince = Date.now()
+    this.record(Phase.UNSPECIFIED, Phase.BOOTSTRAP, 'agent started')
+    this.execute([{ type: 'check-identity' }])
+  }
+
+  async stop(): Promise<void> {
+    if (this.controller == null) return
+    this.controller.abort()
+    this.controller = undefined
+    this.epoch++
+    this.link.close()
+    await this.spores?.stop()
+    await this.stateStore.flush()
+  }
+
+  /** The spore client, once the trust bundle is known. */
+  get sporeClient(): SporeClient | undefined {
+    return this.spores
+  }
+
+  get configStore(): ConfigStore | undefined {
+    return this.config
+  }
+
+  /** Feeds an event to the state machine (also used by tests and node-core). */
+  dispatch(event: AgentEvent, epoch = this.epoch): void {
+    if (this.controller == null || epoch !== this.epoch) return
+    const t = nextPhase(this.state, event)
+    if (t == null) {
+      this.log.debug('event ignored in this phase', { phase: Phase[this.state.phase], event: event.type })
+      return
+    }
+    const from = this.state.phase
+    this.state = t.state
+    this.epoch++
+    if (from !== t.state.phase) this.phaseSince = Date.now()
+    this.record(from, t.state.phase, t.state.reason)
+    this.execute(t.actions)
+  }
+
+  private record(from: Phase, to: Phase, reason: string): void {
+    const transition: PhaseTransition = { from, to, reason, at: new Date() }
+    this.history = [...this.history, transition].slice(-(this.init.historySize ?? HISTORY_DEFAULT))
+    const key = Phase[to]
+    this.counters.transitions[key] = (this.counters.transitions[key] ?? 0) + 1
+    const level = to === Phase.FALLBACK || to === Phase.RECOVERY ? 'warn' : 'info'
+    this.log[level]('phase transition', { from: Phase[from], to: Phase[to], phase: Phase[to], reason })
+    void this.stateStore.saveHistory(this.history)
+    this.emit('transition', transition)
+  }
+
+  private execute(actions: AgentAction[]): void {
+    const epoch = this.epoch
+    const signal = this.controller!.signal
+    void (async () => {
+      for (const action of actions) {
+        try {
+          const event = await this.run(action, signal)
+          if (event != null) this.dispatch(event, epoch)
+        } catch (err) {
+          if (signal.aborted) return
+          this.log.error('action failed', { action: action.type, err })
+          this.dispatch({ type: 'link-lost', reason: `${action.type} failed: ${(err as Error).message}` }, epoch)
+        }
+      }
+    })()
+  }
+
+  private async run(action: AgentAction, signal: AbortSignal): Promise<AgentEvent | undefined> {
+    switch (action.type) {
+      case 'check-identity':
+        return this.checkIdentity()
+      case 'enrol':
+        return this.enrol()
+      case 'discover':
+        return this.discover(action.refresh)
+      case 'register':
+        return this.register(signal)
+      case 'commit-handoff':
+        return this.commitHandoff()
+      case 'start-monitoring':
+        this.startMonitoring()
+        return undefined
+      case 'stop-monitoring':
+        this.link.close()
+        return undefined
+      case 'rollback-config':
+        await this.rollbackConfig(action.reason)
+        return undefined
+      case 'schedule-retry': {
+        const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { initialMs: 500, maxMs: 30_000, ...this.init.reconnect })
+        const delay = Math.max(action.retryAfterMs, Math.floor(Math.random() * ceiling))
+        this.log.info('retry scheduled', { delayMs: delay, failures: this.state.failures, retryAfterMs: action.retryAfterMs })
+        await sleep(delay, undefined, { signal })
+        this.counters.reconnectAttempts++
+        return { type: 'retry-timer' }
+      }
+    }
+  }
+
+  private async checkIdentity(): Promise<AgentEvent> {
+    const report = await this.components.identity.reload()
+    if (report.state === IdentityState.MISSING) {
+      return { type: 'identity-missing', reason: report.reason, canEnrol: this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0 }
+    }
+    if (!report.usable) return { type: 'identity-invalid', reason: report.reason }
+    if (this.spores == null) {
+      const bundle = (await this.stateStore.loadTrustBundle()) ?? this.init.trustBundle
+      if (bundle == null) {
+        // The certificate is fine but the trust bundle is lost: enrolling again restores it.
+        const canEnrol = this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0
+        return canEnrol
+          ? { type: 'identity-missing', reason: 'trust bundle missing or unreadable', canEnrol }
+          : { type: 'identity-invalid', reason: 'no trust bundle: enrol again or provision one' }
+      }
+      this.spores = this.components.createSporeClient(bundle)
+      await this.spores.start() // reads the cache only; never waits for the network
+    }
+    return { type: 'identity-valid' }
+  }
+
+  private async enrol(): Promise<AgentEvent> {
+    try {
+      const bundle = await enrol({
+        identity: this.components.identity,
+        networkId: this.init.networkId,
+        nodeId: this.init.nodeId,
+        joinToken: this.init.joinToken!,
+        endpoints: this.init.enrollmentEndpoints ?? [],
+        timeoutMs: this.init.dialTimeoutMs ?? 5000
+      })
+      await this.stateStore.saveTrustBundle(bundle)
+      return { type: 'enrolled' }
+    } catch (err) {
+      const retry = err instanceof EnrolmentError && !err.retryable ? ' (retrying will not help: check the token and network)' : ''
+      return { type: 'enrolment-failed', reason: `${(err as Error).message}${retry}` }
+    }
+  }
+
+  private async discover(refresh: boolean): Promise<AgentEvent> {
+    const spores = this.spores!
+    // Re-resolve after a failed round (includes peers when a peer source is
+    // configured), and on first boot when nothing is cached yet.
+    if (refresh || spores.resolveService('network-manager').length === 0) await spores.refresh()
+    let endpoints = spores.resolveService('network-manager')
+    if (endpoints.length === 0) {
+      endpoints = spores.bootstrap().seeds.filter((e) => e.expectedIdentity.endsWith('/manager/network-manager'))
+    }
+    if (endpoints.length === 0) return { type: 'no-endpoints', reason: 'no spore names a Network Manager (cache empty and sources unreachable?)' }
+    this.endpoints = spreadOrder(endpoints)
+    return { type: 'endpoints-found', count: endpoints.length }
+  }
+
+  private async register(signal: AbortSignal): Promise<AgentEvent> {
+    this.link.close()
+    try {
+      await this.link.connect(this.endpoints, signal)
+    } catch (err) {
+      return { type: 'registration-failed', reason: (err as Error).message }
+    }
+    const identity = this.components.identity
+    try {
+      const res = await this.link.register({
+        identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
+        capabilities: nodeCapabilities(this.components.runtime ?? NO_RUNTIME, this.config!.current().labels, this.init.agentVersion ?? '0.1.0'),
+        contractVersions: supportedContractVersions(),
+        configVersion: this.config!.current().version,
+        bootId: this.bootId,
+        fromPhase: this.state.failures > 0 ? Phase.FALLBACK : Phase.DISCOVERY,
+        completedCommandIds: []
+      })
+      const now = Date.now()
+      this.registration = {
+        leaseId: res.lease?.leaseId ?? '',
+        leaseExpiresAtMs: res.lease?.expiresAt?.getTime() ?? now,
+        heartbeatIntervalMs: durationToMs(res.heartbeatInterval, this.init.defaultHeartbeatIntervalMs ?? 1000),
+        handoffId: res.handoffId,
+        handoffDeadlineMs: res.handoffDeadline?.getTime() ?? now + (this.init.handoffDeadlineMs ?? 10_000)
+      }
+      return { type: 'registered', leaseId: this.registration.leaseId }
+    } catch (err) {
+      const f = describeGrpcError(err)
+      return { type: 'registration-failed', reason: f.reason, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
+    }
+  }
+
+  private async commitHandoff(): Promise<AgentEvent> {
+    const r = this.registration!
+    // Our own deadline, never later than the manager's.
+    const deadlineMs = Math.max(0, Math.min(this.init.handoffDeadlineMs ?? 10_000, r.handoffDeadlineMs - Date.now()))
+    try {
+      const res = await this.link.commit(r.handoffId, r.leaseId, this.config!.current().version, deadlineMs)
+      if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
+      if (res.outcome === HandoffOutcome.CONFIRMED) return { type: 'handoff-confirmed' }
+      return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
+    } catch (err) {
+      const f = describeGrpcError(err)
+      return { type: 'link-lost', reason: f.reason, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
+    }
+  }
+
+  private startMonitoring(): void {
+    const r = this.registration!
+    const epoch = this.epoch
+    const health = this.components.health ?? ALWAYS_HEALTHY
+    this.link.startHeartbeats(r.leaseId, r.heartbeatIntervalMs, r.leaseExpiresAtMs, {
+      report: () => {
+        const h = health()
+        return {
+          phase: this.state.phase,
+          state: h.state,
+          components: h.components,
+          usage: resourceUsage(),
+          workloads: this.components.runtime?.workloads?.() ?? [],
+          configVersion: this.config!.current().version
+        }
+      },
+      onAck: (ack) => {
+        this.counters.heartbeatAcks++
+        this.maybeUpdateConfig(ack)
+      },
+      onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch)
+    })
+  }
+
+  private maybeUpdateConfig(ack: ReportHealthResponse): void {
+    const store = this.config!
+    if (this.trialRunning || ack.latestConfigVersion <= store.current().version) return
+    this.trialRunning = true
+    const health = this.components.health ?? ALWAYS_HEALTHY
+    void (async () => {
+      try {
+        const res = await this.link.requestConfig(store.current().version)
+        if (res.config == null) return
+        this.log.info('trying a new config', { version: res.config.version, windowMs: this.init.configConfirmWindowMs ?? 30_000 })
+        const outcome = await tryConfig(store, res.config, {
+          windowMs: this.init.configConfirmWindowMs ?? 30_000,
+          apply: this.components.applyConfig ?? (async () => undefined),
+          isHealthy: () => health().state !== HealthState.UNHEALTHY,
+          ...(this.controller != null ? { signal: this.controller.signal } : {})
+        })
+        const log = outcome.outcome === 'promoted' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log)
+        log('config trial finished', { ...outcome })
+        this.emit('config:trial', outcome)
+      } catch (err) {
+        this.log.warn('config update failed', { err })
+      } finally {
+        this.trialRunning = false
+      }
+    })()
+  }
+
+  private async rollbackConfig(reason: string): Promise<void> {
+    const store = this.config!
+    if (await store.revert(reason)) await this.components.applyConfig?.(store.current())
+  }
+
+  /** The NodeStatus view of the agent. */
+  status(): StatusReport {
+    const identity = this.components.identity.report()
+    const spores = this.spores?.status()
+    const store = this.config
+    const trial = store?.trial()
+    const problems = [...this.stateStore.problems, ...(store?.problems ?? [])]
+    return {
+      identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: this.components.identity.spiffeId, certificateSha256: identity.certificateSha256 ?? '' },
+      phase: this.state.phase,
+      reason: this.state.reason,
+      phaseSince: new Date(this.phaseSince),
+      history: this.history,
+      managers:
+        this.link.endpoint != null
+          ? [
+              {
+                service: 'network-manager',
+                endpoint: this.link.endpoint,
+                state: this.state.phase === Phase.MANAGED ? 'connected' : this.state.phase === Phase.FALLBACK ? 'down' : 'connecting',
+                ...(this.link.lastAckMs != null ? { lastSeen: new Date(this.link.lastAckMs) } : {}),
+                heartbeatRttMs: this.link.lastRttMs ?? 0,
+                leaseId: this.registration?.leaseId ?? '',
+                ...(this.link.leaseExpiresAtMs != null ? { leaseExpiresAt: new Date(this.link.leaseExpiresAtMs) } : {})
+              }
+            ]
+          : [],
+      peers: [],
+      config: {
+        currentVersion: store?.current().version ?? 0,
+        lastKnownGoodVersion: store?.lastKnownGood().version ?? 0,
+        trialVersion: trial?.version ?? 0,
+        ...(trial != null ? { trialEndsAt: new Date(trial.endsAtMs) } : {})
+      },
+      components: [
+        {
+          name: 'state',
+          state: problems.length > 0 ? HealthState.DEGRADED : HealthState.HEALTHY,
+          reason: problems.join('; '),
+          restarts: 0
+        },
+        ...(this.components.health?.().components ?? [])
+      ],
+      identityStatus: { state: identity.state, reason: identity.reason, ...(identity.notAfter != null ? { notAfter: identity.notAfter } : {}) },
+      runtime: (this.components.runtime ?? NO_RUNTIME).capability(),
+      workloads: this.components.runtime?.workloads?.() ?? [],
+      spores: {
+        activeSource: spores?.activeSource ?? '',
+        sporeCount: spores?.sporeCount ?? 0,
+        rejectedCount: spores?.rejectedCount ?? 0,
+        ...(spores?.lastUpdateMs != null ? { lastUpdate: new Date(spores.lastUpdateMs) } : {})
+      },
+      agentVersion: this.init.agentVersion ?? '0.1.0',
+      startedAt: this.startedAt,
+      bootId: this.bootId
+    }
+  }
+}
+
+/** Endpoints by priority, shuffled within a priority so a fleet spreads over managers. */
+export function spreadOrder(endpoints: Endpoint[], random: () => number = Math.random): Endpoint[] {
+  return endpoints
+    .map((e) => ({ e, key: random() }))
+    .sort((a, b) => a.e.priority - b.e.priority || a.key - b.key)
+    .map((x) => x.e)
+}
+
+export type BootstrapAgent = DefaultBootstrapAgent
+
+export function createBootstrapAgent(components: BootstrapAgentComponents, init: BootstrapAgentInit): BootstrapAgent {
+  return new DefaultBootstrapAgent(components, init)
+}

@@ -1,0 +1,184 @@
+import * as grpc from '@grpc/grpc-js'
+import {
+  durationToMs,
+  HandoffOutcome,
+  NetworkManagerClient,
+  RETRY_AFTER_METADATA_KEY,
+  silentLogger,
+  type CommitHandoffResponse,
+  type Endpoint,
+  type Logger,
+  type RegisterNodeRequest,
+  type RegisterNodeResponse,
+  type ReportHealthRequest,
+  type ReportHealthResponse,
+  type RequestConfigUpdateResponse
+} from '@mycelium/core-interfaces'
+import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
+
+/** A refusal or failure of the manager, with the wait it asked for. */
+export interface LinkFailure {
+  reason: string
+  retryAfterMs?: number
+}
+
+export function describeGrpcError(err: unknown): LinkFailure {
+  const e = err as Partial<grpc.ServiceError> & Error
+  if (typeof e.code !== 'number') return { reason: e.message }
+  const retryAfter = Number(e.metadata?.get(RETRY_AFTER_METADATA_KEY)[0])
+  return {
+    reason: `${grpc.status[e.code]}: ${e.details ?? e.message}`,
+    ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterMs: retryAfter } : {})
+  }
+}
+
+export interface HeartbeatHandlers {
+  /** Fields of the next report (lease id and sequence are filled in). */
+  report: () => Omit<ReportHealthRequest, 'leaseId' | 'sequence' | 'sentAt'>
+  onAck: (ack: ReportHealthResponse, rttMs: number) => void
+  onLost: (failure: LinkFailure) => void
+}
+
+export interface ManagerLinkInit {
+  credentials: grpc.ChannelCredentials
+  channelOptions?: grpc.ChannelOptions
+  dialTimeoutMs: number
+  logger?: Logger
+}
+
+/**
+ * The node's link to one Network Manager endpoint: dial (happy eyeballs),
+ * register, commit the handoff, then heartbeat on the lease's interval with
+ * a failure detector on the acks. Loss is reported once, with a reason:
+ * stream error or end, lease revoked, lease expired, or acks missing long
+ * enough for the phi-accrual detector to declare the manager down.
+ */
+export class ManagerLink {
+  private client?: NetworkManagerClient
+  private stream?: grpc.ClientDuplexStream<ReportHealthRequest, ReportHealthResponse>
+  private timers: NodeJS.Timeout[] = []
+  private lost = false
+  endpoint?: Endpoint
+  lastAckMs?: number
+  lastRttMs?: number
+  leaseExpiresAtMs?: number
+  private readonly log: Logger
+
+  constructor(private readonly init: ManagerLinkInit) {
+    this.log = (init.logger ?? silentLogger()).forComponent('bootstrap-agent:link')
+  }
+
+  async connect(endpoints: Endpoint[], signal: AbortSignal): Promise<Endpoint> {
+    const dialed = await dialFirst(endpoints, (e) => new NetworkManagerClient(e.address, this.init.credentials, this.init.channelOptions), {
+      timeoutMs: this.init.dialTimeoutMs,
+      signal
+    })
+    this.client = dialed.client
+    this.endpoint = dialed.endpoint
+    return dialed.endpoint
+  }
+
+  register(req: RegisterNodeRequest): Promise<RegisterNodeResponse> {
+    return this.unary((md, opts, cb) => this.client!.registerNode(req, md, opts, cb), this.init.dialTimeoutMs)
+  }
+
+  /** Second phase of the handoff; resolves `timeout` when no answer comes before `deadlineMs`. */
+  async commit(handoffId: string, leaseId: string, configVersion: number, deadlineMs: number): Promise<CommitHandoffResponse | 'timeout'> {
+    try {
+      return await this.unary<CommitHandoffResponse>((md, opts, cb) => this.client!.commitHandoff({ handoffId, leaseId, configVersion }, md, opts, cb), deadlineMs)
+    } catch (err) {
+      if ((err as grpc.ServiceError).code === grpc.status.DEADLINE_EXCEEDED) return 'timeout'
+      throw err
+    }
+  }
+
+  requestConfig(currentVersion: number) {
+    return this.unary<RequestConfigUpdateResponse>(
+      (md, opts, cb) => this.client!.requestConfigUpdate({ currentVersion }, md, opts, cb),
+      this.init.dialTimeoutMs
+    )
+  }
+
+  /** Starts heartbeats on the lease; `onLost` fires at most once. */
+  startHeartbeats(leaseId: string, intervalMs: number, leaseExpiresAtMs: number, handlers: HeartbeatHandlers): void {
+    this.lost = false
+    this.leaseExpiresAtMs = leaseExpiresAtMs
+    // One missed ack is tolerated (pause = one interval); down one interval after suspicion.
+    const detector = new PhiAccrualDetector({ expectedIntervalMs: intervalMs, suspicionTimeoutMs: intervalMs })
+    detector.heartbeat(Date.now())
+    const sentAt = new Map<number, number>()
+    let sequence = 0
+    const lose = (failure: LinkFailure): void => {
+      if (this.lost) return
+      this.lost = true
+      this.log.warn('manager link lost', { endpoint: this.endpoint?.address, reason: failure.reason })
+      this.stopHeartbeats()
+      handlers.onLost(failure)
+    }
+    const stream = this.client!.reportHealth()
+    this.stream = stream
+    stream.on('data', (ack: ReportHealthResponse) => {
+      const now = Date.now()
+      const rtt = now - (sentAt.get(ack.sequence) ?? now)
+      sentAt.delete(ack.sequence)
+      if (ack.leaseRevoked) {
+        lose({ reason: `lease revoked: ${ack.reason}`, ...(ack.retryAfter != null ? { retryAfterMs: durationToMs(ack.retryAfter, 0) } : {}) })
+        return
+      }
+      detector.heartbeat(now)
+      this.lastAckMs = now
+      this.lastRttMs = rtt
+      if (ack.leaseExpiresAt != null) this.leaseExpiresAtMs = ack.leaseExpiresAt.getTime()
+      handlers.onAck(ack, rtt)
+    })
+    stream.on('error', (err) => lose({ reason: `heartbeat stream failed: ${describeGrpcError(err).reason}`, ...pickRetry(err) }))
+    stream.on('end', () => lose({ reason: 'the manager ended the heartbeat stream' }))
+    const beat = (): void => {
+      if (this.lost) return
+      const seq = ++sequence
+      sentAt.set(seq, Date.now())
+      if (sentAt.size > 100) sentAt.delete(sentAt.keys().next().value as number)
+      stream.write({ ...handlers.report(), leaseId, sequence: seq, sentAt: new Date() })
+    }
+    beat()
+    const beats = setInterval(beat, intervalMs)
+    const watchdog = setInterval(() => {
+      const now = Date.now()
+      const t = detector.evaluate(now)
+      if (t?.to === 'down') lose({ reason: `heartbeats unanswered for ${now - (detector.lastHeartbeat ?? now)} ms (phi ${t.phi.toFixed(1)})` })
+      else if (this.leaseExpiresAtMs != null && now > this.leaseExpiresAtMs) lose({ reason: 'lease expired without renewal' })
+    }, Math.max(20, Math.floor(intervalMs / 4)))
+    beats.unref()
+    watchdog.unref()
+    this.timers = [beats, watchdog]
+  }
+
+  stopHeartbeats(): void {
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    this.stream?.cancel()
+    this.stream = undefined
+  }
+
+  close(): void {
+    this.lost = true
+    this.stopHeartbeats()
+    this.client?.close()
+    this.client = undefined
+  }
+
+  private unary<Res>(
+    call: (md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown,
+    timeoutMs: number
+  ): Promise<Res> {
+    if (this.client == null) return Promise.reject(new Error('not connected'))
+    return new Promise((resolve, reject) => call(new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err != null ? reject(err) : resolve(res))))
+  }
+}
+
+function pickRetry(err: unknown): { retryAfterMs?: number } {
+  const r = describeGrpcError(err).retryAfterMs
+  return r != null ? { retryAfterMs: r } : {}
+}
+
+export const isHandoffConfirmed = (r: CommitHandoffResponse): boolean => r.outcome === HandoffOutcome.CONFIRMED

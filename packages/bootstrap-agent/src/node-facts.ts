@@ -1,0 +1,49 @@
+import { cpus, freemem, loadavg, release, totalmem } from 'node:os'
+import {
+  Availability,
+  HealthState,
+  type Capabilities,
+  type ComponentHealth,
+  type ResourceUsage,
+  type RuntimeCapability,
+  type WorkloadStatus
+} from '@mycelium/core-interfaces'
+
+/** What the container runtime (k3s-runtime) tells the agent. */
+export interface RuntimeView {
+  capability(): RuntimeCapability
+  workloads?(): WorkloadStatus[]
+}
+
+export const NO_RUNTIME: RuntimeView = {
+  capability: () => ({ name: 'k3s', availability: Availability.UNAVAILABLE, version: '', reason: 'no container runtime configured' })
+}
+
+/** The node's health as heartbeats and config trials see it. */
+export interface NodeHealth {
+  state: HealthState
+  components: ComponentHealth[]
+}
+
+export const ALWAYS_HEALTHY = (): NodeHealth => ({ state: HealthState.HEALTHY, components: [] })
+
+/** The capabilities sent at registration. */
+export function nodeCapabilities(runtime: RuntimeView, labels: Record<string, string>, agentVersion: string): Capabilities {
+  const cpu = cpus()
+  return {
+    cpuCores: cpu.length,
+    cpuModel: cpu[0]?.model ?? '',
+    memoryBytes: totalmem(),
+    os: process.platform,
+    osRelease: release(),
+    arch: process.arch,
+    runtime: runtime.capability(),
+    components: [],
+    labels,
+    agentVersion
+  }
+}
+
+export function resourceUsage(): ResourceUsage {
+  return { loadAverage1m: loadavg()[0] ?? 0, memoryFreeBytes: freemem(), agentRssBytes: process.memoryUsage.rss() }
+}

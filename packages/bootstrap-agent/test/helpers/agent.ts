@@ -1,0 +1,78 @@
+import { join } from 'node:path'
+import type { NodeConfig } from '@mycelium/core-interfaces'
+import { clientCredentials, createIdentityStore } from '@mycelium/basic-net'
+import { createSporeClient, fileSource, sporeServiceSource, type SporeClient } from '@mycelium/spore-client'
+import type { DevNetwork } from '@mycelium/dev-network'
+import { createBootstrapAgent, type BootstrapAgent, type BootstrapAgentComponents, type BootstrapAgentInit, type NodeHealth } from '../../src/index.js'
+
+export interface AgentOptions {
+  joinToken?: string
+  health?: () => NodeHealth
+  applyConfig?: (c: NodeConfig) => Promise<void>
+  init?: Partial<BootstrapAgentInit>
+}
+
+/** A real agent for `nodeId` with its state in `dir/<nodeId>`, pointed at a dev network. */
+export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: AgentOptions = {}): BootstrapAgent {
+  const stateDir = join(dir, nodeId)
+  const identity = createIdentityStore(
+    {},
+    {
+      networkId: net.networkId,
+      name: nodeId,
+      keyFile: join(stateDir, 'identity', 'node.key'),
+      certificateFile: join(stateDir, 'identity', 'node.crt'),
+      caFile: join(stateDir, 'identity', 'ca.crt')
+    }
+  )
+  const components: BootstrapAgentComponents = {
+    identity,
+    createSporeClient: (trustBundle) => {
+      let client: SporeClient | undefined
+      client = createSporeClient(
+        {
+          sources: [fileSource({ path: net.bootstrapFile })],
+          sporeManager: sporeServiceSource({
+            credentials: clientCredentials(identity, { networkId: net.networkId, role: 'manager' }),
+            endpoints: () => client!.resolveService('spore-manager')
+          })
+        },
+        { networkId: net.networkId, trustBundle, cachePath: join(stateDir, 'spores', 'cache.bin'), reconnect: { initialMs: 200, maxMs: 2000 } }
+      )
+      return client
+    },
+    ...(options.health != null ? { health: options.health } : {}),
+    ...(options.applyConfig != null ? { applyConfig: options.applyConfig } : {})
+  }
+  const agent = createBootstrapAgent(components, {
+    networkId: net.networkId,
+    nodeId,
+    stateDir,
+    joinToken: options.joinToken ?? net.joinToken,
+    enrollmentEndpoints: [{ address: net.endpoints.enrollment, expectedIdentity: '', zone: '', priority: 0 }],
+    dialTimeoutMs: 2000,
+    reconnect: { initialMs: 200, maxMs: 2000 },
+    ...options.init
+  })
+  // The identity store is the agent's component; it is started and stopped with it here.
+  const start = agent.start.bind(agent)
+  const stop = agent.stop.bind(agent)
+  agent.start = async () => {
+    await identity.start()
+    await start()
+  }
+  agent.stop = async () => {
+    await stop()
+    identity.stop()
+  }
+  return agent
+}
+
+export async function until(what: string, probe: () => boolean, timeoutMs = 20_000, detail?: () => unknown): Promise<number> {
+  const start = Date.now()
+  while (!probe()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}${detail != null ? `: ${JSON.stringify(detail())}` : ''}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return Date.now() - start
+}
