@@ -370,7 +370,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   private maybeUpdateConfig(ack: ReportHealthResponse): void {
     const store = this.config!
-    if (this.trialRunning || ack.latestConfigVersion <= store.current().version) return
+    const signal = this.controller?.signal
+    if (signal == null || this.trialRunning || ack.latestConfigVersion <= store.current().version) return
     this.trialRunning = true
     const health = this.components.health ?? ALWAYS_HEALTHY
     void (async () => {
@@ -382,7 +383,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           windowMs: this.init.configConfirmWindowMs ?? 30_000,
           apply: this.components.applyConfig ?? (async () => undefined),
           isHealthy: () => health().state !== HealthState.UNHEALTHY,
-          ...(this.controller != null ? { signal: this.controller.signal } : {})
+          signal
         })
         const log = outcome.outcome === 'promoted' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log)
         log('config trial finished', { ...outcome })
