@@ -119,7 +119,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.stateStore = new AgentStateStore(init.stateDir, this.log)
     this.link = new ManagerLink({
       credentials: clientCredentials(components.identity, { networkId: init.networkId, role: 'manager' }),
-      channelOptions: defaultChannelOptions(init.networkId),
+      // A private subchannel per link: a new dial never inherits the backoff
+      // of a failed one, so the agent's jittered schedule alone decides retries.
+      channelOptions: { ...defaultChannelOptions(init.networkId), 'grpc.use_local_subchannel_pool': 1 },
       dialTimeoutMs: init.dialTimeoutMs ?? 5000,
       logger: this.log
     })

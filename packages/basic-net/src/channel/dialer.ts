@@ -120,6 +120,12 @@ function waitForReady(client: grpc.Client, deadline: number, callback: (err?: Er
       callback(new Error('the channel was closed'))
       return
     }
+    // A failed connection attempt fails the endpoint now: the caller's own
+    // backoff (or the next endpoint) decides what happens next, not grpc's.
+    if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
+      callback(new Error('connection failed'))
+      return
+    }
     if (Date.now() >= deadline) {
       callback(new Error(`not ready before the deadline (last state ${grpc.connectivityState[state]})`))
       return
