@@ -1,0 +1,175 @@
+import { readFile } from 'node:fs/promises'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml'
+import { InvalidConfigError, K3sRole, NodeConfig, type Duration } from '@mycelium/core-interfaces'
+import { NODE_CONFIG_SCHEMA, type Kind, type Schema } from './config-schema.js'
+
+/**
+ * One validated NodeConfig from the YAML file, MYCELIUM_* environment
+ * variables and --set flags (later wins). Keys may be camelCase or
+ * snake_case; durations are "250ms", "1.5s", "2m", "1h". Unknown keys and bad
+ * values are errors naming the key and where it came from (file:line,
+ * variable, flag). Validated once, then frozen.
+ */
+const camel = (key: string): string => key.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase())
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const
+
+export function parseDuration(text: string, where: string): Duration {
+  const m = DURATION.exec(text.trim())
+  if (m == null) throw new InvalidConfigError(`"${text}" is not a duration like 250ms, 1.5s, 2m or 1h`, where)
+  const ms = Math.round(Number(m[1]) * DURATION_MS[m[2] as keyof typeof DURATION_MS])
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 }
+}
+
+function convert(kind: Kind, value: unknown, where: string): unknown {
+  if (typeof kind === 'object' && 'list' in kind) {
+    if (!Array.isArray(value)) throw new InvalidConfigError('must be a list', where)
+    return value.map((v, i) => convertObject(kind.list as Schema, v, `${where}[${i}]`))
+  }
+  if (typeof kind === 'object') return convertObject(kind, value, where)
+  switch (kind) {
+    case 'string':
+      if (typeof value !== 'string') throw new InvalidConfigError(`must be a string, not ${JSON.stringify(value)}`, where)
+      return value
+    case 'number': {
+      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new InvalidConfigError(`must be a non-negative number, not ${JSON.stringify(value)}`, where)
+      return n
+    }
+    case 'bool':
+      if (value === true || value === 'true') return true
+      if (value === false || value === 'false') return false
+      throw new InvalidConfigError(`must be true or false, not ${JSON.stringify(value)}`, where)
+    case 'duration':
+      if (typeof value !== 'string') throw new InvalidConfigError(`must be a duration string like "1s", not ${JSON.stringify(value)}`, where)
+      return parseDuration(value, where)
+    case 'map':
+      if (typeof value !== 'object' || value == null || Array.isArray(value)) throw new InvalidConfigError('must be a mapping of strings', where)
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]))
+    case 'strings':
+      if (!Array.isArray(value)) throw new InvalidConfigError('must be a list of strings', where)
+      return value.map((v) => String(v))
+    case 'k3s-role': {
+      const role = String(value).toUpperCase()
+      if (role !== 'SERVER' && role !== 'AGENT') throw new InvalidConfigError(`must be "server" or "agent", not ${JSON.stringify(value)}`, where)
+      return role === 'SERVER' ? K3sRole.SERVER : K3sRole.AGENT
+    }
+  }
+}
+
+function convertObject(schema: Schema, value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value == null || Array.isArray(value)) throw new InvalidConfigError('must be a mapping', where)
+  const out: Record<string, unknown> = {}
+  for (const [rawKey, v] of Object.entries(value)) {
+    const key = camel(rawKey)
+    const kind = schema[key]
+    const at = where === '' ? key : `${where}.${key}`
+    if (kind == null) throw new InvalidConfigError(`unknown key "${rawKey}" (expected one of: ${Object.keys(schema).join(', ')})`, at)
+    out[key] = convert(kind, v, at)
+  }
+  return out
+}
+
+/** Deep merge of plain objects (later wins; lists and maps are replaced). */
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a }
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k]
+    const plain = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x != null && !Array.isArray(x) && !('seconds' in x)
+    out[k] = plain(prev) && plain(v) && k !== 'labels' && k !== 'nodeLabels' ? merge(prev, v) : v
+  }
+  return out
+}
+
+/** The YAML file as validated partial config; errors carry `file:line key`. */
+export function parseConfigYaml(text: string, file: string): Record<string, unknown> {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter })
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!
+    throw new InvalidConfigError(e.message.split('\n')[0]!, `${file}:${e.linePos?.[0].line ?? 1}`)
+  }
+  if (doc.contents == null) return {}
+  // Validate node by node so each error names its line.
+  const lineOf = (node: Node | null | undefined): number => (node?.range != null ? lineCounter.linePos(node.range[0]).line : 1)
+  const walk = (schema: Schema, node: Node, path: string): Record<string, unknown> => {
+    if (!isMap(node)) throw new InvalidConfigError('must be a mapping', `${file}:${lineOf(node)} ${path || '(top level)'}`)
+    const out: Record<string, unknown> = {}
+    for (const pair of node.items as Pair<Node, Node>[]) {
+      const rawKey = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+      const key = camel(rawKey)
+      const at = path === '' ? key : `${path}.${key}`
+      const where = `${file}:${lineOf(pair.key)} ${at}`
+      const kind = schema[key]
+      if (kind == null) throw new InvalidConfigError(`unknown key "${rawKey}" (expected one of: ${Object.keys(schema).join(', ')})`, where)
+      if (typeof kind === 'object' && !('list' in kind) && pair.value != null) out[key] = walk(kind, pair.value, at)
+      else if (typeof kind === 'object' && 'list' in kind && isSeq(pair.value)) {
+        out[key] = pair.value.items.map((item, i) => walk(kind.list as Schema, item as Node, `${at}[${i}]`))
+      } else out[key] = convert(kind, pair.value == null ? null : (pair.value as Node).toJSON(), `${file}:${lineOf(pair.value)} ${at}`)
+    }
+    return out
+  }
+  return walk(NODE_CONFIG_SCHEMA, doc.contents as Node, '')
+}
+
+/** MYCELIUM_NODE_ID, MYCELIUM_LOGGING__LEVEL (sections joined by "__"). */
+export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  let out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('MYCELIUM_') || value == null) continue
+    const path = name.slice('MYCELIUM_'.length).toLowerCase().split('__').map(camel)
+    out = merge(out, setPath(path, value, `environment ${name}`))
+  }
+  return out
+}
+
+/** --set key.path=value flags. */
+export function configFromFlags(sets: string[]): Record<string, unknown> {
+  let out: Record<string, unknown> = {}
+  for (const set of sets) {
+    const i = set.indexOf('=')
+    if (i <= 0) throw new InvalidConfigError(`"${set}" is not key.path=value`, '--set')
+    out = merge(out, setPath(set.slice(0, i).split('.').map(camel), set.slice(i + 1), `--set ${set.slice(0, i)}`))
+  }
+  return out
+}
+
+function setPath(path: string[], value: string, where: string): Record<string, unknown> {
+  let schema: Kind = NODE_CONFIG_SCHEMA
+  for (const [i, key] of path.entries()) {
+    if (typeof schema !== 'object' || 'list' in schema || !(key in schema)) {
+      throw new InvalidConfigError(`"${path.slice(0, i + 1).join('.')}" is not a config key`, where)
+    }
+    schema = (schema as Schema)[key]!
+  }
+  const leaf = convert(schema, schema === 'strings' ? value.split(',') : value, where)
+  return path.reduceRight<unknown>((acc, key) => ({ [key]: acc }), leaf) as Record<string, unknown>
+}
+
+export interface LoadConfigOptions {
+  file?: string
+  env?: NodeJS.ProcessEnv
+  sets?: string[]
+}
+
+/** Loads, merges and validates; returns a frozen NodeConfig. */
+export async function loadConfig(options: LoadConfigOptions): Promise<Readonly<NodeConfig>> {
+  let merged: Record<string, unknown> = {}
+  if (options.file != null) {
+    let text: string
+    try {
+      text = await readFile(options.file, 'utf8')
+    } catch (err) {
+      throw new InvalidConfigError(`cannot read: ${(err as Error).message}`, options.file)
+    }
+    merged = merge(merged, parseConfigYaml(text, options.file))
+  }
+  merged = merge(merged, configFromEnv(options.env ?? {}))
+  merged = merge(merged, configFromFlags(options.sets ?? []))
+  const config = NodeConfig.fromPartial(merged as never)
+  const where = options.file ?? 'config'
+  if (config.networkId === '') throw new InvalidConfigError('is required', `${where} networkId`)
+  if (config.nodeId === '') throw new InvalidConfigError('is required', `${where} nodeId`)
+  return Object.freeze(config)
+}

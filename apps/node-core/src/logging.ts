@@ -1,0 +1,59 @@
+import winston from 'winston'
+import type { LogFields, Logger } from '@mycelium/core-interfaces'
+
+export interface LoggingOptions {
+  /** "error" | "warn" | "info" | "debug". @default "info" */
+  level?: string
+  /** "json" | "pretty". @default pretty on a TTY, else json */
+  format?: string
+  /** Fields on every line (nodeId). */
+  defaults?: LogFields
+  /** Where lines go. @default stdout */
+  stream?: NodeJS.WritableStream
+}
+
+const LEVELS = ['error', 'warn', 'info', 'debug']
+
+/** Errors become `{ error, stack }` so JSON lines keep the stack. */
+const errorsToFields = winston.format((info) => {
+  for (const [key, value] of Object.entries(info)) {
+    if (value instanceof Error) info[key] = { error: value.message, name: value.name, stack: value.stack }
+  }
+  return info
+})
+
+const pretty = winston.format.printf((info) => {
+  const { level, message, timestamp, component, phase, nodeId, ...rest } = info as Record<string, unknown>
+  const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : ''
+  const where = [nodeId, component, phase].filter(Boolean).join(' ')
+  return `${String(timestamp)} ${String(level).padEnd(5)} ${where ? `[${where}] ` : ''}${String(message)}${extra}`
+})
+
+/**
+ * The one log transport of the process (libraries only receive a Logger).
+ * Every line carries `component`, `phase` (when known) and `nodeId`.
+ */
+export function createLogger(options: LoggingOptions = {}): Logger & { close(): void } {
+  const level = options.level ?? 'info'
+  if (!LEVELS.includes(level)) throw new Error(`log level "${level}" is not one of ${LEVELS.join(', ')}`)
+  const usePretty = options.format === 'pretty' || (options.format == null && process.stdout.isTTY === true)
+  const root = winston.createLogger({
+    level,
+    defaultMeta: options.defaults ?? {},
+    format: winston.format.combine(
+      errorsToFields(),
+      winston.format.timestamp(),
+      usePretty ? winston.format.combine(winston.format.colorize(), pretty) : winston.format.json()
+    ),
+    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })]
+  })
+  const wrap = (w: winston.Logger): Logger => ({
+    error: (msg, fields) => w.error(msg, fields),
+    warn: (msg, fields) => w.warn(msg, fields),
+    info: (msg, fields) => w.info(msg, fields),
+    debug: (msg, fields) => w.debug(msg, fields),
+    forComponent: (component) => wrap(w.child({ component })),
+    child: (fields) => wrap(w.child(fields))
+  })
+  return Object.assign(wrap(root), { close: () => root.close() })
+}
