@@ -1,7 +1,19 @@
 #!/usr/bin/env node
-// `npm start` will run node-core's embedded dev network (`node-core dev`)
-// once node-core exists (issue #9). Until then, say so plainly.
-console.log(
-  'Mycelium node-core is not built yet: its CLI and the embedded dev network arrive with issue #9.\n' +
-    'What works today: `npm test` (the whole suite) and `npx nx run-many -t build`.'
-)
+// `npm start`: builds node-core (and what it needs; Nx caches it) and runs
+// `node-core dev` — a dev network embedded in the process and an agent that
+// hands off to it, logged live. Ctrl-C stops everything cleanly.
+// Extra arguments are passed on: `npm start -- --agents 3`.
+import { spawnSync, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const build = spawnSync('npx', ['nx', 'run', '@mycelium/node-core:build', '--output-style=dynamic-legacy'], {
+  cwd: root,
+  stdio: ['ignore', 'inherit', 'inherit'],
+  env: { ...process.env, NX_DAEMON: process.env.NX_DAEMON ?? 'false' }
+})
+if (build.status !== 0) process.exit(build.status ?? 1)
+const child = spawn(process.execPath, ['apps/node-core/dist/bin.cjs', 'dev', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' })
+// The child receives Ctrl-C from the terminal itself; just mirror its exit.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => undefined)
+child.on('exit', (code, signal) => process.exit(code ?? (signal != null ? 130 : 1)))

@@ -71,13 +71,13 @@ function convertObject(schema: Schema, value: unknown, where: string): Record<st
   return out
 }
 
-/** Deep merge of plain objects (later wins; lists and maps are replaced). */
+/** Deep merge of plain objects and maps (later wins; lists and durations are replaced). */
 function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out = { ...a }
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k]
     const plain = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x != null && !Array.isArray(x) && !('seconds' in x)
-    out[k] = plain(prev) && plain(v) && k !== 'labels' && k !== 'nodeLabels' ? merge(prev, v) : v
+    out[k] = plain(prev) && plain(v) ? merge(prev, v) : v
   }
   return out
 }
@@ -130,14 +130,19 @@ export function configFromFlags(sets: string[]): Record<string, unknown> {
   for (const set of sets) {
     const i = set.indexOf('=')
     if (i <= 0) throw new InvalidConfigError(`"${set}" is not key.path=value`, '--set')
-    out = merge(out, setPath(set.slice(0, i).split('.').map(camel), set.slice(i + 1), `--set ${set.slice(0, i)}`))
+    const raw = set.slice(0, i).split('.')
+    out = merge(out, setPath(raw.map(camel), set.slice(i + 1), `--set ${set.slice(0, i)}`, raw))
   }
   return out
 }
 
-function setPath(path: string[], value: string, where: string): Record<string, unknown> {
+function setPath(path: string[], value: string, where: string, rawPath: string[] = path): Record<string, unknown> {
   let schema: Kind = NODE_CONFIG_SCHEMA
   for (const [i, key] of path.entries()) {
+    // labels.<key>=value: the last segment is a map key, kept as written.
+    if (schema === 'map' && i === path.length - 1) {
+      return path.slice(0, i).reduceRight<unknown>((acc, k) => ({ [k]: acc }), { [rawPath[i]!]: value }) as Record<string, unknown>
+    }
     if (typeof schema !== 'object' || 'list' in schema || !(key in schema)) {
       throw new InvalidConfigError(`"${path.slice(0, i + 1).join('.')}" is not a config key`, where)
     }

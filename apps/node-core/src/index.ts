@@ -1,8 +1,15 @@
 /**
  * @packageDocumentation
- * The shipped Mycelium minimal core daemon and its CLI.
- *
- * Not built yet: issue #9 delivers this package. It exists now so the
- * workspace has its final shape and every later change lands in place.
+ * The shipped Mycelium minimal core: composes the libraries into the daemon
+ * and its CLI. The only package that reads the environment, owns the log
+ * transport and exits the process (in its bin).
  */
-export {}
+export { runCli, buildProgram, EXIT, type CliIo } from './cli.js'
+export { loadConfig, parseConfigYaml, configFromEnv, configFromFlags, parseDuration, type LoadConfigOptions } from './config.js'
+export { NODE_CONFIG_SCHEMA, type Schema, type Kind } from './config-schema.js'
+export { createLogger, type LoggingOptions } from './logging.js'
+export { MyceliumNode, DEFAULT_STATE_DIR, DEFAULT_HTTP_ADDRESS, type NodeOptions } from './node.js'
+export { startDev, devStatusSocket, type DevOptions, type DevSession } from './dev.js'
+export { StatusServer, protosDir } from './status-server.js'
+export { HttpStatusServer } from './http-server.js'
+export { fetchStatus, formatStatus } from './status-command.js'

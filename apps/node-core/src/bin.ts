@@ -1,0 +1,27 @@
+import { runCli } from './cli.js'
+
+let requestStop: () => void = () => undefined
+const stopped = new Promise<void>((resolve) => {
+  requestStop = resolve
+})
+let signals = 0
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    // The first signal stops cleanly (components in reverse order); a second forces exit.
+    if (++signals > 1) process.exit(130)
+    requestStop()
+  })
+}
+
+runCli(process.argv.slice(2), {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+  untilStopped: () => stopped
+}).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`node-core: unexpected error: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  }
+)

@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises'
+import { Command, CommanderError, Option } from 'commander'
+import { isInvalidConfigError, StatusReport } from '@mycelium/core-interfaces'
+import { loadConfig } from './config.js'
+import { devStatusSocket, startDev } from './dev.js'
+import { createLogger } from './logging.js'
+import { MyceliumNode } from './node.js'
+import { fetchStatus, formatStatus } from './status-command.js'
+
+export interface CliIo {
+  out(text: string): void
+  err(text: string): void
+  env: NodeJS.ProcessEnv
+  /** Resolves when the operator asks to stop (first SIGINT/SIGTERM in the bin). */
+  untilStopped(): Promise<void>
+  /** Log stream (stdout in the bin). */
+  logStream?: NodeJS.WritableStream
+}
+
+/** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3 } as const
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value]
+
+export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command('node-core')
+    .description('The Mycelium minimal core: the agent on every node.')
+    .addHelpText('after', '\nExit codes: 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering (status).')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError()
+
+  program
+    .command('run')
+    .description('run the agent (the daemon)')
+    .requiredOption('--config <file>', 'NodeConfig YAML file')
+    .option('--set <key=value>', 'override a config key, e.g. --set logging.level=debug (repeatable)', collect, [])
+    .option('--join-token-file <file>', 'file holding the join token for the first enrolment')
+    .action(async (opts: { config: string; set: string[]; joinTokenFile?: string }) => {
+      const config = await loadConfig({ file: opts.config, env: io.env, sets: opts.set })
+      const log = createLogger({ level: config.logging?.level || 'info', ...(config.logging?.format ? { format: config.logging.format } : {}), defaults: { nodeId: config.nodeId }, ...(io.logStream != null ? { stream: io.logStream } : {}) })
+      const tokenFile = opts.joinTokenFile ?? config.identity?.joinTokenFile
+      const joinToken = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : undefined
+      const node = new MyceliumNode(config, log, joinToken != null ? { joinToken } : {})
+      await node.start()
+      await io.untilStopped()
+      await node.stop()
+      log.close()
+    })
+
+  program
+    .command('dev')
+    .description('the embedded default: a dev network in this process and agents that hand off to it (npm start)')
+    .option('--agents <n>', 'number of agents', (v) => Number.parseInt(v, 10), 1)
+    .option('--heartbeat <ms>', 'heartbeat interval in ms', (v) => Number.parseInt(v, 10), 1000)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
+    .action(async (opts: { agents: number; heartbeat: number; logLevel: string }) => {
+      if (!Number.isInteger(opts.agents) || opts.agents < 1 || opts.agents > 500) throw new UsageError('--agents must be 1–500')
+      const log = createLogger({ level: opts.logLevel, ...(io.logStream != null ? { stream: io.logStream } : {}) })
+      const session = await startDev({ agents: opts.agents, heartbeatMs: opts.heartbeat }, log)
+      io.out(
+        [
+          '',
+          `Mycelium dev network with ${opts.agents} agent(s) — Ctrl-C stops everything.`,
+          `  status:  node-core status        (NodeStatus on ${session.endpoints.status})`,
+          `  http:    http://${session.endpoints.http}/readyz  /metrics  /healthz`,
+          ''
+        ].join('\n')
+      )
+      await io.untilStopped()
+      await session.stop()
+      log.close()
+    })
+
+  program
+    .command('status')
+    .description('show the status of a running agent (a dev agent by default)')
+    .option('--socket <path>', 'NodeStatus unix socket', devStatusSocket())
+    .option('--json', 'print JSON')
+    .action(async (opts: { socket: string; json?: boolean }) => {
+      let status: StatusReport
+      try {
+        status = await fetchStatus(opts.socket)
+      } catch (err) {
+        io.err(`${(err as Error).message}\n`)
+        setExit(EXIT.UNREACHABLE)
+        return
+      }
+      io.out(opts.json === true ? `${JSON.stringify(StatusReport.toJSON(status), null, 2)}\n` : formatStatus(status))
+    })
+
+  const config = program.command('config').description('configuration tools')
+  config
+    .command('validate')
+    .description('validate a NodeConfig YAML file (with MYCELIUM_* variables applied)')
+    .argument('<file>', 'the file')
+    .action(async (file: string) => {
+      const c = await loadConfig({ file, env: io.env })
+      io.out(`${file}: valid (network ${c.networkId}, node ${c.nodeId})\n`)
+    })
+
+  return program
+}
+
+class UsageError extends Error {}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let code: number = EXIT.OK
+  try {
+    await buildProgram(io, (c) => (code = c)).parseAsync(argv, { from: 'user' })
+    return code
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+    if (isInvalidConfigError(err) || err instanceof UsageError) {
+      io.err(`error: ${(err as Error).message}\n`)
+      return EXIT.USAGE
+    }
+    io.err(`error: ${(err as Error).stack ?? String(err)}\n`)
+    return EXIT.FAILED
+  }
+}

@@ -1,0 +1,76 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+import { NodeConfig, Phase, type Logger } from '@mycelium/core-interfaces'
+import { MyceliumNode } from './node.js'
+
+/** Where `node-core status` finds a `dev` agent with no flags: per user, under the temp dir. */
+export function devStatusSocket(): string {
+  return join(tmpdir(), `mycelium-dev-${userInfo().uid}`, 'status.sock')
+}
+
+export interface DevOptions {
+  agents: number
+  heartbeatMs: number
+  /** HTTP status address of the first agent. @default 127.0.0.1:0 */
+  httpAddress?: string
+  /** Status socket of the first agent. @default devStatusSocket() */
+  socketPath?: string
+}
+
+export interface DevSession {
+  nodes: MyceliumNode[]
+  endpoints: Record<string, string>
+  stop(): Promise<void>
+}
+
+/**
+ * The embedded default (`npm start`): a dev network in this process on
+ * 127.0.0.1, a throwaway state dir, and `agents` nodes that enrol, discover,
+ * register and hand off while their transitions are logged live.
+ * dev-network is loaded only here, so `run` never pays for it.
+ */
+export async function startDev(options: DevOptions, log: Logger): Promise<DevSession> {
+  const { startDevNetwork } = await import('@mycelium/dev-network')
+  const dir = await mkdtemp(join(tmpdir(), 'mycelium-dev-'))
+  const net = await startDevNetwork({ networkId: 'dev', dir: join(dir, 'network'), heartbeatIntervalMs: options.heartbeatMs, logger: log.forComponent('dev-network') })
+  log.info('dev network up', { ...net.endpoints, stateDir: dir })
+  const nodes: MyceliumNode[] = []
+  try {
+    for (let i = 1; i <= options.agents; i++) {
+      const nodeId = `dev-node-${i}`
+      const first = i === 1
+      const config = NodeConfig.fromPartial({
+        networkId: 'dev',
+        nodeId,
+        stateDir: join(dir, nodeId),
+        identity: { enrollmentEndpoints: [{ address: net.endpoints.enrollment, expectedIdentity: '', zone: '', priority: 0 }] },
+        discovery: { bootstrapFile: net.bootstrapFile },
+        status: {
+          socketPath: first ? options.socketPath ?? devStatusSocket() : join(dir, nodeId, 'status.sock'),
+          httpListenAddress: first ? options.httpAddress ?? '127.0.0.1:0' : 'off',
+          readyInFallback: true
+        }
+      })
+      const node = new MyceliumNode(config, log.child({ nodeId }), { joinToken: await net.newJoinToken() })
+      node.agent.on('transition', (t) => {
+        if (t.to === Phase.MANAGED) log.info(`${nodeId} is MANAGED — handed off to the Network Manager`, { nodeId })
+      })
+      await node.start()
+      nodes.push(node)
+    }
+  } catch (err) {
+    for (const n of nodes.reverse()) await n.stop()
+    await net.stop()
+    throw err
+  }
+  return {
+    nodes,
+    endpoints: { ...net.endpoints, status: `unix://${options.socketPath ?? devStatusSocket()}`, http: nodes[0]?.http.address ?? '' },
+    async stop() {
+      for (const n of [...nodes].reverse()) await n.stop()
+      await net.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+
+export interface HttpMetricsSource {
+  status(): StatusReport
+  counters(): { transitions: Record<string, number>; reconnectAttempts: number; heartbeatAcks: number }
+}
+
+const PHASES = [Phase.BOOTSTRAP, Phase.DISCOVERY, Phase.REGISTRATION, Phase.HANDOFF, Phase.MANAGED, Phase.FALLBACK, Phase.RECOVERY]
+
+/**
+ * Localhost HTTP: /healthz (the process serves), /readyz (MANAGED, or a
+ * healthy FALLBACK when `readyInFallback`), /metrics (Prometheus text, one
+ * registry per node so several nodes can share a process).
+ */
+export class HttpStatusServer implements Startable {
+  private server?: Server
+  private readonly registry = new Registry()
+  address = ''
+
+  constructor(
+    private readonly source: HttpMetricsSource,
+    private readonly init: { listenAddress: string; readyInFallback: boolean },
+    private readonly log: Logger
+  ) {
+    const registry = this.registry
+    new Gauge({
+      name: 'mycelium_phase',
+      help: '1 for the phase the node is in, 0 for the others',
+      labelNames: ['phase'],
+      registers: [registry],
+      collect() {
+        const current = source.status().phase
+        for (const p of PHASES) this.set({ phase: Phase[p] }, p === current ? 1 : 0)
+      }
+    })
+    new Counter({
+      name: 'mycelium_phase_transitions_total',
+      help: 'Phase transitions since start, by phase entered',
+      labelNames: ['to'],
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const [to, n] of Object.entries(source.counters().transitions)) this.inc({ to }, n)
+      }
+    })
+    new Counter({
+      name: 'mycelium_reconnect_attempts_total',
+      help: 'Reconnection attempts from FALLBACK or RECOVERY',
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(source.counters().reconnectAttempts)
+      }
+    })
+    new Counter({
+      name: 'mycelium_heartbeat_acks_total',
+      help: 'Heartbeats acknowledged by the Network Manager',
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(source.counters().heartbeatAcks)
+      }
+    })
+    new Gauge({
+      name: 'mycelium_heartbeat_rtt_seconds',
+      help: 'Round trip of the last acknowledged heartbeat',
+      registers: [registry],
+      collect() {
+        this.set((source.status().managers[0]?.heartbeatRttMs ?? 0) / 1000)
+      }
+    })
+    new Counter({
+      name: 'mycelium_spores_rejected_total',
+      help: 'Spores rejected by verification',
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(source.status().spores?.rejectedCount ?? 0)
+      }
+    })
+  }
+
+  isStarted(): boolean {
+    return this.server != null
+  }
+
+  async start(): Promise<void> {
+    if (this.server != null || this.init.listenAddress === '' || this.init.listenAddress === 'off') return
+    const server = createServer((req, res) => {
+      void (async () => {
+        const status = this.source.status()
+        if (req.url === '/healthz') {
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
+        } else if (req.url === '/readyz') {
+          const ready = status.phase === Phase.MANAGED || (this.init.readyInFallback && status.phase === Phase.FALLBACK)
+          res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${Phase[status.phase]}: ${status.reason}\n`)
+        } else if (req.url === '/metrics') {
+          res.writeHead(200, { 'content-type': this.registry.contentType }).end(await this.registry.metrics())
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /healthz /readyz /metrics\n')
+        }
+      })().catch((err: unknown) => {
+        res.writeHead(500).end(String(err))
+      })
+    })
+    const i = this.init.listenAddress.lastIndexOf(':')
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(Number(this.init.listenAddress.slice(i + 1)), this.init.listenAddress.slice(0, i), () => resolve())
+    })
+    this.server = server
+    this.address = `${this.init.listenAddress.slice(0, i)}:${(server.address() as AddressInfo).port}`
+    this.log.info('HTTP status serving', { address: this.address, paths: ['/healthz', '/readyz', '/metrics'] })
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server
+    this.server = undefined
+    if (server != null) {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}

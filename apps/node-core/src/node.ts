@@ -1,0 +1,156 @@
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import { durationToMs, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
+import { clientCredentials, createIdentityStore, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
+import { createSporeClient, fileSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
+import { createBootstrapAgent, type BootstrapAgent } from '@mycelium/bootstrap-agent'
+import { HttpStatusServer } from './http-server.js'
+import { StatusServer } from './status-server.js'
+
+export const DEFAULT_STATE_DIR = '/var/lib/mycelium'
+export const DEFAULT_HTTP_ADDRESS = '127.0.0.1:9464'
+
+export interface NodeOptions {
+  /** Join token from a file or flag (kept out of the frozen config's logs). */
+  joinToken?: string
+}
+
+/**
+ * One node: its components in start order — identity, the bootstrap agent
+ * (which owns spores and the manager link), NodeStatus gRPC, HTTP status —
+ * stopped in reverse. Workloads are never touched by a stop.
+ */
+export class MyceliumNode implements Startable {
+  readonly identity: IdentityStore
+  readonly agent: BootstrapAgent
+  readonly statusServer: StatusServer
+  readonly http: HttpStatusServer
+  private readonly changes = new EventEmitter()
+  private started: Array<{ name: string; component: Startable }> = []
+
+  constructor(
+    readonly config: Readonly<NodeConfig>,
+    private readonly log: Logger,
+    options: NodeOptions = {}
+  ) {
+    const stateDir = config.stateDir || DEFAULT_STATE_DIR
+    const id = config.identity
+    this.identity = createIdentityStore(
+      { logger: log },
+      {
+        networkId: config.networkId,
+        name: config.nodeId,
+        keyFile: id?.keyFile || join(stateDir, 'identity', 'node.key'),
+        certificateFile: id?.certificateFile || join(stateDir, 'identity', 'node.crt'),
+        caFile: id?.caFile || join(stateDir, 'identity', 'ca.crt'),
+        ...(id?.renewBefore != null ? { renewBeforeMs: durationToMs(id.renewBefore, 0) } : {})
+      }
+    )
+    const identity = this.identity
+    const discovery = config.discovery
+    const createSpores = (trustBundle: TrustBundle): SporeClient => {
+      const sources: SporeSource[] = []
+      if (discovery?.bootstrapFile) sources.push(fileSource({ path: discovery.bootstrapFile, timeoutMs: durationToMs(discovery.sourceTimeout, 10_000) }))
+      let client: SporeClient | undefined
+      client = createSporeClient(
+        {
+          logger: log,
+          sources,
+          sporeManager: sporeServiceSource({
+            credentials: clientCredentials(identity, { networkId: config.networkId, role: 'manager' }),
+            channelOptions: defaultChannelOptions(config.networkId),
+            endpoints: () => client!.resolveService('spore-manager')
+          })
+        },
+        {
+          networkId: config.networkId,
+          trustBundle,
+          cachePath: join(stateDir, 'spores', 'cache.bin'),
+          clockSlackMs: durationToMs(discovery?.clockSlack, 30_000),
+          refreshIntervalMs: durationToMs(discovery?.refreshInterval, 60_000)
+        }
+      )
+      return client
+    }
+    const handoff = config.handoff
+    const joinToken = options.joinToken || id?.joinToken || undefined
+    this.agent = createBootstrapAgent(
+      { logger: log, identity, createSporeClient: createSpores },
+      {
+        networkId: config.networkId,
+        nodeId: config.nodeId,
+        stateDir,
+        ...(joinToken != null ? { joinToken } : {}),
+        enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
+        initialConfig: config as NodeConfig,
+        handoffDeadlineMs: durationToMs(handoff?.commitDeadline, 10_000),
+        defaultHeartbeatIntervalMs: durationToMs(handoff?.defaultHeartbeatInterval, 1000),
+        configConfirmWindowMs: durationToMs(handoff?.configConfirmWindow, 30_000),
+        reconnect: {
+          initialMs: durationToMs(config.reconnect?.initial, 500),
+          maxMs: durationToMs(config.reconnect?.max, 30_000),
+          multiplier: config.reconnect?.multiplier || 2
+        }
+      }
+    )
+    this.agent.on('transition', () => this.changes.emit('change'))
+    const status = config.status
+    const source = {
+      status: (): StatusReport => this.agent.status(),
+      onChange: (listener: () => void) => {
+        this.changes.on('change', listener)
+        return () => this.changes.off('change', listener)
+      },
+      counters: () => this.agent.counters
+    }
+    this.statusServer = new StatusServer(source, { socketPath: status?.socketPath ?? join(stateDir, 'status.sock'), listenAddress: status?.grpcListenAddress ?? '' }, log.forComponent('node-core:status'))
+    this.http = new HttpStatusServer(source, { listenAddress: status?.httpListenAddress || DEFAULT_HTTP_ADDRESS, readyInFallback: status?.readyInFallback ?? true }, log.forComponent('node-core:http'))
+  }
+
+  isStarted(): boolean {
+    return this.started.length > 0
+  }
+
+  /** Starts components in order; a failure stops what started, then rethrows. */
+  async start(): Promise<void> {
+    const order: Array<[string, Startable]> = [
+      ['identity', this.identity],
+      ['status', this.statusServer],
+      ['http', this.http],
+      ['bootstrap-agent', this.agent]
+    ]
+    for (const [name, component] of order) {
+      this.log.info('starting component', { component: name })
+      try {
+        await component.start()
+      } catch (err) {
+        this.log.error('component failed to start', { component: name, err })
+        await this.stop()
+        throw err
+      }
+      this.started.push({ name, component })
+    }
+  }
+
+  /** Stops in reverse order; each component gets `stopDeadlineMs` before it is left behind. */
+  stopDeadlineMs = 5000
+
+  async stop(): Promise<void> {
+    const deadlineMs = this.stopDeadlineMs
+    for (const { name, component } of this.started.reverse()) {
+      this.log.info('stopping component', { component: name })
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        Promise.resolve(component.stop()).catch((err: unknown) => this.log.error('component failed to stop', { component: name, err })),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            this.log.warn('component did not stop in time', { component: name, deadlineMs })
+            resolve()
+          }, deadlineMs)
+        })
+      ])
+      clearTimeout(timer)
+    }
+    this.started = []
+  }
+}

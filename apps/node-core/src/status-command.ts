@@ -1,0 +1,34 @@
+import * as grpc from '@grpc/grpc-js'
+import { NodeStatusClient, Phase, StatusReport, type GetStatusResponse } from '@mycelium/core-interfaces'
+
+/** Reads NodeStatus from a running agent. */
+export function fetchStatus(socketPath: string, timeoutMs = 3000): Promise<StatusReport> {
+  const client = new NodeStatusClient(`unix://${socketPath}`, grpc.credentials.createInsecure())
+  return new Promise<StatusReport>((resolve, reject) =>
+    client.getStatus({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res: GetStatusResponse) => {
+      client.close()
+      if (err != null) reject(new Error(`no agent answering on ${socketPath}: ${err.details || err.message}`))
+      else resolve(res.status ?? StatusReport.fromPartial({}))
+    })
+  )
+}
+
+const ago = (d: Date | undefined): string => (d == null ? '-' : `${Math.round((Date.now() - d.getTime()) / 1000)}s ago`)
+
+/** A human table of the status. */
+export function formatStatus(s: StatusReport): string {
+  const rows: Array<[string, string]> = [
+    ['node', `${s.identity?.nodeId ?? '?'} (${s.identity?.spiffeId ?? ''})`],
+    ['phase', `${Phase[s.phase]} since ${ago(s.phaseSince)}`],
+    ['reason', s.reason],
+    ['identity', `${s.identityStatus?.reason || 'valid'}${s.identityStatus?.notAfter != null ? `, expires ${s.identityStatus.notAfter.toISOString()}` : ''}`],
+    ...s.managers.map((m): [string, string] => [m.service, `${m.endpoint?.address ?? '?'} ${m.state}, last seen ${ago(m.lastSeen)}, rtt ${m.heartbeatRttMs} ms`]),
+    ['config', `current v${s.config?.currentVersion ?? 0}, last-known-good v${s.config?.lastKnownGoodVersion ?? 0}${s.config?.trialVersion ? `, trying v${s.config.trialVersion}` : ''}`],
+    ['spores', `${s.spores?.sporeCount ?? 0} from ${s.spores?.activeSource || '-'}, ${s.spores?.rejectedCount ?? 0} rejected`],
+    ['runtime', `${s.runtime?.name ?? '-'}: ${s.runtime?.reason || 'available'}`],
+    ...s.components.filter((c) => c.reason !== '').map((c): [string, string] => [`component ${c.name}`, c.reason])
+  ]
+  const width = Math.max(...rows.map(([k]) => k.length))
+  const history = s.history.slice(-8).map((h) => `  ${h.at?.toISOString() ?? ''}  ${Phase[h.from].padEnd(12)} → ${Phase[h.to].padEnd(12)} ${h.reason}`)
+  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\nrecent transitions:\n${history.join('\n')}\n`
+}

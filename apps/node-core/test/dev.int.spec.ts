@@ -1,0 +1,91 @@
+import * as grpc from '@grpc/grpc-js'
+import { loadSync } from '@grpc/proto-loader'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Phase, silentLogger } from '@mycelium/core-interfaces'
+import { fetchStatus, runCli, startDev, type DevSession } from '../src/index.js'
+
+/** The embedded dev default end to end: dev network + 2 agents, their status surfaces. */
+describe('node-core dev', () => {
+  let session: DevSession
+  let dir: string
+  let socket: string
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'node-core-dev-'))
+    socket = join(dir, 'status.sock')
+    session = await startDev({ agents: 2, heartbeatMs: 500, socketPath: socket }, silentLogger())
+  }, 60_000)
+  afterAll(async () => {
+    await session?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  async function untilManaged(): Promise<void> {
+    const end = Date.now() + 20_000
+    while (!session.nodes.every((n) => n.agent.phase === Phase.MANAGED)) {
+      if (Date.now() > end) throw new Error('agents not MANAGED')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+
+  it('every agent hands off; NodeStatus answers on the unix socket with the transitions', async () => {
+    await untilManaged()
+    const status = await fetchStatus(socket)
+    expect(status.phase).toBe(Phase.MANAGED)
+    expect(status.history.map((h) => Phase[h.to])).toEqual(['BOOTSTRAP', 'BOOTSTRAP', 'BOOTSTRAP', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
+    expect(status.managers[0]?.state).toBe('connected')
+  })
+
+  it('serves grpc.health.v1 and server reflection beside NodeStatus', async () => {
+    const definition = loadSync(['health/v1/health.proto'], { includeDirs: [join(require.resolve('grpc-health-check/package.json'), '..', 'proto')], enums: String })
+    const Health = (grpc.loadPackageDefinition(definition) as any).grpc.health.v1.Health
+    const health = new Health(`unix://${socket}`, grpc.credentials.createInsecure())
+    const res = await new Promise<{ status: string }>((resolve, reject) =>
+      health.check({ service: 'mycelium.core.v1.NodeStatus' }, (err: Error | null, r: { status: string }) => (err != null ? reject(err) : resolve(r)))
+    )
+    health.close()
+    expect(res.status).toBe('SERVING')
+
+    const reflectionDef = loadSync(['grpc/reflection/v1alpha/reflection.proto'], { includeDirs: [join(require.resolve('@grpc/reflection/package.json'), '..', 'build', 'proto')] })
+    const Reflection = (grpc.loadPackageDefinition(reflectionDef) as any).grpc.reflection.v1alpha.ServerReflection
+    const reflection = new Reflection(`unix://${socket}`, grpc.credentials.createInsecure())
+    const services = await new Promise<string[]>((resolve, reject) => {
+      const call = reflection.serverReflectionInfo()
+      call.on('data', (msg: { listServicesResponse?: { service: Array<{ name: string }> } }) => {
+        resolve((msg.listServicesResponse?.service ?? []).map((s) => s.name))
+        call.end()
+      })
+      call.on('error', reject)
+      call.write({ listServices: '' })
+    })
+    reflection.close()
+    expect(services).toContain('mycelium.core.v1.NodeStatus')
+  })
+
+  it('HTTP /healthz, /readyz and /metrics on localhost', async () => {
+    await untilManaged()
+    const base = `http://${session.endpoints.http}`
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    const ready = await fetch(`${base}/readyz`)
+    expect(ready.status).toBe(200)
+    expect(await ready.text()).toContain('MANAGED')
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    expect(metrics).toContain('mycelium_phase{phase="MANAGED"} 1')
+    expect(metrics).toMatch(/mycelium_heartbeat_acks_total \d+/)
+  })
+
+  it('node-core status prints the table, --json the message, and exit 3 when nothing answers', async () => {
+    const out: string[] = []
+    const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t), env: {}, untilStopped: () => Promise.resolve() }
+    expect(await runCli(['status', '--socket', socket], io)).toBe(0)
+    expect(out.join('')).toMatch(/phase\s+MANAGED since/)
+    out.length = 0
+    expect(await runCli(['status', '--socket', socket, '--json'], io)).toBe(0)
+    expect(JSON.parse(out.join('')).phase).toBe('PHASE_MANAGED')
+    out.length = 0
+    expect(await runCli(['status', '--socket', join(dir, 'nothing.sock')], io)).toBe(3)
+    expect(out.join('')).toContain('no agent answering on')
+  })
+})
