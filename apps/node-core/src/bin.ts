@@ -17,7 +17,12 @@ runCli(process.argv.slice(2), {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
   env: process.env,
-  untilStopped: () => stopped
+  untilStopped: () => stopped,
+  // An error escaping a component goes to the supervisor, not to a crash.
+  onUnexpectedError: (handler) => {
+    process.on('uncaughtException', handler)
+    process.on('unhandledRejection', handler)
+  }
 }).then(
   (code) => process.exit(code),
   (err: unknown) => {

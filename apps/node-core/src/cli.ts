@@ -5,6 +5,7 @@ import { loadConfig } from './config.js'
 import { devStatusSocket, startDev } from './dev.js'
 import { createLogger } from './logging.js'
 import { MyceliumNode } from './node.js'
+import { Supervisor } from './supervisor.js'
 import { fetchStatus, formatStatus } from './status-command.js'
 
 export interface CliIo {
@@ -15,6 +16,8 @@ export interface CliIo {
   untilStopped(): Promise<void>
   /** Log stream (stdout in the bin). */
   logStream?: NodeJS.WritableStream
+  /** Registers the handler for uncaught errors (the bin wires process events). */
+  onUnexpectedError?(handler: (err: unknown) => void): void
 }
 
 /** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
@@ -42,10 +45,15 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const tokenFile = opts.joinTokenFile ?? config.identity?.joinTokenFile
       const joinToken = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : undefined
       const node = new MyceliumNode(config, log, joinToken != null ? { joinToken } : {})
+      let giveUp: () => void = () => undefined
+      const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
+      const supervisor = new Supervisor(node, {}, log.forComponent('node-core:supervisor'), giveUp)
+      io.onUnexpectedError?.((err) => void supervisor.crashed(err))
       await node.start()
-      await io.untilStopped()
+      const why = await Promise.race([io.untilStopped(), gaveUp])
       await node.stop()
       log.close()
+      if (why === 'gave-up') setExit(EXIT.FAILED)
     })
 
   program

@@ -46,6 +46,7 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
         stateDir: join(dir, nodeId),
         identity: { enrollmentEndpoints: [{ address: net.endpoints.enrollment, expectedIdentity: '', zone: '', priority: 0 }] },
         discovery: { bootstrapFile: net.bootstrapFile },
+        peers: { listenAddress: '127.0.0.1:0' },
         status: {
           socketPath: first ? options.socketPath ?? devStatusSocket() : join(dir, nodeId, 'status.sock'),
           httpListenAddress: first ? options.httpAddress ?? '127.0.0.1:0' : 'off',
@@ -58,6 +59,12 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
       })
       await node.start()
       nodes.push(node)
+    }
+    // Loopback has no multicast: the dev agents learn each other as seeds.
+    for (const a of nodes) {
+      for (const b of nodes) {
+        if (a !== b && b.peers != null) a.peers?.monitor.addPeer({ endpoint: { address: b.peers.server.address, expectedIdentity: '', zone: '', priority: 0 }, source: 'seed' })
+      }
     }
   } catch (err) {
     for (const n of nodes.reverse()) await n.stop()

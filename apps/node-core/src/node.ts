@@ -1,8 +1,19 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { durationToMs, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
-import { clientCredentials, createIdentityStore, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
-import { createSporeClient, fileSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
+import { durationToMs, Phase, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
+import {
+  clientCredentials,
+  createIdentityStore,
+  createMulticastDiscovery,
+  createPeerAssistServer,
+  createPeerMonitor,
+  defaultChannelOptions,
+  type IdentityStore,
+  type MulticastDiscovery,
+  type PeerAssistServer,
+  type PeerMonitor
+} from '@mycelium/basic-net'
+import { createSporeClient, fileSource, peerSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
 import { createBootstrapAgent, type BootstrapAgent } from '@mycelium/bootstrap-agent'
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
@@ -25,6 +36,8 @@ export class MyceliumNode implements Startable {
   readonly agent: BootstrapAgent
   readonly statusServer: StatusServer
   readonly http: HttpStatusServer
+  /** Basic networking, present when `peers.listenAddress` is set. */
+  readonly peers?: { server: PeerAssistServer; monitor: PeerMonitor; multicast?: MulticastDiscovery }
   private readonly changes = new EventEmitter()
   private started: Array<{ name: string; component: Startable }> = []
 
@@ -48,9 +61,21 @@ export class MyceliumNode implements Startable {
     )
     const identity = this.identity
     const discovery = config.discovery
+    const nodeCredentials = clientCredentials(identity, { networkId: config.networkId, role: 'node' })
+    const peersConfig = config.peers
+    let monitor: PeerMonitor | undefined
+    if (peersConfig?.listenAddress) {
+      monitor = createPeerMonitor(
+        { logger: log, credentials: nodeCredentials, phase: () => this.agent.phase },
+        { selfNodeId: config.nodeId, pingIntervalMs: durationToMs(peersConfig.pingInterval, 1000), channelOptions: defaultChannelOptions(config.networkId) }
+      )
+      for (const seed of peersConfig.seeds) monitor.addPeer({ endpoint: seed, source: 'seed' })
+    }
     const createSpores = (trustBundle: TrustBundle): SporeClient => {
       const sources: SporeSource[] = []
       if (discovery?.bootstrapFile) sources.push(fileSource({ path: discovery.bootstrapFile, timeoutMs: durationToMs(discovery.sourceTimeout, 10_000) }))
+      // In FALLBACK, peers that still hold verified spores are asked too.
+      if (monitor != null) sources.push(peerSource({ credentials: nodeCredentials, channelOptions: defaultChannelOptions(config.networkId), peers: () => monitor.alivePeers() }))
       let client: SporeClient | undefined
       client = createSporeClient(
         {
@@ -94,9 +119,35 @@ export class MyceliumNode implements Startable {
       }
     )
     this.agent.on('transition', () => this.changes.emit('change'))
+    if (monitor != null && peersConfig != null) {
+      const server = createPeerAssistServer(
+        {
+          logger: log,
+          identity,
+          spores: () => (this.agent.sporeClient?.list() ?? []).map((v) => ({ name: v.name, sequence: v.sequence, signed: v.signed })),
+          state: () => ({ phase: this.agent.phase, managersReachable: this.agent.phase === Phase.MANAGED })
+        },
+        { networkId: config.networkId, nodeId: config.nodeId, listenAddress: peersConfig.listenAddress }
+      )
+      const multicast = peersConfig.multicastEnabled
+        ? createMulticastDiscovery(
+            { logger: log, identity },
+            {
+              networkId: config.networkId,
+              nodeId: config.nodeId,
+              endpoints: () => [{ address: server.address, expectedIdentity: '', zone: '', priority: 0 }],
+              ...(peersConfig.multicastGroup ? { group: peersConfig.multicastGroup.split(':')[0]!, port: Number(peersConfig.multicastGroup.split(':')[1] ?? 7946) } : {}),
+              ...(peersConfig.multicastInterface ? { interfaceAddress: peersConfig.multicastInterface } : {})
+            }
+          )
+        : undefined
+      multicast?.on('peer', (p) => monitor.addPeer({ endpoint: p.endpoints[0]!, nodeId: p.nodeId, source: 'multicast' }))
+      for (const kind of ['peer:up', 'peer:suspect', 'peer:down'] as const) monitor.on(kind, () => this.changes.emit('change'))
+      this.peers = { server, monitor, ...(multicast != null ? { multicast } : {}) }
+    }
     const status = config.status
     const source = {
-      status: (): StatusReport => this.agent.status(),
+      status: (): StatusReport => this.status(),
       onChange: (listener: () => void) => {
         this.changes.on('change', listener)
         return () => this.changes.off('change', listener)
@@ -111,12 +162,36 @@ export class MyceliumNode implements Startable {
     return this.started.length > 0
   }
 
+  /** The agent's status with the peer table. */
+  status(): StatusReport {
+    const status = this.agent.status()
+    const peers = this.peers?.monitor.peers() ?? []
+    return {
+      ...status,
+      peers: peers.map((p) => ({
+        identity: { networkId: this.config.networkId, nodeId: p.nodeId ?? '', spiffeId: p.nodeId != null ? `spiffe://${this.config.networkId}/node/${p.nodeId}` : '', certificateSha256: '' },
+        endpoint: { address: p.address, expectedIdentity: '', zone: '', priority: 0 },
+        state: p.state,
+        ...(p.lastSeenMs != null ? { lastSeen: new Date(p.lastSeenMs) } : {}),
+        phi: Number.isFinite(p.phi) ? p.phi : 0,
+        source: p.source
+      }))
+    }
+  }
+
   /** Starts components in order; a failure stops what started, then rethrows. */
   async start(): Promise<void> {
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],
       ['http', this.http],
+      ...(this.peers != null
+        ? ([
+            ['peer-assist', this.peers.server],
+            ['peers', this.peers.monitor],
+            ...(this.peers.multicast != null ? [['multicast', this.peers.multicast] as [string, Startable]] : [])
+          ] as Array<[string, Startable]>)
+        : []),
       ['bootstrap-agent', this.agent]
     ]
     for (const [name, component] of order) {

@@ -38,6 +38,16 @@ describe('node-core dev', () => {
     expect(status.managers[0]?.state).toBe('connected')
   })
 
+  it('agents see each other as peers over mTLS PeerAssist', async () => {
+    const end = Date.now() + 15_000
+    let peers = (await fetchStatus(socket)).peers
+    while (!(peers.length === 1 && peers[0]!.state === 'alive') && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50))
+      peers = (await fetchStatus(socket)).peers
+    }
+    expect(peers.map((p) => [p.identity?.nodeId, p.state, p.source])).toEqual([['dev-node-2', 'alive', 'seed']])
+  })
+
   it('serves grpc.health.v1 and server reflection beside NodeStatus', async () => {
     const definition = loadSync(['health/v1/health.proto'], { includeDirs: [join(require.resolve('grpc-health-check/package.json'), '..', 'proto')], enums: String })
     const Health = (grpc.loadPackageDefinition(definition) as any).grpc.health.v1.Health
