@@ -6,6 +6,7 @@ import { devStatusSocket, startDev } from './dev.js'
 import { createLogger } from './logging.js'
 import { MyceliumNode } from './node.js'
 import { Supervisor } from './supervisor.js'
+import { describeIdentity, exportDiagnostics, initIdentity, reEnrol, recoveryReport, resetToLastKnownGood } from './recover.js'
 import { fetchStatus, formatStatus } from './status-command.js'
 
 export interface CliIo {
@@ -95,6 +96,59 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         return
       }
       io.out(opts.json === true ? `${JSON.stringify(StatusReport.toJSON(status), null, 2)}\n` : formatStatus(status))
+    })
+
+  const readToken = async (file: string | undefined, config: Awaited<ReturnType<typeof loadConfig>>): Promise<string | undefined> => {
+    const f = file ?? (config.identity?.joinTokenFile || undefined)
+    return f != null ? (await readFile(f, 'utf8')).trim() : config.identity?.joinToken || undefined
+  }
+
+  const identity = program.command('identity').description('the node identity (key never leaves the node)')
+  identity
+    .command('init')
+    .description('create the key and enrol with the join token (no-op when enrolled)')
+    .requiredOption('--config <file>', 'NodeConfig YAML file')
+    .option('--join-token-file <file>', 'file holding the join token')
+    .action(async (opts: { config: string; joinTokenFile?: string }) => {
+      const config = await loadConfig({ file: opts.config, env: io.env })
+      io.out(`${await initIdentity(config, await readToken(opts.joinTokenFile, config))}\n`)
+    })
+  identity
+    .command('show')
+    .description('show the identity state, SPIFFE ID and validity')
+    .requiredOption('--config <file>', 'NodeConfig YAML file')
+    .action(async (opts: { config: string }) => {
+      io.out(`${await describeIdentity(await loadConfig({ file: opts.config, env: io.env }))}\n`)
+    })
+
+  program
+    .command('recover')
+    .description('manual recovery (stop the daemon first): show | reset-config | re-enrol | diagnostics --out <file.tar.gz>')
+    .argument('<action>', 'show, reset-config, re-enrol or diagnostics')
+    .requiredOption('--config <file>', 'NodeConfig YAML file')
+    .option('--join-token-file <file>', 'join token for re-enrol')
+    .option('--out <file>', 'diagnostics tarball to write')
+    .action(async (action: string, opts: { config: string; joinTokenFile?: string; out?: string }) => {
+      const config = await loadConfig({ file: opts.config, env: io.env })
+      switch (action) {
+        case 'show':
+          io.out(`${await recoveryReport(config)}\n`)
+          return
+        case 'reset-config':
+          io.out(`${await resetToLastKnownGood(config)}\n`)
+          return
+        case 're-enrol':
+          io.out(`${await reEnrol(config, await readToken(opts.joinTokenFile, config))}\n`)
+          return
+        case 'diagnostics': {
+          if (opts.out == null) throw new UsageError('diagnostics needs --out <file.tar.gz>')
+          const files = await exportDiagnostics(config, opts.out)
+          io.out(`wrote ${opts.out} (${files.length} entries, no private keys or join tokens)\n`)
+          return
+        }
+        default:
+          throw new UsageError(`unknown recover action "${action}" (show, reset-config, re-enrol, diagnostics)`)
+      }
     })
 
   const config = program.command('config').description('configuration tools')

@@ -25,6 +25,7 @@ export function formatStatus(s: StatusReport): string {
     ...s.managers.map((m): [string, string] => [m.service, `${m.endpoint?.address ?? '?'} ${m.state}, last seen ${ago(m.lastSeen)}, rtt ${m.heartbeatRttMs} ms`]),
     ['config', `current v${s.config?.currentVersion ?? 0}, last-known-good v${s.config?.lastKnownGoodVersion ?? 0}${s.config?.trialVersion ? `, trying v${s.config.trialVersion}` : ''}`],
     ['spores', `${s.spores?.sporeCount ?? 0} from ${s.spores?.activeSource || '-'}, ${s.spores?.rejectedCount ?? 0} rejected`],
+    ...s.peers.map((p): [string, string] => [`peer ${p.identity?.nodeId || '?'}`, `${p.endpoint?.address ?? '?'} ${p.state} (${p.source}), last seen ${ago(p.lastSeen)}`]),
     ['runtime', `${s.runtime?.name ?? '-'}: ${s.runtime?.reason || 'available'}`],
     ...s.components.filter((c) => c.reason !== '').map((c): [string, string] => [`component ${c.name}`, c.reason])
   ]

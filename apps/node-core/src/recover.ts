@@ -1,0 +1,122 @@
+import { rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as tar from 'tar'
+import { IdentityState, Phase, type NodeConfig } from '@mycelium/core-interfaces'
+import { createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
+import { AgentStateStore, ConfigStore, enrol } from '@mycelium/bootstrap-agent'
+import { DEFAULT_STATE_DIR } from './node.js'
+
+/**
+ * Manual recovery and identity tools: they work on the state directory
+ * directly (stop the daemon first), and never print or export private keys.
+ */
+export function stateDirOf(config: Readonly<NodeConfig>): string {
+  return config.stateDir || DEFAULT_STATE_DIR
+}
+
+export function identityStoreFor(config: Readonly<NodeConfig>): IdentityStore {
+  const stateDir = stateDirOf(config)
+  const id = config.identity
+  return createIdentityStore(
+    {},
+    {
+      networkId: config.networkId,
+      name: config.nodeId,
+      keyFile: id?.keyFile || join(stateDir, 'identity', 'node.key'),
+      certificateFile: id?.certificateFile || join(stateDir, 'identity', 'node.crt'),
+      caFile: id?.caFile || join(stateDir, 'identity', 'ca.crt')
+    }
+  )
+}
+
+export async function describeIdentity(config: Readonly<NodeConfig>): Promise<string> {
+  const store = identityStoreFor(config)
+  await store.start()
+  try {
+    const r = store.report()
+    return [
+      `identity   ${store.spiffeId}`,
+      `state      ${IdentityState[r.state]}${r.reason ? ` — ${r.reason}` : ''}`,
+      ...(r.notAfter != null ? [`valid      ${r.notBefore?.toISOString()} → ${r.notAfter.toISOString()}`] : []),
+      ...(r.certificateSha256 != null ? [`sha256     ${r.certificateSha256}`] : [])
+    ].join('\n')
+  } finally {
+    store.stop()
+  }
+}
+
+/** Creates the key if needed and enrols with the join token (no-op when already enrolled). */
+export async function initIdentity(config: Readonly<NodeConfig>, joinToken: string | undefined): Promise<string> {
+  const store = identityStoreFor(config)
+  await store.start()
+  try {
+    if (store.report().usable) return `already enrolled as ${store.spiffeId} (until ${store.report().notAfter?.toISOString()})`
+    if (joinToken == null) throw new Error('no join token: pass --join-token-file or set identity.joinTokenFile')
+    const bundle = await enrol({
+      identity: store,
+      networkId: config.networkId,
+      nodeId: config.nodeId,
+      joinToken,
+      endpoints: config.identity?.enrollmentEndpoints ?? [],
+      timeoutMs: 10_000
+    })
+    await new AgentStateStore(stateDirOf(config)).saveTrustBundle(bundle)
+    return `enrolled as ${store.spiffeId} (until ${store.report().notAfter?.toISOString()})`
+  } finally {
+    store.stop()
+  }
+}
+
+/** Moves the certificate aside and enrols again (a new token may be needed). */
+export async function reEnrol(config: Readonly<NodeConfig>, joinToken: string | undefined): Promise<string> {
+  const store = identityStoreFor(config)
+  const certFile = config.identity?.certificateFile || join(stateDirOf(config), 'identity', 'node.crt')
+  await rename(certFile, `${certFile}.old`).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err
+  })
+  store.stop()
+  return initIdentity(config, joinToken)
+}
+
+export async function recoveryReport(config: Readonly<NodeConfig>): Promise<string> {
+  const stateDir = stateDirOf(config)
+  const configs = await ConfigStore.open(join(stateDir, 'config'), config as NodeConfig)
+  const agent = new AgentStateStore(stateDir)
+  const history = await agent.loadHistory()
+  return [
+    await describeIdentity(config),
+    `config     current v${configs.current().version}, last-known-good v${configs.lastKnownGood().version}`,
+    ...[...configs.problems, ...agent.problems].map((p) => `problem    ${p}`),
+    'recent transitions:',
+    ...history.slice(-10).map((h) => `  ${h.at?.toISOString() ?? ''}  ${Phase[h.from]} → ${Phase[h.to]}  ${h.reason}`)
+  ].join('\n')
+}
+
+export async function resetToLastKnownGood(config: Readonly<NodeConfig>): Promise<string> {
+  const store = await ConfigStore.open(join(stateDirOf(config), 'config'), config as NodeConfig)
+  const from = store.current().version
+  const changed = await store.revert('manual recovery (node-core recover reset-config)')
+  return changed ? `config reset from v${from} to last-known-good v${store.current().version}` : `already on last-known-good v${from}`
+}
+
+/** A gzip tarball of the state directory without private keys or join tokens. */
+export async function exportDiagnostics(config: Readonly<NodeConfig>, out: string): Promise<string[]> {
+  const stateDir = stateDirOf(config)
+  const included: string[] = []
+  const secret = (path: string): boolean => /\.key$|join-token|\.sock$/.test(path)
+  await tar.c(
+    {
+      gzip: true,
+      file: out,
+      cwd: stateDir,
+      portable: true,
+      filter: (path) => {
+        if (secret(path)) return false
+        included.push(path)
+        return true
+      }
+    },
+    ['.']
+  )
+  return included
+}
