@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import {
   backoffCeilingMs,
   durationToMs,
+  EmergencyAction,
   HandoffOutcome,
   HealthState,
   IdentityState,
@@ -24,6 +25,10 @@ import {
 import { clientCredentials, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'
+import { CommandExecutor, type CommandHandlers } from './commands/executor.js'
+import { CommandJournal } from './commands/journal.js'
+import { CommandSession } from './commands/session.js'
+import { trustedOperatorKeys } from '@mycelium/spore-client'
 import { ConfigStore, tryConfig, type TrialOutcome } from './config-store.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
@@ -40,6 +45,10 @@ export interface BootstrapAgentComponents {
   health?: () => NodeHealth
   /** Puts a NodeConfig into effect (node-core reconfigures its components). */
   applyConfig?: (config: NodeConfig) => Promise<void>
+  /** Restarts a core component ("" = the whole agent) for the restart command. */
+  restart?: (component: string) => Promise<void>
+  /** Emergency actions other than reset-to-last-known-good (isolate, stop workloads, diagnostics). */
+  emergency?: (action: EmergencyAction, reason: string) => Promise<void>
 }
 
 export interface BootstrapAgentInit {
@@ -106,6 +115,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private endpoints: Endpoint[] = []
   private registration?: { leaseId: string; leaseExpiresAtMs: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadlineMs: number }
   private trialRunning = false
+  /** Config trials never overlap: heartbeat-driven and command-driven ones queue here. */
+  private trials: Promise<unknown> = Promise.resolve()
+  private commandExecutor?: CommandExecutor
+  private session?: CommandSession
   private readonly bootId = randomUUID()
   private readonly startedAt = new Date()
   readonly counters: AgentCounters = { transitions: {}, reconnectAttempts: 0, heartbeatAcks: 0 }
@@ -144,6 +157,19 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
       this.log
     )
+    this.commandExecutor = new CommandExecutor(this.commandHandlers(), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
+      networkId: this.init.networkId,
+      nodeId: this.init.nodeId,
+      operatorKeys: () => {
+        const bundle = this.spores?.bootstrap().trustBundle
+        try {
+          return bundle != null ? trustedOperatorKeys(bundle, this.init.networkId) : undefined
+        } catch {
+          return undefined
+        }
+      },
+      logger: this.log
+    })
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
     this.record(Phase.UNSPECIFIED, Phase.BOOTSTRAP, 'agent started')
@@ -155,6 +181,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.controller.abort()
     this.controller = undefined
     this.epoch++
+    this.session?.stop()
     this.link.close()
     await this.spores?.stop()
     await this.stateStore.flush()
@@ -229,6 +256,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.startMonitoring()
         return undefined
       case 'stop-monitoring':
+        this.session?.stop()
+        this.session = undefined
         this.link.close()
         return undefined
       case 'rollback-config':
@@ -314,7 +343,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         configVersion: this.config!.current().version,
         bootId: this.bootId,
         fromPhase: this.state.failures > 0 ? Phase.FALLBACK : Phase.DISCOVERY,
-        completedCommandIds: []
+        completedCommandIds: this.commandExecutor?.journal.completedIds() ?? []
       })
       const now = Date.now()
       this.registration = {
@@ -368,6 +397,51 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       },
       onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch)
     })
+    // Management commands are accepted only now, after the handoff committed.
+    if (this.commandExecutor != null && this.link.endpoint != null) {
+      const identity = this.components.identity
+      this.session = new CommandSession(this.commandExecutor, {
+        endpoint: this.link.endpoint,
+        credentials: clientCredentials(identity, { networkId: this.init.networkId, role: 'manager' }),
+        channelOptions: defaultChannelOptions(this.init.networkId),
+        identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
+        leaseId: r.leaseId,
+        logger: this.log
+      })
+      this.session.start()
+    }
+  }
+
+  /** Runs management commands; node-core submits local (manual recovery) operations here too. */
+  get executor(): CommandExecutor | undefined {
+    return this.commandExecutor
+  }
+
+  private commandHandlers(): CommandHandlers {
+    const health = this.components.health ?? ALWAYS_HEALTHY
+    return {
+      restart: async (component) => {
+        if (this.components.restart == null) throw new Error(`no restart handler for "${component || 'agent'}" on this node`)
+        await this.components.restart(component)
+      },
+      reconfigure: (config, windowMs) =>
+        this.serialTrial(() =>
+          tryConfig(this.config!, config, {
+            windowMs: windowMs ?? this.init.configConfirmWindowMs ?? 30_000,
+            apply: this.components.applyConfig ?? (async () => undefined),
+            isHealthy: () => health().state !== HealthState.UNHEALTHY,
+            ...(this.controller != null ? { signal: this.controller.signal } : {})
+          })
+        ),
+      emergency: async (action, reason) => {
+        if (action === EmergencyAction.RESET_TO_LAST_KNOWN_GOOD) {
+          await this.rollbackConfig(`emergency: ${reason}`)
+          return
+        }
+        if (this.components.emergency == null) throw new Error(`emergency action ${EmergencyAction[action]} is not supported on this node`)
+        await this.components.emergency(action, reason)
+      }
+    }
   }
 
   private maybeUpdateConfig(ack: ReportHealthResponse): void {
@@ -381,12 +455,15 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         const res = await this.link.requestConfig(store.current().version)
         if (res.config == null) return
         this.log.info('trying a new config', { version: res.config.version, windowMs: this.init.configConfirmWindowMs ?? 30_000 })
-        const outcome = await tryConfig(store, res.config, {
-          windowMs: this.init.configConfirmWindowMs ?? 30_000,
-          apply: this.components.applyConfig ?? (async () => undefined),
-          isHealthy: () => health().state !== HealthState.UNHEALTHY,
-          signal
-        })
+        const config = res.config
+        const outcome = await this.serialTrial(() =>
+          tryConfig(store, config, {
+            windowMs: this.init.configConfirmWindowMs ?? 30_000,
+            apply: this.components.applyConfig ?? (async () => undefined),
+            isHealthy: () => health().state !== HealthState.UNHEALTHY,
+            signal
+          })
+        )
         const log = outcome.outcome === 'promoted' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log)
         log('config trial finished', { ...outcome })
         this.emit('config:trial', outcome)
@@ -396,6 +473,12 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.trialRunning = false
       }
     })()
+  }
+
+  private serialTrial<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.trials.then(run)
+    this.trials = next.catch(() => undefined)
+    return next
   }
 
   private async rollbackConfig(reason: string): Promise<void> {

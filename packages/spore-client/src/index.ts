@@ -18,7 +18,7 @@ export {
   DEFAULT_REFRESH_INTERVAL_MS
 } from './spore-client.js'
 export { verifySpore, decodeSignedSpore, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
-export { trustedSporeKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
+export { trustedSporeKeys, trustedOperatorKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
 export { parseSporeBundle, formatSporeBundleJson } from './bundle-format.js'
 export {
   type SporeSource,

@@ -50,3 +50,16 @@ export function trustedSporeKeys(bundle: TrustBundle, networkId: string, where =
   parseKeys(bundle.operatorKeys, `${where}.operatorKeys`)
   return { networkId, threshold: bundle.sporeThreshold, keys }
 }
+
+/**
+ * The operator keys of a trust bundle (they sign emergency operations), with
+ * their threshold (at least 1). Throws InvalidInputError naming the field.
+ */
+export function trustedOperatorKeys(bundle: TrustBundle, networkId: string, where = 'trust bundle'): TrustedKeys {
+  if (bundle.networkId !== networkId) {
+    throw new InvalidInputError(`is for network "${bundle.networkId}", not "${networkId}"`, `${where}.networkId`)
+  }
+  const keys = parseKeys(bundle.operatorKeys, `${where}.operatorKeys`)
+  const threshold = Math.max(1, bundle.operatorThreshold)
+  return { networkId, threshold, keys }
+}

@@ -9,6 +9,8 @@ export interface AgentOptions {
   joinToken?: string
   health?: () => NodeHealth
   applyConfig?: (c: NodeConfig) => Promise<void>
+  restart?: BootstrapAgentComponents['restart']
+  emergency?: BootstrapAgentComponents['emergency']
   init?: Partial<BootstrapAgentInit>
 }
 
@@ -42,7 +44,9 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
       return client
     },
     ...(options.health != null ? { health: options.health } : {}),
-    ...(options.applyConfig != null ? { applyConfig: options.applyConfig } : {})
+    ...(options.applyConfig != null ? { applyConfig: options.applyConfig } : {}),
+    ...(options.restart != null ? { restart: options.restart } : {}),
+    ...(options.emergency != null ? { emergency: options.emergency } : {})
   }
   const agent = createBootstrapAgent(components, {
     networkId: net.networkId,
