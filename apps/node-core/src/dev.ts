@@ -20,6 +20,8 @@ export interface DevOptions {
 
 export interface DevSession {
   nodes: MyceliumNode[]
+  /** The embedded dev network (its fault controls and command channel). */
+  network: import('@mycelium/dev-network').DevNetwork
   endpoints: Record<string, string>
   stop(): Promise<void>
 }
@@ -73,6 +75,7 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
   }
   return {
     nodes,
+    network: net,
     endpoints: { ...net.endpoints, status: `unix://${options.socketPath ?? devStatusSocket()}`, http: nodes[0]?.http.address ?? '' },
     async stop() {
       for (const n of [...nodes].reverse()) await n.stop()

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { durationToMs, Phase, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
+import { durationToMs, EmergencyAction, HealthState, Phase, type ComponentHealth, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   createIdentityStore,
@@ -17,9 +17,11 @@ import { createSporeClient, fileSource, peerSource, sporeServiceSource, type Spo
 import { createBootstrapAgent, type BootstrapAgent } from '@mycelium/bootstrap-agent'
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
+import { exportDiagnostics } from './recover.js'
 
-export const DEFAULT_STATE_DIR = '/var/lib/mycelium'
-export const DEFAULT_HTTP_ADDRESS = '127.0.0.1:9464'
+import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
+
+export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
 export interface NodeOptions {
   /** Join token from a file or flag (kept out of the frozen config's logs). */
@@ -100,7 +102,14 @@ export class MyceliumNode implements Startable {
     const handoff = config.handoff
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
-      { logger: log, identity, createSporeClient: createSpores },
+      {
+        logger: log,
+        identity,
+        createSporeClient: createSpores,
+        restart: (component) => this.restartComponent(component),
+        emergency: (action, reason) => this.emergency(action, reason),
+        health: () => this.health()
+      },
       {
         networkId: config.networkId,
         nodeId: config.nodeId,
@@ -160,6 +169,61 @@ export class MyceliumNode implements Startable {
 
   isStarted(): boolean {
     return this.started.length > 0
+  }
+
+  /** Set by the STOP_ACCEPTING_WORKLOADS emergency action. */
+  acceptingWorkloads = true
+  /** Set by the ISOLATE emergency action (peer networking stopped). */
+  isolated = false
+
+  private health(): { state: HealthState; components: ComponentHealth[] } {
+    const components: ComponentHealth[] = []
+    if (!this.acceptingWorkloads) components.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
+    if (this.isolated) components.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
+    return { state: HealthState.HEALTHY, components }
+  }
+
+  /** The restart command: a core component by name, or the whole agent for "" / "agent". */
+  private async restartComponent(component: string): Promise<void> {
+    const targets: Record<string, Startable[]> = {
+      status: [this.statusServer],
+      http: [this.http],
+      identity: [this.identity],
+      ...(this.peers != null ? { peers: [this.peers.server, this.peers.monitor, ...(this.peers.multicast != null ? [this.peers.multicast] : [])] } : {})
+    }
+    if (component === '' || component === 'agent') {
+      // After the command is journaled as succeeded: a restart from inside would cut its own report.
+      setImmediate(() => void this.stop().then(() => this.start()).catch((err: unknown) => this.log.error('agent restart failed', { err })))
+      return
+    }
+    const list = targets[component]
+    if (list == null) throw new Error(`unknown component "${component}" (known: agent, ${Object.keys(targets).join(', ')})`)
+    for (const c of [...list].reverse()) await c.stop()
+    for (const c of list) await c.start()
+  }
+
+  private async emergency(action: EmergencyAction, reason: string): Promise<void> {
+    switch (action) {
+      case EmergencyAction.ISOLATE:
+        if (this.peers != null) {
+          for (const c of [this.peers.multicast, this.peers.monitor, this.peers.server]) await c?.stop()
+        }
+        this.isolated = true
+        break
+      case EmergencyAction.STOP_ACCEPTING_WORKLOADS:
+        this.acceptingWorkloads = false
+        break
+      case EmergencyAction.DUMP_DIAGNOSTICS: {
+        const out = join(this.config.stateDir || DEFAULT_STATE_DIR, `diagnostics-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`)
+        await exportDiagnostics(this.config, out)
+        this.log.info('diagnostics written', { path: out })
+        break
+      }
+      default:
+        throw new Error(`emergency action ${EmergencyAction[action]} is not handled by node-core`)
+    }
+    this.log.warn('emergency action applied', { action: EmergencyAction[action], reason })
+    this.changes.emit('change')
   }
 
   /** The agent's status with the peer table. */

@@ -3,8 +3,9 @@ import { join } from 'node:path'
 import * as tar from 'tar'
 import { IdentityState, Phase, type NodeConfig } from '@mycelium/core-interfaces'
 import { createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
-import { AgentStateStore, ConfigStore, enrol } from '@mycelium/bootstrap-agent'
-import { DEFAULT_STATE_DIR } from './node.js'
+import { AgentStateStore, CommandJournal, ConfigStore, enrol } from '@mycelium/bootstrap-agent'
+import { CommandState } from '@mycelium/core-interfaces'
+import { DEFAULT_STATE_DIR } from './defaults.js'
 
 /**
  * Manual recovery and identity tools: they work on the state directory
@@ -96,6 +97,9 @@ export async function resetToLastKnownGood(config: Readonly<NodeConfig>): Promis
   const store = await ConfigStore.open(join(stateDirOf(config), 'config'), config as NodeConfig)
   const from = store.current().version
   const changed = await store.revert('manual recovery (node-core recover reset-config)')
+  // Local operations go into the same journal as remote commands.
+  const journal = await CommandJournal.open(join(stateDirOf(config), 'commands.bin'))
+  await journal.record(`local-${Date.now()}`, 'reset-config', 'local', CommandState.SUCCEEDED, changed ? `reset from v${from}` : 'already on last-known-good')
   return changed ? `config reset from v${from} to last-known-good v${store.current().version}` : `already on last-known-good v${from}`
 }
 

@@ -99,3 +99,31 @@ describe('node-core dev', () => {
     expect(out.join('')).toContain('no agent answering on')
   })
 })
+
+describe('node-core dev: management commands reach the composed node', () => {
+  let session: DevSession
+  let dir: string
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'node-core-cmd-'))
+    session = await startDev({ agents: 1, heartbeatMs: 500, socketPath: join(dir, 'status.sock') }, silentLogger())
+  }, 60_000)
+  afterAll(async () => {
+    await session?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('restarts a named component, and refuses an unknown one with the known names', async () => {
+    const net = session.network
+    const end = Date.now() + 20_000
+    while (!net.commands.isConnected('dev-node-1') && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+    const send = async (id: string, component: string) => {
+      net.commands.send('dev-node-1', { commandId: id, issuedAt: new Date(), deadline: new Date(Date.now() + 30_000), issuer: 'test', kind: { $case: 'restart', value: { component } } })
+      return (await net.commands.waitForOutcome(id)).at(-1)!
+    }
+    expect((await send('r-http', 'http')).state).toBe(3) // SUCCEEDED
+    const bad = await send('r-moon', 'moon')
+    expect(bad.state).toBe(4) // FAILED
+    expect(bad.reason).toContain('unknown component "moon" (known: agent, status, http, identity, peers)')
+    expect((await fetch(`http://${session.nodes[0]!.http.address}/healthz`)).status).toBe(200)
+  })
+})
