@@ -25,6 +25,7 @@ import {
 import { clientCredentials, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'
+import { buildStatusReport, spreadOrder } from './agent-status.js'
 import { CommandExecutor, type CommandHandlers } from './commands/executor.js'
 import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
@@ -488,69 +489,25 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   /** The NodeStatus view of the agent. */
   status(): StatusReport {
-    const identity = this.components.identity.report()
-    const spores = this.spores?.status()
-    const store = this.config
-    const trial = store?.trial()
-    const problems = [...this.stateStore.problems, ...(store?.problems ?? [])]
-    return {
-      identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: this.components.identity.spiffeId, certificateSha256: identity.certificateSha256 ?? '' },
-      phase: this.state.phase,
-      reason: this.state.reason,
-      phaseSince: new Date(this.phaseSince),
+    return buildStatusReport({
+      networkId: this.init.networkId,
+      nodeId: this.init.nodeId,
+      identity: this.components.identity,
+      state: this.state,
+      phaseSince: this.phaseSince,
       history: this.history,
-      managers:
-        this.link.endpoint != null
-          ? [
-              {
-                service: 'network-manager',
-                endpoint: this.link.endpoint,
-                state: this.state.phase === Phase.MANAGED ? 'connected' : this.state.phase === Phase.FALLBACK ? 'down' : 'connecting',
-                ...(this.link.lastAckMs != null ? { lastSeen: new Date(this.link.lastAckMs) } : {}),
-                heartbeatRttMs: this.link.lastRttMs ?? 0,
-                leaseId: this.registration?.leaseId ?? '',
-                ...(this.link.leaseExpiresAtMs != null ? { leaseExpiresAt: new Date(this.link.leaseExpiresAtMs) } : {})
-              }
-            ]
-          : [],
-      peers: [],
-      config: {
-        currentVersion: store?.current().version ?? 0,
-        lastKnownGoodVersion: store?.lastKnownGood().version ?? 0,
-        trialVersion: trial?.version ?? 0,
-        ...(trial != null ? { trialEndsAt: new Date(trial.endsAtMs) } : {})
-      },
-      components: [
-        {
-          name: 'state',
-          state: problems.length > 0 ? HealthState.DEGRADED : HealthState.HEALTHY,
-          reason: problems.join('; '),
-          restarts: 0
-        },
-        ...(this.components.health?.().components ?? [])
-      ],
-      identityStatus: { state: identity.state, reason: identity.reason, ...(identity.notAfter != null ? { notAfter: identity.notAfter } : {}) },
-      runtime: (this.components.runtime ?? NO_RUNTIME).capability(),
-      workloads: this.components.runtime?.workloads?.() ?? [],
-      spores: {
-        activeSource: spores?.activeSource ?? '',
-        sporeCount: spores?.sporeCount ?? 0,
-        rejectedCount: spores?.rejectedCount ?? 0,
-        ...(spores?.lastUpdateMs != null ? { lastUpdate: new Date(spores.lastUpdateMs) } : {})
-      },
+      link: this.link,
+      leaseId: this.registration?.leaseId ?? '',
+      spores: this.spores?.status(),
+      config: this.config,
+      problems: [...this.stateStore.problems, ...(this.config?.problems ?? []), ...(this.commandExecutor?.journal.problems ?? [])],
+      extraComponents: this.components.health?.().components ?? [],
+      runtime: this.components.runtime ?? NO_RUNTIME,
       agentVersion: this.init.agentVersion ?? '0.1.0',
       startedAt: this.startedAt,
       bootId: this.bootId
-    }
+    })
   }
-}
-
-/** Endpoints by priority, shuffled within a priority so a fleet spreads over managers. */
-export function spreadOrder(endpoints: Endpoint[], random: () => number = Math.random): Endpoint[] {
-  return endpoints
-    .map((e) => ({ e, key: random() }))
-    .sort((a, b) => a.e.priority - b.e.priority || a.key - b.key)
-    .map((x) => x.e)
 }
 
 export type BootstrapAgent = DefaultBootstrapAgent

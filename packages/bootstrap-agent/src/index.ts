@@ -9,7 +9,6 @@ export { nextPhase, INITIAL_STATE, type AgentEvent, type AgentAction, type Machi
 export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome } from './config-store.js'
 export {
   createBootstrapAgent,
-  spreadOrder,
   type BootstrapAgent,
   type BootstrapAgentComponents,
   type BootstrapAgentInit,
@@ -24,3 +23,4 @@ export { CommandExecutor, type CommandHandlers, type ExecutorInit, type Executor
 export { CommandJournal, FINAL_STATES, type JournalEntry } from './commands/journal.js'
 export { validateCommand, type Validation, type ValidationContext } from './commands/validate.js'
 export { CommandSession, type CommandSessionInit } from './commands/session.js'
+export { spreadOrder, buildStatusReport, type StatusInput } from './agent-status.js'

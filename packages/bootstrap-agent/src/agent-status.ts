@@ -1,0 +1,94 @@
+import {
+  HealthState,
+  Phase,
+  type ComponentHealth,
+  type Endpoint,
+  type PhaseTransition,
+  type StatusReport
+} from '@mycelium/core-interfaces'
+import type { IdentityStore } from '@mycelium/basic-net'
+import type { SporeClientStatus } from '@mycelium/spore-client'
+import type { ConfigStore } from './config-store.js'
+import type { ManagerLink } from './manager-link.js'
+import type { RuntimeView } from './node-facts.js'
+import type { MachineState } from './phase-machine.js'
+
+export interface StatusInput {
+  networkId: string
+  nodeId: string
+  identity: IdentityStore
+  state: MachineState
+  phaseSince: number
+  history: PhaseTransition[]
+  link: ManagerLink
+  leaseId: string
+  spores: SporeClientStatus | undefined
+  config: ConfigStore | undefined
+  /** State corruptions survived (reported as the DEGRADED `state` component). */
+  problems: string[]
+  extraComponents: ComponentHealth[]
+  runtime: RuntimeView
+  agentVersion: string
+  startedAt: Date
+  bootId: string
+}
+
+/** The NodeStatus message of an agent. */
+export function buildStatusReport(i: StatusInput): StatusReport {
+  const identity = i.identity.report()
+  const trial = i.config?.trial()
+  const link = i.link
+  return {
+    identity: { networkId: i.networkId, nodeId: i.nodeId, spiffeId: i.identity.spiffeId, certificateSha256: identity.certificateSha256 ?? '' },
+    phase: i.state.phase,
+    reason: i.state.reason,
+    phaseSince: new Date(i.phaseSince),
+    history: i.history,
+    managers:
+      link.endpoint != null
+        ? [
+            {
+              service: 'network-manager',
+              endpoint: link.endpoint,
+              state: i.state.phase === Phase.MANAGED ? 'connected' : i.state.phase === Phase.FALLBACK ? 'down' : 'connecting',
+              ...(link.lastAckMs != null ? { lastSeen: new Date(link.lastAckMs) } : {}),
+              heartbeatRttMs: link.lastRttMs ?? 0,
+              leaseId: i.leaseId,
+              ...(link.leaseExpiresAtMs != null ? { leaseExpiresAt: new Date(link.leaseExpiresAtMs) } : {})
+            }
+          ]
+        : [],
+    peers: [],
+    config: {
+      currentVersion: i.config?.current().version ?? 0,
+      lastKnownGoodVersion: i.config?.lastKnownGood().version ?? 0,
+      trialVersion: trial?.version ?? 0,
+      ...(trial != null ? { trialEndsAt: new Date(trial.endsAtMs) } : {})
+    },
+    components: [
+      { name: 'state', state: i.problems.length > 0 ? HealthState.DEGRADED : HealthState.HEALTHY, reason: i.problems.join('; '), restarts: 0 },
+      ...i.extraComponents
+    ],
+    identityStatus: { state: identity.state, reason: identity.reason, ...(identity.notAfter != null ? { notAfter: identity.notAfter } : {}) },
+    runtime: i.runtime.capability(),
+    workloads: i.runtime.workloads?.() ?? [],
+    spores: {
+      activeSource: i.spores?.activeSource ?? '',
+      sporeCount: i.spores?.sporeCount ?? 0,
+      rejectedCount: i.spores?.rejectedCount ?? 0,
+      ...(i.spores?.lastUpdateMs != null ? { lastUpdate: new Date(i.spores.lastUpdateMs) } : {})
+    },
+    agentVersion: i.agentVersion,
+    startedAt: i.startedAt,
+    bootId: i.bootId
+  }
+}
+
+/** Endpoints by priority, shuffled within a priority so a fleet spreads over managers. */
+export function spreadOrder(endpoints: Endpoint[], random: () => number = Math.random): Endpoint[] {
+  return endpoints
+    .map((e) => ({ e, key: random() }))
+    .sort((a, b) => a.e.priority - b.e.priority || a.key - b.key)
+    .map((x) => x.e)
+}
+
