@@ -10,7 +10,9 @@ import {
   formatSporeBundleJson,
   httpsSource,
   peerSource,
-  sporeServiceSource
+  sporeServiceSource,
+  type SourceGuardInit,
+  type SporeSource
 } from '../src/index.js'
 import { sporeSourceCompliance } from './compliance.js'
 import { nodeCredentials, startTestSporeServer } from './helpers/grpc-servers.js'
@@ -77,35 +79,35 @@ sporeSourceCompliance('HTTPS with pinned CA', async (init) => {
   }
 })
 
-sporeSourceCompliance('Spore Manager SporeService (mTLS)', async (init) => {
-  const server = await startTestSporeServer(pki, 'manager')
-  const source = sporeServiceSource({ ...init, credentials: nodeCredentials(pki), endpoints: () => [{ address: server.address, expectedIdentity: '', zone: '', priority: 0 }] })
-  return {
-    source,
-    serve: async (spores) => server.serve(spores),
-    breakBackend: async () => server.kill(),
-    hang: () => (server.hang = true),
-    close: async () => {
-      source.close()
-      server.kill()
+/** A compliance harness over a real gRPC test server (Spore Manager or peer). */
+function grpcHarness(role: 'manager' | 'peer', makeSource: (init: SourceGuardInit, address: string) => SporeSource & { close(): void }) {
+  return async (init: SourceGuardInit) => {
+    const server = await startTestSporeServer(pki, role)
+    const source = makeSource(init, server.address)
+    return {
+      source,
+      serve: async (spores: SignedSpore[]) => server.serve(spores),
+      breakBackend: async () => server.kill(),
+      hang: () => void (server.hang = true),
+      close: async () => {
+        source.close()
+        server.kill()
+      }
     }
   }
-})
+}
 
-sporeSourceCompliance('peers via PeerAssist.GetSpores (mTLS)', async (init) => {
-  const server = await startTestSporeServer(pki, 'peer')
-  const source = peerSource({ ...init, credentials: nodeCredentials(pki, 'node-2'), peers: () => [{ address: server.address, expectedIdentity: '', zone: '', priority: 0 }] })
-  return {
-    source,
-    serve: async (spores) => server.serve(spores),
-    breakBackend: async () => server.kill(),
-    hang: () => (server.hang = true),
-    close: async () => {
-      source.close()
-      server.kill()
-    }
-  }
-})
+const only = (address: string) => () => [{ address, expectedIdentity: '', zone: '', priority: 0 }]
+
+sporeSourceCompliance(
+  'Spore Manager SporeService (mTLS)',
+  grpcHarness('manager', (init, address) => sporeServiceSource({ ...init, credentials: nodeCredentials(pki), endpoints: only(address) }))
+)
+
+sporeSourceCompliance(
+  'peers via PeerAssist.GetSpores (mTLS)',
+  grpcHarness('peer', (init, address) => peerSource({ ...init, credentials: nodeCredentials(pki, 'node-2'), peers: only(address) }))
+)
 
 describe('source specifics', () => {
   const key = testSigningKey()

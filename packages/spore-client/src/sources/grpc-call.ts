@@ -51,3 +51,28 @@ export class ClientPool<C extends grpc.Client> {
     this.clients.clear()
   }
 }
+
+/**
+ * Asks each endpoint in turn until one answers; an abort ends the round at
+ * once. All failing → UnavailableError naming `what` and every endpoint's
+ * reason. `onFailure` lets a caller rotate its starting endpoint.
+ */
+export async function firstAnswer<T>(
+  what: string,
+  addresses: string[],
+  signal: AbortSignal,
+  ask: (address: string) => Promise<T>,
+  onFailure: (address: string) => void = () => undefined
+): Promise<T> {
+  const failures: string[] = []
+  for (const address of addresses) {
+    try {
+      return await ask(address)
+    } catch (err) {
+      if (signal.aborted) throw err
+      failures.push(unavailable(address, err as grpc.ServiceError).message)
+      onFailure(address)
+    }
+  }
+  throw new UnavailableError(`${what} (${failures.join('; ')})`)
+}

@@ -7,7 +7,7 @@ import {
   type GetSporesResponse,
   type SignedSpore
 } from '@mycelium/core-interfaces'
-import { callUnary, ClientPool, unavailable } from './grpc-call.js'
+import { callUnary, ClientPool, firstAnswer } from './grpc-call.js'
 import { SourceGuard, type SourceGuardInit, type SporeFetchOptions, type SporeSource } from './source.js'
 
 export interface PeerSourceInit extends SourceGuardInit {
@@ -35,23 +35,16 @@ class PeerSporeSource implements SporeSource {
     return this.guard.run(options, async (signal) => {
       const peers = this.init.peers().slice(0, this.init.maxPeersPerFetch ?? 3)
       if (peers.length === 0) throw new UnavailableError(`${this.id}: no peers known`)
-      const failures: string[] = []
-      for (const peer of peers) {
-        const client = this.pool.get(peer.address)
-        try {
-          const res = await callUnary<GetSporesRequest, GetSporesResponse>(
-            client.getSpores.bind(client),
-            { knownSequences: options.knownSequences ?? {} },
-            signal,
-            this.guard.timeoutMs
-          )
-          return res.spores
-        } catch (err) {
-          if (signal.aborted) throw err
-          failures.push(unavailable(peer.address, err as grpc.ServiceError).message)
-        }
-      }
-      throw new UnavailableError(`${this.id}: no peer answered (${failures.join('; ')})`)
+      return firstAnswer(`${this.id}: no peer answered`, peers.map((p) => p.address), signal, async (address) => {
+        const client = this.pool.get(address)
+        const res = await callUnary<GetSporesRequest, GetSporesResponse>(
+          client.getSpores.bind(client),
+          { knownSequences: options.knownSequences ?? {} },
+          signal,
+          this.guard.timeoutMs
+        )
+        return res.spores
+      })
     })
   }
 

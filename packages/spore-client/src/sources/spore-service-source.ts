@@ -8,7 +8,7 @@ import {
   type SignedSpore,
   type WatchSporesResponse
 } from '@mycelium/core-interfaces'
-import { callUnary, ClientPool, unavailable } from './grpc-call.js'
+import { callUnary, ClientPool, firstAnswer, unavailable } from './grpc-call.js'
 import {
   SourceGuard,
   type SourceGuardInit,
@@ -47,24 +47,18 @@ class SporeServiceSource implements WatchableSporeSource {
 
   fetch(options: SporeFetchOptions = {}): Promise<SignedSpore[]> {
     return this.guard.run(options, async (signal) => {
-      const failures: string[] = []
-      for (const endpoint of this.ordered()) {
-        const client = this.pool.get(endpoint.address)
-        try {
-          const res = await callUnary<{ namePrefix: string }, ListSporesResponse>(
-            client.listSpores.bind(client),
-            { namePrefix: '' },
-            signal,
-            this.guard.timeoutMs
-          )
+      const addresses = this.ordered().map((e) => e.address)
+      return firstAnswer(
+        `${this.id}: no endpoint answered`,
+        addresses,
+        signal,
+        async (address) => {
+          const client = this.pool.get(address)
+          const res = await callUnary<{ namePrefix: string }, ListSporesResponse>(client.listSpores.bind(client), { namePrefix: '' }, signal, this.guard.timeoutMs)
           return res.spores
-        } catch (err) {
-          if (signal.aborted) throw err
-          failures.push(unavailable(endpoint.address, err as grpc.ServiceError).message)
-          this.next++
-        }
-      }
-      throw new UnavailableError(`${this.id}: no endpoint answered (${failures.join('; ')})`)
+        },
+        () => this.next++
+      )
     })
   }
 
