@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
+
+/**
+ * The shipped bundle (dist/bin.cjs, built by the Nx `build` target the test
+ * target depends on) run as a child process with a config file against
+ * tools/dev-network: MANAGED; manager stopped → FALLBACK on /readyz and
+ * `node-core status`; manager back → MANAGED; SIGTERM → exit 0 in time.
+ */
+const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
+
+function runBin(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    child.on('exit', (code) => resolve({ code, out }))
+  })
+}
+
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+describe('node-core run (the bundled daemon, as a child process)', () => {
+  let net: DevNetwork
+  let dir: string
+  let agent: ChildProcess | undefined
+
+  beforeAll(async () => {
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npx nx run @mycelium/node-core:build)`)
+    dir = mkdtempSync(join(tmpdir(), 'node-core-e2e-'))
+    net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 1000 })
+  })
+  afterAll(async () => {
+    agent?.kill('SIGKILL')
+    await net?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('reaches MANAGED, reports FALLBACK while the manager is down, rejoins, and exits 0 on SIGTERM', async () => {
+    const tokenFile = join(dir, 'join-token')
+    writeFileSync(tokenFile, net.joinToken)
+    const socket = join(dir, 'run', 'status.sock')
+    const config = join(dir, 'node.yaml')
+    writeFileSync(
+      config,
+      [
+        'networkId: net1',
+        'nodeId: e2e-node',
+        `stateDir: ${join(dir, 'state')}`,
+        'identity:',
+        `  joinTokenFile: ${tokenFile}`,
+        '  enrollmentEndpoints:',
+        `    - address: ${net.endpoints.enrollment}`,
+        'discovery:',
+        `  bootstrapFile: ${net.bootstrapFile}`,
+        'status:',
+        `  socketPath: ${socket}`,
+        '  httpListenAddress: 127.0.0.1:0',
+        '  readyInFallback: false',
+        'logging:',
+        '  level: info',
+        '  format: json'
+      ].join('\n')
+    )
+    agent = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let logs = ''
+    agent.stdout!.on('data', (d: Buffer) => (logs += d.toString()))
+    agent.stderr!.on('data', (d: Buffer) => (logs += d.toString()))
+    const exited = new Promise<number | null>((resolve) => agent!.on('exit', (code) => resolve(code)))
+
+    const httpAddress = async (): Promise<string> => {
+      const line = logs.split('\n').find((l) => l.includes('HTTP status serving'))
+      return line != null ? (JSON.parse(line) as { address: string }).address : ''
+    }
+    const readyz = async (): Promise<[number, string]> => {
+      const res = await fetch(`http://${await httpAddress()}/readyz`)
+      return [res.status, await res.text()]
+    }
+    await until('MANAGED on /readyz', async () => (await readyz())[0] === 200)
+    expect((await runBin(['status', '--socket', socket])).out).toMatch(/phase\s+MANAGED/)
+
+    await net.stopManager('network-manager')
+    await until('FALLBACK on /readyz', async () => {
+      const [code, text] = await readyz()
+      return code === 503 && text.startsWith('FALLBACK')
+    })
+    // First "manager link lost: …", then each failed reconnection's own reason.
+    const [, text] = await readyz()
+    expect(text).toMatch(/^FALLBACK: (manager link lost|registration failed): /)
+    const status = await runBin(['status', '--socket', socket])
+    expect(status.out).toMatch(/phase\s+FALLBACK/)
+    expect(status.out).toMatch(/reason\s+(manager link lost|registration failed): /)
+    expect(status.out).toMatch(/FALLBACK\s+manager link lost: heartbeat stream failed/)
+
+    await net.startManager('network-manager')
+    await until('MANAGED again', async () => (await readyz())[0] === 200)
+
+    const sent = Date.now()
+    agent.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(Date.now() - sent).toBeLessThan(10_000)
+    expect(logs).toContain('"message":"stopping component"')
+    agent = undefined
+  }, 120_000)
+
+  it.each([
+    ['an unknown key', 'networkId: n\nnodeId: a\nhandof: {}\n', /node.yaml:3 handof: unknown key "handof"/],
+    ['a wrong type', 'networkId: n\nnodeId: a\nhandoff:\n  commitDeadline: 5\n', /node.yaml:4 handoff.commitDeadline: must be a duration string/],
+    ['a missing file', null, /missing.yaml: cannot read: ENOENT/]
+  ])('refuses %s before writing anything, exit 2', async (_what, text, message) => {
+    const case_ = mkdtempSync(join(dir, 'bad-'))
+    const file = join(case_, text == null ? 'missing.yaml' : 'node.yaml')
+    if (text != null) writeFileSync(file, `${text}stateDir: ${join(case_, 'state')}\n`)
+    const r = await runBin(['run', '--config', file])
+    expect(r.code).toBe(2)
+    expect(r.out).toMatch(message)
+    expect(readdirSync(case_).filter((f) => f !== 'node.yaml')).toEqual([])
+  })
+
+  it('refuses an unreadable key file with its path, exit 1', async () => {
+    const case_ = mkdtempSync(join(dir, 'key-'))
+    const keyFile = join(case_, 'node.key')
+    writeFileSync(keyFile, 'not a key')
+    chmodSync(keyFile, 0o600)
+    const file = join(case_, 'node.yaml')
+    writeFileSync(file, `networkId: n\nnodeId: a\nstateDir: ${join(case_, 'state')}\nidentity:\n  keyFile: ${keyFile}\nstatus:\n  httpListenAddress: "off"\n  socketPath: ${join(case_, 's.sock')}\n`)
+    const r = await runBin(['run', '--config', file])
+    expect(r.code).not.toBe(0)
+    expect(r.out).toContain(`${keyFile}: not a PEM private key`)
+  })
+})
