@@ -49,6 +49,7 @@ export class StatusServer implements Startable {
 
   async start(): Promise<void> {
     if (this.server != null) return
+    if (this.init.socketPath === '' && this.init.listenAddress === '') return // status surfaces off
     const server = new grpc.Server()
     const handlers: NodeStatusServer = {
       getStatus: (_call, cb) => cb(null, { status: this.source.status() }),

@@ -18,6 +18,8 @@ export interface Scenario {
   runs: number
   /** One run: a value per metric name. */
   run(): Promise<Record<string, number>>
+  /** Releases what the runs shared (called once, after the last run). */
+  teardown?(): Promise<void>
 }
 
 export interface MetricResult extends Metric {
@@ -60,14 +62,18 @@ function median(sorted: number[]): number {
 
 export async function runScenario(scenario: Scenario, log: (line: string) => void): Promise<ScenarioResult> {
   const samples = new Map<string, number[]>(scenario.metrics.map((m) => [m.name, []]))
-  for (let i = 0; i < scenario.runs; i++) {
-    const values = await scenario.run()
-    for (const m of scenario.metrics) {
-      const v = values[m.name]
-      if (v == null) throw new Error(`scenario ${scenario.id} did not report ${m.name}`)
-      samples.get(m.name)!.push(v)
+  try {
+    for (let i = 0; i < scenario.runs; i++) {
+      const values = await scenario.run()
+      for (const m of scenario.metrics) {
+        const v = values[m.name]
+        if (v == null) throw new Error(`scenario ${scenario.id} did not report ${m.name}`)
+        samples.get(m.name)!.push(v)
+      }
+      log(`  run ${i + 1}/${scenario.runs}: ${Object.entries(values).map(([k, v]) => `${k}=${round(v)}`).join(' ')}`)
     }
-    log(`  run ${i + 1}/${scenario.runs}: ${Object.entries(values).map(([k, v]) => `${k}=${round(v)}`).join(' ')}`)
+  } finally {
+    await scenario.teardown?.()
   }
   return {
     id: scenario.id,

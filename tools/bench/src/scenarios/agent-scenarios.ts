@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { build } from 'esbuild'
+import { Phase } from '@mycelium/core-interfaces'
+import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
+import type { Scenario } from '../harness.js'
+import { NODE_CORE_BIN, nodeFloorMs, rssBytes, startAgentProcess, stopAgent, untilStatus } from './agent-process.js'
+
+const envNumber = (name: string, fallback: number): number => {
+  const v = Number(process.env[name])
+  return Number.isFinite(v) && v > 0 ? v : fallback
+}
+
+/** A dev network and one enrolled node directory shared by a scenario's runs. */
+async function enrolledNode(heartbeatMs = 1000): Promise<{ net: DevNetwork; dir: string; token: string; cleanup(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-agent-'))
+  const net = await startDevNetwork({ networkId: 'bench', heartbeatIntervalMs: heartbeatMs })
+  const token = await net.newJoinToken()
+  // Enrol once, so runs measure a node restarting with its identity and cached spores.
+  const first = startAgentProcess(net, dir, 'bench-node', token)
+  await untilStatus(first.socket, first.startedAt, (p) => p === Phase.MANAGED)
+  await stopAgent(first)
+  return { net, dir, token, cleanup: async () => (await net.stop(), rmSync(dir, { recursive: true, force: true })) }
+}
+
+export function agentScenarios(): Scenario[] {
+  let shared: Awaited<ReturnType<typeof enrolledNode>> | undefined
+  const ensure = async (): Promise<NonNullable<typeof shared>> => (shared ??= await enrolledNode())
+
+  const coldStart: Scenario = {
+    id: 'cold-start',
+    description: 'node-core run as a process (enrolled node, cached spores) → NodeStatus serving, → MANAGED on a running dev network; floor: node -e 0',
+    runs: 7,
+    metrics: [
+      { name: 'to-status-serving', unit: 'ms', better: 'lower' },
+      { name: 'to-managed', unit: 'ms', better: 'lower', target: 250 },
+      { name: 'node-floor', unit: 'ms', better: 'lower' },
+      { name: 'managed-vs-floor', unit: 'ratio', better: 'lower' }
+    ],
+    async run() {
+      const { net, dir, token } = await ensure()
+      const floor = nodeFloorMs()
+      const agent = startAgentProcess(net, dir, 'bench-node', token)
+      const serving = await untilStatus(agent.socket, agent.startedAt, () => true, 30_000, 2)
+      const managed = await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED, 30_000, 2)
+      await stopAgent(agent)
+      return { 'to-status-serving': serving, 'to-managed': managed, 'node-floor': floor, 'managed-vs-floor': managed / floor }
+    }
+  }
+
+  const failureDetection: Scenario = {
+    id: 'failure-detection',
+    description: 'Network Manager stopped → agent in FALLBACK (from the stop), and back → MANAGED (from the restart); heartbeat 1 s',
+    runs: 5,
+    metrics: [
+      { name: 'kill-to-fallback', unit: 'ms', better: 'lower', target: 3000 },
+      { name: 'restart-to-managed', unit: 'ms', better: 'lower' }
+    ],
+    async run() {
+      const { net, dir, token } = await ensure()
+      const agent = startAgentProcess(net, dir, 'bench-node', token)
+      await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
+      await new Promise((r) => setTimeout(r, 1500)) // a few heartbeats in
+      const killedAt = performance.now()
+      await net.stopManager('network-manager')
+      const toFallback = await untilStatus(agent.socket, killedAt, (p) => p === Phase.FALLBACK, 30_000, 2)
+      await new Promise((r) => setTimeout(r, 1000))
+      const restartedAt = performance.now()
+      await net.startManager('network-manager')
+      const toManaged = await untilStatus(agent.socket, restartedAt, (p) => p === Phase.MANAGED, 60_000, 5)
+      await stopAgent(agent)
+      return { 'kill-to-fallback': toFallback, 'restart-to-managed': toManaged }
+    }
+  }
+
+  const footprint: Scenario = {
+    id: 'footprint',
+    description: `single-file bundle of node-core (esbuild, minified); agent RSS after ${envNumber('BENCH_IDLE_SECONDS', 60)} s idle in MANAGED beside an idle \`node -e\`; RSS growth over ${envNumber('BENCH_CHURN_MINUTES', 10)} min of manager restarts every 30 s`,
+    runs: 1,
+    metrics: [
+      { name: 'bundle', unit: 'MB', better: 'lower', target: 3 },
+      { name: 'idle-rss', unit: 'MB', better: 'lower', target: 55 },
+      { name: 'node-idle-rss', unit: 'MB', better: 'lower' },
+      { name: 'churn-rss-growth', unit: 'MB', better: 'lower', target: 2 }
+    ],
+    async run() {
+      const out = join(mkdtempSync(join(tmpdir(), 'bench-bundle-')), 'node-core.cjs')
+      await build({ entryPoints: [NODE_CORE_BIN], bundle: true, platform: 'node', format: 'cjs', target: 'node20', minify: true, outfile: out, logLevel: 'silent' })
+      const bundleMb = statSync(out).size / 1e6
+      const { net, dir, token } = await ensure()
+      const agent = startAgentProcess(net, dir, 'bench-node', token)
+      await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
+      const idleMs = envNumber('BENCH_IDLE_SECONDS', 60) * 1000
+      const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'])
+      await new Promise((r) => setTimeout(r, idleMs))
+      const idle = rssBytes(agent.child.pid!) / 2 ** 20
+      const nodeIdle = rssBytes(baseline.pid!) / 2 ** 20
+      baseline.kill()
+      const churnMs = envNumber('BENCH_CHURN_MINUTES', 10) * 60_000
+      const before = rssBytes(agent.child.pid!)
+      const end = Date.now() + churnMs
+      while (Date.now() < end) {
+        await net.stopManager('network-manager')
+        await new Promise((r) => setTimeout(r, 2000))
+        await net.startManager('network-manager')
+        await new Promise((r) => setTimeout(r, Math.min(28_000, Math.max(0, end - Date.now()))))
+      }
+      await untilStatus(agent.socket, performance.now(), (p) => p === Phase.MANAGED)
+      const growth = (rssBytes(agent.child.pid!) - before) / 2 ** 20
+      await stopAgent(agent)
+      return { bundle: bundleMb, 'idle-rss': idle, 'node-idle-rss': nodeIdle, 'churn-rss-growth': growth }
+    }
+  }
+
+  return [coldStart, failureDetection, footprint].map((s) => ({ ...s, teardown: async () => { await shared?.cleanup(); shared = undefined } }))
+}
