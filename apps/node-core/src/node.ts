@@ -18,6 +18,7 @@ import { createBootstrapAgent, type BootstrapAgent } from '@mycelium/bootstrap-a
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
+import { K3sRuntime } from '@mycelium/k3s-runtime'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 
@@ -38,6 +39,7 @@ export class MyceliumNode implements Startable {
   readonly agent: BootstrapAgent
   readonly statusServer: StatusServer
   readonly http: HttpStatusServer
+  readonly runtime: K3sRuntime
   /** Basic networking, present when `peers.listenAddress` is set. */
   readonly peers?: { server: PeerAssistServer; monitor: PeerMonitor; multicast?: MulticastDiscovery }
   private readonly changes = new EventEmitter()
@@ -100,12 +102,14 @@ export class MyceliumNode implements Startable {
       return client
     }
     const handoff = config.handoff
+    this.runtime = new K3sRuntime({ k3s: config.k3s, path: process.env.PATH ?? '' })
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
       {
         logger: log,
         identity,
         createSporeClient: createSpores,
+        runtime: this.runtime,
         restart: (component) => this.restartComponent(component),
         emergency: (action, reason) => this.emergency(action, reason),
         health: () => this.health()
@@ -249,6 +253,7 @@ export class MyceliumNode implements Startable {
       ['identity', this.identity],
       ['status', this.statusServer],
       ['http', this.http],
+      ['k3s-runtime', this.runtime],
       ...(this.peers != null
         ? ([
             ['peer-assist', this.peers.server],

@@ -1,8 +1,11 @@
 /**
  * @packageDocumentation
- * Configures, supervises and observes the node's K3s without ever stopping its workloads.
- *
- * Not built yet: issue #8 delivers this package. It exists now so the
- * workspace has its final shape and every later change lands in place.
+ * The node's container orchestration foundation, K3s: its config derived
+ * from NodeConfig (stripped down by default), a pure planner deciding when a
+ * restart is needed, binary discovery, and the runtime capability the agent
+ * reports. It never stops K3s, so workloads outlive any failure above them.
  */
-export {}
+export { renderK3s, k3sConfigYaml, STRIPPED_COMPONENTS, type RenderedK3s } from './k3s-config.js'
+export { planK3s, describeChanges, type K3sStep, type K3sObserved } from './planner.js'
+export { findK3sBinary, k3sVersion } from './binary.js'
+export { K3sRuntime, type K3sRuntimeInit } from './runtime.js'

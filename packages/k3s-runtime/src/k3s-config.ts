@@ -1,0 +1,55 @@
+import { stringify } from 'yaml'
+import { K3sRole, type K3sConfig } from '@mycelium/core-interfaces'
+
+/** Packaged components the stripped-down profile disables unless asked for. */
+export const STRIPPED_COMPONENTS = ['traefik', 'servicelb', 'metrics-server', 'local-storage'] as const
+/** Controllers disabled by their own flags unless asked for. */
+const OPTIONAL_CONTROLLERS = { 'helm-controller': 'disable-helm-controller', 'cloud-controller': 'disable-cloud-controller' } as const
+
+/** What K3s is asked to run: its role and the content of its config.yaml. */
+export interface RenderedK3s {
+  role: 'server' | 'agent'
+  /** Keys of /etc/rancher/k3s/config.yaml (K3s flags without "--"). */
+  config: Record<string, unknown>
+  /** Binary to run (configured path, else found on PATH). */
+  binary: string
+  /** Extra arguments, appended as-is after `k3s <role>`. */
+  extraArgs: string[]
+}
+
+/**
+ * Derives K3s's config from NodeConfig.k3s. Stripped down by default:
+ * traefik, servicelb, metrics-server, local-storage, the helm controller and
+ * the cloud controller are off unless listed in `enableComponents`.
+ * `flannelBackend: none` means a custom CNI (K3s's network policy controller
+ * goes too). Server-only keys are never given to an agent.
+ */
+export function renderK3s(k3s: K3sConfig, nodeId: string, binary: string): RenderedK3s {
+  const role = k3s.role === K3sRole.AGENT ? 'agent' : 'server'
+  const enabled = new Set(k3s.enableComponents)
+  const config: Record<string, unknown> = {
+    'node-name': k3s.nodeName || nodeId,
+    ...(k3s.dataDir ? { 'data-dir': k3s.dataDir } : {}),
+    ...(k3s.serverUrl ? { server: k3s.serverUrl } : {}),
+    ...(k3s.tokenFile ? { 'token-file': k3s.tokenFile } : {}),
+    ...(Object.keys(k3s.nodeLabels).length > 0 ? { 'node-label': Object.entries(k3s.nodeLabels).sort().map(([k, v]) => `${k}=${v}`) } : {}),
+    ...(k3s.protectKernelDefaults ? { 'protect-kernel-defaults': true } : {})
+  }
+  if (role === 'server') {
+    const disable = STRIPPED_COMPONENTS.filter((c) => !enabled.has(c))
+    if (disable.length > 0) config.disable = disable
+    for (const [component, flag] of Object.entries(OPTIONAL_CONTROLLERS)) if (!enabled.has(component)) config[flag] = true
+    if (k3s.flannelBackend) config['flannel-backend'] = k3s.flannelBackend
+    if (k3s.flannelBackend === 'none') config['disable-network-policy'] = true
+    if (k3s.secretsEncryption) config['secrets-encryption'] = true
+    if (enabled.has('local-storage') && k3s.defaultLocalStoragePath) config['default-local-storage-path'] = k3s.defaultLocalStoragePath
+    config['write-kubeconfig-mode'] = '0600'
+  }
+  return { role, config, binary, extraArgs: [...k3s.extraArgs] }
+}
+
+/** config.yaml text, keys in a stable order so equal configs are equal bytes. */
+export function k3sConfigYaml(rendered: RenderedK3s): string {
+  const sorted = Object.fromEntries(Object.entries(rendered.config).sort(([a], [b]) => a.localeCompare(b)))
+  return `# Written by the Mycelium core from NodeConfig.k3s; edits are overwritten.\n${stringify(sorted)}`
+}

@@ -1,0 +1,87 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Availability, K3sConfig, K3sRole } from '@mycelium/core-interfaces'
+import { K3sRuntime, k3sConfigYaml, planK3s, renderK3s, type RenderedK3s } from '../src/index.js'
+
+const base = (over: Partial<K3sConfig> = {}): RenderedK3s => renderK3s(K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, ...over }), 'node-1', '/usr/local/bin/k3s')
+const plan = (applied: RenderedK3s | undefined, running: boolean, desired: RenderedK3s | undefined) =>
+  planK3s(applied != null ? { applied, running } : { running }, desired, k3sConfigYaml).map((s) => [s.type, 'reason' in s ? s.reason : ''])
+
+describe('renderK3s', () => {
+  it('strips a server down by default and keeps server-only keys off agents', () => {
+    const server = base()
+    expect(server.config).toMatchObject({
+      'node-name': 'node-1',
+      disable: ['traefik', 'servicelb', 'metrics-server', 'local-storage'],
+      'disable-helm-controller': true,
+      'disable-cloud-controller': true,
+      'write-kubeconfig-mode': '0600'
+    })
+    const agent = base({ role: K3sRole.AGENT, serverUrl: 'https://10.0.0.1:6443', tokenFile: '/etc/k3s/token', secretsEncryption: true, flannelBackend: 'none' })
+    expect(agent.role).toBe('agent')
+    expect(agent.config).toEqual({ 'node-name': 'node-1', server: 'https://10.0.0.1:6443', 'token-file': '/etc/k3s/token' })
+  })
+
+  it('keeps what is asked for, and maps custom CNI and security settings', () => {
+    const r = base({ enableComponents: ['traefik', 'helm-controller'], flannelBackend: 'none', secretsEncryption: true, protectKernelDefaults: true, nodeLabels: { zone: 'a', tier: 'edge' } })
+    expect(r.config.disable).toEqual(['servicelb', 'metrics-server', 'local-storage'])
+    expect(r.config['disable-helm-controller']).toBeUndefined()
+    expect(r.config).toMatchObject({ 'flannel-backend': 'none', 'disable-network-policy': true, 'secrets-encryption': true, 'protect-kernel-defaults': true, 'node-label': ['tier=edge', 'zone=a'] })
+    expect(k3sConfigYaml(r)).toContain('flannel-backend: none')
+  })
+})
+
+describe('planK3s', () => {
+  it('first start: writes the config and starts', () => {
+    expect(plan(undefined, false, base())).toEqual([['write-config', ''], ['start', 'k3s not running']])
+  })
+  it('no change while running: nothing at all', () => {
+    expect(plan(base(), true, base())).toEqual([])
+  })
+  it.each([
+    ['a label', { nodeLabels: { zone: 'b' } }, 'node-label'],
+    ['the role', { role: K3sRole.AGENT, serverUrl: 'https://s:6443' }, 'role server → agent'],
+    ['an enabled component', { enableComponents: ['traefik'] }, 'disable'],
+    ['the flannel backend', { flannelBackend: 'wireguard-native' }, 'flannel-backend'],
+    ['extra args', { extraArgs: ['--kubelet-arg=max-pods=50'] }, 'extra args'],
+    ['secrets encryption', { secretsEncryption: true }, 'secrets-encryption']
+  ])('a change of %s: rewrite and exactly one restart, saying what changed', (_what, over, changed) => {
+    const steps = plan(base(), true, base(over as Partial<K3sConfig>))
+    expect(steps.map(([t]) => t)).toEqual(['write-config', 'restart'])
+    expect(steps[1]![1]).toContain(changed)
+  })
+  it('crashed with the same config: start again without rewriting', () => {
+    expect(plan(base(), false, base())).toEqual([['start', 'k3s not running (same config)']])
+  })
+  it('disabled while running: left running, only unmanaged (never killed)', () => {
+    expect(plan(base(), true, undefined)).toEqual([['unmanage', 'k3s disabled in NodeConfig: left running, no longer supervised']])
+    expect(plan(base(), false, undefined)).toEqual([])
+  })
+})
+
+describe('K3sRuntime capability (no K3s on this machine is a normal state)', () => {
+  let dir: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'k3s-bin-'))
+  })
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('is unavailable when disabled, or when no binary is installed, saying why', async () => {
+    const disabled = new K3sRuntime({ k3s: undefined })
+    await disabled.start()
+    expect(disabled.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: 'disabled in NodeConfig (k3s.enabled is false)' })
+    const missing = new K3sRuntime({ k3s: K3sConfig.fromPartial({ enabled: true }), path: dir })
+    await missing.start()
+    expect(missing.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: 'no k3s binary on PATH' })
+  })
+
+  it('is available with the version a real executable reports (a stand-in at the process boundary)', async () => {
+    const k3s = join(dir, 'k3s')
+    writeFileSync(k3s, '#!/bin/sh\necho "k3s version v1.30.4+k3s1 (98262b5d)"\necho "go version go1.22.5"\n')
+    chmodSync(k3s, 0o755)
+    const runtime = new K3sRuntime({ k3s: K3sConfig.fromPartial({ enabled: true }), path: `/nonexistent:${dir}` })
+    await runtime.start()
+    expect(runtime.capability()).toEqual({ name: 'k3s', availability: Availability.AVAILABLE, version: 'v1.30.4+k3s1', reason: '' })
+  })
+})
