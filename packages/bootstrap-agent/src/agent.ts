@@ -171,6 +171,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       },
       logger: this.log
     })
+    this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
     this.record(Phase.UNSPECIFIED, Phase.BOOTSTRAP, 'agent started')
@@ -182,6 +183,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.controller.abort()
     this.controller = undefined
     this.epoch++
+    this.components.identity.off('state', this.onIdentityState)
     this.session?.stop()
     this.link.close()
     await this.spores?.stop()
@@ -395,6 +397,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       onAck: (ack) => {
         this.counters.heartbeatAcks++
         this.maybeUpdateConfig(ack)
+        this.maybeRenew()
       },
       onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch)
     })
@@ -411,6 +414,35 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       })
       this.session.start()
     }
+  }
+
+  /**
+   * Renewal before expiry, without a restart: when the identity store says
+   * renewal is due and a manager is reachable, a new CSR (same key) is
+   * exchanged for a fresh certificate, which the store hands to TLS.
+   */
+  private readonly onIdentityState = (): void => this.maybeRenew()
+  private renewing = false
+  private lastRenewAttemptMs = 0
+
+  /** Called on identity state changes and on every heartbeat ack; retries at most once a minute. */
+  private maybeRenew(): void {
+    const identity = this.components.identity
+    if (identity.report().state !== IdentityState.RENEWAL_DUE || this.state.phase !== Phase.MANAGED) return
+    if (this.renewing || Date.now() - this.lastRenewAttemptMs < 60_000) return
+    this.renewing = true
+    this.lastRenewAttemptMs = Date.now()
+    void (async () => {
+      try {
+        const res = await this.link.renewCertificate(await identity.createCsr())
+        await identity.install(res.certificateChainPem.join('\n'))
+        this.log.info('certificate renewed', { notAfter: res.notAfter?.toISOString() })
+      } catch (err) {
+        this.log.warn('certificate renewal failed; retrying within a minute', { err })
+      } finally {
+        this.renewing = false
+      }
+    })()
   }
 
   /** Runs management commands; node-core submits local (manual recovery) operations here too. */

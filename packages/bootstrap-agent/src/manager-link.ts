@@ -12,6 +12,7 @@ import {
   type RegisterNodeResponse,
   type ReportHealthRequest,
   type ReportHealthResponse,
+  type RenewCertificateResponse,
   type RequestConfigUpdateResponse
 } from '@mycelium/core-interfaces'
 import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
@@ -90,6 +91,10 @@ export class ManagerLink {
       if ((err as grpc.ServiceError).code === grpc.status.DEADLINE_EXCEEDED) return 'timeout'
       throw err
     }
+  }
+
+  renewCertificate(csrDer: Buffer) {
+    return this.unary<RenewCertificateResponse>((md, opts, cb) => this.client!.renewCertificate({ csrDer }, md, opts, cb), this.init.dialTimeoutMs)
   }
 
   requestConfig(currentVersion: number) {

@@ -175,3 +175,25 @@ describe('the handoff against a dev network (real mTLS)', () => {
     expect(second.status().components.find((c) => c.name === 'state')?.reason).toMatch(/trust-bundle.bin: truncated/)
   })
 })
+
+describe('certificate renewal while MANAGED', () => {
+  it('renews a certificate that is due, without a restart', async () => {
+    const shortNet = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 300, certificateTtlMs: 6000 })
+    const d = mkdtempSync(join(tmpdir(), 'agent-renew-'))
+    const agent = devAgent(shortNet, d, 'node-r', { joinToken: await shortNet.newJoinToken() })
+    try {
+      await agent.start()
+      await until('MANAGED', () => agent.phase === Phase.MANAGED)
+      // Issued with 60 s of clock tolerance before now and 6 s after: due at once.
+      expect(agent.status().identityStatus?.state).toBe(3) // RENEWAL_DUE
+      const first = agent.status().identity!.certificateSha256
+      await until('a new certificate in force', () => agent.status().identity!.certificateSha256 !== first, 20_000)
+      expect(agent.phase).toBe(Phase.MANAGED)
+      expect(agent.counters.transitions.BOOTSTRAP).toBe(3) // no restart: still the first run's transitions
+    } finally {
+      await agent.stop()
+      await shortNet.stop()
+      rmSync(d, { recursive: true, force: true })
+    }
+  }, 40_000)
+})
