@@ -53,24 +53,7 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     const config = join(dir, 'node.yaml')
     writeFileSync(
       config,
-      [
-        'networkId: net1',
-        'nodeId: e2e-node',
-        `stateDir: ${join(dir, 'state')}`,
-        'identity:',
-        `  joinTokenFile: ${tokenFile}`,
-        '  enrollmentEndpoints:',
-        `    - address: ${net.endpoints.enrollment}`,
-        'discovery:',
-        `  bootstrapFile: ${net.bootstrapFile}`,
-        'status:',
-        `  socketPath: ${socket}`,
-        '  httpListenAddress: 127.0.0.1:0',
-        '  readyInFallback: false',
-        'logging:',
-        '  level: info',
-        '  format: json'
-      ].join('\n')
+      net.nodeConfigYaml({ nodeId: 'e2e-node', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket, httpListenAddress: '127.0.0.1:0', readyInFallback: false })
     )
     agent = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
     let logs = ''

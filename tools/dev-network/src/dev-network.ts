@@ -203,6 +203,32 @@ export class DevNetwork {
     return this.formatToken(t)
   }
 
+  /**
+   * A node-core config (YAML) pointing a node at this network: enrolment
+   * endpoint, bootstrap file, and the given local settings.
+   */
+  nodeConfigYaml(node: { nodeId: string; stateDir: string; joinTokenFile: string; socketPath: string; httpListenAddress?: string; readyInFallback?: boolean; logLevel?: string }): string {
+    return [
+      `networkId: ${this.networkId}`,
+      `nodeId: ${node.nodeId}`,
+      `stateDir: ${node.stateDir}`,
+      'identity:',
+      `  joinTokenFile: ${node.joinTokenFile}`,
+      '  enrollmentEndpoints:',
+      `    - address: ${this.endpoints.enrollment}`,
+      'discovery:',
+      `  bootstrapFile: ${this.bootstrapFile}`,
+      'status:',
+      `  socketPath: ${node.socketPath}`,
+      `  httpListenAddress: "${node.httpListenAddress ?? 'off'}"`,
+      `  readyInFallback: ${node.readyInFallback ?? true}`,
+      'logging:',
+      `  level: ${node.logLevel ?? 'info'}`,
+      '  format: json',
+      ''
+    ].join('\n')
+  }
+
   /** Path of the SporeBundle (JSON) a node can ship as its bootstrap file. */
   get bootstrapFile(): string {
     return join(this.dir, 'bootstrap.json')

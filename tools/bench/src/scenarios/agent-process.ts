@@ -27,24 +27,7 @@ export function startAgentProcess(net: DevNetwork, dir: string, nodeId: string, 
   writeFileSync(tokenFile, joinToken)
   writeFileSync(
     config,
-    [
-      `networkId: ${net.networkId}`,
-      `nodeId: ${nodeId}`,
-      `stateDir: ${join(dir, nodeId)}`,
-      'identity:',
-      `  joinTokenFile: ${tokenFile}`,
-      '  enrollmentEndpoints:',
-      `    - address: ${net.endpoints.enrollment}`,
-      'discovery:',
-      `  bootstrapFile: ${net.bootstrapFile}`,
-      'status:',
-      `  socketPath: ${socket}`,
-      '  httpListenAddress: "off"',
-      'logging:',
-      '  level: warn',
-      '  format: json',
-      ...extra
-    ].join('\n')
+    net.nodeConfigYaml({ nodeId, stateDir: join(dir, nodeId), joinTokenFile: tokenFile, socketPath: socket, logLevel: 'warn' }) + extra.join('\n')
   )
   const startedAt = performance.now()
   const child = spawn(process.execPath, [NODE_CORE_BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
