@@ -1,6 +1,5 @@
 import { rename } from 'node:fs/promises'
 import { join } from 'node:path'
-import * as tar from 'tar'
 import { IdentityState, Phase, type NodeConfig } from '@mycelium/core-interfaces'
 import { createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
 import { AgentStateStore, CommandJournal, ConfigStore, enrol } from '@mycelium/bootstrap-agent'
@@ -106,6 +105,7 @@ export async function resetToLastKnownGood(config: Readonly<NodeConfig>): Promis
 /** A gzip tarball of the state directory without private keys or join tokens. */
 export async function exportDiagnostics(config: Readonly<NodeConfig>, out: string): Promise<string[]> {
   const stateDir = stateDirOf(config)
+  const tar = await import('tar') // only the recovery path pays for it
   const included: string[] = []
   const secret = (path: string): boolean => /\.key$|join-token|\.sock$/.test(path)
   await tar.c(

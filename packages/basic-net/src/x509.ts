@@ -1,10 +1,23 @@
-// @peculiar/x509 resolves its ASN.1 schemas through tsyringe, which needs the
-// Reflect metadata API; the polyfill only adds functions to `Reflect`.
-import 'reflect-metadata'
 import { createPrivateKey, createPublicKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto'
+import type * as X509 from '@peculiar/x509'
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair
-import * as x509 from '@peculiar/x509'
+
+let loaded: Promise<typeof X509> | undefined
+
+/**
+ * @peculiar/x509 is loaded on first use (enrolment, renewal, a CA): a running
+ * node never needs it otherwise, and it costs ~15 MB of memory. It resolves
+ * its ASN.1 schemas through tsyringe, which needs the Reflect metadata API;
+ * the polyfill only adds functions to `Reflect`.
+ */
+function loadX509(): Promise<typeof X509> {
+  loaded ??= (async () => {
+    await import('reflect-metadata')
+    return import('@peculiar/x509')
+  })()
+  return loaded
+}
 import { InvalidInputError, parseSpiffeId, type SpiffeId } from '@mycelium/core-interfaces'
 
 /** Every key and signature of the network: ECDSA P-256 with SHA-256 (what every TLS stack speaks). */
@@ -22,6 +35,7 @@ async function cryptoKeys(privateKey: KeyObject): Promise<CryptoKeyPair> {
 /** A PKCS#10 request (DER) for `spiffeId`, signed by the node's key; the key never leaves the node. */
 export async function createCsr(privateKey: KeyObject, spiffeId: string): Promise<Buffer> {
   const id = parseSpiffeId(spiffeId, 'CSR subject')
+  const x509 = await loadX509()
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: `CN=${id.name}`,
     keys: await cryptoKeys(privateKey),
@@ -35,19 +49,20 @@ export async function createCsr(privateKey: KeyObject, spiffeId: string): Promis
 export interface ParsedCsr {
   spiffeId: SpiffeId
   spiffeUri: string
-  publicKey: x509.PublicKey
+  publicKey: X509.PublicKey
 }
 
 /** Parses and checks a CSR: valid signature, exactly one SPIFFE URI SAN. Errors name `where`. */
 export async function parseCsr(der: Uint8Array, where = 'CSR'): Promise<ParsedCsr> {
-  let csr: x509.Pkcs10CertificateRequest
+  const x509 = await loadX509()
+  let csr: X509.Pkcs10CertificateRequest
   try {
     csr = new x509.Pkcs10CertificateRequest(Buffer.from(der))
   } catch (err) {
     throw new InvalidInputError(`not a PKCS#10 request: ${(err as Error).message}`, where)
   }
   if (!(await csr.verify())) throw new InvalidInputError('signature does not verify', where)
-  const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension)
+  const san = csr.extensions.find((e): e is X509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension)
   const uris = san?.names.items.filter((n) => n.type === 'url').map((n) => n.value) ?? []
   if (uris.length !== 1) throw new InvalidInputError(`needs exactly one URI SAN, found ${uris.length}`, where)
   return { spiffeId: parseSpiffeId(uris[0]!, `${where} URI SAN`), spiffeUri: uris[0]!, publicKey: csr.publicKey }
@@ -75,12 +90,13 @@ export class CertificateAuthority {
 
   private constructor(
     readonly networkId: string,
-    readonly certificate: x509.X509Certificate,
+    readonly certificate: X509.X509Certificate,
     private readonly keys: CryptoKeyPair
   ) {}
 
   /** A new self-signed CA for `networkId`. */
   static async create(networkId: string, options: IssueOptions & { commonName?: string } = {}): Promise<CertificateAuthority> {
+    const x509 = await loadX509()
     const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair
     const notBefore = options.notBefore ?? new Date(Date.now() - 60_000)
     const certificate = await x509.X509CertificateGenerator.createSelfSigned({
@@ -101,6 +117,7 @@ export class CertificateAuthority {
 
   /** Loads a CA from its PEM certificate and PKCS#8 PEM key. */
   static async load(networkId: string, certificatePem: string, keyPem: string): Promise<CertificateAuthority> {
+    const x509 = await loadX509()
     const certificate = new x509.X509Certificate(certificatePem)
     const privateKey = createPrivateKey(keyPem)
     return new CertificateAuthority(networkId, certificate, await cryptoKeys(privateKey))
@@ -114,11 +131,13 @@ export class CertificateAuthority {
   async privateKeyPem(): Promise<string> {
     const der = await webcrypto.subtle.exportKey('pkcs8', this.keys.privateKey).catch(() => undefined)
     if (der == null) throw new Error('this CA was loaded with a non-extractable key; keep the original PEM')
+    const x509 = await loadX509()
     return x509.PemConverter.encode(der, 'PRIVATE KEY')
   }
 
   /** Signs a certificate for `spiffeUri` over `publicKey`. Returns PEM. */
-  async issue(spiffeUri: string, publicKey: x509.PublicKey | KeyObject, options: IssueOptions = {}): Promise<string> {
+  async issue(spiffeUri: string, publicKey: X509.PublicKey | KeyObject, options: IssueOptions = {}): Promise<string> {
+    const x509 = await loadX509()
     const id = parseSpiffeId(spiffeUri, 'certificate subject')
     if (id.networkId !== this.networkId) {
       throw new InvalidInputError(`is for network "${id.networkId}", this CA signs for "${this.networkId}"`, 'certificate subject')
