@@ -35,6 +35,8 @@ export interface ScenarioResult {
   id: string
   description: string
   metrics: MetricResult[]
+  /** Set when the scenario could not finish (the metrics then hold what was measured before). */
+  error?: string
 }
 
 export interface Machine {
@@ -62,6 +64,7 @@ function median(sorted: number[]): number {
 
 export async function runScenario(scenario: Scenario, log: (line: string) => void): Promise<ScenarioResult> {
   const samples = new Map<string, number[]>(scenario.metrics.map((m) => [m.name, []]))
+  let error: string | undefined
   try {
     for (let i = 0; i < scenario.runs; i++) {
       const values = await scenario.run()
@@ -72,13 +75,17 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       }
       log(`  run ${i + 1}/${scenario.runs}: ${Object.entries(values).map(([k, v]) => `${k}=${round(v)}`).join(' ')}`)
     }
+  } catch (err) {
+    error = (err as Error).message
+    log(`  failed: ${error}`)
   } finally {
-    await scenario.teardown?.()
+    await scenario.teardown?.().catch(() => undefined)
   }
   return {
     id: scenario.id,
     description: scenario.description,
-    metrics: scenario.metrics.map((m) => {
+    ...(error != null ? { error } : {}),
+    metrics: scenario.metrics.filter((m) => samples.get(m.name)!.length > 0).map((m) => {
       const s = [...samples.get(m.name)!].sort((a, b) => a - b)
       const med = median(s)
       const result: MetricResult = { ...m, samples: samples.get(m.name)!, min: s[0]!, median: med, max: s[s.length - 1]! }
@@ -100,6 +107,7 @@ export function markdownReport(m: Machine, results: ScenarioResult[], at: Date):
     '| --- | --- | ---: | ---: | ---: | ---: | :---: |'
   ]
   for (const r of results) {
+    if (r.error != null) lines.push(`| ${r.id} | did not finish: ${r.error.replace(/\|/g, '/')} | | | | | |`)
     for (const x of r.metrics) {
       const target = x.target == null ? '—' : `${x.better === 'higher' ? '≥' : '≤'} ${x.target} ${x.unit}`
       const met = x.meetsTarget == null ? '—' : x.meetsTarget ? 'yes' : 'no'
