@@ -3,7 +3,7 @@ import {
   durationToMs,
   HandoffOutcome,
   NetworkManagerClient,
-  RETRY_AFTER_METADATA_KEY,
+  retryAfterFromStatus,
   silentLogger,
   type CommitHandoffResponse,
   type Endpoint,
@@ -26,10 +26,10 @@ export interface LinkFailure {
 export function describeGrpcError(err: unknown): LinkFailure {
   const e = err as Partial<grpc.ServiceError> & Error
   if (typeof e.code !== 'number') return { reason: e.message }
-  const retryAfter = Number(e.metadata?.get(RETRY_AFTER_METADATA_KEY)[0])
+  const retryAfter = retryAfterFromStatus(e)
   return {
     reason: `${grpc.status[e.code]}: ${e.details ?? e.message}`,
-    ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterMs: retryAfter } : {})
+    ...(retryAfter != null ? { retryAfterMs: retryAfter } : {})
   }
 }
 

@@ -37,3 +37,13 @@ export const RETRY_AFTER_METADATA_KEY = 'retry-after-ms'
 export function signingKeyId(publicKey: Uint8Array): string {
   return createHash('sha256').update(publicKey).digest().subarray(0, 16).toString('hex')
 }
+
+/**
+ * The wait a manager asked for in a status error's trailing metadata
+ * (RETRY_AFTER_METADATA_KEY), or undefined when it gave none or nonsense.
+ */
+export function retryAfterFromStatus(err: { metadata?: { get(key: string): unknown[] } }): number | undefined {
+  const value = err.metadata?.get(RETRY_AFTER_METADATA_KEY)[0]
+  const n = Number(value)
+  return value != null && Number.isFinite(n) && n > 0 ? n : undefined
+}

@@ -42,6 +42,7 @@ export {
   supportedContractVersions,
   negotiateContractVersion,
   RETRY_AFTER_METADATA_KEY,
+  retryAfterFromStatus,
   signingKeyId
 } from './contract.js'
 export { durationToMs, msToDuration } from './duration.js'

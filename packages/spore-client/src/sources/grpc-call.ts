@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
-import { RETRY_AFTER_METADATA_KEY, UnavailableError } from '@mycelium/core-interfaces'
+import { retryAfterFromStatus, UnavailableError } from '@mycelium/core-interfaces'
 
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -8,16 +8,9 @@ type UnaryMethod<Req, Res> = (
   callback: (err: grpc.ServiceError | null, response: Res) => void
 ) => grpc.ClientUnaryCall
 
-/** The server's requested wait from a status' trailing metadata, if any. */
-export function retryAfterMs(err: grpc.ServiceError): number | undefined {
-  const value = err.metadata?.get(RETRY_AFTER_METADATA_KEY)[0]
-  const n = Number(value)
-  return value != null && Number.isFinite(n) && n >= 0 ? n : undefined
-}
-
 /** A gRPC failure as UnavailableError naming what was called, keeping the status as cause. */
 export function unavailable(what: string, err: grpc.ServiceError): UnavailableError {
-  return new UnavailableError(`${what}: ${grpc.status[err.code] ?? err.code} ${err.details}`, retryAfterMs(err), { cause: err })
+  return new UnavailableError(`${what}: ${grpc.status[err.code] ?? err.code} ${err.details}`, retryAfterFromStatus(err), { cause: err })
 }
 
 /** Calls a unary method; aborting `signal` cancels the call. */
