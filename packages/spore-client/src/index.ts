@@ -17,7 +17,7 @@ export {
   DEFAULT_CLOCK_SLACK_MS,
   DEFAULT_REFRESH_INTERVAL_MS
 } from './spore-client.js'
-export { verifySpore, decodeSignedSpore, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
+export { verifySpore, decodeSignedSpore, tallySignatures, type SignatureTally, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
 export { trustedSporeKeys, trustedOperatorKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
 export { parseSporeBundle, formatSporeBundleJson } from './bundle-format.js'
 export {

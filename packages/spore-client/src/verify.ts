@@ -82,32 +82,50 @@ export function decodeSignedSpore(bytes: Uint8Array, source: string): SignedSpor
   }
 }
 
-/** Throws unless distinct trusted keys with valid signatures reach the threshold. */
-function checkSignatures(signed: SignedSpore, trust: TrustedKeys, name: string, source: string): void {
-  // Count distinct trusted keys whose signature verifies.
-  const valid = new Set<string>()
-  const unknown: string[] = []
-  const duplicated: string[] = []
-  const failed: string[] = []
+/** How the signatures over some bytes fare against trusted keys. */
+export interface SignatureTally {
+  /** Distinct trusted keys whose signature verifies. */
+  valid: Set<string>
+  /** Key ids not among the trusted keys. */
+  unknown: string[]
+  /** Key ids that signed more than once (counted once). */
+  duplicated: string[]
+  /** Trusted keys whose signature does not verify. */
+  failed: string[]
+}
+
+/**
+ * Ed25519 signatures over `bytes` checked against `trust`; stops verifying
+ * once the threshold is reached (the rest need not cost a verification).
+ * Used for spores and for operator-signed emergency operations.
+ */
+export function tallySignatures(bytes: Uint8Array, signatures: Array<{ keyId: string; signature: Uint8Array }>, trust: TrustedKeys): SignatureTally {
+  const tally: SignatureTally = { valid: new Set(), unknown: [], duplicated: [], failed: [] }
   const seen = new Set<string>()
-  for (const sig of signed.signatures) {
+  for (const sig of signatures) {
     if (seen.has(sig.keyId)) {
-      duplicated.push(sig.keyId)
+      tally.duplicated.push(sig.keyId)
       continue
     }
     seen.add(sig.keyId)
     const key = trust.keys.get(sig.keyId)
     if (key == null) {
-      unknown.push(sig.keyId)
+      tally.unknown.push(sig.keyId)
       continue
     }
-    if (sig.signature.length === 64 && verifySignature(null, signed.spore, key, sig.signature)) {
-      valid.add(sig.keyId)
-      if (valid.size >= trust.threshold) return // enough; the rest need not cost a verification
+    if (sig.signature.length === 64 && verifySignature(null, bytes, key, sig.signature)) {
+      tally.valid.add(sig.keyId)
+      if (tally.valid.size >= trust.threshold) return tally
     } else {
-      failed.push(sig.keyId)
+      tally.failed.push(sig.keyId)
     }
   }
+  return tally
+}
+
+/** Throws unless distinct trusted keys with valid signatures reach the threshold. */
+function checkSignatures(signed: SignedSpore, trust: TrustedKeys, name: string, source: string): void {
+  const { valid, unknown, duplicated, failed } = tallySignatures(signed.spore, signed.signatures, trust)
   if (valid.size < trust.threshold) {
     // Report the most telling cause: tampering, then double counting, then strangers.
     const need = `${valid.size} valid of ${trust.threshold} required`

@@ -1,6 +1,5 @@
-import { verify } from 'node:crypto'
 import { EmergencyAction, EmergencyOperation, type Command } from '@mycelium/core-interfaces'
-import type { TrustedKeys } from '@mycelium/spore-client'
+import { tallySignatures, type TrustedKeys } from '@mycelium/spore-client'
 
 export type Validation = { ok: true; operation?: EmergencyOperation } | { ok: false; reason: string }
 
@@ -61,13 +60,7 @@ function validateEmergency(
   if (op.expiresAt == null || op.expiresAt.getTime() < ctx.nowMs) return { ok: false, reason: 'emergency operation expired' }
   const keys = ctx.operatorKeys
   if (keys == null || keys.keys.size === 0) return { ok: false, reason: 'no operator keys are trusted; emergency commands are refused' }
-  const valid = new Set<string>()
-  const unknown: string[] = []
-  for (const s of signatures) {
-    const key = keys.keys.get(s.keyId)
-    if (key == null) unknown.push(s.keyId)
-    else if (s.signature.length === 64 && verify(null, bytes, key, s.signature)) valid.add(s.keyId)
-  }
+  const { valid, unknown } = tallySignatures(bytes, signatures, keys)
   if (valid.size >= keys.threshold) return { ok: true, operation: op }
   if (unknown.length > 0) return { ok: false, reason: `emergency operation signed by unknown key ${unknown.join(', ')} (${valid.size} valid of ${keys.threshold})` }
   return { ok: false, reason: `emergency operation lacks a valid operator signature (${valid.size} valid of ${keys.threshold})` }
