@@ -451,21 +451,12 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 
   private commandHandlers(): CommandHandlers {
-    const health = this.components.health ?? ALWAYS_HEALTHY
     return {
       restart: async (component) => {
         if (this.components.restart == null) throw new Error(`no restart handler for "${component || 'agent'}" on this node`)
         await this.components.restart(component)
       },
-      reconfigure: (config, windowMs) =>
-        this.serialTrial(() =>
-          tryConfig(this.config!, config, {
-            windowMs: windowMs ?? this.init.configConfirmWindowMs ?? 30_000,
-            apply: this.components.applyConfig ?? (async () => undefined),
-            isHealthy: () => health().state !== HealthState.UNHEALTHY,
-            ...(this.controller != null ? { signal: this.controller.signal } : {})
-          })
-        ),
+      reconfigure: (config, windowMs) => this.trialConfig(config, windowMs),
       emergency: async (action, reason) => {
         if (action === EmergencyAction.RESET_TO_LAST_KNOWN_GOOD) {
           await this.rollbackConfig(`emergency: ${reason}`)
@@ -482,21 +473,12 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const signal = this.controller?.signal
     if (signal == null || this.trialRunning || ack.latestConfigVersion <= store.current().version) return
     this.trialRunning = true
-    const health = this.components.health ?? ALWAYS_HEALTHY
     void (async () => {
       try {
         const res = await this.link.requestConfig(store.current().version)
         if (res.config == null) return
         this.log.info('trying a new config', { version: res.config.version, windowMs: this.init.configConfirmWindowMs ?? 30_000 })
-        const config = res.config
-        const outcome = await this.serialTrial(() =>
-          tryConfig(store, config, {
-            windowMs: this.init.configConfirmWindowMs ?? 30_000,
-            apply: this.components.applyConfig ?? (async () => undefined),
-            isHealthy: () => health().state !== HealthState.UNHEALTHY,
-            signal
-          })
-        )
+        const outcome = await this.trialConfig(res.config)
         const log = outcome.outcome === 'promoted' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log)
         log('config trial finished', { ...outcome })
         this.emit('config:trial', outcome)
@@ -508,8 +490,21 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     })()
   }
 
-  private serialTrial<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.trials.then(run)
+  /**
+   * Tries a config (try-mode: apply, healthy window, promote or revert).
+   * Trials never overlap: heartbeat-driven and command-driven ones queue.
+   */
+  private trialConfig(config: NodeConfig, windowMs?: number): Promise<TrialOutcome> {
+    const health = this.components.health ?? ALWAYS_HEALTHY
+    const signal = this.controller?.signal
+    const next = this.trials.then(() =>
+      tryConfig(this.config!, config, {
+        windowMs: windowMs ?? this.init.configConfirmWindowMs ?? 30_000,
+        apply: this.components.applyConfig ?? (async () => undefined),
+        isHealthy: () => health().state !== HealthState.UNHEALTHY,
+        ...(signal != null ? { signal } : {})
+      })
+    )
     this.trials = next.catch(() => undefined)
     return next
   }
