@@ -3,7 +3,6 @@ import { join } from 'node:path'
 import { durationToMs, EmergencyAction, HealthState, Phase, type ComponentHealth, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
-  createIdentityStore,
   createMulticastDiscovery,
   createPeerAssistServer,
   createPeerMonitor,
@@ -18,6 +17,7 @@ import { createBootstrapAgent, type BootstrapAgent } from '@mycelium/bootstrap-a
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
+import { identityStoreFor, stateDirOf } from './identity.js'
 import { K3sRuntime } from '@mycelium/k3s-runtime'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
@@ -50,19 +50,9 @@ export class MyceliumNode implements Startable {
     private readonly log: Logger,
     options: NodeOptions = {}
   ) {
-    const stateDir = config.stateDir || DEFAULT_STATE_DIR
+    const stateDir = stateDirOf(config)
     const id = config.identity
-    this.identity = createIdentityStore(
-      { logger: log },
-      {
-        networkId: config.networkId,
-        name: config.nodeId,
-        keyFile: id?.keyFile || join(stateDir, 'identity', 'node.key'),
-        certificateFile: id?.certificateFile || join(stateDir, 'identity', 'node.crt'),
-        caFile: id?.caFile || join(stateDir, 'identity', 'ca.crt'),
-        ...(id?.renewBefore != null ? { renewBeforeMs: durationToMs(id.renewBefore, 0) } : {})
-      }
-    )
+    this.identity = identityStoreFor(config, log)
     const identity = this.identity
     const discovery = config.discovery
     const nodeCredentials = clientCredentials(identity, { networkId: config.networkId, role: 'node' })
@@ -218,7 +208,7 @@ export class MyceliumNode implements Startable {
         this.acceptingWorkloads = false
         break
       case EmergencyAction.DUMP_DIAGNOSTICS: {
-        const out = join(this.config.stateDir || DEFAULT_STATE_DIR, `diagnostics-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`)
+        const out = join(stateDirOf(this.config), `diagnostics-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`)
         await exportDiagnostics(this.config, out)
         this.log.info('diagnostics written', { path: out })
         break

@@ -1,34 +1,14 @@
 import { rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IdentityState, Phase, type NodeConfig } from '@mycelium/core-interfaces'
-import { createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
 import { AgentStateStore, CommandJournal, ConfigStore, enrol } from '@mycelium/bootstrap-agent'
 import { CommandState } from '@mycelium/core-interfaces'
-import { DEFAULT_STATE_DIR } from './defaults.js'
+import { identityPaths, identityStoreFor, stateDirOf } from './identity.js'
 
 /**
  * Manual recovery and identity tools: they work on the state directory
  * directly (stop the daemon first), and never print or export private keys.
  */
-export function stateDirOf(config: Readonly<NodeConfig>): string {
-  return config.stateDir || DEFAULT_STATE_DIR
-}
-
-export function identityStoreFor(config: Readonly<NodeConfig>): IdentityStore {
-  const stateDir = stateDirOf(config)
-  const id = config.identity
-  return createIdentityStore(
-    {},
-    {
-      networkId: config.networkId,
-      name: config.nodeId,
-      keyFile: id?.keyFile || join(stateDir, 'identity', 'node.key'),
-      certificateFile: id?.certificateFile || join(stateDir, 'identity', 'node.crt'),
-      caFile: id?.caFile || join(stateDir, 'identity', 'ca.crt')
-    }
-  )
-}
-
 export async function describeIdentity(config: Readonly<NodeConfig>): Promise<string> {
   const store = identityStoreFor(config)
   await store.start()
@@ -70,7 +50,7 @@ export async function initIdentity(config: Readonly<NodeConfig>, joinToken: stri
 /** Moves the certificate aside and enrols again (a new token may be needed). */
 export async function reEnrol(config: Readonly<NodeConfig>, joinToken: string | undefined): Promise<string> {
   const store = identityStoreFor(config)
-  const certFile = config.identity?.certificateFile || join(stateDirOf(config), 'identity', 'node.crt')
+  const certFile = identityPaths(config).certificateFile
   await rename(certFile, `${certFile}.old`).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err
   })
