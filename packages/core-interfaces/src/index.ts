@@ -61,5 +61,6 @@ export {
   writeFileAtomic
 } from './state-file.js'
 export { coalescing } from './coalesce.js'
+export { type UnaryMethod, callUnary, unavailable } from './grpc-call.js'
 export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
 export { type JoinToken, formatJoinToken, parseJoinToken, caCertificateSha256 } from './join-token.js'

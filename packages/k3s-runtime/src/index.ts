@@ -9,3 +9,4 @@ export { renderK3s, k3sConfigYaml, STRIPPED_COMPONENTS, type RenderedK3s } from 
 export { planK3s, describeChanges, type K3sStep, type K3sObserved } from './planner.js'
 export { findK3sBinary, k3sVersion } from './binary.js'
 export { K3sRuntime, type K3sRuntimeInit } from './runtime.js'
+export { CriClient, criTime, DEFAULT_CRI_SOCKET, type CriClientInit, type CriRuntimeInfo } from './cri.js'

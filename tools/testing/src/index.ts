@@ -11,3 +11,12 @@ export {
   serviceSpore,
   type TestSigningKey
 } from './spore-fixtures.js'
+export {
+  startContainerd,
+  containerdMissing,
+  buildBusyboxImage,
+  runSleepPod,
+  PAUSE_IMAGE,
+  BUSYBOX_IMAGE,
+  type TestContainerd
+} from './containerd.js'

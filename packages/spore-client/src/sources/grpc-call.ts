@@ -1,29 +1,7 @@
-import * as grpc from '@grpc/grpc-js'
-import { retryAfterFromStatus, UnavailableError } from '@mycelium/core-interfaces'
+import type * as grpc from '@grpc/grpc-js'
+import { unavailable, UnavailableError } from '@mycelium/core-interfaces'
 
-type UnaryMethod<Req, Res> = (
-  request: Req,
-  metadata: grpc.Metadata,
-  options: Partial<grpc.CallOptions>,
-  callback: (err: grpc.ServiceError | null, response: Res) => void
-) => grpc.ClientUnaryCall
-
-/** A gRPC failure as UnavailableError naming what was called, keeping the status as cause. */
-export function unavailable(what: string, err: grpc.ServiceError): UnavailableError {
-  return new UnavailableError(`${what}: ${grpc.status[err.code] ?? err.code} ${err.details}`, retryAfterFromStatus(err), { cause: err })
-}
-
-/** Calls a unary method; aborting `signal` cancels the call. */
-export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, signal: AbortSignal, deadlineMs: number): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const call = method(request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
-      err != null ? reject(err) : resolve(res)
-    )
-    const onAbort = (): void => call.cancel()
-    signal.addEventListener('abort', onAbort, { once: true })
-    call.on('status', () => signal.removeEventListener('abort', onAbort))
-  })
-}
+export { callUnary, unavailable } from '@mycelium/core-interfaces'
 
 /** One client per address, created lazily and closed together. */
 export class ClientPool<C extends grpc.Client> {
