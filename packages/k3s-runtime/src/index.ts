@@ -10,3 +10,4 @@ export { planK3s, describeChanges, type K3sStep, type K3sObserved } from './plan
 export { findK3sBinary, k3sVersion } from './binary.js'
 export { K3sRuntime, type K3sRuntimeInit } from './runtime.js'
 export { CriClient, criTime, DEFAULT_CRI_SOCKET, type CriClientInit, type CriRuntimeInfo } from './cri.js'
+export { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'
