@@ -9,5 +9,7 @@ export { renderK3s, k3sConfigYaml, STRIPPED_COMPONENTS, type RenderedK3s } from 
 export { planK3s, describeChanges, type K3sStep, type K3sObserved } from './planner.js'
 export { findK3sBinary, k3sVersion } from './binary.js'
 export { K3sRuntime, type K3sRuntimeInit } from './runtime.js'
+export { K3sSupervisor, type K3sSupervisorInit, type K3sProcessState, type K3sProcessStatus, type RestartBudget } from './supervisor.js'
+export { processStartTime, isAlive, type ProcessIdentity } from './process.js'
 export { CriClient, criTime, DEFAULT_CRI_SOCKET, type CriClientInit, type CriRuntimeInfo } from './cri.js'
 export { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'

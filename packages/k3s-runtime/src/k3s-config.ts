@@ -24,7 +24,7 @@ export interface RenderedK3s {
  * `flannelBackend: none` means a custom CNI (K3s's network policy controller
  * goes too). Server-only keys are never given to an agent.
  */
-export function renderK3s(k3s: K3sConfig, nodeId: string, binary: string): RenderedK3s {
+export function renderK3s(k3s: K3sConfig, nodeId: string, binary: string, paths: { kubeconfig?: string } = {}): RenderedK3s {
   const role = k3s.role === K3sRole.AGENT ? 'agent' : 'server'
   const enabled = new Set(k3s.enableComponents)
   const config: Record<string, unknown> = {
@@ -35,6 +35,10 @@ export function renderK3s(k3s: K3sConfig, nodeId: string, binary: string): Rende
     ...(Object.keys(k3s.nodeLabels).length > 0 ? { 'node-label': Object.entries(k3s.nodeLabels).sort().map(([k, v]) => `${k}=${v}`) } : {}),
     ...(k3s.protectKernelDefaults ? { 'protect-kernel-defaults': true } : {})
   }
+  // Custom CNI locations: K3s takes them as kubelet args and configures its
+  // embedded containerd from the same values.
+  const kubeletArgs = [...(k3s.cniConfDir ? [`cni-conf-dir=${k3s.cniConfDir}`] : []), ...(k3s.cniBinDir ? [`cni-bin-dir=${k3s.cniBinDir}`] : [])]
+  if (kubeletArgs.length > 0) config['kubelet-arg'] = kubeletArgs
   if (role === 'server') {
     const disable = STRIPPED_COMPONENTS.filter((c) => !enabled.has(c))
     if (disable.length > 0) config.disable = disable
@@ -43,6 +47,8 @@ export function renderK3s(k3s: K3sConfig, nodeId: string, binary: string): Rende
     if (k3s.flannelBackend === 'none') config['disable-network-policy'] = true
     if (k3s.secretsEncryption) config['secrets-encryption'] = true
     if (enabled.has('local-storage') && k3s.defaultLocalStoragePath) config['default-local-storage-path'] = k3s.defaultLocalStoragePath
+    // Under the core's state dir rather than /etc/rancher: readiness and the API view read it.
+    if (paths.kubeconfig) config['write-kubeconfig'] = paths.kubeconfig
     config['write-kubeconfig-mode'] = '0600'
   }
   return { role, config, binary, extraArgs: [...k3s.extraArgs] }

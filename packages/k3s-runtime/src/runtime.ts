@@ -1,22 +1,63 @@
-import { Availability, type K3sConfig, type RuntimeCapability, type Startable } from '@mycelium/core-interfaces'
+import { join } from 'node:path'
+import {
+  Availability,
+  HealthState,
+  silentLogger,
+  type ComponentHealth,
+  type K3sConfig,
+  type Logger,
+  type RuntimeCapability,
+  type Startable,
+  type WorkloadStatus
+} from '@mycelium/core-interfaces'
 import { findK3sBinary, k3sVersion } from './binary.js'
+import { CriClient, DEFAULT_CRI_SOCKET } from './cri.js'
+import { renderK3s, type RenderedK3s } from './k3s-config.js'
+import { KubeApiView } from './kube-api.js'
+import type { K3sStep } from './planner.js'
+import { K3sSupervisor, type K3sProcessStatus, type K3sSupervisorInit } from './supervisor.js'
 
 export interface K3sRuntimeInit {
   k3s: K3sConfig | undefined
+  /** Default Kubernetes node name. */
+  nodeId?: string
+  /** The core's state dir; the runtime keeps its files in `<stateDir>/k3s`. Required to supervise K3s. */
+  stateDir?: string
   /** The PATH to search when no binary is configured (node-core passes process.env.PATH). */
   path?: string
+  /** How often the CRI is asked for the workload list. @default 5000 */
+  workloadsIntervalMs?: number
+  /** Supervisor tuning (tests shorten the intervals). */
+  supervisor?: Partial<Omit<K3sSupervisorInit, 'dir' | 'probe'>>
 }
 
 /**
- * The node's container runtime as the rest of the core sees it. When K3s is
- * disabled or not installed it reports "unavailable" with the reason and the
- * rest of the core runs normally (that is what a developer machine shows).
+ * The node's container runtime as the rest of the core sees it: K3s
+ * configured from NodeConfig and supervised, its workloads read through the
+ * CRI (which needs neither the Kubernetes API nor the managers), and the
+ * Kubernetes API view while K3s serves it. Disabled or not installed, it
+ * reports "unavailable" with the reason and the rest of the core runs
+ * normally (what a developer machine shows). Stopping it never stops K3s.
  */
 export class K3sRuntime implements Startable {
-  private current: RuntimeCapability = { name: 'k3s', availability: Availability.UNAVAILABLE, version: '', reason: 'not checked yet' }
+  private readonly log: Logger
+  private k3s: K3sConfig | undefined
+  private unavailable: string | undefined = 'not checked yet'
+  private version = ''
+  private supervisor: K3sSupervisor | undefined
+  private cri: CriClient | undefined
+  private snapshot: WorkloadStatus[] = []
+  private criError: string | undefined
+  private timer: NodeJS.Timeout | undefined
   private started = false
 
-  constructor(private readonly init: K3sRuntimeInit) {}
+  constructor(
+    private readonly components: { logger?: Logger },
+    private readonly init: K3sRuntimeInit
+  ) {
+    this.log = (components.logger ?? silentLogger()).forComponent('k3s-runtime')
+    this.k3s = init.k3s
+  }
 
   isStarted(): boolean {
     return this.started
@@ -24,29 +65,155 @@ export class K3sRuntime implements Startable {
 
   async start(): Promise<void> {
     this.started = true
-    const k3s = this.init.k3s
-    if (k3s == null || !k3s.enabled) {
-      this.current = { ...this.current, reason: 'disabled in NodeConfig (k3s.enabled is false)' }
-      return
-    }
-    const found = await findK3sBinary(k3s.binaryPath, this.init.path ?? '')
-    if ('missing' in found) {
-      this.current = { ...this.current, reason: found.missing }
-      return
-    }
-    const version = await k3sVersion(found.binary)
-    this.current =
-      'version' in version
-        ? { name: 'k3s', availability: Availability.AVAILABLE, version: version.version, reason: '' }
-        : { ...this.current, reason: version.error }
+    await this.configure()
   }
 
   stop(): void {
     // Never stops K3s: workloads keep running whatever happens to the agent.
     this.started = false
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.supervisor?.stop()
+    this.supervisor = undefined
+    this.cri?.close()
+    this.cri = undefined
+  }
+
+  /** A new NodeConfig.k3s (from the manager or a reset): the planner decides whether K3s restarts. */
+  async reconfigure(k3s: K3sConfig | undefined): Promise<K3sStep[]> {
+    this.k3s = k3s
+    return this.started ? this.configure() : []
+  }
+
+  /** The restart command for this component: K3s restarted once with a fresh restart budget. */
+  async restart(reason = 'restart command'): Promise<void> {
+    if (this.supervisor == null) throw new Error(`k3s is not supervised here (${this.unavailable ?? 'no supervisor'})`)
+    await this.supervisor.restartNow(reason)
+  }
+
+  private async configure(): Promise<K3sStep[]> {
+    const k3s = this.k3s
+    if (k3s == null || !k3s.enabled) {
+      this.unavailable = 'disabled in NodeConfig (k3s.enabled is false)'
+      this.stopCri()
+      // Leaves a K3s we ran alive, only unsupervised (the planner's "unmanage").
+      return this.supervisor?.apply(undefined) ?? []
+    }
+    this.startCri(k3s.criSocket || DEFAULT_CRI_SOCKET)
+    const found = await findK3sBinary(k3s.binaryPath, this.init.path ?? '')
+    if ('missing' in found) {
+      this.unavailable = found.missing
+      return []
+    }
+    const version = await k3sVersion(found.binary)
+    if ('error' in version) {
+      this.unavailable = version.error
+      return []
+    }
+    this.version = version.version
+    this.unavailable = undefined
+    if (this.init.stateDir == null) return []
+    const dir = join(this.init.stateDir, 'k3s')
+    if (this.supervisor == null) {
+      this.supervisor = new K3sSupervisor(this.components, { ...this.init.supervisor, dir, probe: (r, signal) => this.probe(r, signal) })
+      await this.supervisor.start()
+    }
+    const desired = renderK3s(k3s, this.init.nodeId ?? '', found.binary, { kubeconfig: join(dir, 'kubeconfig.yaml') })
+    return this.supervisor.apply(desired)
+  }
+
+  /** Servers: the API's /readyz through the kubeconfig K3s wrote. Agents: the CRI says RuntimeReady. */
+  private async probe(rendered: RenderedK3s, signal: AbortSignal): Promise<{ ready: boolean; reason: string }> {
+    const kubeconfig = rendered.config['write-kubeconfig']
+    if (rendered.role === 'server' && typeof kubeconfig === 'string') {
+      const ready = await new KubeApiView({ kubeconfig }).readyz({ signal })
+      return { ready, reason: ready ? '' : '/readyz is not ok yet' }
+    }
+    const info = await this.cri!.info({ signal })
+    return { ready: info.conditions.RuntimeReady === true, reason: info.conditions.RuntimeReady ? '' : 'CRI runtime not ready' }
+  }
+
+  private startCri(socket: string): void {
+    if (this.cri?.socket === socket) return
+    this.stopCri()
+    this.cri = new CriClient({ socket })
+    const cri = this.cri
+    const poll = async (): Promise<void> => {
+      try {
+        const list = await cri.workloads()
+        if (this.cri !== cri) return
+        if (this.criError != null) this.log.info('CRI answers again', { socket })
+        this.snapshot = list
+        this.criError = undefined
+      } catch (err) {
+        if (this.cri !== cri) return
+        const reason = (err as Error).message
+        if (this.criError == null) this.log.warn('CRI not answering; keeping the last workload list', { socket, reason })
+        this.criError = reason
+      }
+    }
+    void poll()
+    this.timer = setInterval(() => void poll(), this.init.workloadsIntervalMs ?? 5000)
+    this.timer.unref()
+  }
+
+  private stopCri(): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.cri?.close()
+    this.cri = undefined
+    this.snapshot = []
+    this.criError = undefined
+  }
+
+  /** Refreshes the workload list now (status requests, tests). */
+  async refreshWorkloads(): Promise<WorkloadStatus[]> {
+    if (this.cri == null) return []
+    this.snapshot = await this.cri.workloads()
+    this.criError = undefined
+    return this.snapshot
+  }
+
+  /** The last list the CRI gave; kept while the CRI does not answer (the workloads most likely still run). */
+  workloads(): WorkloadStatus[] {
+    return this.snapshot.map((w) => ({ ...w }))
+  }
+
+  processStatus(): K3sProcessStatus | undefined {
+    return this.supervisor?.status()
   }
 
   capability(): RuntimeCapability {
-    return { ...this.current }
+    const base = { name: 'k3s', version: this.version }
+    if (this.unavailable != null) return { ...base, availability: Availability.UNAVAILABLE, reason: this.unavailable }
+    const s = this.supervisor?.status()
+    if (s == null) return { ...base, availability: Availability.AVAILABLE, reason: '' }
+    switch (s.state) {
+      case 'ready':
+        return { ...base, availability: Availability.AVAILABLE, reason: '' }
+      case 'failed':
+      case 'stopped':
+        return { ...base, availability: Availability.UNAVAILABLE, reason: s.reason }
+      case 'unmanaged':
+        return { ...base, availability: Availability.UNAVAILABLE, reason: s.reason }
+      default:
+        return { ...base, availability: Availability.DEGRADED, reason: `${s.state}: ${s.reason}` }
+    }
+  }
+
+  /** This component's line in node health. */
+  health(): ComponentHealth {
+    const cap = this.capability()
+    const s = this.supervisor?.status()
+    const state =
+      cap.availability === Availability.AVAILABLE
+        ? HealthState.HEALTHY
+        : cap.availability === Availability.DEGRADED
+          ? HealthState.DEGRADED
+          : s?.state === 'failed'
+            ? HealthState.UNHEALTHY
+            : HealthState.STOPPED
+    const cri = this.criError != null ? `; CRI: ${this.criError}` : ''
+    return { name: 'k3s-runtime', state, reason: `${cap.reason}${cri}`, ...(s != null ? { since: s.since } : {}), restarts: s?.restarts ?? 0 }
   }
 }

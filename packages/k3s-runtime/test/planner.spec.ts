@@ -29,6 +29,9 @@ describe('renderK3s', () => {
     expect(r.config['disable-helm-controller']).toBeUndefined()
     expect(r.config).toMatchObject({ 'flannel-backend': 'none', 'disable-network-policy': true, 'secrets-encryption': true, 'protect-kernel-defaults': true, 'node-label': ['tier=edge', 'zone=a'] })
     expect(k3sConfigYaml(r)).toContain('flannel-backend: none')
+    const cni = base({ flannelBackend: 'none', cniConfDir: '/etc/cni/net.d', cniBinDir: '/opt/cni/bin' })
+    expect(cni.config['kubelet-arg']).toEqual(['cni-conf-dir=/etc/cni/net.d', 'cni-bin-dir=/opt/cni/bin'])
+    expect(renderK3s(K3sConfig.fromPartial({ enabled: true }), 'n', '/k3s', { kubeconfig: '/var/lib/mycelium/k3s/kubeconfig.yaml' }).config['write-kubeconfig']).toBe('/var/lib/mycelium/k3s/kubeconfig.yaml')
   })
 })
 
@@ -45,9 +48,15 @@ describe('planK3s', () => {
     ['an enabled component', { enableComponents: ['traefik'] }, 'disable'],
     ['the flannel backend', { flannelBackend: 'wireguard-native' }, 'flannel-backend'],
     ['extra args', { extraArgs: ['--kubelet-arg=max-pods=50'] }, 'extra args'],
-    ['secrets encryption', { secretsEncryption: true }, 'secrets-encryption']
+    ['secrets encryption', { secretsEncryption: true }, 'secrets-encryption'],
+    ['protect-kernel-defaults', { protectKernelDefaults: true }, 'protect-kernel-defaults'],
+    ['the custom CNI dirs', { flannelBackend: 'none', cniConfDir: '/etc/cni/net.d' }, 'kubelet-arg'],
+    ['the data dir', { dataDir: '/data/k3s' }, 'data-dir'],
+    ['the binary', {}, 'binary']
   ])('a change of %s: rewrite and exactly one restart, saying what changed', (_what, over, changed) => {
-    const steps = plan(base(), true, base(over as Partial<K3sConfig>))
+    const desired = base(over as Partial<K3sConfig>)
+    if (changed === 'binary') desired.binary = '/opt/k3s/bin/k3s'
+    const steps = plan(base(), true, desired)
     expect(steps.map(([t]) => t)).toEqual(['write-config', 'restart'])
     expect(steps[1]![1]).toContain(changed)
   })
@@ -68,10 +77,10 @@ describe('K3sRuntime capability (no K3s on this machine is a normal state)', () 
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
   it('is unavailable when disabled, or when no binary is installed, saying why', async () => {
-    const disabled = new K3sRuntime({ k3s: undefined })
+    const disabled = new K3sRuntime({}, { k3s: undefined })
     await disabled.start()
     expect(disabled.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: 'disabled in NodeConfig (k3s.enabled is false)' })
-    const missing = new K3sRuntime({ k3s: K3sConfig.fromPartial({ enabled: true }), path: dir })
+    const missing = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true }), path: dir })
     await missing.start()
     expect(missing.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: 'no k3s binary on PATH' })
   })
@@ -80,8 +89,26 @@ describe('K3sRuntime capability (no K3s on this machine is a normal state)', () 
     const k3s = join(dir, 'k3s')
     writeFileSync(k3s, '#!/bin/sh\necho "k3s version v1.30.4+k3s1 (98262b5d)"\necho "go version go1.22.5"\n')
     chmodSync(k3s, 0o755)
-    const runtime = new K3sRuntime({ k3s: K3sConfig.fromPartial({ enabled: true }), path: `/nonexistent:${dir}` })
+    // No state dir: the version is checked, nothing is started.
+    const runtime = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, criSocket: join(dir, 'none.sock') }), path: `/nonexistent:${dir}` })
     await runtime.start()
-    expect(runtime.capability()).toEqual({ name: 'k3s', availability: Availability.AVAILABLE, version: 'v1.30.4+k3s1', reason: '' })
+    try {
+      expect(runtime.capability()).toEqual({ name: 'k3s', availability: Availability.AVAILABLE, version: 'v1.30.4+k3s1', reason: '' })
+    } finally {
+      runtime.stop()
+    }
+  })
+
+  it('is unavailable, quoting the binary, when --version fails', async () => {
+    const k3s = join(dir, 'k3s')
+    writeFileSync(k3s, '#!/bin/sh\necho "segfault" >&2\nexit 139\n')
+    chmodSync(k3s, 0o755)
+    const runtime = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, binaryPath: k3s, criSocket: join(dir, 'none.sock') }) })
+    await runtime.start()
+    try {
+      expect(runtime.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: expect.stringContaining(`${k3s} --version failed`) })
+    } finally {
+      runtime.stop()
+    }
   })
 })
