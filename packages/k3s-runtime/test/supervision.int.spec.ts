@@ -3,7 +3,7 @@
  * fake-k3s.mjs) behaves like K3s at the process boundary — `server --config`,
  * kubeconfig, /readyz over HTTPS with client certificates, crashes on request.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -84,6 +84,8 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
   })
 
   afterAll(() => {
+    // Every stand-in ever started here (each appends its PID to its data dir's starts.log).
+    for (const name of readdirSync(root)) starts(join(root, name, 'data'))
     for (const pid of everyPid) {
       try {
         process.kill(pid, 'SIGKILL')
