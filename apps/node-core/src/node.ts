@@ -92,7 +92,8 @@ export class MyceliumNode implements Startable {
       return client
     }
     const handoff = config.handoff
-    this.runtime = new K3sRuntime({ k3s: config.k3s, path: process.env.PATH ?? '' })
+    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
+    this.runtime.on('change', () => this.changes.emit('change'))
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
       {
@@ -100,6 +101,12 @@ export class MyceliumNode implements Startable {
         identity,
         createSporeClient: createSpores,
         runtime: this.runtime,
+        // A config from the manager (or a revert) reaches K3s through its planner: restarted only when it
+        // changed. A config without a k3s section leaves the node's own (its YAML) in force: only an
+        // explicit `k3s.enabled: false` disables K3s (and even then it is left running, unsupervised).
+        applyConfig: async (next) => {
+          await this.runtime.reconfigure(next.k3s ?? config.k3s)
+        },
         restart: (component) => this.restartComponent(component),
         emergency: (action, reason) => this.emergency(action, reason),
         health: () => this.health()
@@ -171,7 +178,7 @@ export class MyceliumNode implements Startable {
   isolated = false
 
   private health(): { state: HealthState; components: ComponentHealth[] } {
-    const components: ComponentHealth[] = []
+    const components: ComponentHealth[] = [this.runtime.health()]
     if (!this.acceptingWorkloads) components.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
     if (this.isolated) components.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
     return { state: HealthState.HEALTHY, components }
@@ -185,13 +192,17 @@ export class MyceliumNode implements Startable {
       identity: [this.identity],
       ...(this.peers != null ? { peers: [this.peers.server, this.peers.monitor, ...(this.peers.multicast != null ? [this.peers.multicast] : [])] } : {})
     }
+    if (component === 'k3s-runtime' || component === 'k3s') {
+      await this.runtime.restart(`restart command for ${component}`)
+      return
+    }
     if (component === '' || component === 'agent') {
       // After the command is journaled as succeeded: a restart from inside would cut its own report.
       setImmediate(() => void this.stop().then(() => this.start()).catch((err: unknown) => this.log.error('agent restart failed', { err })))
       return
     }
     const list = targets[component]
-    if (list == null) throw new Error(`unknown component "${component}" (known: agent, ${Object.keys(targets).join(', ')})`)
+    if (list == null) throw new Error(`unknown component "${component}" (known: agent, k3s-runtime, ${Object.keys(targets).join(', ')})`)
     for (const c of [...list].reverse()) await c.stop()
     for (const c of list) await c.start()
   }

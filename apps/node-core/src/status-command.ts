@@ -26,7 +26,8 @@ export function formatStatus(s: StatusReport): string {
     ['config', `current v${s.config?.currentVersion ?? 0}, last-known-good v${s.config?.lastKnownGoodVersion ?? 0}${s.config?.trialVersion ? `, trying v${s.config.trialVersion}` : ''}`],
     ['spores', `${s.spores?.sporeCount ?? 0} from ${s.spores?.activeSource || '-'}, ${s.spores?.rejectedCount ?? 0} rejected`],
     ...s.peers.map((p): [string, string] => [`peer ${p.identity?.nodeId || '?'}`, `${p.endpoint?.address ?? '?'} ${p.state} (${p.source}), last seen ${ago(p.lastSeen)}`]),
-    ['runtime', `${s.runtime?.name ?? '-'}: ${s.runtime?.reason || 'available'}`],
+    ['runtime', `${s.runtime?.name ?? '-'}${s.runtime?.version ? ` ${s.runtime.version}` : ''}: ${s.runtime?.reason || 'available'}`],
+    ...s.workloads.map((w): [string, string] => [`${w.kind} ${w.namespace ? `${w.namespace}/` : ''}${w.name}`, `${w.state}, id ${w.id.slice(0, 13)}, created ${ago(w.createdAt)}`]),
     ...s.components.filter((c) => c.reason !== '').map((c): [string, string] => [`component ${c.name}`, c.reason])
   ]
   const width = Math.max(...rows.map(([k]) => k.length))

@@ -123,7 +123,11 @@ describe('node-core dev: management commands reach the composed node', () => {
     expect((await send('r-http', 'http')).state).toBe(3) // SUCCEEDED
     const bad = await send('r-moon', 'moon')
     expect(bad.state).toBe(4) // FAILED
-    expect(bad.reason).toContain('unknown component "moon" (known: agent, status, http, identity, peers)')
+    expect(bad.reason).toContain('unknown component "moon" (known: agent, k3s-runtime, status, http, identity, peers)')
+    // No K3s on a developer machine: the restart fails and says why, nothing else is touched.
+    const k3s = await send('r-k3s', 'k3s-runtime')
+    expect(k3s.state).toBe(4)
+    expect(k3s.reason).toContain('k3s is not supervised here (disabled in NodeConfig (k3s.enabled is false))')
     expect((await fetch(`http://${session.nodes[0]!.http.address}/healthz`)).status).toBe(200)
   })
 })

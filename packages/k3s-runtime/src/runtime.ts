@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import {
   Availability,
@@ -39,7 +40,7 @@ export interface K3sRuntimeInit {
  * reports "unavailable" with the reason and the rest of the core runs
  * normally (what a developer machine shows). Stopping it never stops K3s.
  */
-export class K3sRuntime implements Startable {
+export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startable {
   private readonly log: Logger
   private k3s: K3sConfig | undefined
   private unavailable: string | undefined = 'not checked yet'
@@ -55,6 +56,7 @@ export class K3sRuntime implements Startable {
     private readonly components: { logger?: Logger },
     private readonly init: K3sRuntimeInit
   ) {
+    super()
     this.log = (components.logger ?? silentLogger()).forComponent('k3s-runtime')
     this.k3s = init.k3s
   }
@@ -116,6 +118,7 @@ export class K3sRuntime implements Startable {
     const dir = join(this.init.stateDir, 'k3s')
     if (this.supervisor == null) {
       this.supervisor = new K3sSupervisor(this.components, { ...this.init.supervisor, dir, probe: (r, signal) => this.probe(r, signal) })
+      this.supervisor.on('change', () => this.emit('change'))
       await this.supervisor.start()
     }
     const desired = renderK3s(k3s, this.init.nodeId ?? '', found.binary, { kubeconfig: join(dir, 'kubeconfig.yaml') })

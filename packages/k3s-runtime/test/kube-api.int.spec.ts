@@ -8,9 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isUnavailableError } from '@mycelium/core-interfaces'
+import { FAKE_K3S } from '@mycelium/testing'
 import { KubeApiView } from '../src/index.js'
 
-const FAKE_K3S = join(__dirname, 'fixtures', 'fake-k3s.mjs')
+
 
 async function waitForFile(path: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs

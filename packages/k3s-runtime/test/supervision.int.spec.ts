@@ -8,9 +8,10 @@ import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Availability, K3sConfig, K3sRole, type Logger, type LogFields } from '@mycelium/core-interfaces'
+import { FAKE_K3S } from '@mycelium/testing'
 import { K3sRuntime, processStartTime, type K3sRuntimeInit } from '../src/index.js'
 
-const FAKE_K3S = join(__dirname, 'fixtures', 'fake-k3s.mjs')
+
 
 interface Line {
   level: string

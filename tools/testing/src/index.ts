@@ -20,3 +20,4 @@ export {
   BUSYBOX_IMAGE,
   type TestContainerd
 } from './containerd.js'
+export { FAKE_K3S } from './fake-k3s.js'
