@@ -87,7 +87,8 @@ export async function exportDiagnostics(config: Readonly<NodeConfig>, out: strin
   const stateDir = stateDirOf(config)
   const tar = await import('tar') // only the recovery path pays for it
   const included: string[] = []
-  const secret = (path: string): boolean => /\.key$|join-token|\.sock$/.test(path)
+  // Keys, tokens, sockets, and K3s's kubeconfig (it embeds the cluster admin's client key).
+  const secret = (path: string): boolean => /\.key$|join-token|\.sock$|kubeconfig/.test(path)
   await tar.c(
     {
       gzip: true,

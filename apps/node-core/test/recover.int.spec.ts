@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as tar from 'tar'
@@ -48,6 +48,9 @@ describe('node-core identity and recover', () => {
     const store = await ConfigStore.open(join(dir, 'state', 'config'), NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'edge-1' }))
     await store.beginTrial(NodeConfig.fromPartial({ version: 4, networkId: 'net1', nodeId: 'edge-1' }), 60_000)
     writeFileSync(join(dir, 'state', 'join-token'), 'secret')
+    mkdirSync(join(dir, 'state', 'k3s'), { recursive: true })
+    writeFileSync(join(dir, 'state', 'k3s', 'kubeconfig.yaml'), 'users: [{user: {client-key-data: c2VjcmV0}}]\n')
+    writeFileSync(join(dir, 'state', 'k3s', 'k3s.log'), 'level=info msg="k3s is up and running"\n')
     const [code, reset] = await run('recover', 'reset-config', '--config', configFile)
     expect(code).toBe(0)
     expect(reset).toMatch(/already on last-known-good v0|config reset from v4 to last-known-good v0/)
@@ -61,7 +64,8 @@ describe('node-core identity and recover', () => {
     const entries: string[] = []
     await tar.t({ file: tarball, onReadEntry: (e) => void entries.push(e.path) })
     expect(entries.some((e) => e.endsWith('node.crt'))).toBe(true)
-    expect(entries.filter((e) => /\.key$|join-token/.test(e))).toEqual([])
+    expect(entries.filter((e) => /\.key$|join-token|kubeconfig/.test(e))).toEqual([])
+    expect(entries.some((e) => e.endsWith('k3s/k3s.log'))).toBe(true) // K3s's output is what a diagnosis needs
   })
 
   it('refuses an unknown recover action with usage exit 2', async () => {

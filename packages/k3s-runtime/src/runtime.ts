@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import {
   Availability,
   HealthState,
+  K3sRole,
   silentLogger,
   type ComponentHealth,
   type K3sConfig,
@@ -14,7 +15,7 @@ import {
 import { findK3sBinary, k3sVersion } from './binary.js'
 import { CriClient, DEFAULT_CRI_SOCKET } from './cri.js'
 import { renderK3s, type RenderedK3s } from './k3s-config.js'
-import { KubeApiView } from './kube-api.js'
+import { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'
 import type { K3sStep } from './planner.js'
 import { K3sSupervisor, type K3sProcessStatus, type K3sSupervisorInit } from './supervisor.js'
 
@@ -180,6 +181,21 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
   /** The last list the CRI gave; kept while the CRI does not answer (the workloads most likely still run). */
   workloads(): WorkloadStatus[] {
     return this.snapshot.map((w) => ({ ...w }))
+  }
+
+  /**
+   * Nodes and pods as the Kubernetes API sees them (servers, while K3s
+   * answers); otherwise why not. For diagnostics and operators' tools.
+   */
+  async kubernetes(): Promise<{ nodes: KubeNode[]; pods: KubePod[] } | { unavailable: string }> {
+    if (this.init.stateDir == null || this.k3s?.enabled !== true) return { unavailable: this.unavailable ?? 'k3s not supervised here' }
+    if (this.k3s.role === K3sRole.AGENT) return { unavailable: 'k3s runs as an agent here: the Kubernetes API is on its server' }
+    const view = new KubeApiView({ kubeconfig: join(this.init.stateDir, 'k3s', 'kubeconfig.yaml') })
+    try {
+      return { nodes: await view.nodes(), pods: await view.pods() }
+    } catch (err) {
+      return { unavailable: (err as Error).message }
+    }
   }
 
   processStatus(): K3sProcessStatus | undefined {
