@@ -3,9 +3,10 @@ import { Command } from 'commander'
 import { machine, markdownReport, runScenario, type Scenario, type ScenarioResult } from './harness.js'
 import { agentScenarios } from './scenarios/agent-scenarios.js'
 import { fleetScenarios } from './scenarios/fleet-scenarios.js'
+import { runtimeScenarios } from './scenarios/runtime-scenarios.js'
 import { sporeVerifyScenarios } from './scenarios/spore-verify.js'
 
-const ALL: Scenario[] = [...agentScenarios(), ...fleetScenarios(), ...sporeVerifyScenarios]
+const ALL: Scenario[] = [...agentScenarios(), ...fleetScenarios(), ...sporeVerifyScenarios, ...runtimeScenarios]
 
 const program = new Command('bench')
   .description('Run the Mycelium core benchmarks and write bench-results.json and bench-results.md')
