@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { cri } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { CriClient } from '@mycelium/k3s-runtime'
-import { containerdMissing, FAKE_K3S, runSleepPod, startContainerd, type TestContainerd } from '@mycelium/testing'
+import { containerdMissing, FAKE_K3S, runSleepPod, startContainerd, until as untilTrue, type TestContainerd } from '@mycelium/testing'
 
 /**
  * Workloads outlive every failure above them. A real containerd + runc runs a
@@ -20,13 +20,7 @@ const missing = containerdMissing()
 const describeIf = missing == null ? describe : describe.skip
 if (missing != null) console.warn(`skipping workload survival test: ${missing}`)
 
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await Promise.resolve().then(probe).catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+const until = (what: string, probe: () => Promise<boolean> | boolean): Promise<true> => untilTrue(what, probe, 30_000, 100)
 
 function runBin(args: string[]): Promise<string> {
   return new Promise((resolve) => {

@@ -63,9 +63,7 @@ export class KubeApiView {
   }
 
   async nodes(): Promise<KubeNode[]> {
-    const { k8s, kc } = await this.config()
-    const api = kc.makeApiClient(k8s.CoreV1Api)
-    const list = await this.guard('list nodes', () => api.listNode())
+    const list = await this.core('list nodes', (api) => api.listNode())
     return list.items.map((n) => ({
       name: n.metadata?.name ?? '',
       ready: (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
@@ -75,9 +73,7 @@ export class KubeApiView {
   }
 
   async pods(): Promise<KubePod[]> {
-    const { k8s, kc } = await this.config()
-    const api = kc.makeApiClient(k8s.CoreV1Api)
-    const list = await this.guard('list pods', () => api.listPodForAllNamespaces())
+    const list = await this.core('list pods', (api) => api.listPodForAllNamespaces())
     return list.items.map((p) => ({
       namespace: p.metadata?.namespace ?? '',
       name: p.metadata?.name ?? '',
@@ -87,9 +83,11 @@ export class KubeApiView {
     }))
   }
 
-  private async guard<T>(what: string, call: () => Promise<T>): Promise<T> {
+  /** One CoreV1 call; failures are UnavailableError naming the call and the kubeconfig. */
+  private async core<T>(what: string, call: (api: K8s.CoreV1Api) => Promise<T>): Promise<T> {
+    const { k8s, kc } = await this.config()
     try {
-      return await call()
+      return await call(kc.makeApiClient(k8s.CoreV1Api))
     } catch (err) {
       throw new UnavailableError(`Kubernetes API ${what} via ${this.init.kubeconfig}: ${(err as Error).message}`, undefined, { cause: err })
     }

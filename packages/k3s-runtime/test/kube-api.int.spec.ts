@@ -8,18 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isUnavailableError } from '@mycelium/core-interfaces'
-import { FAKE_K3S } from '@mycelium/testing'
+import { FAKE_K3S, until } from '@mycelium/testing'
 import { KubeApiView } from '../src/index.js'
 
 
 
-async function waitForFile(path: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!existsSync(path)) {
-    if (Date.now() > deadline) throw new Error(`${path} not written within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const waitForFile = (path: string): Promise<true> => until(`${path} to be written`, () => existsSync(path), 15_000)
 
 describe('KubeApiView (real @kubernetes/client-node)', () => {
   let dir: string

@@ -8,7 +8,7 @@ import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Availability, K3sConfig, K3sRole, type Logger, type LogFields } from '@mycelium/core-interfaces'
-import { FAKE_K3S } from '@mycelium/testing'
+import { FAKE_K3S, until } from '@mycelium/testing'
 import { K3sRuntime, processStartTime, type K3sRuntimeInit } from '../src/index.js'
 
 
@@ -32,16 +32,6 @@ function capturingLogger(lines: Line[], base: LogFields = {}): Logger {
     debug: at('debug'),
     forComponent: (name) => capturingLogger(lines, { ...base, component: name }),
     child: (fields) => capturingLogger(lines, { ...base, ...fields })
-  }
-}
-
-async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = check()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
   }
 }
 

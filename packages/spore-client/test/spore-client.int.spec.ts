@@ -9,6 +9,7 @@ import {
   signSporeForTest,
   testSigningKey,
   testTrustBundle,
+  until,
   type TestPki,
   type TestSigningKey
 } from '@mycelium/testing'
@@ -47,16 +48,6 @@ function client(sources: Parameters<typeof createSporeClient>[0], init: Partial<
   const c = createSporeClient(sources, { networkId: NET, trustBundle, cachePath: join(dir, 'cache', 'spores.bin'), ...init })
   clients.push(c)
   return c
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = probe()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 describe('SporeClient', () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { callUnary, cri } from '@mycelium/core-interfaces'
+import { until } from './until.js'
 
 /**
  * A real containerd (Debian's, with runc) started for one test suite: its
@@ -130,14 +131,6 @@ export function buildBusyboxImage(work: string, name: string, cmd: string[]): st
   return archive
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
 
 /** Processes whose command line mentions `needle` (containerd-shim-runc-v2 carries the socket path). */
 function pidsMentioning(needle: string): number[] {
@@ -185,7 +178,7 @@ export async function startContainerd(): Promise<TestContainerd> {
     } catch {
       // already gone
     }
-    await waitFor('containerd to exit', async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z', 10_000).catch(() => {
+    await until('containerd to exit', async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z', 10_000).catch(() => {
       try {
         process.kill(pid, 'SIGKILL')
       } catch {
@@ -209,7 +202,7 @@ export async function startContainerd(): Promise<TestContainerd> {
     rmSync(dir, { recursive: true, force: true })
   }
   try {
-    await waitFor('containerd socket', async () => existsSync(socket) && (await ctr(['version']).then(() => true, () => false)), 15_000)
+    await until('containerd socket', async () => existsSync(socket) && (await ctr(['version']).then(() => true, () => false)), 15_000)
     await ctr(['images', 'import', buildBusyboxImage(join(dir, 'images'), PAUSE_IMAGE, ['/bin/sleep', '2147483647'])])
     await ctr(['images', 'import', buildBusyboxImage(join(dir, 'images'), BUSYBOX_IMAGE, ['/bin/sh'])])
   } catch (err) {

@@ -21,3 +21,4 @@ export {
   type TestContainerd
 } from './containerd.js'
 export { FAKE_K3S } from './fake-k3s.js'
+export { until } from './until.js'
