@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml'
 import { InvalidConfigError, K3sRole, NodeConfig, type Duration } from '@mycelium/core-interfaces'
+import { validateK3sConfig } from '@mycelium/k3s-runtime'
 import { NODE_CONFIG_SCHEMA, type Kind, type Schema } from './config-schema.js'
 
 /**
@@ -176,5 +177,6 @@ export async function loadConfig(options: LoadConfigOptions): Promise<Readonly<N
   const where = options.file ?? 'config'
   if (config.networkId === '') throw new InvalidConfigError('is required', `${where} networkId`)
   if (config.nodeId === '') throw new InvalidConfigError('is required', `${where} nodeId`)
+  if (config.k3s != null) validateK3sConfig(config.k3s, `${where} k3s`)
   return Object.freeze(config)
 }

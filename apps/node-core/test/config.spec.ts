@@ -34,6 +34,8 @@ reconnect:
 k3s:
   enabled: true
   role: agent
+  serverUrl: https://10.0.0.1:6443
+  tokenFile: /etc/mycelium/k3s-token
 status:
   readyInFallback: false
 `
@@ -107,6 +109,18 @@ describe('config loader', () => {
     expect(c.handoff?.configConfirmWindow).toEqual({ seconds: 1, nanos: 500_000_000 }) // merged, not replaced
     expect(await failure(EXAMPLE, { MYCELIUM_NODE_IDD: 'x' })).toContain('environment MYCELIUM_NODE_IDD: "nodeIdd" is not a config key')
     expect(await failure(EXAMPLE, {}, ['handoff.commitDeadline=fast'])).toContain('--set handoff.commitDeadline: "fast" is not a duration')
+  })
+
+  it.each([
+    ['an agent without a server', EXAMPLE.replace('  serverUrl: https://10.0.0.1:6443\n', ''), 'k3s.serverUrl: is required when role is agent'],
+    ['a plain-http server', EXAMPLE.replace('https://10.0.0.1:6443', 'http://10.0.0.1:6443'), 'k3s.serverUrl: must be an https:// URL'],
+    ['an unknown flannel backend', EXAMPLE.replace('  role: agent\n', '  role: server\n  flannelBackend: wireguard\n'), 'k3s.flannelBackend: "wireguard" is not one of vxlan, host-gw, wireguard-native, none'],
+    ['CNI dirs without a custom CNI', EXAMPLE.replace('  role: agent\n', '  role: agent\n  cniConfDir: /etc/cni/net.d\n'), 'k3s.cniConfDir: only applies with flannelBackend: none'],
+    ['an unknown component', EXAMPLE.replace('  role: agent\n', '  role: agent\n  enableComponents: [traefk]\n'), 'k3s.enableComponents: unknown component "traefk"'],
+    ['a relative data dir', EXAMPLE.replace('  role: agent\n', '  role: agent\n  dataDir: data/k3s\n'), 'k3s.dataDir: must be an absolute path'],
+    ['an invalid node label', EXAMPLE.replace('  role: agent\n', '  role: agent\n  nodeLabels: { "zone a": x }\n'), 'k3s.nodeLabels: label key "zone a"']
+  ])('rejects a K3s config K3s would refuse: %s', async (_what, text, message) => {
+    expect(await failure(text)).toContain(`${join(dir, 'node.yaml')} ${message}`)
   })
 
   it('requires a network and a node id', async () => {

@@ -5,7 +5,7 @@
  * restart is needed, binary discovery, and the runtime capability the agent
  * reports. It never stops K3s, so workloads outlive any failure above them.
  */
-export { renderK3s, k3sConfigYaml, STRIPPED_COMPONENTS, type RenderedK3s } from './k3s-config.js'
+export { renderK3s, k3sConfigYaml, validateK3sConfig, STRIPPED_COMPONENTS, type RenderedK3s } from './k3s-config.js'
 export { planK3s, describeChanges, type K3sStep, type K3sObserved } from './planner.js'
 export { findK3sBinary, k3sVersion } from './binary.js'
 export { K3sRuntime, type K3sRuntimeInit } from './runtime.js'

@@ -14,7 +14,7 @@ import {
 } from '@mycelium/core-interfaces'
 import { findK3sBinary, k3sVersion } from './binary.js'
 import { CriClient, DEFAULT_CRI_SOCKET } from './cri.js'
-import { renderK3s, type RenderedK3s } from './k3s-config.js'
+import { renderK3s, validateK3sConfig, type RenderedK3s } from './k3s-config.js'
 import { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'
 import type { K3sStep } from './planner.js'
 import { K3sSupervisor, type K3sProcessStatus, type K3sSupervisorInit } from './supervisor.js'
@@ -84,6 +84,8 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
 
   /** A new NodeConfig.k3s (from the manager or a reset): the planner decides whether K3s restarts. */
   async reconfigure(k3s: K3sConfig | undefined): Promise<K3sStep[]> {
+    // Invalid: throws, nothing changes (a config trial then reverts with this reason).
+    if (k3s != null) validateK3sConfig(k3s, 'NodeConfig.k3s')
     this.k3s = k3s
     return this.started ? this.configure() : []
   }
@@ -101,6 +103,12 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
       this.stopCri()
       // Leaves a K3s we ran alive, only unsupervised (the planner's "unmanage").
       return this.supervisor?.apply(undefined) ?? []
+    }
+    try {
+      validateK3sConfig(k3s, 'NodeConfig.k3s')
+    } catch (err) {
+      this.unavailable = `invalid config: ${(err as Error).message}`
+      return []
     }
     this.startCri(k3s.criSocket || DEFAULT_CRI_SOCKET)
     const found = await findK3sBinary(k3s.binaryPath, this.init.path ?? '')

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Availability, K3sConfig, K3sRole } from '@mycelium/core-interfaces'
-import { K3sRuntime, k3sConfigYaml, planK3s, renderK3s, type RenderedK3s } from '../src/index.js'
+import { K3sRuntime, k3sConfigYaml, planK3s, renderK3s, validateK3sConfig, type RenderedK3s } from '../src/index.js'
 
 const base = (over: Partial<K3sConfig> = {}): RenderedK3s => renderK3s(K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, ...over }), 'node-1', '/usr/local/bin/k3s')
 const plan = (applied: RenderedK3s | undefined, running: boolean, desired: RenderedK3s | undefined) =>
@@ -32,6 +32,36 @@ describe('renderK3s', () => {
     const cni = base({ flannelBackend: 'none', cniConfDir: '/etc/cni/net.d', cniBinDir: '/opt/cni/bin' })
     expect(cni.config['kubelet-arg']).toEqual(['cni-conf-dir=/etc/cni/net.d', 'cni-bin-dir=/opt/cni/bin'])
     expect(renderK3s(K3sConfig.fromPartial({ enabled: true }), 'n', '/k3s', { kubeconfig: '/var/lib/mycelium/k3s/kubeconfig.yaml' }).config['write-kubeconfig']).toBe('/var/lib/mycelium/k3s/kubeconfig.yaml')
+  })
+})
+
+describe('validateK3sConfig', () => {
+  const v = (over: Partial<K3sConfig>) => () => validateK3sConfig(K3sConfig.fromPartial({ enabled: true, ...over }), 'node.yaml k3s')
+  it('accepts the defaults and a complete agent', () => {
+    expect(v({})).not.toThrow()
+    expect(v({ role: K3sRole.AGENT, serverUrl: 'https://k3s.lan:6443', tokenFile: '/etc/k3s/token', nodeLabels: { 'topology.kubernetes.io/zone': 'a-1' } })).not.toThrow()
+  })
+  it('checks nothing while K3s is disabled', () => {
+    expect(() => validateK3sConfig(K3sConfig.fromPartial({ enabled: false, flannelBackend: 'bogus' }), 'k3s')).not.toThrow()
+  })
+  it.each([
+    [{ role: K3sRole.AGENT, serverUrl: 'https://s:6443' }, 'node.yaml k3s.tokenFile: is required when role is agent'],
+    [{ serverUrl: 'not a url' }, 'node.yaml k3s.serverUrl: "not a url" is not a URL'],
+    [{ nodeLabels: { zone: 'has space' } }, 'node.yaml k3s.nodeLabels: label "zone": value "has space"'],
+    [{ nodeLabels: { 'Bad_Prefix/zone': 'a' } }, 'node.yaml k3s.nodeLabels: label key "Bad_Prefix/zone": prefix must be a DNS subdomain'],
+    [{ criSocket: 'run/k3s.sock' }, 'node.yaml k3s.criSocket: must be an absolute path']
+  ])('rejects %j naming the key', (over, message) => {
+    expect(v(over as Partial<K3sConfig>)).toThrow(message)
+  })
+  it('a runtime given an invalid config reports it unavailable, and refuses it as a reconfiguration', async () => {
+    const rt = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, flannelBackend: 'bogus' }) })
+    await rt.start()
+    try {
+      expect(rt.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: expect.stringContaining('invalid config: NodeConfig.k3s.flannelBackend: "bogus"') })
+      await expect(rt.reconfigure(K3sConfig.fromPartial({ enabled: true, dataDir: 'relative' }))).rejects.toThrow('NodeConfig.k3s.dataDir: must be an absolute path')
+    } finally {
+      rt.stop()
+    }
   })
 })
 
