@@ -109,6 +109,8 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
   private probing: AbortController | undefined
   /** PID we are stopping on purpose: its exit is not a crash. */
   private stopping: number | undefined
+  /** K3s's last line of output: why it exits is usually there. */
+  private lastOutput = ''
 
   constructor(
     components: { logger?: Logger },
@@ -244,7 +246,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     this.applied = rendered
     if (spawned != null) {
       await this.save()
-      this.onExit(undefined, `could not start ${rendered.binary}: ${spawned.message}`)
+      void this.onExit(undefined, `could not start ${rendered.binary}: ${spawned.message}`)
       return
     }
     child.unref()
@@ -253,7 +255,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     running.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         resolve()
-        this.onExit(running, signal != null ? `signal ${signal}` : `exit code ${code}`)
+        void this.onExit(running, signal != null ? `signal ${signal}` : `exit code ${code}`)
       })
     )
     this.running = running
@@ -294,13 +296,13 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
       if (!isAlive(proc)) {
         clearInterval(timer)
         this.timers.delete(timer)
-        this.onExit(proc, 'exited (not our child: status unknown)')
+        void this.onExit(proc, 'exited (not our child: status unknown)')
       }
     })
   }
 
   /** An exit: expected (we stopped it) or a crash to restart within the budget. */
-  private onExit(proc: Running | undefined, how: string): void {
+  private async onExit(proc: Running | undefined, how: string): Promise<void> {
     if (proc != null && this.stopping === proc.pid) {
       this.stopping = undefined
       this.current = { ...this.current, lastExit: how }
@@ -310,15 +312,19 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     if (!this.started || (proc != null && this.running !== proc)) return
     this.running = undefined
     this.crashes = [...this.recentCrashes(), Date.now()]
+    const crashes = this.crashes.length
     void this.save()
     this.current = { ...this.current, lastExit: how }
-    if (this.crashes.length > this.budget.restarts) {
-      this.log.error('k3s keeps exiting; restart budget spent, not restarting', { lastExit: how, crashes: this.crashes.length, windowMs: this.budget.windowMs })
-      this.setState('failed', `k3s exited ${this.crashes.length} times within ${Math.round(this.budget.windowMs / 1000)} s (last: ${how}); restart budget spent`)
+    await this.follower.poll() // its last words, before they are quoted
+    if (!this.started) return
+    const lastOutput = this.lastOutput
+    if (crashes > this.budget.restarts) {
+      this.log.error('k3s keeps exiting; restart budget spent, not restarting', { lastExit: how, crashes, windowMs: this.budget.windowMs, lastOutput })
+      this.setState('failed', `k3s exited ${crashes} times within ${Math.round(this.budget.windowMs / 1000)} s (last: ${how}); restart budget spent${lastOutput ? `; last output: ${lastOutput}` : ''}`)
       return
     }
     const delay = this.backoff.next()
-    this.log.warn('k3s exited unexpectedly; restarting after backoff', { lastExit: how, delayMs: delay })
+    this.log.warn('k3s exited unexpectedly; restarting after backoff', { lastExit: how, delayMs: delay, lastOutput })
     this.setState('backoff', `k3s ${how}; restarting in ${delay} ms`)
     const timer = setTimeout(() => {
       this.timers.delete(timer)
@@ -369,6 +375,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
   }
 
   private forwardLine(line: string): void {
+    this.lastOutput = line.length > 300 ? `${line.slice(0, 300)}…` : line
     if (/level=(error|fatal|panic)/.test(line) || /^[EF]\d{4} /.test(line)) this.k3sLog.error(line)
     else if (/level=warn/.test(line) || /^W\d{4} /.test(line)) this.k3sLog.warn(line)
     else this.k3sLog.info(line)

@@ -134,7 +134,7 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
     try {
       await until('failed', () => rt.processStatus()?.state === 'failed', 20_000)
       expect(rt.capability().availability).toBe(Availability.UNAVAILABLE)
-      expect(rt.capability().reason).toMatch(/exited 3 times within 60 s \(last: exit code 7\); restart budget spent/)
+      expect(rt.capability().reason).toMatch(/exited 3 times within 60 s \(last: exit code 7\); restart budget spent; last output: .*level=error msg="simulated crash"/)
       expect(rt.health()).toMatchObject({ name: 'k3s-runtime', state: 3 /* UNHEALTHY */ })
       await new Promise((r) => setTimeout(r, 600))
       expect(starts(dataDir)).toHaveLength(3) // first start + 2 restarts, then nothing
