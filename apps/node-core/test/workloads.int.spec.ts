@@ -13,7 +13,8 @@ import { containerdMissing, FAKE_K3S, runSleepPod, startContainerd, until as unt
  * (dist/bin.cjs, a child process) supervises a stand-in K3s (role agent, so
  * its readiness is the real CRI's RuntimeReady) and lists the container. The
  * daemon is stopped and started again, and its manager fails and returns: the
- * container keeps running with the same id, never restarted.
+ * container keeps running with the same id, never restarted. So does K3s
+ * when the daemon is killed outright.
  */
 const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 const missing = containerdMissing()
@@ -137,6 +138,19 @@ describeIf('workloads survive agent restarts and manager failures (real containe
     await until('the same container listed', async () => (await status()).includes(`running, id ${containerId.slice(0, 13)}`))
     expect(k3sStarts()).toBe(1)
     expect(logs).toContain('adopted k3s already running')
+
+    // Agent crash (SIGKILL, no shutdown at all): K3s lives on, the next agent adopts it.
+    const k3sPid = (JSON.parse(readFileSync(join(dir, 'k3s-data', 'starts.log'), 'utf8').split('\n')[0]!) as { pid: number }).pid
+    const killed = new Promise((resolve) => agent!.on('exit', resolve))
+    agent!.kill('SIGKILL')
+    await killed
+    agent = undefined
+    expect(existsSync(`/proc/${k3sPid}`)).toBe(true)
+    expect((await criClient.containerStatus(containerId)).state).toBe(cri.ContainerState.CONTAINER_RUNNING)
+    startAgent(config)
+    await until('MANAGED after the crash', async () => /phase\s+MANAGED/.test(await status()))
+    await until('k3s adopted and ready', async () => /runtime\s+k3s v1\.30\.4\+k3s1: available/.test(await status()))
+    expect(k3sStarts()).toBe(1)
 
     // Manager failure: FALLBACK, the node still lists its workloads from the CRI.
     await net.stopManager('network-manager')
