@@ -170,6 +170,30 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
     }
   })
 
+  it('finds its K3s by command line when its state file is lost, and never starts a second one', async () => {
+    const first = runtime('lost-state')
+    await first.rt.start()
+    await until('ready', () => first.rt.processStatus()?.state === 'ready')
+    const pid = first.rt.processStatus()!.pid!
+    first.rt.stop()
+    for (const f of ['supervisor.state', 'supervisor.state.prev']) rmSync(join(first.init.stateDir!, 'k3s', f), { force: true })
+
+    const second = runtime('lost-state')
+    await second.rt.start()
+    try {
+      // Adopted, but what it was started with is unknown without the state file:
+      // the planner restarts it exactly once (pods survive a K3s restart).
+      await until('ready after one restart', () => second.rt.processStatus()?.state === 'ready' && second.rt.processStatus()!.pid !== pid)
+      expect(alive(pid)).toBe(false)
+      expect(second.lines.some((l) => l.msg === 'k3s state' && String(l.fields.reason).startsWith(`adopted k3s already running (pid ${pid})`))).toBe(true)
+      const list = starts(second.dataDir)
+      expect(list).toHaveLength(2)
+      expect(list.map((s) => s.pid).filter(alive)).toEqual([second.rt.processStatus()!.pid])
+    } finally {
+      second.rt.stop()
+    }
+  })
+
   it('restarts exactly once on a config change, never without one', async () => {
     const { rt, dataDir, k3s, init } = runtime('reconfigure')
     await rt.start()
