@@ -32,7 +32,10 @@ describe(`a fleet of ${FLEET} agents`, () => {
 
   it('all reach MANAGED, survive a manager restart, and reconnect spread out', async () => {
     for (let i = 0; i < FLEET; i++) {
-      agents.push(devAgent(net, dir, `node-${String(i).padStart(3, '0')}`, { joinToken: await net.newJoinToken(), init: { reconnect: { initialMs: 500, maxMs: 8000 }, configConfirmWindowMs: 1000 } }))
+      // dialTimeoutMs: 200 agents and their manager share one event loop on 2 cores here; a TLS
+      // handshake can wait seconds behind key generation and CSR signing, and the helper's 2 s
+      // limit turns that wait into a retry storm (the product's default is 5 s).
+      agents.push(devAgent(net, dir, `node-${String(i).padStart(3, '0')}`, { joinToken: await net.newJoinToken(), init: { reconnect: { initialMs: 500, maxMs: 8000 }, configConfirmWindowMs: 1000, dialTimeoutMs: 10_000 } }))
     }
     const t0 = Date.now()
     await Promise.all(agents.map((a) => a.start()))
