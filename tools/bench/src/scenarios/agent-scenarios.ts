@@ -87,7 +87,8 @@ export function agentScenarios(): Scenario[] {
       { name: 'churn-rss-growth', unit: 'MB', better: 'lower', target: 2 }
     ],
     async run() {
-      const out = join(mkdtempSync(join(tmpdir(), 'bench-bundle-')), 'node-core.cjs')
+      const bundleDir = mkdtempSync(join(tmpdir(), 'bench-bundle-'))
+      const out = join(bundleDir, 'node-core.cjs')
       // @kubernetes/client-node is loaded only on K3s servers, on first use: it ships beside
       // the single file (its own package), so the file is measured without it and with it.
       const bundle = async (external: string[]): Promise<number> => {
@@ -96,6 +97,7 @@ export function agentScenarios(): Scenario[] {
       }
       const withKubernetesClientMb = await bundle([])
       const bundleMb = await bundle(['@kubernetes/client-node'])
+      rmSync(bundleDir, { recursive: true, force: true })
       const { net, dir, token } = await ensure()
       const agent = startAgentProcess(net, dir, 'bench-node', token)
       await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
