@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Registry } from 'prom-client'
-import { Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import { Availability, Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 
 export interface HttpMetricsSource {
   status(): StatusReport
@@ -70,6 +70,37 @@ export class HttpStatusServer implements Startable {
       registers: [registry],
       collect() {
         this.set((source.status().managers[0]?.heartbeatRttMs ?? 0) / 1000)
+      }
+    })
+    new Gauge({
+      name: 'mycelium_runtime_available',
+      help: '1 while the container runtime (K3s) is available, 0 when unavailable or degraded',
+      labelNames: ['runtime'],
+      registers: [registry],
+      collect() {
+        const r = source.status().runtime
+        this.reset()
+        this.set({ runtime: r?.name || 'none' }, r?.availability === Availability.AVAILABLE ? 1 : 0)
+      }
+    })
+    new Gauge({
+      name: 'mycelium_workloads',
+      help: 'Pods and containers the container runtime lists, by kind and state',
+      labelNames: ['kind', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const w of source.status().workloads) this.inc({ kind: w.kind, state: w.state })
+      }
+    })
+    new Gauge({
+      name: 'mycelium_component_restarts',
+      help: 'Restarts of a core component after failures (k3s-runtime: K3s restarts after crashes)',
+      labelNames: ['component'],
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const c of source.status().components) this.set({ component: c.name }, c.restarts)
       }
     })
     new Counter({

@@ -84,6 +84,10 @@ describe('node-core dev', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text()
     expect(metrics).toContain('mycelium_phase{phase="MANAGED"} 1')
     expect(metrics).toMatch(/mycelium_heartbeat_acks_total \d+/)
+    // No K3s on a developer machine: the runtime is reported down, with no workloads.
+    expect(metrics).toContain('mycelium_runtime_available{runtime="k3s"} 0')
+    expect(metrics).toContain('mycelium_component_restarts{component="k3s-runtime"} 0')
+    expect(metrics).not.toMatch(/^mycelium_workloads\{/m)
   })
 
   it('node-core status prints the table, --json the message, and exit 3 when nothing answers', async () => {

@@ -100,7 +100,7 @@ describeIf('workloads survive agent restarts and manager failures (real containe
     writeFileSync(join(dir, 'k3s-token'), 'K10::server:secret\n')
     const socket = join(dir, 'run', 'status.sock')
     const config = join(dir, 'node.yaml')
-    writeFileSync(config, net.nodeConfigYaml({ nodeId: 'worker-1', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket }))
+    writeFileSync(config, net.nodeConfigYaml({ nodeId: 'worker-1', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket, httpListenAddress: '127.0.0.1:0' }))
     appendFileSync(
       config,
       [
@@ -126,6 +126,11 @@ describeIf('workloads survive agent restarts and manager failures (real containe
     await until('the container in node status', async () => (await status()).includes(`running, id ${containerId.slice(0, 13)}`))
     await until('workloads in heartbeats to the Network Manager', () => heartbeatWorkloads().includes(`container:${containerId}:running`) && heartbeatWorkloads().includes(`pod:${podId}:ready`))
     expect(k3sStarts()).toBe(1)
+    const httpAddress = (JSON.parse(logs.split('\n').find((l) => l.includes('HTTP status serving'))!) as { address: string }).address
+    const metrics = await (await fetch(`http://${httpAddress}/metrics`)).text()
+    expect(metrics).toContain('mycelium_runtime_available{runtime="k3s"} 1')
+    expect(metrics).toContain('mycelium_workloads{kind="container",state="running"} 1')
+    expect(metrics).toContain('mycelium_workloads{kind="pod",state="ready"} 1')
 
     // Agent stopped: K3s and the container keep running.
     await stopAgent()
