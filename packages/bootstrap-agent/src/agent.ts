@@ -7,7 +7,6 @@ import {
   durationToMs,
   EmergencyAction,
   HandoffOutcome,
-  HealthState,
   IdentityState,
   NodeConfig,
   Phase,
@@ -17,7 +16,6 @@ import {
   type Endpoint,
   type Logger,
   type PhaseTransition,
-  type ReportHealthResponse,
   type Startable,
   type StatusReport,
   type TrustBundle
@@ -26,11 +24,12 @@ import { clientCredentials, defaultChannelOptions, type IdentityStore } from '@m
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'
 import { buildStatusReport, spreadOrder } from './agent-status.js'
-import { CommandExecutor, type CommandHandlers } from './commands/executor.js'
+import { CommandExecutor } from './commands/executor.js'
 import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
 import { trustedOperatorKeys } from '@mycelium/spore-client'
-import { ConfigStore, tryConfig, type TrialOutcome } from './config-store.js'
+import { ConfigStore, type TrialOutcome } from './config-store.js'
+import { ManagedDuties } from './managed-duties.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
 import { ALWAYS_HEALTHY, NO_RUNTIME, nodeCapabilities, resourceUsage, type NodeHealth, type RuntimeView } from './node-facts.js'
@@ -113,11 +112,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private config?: ConfigStore
   private readonly stateStore: AgentStateStore
   private readonly link: ManagerLink
+  private readonly duties: ManagedDuties
   private endpoints: Endpoint[] = []
   private registration?: { leaseId: string; leaseExpiresAtMs: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadlineMs: number }
-  private trialRunning = false
-  /** Config trials never overlap: heartbeat-driven and command-driven ones queue here. */
-  private trials: Promise<unknown> = Promise.resolve()
   private commandExecutor?: CommandExecutor
   private session?: CommandSession
   private readonly bootId = randomUUID()
@@ -139,6 +136,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       dialTimeoutMs: init.dialTimeoutMs ?? 5000,
       logger: this.log
     })
+    this.duties = new ManagedDuties(
+      { ...components, link: this.link, config: () => this.config!, logger: this.log },
+      { ...(init.configConfirmWindowMs != null ? { configConfirmWindowMs: init.configConfirmWindowMs } : {}), onTrial: (outcome) => this.emit('config:trial', outcome) }
+    )
   }
 
   get phase(): Phase {
@@ -158,7 +159,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
       this.log
     )
-    this.commandExecutor = new CommandExecutor(this.commandHandlers(), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
+    this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
       operatorKeys: () => {
@@ -264,7 +265,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.link.close()
         return undefined
       case 'rollback-config':
-        await this.rollbackConfig(action.reason)
+        await this.duties.rollbackConfig(action.reason)
         return undefined
       case 'schedule-retry': {
         const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { initialMs: 500, maxMs: 30_000, ...this.init.reconnect })
@@ -396,8 +397,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       },
       onAck: (ack) => {
         this.counters.heartbeatAcks++
-        this.maybeUpdateConfig(ack)
-        this.maybeRenew()
+        this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
       onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch)
     })
@@ -416,102 +416,11 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     }
   }
 
-  /**
-   * Renewal before expiry, without a restart: when the identity store says
-   * renewal is due and a manager is reachable, a new CSR (same key) is
-   * exchanged for a fresh certificate, which the store hands to TLS.
-   */
-  private readonly onIdentityState = (): void => this.maybeRenew()
-  private renewing = false
-  private lastRenewAttemptMs = 0
-
-  /** Called on identity state changes and on every heartbeat ack; retries at most once a minute. */
-  private maybeRenew(): void {
-    const identity = this.components.identity
-    if (identity.report().state !== IdentityState.RENEWAL_DUE || this.state.phase !== Phase.MANAGED) return
-    if (this.renewing || Date.now() - this.lastRenewAttemptMs < 60_000) return
-    this.renewing = true
-    this.lastRenewAttemptMs = Date.now()
-    void (async () => {
-      try {
-        const res = await this.link.renewCertificate(await identity.createCsr())
-        await identity.install(res.certificateChainPem.join('\n'))
-        this.log.info('certificate renewed', { notAfter: res.notAfter?.toISOString() })
-      } catch (err) {
-        this.log.warn('certificate renewal failed; retrying within a minute', { err })
-      } finally {
-        this.renewing = false
-      }
-    })()
-  }
+  private readonly onIdentityState = (): void => this.duties.maybeRenew(this.state.phase === Phase.MANAGED)
 
   /** Runs management commands; node-core submits local (manual recovery) operations here too. */
   get executor(): CommandExecutor | undefined {
     return this.commandExecutor
-  }
-
-  private commandHandlers(): CommandHandlers {
-    return {
-      restart: async (component) => {
-        if (this.components.restart == null) throw new Error(`no restart handler for "${component || 'agent'}" on this node`)
-        await this.components.restart(component)
-      },
-      reconfigure: (config, windowMs) => this.trialConfig(config, windowMs),
-      emergency: async (action, reason) => {
-        if (action === EmergencyAction.RESET_TO_LAST_KNOWN_GOOD) {
-          await this.rollbackConfig(`emergency: ${reason}`)
-          return
-        }
-        if (this.components.emergency == null) throw new Error(`emergency action ${EmergencyAction[action]} is not supported on this node`)
-        await this.components.emergency(action, reason)
-      }
-    }
-  }
-
-  private maybeUpdateConfig(ack: ReportHealthResponse): void {
-    const store = this.config!
-    const signal = this.controller?.signal
-    if (signal == null || this.trialRunning || ack.latestConfigVersion <= store.current().version) return
-    this.trialRunning = true
-    void (async () => {
-      try {
-        const res = await this.link.requestConfig(store.current().version)
-        if (res.config == null) return
-        this.log.info('trying a new config', { version: res.config.version, windowMs: this.init.configConfirmWindowMs ?? 30_000 })
-        const outcome = await this.trialConfig(res.config)
-        const log = outcome.outcome === 'promoted' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log)
-        log('config trial finished', { ...outcome })
-        this.emit('config:trial', outcome)
-      } catch (err) {
-        this.log.warn('config update failed', { err })
-      } finally {
-        this.trialRunning = false
-      }
-    })()
-  }
-
-  /**
-   * Tries a config (try-mode: apply, healthy window, promote or revert).
-   * Trials never overlap: heartbeat-driven and command-driven ones queue.
-   */
-  private trialConfig(config: NodeConfig, windowMs?: number): Promise<TrialOutcome> {
-    const health = this.components.health ?? ALWAYS_HEALTHY
-    const signal = this.controller?.signal
-    const next = this.trials.then(() =>
-      tryConfig(this.config!, config, {
-        windowMs: windowMs ?? this.init.configConfirmWindowMs ?? 30_000,
-        apply: this.components.applyConfig ?? (async () => undefined),
-        isHealthy: () => health().state !== HealthState.UNHEALTHY,
-        ...(signal != null ? { signal } : {})
-      })
-    )
-    this.trials = next.catch(() => undefined)
-    return next
-  }
-
-  private async rollbackConfig(reason: string): Promise<void> {
-    const store = this.config!
-    if (await store.revert(reason)) await this.components.applyConfig?.(store.current())
   }
 
   /** The NodeStatus view of the agent. */
