@@ -55,6 +55,8 @@ export class CriClient {
     // runtime must answer "unavailable" now rather than after reconnect waits.
     this.client = new cri.RuntimeServiceClient(`unix://${init.socket}`, grpc.credentials.createInsecure(), {
       'grpc.use_local_subchannel_pool': 1,
+      // A busy node's ListContainers outgrows gRPC's 4 MiB default; the kubelet allows 16 MiB.
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000
     })
