@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
+import { until as untilTrue } from '@mycelium/testing'
 
 /**
  * The shipped bundle (dist/bin.cjs, built by the Nx `build` target the test
@@ -22,13 +23,7 @@ function runBin(args: string[]): Promise<{ code: number | null; out: string }> {
   })
 }
 
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+const until = (what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<true> => untilTrue(what, probe, timeoutMs, 100)
 
 describe('node-core run (the bundled daemon, as a child process)', () => {
   let net: DevNetwork

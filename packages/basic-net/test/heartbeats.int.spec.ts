@@ -11,6 +11,7 @@ import {
   type PeerEntry,
   type PeerMonitor
 } from '../src/index.js'
+import { until as untilTrue } from '@mycelium/testing'
 import { enrolledIdentity, tempDir } from './helpers/pki.js'
 
 const NET = 'net1'
@@ -60,13 +61,7 @@ describe('heartbeats between three nodes on 127.0.0.1', () => {
   const stateOf = (viewer: TestNode, target: TestNode): string | undefined =>
     viewer.monitor.peers().find((p) => p.nodeId === target.id)?.state
 
-  async function until(what: string, probe: () => boolean, timeoutMs = 15_000): Promise<void> {
-    const end = Date.now() + timeoutMs
-    while (!probe()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 20))
-    }
-  }
+  const until = (what: string, probe: () => boolean, timeoutMs = 15_000): Promise<true> => untilTrue(what, probe, timeoutMs)
 
   it('sees every peer alive, then a stopped one suspect and down within the bound, then up again after restart', async () => {
     const [a, b, c] = nodes as [TestNode, TestNode, TestNode]

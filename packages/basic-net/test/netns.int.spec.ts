@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { build } from 'esbuild'
 import { CertificateAuthority } from '../src/index.js'
+import { until as untilTrue } from '@mycelium/testing'
 import { rawIdentity, tempDir } from './helpers/pki.js'
 
 /**
@@ -124,13 +125,7 @@ maybe('multi-host: three namespaces, multicast discovery, partition and recovery
     tmp?.cleanup()
   })
 
-  async function until(what: string, probe: () => boolean, timeoutMs = 20_000): Promise<void> {
-    const end = Date.now() + timeoutMs
-    while (!probe()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(events.slice(-20))}`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
+  const until = (what: string, probe: () => boolean, timeoutMs = 20_000): Promise<true> => untilTrue(what, probe, timeoutMs, 50, () => ({ events: events.slice(-20) }))
 
   const lastState = (viewer: string, peer: string): string | undefined =>
     events.filter((e) => e.node === viewer && e.peer === peer && e.event.startsWith('peer:')).at(-1)?.event

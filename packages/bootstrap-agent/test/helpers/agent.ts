@@ -3,6 +3,7 @@ import type { NodeConfig } from '@mycelium/core-interfaces'
 import { clientCredentials, createIdentityStore } from '@mycelium/basic-net'
 import { createSporeClient, fileSource, sporeServiceSource, type SporeClient } from '@mycelium/spore-client'
 import type { DevNetwork } from '@mycelium/dev-network'
+import { until as untilTrue } from '@mycelium/testing'
 import { createBootstrapAgent, type BootstrapAgent, type BootstrapAgentComponents, type BootstrapAgentInit, type NodeHealth } from '../../src/index.js'
 
 export interface AgentOptions {
@@ -72,11 +73,9 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
   return agent
 }
 
+/** testing's until (10 ms polls, 20 s by default), returning how long the wait took. */
 export async function until(what: string, probe: () => boolean, timeoutMs = 20_000, detail?: () => unknown): Promise<number> {
   const start = Date.now()
-  while (!probe()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}${detail != null ? `: ${JSON.stringify(detail())}` : ''}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
+  await untilTrue(what, probe, timeoutMs, 10, detail)
   return Date.now() - start
 }

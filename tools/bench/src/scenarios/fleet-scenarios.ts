@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { CommandState, NodeConfig, Phase, silentLogger } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { MyceliumNode } from '@mycelium/node-core'
+import { until } from '@mycelium/testing'
 import type { Scenario } from '../harness.js'
 
 /** N composed nodes in this process (status surfaces off) against one dev network. */
@@ -25,13 +26,6 @@ async function fleet(net: DevNetwork, dir: string, n: number): Promise<MyceliumN
   return nodes
 }
 
-async function until(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 function scale(n: number): Scenario {
   return {
@@ -51,7 +45,7 @@ function scale(n: number): Scenario {
       try {
         const t0 = performance.now()
         await Promise.all(nodes.map((x) => x.start()))
-        await until(() => nodes.every((x) => x.agent.phase === Phase.MANAGED), 600_000, 'all MANAGED')
+        await until('all MANAGED', () => nodes.every((x) => x.agent.phase === Phase.MANAGED), 600_000)
         const started = (performance.now() - t0) / 1000
         // Steady state: CPU per acknowledged heartbeat over 10 s.
         const acks0 = nodes.reduce((a, x) => a + x.agent.counters.heartbeatAcks, 0)
@@ -65,7 +59,7 @@ function scale(n: number): Scenario {
         await new Promise((r) => setTimeout(r, 3000))
         const restarted = performance.now()
         await net.startManager('network-manager')
-        await until(() => back.size === n, 600_000, 'all MANAGED again')
+        await until('all MANAGED again', () => back.size === n, 600_000)
         const perSecond = new Map<number, number>()
         for (const at of back.values()) {
           const s = Math.floor((at - restarted) / 1000)
@@ -102,7 +96,7 @@ const micro: Scenario = {
     const [node] = await fleet(net, dir, 1)
     try {
       await node!.start()
-      await until(() => net.commands.isConnected('n-0'), 30_000, 'command session')
+      await until('command session', () => net.commands.isConnected('n-0'), 30_000)
       let seq = 0
       const cmd = () => ({
         commandId: `c-${Date.now()}-${++seq}`,

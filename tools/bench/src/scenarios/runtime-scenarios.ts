@@ -4,19 +4,14 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { K3sConfig, K3sRole } from '@mycelium/core-interfaces'
 import { CriClient, K3sRuntime } from '@mycelium/k3s-runtime'
-import { containerdMissing, runSleepPod, startContainerd, type TestContainerd } from '@mycelium/testing'
+import { containerdMissing, runSleepPod, startContainerd, until, type TestContainerd } from '@mycelium/testing'
 import type { Scenario } from '../harness.js'
 
 /** The stand-in K3s of the test fixtures (dist/main.js → tools/testing/fixtures). */
 const FAKE_K3S = fileURLToPath(new URL('../../testing/fixtures/fake-k3s.mjs', import.meta.url))
 
-async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
+/** 5 ms polls: the waits are what these scenarios measure. */
+const waitFor = (what: string, check: () => boolean): Promise<true> => until(what, check, 30_000, 5)
 
 /**
  * The supervisor's own overhead around a (stand-in) K3s: spawn → ready, and
@@ -53,16 +48,16 @@ const supervision: Scenario = (() => {
       const t0 = performance.now()
       await runtime.start()
       try {
-        await until('ready', () => runtime.processStatus()?.state === 'ready')
+        await waitFor('ready', () => runtime.processStatus()?.state === 'ready')
         const startToReady = performance.now() - t0
         const pid = runtime.processStatus()!.pid!
         pids.add(pid)
         const t1 = performance.now()
         process.kill(pid, 'SIGKILL')
-        await until('respawn', () => (runtime.processStatus()?.pid ?? pid) !== pid)
+        await waitFor('respawn', () => (runtime.processStatus()?.pid ?? pid) !== pid)
         const crashToRespawn = performance.now() - t1
         pids.add(runtime.processStatus()!.pid!)
-        await until('ready again', () => runtime.processStatus()?.state === 'ready')
+        await waitFor('ready again', () => runtime.processStatus()?.state === 'ready')
         return { 'start-to-ready': startToReady, 'crash-to-ready': performance.now() - t1, 'crash-to-respawn': crashToRespawn }
       } finally {
         runtime.stop()
