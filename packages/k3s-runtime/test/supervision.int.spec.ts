@@ -8,7 +8,7 @@ import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Availability, K3sConfig, K3sRole, type Logger, type LogFields } from '@mycelium/core-interfaces'
-import { FAKE_K3S, until } from '@mycelium/testing'
+import { FAKE_K3S, until as untilTrue } from '@mycelium/testing'
 import { K3sRuntime, processStartTime, type K3sRuntimeInit } from '../src/index.js'
 
 
@@ -34,6 +34,9 @@ function capturingLogger(lines: Line[], base: LogFields = {}): Logger {
     child: (fields) => capturingLogger(lines, { ...base, ...fields })
   }
 }
+
+/** This suite's waits: 15 s, 25 ms polls (child processes start a node each). */
+const until = <T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> => untilTrue(what, probe, timeoutMs, 25)
 
 function alive(pid: number): boolean {
   return processStartTime(pid) != null
