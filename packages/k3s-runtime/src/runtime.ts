@@ -68,6 +68,13 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
 
   async start(): Promise<void> {
     this.started = true
+    // A config not validated by a loader (composed in code): unavailable, saying why; nothing started.
+    try {
+      if (this.k3s != null) validateK3sConfig(this.k3s, 'NodeConfig.k3s')
+    } catch (err) {
+      this.unavailable = `invalid config: ${(err as Error).message}`
+      return
+    }
     await this.configure()
   }
 
@@ -104,12 +111,6 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
       // Leaves a K3s we ran alive, only unsupervised (the planner's "unmanage").
       return this.supervisor?.apply(undefined) ?? []
     }
-    try {
-      validateK3sConfig(k3s, 'NodeConfig.k3s')
-    } catch (err) {
-      this.unavailable = `invalid config: ${(err as Error).message}`
-      return []
-    }
     this.startCri(k3s.criSocket || DEFAULT_CRI_SOCKET)
     const found = await findK3sBinary(k3s.binaryPath, this.init.path ?? '')
     if ('missing' in found) {
@@ -123,8 +124,8 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
     }
     this.version = version.version
     this.unavailable = undefined
-    if (this.init.stateDir == null) return []
-    const dir = join(this.init.stateDir, 'k3s')
+    const dir = this.dir()
+    if (dir == null) return []
     if (this.supervisor == null) {
       this.supervisor = new K3sSupervisor(this.components, { ...this.init.supervisor, dir, probe: (r, signal) => this.probe(r, signal) })
       this.supervisor.on('change', () => this.emit('change'))
@@ -178,14 +179,6 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
     this.criError = undefined
   }
 
-  /** Refreshes the workload list now (status requests, tests). */
-  async refreshWorkloads(): Promise<WorkloadStatus[]> {
-    if (this.cri == null) return []
-    this.snapshot = await this.cri.workloads()
-    this.criError = undefined
-    return this.snapshot
-  }
-
   /** The last list the CRI gave; kept while the CRI does not answer (the workloads most likely still run). */
   workloads(): WorkloadStatus[] {
     return this.snapshot.map((w) => ({ ...w }))
@@ -196,14 +189,20 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
    * answers); otherwise why not. For diagnostics and operators' tools.
    */
   async kubernetes(): Promise<{ nodes: KubeNode[]; pods: KubePod[] } | { unavailable: string }> {
-    if (this.init.stateDir == null || this.k3s?.enabled !== true) return { unavailable: this.unavailable ?? 'k3s not supervised here' }
+    const dir = this.dir()
+    if (dir == null || this.k3s?.enabled !== true) return { unavailable: this.unavailable ?? 'k3s not supervised here' }
     if (this.k3s.role === K3sRole.AGENT) return { unavailable: 'k3s runs as an agent here: the Kubernetes API is on its server' }
-    const view = new KubeApiView({ kubeconfig: join(this.init.stateDir, 'k3s', 'kubeconfig.yaml') })
+    const view = new KubeApiView({ kubeconfig: join(dir, 'kubeconfig.yaml') })
     try {
       return { nodes: await view.nodes(), pods: await view.pods() }
     } catch (err) {
       return { unavailable: (err as Error).message }
     }
+  }
+
+  /** The runtime's own files (config.yaml, k3s.log, kubeconfig.yaml, supervisor state); none without a state dir. */
+  private dir(): string | undefined {
+    return this.init.stateDir != null ? join(this.init.stateDir, 'k3s') : undefined
   }
 
   processStatus(): K3sProcessStatus | undefined {
@@ -220,7 +219,6 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
         return { ...base, availability: Availability.AVAILABLE, reason: '' }
       case 'failed':
       case 'stopped':
-        return { ...base, availability: Availability.UNAVAILABLE, reason: s.reason }
       case 'unmanaged':
         return { ...base, availability: Availability.UNAVAILABLE, reason: s.reason }
       default:

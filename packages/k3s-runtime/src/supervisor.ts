@@ -148,18 +148,17 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     this.crashes = persisted.crashes
     const recorded = persisted.process != null && isAlive(persisted.process) ? persisted.process : undefined
     const proc = recorded ?? findByConfigArg(this.configPath)
+    await this.follower.start(true)
     if (proc != null) {
       this.running = { ...proc, adopted: true }
       this.watchAdopted(this.running)
-      await this.follower.start(true)
       this.setState('starting', `adopted k3s already running (pid ${proc.pid})`, { adopted: true })
-    } else {
-      await this.follower.start(true)
-      if (persisted.process != null) this.setState('stopped', `k3s pid ${persisted.process.pid} from a previous run is gone`)
+    } else if (persisted.process != null) {
+      this.setState('stopped', `k3s pid ${persisted.process.pid} from a previous run is gone`)
     }
     const recent = this.recentCrashes()
     if (this.running == null && recent.length > this.budget.restarts) {
-      this.setState('failed', `k3s exited ${recent.length} times within ${Math.round(this.budget.windowMs / 1000)} s before this agent started; restart budget spent`)
+      this.setState('failed', `${this.exitedTimes(recent.length)} before this agent started; restart budget spent`)
     }
     this.every(this.init.probeIntervalMs ?? 2000, () => void this.probe())
   }
@@ -184,9 +183,9 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
       let steps = planK3s({ ...(this.applied != null ? { applied: this.applied } : {}), running }, desired, k3sConfigYaml)
       const changed = steps.some((s) => s.type === 'write-config')
       if (changed) this.crashes = [] // a new config gets a fresh budget
-      // After the budget is spent only a new config (or a restart command) tries again.
-      if (this.current.state === 'failed' && !changed) steps = steps.filter((s) => s.type !== 'start')
-      if (this.current.state === 'backoff' && !changed) steps = steps.filter((s) => s.type !== 'start') // the timer restarts it
+      // After the budget is spent only a new config (or a restart command) tries again;
+      // in backoff, the timer restarts it.
+      if ((this.current.state === 'failed' || this.current.state === 'backoff') && !changed) steps = steps.filter((s) => s.type !== 'start')
       for (const step of steps) await this.execute(step, desired)
       return steps
     })
@@ -320,7 +319,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     const lastOutput = this.lastOutput
     if (crashes > this.budget.restarts) {
       this.log.error('k3s keeps exiting; restart budget spent, not restarting', { lastExit: how, crashes, windowMs: this.budget.windowMs, lastOutput })
-      this.setState('failed', `k3s exited ${crashes} times within ${Math.round(this.budget.windowMs / 1000)} s (last: ${how}); restart budget spent${lastOutput ? `; last output: ${lastOutput}` : ''}`)
+      this.setState('failed', `${this.exitedTimes(crashes)} (last: ${how}); restart budget spent${lastOutput ? `; last output: ${lastOutput}` : ''}`)
       return
     }
     const delay = this.backoff.next()
@@ -335,6 +334,10 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
       })
     }, delay)
     this.timers.add(timer)
+  }
+
+  private exitedTimes(crashes: number): string {
+    return `k3s exited ${crashes} times within ${Math.round(this.budget.windowMs / 1000)} s`
   }
 
   private recentCrashes(): number[] {
