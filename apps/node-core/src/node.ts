@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { durationToMs, EmergencyAction, HealthState, Phase, type ComponentHealth, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle, writeFileAtomic } from '@mycelium/core-interfaces'
+import { durationToMs, EmergencyAction, HealthState, Phase, type ComponentHealth, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   createMulticastDiscovery,
@@ -220,8 +220,7 @@ export class MyceliumNode implements Startable {
         break
       case EmergencyAction.DUMP_DIAGNOSTICS: {
         const out = join(stateDirOf(this.config), `diagnostics-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`)
-        // What the Kubernetes API says now (or why it cannot), beside the runtime's own files.
-        await writeFileAtomic(join(stateDirOf(this.config), 'k3s', 'kubernetes.json'), JSON.stringify({ at: new Date(), workloads: this.runtime.workloads(), ...(await this.runtime.kubernetes()) }, null, 2))
+        await this.runtime.writeSnapshot()
         await exportDiagnostics(this.config, out)
         this.log.info('diagnostics written', { path: out })
         break

@@ -5,6 +5,7 @@ import {
   HealthState,
   K3sRole,
   silentLogger,
+  writeFileAtomic,
   type ComponentHealth,
   type K3sConfig,
   type Logger,
@@ -198,6 +199,16 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
     } catch (err) {
       return { unavailable: (err as Error).message }
     }
+  }
+
+  /**
+   * Writes `kubernetes.json` (workloads, and what the Kubernetes API says now
+   * or why it cannot) beside the runtime's own files, for a diagnostics dump.
+   */
+  async writeSnapshot(): Promise<void> {
+    const dir = this.dir()
+    if (dir == null) return
+    await writeFileAtomic(join(dir, 'kubernetes.json'), JSON.stringify({ at: new Date(), workloads: this.workloads(), ...(await this.kubernetes()) }, null, 2))
   }
 
   /** The runtime's own files (config.yaml, k3s.log, kubeconfig.yaml, supervisor state); none without a state dir. */

@@ -105,6 +105,8 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       expect(first!.config).toMatchObject({ 'node-name': 'node-7', disable: ['traefik', 'servicelb', 'metrics-server', 'local-storage'] })
       // The Kubernetes API view of the supervised server, through the kubeconfig it wrote.
       expect(await rt.kubernetes()).toEqual({ nodes: [expect.objectContaining({ name: 'node-7', ready: true })], pods: [] })
+      await rt.writeSnapshot() // what a diagnostics dump carries
+      expect(JSON.parse(readFileSync(join(init.stateDir!, 'k3s', 'kubernetes.json'), 'utf8'))).toMatchObject({ workloads: [], nodes: [{ name: 'node-7' }], pods: [] })
       await until('k3s output in our log', () => lines.find((l) => l.fields.component === 'k3s' && l.msg.includes('Starting k3s server')))
       expect(lines.find((l) => l.fields.component === 'k3s' && l.msg.includes('stand-in: no containers'))?.level).toBe('warn')
     } finally {
