@@ -1,20 +1,16 @@
 import { EmergencyAction, HealthState, IdentityState, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
-import type { IdentityStore } from '@mycelium/basic-net'
+import type { BootstrapAgentComponents } from './agent-types.js'
 import type { CommandHandlers } from './commands/executor.js'
 import { tryConfig, type ConfigStore, type TrialOutcome } from './config-store.js'
 import type { ManagerLink } from './manager-link.js'
-import { ALWAYS_HEALTHY, type NodeHealth } from './node-facts.js'
+import { ALWAYS_HEALTHY } from './node-facts.js'
 
-export interface ManagedDutiesComponents {
-  identity: IdentityStore
+/** The agent's own components these duties use, plus its link, config store and logger. */
+export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' | 'health' | 'applyConfig' | 'restart' | 'emergency'> & {
   link: ManagerLink
   /** The config store, once the agent opened it. */
   config: () => ConfigStore
   logger: Logger
-  health?: () => NodeHealth
-  applyConfig?: (config: NodeConfig) => Promise<void>
-  restart?: (component: string) => Promise<void>
-  emergency?: (action: EmergencyAction, reason: string) => Promise<void>
 }
 
 export interface ManagedDutiesInit {

@@ -1,0 +1,63 @@
+import type { BackoffOptions, EmergencyAction, Endpoint, Logger, NodeConfig, PhaseTransition, TrustBundle } from '@mycelium/core-interfaces'
+import type { IdentityStore } from '@mycelium/basic-net'
+import type { SporeClient } from '@mycelium/spore-client'
+import type { TrialOutcome } from './config-store.js'
+import type { NodeHealth, RuntimeView } from './node-facts.js'
+
+/** What the agent is given (components) and told (init), what it emits, and what it counts. */
+export interface BootstrapAgentComponents {
+  logger?: Logger
+  identity: IdentityStore
+  /** Builds the spore client once the trust bundle is known (after enrolment on a fresh node). */
+  createSporeClient: (trustBundle: TrustBundle) => SporeClient
+  runtime?: RuntimeView
+  /** Node health for heartbeats and config trials. @default always healthy */
+  health?: () => NodeHealth
+  /** Puts a NodeConfig into effect (node-core reconfigures its components). */
+  applyConfig?: (config: NodeConfig) => Promise<void>
+  /** Restarts a core component ("" = the whole agent) for the restart command. */
+  restart?: (component: string) => Promise<void>
+  /** Emergency actions other than reset-to-last-known-good (isolate, stop workloads, diagnostics). */
+  emergency?: (action: EmergencyAction, reason: string) => Promise<void>
+}
+
+export interface BootstrapAgentInit {
+  networkId: string
+  nodeId: string
+  /** State directory (config/, agent state, trust bundle). */
+  stateDir: string
+  /** Join token for the first enrolment. */
+  joinToken?: string
+  /** Where to enrol (TLS, no client certificate). */
+  enrollmentEndpoints?: Endpoint[]
+  /** Trust bundle provisioned by the operator (used when none was learnt at enrolment). */
+  trustBundle?: TrustBundle
+  /** The local config (seeds the config store). */
+  initialConfig?: NodeConfig
+  /** @default 10000 */
+  handoffDeadlineMs?: number
+  /** Until a lease gives one. @default 1000 */
+  defaultHeartbeatIntervalMs?: number
+  /** @default 5000 */
+  dialTimeoutMs?: number
+  /** Reconnection in FALLBACK (capped exponential, full jitter). @default { initialMs: 500, maxMs: 30000 } */
+  reconnect?: BackoffOptions
+  /** @default 30000 */
+  configConfirmWindowMs?: number
+  /** Transitions kept for status. @default 50 */
+  historySize?: number
+  /** @default '0.1.0' */
+  agentVersion?: string
+}
+
+export interface BootstrapAgentEvents {
+  transition: [t: PhaseTransition]
+  'config:trial': [outcome: TrialOutcome]
+}
+
+/** Counters for metrics (node-core exports them). */
+export interface AgentCounters {
+  transitions: Record<string, number>
+  reconnectAttempts: number
+  heartbeatAcks: number
+}
