@@ -63,14 +63,27 @@ export class AgentStateStore {
     }
   }
 
-  /** Queues a write of the history; writes never overlap, the last wins. */
+  /**
+   * Queues a write of the history; writes never overlap, and coalesce: while
+   * one is in flight, later saves replace each other, so a burst of
+   * transitions costs at most two writes and the last always wins.
+   */
   saveHistory(history: PhaseTransition[]): Promise<void> {
-    const data = Buffer.from(JSON.stringify({ history: history.map((h) => PhaseTransition.toJSON(h)) }))
-    this.writing = this.writing.then(() => writeStateFile(join(this.dir, AGENT_FILE), data)).catch((err: unknown) => {
-      this.log?.error('could not save agent state', { err })
-    })
+    const queued = this.pendingHistory != null
+    this.pendingHistory = history
+    if (queued) return this.writing
+    this.writing = this.writing
+      .then(() => {
+        const latest = this.pendingHistory ?? []
+        this.pendingHistory = undefined
+        return writeStateFile(join(this.dir, AGENT_FILE), Buffer.from(JSON.stringify({ history: latest.map((h) => PhaseTransition.toJSON(h)) })))
+      })
+      .catch((err: unknown) => {
+        this.log?.error('could not save agent state', { err })
+      })
     return this.writing
   }
+  private pendingHistory?: PhaseTransition[]
 
   async loadTrustBundle(): Promise<TrustBundle | undefined> {
     const data = await this.read(TRUST_FILE)

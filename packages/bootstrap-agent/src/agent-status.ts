@@ -11,7 +11,7 @@ import type { SporeClientStatus } from '@mycelium/spore-client'
 import type { ConfigStore } from './config-store.js'
 import type { ManagerLink } from './manager-link.js'
 import type { RuntimeView } from './node-facts.js'
-import type { MachineState } from './phase-machine.js'
+import { attemptOf, type MachineState } from './phase-machine.js'
 
 export interface StatusInput {
   networkId: string
@@ -19,6 +19,8 @@ export interface StatusInput {
   identity: IdentityStore
   state: MachineState
   phaseSince: number
+  /** When the scheduled retry fires (wall clock), while one is scheduled. */
+  nextAttemptAtMs?: number
   history: PhaseTransition[]
   link: ManagerLink
   leaseId: string
@@ -54,7 +56,7 @@ export function buildStatusReport(i: StatusInput): StatusReport {
               ...(link.lastAckMs != null ? { lastSeen: new Date(link.lastAckMs) } : {}),
               heartbeatRttMs: link.lastRttMs ?? 0,
               leaseId: i.leaseId,
-              ...(link.leaseExpiresAtMs != null ? { leaseExpiresAt: new Date(link.leaseExpiresAtMs) } : {})
+              ...(link.leaseDeadline != null ? { leaseExpiresAt: link.leaseExpiresAt() } : {})
             }
           ]
         : [],
@@ -80,7 +82,13 @@ export function buildStatusReport(i: StatusInput): StatusReport {
     },
     agentVersion: i.agentVersion,
     startedAt: i.startedAt,
-    bootId: i.bootId
+    bootId: i.bootId,
+    progress: {
+      step: i.state.step,
+      attempt: attemptOf(i.state),
+      ...(i.nextAttemptAtMs != null ? { nextAttemptAt: new Date(i.nextAttemptAtMs) } : {}),
+      lastError: i.state.lastError
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import type { BackoffOptions, EmergencyAction, Endpoint, Logger, NodeConfig, PhaseTransition, TrustBundle } from '@mycelium/core-interfaces'
+import type { BackoffOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, TrustBundle } from '@mycelium/core-interfaces'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import type { TrialOutcome } from './config-store.js'
@@ -19,6 +19,12 @@ export interface BootstrapAgentComponents {
   restart?: (component: string) => Promise<void>
   /** Emergency actions other than reset-to-last-known-good (isolate, stop workloads, diagnostics). */
   emergency?: (action: EmergencyAction, reason: string) => Promise<void>
+  /**
+   * Components installed on the node beyond the container runtime (which is
+   * listed when available). Read at registration and at every heartbeat: a
+   * change is sent to the manager with the next heartbeat. @default none
+   */
+  installedComponents?: () => ComponentInfo[]
 }
 
 export interface BootstrapAgentInit {
@@ -40,24 +46,44 @@ export interface BootstrapAgentInit {
   defaultHeartbeatIntervalMs?: number
   /** @default 5000 */
   dialTimeoutMs?: number
-  /** Reconnection in FALLBACK (capped exponential, full jitter). @default { initialMs: 500, maxMs: 30000 } */
+  /** Retries in FALLBACK (reconnection) and RECOVERY (identity): capped exponential, full jitter. @default { initialMs: 500, maxMs: 30000 } */
   reconnect?: BackoffOptions
   /** @default 30000 */
   configConfirmWindowMs?: number
   /** Transitions kept for status. @default 50 */
   historySize?: number
-  /** @default '0.1.0' */
+  /**
+   * The agent's version as built (node-core passes its package.json version),
+   * reported at registration and in status. @default '' (unknown: reported empty, never guessed)
+   */
   agentVersion?: string
 }
 
+/** A step inside the current phase (a retry attempt, enrolment): not a phase transition. */
+export interface PhaseStep {
+  phase: Phase
+  step: string
+  /** Why the last attempt in this phase failed ('' when none did). */
+  lastError: string
+}
+
 export interface BootstrapAgentEvents {
+  /** A phase change (also in the history and `transitions`). */
   transition: [t: PhaseTransition]
+  /** A step inside the phase (logged and shown as status `progress`; not history). */
+  step: [s: PhaseStep]
   'config:trial': [outcome: TrialOutcome]
 }
 
 /** Counters for metrics (node-core exports them). */
 export interface AgentCounters {
+  /** Phase changes by phase entered (never a phase "changing" to itself). */
   transitions: Record<string, number>
+  /** Steps inside a phase (retry attempts, enrolment). */
+  steps: number
+  /** Reconnection attempts started in FALLBACK. */
   reconnectAttempts: number
   heartbeatAcks: number
+  /** Heartbeats that carried changed capabilities. */
+  capabilityUpdates: number
 }

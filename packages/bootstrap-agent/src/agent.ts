@@ -11,6 +11,7 @@ import {
   Phase,
   silentLogger,
   supportedContractVersions,
+  type Capabilities,
   type Endpoint,
   type Logger,
   type PhaseTransition,
@@ -30,10 +31,10 @@ import { ManagedDuties } from './managed-duties.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
 import { ALWAYS_HEALTHY, NO_RUNTIME, nodeCapabilities, resourceUsage } from './node-facts.js'
-import { INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
+import { attemptOf, INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
 import type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
 
-export type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
+export type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit, PhaseStep } from './agent-types.js'
 
 const HISTORY_DEFAULT = 50
 
@@ -43,6 +44,12 @@ const HISTORY_DEFAULT = 50
  * before the latest transition (epochs), so a late answer can never move the
  * node. It never stops workloads and never blocks a phase on the network
  * beyond a bounded timeout.
+ *
+ * A transition that changes the phase is history (persisted), a metric and a
+ * `transition` event; one that keeps it (a retry attempt inside FALLBACK or
+ * RECOVERY, enrolment inside BOOTSTRAP) is a logged `step` event and shows in
+ * status as `progress`. An action that throws becomes the failure event of
+ * that action, so no phase waits forever on a result that never comes.
  */
 class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implements Startable {
   private readonly log: Logger
@@ -57,12 +64,16 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private readonly link: ManagerLink
   private readonly duties: ManagedDuties
   private endpoints: Endpoint[] = []
-  private registration?: { leaseId: string; leaseExpiresAtMs: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadlineMs: number }
+  /** The last registration; deadlines on the link's monotonic ManagerClock. */
+  private registration?: { leaseId: string; leaseDeadline: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadline: number }
+  /** When the scheduled retry fires (wall clock, for status), while one is scheduled. */
+  private nextAttemptAtMs?: number
+  private starting?: Promise<void>
   private commandExecutor?: CommandExecutor
   private session?: CommandSession
   private readonly bootId = randomUUID()
   private readonly startedAt = new Date()
-  readonly counters: AgentCounters = { transitions: {}, reconnectAttempts: 0, heartbeatAcks: 0 }
+  readonly counters: AgentCounters = { transitions: {}, steps: 0, reconnectAttempts: 0, heartbeatAcks: 0, capabilityUpdates: 0 }
 
   constructor(
     private readonly components: BootstrapAgentComponents,
@@ -93,9 +104,28 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     return this.controller != null
   }
 
+  /**
+   * All or nothing: a start that fails undoes what it did (the agent is then
+   * not started, and the next start() starts from scratch) and rethrows.
+   * Concurrent calls share one start.
+   */
   async start(): Promise<void> {
-    if (this.controller != null) return
-    this.controller = new AbortController()
+    if (this.controller != null) return this.starting
+    const controller = new AbortController()
+    this.controller = controller
+    this.starting = this.startUp(controller.signal).catch(async (err: unknown) => {
+      this.log.error('agent start failed; undoing it', { err })
+      await this.stop()
+      throw err
+    })
+    try {
+      await this.starting
+    } finally {
+      if (this.controller === controller) this.starting = undefined
+    }
+  }
+
+  private async startUp(signal: AbortSignal): Promise<void> {
     this.history = await this.stateStore.loadHistory()
     this.config = await ConfigStore.open(
       join(this.init.stateDir, 'config'),
@@ -115,13 +145,17 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       },
       logger: this.log
     })
+    // Stopped while starting: stop() already undid the run; nothing to begin.
+    if (signal.aborted) return
     this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
+    this.nextAttemptAtMs = undefined
     this.record(Phase.UNSPECIFIED, Phase.BOOTSTRAP, 'agent started')
     this.execute([{ type: 'check-identity' }])
   }
 
+  /** Stops the run (safe to call twice, and after a failed start). Workloads are never touched. */
   async stop(): Promise<void> {
     if (this.controller == null) return
     this.controller.abort()
@@ -129,8 +163,12 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.epoch++
     this.components.identity.off('state', this.onIdentityState)
     this.session?.stop()
+    this.session = undefined
     this.link.close()
-    await this.spores?.stop()
+    // A spore client is built per run (from the trust bundle of that run).
+    const spores = this.spores
+    this.spores = undefined
+    await spores?.stop()
     await this.stateStore.flush()
   }
 
@@ -151,12 +189,26 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       this.log.debug('event ignored in this phase', { phase: Phase[this.state.phase], event: event.type })
       return
     }
-    const from = this.state.phase
+    const before = this.state
     this.state = t.state
     this.epoch++
-    if (from !== t.state.phase) this.phaseSince = Date.now()
-    this.record(from, t.state.phase, t.state.reason)
+    if (before.phase !== t.state.phase) {
+      this.phaseSince = Date.now()
+      this.record(before.phase, t.state.phase, t.state.reason)
+    } else {
+      this.recordStep(before, t.state)
+    }
     this.execute(t.actions)
+  }
+
+  /** A step inside the phase: logged and visible in status, not history and not a transition. */
+  private recordStep(before: MachineState, after: MachineState): void {
+    this.counters.steps++
+    const failed = after.failures > before.failures && after.lastError !== ''
+    const fields = { phase: Phase[after.phase], step: after.step, attempt: attemptOf(after), ...(failed ? { error: after.lastError } : {}) }
+    if (failed) this.log.warn('phase attempt failed', fields)
+    else this.log.info('phase step', fields)
+    this.emit('step', { phase: after.phase, step: after.step, lastError: after.lastError })
   }
 
   private record(from: Phase, to: Phase, reason: string): void {
@@ -180,8 +232,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           if (event != null) this.dispatch(event, epoch)
         } catch (err) {
           if (signal.aborted) return
-          this.log.error('action failed', { action: action.type, err })
-          this.dispatch({ type: 'link-lost', reason: `${action.type} failed: ${(err as Error).message}` }, epoch)
+          this.log.error('action failed', { action: action.type, phase: Phase[this.state.phase], err })
+          const event = failureEvent(action, `${action.type} failed: ${(err as Error).message}`)
+          if (event != null) this.dispatch(event, epoch)
         }
       }
     })()
@@ -211,11 +264,17 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         await this.duties.rollbackConfig(action.reason)
         return undefined
       case 'schedule-retry': {
+        // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
         const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { initialMs: 500, maxMs: 30_000, ...this.init.reconnect })
         const delay = Math.max(action.retryAfterMs, Math.floor(Math.random() * ceiling))
-        this.log.info('retry scheduled', { delayMs: delay, failures: this.state.failures, retryAfterMs: action.retryAfterMs })
-        await sleep(delay, undefined, { signal })
-        this.counters.reconnectAttempts++
+        this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, retryAfterMs: action.retryAfterMs })
+        this.nextAttemptAtMs = Date.now() + delay
+        try {
+          await sleep(delay, undefined, { signal })
+        } finally {
+          this.nextAttemptAtMs = undefined
+        }
+        if (this.state.phase === Phase.FALLBACK) this.counters.reconnectAttempts++
         return { type: 'retry-timer' }
       }
     }
@@ -285,20 +344,29 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     try {
       const res = await this.link.register({
         identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
-        capabilities: nodeCapabilities(this.components.runtime ?? NO_RUNTIME, this.config!.current().labels, this.init.agentVersion ?? '0.1.0'),
+        capabilities: this.capabilities(),
         contractVersions: supportedContractVersions(),
         configVersion: this.config!.current().version,
         bootId: this.bootId,
-        fromPhase: this.state.failures > 0 ? Phase.FALLBACK : Phase.DISCOVERY,
+        fromPhase: this.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
         completedCommandIds: this.commandExecutor?.journal.completedIds() ?? []
       })
-      const now = Date.now()
+      // Deadlines from receipt on the monotonic clock, never the manager's absolute times against our wall clock.
+      const clock = this.link.clock
+      const expiresAtMs = res.lease?.expiresAt?.getTime()
+      const ttlMs = res.lease?.ttl != null ? durationToMs(res.lease.ttl, 0) : undefined
+      const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: ttlMs }) ?? clock.now()
+      const handoffDeadline =
+        clock.deadline({ absoluteMs: res.handoffDeadline?.getTime(), relativeMs: res.handoffTimeout != null ? durationToMs(res.handoffTimeout, 0) : undefined }) ??
+        clock.now() + (this.init.handoffDeadlineMs ?? 10_000)
+      const skewMs = clock.skewMs()
+      if (skewMs != null && Math.abs(skewMs) > 1000) this.log.warn('clock skew with the Network Manager', { skewMs, note: 'deadlines are kept on the monotonic clock' })
       this.registration = {
         leaseId: res.lease?.leaseId ?? '',
-        leaseExpiresAtMs: res.lease?.expiresAt?.getTime() ?? now,
+        leaseDeadline,
         heartbeatIntervalMs: durationToMs(res.heartbeatInterval, this.init.defaultHeartbeatIntervalMs ?? 1000),
         handoffId: res.handoffId,
-        handoffDeadlineMs: res.handoffDeadline?.getTime() ?? now + (this.init.handoffDeadlineMs ?? 10_000)
+        handoffDeadline
       }
       return { type: 'registered', leaseId: this.registration.leaseId }
     } catch (err) {
@@ -309,8 +377,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   private async commitHandoff(): Promise<AgentEvent> {
     const r = this.registration!
-    // Our own deadline, never later than the manager's.
-    const deadlineMs = Math.max(0, Math.min(this.init.handoffDeadlineMs ?? 10_000, r.handoffDeadlineMs - Date.now()))
+    // Our own deadline, never later than the manager's (both measured from receipt, monotonic).
+    const deadlineMs = Math.max(0, Math.floor(Math.min(this.init.handoffDeadlineMs ?? 10_000, this.link.clock.remainingMs(r.handoffDeadline))))
     try {
       const res = await this.link.commit(r.handoffId, r.leaseId, this.config!.current().version, deadlineMs)
       if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
@@ -326,16 +394,27 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const r = this.registration!
     const epoch = this.epoch
     const health = this.components.health ?? ALWAYS_HEALTHY
-    this.link.startHeartbeats(r.leaseId, r.heartbeatIntervalMs, r.leaseExpiresAtMs, {
+    // The first report of a stream carries the capabilities; later ones only when they changed.
+    let sentCapabilities: string | undefined
+    this.link.startHeartbeats(r.leaseId, r.heartbeatIntervalMs, r.leaseDeadline, {
       report: () => {
         const h = health()
+        const capabilities = this.capabilities()
+        const fingerprint = JSON.stringify(capabilities)
+        const changed = fingerprint !== sentCapabilities
+        if (changed && sentCapabilities != null) {
+          this.counters.capabilityUpdates++
+          this.log.info('capabilities changed; sending them with the heartbeat', { runtime: capabilities.runtime, components: capabilities.components })
+        }
+        sentCapabilities = fingerprint
         return {
           phase: this.state.phase,
           state: h.state,
           components: h.components,
           usage: resourceUsage(),
           workloads: this.components.runtime?.workloads?.() ?? [],
-          configVersion: this.config!.current().version
+          configVersion: this.config!.current().version,
+          ...(changed ? { capabilities } : {})
         }
       },
       onAck: (ack) => {
@@ -359,7 +438,16 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     }
   }
 
-  private readonly onIdentityState = (): void => this.duties.maybeRenew(this.state.phase === Phase.MANAGED)
+  /** What the node can do now (sent at registration, and with a heartbeat whenever it changed). */
+  private capabilities(): Capabilities {
+    return nodeCapabilities(this.components.runtime ?? NO_RUNTIME, this.config!.current().labels, this.init.agentVersion ?? '', this.components.installedComponents?.() ?? [])
+  }
+
+  private readonly onIdentityState = (report: { usable: boolean }): void => {
+    this.duties.maybeRenew(this.state.phase === Phase.MANAGED)
+    // Repaired while waiting in RECOVERY (an operator restored the files): try now, not after the backoff.
+    if (this.state.phase === Phase.RECOVERY && report.usable) this.dispatch({ type: 'retry-timer' })
+  }
 
   /** Runs management commands; node-core submits local (manual recovery) operations here too. */
   get executor(): CommandExecutor | undefined {
@@ -374,6 +462,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       identity: this.components.identity,
       state: this.state,
       phaseSince: this.phaseSince,
+      ...(this.nextAttemptAtMs != null ? { nextAttemptAtMs: this.nextAttemptAtMs } : {}),
       history: this.history,
       link: this.link,
       leaseId: this.registration?.leaseId ?? '',
@@ -382,7 +471,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       problems: [...this.stateStore.problems, ...(this.config?.problems ?? []), ...(this.commandExecutor?.journal.problems ?? [])],
       extraComponents: this.components.health?.().components ?? [],
       runtime: this.components.runtime ?? NO_RUNTIME,
-      agentVersion: this.init.agentVersion ?? '0.1.0',
+      agentVersion: this.init.agentVersion ?? '',
       startedAt: this.startedAt,
       bootId: this.bootId
     })
@@ -390,6 +479,26 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 }
 
 export type BootstrapAgent = DefaultBootstrapAgent
+
+/** The event that says an action failed, so the phase that waits for its result moves on. */
+function failureEvent(action: AgentAction, reason: string): AgentEvent | undefined {
+  switch (action.type) {
+    case 'check-identity':
+      return { type: 'identity-invalid', reason }
+    case 'enrol':
+      return { type: 'enrolment-failed', reason }
+    case 'discover':
+      return { type: 'no-endpoints', reason }
+    case 'register':
+      return { type: 'registration-failed', reason }
+    case 'commit-handoff':
+    case 'start-monitoring':
+      return { type: 'link-lost', reason }
+    default:
+      // stop-monitoring, rollback-config: logged; the retry that follows them still runs.
+      return undefined
+  }
+}
 
 export function createBootstrapAgent(components: BootstrapAgentComponents, init: BootstrapAgentInit): BootstrapAgent {
   return new DefaultBootstrapAgent(components, init)

@@ -5,7 +5,8 @@
  * failure detection), fallback with capped jittered reconnection, the config
  * store (try-mode with last-known-good) and the agent state store.
  */
-export { nextPhase, INITIAL_STATE, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
+export { nextPhase, INITIAL_STATE, changesPhase, attemptOf, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
+export { ManagerClock } from './manager-clock.js'
 export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome } from './config-store.js'
 export {
   createBootstrapAgent,
@@ -13,7 +14,8 @@ export {
   type BootstrapAgentComponents,
   type BootstrapAgentInit,
   type BootstrapAgentEvents,
-  type AgentCounters
+  type AgentCounters,
+  type PhaseStep
 } from './agent.js'
 export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
 export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'

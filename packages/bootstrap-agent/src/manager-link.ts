@@ -16,6 +16,7 @@ import {
   type RequestConfigUpdateResponse
 } from '@mycelium/core-interfaces'
 import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
+import { ManagerClock } from './manager-clock.js'
 
 /** A refusal or failure of the manager, with the wait it asked for. */
 export interface LinkFailure {
@@ -45,6 +46,8 @@ export interface ManagerLinkInit {
   channelOptions?: grpc.ChannelOptions
   dialTimeoutMs: number
   logger?: Logger
+  /** Where lease deadlines live (monotonic). @default a new ManagerClock */
+  clock?: ManagerClock
 }
 
 /**
@@ -53,6 +56,8 @@ export interface ManagerLinkInit {
  * a failure detector on the acks. Loss is reported once, with a reason:
  * stream error or end, lease revoked, lease expired, or acks missing long
  * enough for the phi-accrual detector to declare the manager down.
+ * Every time here is monotonic (see ManagerClock): a step of the node's
+ * wall clock neither expires the lease nor looks like missing acks.
  */
 export class ManagerLink {
   private client?: NetworkManagerClient
@@ -60,13 +65,22 @@ export class ManagerLink {
   private timers: NodeJS.Timeout[] = []
   private lost = false
   endpoint?: Endpoint
+  /** Wall-clock time of the last ack (for status). */
   lastAckMs?: number
   lastRttMs?: number
-  leaseExpiresAtMs?: number
+  /** The lease deadline on `clock` (monotonic). */
+  leaseDeadline?: number
+  readonly clock: ManagerClock
   private readonly log: Logger
 
   constructor(private readonly init: ManagerLinkInit) {
     this.log = (init.logger ?? silentLogger()).forComponent('bootstrap-agent:link')
+    this.clock = init.clock ?? new ManagerClock()
+  }
+
+  /** The lease expiry on the node's wall clock (for status), while a lease is held. */
+  leaseExpiresAt(): Date | undefined {
+    return this.leaseDeadline == null ? undefined : this.clock.toWall(this.leaseDeadline)
   }
 
   async connect(endpoints: Endpoint[], signal: AbortSignal): Promise<Endpoint> {
@@ -104,13 +118,14 @@ export class ManagerLink {
     )
   }
 
-  /** Starts heartbeats on the lease; `onLost` fires at most once. */
-  startHeartbeats(leaseId: string, intervalMs: number, leaseExpiresAtMs: number, handlers: HeartbeatHandlers): void {
+  /** Starts heartbeats on the lease (`leaseDeadline` on `clock`); `onLost` fires at most once. */
+  startHeartbeats(leaseId: string, intervalMs: number, leaseDeadline: number, handlers: HeartbeatHandlers): void {
     this.lost = false
-    this.leaseExpiresAtMs = leaseExpiresAtMs
+    this.leaseDeadline = leaseDeadline
+    const clock = this.clock
     // One missed ack is tolerated (pause = one interval); down one interval after suspicion.
     const detector = new PhiAccrualDetector({ expectedIntervalMs: intervalMs, suspicionTimeoutMs: intervalMs })
-    detector.heartbeat(Date.now())
+    detector.heartbeat(clock.now())
     const sentAt = new Map<number, number>()
     let sequence = 0
     const lose = (failure: LinkFailure): void => {
@@ -123,7 +138,7 @@ export class ManagerLink {
     const stream = this.client!.reportHealth()
     this.stream = stream
     stream.on('data', (ack: ReportHealthResponse) => {
-      const now = Date.now()
+      const now = clock.now()
       const rtt = now - (sentAt.get(ack.sequence) ?? now)
       sentAt.delete(ack.sequence)
       if (ack.leaseRevoked) {
@@ -131,9 +146,13 @@ export class ManagerLink {
         return
       }
       detector.heartbeat(now)
-      this.lastAckMs = now
+      this.lastAckMs = Date.now()
       this.lastRttMs = rtt
-      if (ack.leaseExpiresAt != null) this.leaseExpiresAtMs = ack.leaseExpiresAt.getTime()
+      const deadline = clock.deadline({
+        absoluteMs: ack.leaseExpiresAt?.getTime(),
+        relativeMs: ack.leaseRemaining != null ? durationToMs(ack.leaseRemaining, 0) : undefined
+      })
+      if (deadline != null) this.leaseDeadline = deadline
       handlers.onAck(ack, rtt)
     })
     stream.on('error', (err) => lose({ reason: `heartbeat stream failed: ${describeGrpcError(err).reason}`, ...pickRetry(err) }))
@@ -141,17 +160,17 @@ export class ManagerLink {
     const beat = (): void => {
       if (this.lost) return
       const seq = ++sequence
-      sentAt.set(seq, Date.now())
+      sentAt.set(seq, clock.now())
       if (sentAt.size > 100) sentAt.delete(sentAt.keys().next().value as number)
       stream.write({ ...handlers.report(), leaseId, sequence: seq, sentAt: new Date() })
     }
     beat()
     const beats = setInterval(beat, intervalMs)
     const watchdog = setInterval(() => {
-      const now = Date.now()
+      const now = clock.now()
       const t = detector.evaluate(now)
-      if (t?.to === 'down') lose({ reason: `heartbeats unanswered for ${now - (detector.lastHeartbeat ?? now)} ms (phi ${t.phi.toFixed(1)})` })
-      else if (this.leaseExpiresAtMs != null && now > this.leaseExpiresAtMs) lose({ reason: 'lease expired without renewal' })
+      if (t?.to === 'down') lose({ reason: `heartbeats unanswered for ${Math.round(now - (detector.lastHeartbeat ?? now))} ms (phi ${t.phi.toFixed(1)})` })
+      else if (this.leaseDeadline != null && now > this.leaseDeadline) lose({ reason: 'lease expired without renewal' })
     }, Math.max(20, Math.floor(intervalMs / 4)))
     beats.unref()
     watchdog.unref()

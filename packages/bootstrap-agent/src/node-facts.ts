@@ -4,6 +4,7 @@ import {
   HealthState,
   type Capabilities,
   type ComponentHealth,
+  type ComponentInfo,
   type ResourceUsage,
   type RuntimeCapability,
   type WorkloadStatus
@@ -27,9 +28,15 @@ export interface NodeHealth {
 
 export const ALWAYS_HEALTHY = (): NodeHealth => ({ state: HealthState.HEALTHY, components: [] })
 
-/** The capabilities sent at registration. */
-export function nodeCapabilities(runtime: RuntimeView, labels: Record<string, string>, agentVersion: string): Capabilities {
+/**
+ * The capabilities sent at registration (and with a heartbeat when they
+ * change). Components: the container runtime while it is available (K3s and
+ * its version), then `installed` (dynamic components).
+ */
+export function nodeCapabilities(runtime: RuntimeView, labels: Record<string, string>, agentVersion: string, installed: ComponentInfo[] = []): Capabilities {
   const cpu = cpus()
+  const rt = runtime.capability()
+  const components: ComponentInfo[] = [...(rt.availability === Availability.AVAILABLE ? [{ name: rt.name, version: rt.version, artifactDigest: '' }] : []), ...installed]
   return {
     cpuCores: cpu.length,
     cpuModel: cpu[0]?.model ?? '',
@@ -37,8 +44,8 @@ export function nodeCapabilities(runtime: RuntimeView, labels: Record<string, st
     os: process.platform,
     osRelease: release(),
     arch: process.arch,
-    runtime: runtime.capability(),
-    components: [],
+    runtime: rt,
+    components,
     labels,
     agentVersion
   }

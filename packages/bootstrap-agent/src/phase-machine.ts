@@ -3,17 +3,32 @@ import { Phase } from '@mycelium/core-interfaces'
 /**
  * The handoff state machine as a pure function. The runner feeds it events
  * (results of the actions it executes, timers, failures) and executes the
- * actions it returns, one transition at a time.
+ * actions it returns, one step at a time.
  *
  *   BOOTSTRAP ─▶ DISCOVERY ─▶ REGISTRATION ─▶ HANDOFF ─▶ MANAGED
  *      │ invalid     │ none found   │ refused     │ refused / no confirmation in time
  *      ▼             ▼              ▼             ▼             │ link lost
  *   RECOVERY      FALLBACK ◀────────────────────────────────────┘
- *      └─(retry)─▶ BOOTSTRAP   FALLBACK ─(retry, backoff + jitter)─▶ DISCOVERY
+ *      │ identity usable   │ registered (attempts run inside FALLBACK)
+ *      ▼                   ▼
+ *   DISCOVERY           HANDOFF
  *
- * Invariants: every transition carries a reason; an event that does not
- * belong to the current phase changes nothing (the runner also discards
- * results of actions started before the last transition).
+ * A phase says what is true of the node, not which action runs: retries
+ * are *steps inside* their phase. FALLBACK reconnects by running discovery
+ * and registration inside FALLBACK (a node whose managers are down reports
+ * FALLBACK, never REGISTRATION) and leaves only when a registration
+ * succeeds; RECOVERY re-checks or re-enrols its identity inside RECOVERY and
+ * leaves only when the identity is usable; BOOTSTRAP enrols inside
+ * BOOTSTRAP. A transition keeps the phase (a step) or changes it; only
+ * changes are history and metrics.
+ *
+ * Invariants: every state carries the reason it entered its phase; a step
+ * says what it does (`step`) and a failed attempt why (`lastError`);
+ * `failures` counts failed rounds in FALLBACK (since the node last was
+ * MANAGED) and in RECOVERY (since entering it), and drives the capped,
+ * jittered backoff of both; an event that does not belong to the current
+ * phase changes nothing (the runner also discards results of actions started
+ * before the last step).
  */
 export type AgentEvent =
   /** Identity checked at boot (or after enrolment/recovery). */
@@ -45,8 +60,13 @@ export type AgentAction =
 
 export interface MachineState {
   phase: Phase
+  /** Why the node entered this phase; kept while it stays in it. */
   reason: string
-  /** Failed reconnection rounds since the node last was MANAGED (drives backoff and spore refresh). */
+  /** What the node does now inside the phase ('' when nothing beyond the phase itself). */
+  step: string
+  /** Why the last attempt inside this phase failed ('' when none failed yet). */
+  lastError: string
+  /** Failed rounds: in FALLBACK since the node last was MANAGED, in RECOVERY since entering it. Drives backoff, attempt numbers, spore refresh. */
   failures: number
 }
 
@@ -55,15 +75,51 @@ export interface Transition {
   actions: AgentAction[]
 }
 
-export const INITIAL_STATE: MachineState = { phase: Phase.BOOTSTRAP, reason: 'agent starting', failures: 0 }
+export const INITIAL_STATE: MachineState = { phase: Phase.BOOTSTRAP, reason: 'agent starting', step: 'checking the identity', lastError: '', failures: 0 }
 
-const to = (phase: Phase, reason: string, failures: number, actions: AgentAction[]): Transition => ({
-  state: { phase, reason, failures },
+/** Whether a transition changes the phase (history, metrics) or is a step inside it (logged, visible in status). */
+export const changesPhase = (from: MachineState, t: Transition): boolean => from.phase !== t.state.phase
+
+/** The retry attempt in progress or scheduled next in a phase that retries; 0 elsewhere. */
+export const attemptOf = (s: MachineState): number => (s.phase === Phase.FALLBACK || s.phase === Phase.RECOVERY ? Math.max(1, s.failures) : 0)
+
+const enter = (phase: Phase, reason: string, failures: number, actions: AgentAction[], step = '', lastError = ''): Transition => ({
+  state: { phase, reason, step, lastError, failures },
   actions
 })
 
+const stay = (s: MachineState, step: string, actions: AgentAction[]): Transition => ({ state: { ...s, step }, actions })
+
+/** A failed attempt inside FALLBACK or RECOVERY: count it, say why, wait (backoff, at least `retryAfterMs`). */
+const failedAttempt = (s: MachineState, error: string, retryAfterMs = 0): Transition => {
+  const failures = s.failures + 1
+  const what = s.phase === Phase.FALLBACK ? 'reconnection' : 'identity'
+  return { state: { ...s, failures, lastError: error, step: `waiting before ${what} attempt ${failures}` }, actions: [{ type: 'schedule-retry', retryAfterMs }] }
+}
+
 const fallback = (s: MachineState, reason: string, retryAfterMs = 0, extra: AgentAction[] = []): Transition =>
-  to(Phase.FALLBACK, reason, s.failures + 1, [...extra, { type: 'schedule-retry', retryAfterMs }])
+  enter(Phase.FALLBACK, reason, s.failures + 1, [...extra, { type: 'schedule-retry', retryAfterMs }], `waiting before reconnection attempt ${s.failures + 1}`, reason)
+
+const recovery = (reason: string): Transition =>
+  enter(Phase.RECOVERY, reason, 1, [{ type: 'schedule-retry', retryAfterMs: 0 }], 'waiting before identity attempt 1', reason)
+
+/** Identity events are read the same in BOOTSTRAP and RECOVERY; only where a failure leads differs. */
+function identityStep(s: MachineState, e: AgentEvent, fail: (reason: string) => Transition): Transition | undefined {
+  switch (e.type) {
+    case 'identity-valid':
+      return enter(Phase.DISCOVERY, 'identity valid; resolving Network Manager endpoints from spores', 0, [{ type: 'discover', refresh: false }])
+    case 'identity-missing':
+      return e.canEnrol ? stay(s, `${e.reason}; enrolling with the join token`, [{ type: 'enrol' }]) : fail(`${e.reason}; no join token to enrol with`)
+    case 'identity-invalid':
+      return fail(`identity invalid: ${e.reason}`)
+    case 'enrolled':
+      return stay(s, 'enrolled; checking the new identity', [{ type: 'check-identity' }])
+    case 'enrolment-failed':
+      return fail(`enrolment failed: ${e.reason}`)
+    default:
+      return undefined
+  }
+}
 
 /**
  * The next state and the actions to run, or `undefined` when the event does
@@ -72,30 +128,14 @@ const fallback = (s: MachineState, reason: string, retryAfterMs = 0, extra: Agen
 export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefined {
   switch (s.phase) {
     case Phase.BOOTSTRAP:
-      switch (e.type) {
-        case 'identity-valid':
-          return to(Phase.DISCOVERY, 'identity valid; resolving Network Manager endpoints from spores', s.failures, [{ type: 'discover', refresh: false }])
-        case 'identity-missing':
-          return e.canEnrol
-            ? to(Phase.BOOTSTRAP, `${e.reason}; enrolling with the join token`, s.failures, [{ type: 'enrol' }])
-            : to(Phase.RECOVERY, `${e.reason}; no join token to enrol with`, s.failures, [{ type: 'schedule-retry', retryAfterMs: 0 }])
-        case 'identity-invalid':
-          return to(Phase.RECOVERY, `identity invalid: ${e.reason}`, s.failures, [{ type: 'schedule-retry', retryAfterMs: 0 }])
-        case 'enrolled':
-          return to(Phase.BOOTSTRAP, 'enrolled; checking the new identity', s.failures, [{ type: 'check-identity' }])
-        case 'enrolment-failed':
-          return to(Phase.RECOVERY, `enrolment failed: ${e.reason}`, s.failures + 1, [{ type: 'schedule-retry', retryAfterMs: 0 }])
-        default:
-          return undefined
-      }
+      return identityStep(s, e, recovery)
     case Phase.RECOVERY:
-      return e.type === 'retry-timer'
-        ? to(Phase.BOOTSTRAP, `retrying after: ${s.reason}`, s.failures, [{ type: 'check-identity' }])
-        : undefined
+      if (e.type === 'retry-timer') return stay(s, `identity attempt ${s.failures}: re-reading the identity files`, [{ type: 'check-identity' }])
+      return identityStep(s, e, (reason) => failedAttempt(s, reason))
     case Phase.DISCOVERY:
       switch (e.type) {
         case 'endpoints-found':
-          return to(Phase.REGISTRATION, `found ${e.count} Network Manager endpoint(s); registering`, s.failures, [{ type: 'register' }])
+          return enter(Phase.REGISTRATION, `found ${e.count} Network Manager endpoint(s); registering`, s.failures, [{ type: 'register' }])
         case 'no-endpoints':
           return fallback(s, `no Network Manager endpoint: ${e.reason}`)
         default:
@@ -104,7 +144,7 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
     case Phase.REGISTRATION:
       switch (e.type) {
         case 'registered':
-          return to(Phase.HANDOFF, `registered with lease ${e.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }])
+          return enter(Phase.HANDOFF, `registered with lease ${e.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }])
         case 'registration-failed':
           return fallback(s, `registration failed: ${e.reason}`, e.retryAfterMs)
         default:
@@ -113,7 +153,7 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
     case Phase.HANDOFF:
       switch (e.type) {
         case 'handoff-confirmed':
-          return to(Phase.MANAGED, 'handoff confirmed by the Network Manager', 0, [{ type: 'start-monitoring' }])
+          return enter(Phase.MANAGED, 'handoff confirmed by the Network Manager', 0, [{ type: 'start-monitoring' }])
         case 'handoff-refused':
           return fallback(s, `handoff refused: ${e.reason}; keeping local control`, e.retryAfterMs, [
             { type: 'rollback-config', reason: `handoff refused: ${e.reason}` }
@@ -130,14 +170,25 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
           return undefined
       }
     case Phase.MANAGED:
-      return e.type === 'link-lost'
-        ? fallback(s, `manager link lost: ${e.reason}`, e.retryAfterMs, [{ type: 'stop-monitoring' }])
-        : undefined
-    case Phase.FALLBACK:
-      // After a failed round, re-resolve spores (and ask peers) before trying again.
-      return e.type === 'retry-timer'
-        ? to(Phase.DISCOVERY, `reconnecting (attempt ${s.failures + 1})`, s.failures, [{ type: 'discover', refresh: s.failures > 0 }])
-        : undefined
+      return e.type === 'link-lost' ? fallback(s, `manager link lost: ${e.reason}`, e.retryAfterMs, [{ type: 'stop-monitoring' }]) : undefined
+    case Phase.FALLBACK: {
+      const attempt = `reconnection attempt ${s.failures}`
+      switch (e.type) {
+        // After a failed round, re-resolve spores (and ask peers) before trying again.
+        case 'retry-timer':
+          return stay(s, `${attempt}: resolving Network Manager endpoints`, [{ type: 'discover', refresh: s.failures > 0 }])
+        case 'endpoints-found':
+          return stay(s, `${attempt}: registering (${e.count} endpoint(s))`, [{ type: 'register' }])
+        case 'no-endpoints':
+          return failedAttempt(s, `no Network Manager endpoint: ${e.reason}`)
+        case 'registration-failed':
+          return failedAttempt(s, `registration failed: ${e.reason}`, e.retryAfterMs)
+        case 'registered':
+          return enter(Phase.HANDOFF, `reconnected (${attempt}): registered with lease ${e.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }])
+        default:
+          return undefined
+      }
+    }
     default:
       return undefined
   }

@@ -1,5 +1,5 @@
 import { Phase } from '@mycelium/core-interfaces'
-import { INITIAL_STATE, nextPhase, type AgentEvent, type MachineState } from '../src/index.js'
+import { attemptOf, changesPhase, INITIAL_STATE, nextPhase, type AgentEvent, type MachineState } from '../src/index.js'
 
 const EVENTS: AgentEvent[] = [
   { type: 'identity-valid' },
@@ -27,11 +27,37 @@ const EXPECTED: Record<string, Record<string, string>> = {
   REGISTRATION: { registered: 'HANDOFF', 'registration-failed': 'FALLBACK' },
   HANDOFF: { 'handoff-confirmed': 'MANAGED', 'handoff-refused': 'FALLBACK', 'handoff-timeout': 'FALLBACK', 'link-lost': 'FALLBACK' },
   MANAGED: { 'link-lost': 'FALLBACK' },
-  FALLBACK: { 'retry-timer': 'DISCOVERY' },
-  RECOVERY: { 'retry-timer': 'BOOTSTRAP' }
+  // Reconnection attempts run inside FALLBACK; only a successful registration leaves it.
+  FALLBACK: { 'retry-timer': 'FALLBACK', 'endpoints-found': 'FALLBACK', 'no-endpoints': 'FALLBACK', registered: 'HANDOFF', 'registration-failed': 'FALLBACK' },
+  // Identity attempts run inside RECOVERY; only a usable identity leaves it.
+  RECOVERY: {
+    'retry-timer': 'RECOVERY',
+    'identity-valid': 'DISCOVERY',
+    'identity-missing': 'RECOVERY',
+    'identity-invalid': 'RECOVERY',
+    enrolled: 'RECOVERY',
+    'enrolment-failed': 'RECOVERY'
+  }
 }
 
-const state = (phase: Phase, failures = 0): MachineState => ({ phase, reason: 'test', failures })
+const state = (phase: Phase, failures = 0): MachineState => ({ phase, reason: 'test', step: '', lastError: '', failures })
+
+/** Feeds events in order; returns the final state, the phase changes and the steps inside phases. */
+function replay(start: MachineState, events: AgentEvent[]): { s: MachineState; changes: string[]; steps: number; actions: string[] } {
+  let s = start
+  const changes: string[] = []
+  const actions: string[] = []
+  let steps = 0
+  for (const e of events) {
+    const t = nextPhase(s, e)
+    if (t == null) throw new Error(`${e.type} ignored in ${Phase[s.phase]}`)
+    if (changesPhase(s, t)) changes.push(`${Phase[s.phase]}→${Phase[t.state.phase]}`)
+    else steps++
+    actions.push(...t.actions.map((a) => a.type))
+    s = t.state
+  }
+  return { s, changes, steps, actions }
+}
 
 describe('nextPhase', () => {
   it('covers every phase × event exactly as the design says', () => {
@@ -43,6 +69,56 @@ describe('nextPhase', () => {
         if (t != null) expect(t.state.reason.length).toBeGreaterThan(0)
       }
     }
+  })
+
+  it('an unreachable manager keeps the node in FALLBACK through every attempt; it leaves only for HANDOFF, once registered', () => {
+    const lost = nextPhase(state(Phase.MANAGED), { type: 'link-lost', reason: 'stream error' })!
+    const attempts: AgentEvent[] = []
+    for (let i = 0; i < 5; i++) {
+      attempts.push({ type: 'retry-timer' }, { type: 'endpoints-found', count: 1 }, { type: 'registration-failed', reason: `UNAVAILABLE: attempt ${i + 1}`, retryAfterMs: i === 4 ? 3000 : undefined })
+    }
+    const r = replay(lost.state, attempts)
+    expect(r.changes).toEqual([]) // never DISCOVERY, never REGISTRATION
+    expect(r.steps).toBe(15)
+    expect(r.s).toMatchObject({ phase: Phase.FALLBACK, reason: 'manager link lost: stream error', failures: 6, lastError: 'registration failed: UNAVAILABLE: attempt 5', step: 'waiting before reconnection attempt 6' })
+    expect(attemptOf(r.s)).toBe(6)
+    expect(r.actions.filter((a) => a === 'discover').length).toBe(5)
+    expect(r.actions.filter((a) => a === 'register').length).toBe(5)
+    // The manager's retry-after reaches the scheduled retry.
+    expect(nextPhase(r.s, { type: 'registration-failed', reason: 'busy', retryAfterMs: 3000 })!.actions).toEqual([{ type: 'schedule-retry', retryAfterMs: 3000 }])
+    const back = replay(r.s, [{ type: 'retry-timer' }, { type: 'endpoints-found', count: 2 }, { type: 'registered', leaseId: 'L9' }, { type: 'handoff-confirmed' }])
+    expect(back.changes).toEqual(['FALLBACK→HANDOFF', 'HANDOFF→MANAGED'])
+    expect(back.s.failures).toBe(0)
+  })
+
+  it('a failed handoff after a reconnection is a real change back to FALLBACK, counting on', () => {
+    const r = replay(state(Phase.FALLBACK, 3), [{ type: 'retry-timer' }, { type: 'endpoints-found', count: 1 }, { type: 'registered', leaseId: 'L' }, { type: 'handoff-timeout', reason: 'no answer' }])
+    expect(r.changes).toEqual(['FALLBACK→HANDOFF', 'HANDOFF→FALLBACK'])
+    expect(r.s.failures).toBe(4)
+    expect(r.actions).toEqual(['discover', 'register', 'commit-handoff', 'rollback-config', 'schedule-retry'])
+  })
+
+  it('a garbage identity: one change into RECOVERY, then attempts inside it with growing failures (backoff), until the identity is usable', () => {
+    const attempts: AgentEvent[] = [{ type: 'identity-invalid', reason: '/s/identity/node.crt: not a PEM certificate' }]
+    for (let i = 0; i < 20; i++) attempts.push({ type: 'retry-timer' }, { type: 'identity-invalid', reason: '/s/identity/node.crt: not a PEM certificate' })
+    const r = replay(INITIAL_STATE, attempts)
+    expect(r.changes).toEqual(['BOOTSTRAP→RECOVERY'])
+    expect(r.s).toMatchObject({ phase: Phase.RECOVERY, reason: 'identity invalid: /s/identity/node.crt: not a PEM certificate', failures: 21 })
+    expect(r.actions.filter((a) => a === 'schedule-retry').length).toBe(21)
+    // Repaired: the next attempt leaves RECOVERY, and FALLBACK's count starts afresh.
+    const fixed = replay(r.s, [{ type: 'retry-timer' }, { type: 'identity-valid' }])
+    expect(fixed.changes).toEqual(['RECOVERY→DISCOVERY'])
+    expect(fixed.s.failures).toBe(0)
+    // Enrolling again from RECOVERY stays in RECOVERY until the identity checks out.
+    const reenrol = replay(state(Phase.RECOVERY, 2), [{ type: 'retry-timer' }, { type: 'identity-missing', reason: 'no certificate', canEnrol: true }, { type: 'enrolled' }, { type: 'identity-valid' }])
+    expect(reenrol.actions).toEqual(['check-identity', 'enrol', 'check-identity', 'discover'])
+    expect(reenrol.changes).toEqual(['RECOVERY→DISCOVERY'])
+  })
+
+  it('enrolment is a step inside BOOTSTRAP, not a BOOTSTRAP → BOOTSTRAP transition', () => {
+    const r = replay(INITIAL_STATE, [{ type: 'identity-missing', reason: 'no certificate', canEnrol: true }, { type: 'enrolled' }, { type: 'identity-valid' }])
+    expect(r.changes).toEqual(['BOOTSTRAP→DISCOVERY'])
+    expect(r.steps).toBe(2)
   })
 
   it('walks the happy path from a fresh node with a join token to MANAGED', () => {
@@ -82,8 +158,10 @@ describe('nextPhase', () => {
     expect(t.state.failures).toBe(1)
     t = nextPhase(t.state, { type: 'retry-timer' })!
     expect(t.actions).toEqual([{ type: 'discover', refresh: true }])
+    expect(t.state.step).toBe('reconnection attempt 1: resolving Network Manager endpoints')
     t = nextPhase(t.state, { type: 'no-endpoints', reason: 'all failed' })!
     expect(t.state.failures).toBe(2)
+    expect(t.state.lastError).toBe('no Network Manager endpoint: all failed')
     expect(nextPhase(state(Phase.HANDOFF, 5), { type: 'handoff-confirmed' })!.state.failures).toBe(0)
   })
 

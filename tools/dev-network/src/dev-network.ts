@@ -24,7 +24,7 @@ import {
 import { formatSporeBundleJsonForFile, trustBundleFor } from './files.js'
 import { DevCommandChannel } from './command-channel.js'
 import { faultInterceptor, noFaults, type Faults } from './faults.js'
-import { DevNetworkManager } from './network-manager.js'
+import { DevNetworkManager, type ManagerClockFaults } from './network-manager.js'
 import { DevSporeManager } from './spore-manager.js'
 import { createState, loadState, newJoinTokenSecret, saveState, type DevNetworkState } from './state.js'
 import { signingKeyFromPem } from '@mycelium/spore-tools'
@@ -42,6 +42,8 @@ export interface DevNetworkInit {
   leaseTtlMs?: number
   handoffDeadlineMs?: number
   registrationRate?: RateLimit
+  /** The Network Manager's clock faults (skew, absolute times only) for skew tests. @default none */
+  managerClock?: ManagerClockFaults
   /** Node certificate validity. @default 24 h */
   certificateTtlMs?: number
   logger?: Logger
@@ -307,7 +309,8 @@ function pick(init: DevNetworkInit): Omit<ConstructorParameters<typeof DevNetwor
     ...(init.heartbeatIntervalMs != null ? { heartbeatIntervalMs: init.heartbeatIntervalMs } : {}),
     ...(init.leaseTtlMs != null ? { leaseTtlMs: init.leaseTtlMs } : {}),
     ...(init.handoffDeadlineMs != null ? { handoffDeadlineMs: init.handoffDeadlineMs } : {}),
-    ...(init.registrationRate != null ? { registrationRate: init.registrationRate } : {})
+    ...(init.registrationRate != null ? { registrationRate: init.registrationRate } : {}),
+    ...(init.managerClock != null ? { clock: init.managerClock } : {})
   }
 }
 

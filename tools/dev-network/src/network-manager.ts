@@ -12,6 +12,7 @@ import {
   TokenBucket,
   type Assignment,
   type Capabilities,
+  type ContractVersionRange,
   type NetworkManagerServer,
   type RateLimit,
   type ReportHealthRequest,
@@ -30,12 +31,30 @@ export interface NetworkManagerInit {
   handoffDeadlineMs?: number
   /** Registrations admitted; beyond: RESOURCE_EXHAUSTED with retry-after. @default { burst: 100, perSecond: 50 } */
   registrationRate?: RateLimit
+  /** Clock faults for skew tests (the manager's clock is otherwise the process clock). */
+  clock?: ManagerClockFaults
+}
+
+export interface ManagerClockFaults {
+  /** Added to the process clock for everything the manager times and sends (positive: the manager is ahead). @default 0 */
+  offsetMs?: number
+  /**
+   * Behave like a manager from before the relative clock fields: send only
+   * absolute times (no handoff_timeout, no lease_remaining), so nodes must
+   * estimate the skew. @default false
+   */
+  absoluteTimesOnly?: boolean
 }
 
 /** What the manager knows of one node. */
 export interface NodeRecord {
   nodeId: string
+  /** Latest capabilities: from RegisterNode, replaced by any heartbeat that carries them. */
   capabilities?: Capabilities
+  /** Heartbeats that carried capabilities (each stream's first report, then every change). */
+  capabilityReports: number
+  /** The contract range the node said it speaks at its last registration. */
+  contractVersions?: ContractVersionRange
   contractVersion?: number
   lease?: { leaseId: string; expiresAtMs: number; expired: boolean }
   handoff?: { handoffId: string; deadlineMs: number }
@@ -56,6 +75,8 @@ export interface NetworkManagerEvents {
   registered: [node: NodeRecord]
   managed: [node: NodeRecord]
   'lease:expired': [node: NodeRecord]
+  /** A heartbeat carried capabilities that differ from those held. */
+  'capabilities:changed': [node: NodeRecord]
 }
 
 /**
@@ -128,7 +149,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
   private node(nodeId: string): NodeRecord {
     let node = this.nodes.get(nodeId)
     if (node == null) {
-      node = { nodeId, managed: false, registrations: 0, healthReports: 0 }
+      node = { nodeId, managed: false, registrations: 0, healthReports: 0, capabilityReports: 0 }
       this.nodes.set(nodeId, node)
     }
     return node
@@ -138,8 +159,13 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
     return this.node(callerIdentity(call, { networkId: this.init.networkId, role: 'node' }).name)
   }
 
+  /** The manager's clock (the process clock plus the configured fault offset). */
+  now(): number {
+    return Date.now() + (this.init.clock?.offsetMs ?? 0)
+  }
+
   private sweepLeases(): void {
-    const now = Date.now()
+    const now = this.now()
     for (const node of this.nodes.values()) {
       if (node.lease != null && !node.lease.expired && node.lease.expiresAtMs < now) {
         node.lease.expired = true
@@ -151,7 +177,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
 
   private validLease(node: NodeRecord, leaseId: string): string | undefined {
     if (node.lease == null || node.lease.leaseId !== leaseId) return `unknown lease "${leaseId}"`
-    if (node.lease.expired || node.lease.expiresAtMs < Date.now()) return `lease "${leaseId}" expired`
+    if (node.lease.expired || node.lease.expiresAtMs < this.now()) return `lease "${leaseId}" expired`
     return undefined
   }
 
@@ -200,8 +226,9 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
           cb({ code: grpc.status.INVALID_ARGUMENT, details: 'RegisterNodeRequest.capabilities is required' })
           return
         }
-        const now = Date.now()
+        const now = this.now()
         node.capabilities = req.capabilities
+        node.contractVersions = req.contractVersions
         node.contractVersion = version
         node.registrations++
         node.managed = false
@@ -211,6 +238,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         this.emit('registered', node)
         cb(null, {
           lease: { leaseId: node.lease.leaseId, expiresAt: new Date(node.lease.expiresAtMs), ttl: msToDuration(this.leaseTtlMs) },
+          ...(this.init.clock?.absoluteTimesOnly ? {} : { handoffTimeout: msToDuration(node.handoff.deadlineMs - now) }),
           heartbeatInterval: msToDuration(this.heartbeatIntervalMs),
           assignments: assignments?.list ?? [],
           assignmentsGeneration: assignments?.generation ?? 0,
@@ -222,7 +250,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
       commitHandoff: (call, cb) => {
         const node = this.caller(call)
         const req = call.request
-        if (node.handoff == null || node.handoff.handoffId !== req.handoffId || node.handoff.deadlineMs < Date.now()) {
+        if (node.handoff == null || node.handoff.handoffId !== req.handoffId || node.handoff.deadlineMs < this.now()) {
           cb({ code: grpc.status.FAILED_PRECONDITION, details: `unknown or expired handoff "${req.handoffId}"; register again` })
           return
         }
@@ -271,12 +299,19 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
             call.end()
             return
           }
-          node.lease!.expiresAtMs = Date.now() + this.leaseTtlMs
+          node.lease!.expiresAtMs = this.now() + this.leaseTtlMs
           node.healthReports++
           node.lastHealth = req
+          if (req.capabilities != null) {
+            node.capabilityReports++
+            const changed = JSON.stringify(req.capabilities) !== JSON.stringify(node.capabilities)
+            node.capabilities = req.capabilities
+            if (changed) this.emit('capabilities:changed', node)
+          }
           call.write({
             sequence: req.sequence,
             leaseExpiresAt: new Date(node.lease!.expiresAtMs),
+            ...(this.init.clock?.absoluteTimesOnly ? {} : { leaseRemaining: msToDuration(this.leaseTtlMs) }),
             leaseRevoked: false,
             reason: '',
             latestConfigVersion: this.config.version,

@@ -161,7 +161,11 @@ export interface Lease {
   expiresAt?:
     | Date
     | undefined;
-  /** Lease length granted by each renewal. */
+  /**
+   * Lease length granted by each renewal. In a RegisterNodeResponse also the
+   * time left on the new lease when the response is sent: the node's lease
+   * deadline is receipt + ttl on its monotonic clock (see "Clocks" above).
+   */
   ttl?: Duration | undefined;
 }
 
@@ -201,7 +205,16 @@ export interface RegisterNodeResponse {
   /** Id of the handoff this registration opens; CommitHandoff names it. */
   handoffId: string;
   /** The manager forgets the handoff if not committed by then. */
-  handoffDeadline?: Date | undefined;
+  handoffDeadline?:
+    | Date
+    | undefined;
+  /**
+   * The same deadline relative to when this response is sent (manager clock):
+   * the node commits within handoff_timeout of receipt, measured on its
+   * monotonic clock, whatever its wall clock says. Unset from older managers:
+   * the node then derives it from handoff_deadline and its clock estimate.
+   */
+  handoffTimeout?: Duration | undefined;
 }
 
 /** CommitHandoff request. */
@@ -288,6 +301,15 @@ export interface ReportHealthRequest {
   workloads: WorkloadStatus[];
   /** Config version the node runs. */
   configVersion: number;
+  /**
+   * The node's capabilities, sent on the first report of each heartbeat
+   * stream and on every report after they changed (K3s became available, a
+   * component was installed, labels changed); unset when unchanged since the
+   * last report that carried them. The manager replaces what it holds from
+   * RegisterNode. Capabilities are re-sent here rather than by registering
+   * again, so a change never costs the lease or a handoff.
+   */
+  capabilities?: Capabilities | undefined;
 }
 
 /** Ack of one heartbeat. */
@@ -314,6 +336,13 @@ export interface ReportHealthResponse {
   latestConfigVersion: number;
   /** Set when assignments changed; the node calls RequestAssignments. */
   assignmentsGeneration: number;
+  /**
+   * Time left on the lease when this ack is sent (lease_expires_at minus the
+   * manager's now). The node's lease deadline is receipt + lease_remaining on
+   * its monotonic clock. Unset from older managers: the node derives it from
+   * lease_expires_at and its estimate of the manager's clock.
+   */
+  leaseRemaining?: Duration | undefined;
 }
 
 function createBaseEnrollRequest(): EnrollRequest {
@@ -1313,6 +1342,7 @@ function createBaseRegisterNodeResponse(): RegisterNodeResponse {
     contractVersion: 0,
     handoffId: "",
     handoffDeadline: undefined,
+    handoffTimeout: undefined,
   };
 }
 
@@ -1338,6 +1368,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     }
     if (message.handoffDeadline !== undefined) {
       Timestamp.encode(toTimestamp(message.handoffDeadline), writer.uint32(58).fork()).join();
+    }
+    if (message.handoffTimeout !== undefined) {
+      Duration.encode(message.handoffTimeout, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1411,6 +1444,14 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
             message.handoffDeadline = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.handoffTimeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1454,6 +1495,11 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
         : isSet(object.handoff_deadline)
         ? fromJsonTimestamp(object.handoff_deadline)
         : undefined,
+      handoffTimeout: isSet(object.handoffTimeout)
+        ? Duration.fromJSON(object.handoffTimeout)
+        : isSet(object.handoff_timeout)
+        ? Duration.fromJSON(object.handoff_timeout)
+        : undefined,
     };
   },
 
@@ -1480,6 +1526,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     if (message.handoffDeadline !== undefined) {
       obj.handoffDeadline = message.handoffDeadline.toISOString();
     }
+    if (message.handoffTimeout !== undefined) {
+      obj.handoffTimeout = Duration.toJSON(message.handoffTimeout);
+    }
     return obj;
   },
 
@@ -1497,6 +1546,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     message.contractVersion = object.contractVersion ?? 0;
     message.handoffId = object.handoffId ?? "";
     message.handoffDeadline = object.handoffDeadline ?? undefined;
+    message.handoffTimeout = (object.handoffTimeout !== undefined && object.handoffTimeout !== null)
+      ? Duration.fromPartial(object.handoffTimeout)
+      : undefined;
     return message;
   },
 };
@@ -2183,6 +2235,7 @@ function createBaseReportHealthRequest(): ReportHealthRequest {
     usage: undefined,
     workloads: [],
     configVersion: 0,
+    capabilities: undefined,
   };
 }
 
@@ -2214,6 +2267,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     }
     if (message.configVersion !== 0) {
       writer.uint32(72).uint64(message.configVersion);
+    }
+    if (message.capabilities !== undefined) {
+      Capabilities.encode(message.capabilities, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -2303,6 +2359,14 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
             message.configVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.capabilities = Capabilities.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2342,6 +2406,7 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
         : isSet(object.config_version)
         ? globalThis.Number(object.config_version)
         : 0,
+      capabilities: isSet(object.capabilities) ? Capabilities.fromJSON(object.capabilities) : undefined,
     };
   },
 
@@ -2374,6 +2439,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     if (message.configVersion !== 0) {
       obj.configVersion = Math.round(message.configVersion);
     }
+    if (message.capabilities !== undefined) {
+      obj.capabilities = Capabilities.toJSON(message.capabilities);
+    }
     return obj;
   },
 
@@ -2393,6 +2461,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
       : undefined;
     message.workloads = object.workloads?.map((e) => WorkloadStatus.fromPartial(e)) || [];
     message.configVersion = object.configVersion ?? 0;
+    message.capabilities = (object.capabilities !== undefined && object.capabilities !== null)
+      ? Capabilities.fromPartial(object.capabilities)
+      : undefined;
     return message;
   },
 };
@@ -2407,6 +2478,7 @@ function createBaseReportHealthResponse(): ReportHealthResponse {
     heartbeatInterval: undefined,
     latestConfigVersion: 0,
     assignmentsGeneration: 0,
+    leaseRemaining: undefined,
   };
 }
 
@@ -2435,6 +2507,9 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
     }
     if (message.assignmentsGeneration !== 0) {
       writer.uint32(64).uint64(message.assignmentsGeneration);
+    }
+    if (message.leaseRemaining !== undefined) {
+      Duration.encode(message.leaseRemaining, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -2516,6 +2591,14 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
             message.assignmentsGeneration = longToNumber(reader.uint64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.leaseRemaining = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2562,6 +2645,11 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
         : isSet(object.assignments_generation)
         ? globalThis.Number(object.assignments_generation)
         : 0,
+      leaseRemaining: isSet(object.leaseRemaining)
+        ? Duration.fromJSON(object.leaseRemaining)
+        : isSet(object.lease_remaining)
+        ? Duration.fromJSON(object.lease_remaining)
+        : undefined,
     };
   },
 
@@ -2591,6 +2679,9 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
     if (message.assignmentsGeneration !== 0) {
       obj.assignmentsGeneration = Math.round(message.assignmentsGeneration);
     }
+    if (message.leaseRemaining !== undefined) {
+      obj.leaseRemaining = Duration.toJSON(message.leaseRemaining);
+    }
     return obj;
   },
 
@@ -2611,6 +2702,9 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
       : undefined;
     message.latestConfigVersion = object.latestConfigVersion ?? 0;
     message.assignmentsGeneration = object.assignmentsGeneration ?? 0;
+    message.leaseRemaining = (object.leaseRemaining !== undefined && object.leaseRemaining !== null)
+      ? Duration.fromPartial(object.leaseRemaining)
+      : undefined;
     return message;
   },
 };
@@ -2628,6 +2722,17 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
  * Refusals: a manager that is overloaded or wants the node to back off
  * answers UNAVAILABLE or RESOURCE_EXHAUSTED with trailing metadata
  * "retry-after-ms" (decimal milliseconds); the node waits at least that long.
+ *
+ * Clocks: node and manager clocks may disagree (by seconds, or by hours after a
+ * jump). Every absolute time the manager sends (lease expiry, handoff
+ * deadline) is paired with a relative duration measured from the moment the
+ * message is sent (Lease.ttl at registration, RegisterNodeResponse.
+ * handoff_timeout, ReportHealthResponse.lease_remaining); the node measures
+ * those durations from receipt on its monotonic clock and never compares the
+ * manager's absolute times with its own wall clock. With a manager that sends
+ * only the absolute times, the node estimates the manager's clock from the
+ * registration (Lease.expires_at minus Lease.ttl) and follows it on its
+ * monotonic clock.
  */
 export type NetworkManagerService = typeof NetworkManagerService;
 export const NetworkManagerService = {

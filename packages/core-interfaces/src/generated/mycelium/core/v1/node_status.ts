@@ -214,6 +214,37 @@ export interface SporeStatus {
   rejectedCount: number;
 }
 
+/**
+ * Progress inside the current phase. Steps inside a phase are not phase
+ * transitions: while the managers are unreachable the node stays FALLBACK and
+ * runs discovery and registration as attempts inside it (it leaves FALLBACK
+ * only when a registration succeeds, for HANDOFF); RECOVERY re-checks (or
+ * re-enrols) its identity the same way; BOOTSTRAP enrols inside BOOTSTRAP.
+ * Each step is logged ("phase step"), but only real phase changes enter the
+ * history and the transition metrics.
+ */
+export interface PhaseProgress {
+  /**
+   * What the agent is doing now inside the phase, e.g.
+   * "reconnection attempt 3: registering with 127.0.0.1:7000".
+   */
+  step: string;
+  /**
+   * Number of the retry attempt in progress or scheduled next, counted from
+   * entering the phase (1 = the first retry); 0 when the phase does not retry.
+   */
+  attempt: number;
+  /**
+   * When the next attempt starts (node clock); unset while an attempt runs or
+   * when none is scheduled.
+   */
+  nextAttemptAt?:
+    | Date
+    | undefined;
+  /** Why the last attempt in this phase failed; empty when none failed yet. */
+  lastError: string;
+}
+
 /** Everything the agent reports about itself. */
 export interface StatusReport {
   /** The node. */
@@ -262,6 +293,8 @@ export interface StatusReport {
     | undefined;
   /** Random id of this agent run. */
   bootId: string;
+  /** Progress inside the current phase (retry attempt, next retry, last error). */
+  progress?: PhaseProgress | undefined;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -1342,6 +1375,131 @@ export const SporeStatus: MessageFns<SporeStatus> = {
   },
 };
 
+function createBasePhaseProgress(): PhaseProgress {
+  return { step: "", attempt: 0, nextAttemptAt: undefined, lastError: "" };
+}
+
+export const PhaseProgress: MessageFns<PhaseProgress> = {
+  encode(message: PhaseProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== "") {
+      writer.uint32(10).string(message.step);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.nextAttemptAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextAttemptAt), writer.uint32(26).fork()).join();
+    }
+    if (message.lastError !== "") {
+      writer.uint32(34).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PhaseProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePhaseProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.step = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextAttemptAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PhaseProgress {
+    return {
+      step: isSet(object.step) ? globalThis.String(object.step) : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      nextAttemptAt: isSet(object.nextAttemptAt)
+        ? fromJsonTimestamp(object.nextAttemptAt)
+        : isSet(object.next_attempt_at)
+        ? fromJsonTimestamp(object.next_attempt_at)
+        : undefined,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+    };
+  },
+
+  toJSON(message: PhaseProgress): unknown {
+    const obj: any = {};
+    if (message.step !== "") {
+      obj.step = message.step;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.nextAttemptAt !== undefined) {
+      obj.nextAttemptAt = message.nextAttemptAt.toISOString();
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PhaseProgress>): PhaseProgress {
+    return PhaseProgress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PhaseProgress>): PhaseProgress {
+    const message = createBasePhaseProgress();
+    message.step = object.step ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.nextAttemptAt = object.nextAttemptAt ?? undefined;
+    message.lastError = object.lastError ?? "";
+    return message;
+  },
+};
+
 function createBaseStatusReport(): StatusReport {
   return {
     identity: undefined,
@@ -1360,6 +1518,7 @@ function createBaseStatusReport(): StatusReport {
     agentVersion: "",
     startedAt: undefined,
     bootId: "",
+    progress: undefined,
   };
 }
 
@@ -1412,6 +1571,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.bootId !== "") {
       writer.uint32(130).string(message.bootId);
+    }
+    if (message.progress !== undefined) {
+      PhaseProgress.encode(message.progress, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -1557,6 +1719,14 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.bootId = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.progress = PhaseProgress.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1617,6 +1787,7 @@ export const StatusReport: MessageFns<StatusReport> = {
         : isSet(object.boot_id)
         ? globalThis.String(object.boot_id)
         : "",
+      progress: isSet(object.progress) ? PhaseProgress.fromJSON(object.progress) : undefined,
     };
   },
 
@@ -1670,6 +1841,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.bootId !== "") {
       obj.bootId = message.bootId;
     }
+    if (message.progress !== undefined) {
+      obj.progress = PhaseProgress.toJSON(message.progress);
+    }
     return obj;
   },
 
@@ -1704,6 +1878,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     message.agentVersion = object.agentVersion ?? "";
     message.startedAt = object.startedAt ?? undefined;
     message.bootId = object.bootId ?? "";
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? PhaseProgress.fromPartial(object.progress)
+      : undefined;
     return message;
   },
 };
