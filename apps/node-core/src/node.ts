@@ -21,6 +21,7 @@ import { identityStoreFor, stateDirOf } from './identity.js'
 import { K3sRuntime } from '@mycelium/k3s-runtime'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
+import { NODE_CORE_VERSION } from './version.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
@@ -115,6 +116,7 @@ export class MyceliumNode implements Startable {
         networkId: config.networkId,
         nodeId: config.nodeId,
         stateDir,
+        agentVersion: NODE_CORE_VERSION,
         ...(joinToken != null ? { joinToken } : {}),
         enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
         initialConfig: config as NodeConfig,
@@ -129,6 +131,7 @@ export class MyceliumNode implements Startable {
       }
     )
     this.agent.on('transition', () => this.changes.emit('change'))
+    this.agent.on('step', () => this.changes.emit('change'))
     if (monitor != null && peersConfig != null) {
       const server = createPeerAssistServer(
         {
@@ -249,8 +252,19 @@ export class MyceliumNode implements Startable {
     }
   }
 
-  /** Starts components in order; a failure stops what started, then rethrows. */
+  private starting?: Promise<void>
+
+  /** Starts components in order; a failure stops what started, then rethrows. Idempotent; concurrent calls share one start. */
   async start(): Promise<void> {
+    if (this.starting != null) return this.starting
+    if (this.started.length > 0) return
+    this.starting = this.startInOrder().finally(() => {
+      this.starting = undefined
+    })
+    return this.starting
+  }
+
+  private async startInOrder(): Promise<void> {
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],

@@ -15,12 +15,20 @@ export function fetchStatus(socketPath: string, timeoutMs = 3000): Promise<Statu
 
 const ago = (d: Date | undefined): string => (d == null ? '-' : `${Math.round((Date.now() - d.getTime()) / 1000)}s ago`)
 
+/** The step inside the phase: "reconnection attempt 3 … (next in 2s; last error: …)". */
+function progress(p: StatusReport['progress']): Array<[string, string]> {
+  if (p == null || (p.step === '' && p.lastError === '')) return []
+  const extra = [...(p.nextAttemptAt != null ? [`next in ${Math.max(0, Math.round((p.nextAttemptAt.getTime() - Date.now()) / 1000))}s`] : []), ...(p.lastError !== '' ? [`last error: ${p.lastError}`] : [])]
+  return [['progress', `${p.step}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}`]]
+}
+
 /** A human table of the status. */
 export function formatStatus(s: StatusReport): string {
   const rows: Array<[string, string]> = [
     ['node', `${s.identity?.nodeId ?? '?'} (${s.identity?.spiffeId ?? ''})`],
     ['phase', `${Phase[s.phase]} since ${ago(s.phaseSince)}`],
     ['reason', s.reason],
+    ...progress(s.progress),
     ['identity', `${s.identityStatus?.reason || 'valid'}${s.identityStatus?.notAfter != null ? `, expires ${s.identityStatus.notAfter.toISOString()}` : ''}`],
     ...s.managers.map((m): [string, string] => [m.service, `${m.endpoint?.address ?? '?'} ${m.state}, last seen ${ago(m.lastSeen)}, rtt ${m.heartbeatRttMs} ms`]),
     ['config', `current v${s.config?.currentVersion ?? 0}, last-known-good v${s.config?.lastKnownGoodVersion ?? 0}${s.config?.trialVersion ? `, trying v${s.config.trialVersion}` : ''}`],

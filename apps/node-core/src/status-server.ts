@@ -88,6 +88,7 @@ export class StatusServer implements Startable {
       }
     } catch (err) {
       server.forceShutdown()
+      this.addresses.length = 0
       throw err
     }
     this.server = server
@@ -97,6 +98,7 @@ export class StatusServer implements Startable {
   async stop(): Promise<void> {
     this.server?.forceShutdown()
     this.server = undefined
+    this.addresses.length = 0
     if (this.init.socketPath !== '') await rm(this.init.socketPath, { force: true })
   }
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
@@ -66,25 +66,47 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     }
     await until('MANAGED on /readyz', async () => (await readyz())[0] === 200)
     expect((await runBin(['status', '--socket', socket])).out).toMatch(/phase\s+MANAGED/)
+    // The version reported is the built package's, at registration and in status.
+    const version = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version
+    expect(net.networkManager.nodes.get('e2e-node')?.capabilities?.agentVersion).toBe(version)
+    type JsonStatus = { phase: string; reason: string; agentVersion: string; history: Array<{ to: string; reason: string }>; progress?: { step?: string; attempt?: number; lastError?: string; nextAttemptAt?: string } }
+    const statusJson = async (): Promise<JsonStatus> => JSON.parse((await runBin(['status', '--socket', socket, '--json'])).out) as JsonStatus
+    const managed = await statusJson()
+    expect(managed.agentVersion).toBe(version)
+    const transitionsBefore = managed.history.length
 
     await net.stopManager('network-manager')
     await until('FALLBACK on /readyz', async () => {
       const [code, text] = await readyz()
       return code === 503 && text.startsWith('FALLBACK')
     })
-    // First "manager link lost: …", then each failed reconnection's own reason.
+    // FALLBACK holds through the reconnection attempts: the attempts are steps inside it
+    // (never DISCOVERY/REGISTRATION), each visible as progress with its error.
+    const seen = new Set<string>()
+    let outage: JsonStatus | undefined
+    await until('two failed reconnection attempts, seen from outside', async () => {
+      const s = await statusJson()
+      seen.add(s.phase)
+      outage = s
+      return (s.progress?.attempt ?? 0) >= 3 && (s.progress?.lastError ?? '') !== ''
+    })
+    expect([...seen]).toEqual(['PHASE_FALLBACK'])
+    expect(outage!.reason).toMatch(/^manager link lost: heartbeat stream failed/)
+    expect(outage!.progress?.lastError).toMatch(/^registration failed: /)
+    expect(outage!.history.slice(transitionsBefore).map((h) => h.to)).toEqual(['PHASE_FALLBACK'])
     const [, text] = await readyz()
-    expect(text).toMatch(/^FALLBACK: (manager link lost|registration failed): /)
-    const status = await runBin(['status', '--socket', socket])
-    expect(status.out).toMatch(/phase\s+FALLBACK/)
-    expect(status.out).toMatch(/reason\s+(manager link lost|registration failed): /)
-    // The table shows the last 8 transitions; reconnection attempts can push the first
-    // FALLBACK out of it, so look for it in the full history (--json).
-    const history = (JSON.parse((await runBin(['status', '--socket', socket, '--json'])).out) as { history: Array<{ to: string; reason: string }> }).history
-    expect(history.some((h) => h.to === 'PHASE_FALLBACK' && /^manager link lost: heartbeat stream failed/.test(h.reason))).toBe(true)
+    expect(text).toMatch(/^FALLBACK: manager link lost: /)
+    const table = await runBin(['status', '--socket', socket])
+    expect(table.out).toMatch(/phase\s+FALLBACK/)
+    expect(table.out).toMatch(/reason\s+manager link lost: /)
+    expect(table.out).toMatch(/progress\s+(waiting before reconnection attempt \d+|reconnection attempt \d+: .*) \(.*last error: registration failed: /)
+    const metrics = await (await fetch(`http://${await httpAddress()}/metrics`)).text()
+    expect(metrics).toMatch(/mycelium_phase_transitions_total\{to="FALLBACK"\} 1\n/)
+    expect(metrics).toMatch(/mycelium_phase_transitions_total\{to="BOOTSTRAP"\} 1\n/)
 
     await net.startManager('network-manager')
     await until('MANAGED again', async () => (await readyz())[0] === 200)
+    expect((await statusJson()).history.slice(transitionsBefore).map((h) => h.to)).toEqual(['PHASE_FALLBACK', 'PHASE_HANDOFF', 'PHASE_MANAGED'])
 
     const sent = Date.now()
     agent.kill('SIGTERM')

@@ -67,7 +67,9 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
     return this.started
   }
 
+  /** Idempotent; a start that fails stops what it started (never K3s itself) and rethrows. */
   async start(): Promise<void> {
+    if (this.started) return
     this.started = true
     // A config not validated by a loader (composed in code): unavailable, saying why; nothing started.
     try {
@@ -76,7 +78,12 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
       this.unavailable = `invalid config: ${(err as Error).message}`
       return
     }
-    await this.configure()
+    try {
+      await this.configure()
+    } catch (err) {
+      this.stop()
+      throw err
+    }
   }
 
   stop(): void {

@@ -141,8 +141,19 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
   }
 
   /** Loads the last state and adopts a K3s still running from a previous agent. */
+  /** Idempotent; a start that fails stops supervising (never K3s) and rethrows. */
   async start(): Promise<void> {
+    if (this.started) return
     this.started = true
+    try {
+      await this.startSupervising()
+    } catch (err) {
+      this.stop()
+      throw err
+    }
+  }
+
+  private async startSupervising(): Promise<void> {
     const persisted = await this.load()
     this.applied = persisted.applied
     this.crashes = persisted.crashes

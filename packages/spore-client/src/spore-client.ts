@@ -134,9 +134,17 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
   /** Reads the cache (never blocks on the network), then starts polling and following in the background. */
   async start(): Promise<void> {
     if (this.controller != null) return
-    this.controller = new AbortController()
-    const signal = this.controller.signal
-    await this.loadCache()
+    const controller = new AbortController()
+    this.controller = controller
+    const signal = controller.signal
+    try {
+      await this.loadCache()
+    } catch (err) {
+      // All or nothing: not started, so the next start() really starts.
+      if (this.controller === controller) this.controller = undefined
+      throw err
+    }
+    if (signal.aborted) return
     this.setStatus({ mode: 'sources', reason: this.spores.size > 0 ? 'serving cached spores' : 'no spores yet' })
     this.loops = [this.pollLoop(signal), this.followLoop(signal)]
   }

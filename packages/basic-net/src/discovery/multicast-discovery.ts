@@ -98,13 +98,23 @@ class DefaultMulticastDiscovery extends EventEmitter<MulticastDiscoveryEvents> i
     const socket = createSocket({ type: 'udp4', reuseAddr: true })
     socket.on('message', (msg, rinfo) => this.receive(msg, `${rinfo.address}:${rinfo.port}`))
     socket.on('error', (err) => this.log.warn('discovery socket error', { err }))
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject)
-      socket.bind(this.init.port ?? DEFAULT_MULTICAST_PORT, () => {
-        socket.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject)
+        socket.bind(this.init.port ?? DEFAULT_MULTICAST_PORT, () => {
+          socket.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      socket.close() // a failed start leaves no socket behind
+      throw err
+    }
+    if (this.socket != null) {
+      // A concurrent start() bound first: keep its socket.
+      socket.close()
+      return
+    }
     if (this.init.multicast !== false) {
       try {
         socket.addMembership(this.group, this.init.interfaceAddress)

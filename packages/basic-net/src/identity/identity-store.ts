@@ -97,6 +97,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
     if (this.timer != null) return
     this.key = await loadOrCreateKey(this.init.keyFile, this.log)
     await this.reload()
+    if (this.timer != null) return // a concurrent start() got here first: one reload timer only
     this.timer = setInterval(() => void this.reload().catch((err: unknown) => this.log.error('identity reload failed', { err })), this.init.reloadIntervalMs ?? DEFAULT_IDENTITY_RELOAD_INTERVAL_MS)
     this.timer.unref()
   }
@@ -146,6 +147,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
       role: this.role,
       name: this.init.name,
       nowMs: (this.init.now ?? Date.now)(),
+      sources: { certificateChain: `certificate chain ${this.init.certificateFile}`, trustBundle: `trust bundle ${this.init.caFile}` },
       ...(this.init.renewBeforeMs != null ? { renewBeforeMs: this.init.renewBeforeMs } : {})
     }
   }

@@ -21,6 +21,8 @@ export interface InspectOptions {
   nowMs?: number
   /** Renewal is due when less validity remains. @default a third of the lifetime */
   renewBeforeMs?: number
+  /** Where the chain and the trust bundle were read (named in reasons). @default "certificate chain", "trust bundle" */
+  sources?: { certificateChain?: string; trustBundle?: string }
 }
 
 export interface IdentityReport {
@@ -75,8 +77,8 @@ export function inspectIdentity(material: IdentityMaterial, options: InspectOpti
   let chain: X509Certificate[]
   let cas: X509Certificate[]
   try {
-    chain = parseCertificates(material.certificateChainPem, 'certificate chain')
-    cas = parseCertificates(material.caPem, 'trust bundle')
+    chain = parseCertificates(material.certificateChainPem, options.sources?.certificateChain ?? 'certificate chain')
+    cas = parseCertificates(material.caPem, options.sources?.trustBundle ?? 'trust bundle')
   } catch (err) {
     return invalid((err as Error).message)
   }

@@ -12,6 +12,8 @@ export interface AgentOptions {
   applyConfig?: (c: NodeConfig) => Promise<void>
   restart?: BootstrapAgentComponents['restart']
   emergency?: BootstrapAgentComponents['emergency']
+  runtime?: BootstrapAgentComponents['runtime']
+  installedComponents?: BootstrapAgentComponents['installedComponents']
   init?: Partial<BootstrapAgentInit>
 }
 
@@ -47,7 +49,9 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
     ...(options.health != null ? { health: options.health } : {}),
     ...(options.applyConfig != null ? { applyConfig: options.applyConfig } : {}),
     ...(options.restart != null ? { restart: options.restart } : {}),
-    ...(options.emergency != null ? { emergency: options.emergency } : {})
+    ...(options.emergency != null ? { emergency: options.emergency } : {}),
+    ...(options.runtime != null ? { runtime: options.runtime } : {}),
+    ...(options.installedComponents != null ? { installedComponents: options.installedComponents } : {})
   }
   const agent = createBootstrapAgent(components, {
     networkId: net.networkId,

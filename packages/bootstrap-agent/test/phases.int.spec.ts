@@ -1,0 +1,227 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Availability, Phase, type PhaseTransition, type RuntimeCapability } from '@mycelium/core-interfaces'
+import { startDevNetwork, type DevNetwork, type ManagerClockFaults } from '@mycelium/dev-network'
+import type { BootstrapAgent } from '../src/index.js'
+import { devAgent, until } from './helpers/agent.js'
+
+/**
+ * Phases that mean what they say, against a dev network over real mTLS:
+ * FALLBACK holds through every reconnection attempt, RECOVERY backs off
+ * inside itself, a failed start leaves nothing started, capabilities follow
+ * the node, and manager deadlines survive clock skew.
+ */
+let net: DevNetwork
+let dir: string
+const agents: BootstrapAgent[] = []
+
+beforeAll(async () => {
+  net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 300 })
+})
+afterAll(async () => {
+  await net?.stop()
+})
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'agent-phases-'))
+})
+afterEach(async () => {
+  for (const a of agents.splice(0)) await a.stop()
+  await net.startManager('network-manager')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function track(agent: BootstrapAgent): BootstrapAgent {
+  agents.push(agent)
+  return agent
+}
+
+/** A fresh node with its own (single-use) join token. */
+async function freshAgent(nodeId: string, options: Parameters<typeof devAgent>[3] = {}): Promise<BootstrapAgent> {
+  return track(devAgent(net, dir, nodeId, { joinToken: await net.newJoinToken(), ...options }))
+}
+
+const phases = (ts: PhaseTransition[]): string[] => ts.map((t) => Phase[t.to])
+
+describe('FALLBACK while the manager is unreachable', () => {
+  it('stays FALLBACK through every reconnection attempt, showing attempt, next retry and last error; leaves only for HANDOFF', async () => {
+    const agent = await freshAgent('node-fb')
+    await agent.start()
+    await until('MANAGED', () => agent.phase === Phase.MANAGED)
+    const after: PhaseTransition[] = []
+    agent.on('transition', (t) => after.push(t))
+    const seen = new Set<string>()
+    const progress: Array<{ attempt: number; lastError: string; next: boolean }> = []
+
+    await net.stopManager('network-manager')
+    await until(
+      'three failed reconnection attempts',
+      () => {
+        const s = agent.status()
+        seen.add(Phase[s.phase])
+        progress.push({ attempt: s.progress?.attempt ?? 0, lastError: s.progress?.lastError ?? '', next: s.progress?.nextAttemptAt != null })
+        return agent.counters.reconnectAttempts >= 3 && s.progress?.nextAttemptAt != null && (s.progress?.attempt ?? 0) >= 4
+      },
+      20_000,
+      () => agent.status().progress
+    )
+    // Every poll of the status during the outage said FALLBACK after the first one that saw the loss.
+    expect([...seen].filter((p) => p !== 'MANAGED')).toEqual(['FALLBACK'])
+    expect(phases(after)).toEqual(['FALLBACK'])
+    const status = agent.status()
+    expect(status.reason).toMatch(/^manager link lost: /)
+    expect(status.progress?.lastError).toMatch(/^registration failed: /)
+    expect(status.progress?.step).toMatch(/^waiting before reconnection attempt \d+$/)
+    expect(progress.some((p) => p.next)).toBe(true)
+    expect(agent.counters.transitions).toMatchObject({ FALLBACK: 1, DISCOVERY: 1, REGISTRATION: 1, HANDOFF: 1, MANAGED: 1 })
+
+    await net.startManager('network-manager')
+    await until('MANAGED again', () => agent.phase === Phase.MANAGED, 20_000, () => agent.status().progress)
+    expect(phases(after)).toEqual(['FALLBACK', 'HANDOFF', 'MANAGED'])
+    expect(after[1]!.reason).toMatch(/^reconnected \(reconnection attempt \d+\): registered with lease /)
+    expect(agent.status().progress).toMatchObject({ attempt: 0, lastError: '' })
+  })
+})
+
+describe('RECOVERY with a broken identity file', () => {
+  it.each([
+    ['node.crt', 'garbage, not a certificate'],
+    ['ca.crt', '']
+  ])('%s replaced by %j: one RECOVERY transition, retries inside it with backoff naming the file; repaired → MANAGED', async (file, content) => {
+    const nodeId = `node-rc-${file.split('.')[0]!}`
+    const first = await freshAgent(nodeId)
+    await first.start()
+    await until('MANAGED', () => first.phase === Phase.MANAGED)
+    await first.stop()
+    const path = join(dir, nodeId, 'identity', file)
+    const good = readFileSync(path)
+    writeFileSync(path, content)
+
+    const second = track(devAgent(net, dir, nodeId))
+    const transitions: PhaseTransition[] = []
+    const failures: string[] = []
+    second.on('transition', (t) => transitions.push(t))
+    second.on('step', (s) => {
+      if (s.lastError !== '' && s.step.startsWith('waiting')) failures.push(s.lastError)
+    })
+    await second.start()
+    await until('five failed identity attempts', () => (second.status().progress?.attempt ?? 0) >= 5, 20_000, () => second.status().progress)
+    expect(phases(transitions)).toEqual(['BOOTSTRAP', 'RECOVERY'])
+    expect(second.phase).toBe(Phase.RECOVERY)
+    expect(second.counters.transitions).toEqual({ BOOTSTRAP: 1, RECOVERY: 1 })
+    expect(transitions[1]!.reason).toContain(path)
+    expect(failures.length).toBeGreaterThanOrEqual(4)
+    for (const f of failures) expect(f).toContain(`${path}: contains no PEM certificate`)
+    // Only phase changes are persisted: the history on disk grew by this run's two transitions, not per attempt.
+    const history = second.status().history
+    expect(history.filter((h) => h.to === Phase.RECOVERY)).toHaveLength(1)
+
+    writeFileSync(path, good)
+    await until('MANAGED once repaired', () => second.phase === Phase.MANAGED, 20_000, () => second.status().progress)
+    expect(phases(transitions)).toEqual(['BOOTSTRAP', 'RECOVERY', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
+  })
+})
+
+describe('start is all or nothing', () => {
+  it('a failed start leaves the agent stopped; the next start really starts', async () => {
+    const agent = await freshAgent('node-st')
+    // The config directory is a file: the config store cannot persist, start fails.
+    mkdirSync(join(dir, 'node-st'), { recursive: true })
+    writeFileSync(join(dir, 'node-st', 'config'), 'in the way')
+    await expect(agent.start()).rejects.toThrow(/config/)
+    expect(agent.isStarted()).toBe(false)
+    await agent.stop() // after a failed start: nothing to do, no throw
+
+    rmSync(join(dir, 'node-st', 'config'))
+    await agent.start()
+    expect(agent.isStarted()).toBe(true)
+    await until('MANAGED after the second start', () => agent.phase === Phase.MANAGED)
+    expect(agent.counters.transitions.BOOTSTRAP).toBe(1)
+  })
+
+  it('start and stop are idempotent; concurrent starts share one run', async () => {
+    const agent = await freshAgent('node-id')
+    await Promise.all([agent.start(), agent.start()])
+    await agent.start()
+    await until('MANAGED', () => agent.phase === Phase.MANAGED)
+    expect(agent.counters.transitions.BOOTSTRAP).toBe(1)
+    await agent.stop()
+    await agent.stop()
+    expect(agent.isStarted()).toBe(false)
+    await agent.start()
+    await until('MANAGED after a restart', () => agent.phase === Phase.MANAGED)
+    expect(agent.counters.transitions.BOOTSTRAP).toBe(2)
+    // The spore client is rebuilt per run (the first run's was stopped).
+    expect(agent.sporeClient?.isStarted()).toBe(true)
+  })
+})
+
+describe('truthful capabilities', () => {
+  it('registers with the given agent version, lists K3s once available, and re-sends a change with the next heartbeat', async () => {
+    let runtime: RuntimeCapability = { name: 'k3s', availability: Availability.UNAVAILABLE, version: '', reason: 'k3s binary not found' }
+    let installed = [{ name: 'log-shipper', version: '1.2.0', artifactDigest: 'sha256:ab' }]
+    const agent = await freshAgent('node-cap', { runtime: { capability: () => runtime }, installedComponents: () => installed, init: { agentVersion: '9.8.7' } })
+    await agent.start()
+    await until('MANAGED', () => agent.phase === Phase.MANAGED)
+    const record = () => net.networkManager.nodes.get('node-cap')!
+    expect(record().capabilities).toMatchObject({ agentVersion: '9.8.7', components: [{ name: 'log-shipper', version: '1.2.0' }] })
+    expect(record().capabilities?.runtime?.availability).toBe(Availability.UNAVAILABLE)
+    expect(record().contractVersions).toEqual({ min: 1, max: 1 })
+    expect(agent.status().agentVersion).toBe('9.8.7')
+    await until('first heartbeat with capabilities', () => record().capabilityReports >= 1)
+    const reports = record().capabilityReports
+
+    runtime = { name: 'k3s', availability: Availability.AVAILABLE, version: 'v1.31.4+k3s1', reason: '' }
+    await until('the manager holds the change', () => record().capabilities?.runtime?.availability === Availability.AVAILABLE, 10_000)
+    expect(record().capabilities?.components).toEqual([
+      { name: 'k3s', version: 'v1.31.4+k3s1', artifactDigest: '' },
+      { name: 'log-shipper', version: '1.2.0', artifactDigest: 'sha256:ab' }
+    ])
+    installed = [...installed, { name: 'metrics', version: '0.3.0', artifactDigest: 'sha256:cd' }]
+    await until('a newly installed component reaches the manager', () => record().capabilities?.components.some((c) => c.name === 'metrics') === true, 10_000)
+    expect(record().capabilityReports).toBe(reports + 2) // one per change, not one per heartbeat
+    expect(agent.counters.capabilityUpdates).toBe(2)
+    expect(record().registrations).toBe(1) // no re-registration: the lease and the handoff stand
+    expect(agent.phase).toBe(Phase.MANAGED)
+  })
+
+  it('without a version given, reports it empty rather than a made-up default', async () => {
+    const agent = await freshAgent('node-nov')
+    await agent.start()
+    await until('MANAGED', () => agent.phase === Phase.MANAGED)
+    expect(net.networkManager.nodes.get('node-nov')?.capabilities?.agentVersion).toBe('')
+  })
+})
+
+describe('manager deadlines under clock skew', () => {
+  it.each<[string, ManagerClockFaults]>([
+    ['manager 10 s ahead', { offsetMs: 10_000 }],
+    ['manager 10 s behind', { offsetMs: -10_000 }],
+    ['manager 10 s ahead, absolute times only (skew estimated)', { offsetMs: 10_000, absoluteTimesOnly: true }],
+    ['manager 10 s behind, absolute times only (skew estimated)', { offsetMs: -10_000, absoluteTimesOnly: true }]
+  ])('%s: reaches MANAGED and stays through many lease lengths', async (_what, clock) => {
+    // Lease 3 × 200 ms: 10 s of skew is 16 lease lengths.
+    const skewed = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, handoffDeadlineMs: 5000, managerClock: clock })
+    const d = mkdtempSync(join(tmpdir(), 'agent-skew-'))
+    const agent = devAgent(skewed, d, 'node-skew', { joinToken: await skewed.newJoinToken() })
+    const left: PhaseTransition[] = []
+    agent.on('transition', (t) => {
+      if (t.from === Phase.MANAGED || t.to === Phase.FALLBACK) left.push(t)
+    })
+    try {
+      await agent.start()
+      await until('MANAGED', () => agent.phase === Phase.MANAGED, 20_000, () => agent.status().history.map((h) => h.reason))
+      const acks = agent.counters.heartbeatAcks
+      await until('15 more heartbeats acked (5 lease lengths)', () => agent.counters.heartbeatAcks >= acks + 15, 20_000)
+      expect(left).toEqual([])
+      expect(agent.phase).toBe(Phase.MANAGED)
+      // Status shows the lease expiry on the node's own clock: within a lease length of now, not 10 s off.
+      const expires = agent.status().managers[0]!.leaseExpiresAt!.getTime()
+      expect(Math.abs(expires - Date.now())).toBeLessThan(2000)
+    } finally {
+      await agent.stop()
+      await skewed.stop()
+      rmSync(d, { recursive: true, force: true })
+    }
+  }, 40_000)
+})
