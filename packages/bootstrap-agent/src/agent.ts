@@ -30,7 +30,7 @@ import { ConfigStore } from './config-store.js'
 import { ManagedDuties } from './managed-duties.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
-import { ALWAYS_HEALTHY, NO_RUNTIME, nodeCapabilities, resourceUsage } from './node-facts.js'
+import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
 import { attemptOf, INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
 import type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
 
@@ -69,6 +69,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   /** When the scheduled retry fires (wall clock, for status), while one is scheduled. */
   private nextAttemptAtMs?: number
   private starting?: Promise<void>
+  private host?: HostFacts
   private commandExecutor?: CommandExecutor
   private session?: CommandSession
   private readonly bootId = randomUUID()
@@ -440,7 +441,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   /** What the node can do now (sent at registration, and with a heartbeat whenever it changed). */
   private capabilities(): Capabilities {
-    return nodeCapabilities(this.components.runtime ?? NO_RUNTIME, this.config!.current().labels, this.init.agentVersion ?? '', this.components.installedComponents?.() ?? [])
+    this.host ??= hostFacts()
+    return nodeCapabilities(this.components.runtime ?? NO_RUNTIME, this.config!.current().labels, this.init.agentVersion ?? '', this.components.installedComponents?.() ?? [], this.host)
   }
 
   private readonly onIdentityState = (report: { usable: boolean }): void => {

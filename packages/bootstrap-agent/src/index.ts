@@ -20,7 +20,7 @@ export {
 export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
 export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'
 export { AgentStateStore } from './agent-state.js'
-export { nodeCapabilities, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth } from './node-facts.js'
+export { nodeCapabilities, hostFacts, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth, type HostFacts } from './node-facts.js'
 export { CommandExecutor, type CommandHandlers, type ExecutorInit, type ExecutorEvents } from './commands/executor.js'
 export { CommandJournal, FINAL_STATES, type JournalEntry } from './commands/journal.js'
 export { validateCommand, type Validation, type ValidationContext } from './commands/validate.js'

@@ -33,22 +33,37 @@ export const ALWAYS_HEALTHY = (): NodeHealth => ({ state: HealthState.HEALTHY, c
  * change). Components: the container runtime while it is available (K3s and
  * its version), then `installed` (dynamic components).
  */
-export function nodeCapabilities(runtime: RuntimeView, labels: Record<string, string>, agentVersion: string, installed: ComponentInfo[] = []): Capabilities {
-  const cpu = cpus()
+export function nodeCapabilities(
+  runtime: RuntimeView,
+  labels: Record<string, string>,
+  agentVersion: string,
+  installed: ComponentInfo[] = [],
+  host: HostFacts = hostFacts()
+): Capabilities {
   const rt = runtime.capability()
   const components: ComponentInfo[] = [...(rt.availability === Availability.AVAILABLE ? [{ name: rt.name, version: rt.version, artifactDigest: '' }] : []), ...installed]
   return {
-    cpuCores: cpu.length,
-    cpuModel: cpu[0]?.model ?? '',
-    memoryBytes: totalmem(),
-    os: process.platform,
-    osRelease: release(),
-    arch: process.arch,
+    ...host,
     runtime: rt,
     components,
     labels,
     agentVersion
   }
+}
+
+/** What the host is (read once per agent: `os.cpus()` is not free, and capabilities are compared every heartbeat). */
+export interface HostFacts {
+  cpuCores: number
+  cpuModel: string
+  memoryBytes: number
+  os: string
+  osRelease: string
+  arch: string
+}
+
+export function hostFacts(): HostFacts {
+  const cpu = cpus()
+  return { cpuCores: cpu.length, cpuModel: cpu[0]?.model ?? '', memoryBytes: totalmem(), os: process.platform, osRelease: release(), arch: process.arch }
 }
 
 export function resourceUsage(): ResourceUsage {

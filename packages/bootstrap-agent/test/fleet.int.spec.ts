@@ -39,7 +39,12 @@ describe(`a fleet of ${FLEET} agents`, () => {
     }
     const t0 = Date.now()
     await Promise.all(agents.map((a) => a.start()))
-    await until('all MANAGED', () => agents.every((a) => a.phase === Phase.MANAGED), 120_000, () => agents.filter((a) => a.phase !== Phase.MANAGED).length)
+    const notManaged = () => {
+      const by: Record<string, number> = {}
+      for (const a of agents.filter((x) => x.phase !== Phase.MANAGED)) by[Phase[a.phase]] = (by[Phase[a.phase]] ?? 0) + 1
+      return { by, sample: agents.find((x) => x.phase !== Phase.MANAGED)?.status().progress }
+    }
+    await until('all MANAGED', () => agents.every((a) => a.phase === Phase.MANAGED), 120_000, notManaged)
     process.stdout.write(`${FLEET} agents MANAGED from a fresh start in ${Date.now() - t0} ms\n`)
 
     // Record when each agent becomes MANAGED again after the restart.
