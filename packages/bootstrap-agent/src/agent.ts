@@ -405,7 +405,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         const changed = fingerprint !== sentCapabilities
         if (changed && sentCapabilities != null) {
           this.counters.capabilityUpdates++
-          this.log.info('capabilities changed; sending them with the heartbeat', { runtime: capabilities.runtime, components: capabilities.components })
+          // A runtime's reason text may change often (restart countdowns): only what a manager schedules on is worth an info line.
+          const was = JSON.parse(sentCapabilities) as Capabilities
+          const significant = was.runtime?.availability !== capabilities.runtime?.availability || JSON.stringify([was.components, was.labels]) !== JSON.stringify([capabilities.components, capabilities.labels])
+          this.log[significant ? 'info' : 'debug']('capabilities changed; sending them with the heartbeat', { runtime: capabilities.runtime, components: capabilities.components })
         }
         sentCapabilities = fingerprint
         return {
