@@ -64,3 +64,16 @@ export { coalescing } from './coalesce.js'
 export { type UnaryMethod, callUnary, unavailable } from './grpc-call.js'
 export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
 export { type JoinToken, formatJoinToken, parseJoinToken, caCertificateSha256 } from './join-token.js'
+export {
+  StrictBinaryReader,
+  type MessageDecoder,
+  type StrictDecodeOptions,
+  type WireField,
+  decodeStrict,
+  readWireFields,
+  strictService,
+  dateProblem,
+  timestampProblem,
+  TIMESTAMP_MIN_SECONDS,
+  TIMESTAMP_MAX_SECONDS
+} from './wire.js'
