@@ -72,6 +72,7 @@ export {
   decodeStrict,
   readWireFields,
   strictService,
+  strictClient,
   dateProblem,
   timestampProblem,
   TIMESTAMP_MIN_SECONDS,

@@ -1,4 +1,5 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire'
+import { makeGenericClientConstructor } from '@grpc/grpc-js'
 import { InvalidInputError } from './errors.js'
 
 /**
@@ -32,7 +33,8 @@ import { InvalidInputError } from './errors.js'
 export const TIMESTAMP_MIN_SECONDS = -62_135_596_800
 export const TIMESTAMP_MAX_SECONDS = 253_402_300_799
 const DATE_MIN_MS = TIMESTAMP_MIN_SECONDS * 1000
-const DATE_MAX_MS = TIMESTAMP_MAX_SECONDS * 1000 + 999
+// A Date is built as seconds*1000 + nanos/1e6 in floating point, which may round up to the next second at the very top of the range.
+const DATE_MAX_MS = (TIMESTAMP_MAX_SECONDS + 1) * 1000
 
 class WireError extends Error {}
 
@@ -215,11 +217,13 @@ export interface WireField {
  * `where`. For framing checks and for reading raw sub-messages whose decoded
  * form loses information (a Timestamp's nanos, once turned into a Date).
  */
-export function readWireFields(bytes: Uint8Array, where: string): WireField[] {
+export function readWireFields(bytes: Uint8Array, where: string, options: { maxFields?: number } = {}): WireField[] {
   const reader = new StrictBinaryReader(bytes)
   const fields: WireField[] = []
+  const maxFields = options.maxFields ?? Number.POSITIVE_INFINITY
   try {
     while (reader.pos < reader.len) {
+      if (fields.length === maxFields) throw new TooManyFieldsError(maxFields)
       const [fieldNo, wireType] = reader.tag()
       if (wireType === WireType.LengthDelimited) fields.push({ fieldNo, wireType, bytes: reader.bytes() })
       else {
@@ -228,9 +232,16 @@ export function readWireFields(bytes: Uint8Array, where: string): WireField[] {
       }
     }
   } catch (err) {
+    if (err instanceof TooManyFieldsError) throw new InvalidInputError(err.message, where)
     throw new InvalidInputError(`not a valid protobuf message: ${(err as Error).message}`, where, { cause: err })
   }
   return fields
+}
+
+class TooManyFieldsError extends Error {
+  constructor(max: number) {
+    super(`more than ${max} top-level fields (refused as a whole)`)
+  }
 }
 
 interface GrpcMethodDefinition {
@@ -261,4 +272,12 @@ export function strictService<S extends Record<string, object>>(definition: S, o
     }
   }
   return out as S
+}
+
+/**
+ * A generated grpc-js client constructor (e.g. `SporeServiceClient`) whose
+ * responses decode strictly: `new (strictClient(SporeServiceClient))(…)`.
+ */
+export function strictClient<C extends { service: object; serviceName: string }>(ctor: C, options: StrictDecodeOptions = {}): C {
+  return makeGenericClientConstructor(strictService(ctor.service as Record<string, object>, options) as never, ctor.serviceName) as unknown as C
 }

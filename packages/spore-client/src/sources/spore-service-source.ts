@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import {
   AbortError,
   SporeServiceClient,
+  strictClient,
   UnavailableError,
   type Endpoint,
   type ListSporesResponse,
@@ -15,6 +16,9 @@ import {
   type SporeFetchOptions,
   type WatchableSporeSource
 } from './source.js'
+
+/** Responses are decoded strictly (canonical varints, timestamps in range, size-bounded). */
+const StrictSporeServiceClient = strictClient(SporeServiceClient, { maxBytes: 8 * 1024 * 1024 })
 
 export interface SporeServiceSourceInit extends SourceGuardInit {
   /** Current Spore Manager endpoints (the client passes those of its "service/spore-manager" spore). */
@@ -35,7 +39,7 @@ class SporeServiceSource implements WatchableSporeSource {
 
   constructor(private readonly init: SporeServiceSourceInit) {
     this.guard = new SourceGuard(this.id, init)
-    this.pool = new ClientPool((address) => new SporeServiceClient(address, init.credentials, init.channelOptions))
+    this.pool = new ClientPool((address) => new StrictSporeServiceClient(address, init.credentials, init.channelOptions))
   }
 
   private ordered(): Endpoint[] {
