@@ -33,8 +33,13 @@ import { InvalidInputError } from './errors.js'
 export const TIMESTAMP_MIN_SECONDS = -62_135_596_800
 export const TIMESTAMP_MAX_SECONDS = 253_402_300_799
 const DATE_MIN_MS = TIMESTAMP_MIN_SECONDS * 1000
-// A Date is built as seconds*1000 + nanos/1e6 in floating point, which may round up to the next second at the very top of the range.
-const DATE_MAX_MS = (TIMESTAMP_MAX_SECONDS + 1) * 1000
+const DATE_MAX_MS = TIMESTAMP_MAX_SECONDS * 1000 + 999
+/**
+ * ts-proto builds a Date as seconds*1000 + nanos/1e6 in floating point, which
+ * can round the very last valid Timestamp up by a millisecond: decoded Dates
+ * get that much slack (the raw Timestamp check, `timestampProblem`, is exact).
+ */
+const DECODED_DATE_MAX_MS = DATE_MAX_MS + 1
 
 class WireError extends Error {}
 
@@ -194,7 +199,7 @@ export function timestampProblem(t: { seconds: number; nanos: number }): string 
 
 function findBadDate(value: unknown, depth: number): string | undefined {
   if (value == null || typeof value !== 'object' || depth > 128) return undefined
-  if (value instanceof Date) return dateProblem(value)
+  if (value instanceof Date) return value.getTime() === DECODED_DATE_MAX_MS ? undefined : dateProblem(value)
   if (ArrayBuffer.isView(value)) return undefined
   for (const v of Array.isArray(value) ? value : Object.values(value)) {
     const problem = findBadDate(v, depth + 1)

@@ -93,7 +93,7 @@ describe('decodeStrict', () => {
   })
 
   it('refuses timestamps outside 0001..9999 or not finite', () => {
-    for (const seconds of [1e13, -62_135_596_801, 253_402_300_800]) {
+    for (const seconds of [1e13, -62_135_596_801, 253_402_300_801]) {
       const bytes = Spore.encode({ networkId: 'n', name: 'b', sequence: 1, body: undefined }).finish()
       const ts = Timestamp.encode({ seconds, nanos: 0 }).finish()
       const withTs = Uint8Array.from([...bytes, 0x22, ts.length, ...ts])
