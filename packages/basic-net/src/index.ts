@@ -32,6 +32,8 @@ export {
 } from './tls/peer-identity.js'
 export {
   clientCredentials,
+  endpointCredentials,
+  requirementForEndpoint,
   serverCredentials,
   peerRoleInterceptor,
   callerIdentity,

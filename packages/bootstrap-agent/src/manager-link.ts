@@ -13,7 +13,9 @@ import {
   type ReportHealthRequest,
   type ReportHealthResponse,
   type RenewCertificateResponse,
-  type RequestConfigUpdateResponse
+  type RequestConfigUpdateResponse,
+  credentialsFor,
+  type EndpointCredentials
 } from '@mycelium/core-interfaces'
 import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
 
@@ -41,7 +43,8 @@ export interface HeartbeatHandlers {
 }
 
 export interface ManagerLinkInit {
-  credentials: grpc.ChannelCredentials
+  /** Per endpoint (basic-net `endpointCredentials`) so `expected_identity` is enforced. */
+  credentials: EndpointCredentials
   channelOptions?: grpc.ChannelOptions
   dialTimeoutMs: number
   logger?: Logger
@@ -70,7 +73,7 @@ export class ManagerLink {
   }
 
   async connect(endpoints: Endpoint[], signal: AbortSignal): Promise<Endpoint> {
-    const dialed = await dialFirst(endpoints, (e) => new NetworkManagerClient(e.address, this.init.credentials, this.init.channelOptions), {
+    const dialed = await dialFirst(endpoints, (e) => new NetworkManagerClient(e.address, credentialsFor(this.init.credentials, e), this.init.channelOptions), {
       timeoutMs: this.init.dialTimeoutMs,
       signal
     })

@@ -78,3 +78,4 @@ export {
   TIMESTAMP_MIN_SECONDS,
   TIMESTAMP_MAX_SECONDS
 } from './wire.js'
+export { type EndpointCredentials, credentialsFor } from './endpoint-credentials.js'
