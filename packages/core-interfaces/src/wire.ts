@@ -148,6 +148,8 @@ export interface MessageDecoder<T> {
 export interface StrictDecodeOptions {
   /** Refuse inputs larger than this many bytes. @default unlimited */
   maxBytes?: number
+  /** Tighter limits for some methods of a service (`strictService`), by method key (e.g. "relayDistress"). */
+  maxBytesPerMethod?: Record<string, number>
 }
 
 /**
@@ -267,9 +269,11 @@ export function strictService<S extends Record<string, object>>(definition: S, o
   const out: Record<string, object> = {}
   for (const [key, method] of Object.entries(definition)) {
     const m = method as GrpcMethodDefinition
+    const maxBytes = options.maxBytesPerMethod?.[key] ?? options.maxBytes
+    const limits = maxBytes != null ? { maxBytes } : {}
     const wrap = (decode: (bytes: Buffer) => unknown, what: string) => (bytes: Buffer) =>
       // The generated deserializer passes a BinaryReader straight to X.decode.
-      runStrict((reader) => decode(reader as unknown as Buffer), bytes, `${m.path} ${what}`, options)
+      runStrict((reader) => decode(reader as unknown as Buffer), bytes, `${m.path} ${what}`, limits)
     out[key] = {
       ...m,
       requestDeserialize: wrap(m.requestDeserialize, 'request'),
