@@ -215,20 +215,20 @@ describe('class 5: malformed JSON spores give a named error, never a TypeError',
 
 describe('class 12: the spore name grammar', () => {
   it.each([
-    'service/../../etc/passwd',
-    'service/a/b',
-    'service/nm\u0000',
-    `service/${'a'.repeat(1024 * 1024)}`,
-    'service/netwоrk-manager', // Cyrillic о
-    'service/Network-Manager',
-    'service/-x',
-    'service/x-',
-    'service/',
-    'component/a b',
-    'bootstrap/',
-    'Bootstrap',
-    'other/x'
-  ])('%j is refused', (name) => {
+    ['a dot-dot path', 'service/../../etc/passwd'],
+    ['a slash in the label', 'service/a/b'],
+    ['a NUL', 'service/nm\u0000'],
+    ['1 MiB of text', `service/${'a'.repeat(1024 * 1024)}`],
+    ['a Cyrillic look-alike', 'service/netwоrk-manager'],
+    ['upper case', 'service/Network-Manager'],
+    ['a leading dash', 'service/-x'],
+    ['a trailing dash', 'service/x-'],
+    ['an empty label', 'service/'],
+    ['a space', 'component/a b'],
+    ['bootstrap with a slash', 'bootstrap/'],
+    ['Bootstrap', 'Bootstrap'],
+    ['an unknown kind', 'other/x']
+  ])('%s is refused', (_what, name) => {
     expect(sporeNameProblem(name)).toBeDefined()
     const spore: Spore = { ...good(), name, body: { $case: 'service', value: { service: name.slice(name.indexOf('/') + 1), endpoints: [], contractVersions: undefined } } }
     expect(outcome(signSporeForTest(spore, keys))).toBe('MalformedSporeError')
@@ -240,7 +240,7 @@ describe('class 12: the spore name grammar', () => {
 
   it('property: a name is accepted exactly when it matches the grammar', () => {
     fc.assert(
-      fc.property(fc.constantFrom('service/', 'component/', ''), fc.string({ unit: 'binary', maxLength: 70 }), (prefix, label) => {
+      fc.property(fc.constantFrom('service/', 'component/', ''), fc.string({ unit: fc.constantFrom('a', 'z', '0', '9', '-', '/', '.', '_', ' ', '\u0000', 'A', 'о', 'é', '\u200b'), maxLength: 70 }), (prefix, label) => {
         const name = `${prefix}${label}`
         const ok = /^(bootstrap|(service|component)\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/.test(name)
         return (sporeNameProblem(name) == null) === ok
@@ -266,5 +266,28 @@ describe('class 14: records per bundle are capped; the bundle is refused as a wh
     const one = signSporeForTest(good(), keys)
     const bytes = SporeBundle.encode({ spores: Array.from({ length: MAX_SPORES_PER_BUNDLE }, () => one) }).finish()
     expect(parseSporeBundle(bytes, 'b.bin')).toHaveLength(MAX_SPORES_PER_BUNDLE)
+  })
+})
+
+describe('property: verifySpore over hostile signed bytes', () => {
+  it('any bytes, signed by the trusted keys, are accepted only when they are a valid spore, and never crash', () => {
+    const valid = Buffer.from(Spore.encode(good()).finish())
+    const mutated = fc.tuple(fc.nat({ max: valid.length - 1 }), fc.integer({ min: 0, max: 255 })).map(([i, b]) => {
+      const copy = Buffer.from(valid)
+      copy[i] = b
+      return copy
+    })
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), mutated), (bytes) => {
+        const result = outcome(signSporeForTest(bytes, keys))
+        expect(result).not.toMatch(/^crashed/)
+        if (result === 'accepted') {
+          const spore = Spore.decode(bytes)
+          expect(spore.networkId).toBe(NET)
+          expect(sporeNameProblem(spore.name)).toBeUndefined()
+        }
+      }),
+      { numRuns: RUNS }
+    )
   })
 })
