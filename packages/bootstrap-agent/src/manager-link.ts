@@ -15,9 +15,13 @@ import {
   type RenewCertificateResponse,
   type RequestConfigUpdateResponse,
   credentialsFor,
+  strictClient,
   type EndpointCredentials
 } from '@mycelium/core-interfaces'
 import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
+
+/** The manager's answers are decoded strictly (canonical varints, timestamps in range). */
+const StrictNetworkManagerClient = strictClient(NetworkManagerClient)
 
 /** A refusal or failure of the manager, with the wait it asked for. */
 export interface LinkFailure {
@@ -73,7 +77,7 @@ export class ManagerLink {
   }
 
   async connect(endpoints: Endpoint[], signal: AbortSignal): Promise<Endpoint> {
-    const dialed = await dialFirst(endpoints, (e) => new NetworkManagerClient(e.address, credentialsFor(this.init.credentials, e), this.init.channelOptions), {
+    const dialed = await dialFirst(endpoints, (e) => new StrictNetworkManagerClient(e.address, credentialsFor(this.init.credentials, e), this.init.channelOptions), {
       timeoutMs: this.init.dialTimeoutMs,
       signal
     })
