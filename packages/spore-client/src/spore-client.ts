@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Backoff,
   coalescing,
+  InvalidConfigError,
   InvalidInputError,
   isAbortError,
   silentLogger,
@@ -52,6 +53,8 @@ export interface SporeClientInit {
 }
 
 export const DEFAULT_CLOCK_SLACK_MS = 30_000
+/** Longest delay a Node.js timer holds. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 export const DEFAULT_REFRESH_INTERVAL_MS = 60_000
 
 /**
@@ -126,6 +129,13 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
     this.trust = trustedSporeKeys(init.trustBundle, init.networkId, 'SporeClientInit.trustBundle')
     this.clockSlackMs = init.clockSlackMs ?? DEFAULT_CLOCK_SLACK_MS
     this.refreshIntervalMs = init.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS
+    // A timer holds at most 2^31-1 ms; beyond it setTimeout fires after 1 ms (a poll storm).
+    if (!(this.refreshIntervalMs >= 1 && this.refreshIntervalMs <= MAX_TIMER_MS)) {
+      throw new InvalidConfigError(`must be 1 to ${MAX_TIMER_MS} ms, not ${this.refreshIntervalMs}`, 'SporeClientInit.refreshIntervalMs')
+    }
+    if (!(this.clockSlackMs >= 0 && this.clockSlackMs <= MAX_TIMER_MS)) {
+      throw new InvalidConfigError(`must be 0 to ${MAX_TIMER_MS} ms, not ${this.clockSlackMs}`, 'SporeClientInit.clockSlackMs')
+    }
     this.now = init.now ?? Date.now
     this.reconnect = init.reconnect ?? {}
     this.cachePath = init.cachePath

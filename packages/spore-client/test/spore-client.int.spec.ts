@@ -202,6 +202,13 @@ describe('SporeClient', () => {
     }
   })
 
+  it('refuses timer durations a timer cannot hold', () => {
+    for (const refreshIntervalMs of [0, -1, 2 ** 31, 720 * 3_600_000, Number.NaN]) {
+      expect(() => createSporeClient({}, { networkId: NET, trustBundle, refreshIntervalMs })).toThrow(/SporeClientInit.refreshIntervalMs/)
+    }
+    expect(() => createSporeClient({}, { networkId: NET, trustBundle, clockSlackMs: 2 ** 40 })).toThrow(/clockSlackMs/)
+  })
+
   it('refuses an oversized batch as a whole, with one error and nothing trusted changed', async () => {
     const c = client({ sources: [] })
     await c.start()
