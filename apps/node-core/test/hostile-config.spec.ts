@@ -235,6 +235,12 @@ describe('class 11: CLI numbers and files', () => {
     expect(readdirSync(dir)).toEqual(['node.yaml'])
   })
 
+  it('--debug is accepted before or after the command', async () => {
+    const file = write(BASE())
+    expect((await cli('config', 'validate', file, '--debug')).code).toBe(0)
+    expect((await cli('--debug', 'config', 'validate', file)).code).toBe(0)
+  })
+
   it('an unreadable config file is one line, exit 2', async () => {
     const io = await cli('config', 'validate', join(dir, 'missing.yaml'))
     expect(io.code).toBe(2)
