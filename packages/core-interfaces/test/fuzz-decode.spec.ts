@@ -16,11 +16,12 @@ interface MessageType extends MessageDecoder<unknown> {
   encode(message: unknown): { finish(): Uint8Array }
   fromPartial(o: object): unknown
 }
-const messages = Object.entries(contracts)
-  .filter((entry): entry is [string, MessageType] => {
-    const v = entry[1] as Partial<MessageType> | undefined
-    return typeof v === 'object' && v != null && typeof v.decode === 'function' && typeof v.encode === 'function' && typeof v.fromPartial === 'function'
-  })
+const isMessageType = (v: unknown): v is MessageType => {
+  const t = v as Partial<MessageType> | null
+  return typeof t === 'object' && t != null && typeof t.decode === 'function' && typeof t.encode === 'function' && typeof t.fromPartial === 'function'
+}
+const messages = (Object.entries(contracts) as Array<[string, unknown]>)
+  .flatMap(([name, v]): Array<[string, MessageType]> => (isMessageType(v) ? [[name, v]] : []))
   .sort(([a], [b]) => a.localeCompare(b))
 
 function varint(n: bigint): number[] {
