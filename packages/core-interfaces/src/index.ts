@@ -71,6 +71,8 @@ export {
   type WireField,
   decodeStrict,
   readWireFields,
+  TooManyFieldsError,
+  isTooManyFieldsError,
   strictService,
   strictClient,
   dateProblem,

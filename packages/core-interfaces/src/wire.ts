@@ -221,7 +221,8 @@ export interface WireField {
 /**
  * The top-level fields of a message, read strictly (canonical varints, known
  * wire types, lengths within the input). Throws InvalidInputError naming
- * `where`. For framing checks and for reading raw sub-messages whose decoded
+ * `where`, or TooManyFieldsError past `maxFields` (counted as it reads, so a
+ * huge message costs no more than `maxFields` fields). For framing checks and for reading raw sub-messages whose decoded
  * form loses information (a Timestamp's nanos, once turned into a Date).
  */
 export function readWireFields(bytes: Uint8Array, where: string, options: { maxFields?: number } = {}): WireField[] {
@@ -230,7 +231,7 @@ export function readWireFields(bytes: Uint8Array, where: string, options: { maxF
   const maxFields = options.maxFields ?? Number.POSITIVE_INFINITY
   try {
     while (reader.pos < reader.len) {
-      if (fields.length === maxFields) throw new TooManyFieldsError(maxFields)
+      if (fields.length === maxFields) throw new TooManyFieldsError(maxFields, where)
       const [fieldNo, wireType] = reader.tag()
       if (wireType === WireType.LengthDelimited) fields.push({ fieldNo, wireType, bytes: reader.bytes() })
       else {
@@ -239,17 +240,24 @@ export function readWireFields(bytes: Uint8Array, where: string, options: { maxF
       }
     }
   } catch (err) {
-    if (err instanceof TooManyFieldsError) throw new InvalidInputError(err.message, where)
+    if (isTooManyFieldsError(err)) throw err
     throw new InvalidInputError(`not a valid protobuf message: ${(err as Error).message}`, where, { cause: err })
   }
   return fields
 }
 
-class TooManyFieldsError extends Error {
-  constructor(max: number) {
-    super(`more than ${max} top-level fields (refused as a whole)`)
+/** `readWireFields` met more than `maxFields` top-level fields: the message is refused as a whole. */
+export class TooManyFieldsError extends Error {
+  static readonly NAME = 'TooManyFieldsError'
+  override readonly name = TooManyFieldsError.NAME
+  constructor(
+    readonly maxFields: number,
+    readonly where: string
+  ) {
+    super(`${where}: more than ${maxFields} top-level fields (refused as a whole)`)
   }
 }
+export const isTooManyFieldsError = (err: unknown): err is TooManyFieldsError => err instanceof Error && err.name === TooManyFieldsError.NAME
 
 interface GrpcMethodDefinition {
   requestDeserialize: (bytes: Buffer) => unknown

@@ -2,6 +2,7 @@ import {
   decodeStrict,
   isInvalidInputError,
   readWireFields,
+  isTooManyFieldsError,
   SignedSpore,
   Spore,
   SporeBundle,
@@ -116,5 +117,13 @@ describe('readWireFields', () => {
     const bytes = Spore.encode({ networkId: 'n', name: 'b', sequence: 3, body: undefined }).finish()
     expect(readWireFields(bytes, 't').map((f) => f.fieldNo)).toEqual([1, 2, 3])
     expect(isInvalidInputError(refusal(() => readWireFields(new Uint8Array(8), 't')))).toBe(true)
+  })
+
+  it('stops at maxFields with TooManyFieldsError', () => {
+    const bytes = new Uint8Array(2000).map((_, i) => (i % 2 === 0 ? 0x0a : 0))
+    expect(readWireFields(bytes, 't', { maxFields: 1000 })).toHaveLength(1000)
+    const err = refusal(() => readWireFields(Uint8Array.from([...bytes, 0x0a, 0]), 'bundle', { maxFields: 1000 }))
+    expect(isTooManyFieldsError(err)).toBe(true)
+    expect(err.message).toBe('bundle: more than 1000 top-level fields (refused as a whole)')
   })
 })

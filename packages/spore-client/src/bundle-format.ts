@@ -1,4 +1,4 @@
-import { decodeStrict, InvalidInputError, isInvalidInputError, readWireFields, SporeBundle, type SignedSpore, type WireField } from '@mycelium/core-interfaces'
+import { decodeStrict, InvalidInputError, isTooManyFieldsError, readWireFields, SporeBundle, type SignedSpore, type WireField } from '@mycelium/core-interfaces'
 
 /**
  * A bundle with more spores than this is refused as a whole: a network has a
@@ -72,7 +72,7 @@ function parseBinary(buf: Buffer, where: string): SignedSpore[] {
   try {
     fields = readWireFields(buf, what, { maxFields: MAX_SPORES_PER_BUNDLE })
   } catch (err) {
-    if (isInvalidInputError(err) && !(err.cause instanceof Error)) {
+    if (isTooManyFieldsError(err)) {
       throw new InvalidInputError(`more than the ${MAX_SPORES_PER_BUNDLE} spores a bundle may hold (refused as a whole)`, where)
     }
     refuse(err)
