@@ -10,7 +10,7 @@ import { InvalidConfigError, isValidIdLabel, parseSpiffeId, type Endpoint, type 
  */
 
 /** Longest delay a Node.js timer holds (setTimeout overflows beyond it and fires after 1 ms). */
-export const MAX_TIMER_MS = 2 ** 31 - 1
+export { MAX_TIMER_MS } from '@mycelium/core-interfaces'
 /** Log levels node-core's logger knows. */
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
 /** Log formats: JSON lines or human-readable text. */

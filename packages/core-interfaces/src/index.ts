@@ -49,7 +49,7 @@ export {
   retryAfterFromStatus,
   signingKeyId
 } from './contract.js'
-export { durationToMs, msToDuration } from './duration.js'
+export { durationToMs, msToDuration, MAX_TIMER_MS, timerDurationProblem, findTimerDurationProblem } from './duration.js'
 export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel } from './spiffe.js'
 export { type BackoffOptions, DEFAULT_BACKOFF, Backoff, backoffCeilingMs } from './backoff.js'
 export {

@@ -6,6 +6,7 @@ import {
   InvalidConfigError,
   InvalidInputError,
   isAbortError,
+  MAX_TIMER_MS,
   silentLogger,
   type AbortOptions,
   type BackoffOptions,
@@ -53,8 +54,6 @@ export interface SporeClientInit {
 }
 
 export const DEFAULT_CLOCK_SLACK_MS = 30_000
-/** Longest delay a Node.js timer holds. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 export const DEFAULT_REFRESH_INTERVAL_MS = 60_000
 
 /**
