@@ -26,7 +26,8 @@ runCli(process.argv.slice(2), {
 }).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`node-core: unexpected error: ${(err as Error).stack ?? String(err)}\n`)
+    const debug = process.argv.includes('--debug')
+    process.stderr.write(`node-core: unexpected error: ${debug ? ((err as Error).stack ?? String(err)) : `${(err as Error).message} (--debug for the stack)`}\n`)
     process.exit(1)
   }
 )

@@ -1,7 +1,11 @@
 import { readFile } from 'node:fs/promises'
-import { Command, CommanderError, Option } from 'commander'
-import { isInvalidConfigError, StatusReport } from '@mycelium/core-interfaces'
+import { join } from 'node:path'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { InvalidConfigError, isInvalidConfigError, StatusReport } from '@mycelium/core-interfaces'
 import { loadConfig } from './config.js'
+import { MAX_TIMER_MS } from './config-rules.js'
+import { stateDirOf } from './identity.js'
+import { prepareStatusSocket } from './status-server.js'
 import { devStatusSocket, startDev } from './dev.js'
 import { createLogger } from './logging.js'
 import { MyceliumNode } from './node.js'
@@ -26,13 +30,35 @@ export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3 } as const
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
+/** A whole number in [min, max] in plain decimal digits ("1e3", "1.5", "abc", "-1" are refused). */
+export function parseWhole(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = /^\d{1,16}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`)
+    return n
+  }
+}
+
+/** The join token in `file`, or an InvalidConfigError naming the flag or key and the file (exit 2). */
+async function readJoinToken(file: string, where: string): Promise<string> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new InvalidConfigError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, `${where} ${file}`)
+  }
+  const token = text.trim()
+  if (token === '') throw new InvalidConfigError('is empty', `${where} ${file}`)
+  return token
+}
+
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('node-core')
     .description('The Mycelium minimal core: the agent on every node.')
     .addHelpText('after', '\nExit codes: 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering (status).')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError()
+    .option('--debug', 'print the stack of an unexpected error')
 
   program
     .command('run')
@@ -41,10 +67,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--set <key=value>', 'override a config key, e.g. --set logging.level=debug (repeatable)', collect, [])
     .option('--join-token-file <file>', 'file holding the join token for the first enrolment')
     .action(async (opts: { config: string; set: string[]; joinTokenFile?: string }) => {
+      // Everything that can be refused is checked before anything is written.
       const config = await loadConfig({ file: opts.config, env: io.env, sets: opts.set })
+      const tokenFile = opts.joinTokenFile ?? (config.identity?.joinTokenFile || undefined)
+      const joinToken = tokenFile != null ? await readJoinToken(tokenFile, opts.joinTokenFile != null ? '--join-token-file' : 'identity.joinTokenFile') : undefined
+      const socketPath = config.status?.socketPath ?? join(stateDirOf(config), 'status.sock')
+      if (socketPath !== '') await prepareStatusSocket(socketPath, { dryRun: true })
       const log = createLogger({ level: config.logging?.level || 'info', ...(config.logging?.format ? { format: config.logging.format } : {}), defaults: { nodeId: config.nodeId }, ...(io.logStream != null ? { stream: io.logStream } : {}) })
-      const tokenFile = opts.joinTokenFile ?? config.identity?.joinTokenFile
-      const joinToken = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : undefined
       const node = new MyceliumNode(config, log, joinToken != null ? { joinToken } : {})
       let giveUp: () => void = () => undefined
       const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
@@ -60,11 +89,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   program
     .command('dev')
     .description('the embedded default: a dev network in this process and agents that hand off to it (npm start)')
-    .option('--agents <n>', 'number of agents', (v) => Number.parseInt(v, 10), 1)
-    .option('--heartbeat <ms>', 'heartbeat interval in ms', (v) => Number.parseInt(v, 10), 1000)
+    .option('--agents <n>', 'number of agents (1–500)', parseWhole(1, 500), 1)
+    .option('--heartbeat <ms>', `heartbeat interval in ms (50–${MAX_TIMER_MS})`, parseWhole(50, MAX_TIMER_MS), 1000)
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
     .action(async (opts: { agents: number; heartbeat: number; logLevel: string }) => {
-      if (!Number.isInteger(opts.agents) || opts.agents < 1 || opts.agents > 500) throw new UsageError('--agents must be 1–500')
       const log = createLogger({ level: opts.logLevel, ...(io.logStream != null ? { stream: io.logStream } : {}) })
       const session = await startDev({ agents: opts.agents, heartbeatMs: opts.heartbeat }, log)
       io.out(
@@ -100,7 +128,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
   const readToken = async (file: string | undefined, config: Awaited<ReturnType<typeof loadConfig>>): Promise<string | undefined> => {
     const f = file ?? (config.identity?.joinTokenFile || undefined)
-    return f != null ? (await readFile(f, 'utf8')).trim() : config.identity?.joinToken || undefined
+    return f != null ? await readJoinToken(f, file != null ? '--join-token-file' : 'identity.joinTokenFile') : config.identity?.joinToken || undefined
   }
 
   const identity = program.command('identity').description('the node identity (key never leaves the node)')
@@ -166,9 +194,14 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
 class UsageError extends Error {}
 
-/** Runs the CLI; resolves to the exit code. */
+/**
+ * Runs the CLI; resolves to the exit code. Every failure is one `error:`
+ * line saying what and where (bad usage or config: exit 2; anything else:
+ * exit 1); the stack only with --debug.
+ */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let code: number = EXIT.OK
+  const debug = argv.includes('--debug')
   try {
     await buildProgram(io, (c) => (code = c)).parseAsync(argv, { from: 'user' })
     return code
@@ -178,7 +211,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.err(`error: ${(err as Error).message}\n`)
       return EXIT.USAGE
     }
-    io.err(`error: ${(err as Error).stack ?? String(err)}\n`)
+    const e = err as Error
+    io.err(`error: ${debug ? (e.stack ?? String(err)) : `${e.message?.split('\n')[0] ?? String(err)} (${e.name ?? 'Error'}; --debug for the stack)`}\n`)
     return EXIT.FAILED
   }
 }

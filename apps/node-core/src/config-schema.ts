@@ -4,7 +4,8 @@
  * test holds it equal to the generated NodeConfig types, so the contract
  * cannot drift from the loader.
  */
-export type Kind = 'string' | 'number' | 'bool' | 'duration' | 'map' | 'strings' | 'k3s-role' | Schema | { list: Schema }
+/** `duration`: 1 ms to 2^31-1 ms; `duration-or-zero`: also 0 (a zero slack means none). */
+export type Kind = 'string' | 'number' | 'bool' | 'duration' | 'duration-or-zero' | 'map' | 'strings' | 'k3s-role' | Schema | { list: Schema }
 export interface Schema {
   [field: string]: Kind
 }
@@ -30,7 +31,7 @@ export const NODE_CONFIG_SCHEMA: Schema = {
     bootstrapFile: 'string',
     httpsUrls: 'strings',
     httpsCaFile: 'string',
-    clockSlack: 'duration',
+    clockSlack: 'duration-or-zero',
     refreshInterval: 'duration',
     sourceTimeout: 'duration'
   },

@@ -1,8 +1,12 @@
 import { readFile } from 'node:fs/promises'
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml'
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
 import { InvalidConfigError, K3sRole, NodeConfig, type Duration } from '@mycelium/core-interfaces'
 import { validateK3sConfig } from '@mycelium/k3s-runtime'
+import { mapKeyProblem, MAX_TIMER_MS, validateNodeConfig } from './config-rules.js'
 import { NODE_CONFIG_SCHEMA, type Kind, type Schema } from './config-schema.js'
+
+/** The kind of `key` in `schema`, own keys only: "constructor" or "toString" are not config keys. */
+const kindOf = (schema: Schema, key: string): Kind | undefined => (Object.hasOwn(schema, key) ? schema[key] : undefined)
 
 /**
  * One validated NodeConfig from the YAML file, MYCELIUM_* environment
@@ -13,13 +17,21 @@ import { NODE_CONFIG_SCHEMA, type Kind, type Schema } from './config-schema.js'
  */
 const camel = (key: string): string => key.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase())
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/
+const DURATION = /^(\d{1,12}(?:\.\d{1,6})?)(ms|s|m|h)$/
 const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const
 
-export function parseDuration(text: string, where: string): Duration {
+/**
+ * "250ms", "1.5s", "2m", "1h": at most 2^31-1 ms (~24.8 days), the longest
+ * delay a timer holds — a longer one would overflow setTimeout and fire
+ * every millisecond. Zero only where `allowZero` (a zero interval or
+ * timeout would spin or fail at once).
+ */
+export function parseDuration(text: string, where: string, allowZero = false): Duration {
   const m = DURATION.exec(text.trim())
   if (m == null) throw new InvalidConfigError(`"${text}" is not a duration like 250ms, 1.5s, 2m or 1h`, where)
   const ms = Math.round(Number(m[1]) * DURATION_MS[m[2] as keyof typeof DURATION_MS])
+  if (ms > MAX_TIMER_MS) throw new InvalidConfigError(`"${text}" is longer than ${MAX_TIMER_MS} ms (~24.8 days), the longest a timer holds`, where)
+  if (ms === 0 && !allowZero) throw new InvalidConfigError(`"${text}" is zero; this duration must be positive`, where)
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 }
 }
 
@@ -34,8 +46,10 @@ function convert(kind: Kind, value: unknown, where: string): unknown {
       if (typeof value !== 'string') throw new InvalidConfigError(`must be a string, not ${JSON.stringify(value)}`, where)
       return value
     case 'number': {
-      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
-      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new InvalidConfigError(`must be a non-negative number, not ${JSON.stringify(value)}`, where)
+      const n = typeof value === 'string' && /^\d{1,15}(\.\d{1,9})?$/.test(value.trim()) ? Number(value) : value
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > Number.MAX_SAFE_INTEGER) {
+        throw new InvalidConfigError(`must be a non-negative number, not ${JSON.stringify(value)}`, where)
+      }
       return n
     }
     case 'bool':
@@ -43,14 +57,27 @@ function convert(kind: Kind, value: unknown, where: string): unknown {
       if (value === false || value === 'false') return false
       throw new InvalidConfigError(`must be true or false, not ${JSON.stringify(value)}`, where)
     case 'duration':
+    case 'duration-or-zero':
       if (typeof value !== 'string') throw new InvalidConfigError(`must be a duration string like "1s", not ${JSON.stringify(value)}`, where)
-      return parseDuration(value, where)
-    case 'map':
+      return parseDuration(value, where, kind === 'duration-or-zero')
+    case 'map': {
       if (typeof value !== 'object' || value == null || Array.isArray(value)) throw new InvalidConfigError('must be a mapping of strings', where)
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]))
+      const out: Record<string, string> = {}
+      for (const [k, v] of Object.entries(value)) {
+        const problem = mapKeyProblem(k)
+        if (problem != null) throw new InvalidConfigError(problem, `${where}.${k}`)
+        // Quoted in YAML when it looks like a number: no silent String() of lists or objects.
+        if (typeof v !== 'string') throw new InvalidConfigError(`must be a string, not ${JSON.stringify(v)}`, `${where}.${k}`)
+        out[k] = v
+      }
+      return out
+    }
     case 'strings':
       if (!Array.isArray(value)) throw new InvalidConfigError('must be a list of strings', where)
-      return value.map((v) => String(v))
+      return value.map((v, i) => {
+        if (typeof v !== 'string') throw new InvalidConfigError(`must be a string, not ${JSON.stringify(v)}`, `${where}[${i}]`)
+        return v
+      })
     case 'k3s-role': {
       const role = String(value).toUpperCase()
       if (role !== 'SERVER' && role !== 'AGENT') throw new InvalidConfigError(`must be "server" or "agent", not ${JSON.stringify(value)}`, where)
@@ -64,7 +91,7 @@ function convertObject(schema: Schema, value: unknown, where: string): Record<st
   const out: Record<string, unknown> = {}
   for (const [rawKey, v] of Object.entries(value)) {
     const key = camel(rawKey)
-    const kind = schema[key]
+    const kind = kindOf(schema, key)
     const at = where === '' ? key : `${where}.${key}`
     if (kind == null) throw new InvalidConfigError(`unknown key "${rawKey}" (expected one of: ${Object.keys(schema).join(', ')})`, at)
     out[key] = convert(kind, v, at)
@@ -94,24 +121,40 @@ export function parseConfigYaml(text: string, file: string): Record<string, unkn
   if (doc.contents == null) return {}
   // Validate node by node so each error names its line.
   const lineOf = (node: Node | null | undefined): number => (node?.range != null ? lineCounter.linePos(node.range[0]).line : 1)
+  // An alias (*name) stands for the node it names; the yaml library bounds
+  // alias expansion (maxAliasCount), so an alias bomb is an error too.
+  const resolved = (node: Node | null | undefined): Node | null | undefined => (isAlias(node) ? (node.resolve(doc as Document) as Node | undefined) : node)
+  const toValue = (node: Node | null | undefined): unknown => {
+    if (node == null) return null
+    try {
+      return node.toJS(doc as Document)
+    } catch (err) {
+      throw new InvalidConfigError((err as Error).message.split('\n')[0]!, `${file}:${lineOf(node)}`)
+    }
+  }
   const walk = (schema: Schema, node: Node, path: string): Record<string, unknown> => {
     if (!isMap(node)) throw new InvalidConfigError('must be a mapping', `${file}:${lineOf(node)} ${path || '(top level)'}`)
     const out: Record<string, unknown> = {}
     for (const pair of node.items as Pair<Node, Node>[]) {
-      const rawKey = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+      const keyNode = resolved(pair.key)
+      if (!isScalar(keyNode) || typeof keyNode.value !== 'string') {
+        throw new InvalidConfigError('keys must be plain strings', `${file}:${lineOf(pair.key)} ${path || '(top level)'}`)
+      }
+      const rawKey = keyNode.value
       const key = camel(rawKey)
       const at = path === '' ? key : `${path}.${key}`
       const where = `${file}:${lineOf(pair.key)} ${at}`
-      const kind = schema[key]
+      const kind = kindOf(schema, key)
       if (kind == null) throw new InvalidConfigError(`unknown key "${rawKey}" (expected one of: ${Object.keys(schema).join(', ')})`, where)
-      if (typeof kind === 'object' && !('list' in kind) && pair.value != null) out[key] = walk(kind, pair.value, at)
-      else if (typeof kind === 'object' && 'list' in kind && isSeq(pair.value)) {
-        out[key] = pair.value.items.map((item, i) => walk(kind.list as Schema, item as Node, `${at}[${i}]`))
-      } else out[key] = convert(kind, pair.value == null ? null : (pair.value as Node).toJSON(), `${file}:${lineOf(pair.value)} ${at}`)
+      const value = resolved(pair.value)
+      if (typeof kind === 'object' && !('list' in kind) && value != null) out[key] = walk(kind, value, at)
+      else if (typeof kind === 'object' && 'list' in kind && isSeq(value)) {
+        out[key] = value.items.map((item, i) => walk(kind.list as Schema, resolved(item as Node) as Node, `${at}[${i}]`))
+      } else out[key] = convert(kind, toValue(value), `${file}:${lineOf(value ?? pair.key)} ${at}`)
     }
     return out
   }
-  return walk(NODE_CONFIG_SCHEMA, doc.contents as Node, '')
+  return walk(NODE_CONFIG_SCHEMA, resolved(doc.contents as Node) as Node, '')
 }
 
 /** MYCELIUM_NODE_ID, MYCELIUM_LOGGING__LEVEL (sections joined by "__"). */
@@ -142,12 +185,14 @@ function setPath(path: string[], value: string, where: string, rawPath: string[]
   for (const [i, key] of path.entries()) {
     // labels.<key>=value: the last segment is a map key, kept as written.
     if (schema === 'map' && i === path.length - 1) {
+      const problem = mapKeyProblem(rawPath[i]!)
+      if (problem != null) throw new InvalidConfigError(problem, where)
       return path.slice(0, i).reduceRight<unknown>((acc, k) => ({ [k]: acc }), { [rawPath[i]!]: value }) as Record<string, unknown>
     }
-    if (typeof schema !== 'object' || 'list' in schema || !(key in schema)) {
+    if (typeof schema !== 'object' || 'list' in schema || kindOf(schema, key) == null) {
       throw new InvalidConfigError(`"${path.slice(0, i + 1).join('.')}" is not a config key`, where)
     }
-    schema = (schema as Schema)[key]!
+    schema = kindOf(schema as Schema, key)!
   }
   const leaf = convert(schema, schema === 'strings' ? value.split(',') : value, where)
   return path.reduceRight<unknown>((acc, key) => ({ [key]: acc }), leaf) as Record<string, unknown>
@@ -175,8 +220,7 @@ export async function loadConfig(options: LoadConfigOptions): Promise<Readonly<N
   merged = merge(merged, configFromFlags(options.sets ?? []))
   const config = NodeConfig.fromPartial(merged as never)
   const where = options.file ?? 'config'
-  if (config.networkId === '') throw new InvalidConfigError('is required', `${where} networkId`)
-  if (config.nodeId === '') throw new InvalidConfigError('is required', `${where} nodeId`)
+  validateNodeConfig(config, where)
   if (config.k3s != null) validateK3sConfig(config.k3s, `${where} k3s`)
   return Object.freeze(config)
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { durationToMs, EmergencyAction, HealthState, Phase, type ComponentHealth, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
+  endpointCredentials,
   createMulticastDiscovery,
   createPeerAssistServer,
   createPeerMonitor,
@@ -77,7 +78,7 @@ export class MyceliumNode implements Startable {
           logger: log,
           sources,
           sporeManager: sporeServiceSource({
-            credentials: clientCredentials(identity, { networkId: config.networkId, role: 'manager' }),
+            credentials: endpointCredentials(identity, { networkId: config.networkId, role: 'manager' }),
             channelOptions: defaultChannelOptions(config.networkId),
             endpoints: () => client!.resolveService('spore-manager')
           })

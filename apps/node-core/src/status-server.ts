@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, rm } from 'node:fs/promises'
+import { chmod, lstat, mkdir, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { loadSync } from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation } from 'grpc-health-check'
-import { NodeStatusService, type Logger, type NodeStatusServer, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import { InvalidConfigError, NodeStatusService, type Logger, type NodeStatusServer, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 
 /** Where the v1 .proto files are at run time (copied into dist/protos by the build). */
 export function protosDir(): string {
@@ -13,6 +14,55 @@ export function protosDir(): string {
   const found = candidates.find((d) => existsSync(join(d, 'mycelium', 'core', 'v1', 'node_status.proto')))
   if (found == null) throw new Error(`v1 protos not found (looked in ${candidates.join(', ')})`)
   return found
+}
+
+/** What sits at a path, for errors. */
+function describeKind(st: Awaited<ReturnType<typeof lstat>>): string {
+  if (st.isFile()) return 'a regular file'
+  if (st.isDirectory()) return 'a directory'
+  if (st.isSymbolicLink()) return 'a symbolic link'
+  if (st.isFIFO()) return 'a FIFO'
+  return 'not a socket'
+}
+
+/** True when a process accepts connections on the unix socket (it is live, not stale). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/**
+ * Checks the status socket path and, unless `dryRun`, makes it ready to
+ * bind: creates its directory (0700) when missing — only a directory created
+ * here is chmod-ed — and removes a *stale* socket left by a crash. Anything
+ * else at the path (a regular file, a directory, a link, a socket a live
+ * process answers on) is refused with InvalidConfigError naming
+ * status.socketPath: the agent never deletes what it did not create.
+ * `run` calls it with `dryRun` before anything is written.
+ */
+export async function prepareStatusSocket(path: string, options: { dryRun?: boolean } = {}): Promise<void> {
+  const where = `status.socketPath ${path}`
+  if (options.dryRun !== true) {
+    const created = await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+    // mkdir's mode is filtered by the umask; tighten only what was created here.
+    if (created != null) await chmod(dirname(path), 0o700)
+  }
+  let st: Awaited<ReturnType<typeof lstat>>
+  try {
+    st = await lstat(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw new InvalidConfigError(`cannot inspect: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, where)
+  }
+  if (!st.isSocket()) throw new InvalidConfigError(`exists and is ${describeKind(st)}; refusing to replace it (only a stale socket is removed)`, where)
+  if (await socketAnswers(path)) throw new InvalidConfigError('a running process answers on this socket (another agent?); refusing to take it over', where)
+  if (options.dryRun !== true) await rm(path)
 }
 
 export interface StatusServerInit {
@@ -30,11 +80,14 @@ export interface StatusSource {
 
 /**
  * The read-only NodeStatus service (GetStatus, WatchStatus) with the standard
- * grpc.health.v1 service and server reflection, on a unix socket (its
- * directory mode 0700) and/or a localhost port. Local only: no TLS.
+ * grpc.health.v1 service and server reflection, on a unix socket (a
+ * directory it creates is mode 0700; see prepareStatusSocket) and/or a
+ * localhost port. Local only: no TLS.
  */
 export class StatusServer implements Startable {
   private server?: grpc.Server
+  /** Set once this server bound the socket: only then does stop() remove it. */
+  private ownsSocket = false
   readonly addresses: string[] = []
 
   constructor(
@@ -76,10 +129,9 @@ export class StatusServer implements Startable {
       new Promise((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err != null ? reject(err) : resolve(port))))
     try {
       if (this.init.socketPath !== '') {
-        await mkdir(dirname(this.init.socketPath), { recursive: true, mode: 0o700 })
-        await chmod(dirname(this.init.socketPath), 0o700)
-        await rm(this.init.socketPath, { force: true }) // a stale socket from a crash
+        await prepareStatusSocket(this.init.socketPath)
         await bind(`unix://${this.init.socketPath}`)
+        this.ownsSocket = true
         this.addresses.push(`unix://${this.init.socketPath}`)
       }
       if (this.init.listenAddress !== '') {
@@ -99,6 +151,9 @@ export class StatusServer implements Startable {
     this.server?.forceShutdown()
     this.server = undefined
     this.addresses.length = 0
-    if (this.init.socketPath !== '') await rm(this.init.socketPath, { force: true })
+    if (this.ownsSocket) {
+      this.ownsSocket = false
+      await rm(this.init.socketPath, { force: true })
+    }
   }
 }

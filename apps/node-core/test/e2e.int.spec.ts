@@ -130,6 +130,24 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     expect(readdirSync(case_).filter((f) => f !== 'node.yaml')).toEqual([])
   })
 
+  it('the bundled bin: a missing join token file, a bad log level, a regular file at the socket path are one line each, exit 2, nothing written', async () => {
+    const case_ = mkdtempSync(join(dir, 'hostile-'))
+    const victim = join(case_, 'victim.txt')
+    writeFileSync(victim, 'keep')
+    const base = `networkId: n\nnodeId: a\nstateDir: ${join(case_, 'state')}\n`
+    const runs: Array<[string, string[], RegExp]> = [
+      [base, ['--join-token-file', join(case_, 'missing-token')], /^error: --join-token-file .*missing-token: cannot read: ENOENT\n$/],
+      [`${base}logging:\n  level: bogus\n`, [], /^error: .*logging.level: "bogus" is not one of error, warn, info, debug\n$/],
+      [`${base}status:\n  socketPath: ${victim}\n`, [], /^error: status.socketPath .*victim.txt: exists and is a regular file; refusing to replace it/]
+    ]
+    for (const [yaml, flags, message] of runs) {
+      writeFileSync(join(case_, 'node.yaml'), yaml)
+      const r = await runBin(['run', '--config', join(case_, 'node.yaml'), ...flags])
+      expect([r.code, r.out]).toEqual([2, expect.stringMatching(message)])
+      expect(readdirSync(case_).sort()).toEqual(['node.yaml', 'victim.txt'])
+    }
+  })
+
   it('refuses an unreadable key file with its path, exit 1', async () => {
     const case_ = mkdtempSync(join(dir, 'key-'))
     const keyFile = join(case_, 'node.key')

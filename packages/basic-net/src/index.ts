@@ -32,6 +32,8 @@ export {
 } from './tls/peer-identity.js'
 export {
   clientCredentials,
+  endpointCredentials,
+  requirementForEndpoint,
   serverCredentials,
   peerRoleInterceptor,
   callerIdentity,
@@ -43,7 +45,11 @@ export {
   type PeerAssistServer,
   type PeerAssistServerComponents,
   type PeerAssistServerInit,
-  type SharedSpore
+  type SharedSpore,
+  PEER_ASSIST_MAX_REQUEST_BYTES,
+  PEER_ASSIST_MAX_RECEIVE_BYTES,
+  DISTRESS_ID_PATTERN,
+  DEFAULT_DISTRESS_MEMORY_BYTES
 } from './peer-assist-server.js'
 export { PhiAccrualDetector, type PhiAccrualInit, type DetectorState, type DetectorTransition } from './failure-detector.js'
 export {

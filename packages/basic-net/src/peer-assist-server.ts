@@ -3,6 +3,7 @@ import {
   PeerAssistService,
   Phase,
   silentLogger,
+  strictService,
   type DistressSignal,
   type Logger,
   type PeerAssistServer as PeerAssistHandlers,
@@ -40,7 +41,24 @@ export interface PeerAssistServerInit {
   listenAddress?: string
   /** Distress ids remembered to drop repeats. @default 1024 */
   distressMemory?: number
+  /** Bytes of distress ids remembered (oldest forgotten first). @default DEFAULT_DISTRESS_MEMORY_BYTES */
+  distressMemoryBytes?: number
 }
+
+/** Largest request each PeerAssist rpc accepts (a peer is not trusted with more). */
+export const PEER_ASSIST_MAX_REQUEST_BYTES = {
+  /** A sequence and a phase. */
+  ping: 1024,
+  /** Known sequences of at most ~1024 spore names. */
+  getSpores: 128 * 1024,
+  /** One signal: id, node identity, reason. */
+  relayDistress: 16 * 1024
+} as const
+/** Receive limit of the PeerAssist server: the largest of the per-rpc limits. */
+export const PEER_ASSIST_MAX_RECEIVE_BYTES = Math.max(...Object.values(PEER_ASSIST_MAX_REQUEST_BYTES))
+/** Distress ids are short tokens (a UUID is 36 characters). */
+export const DISTRESS_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/
+export const DEFAULT_DISTRESS_MEMORY_BYTES = 64 * 1024
 
 /**
  * Serves PeerAssist over mTLS to node identities only: Ping (for failure
@@ -52,6 +70,7 @@ class DefaultPeerAssistServer implements Startable {
   private server?: grpc.Server
   private boundPort = 0
   private readonly seenDistress = new Set<string>()
+  private seenDistressBytes = 0
 
   constructor(
     private readonly components: PeerAssistServerComponents,
@@ -75,8 +94,13 @@ class DefaultPeerAssistServer implements Startable {
 
   async start(): Promise<void> {
     if (this.server != null) return
-    const server = new grpc.Server(DEFAULT_SERVER_OPTIONS)
-    server.addService(PeerAssistService, this.handlers())
+    // Bounded before anything is buffered (grpc-js refuses a larger message
+    // with RESOURCE_EXHAUSTED), then per rpc and strictly decoded.
+    const server = new grpc.Server({
+      ...DEFAULT_SERVER_OPTIONS,
+      'grpc.max_receive_message_length': PEER_ASSIST_MAX_RECEIVE_BYTES
+    })
+    server.addService(strictService(PeerAssistService, { maxBytesPerMethod: PEER_ASSIST_MAX_REQUEST_BYTES }), this.handlers())
     const creds = serverCredentials(this.components.identity, { networkId: this.init.networkId, role: 'node' })
     try {
       this.boundPort = await new Promise<number>((resolve, reject) =>
@@ -135,6 +159,10 @@ class DefaultPeerAssistServer implements Startable {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: 'RelayDistressRequest.signal.distress_id is required' })
           return
         }
+        if (!DISTRESS_ID_PATTERN.test(signal.distressId)) {
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: `RelayDistressRequest.signal.distress_id must match ${DISTRESS_ID_PATTERN.source}` })
+          return
+        }
         if (this.seenDistress.has(signal.distressId)) {
           callback(null, { delivered: false, reason: 'already relayed' })
           return
@@ -145,7 +173,7 @@ class DefaultPeerAssistServer implements Startable {
           return
         }
         const from = callerIdentity(call, required)
-        this.log.warn('distress signal from peer', { from: from.name, node: signal.node?.nodeId, reason: signal.reason })
+        this.log.warn('distress signal from peer', { from: from.name, node: signal.node?.nodeId.slice(0, 64), reason: signal.reason.slice(0, 256) })
         const relay = this.components.onDistress
         if (relay == null) {
           callback(null, { delivered: false, reason: 'this node has no route to a manager' })
@@ -159,12 +187,23 @@ class DefaultPeerAssistServer implements Startable {
     }
   }
 
+  /** Remembers an id; the memory is bounded by count and by bytes (ids are bounded too). */
   private remember(id: string): void {
     this.seenDistress.add(id)
-    if (this.seenDistress.size > (this.init.distressMemory ?? 1024)) {
+    this.seenDistressBytes += id.length
+    const maxCount = this.init.distressMemory ?? 1024
+    const maxBytes = this.init.distressMemoryBytes ?? DEFAULT_DISTRESS_MEMORY_BYTES
+    while (this.seenDistress.size > maxCount || this.seenDistressBytes > maxBytes) {
       // Sets iterate in insertion order: drop the oldest.
-      this.seenDistress.delete(this.seenDistress.values().next().value as string)
+      const oldest = this.seenDistress.values().next().value as string
+      this.seenDistress.delete(oldest)
+      this.seenDistressBytes -= oldest.length
     }
+  }
+
+  /** What the dedup memory holds (for tests and metrics). */
+  distressMemoryUsage(): { ids: number; bytes: number } {
+    return { ids: this.seenDistress.size, bytes: this.seenDistressBytes }
   }
 }
 

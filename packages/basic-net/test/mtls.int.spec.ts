@@ -6,6 +6,8 @@ import {
   CertificateAuthority,
   clientCredentials,
   createPeerAssistServer,
+  endpointCredentials,
+  requirementForEndpoint,
   defaultChannelOptions,
   type IdentityStore,
   type PeerAssistServer
@@ -117,6 +119,41 @@ describe('mTLS between nodes (real TLS, certificates from a CA made in the test)
       } finally {
         srv.forceShutdown()
       }
+    }
+  })
+
+  it('enforces Endpoint.expected_identity per endpoint: a Spore Manager certificate does not pass as the Network Manager', async () => {
+    const sporeManager = await rawIdentity(ca, 'spiffe://net1/manager/spore-manager')
+    const srv = new grpc.Server()
+    srv.addService((await import('@mycelium/core-interfaces')).PeerAssistService, {
+      ping: (_c: unknown, cb: grpc.sendUnaryData<PingResponse>) => cb(null, { sequence: 1, phase: 0, managersReachable: false }),
+      getSpores: () => undefined,
+      relayDistress: () => undefined
+    } as never)
+    const port = await new Promise<number>((res, rej) =>
+      srv.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: sporeManager.keyPem, cert_chain: sporeManager.certPem }], false), (e, p) => (e != null ? rej(e) : res(p)))
+    )
+    const address = `127.0.0.1:${port}`
+    const credsFor = endpointCredentials(nodeB, { networkId: NET, role: 'manager' })
+    const endpoint = (expectedIdentity: string) => ({ address, expectedIdentity, zone: '', priority: 0 })
+    try {
+      // The identity it announces: accepted; none announced: any manager (proto: "Empty: any identity of the role").
+      expect((await ping(client(address, credsFor(endpoint('spiffe://net1/manager/spore-manager'))))).sequence).toBe(1)
+      expect((await ping(client(address, credsFor(endpoint(''))))).sequence).toBe(1)
+      const refusals: Array<[string, RegExp]> = [
+        ['spiffe://net1/manager/network-manager', /is not the expected manager "network-manager"/],
+        ['spiffe://net2/manager/spore-manager', /not a manager of network "net1"/],
+        ['spiffe://net1/node/spore-manager', /not a manager of network "net1"/],
+        ['not a spiffe id', /is not spiffe:\/\//]
+      ]
+      for (const [expected, reason] of refusals) {
+        const err = (await ping(client(address, credsFor(endpoint(expected)))).catch((e: unknown) => e)) as grpc.ServiceError
+        expect(err.code).toBe(grpc.status.UNAVAILABLE)
+        expect(err.details).toMatch(reason)
+      }
+      expect(() => requirementForEndpoint(endpoint('spiffe://net1/manager/x'), { networkId: NET, role: 'manager', name: 'y' })).toThrow(/not a manager "y"/)
+    } finally {
+      srv.forceShutdown()
     }
   })
 

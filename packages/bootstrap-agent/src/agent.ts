@@ -18,7 +18,7 @@ import {
   type Startable,
   type StatusReport
 } from '@mycelium/core-interfaces'
-import { clientCredentials, defaultChannelOptions } from '@mycelium/basic-net'
+import { defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'
 import { buildStatusReport, spreadOrder } from './agent-status.js'
@@ -84,7 +84,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.log = (components.logger ?? silentLogger()).forComponent('bootstrap-agent').child({ nodeId: init.nodeId })
     this.stateStore = new AgentStateStore(init.stateDir, this.log)
     this.link = new ManagerLink({
-      credentials: clientCredentials(components.identity, { networkId: init.networkId, role: 'manager' }),
+      credentials: endpointCredentials(components.identity, { networkId: init.networkId, role: 'manager' }),
       // A private subchannel per link: a new dial never inherits the backoff
       // of a failed one, so the agent's jittered schedule alone decides retries.
       channelOptions: { ...defaultChannelOptions(init.networkId), 'grpc.use_local_subchannel_pool': 1 },
@@ -432,7 +432,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       const identity = this.components.identity
       this.session = new CommandSession(this.commandExecutor, {
         endpoint: this.link.endpoint,
-        credentials: clientCredentials(identity, { networkId: this.init.networkId, role: 'manager' }),
+        credentials: endpointCredentials(identity, { networkId: this.init.networkId, role: 'manager' }),
         channelOptions: defaultChannelOptions(this.init.networkId),
         identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
         leaseId: r.leaseId,

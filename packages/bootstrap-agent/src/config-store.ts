@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  findTimerDurationProblem,
   InvalidConfigError,
   isCorruptStateError,
   NodeConfig,
@@ -134,6 +135,9 @@ export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, wh
   if (config.nodeId !== '' && current.nodeId !== '' && config.nodeId !== current.nodeId) {
     throw new InvalidConfigError(`node "${config.nodeId}" is not this node "${current.nodeId}"`, `${where}.nodeId`)
   }
+  // A duration no timer can hold would fire every millisecond once applied.
+  const timerProblem = findTimerDurationProblem(config)
+  if (timerProblem != null) throw new InvalidConfigError(timerProblem, where)
 }
 
 export type TrialOutcome = { outcome: 'promoted'; version: number } | { outcome: 'reverted' | 'rejected'; version: number; reason: string }

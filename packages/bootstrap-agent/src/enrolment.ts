@@ -11,7 +11,7 @@ import {
   type EnrollResponse,
   type TrustBundle
 } from '@mycelium/core-interfaces'
-import { checkPeerIdentity, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
+import { checkPeerIdentity, defaultChannelOptions, requirementForEndpoint, type IdentityStore } from '@mycelium/basic-net'
 
 /** Enrolment did not give this node an identity. */
 export class EnrolmentError extends Error {
@@ -106,7 +106,7 @@ export async function enrol(options: EnrolOptions): Promise<TrustBundle> {
         grpc.credentials.createSsl(Buffer.from(caPem), null, null, {
           checkServerIdentity: (_host, cert) => {
             try {
-              checkPeerIdentity(cert.subjectaltname, { networkId: options.networkId, role: 'manager' }, 'enrolment server')
+              checkPeerIdentity(cert.subjectaltname, requirementForEndpoint(endpoint, { networkId: options.networkId, role: 'manager' }), 'enrolment server')
               return undefined
             } catch (err) {
               return err as Error

@@ -13,10 +13,16 @@ import {
   type ReportHealthRequest,
   type ReportHealthResponse,
   type RenewCertificateResponse,
-  type RequestConfigUpdateResponse
+  type RequestConfigUpdateResponse,
+  credentialsFor,
+  strictClient,
+  type EndpointCredentials
 } from '@mycelium/core-interfaces'
 import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
 import { ManagerClock } from './manager-clock.js'
+
+/** The manager's answers are decoded strictly (canonical varints, timestamps in range). */
+const StrictNetworkManagerClient = strictClient(NetworkManagerClient)
 
 /** A refusal or failure of the manager, with the wait it asked for. */
 export interface LinkFailure {
@@ -42,7 +48,8 @@ export interface HeartbeatHandlers {
 }
 
 export interface ManagerLinkInit {
-  credentials: grpc.ChannelCredentials
+  /** Per endpoint (basic-net `endpointCredentials`) so `expected_identity` is enforced. */
+  credentials: EndpointCredentials
   channelOptions?: grpc.ChannelOptions
   dialTimeoutMs: number
   logger?: Logger
@@ -84,7 +91,7 @@ export class ManagerLink {
   }
 
   async connect(endpoints: Endpoint[], signal: AbortSignal): Promise<Endpoint> {
-    const dialed = await dialFirst(endpoints, (e) => new NetworkManagerClient(e.address, this.init.credentials, this.init.channelOptions), {
+    const dialed = await dialFirst(endpoints, (e) => new StrictNetworkManagerClient(e.address, credentialsFor(this.init.credentials, e), this.init.channelOptions), {
       timeoutMs: this.init.dialTimeoutMs,
       signal
     })

@@ -41,6 +41,8 @@ describe('ConfigStore and try-mode', () => {
     expect(await tryConfig(store, cfg(5), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({ outcome: 'rejected', reason: 'remote NodeConfig.version: version 5 is not above the current 5' })
     const other = NodeConfig.fromPartial({ version: 6, nodeId: 'n2' })
     expect((await tryConfig(store, other, { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).outcome).toBe('rejected')
+    const overflowing = NodeConfig.fromPartial({ version: 7, discovery: { refreshInterval: { seconds: 720 * 3600, nanos: 0 } } })
+    expect(await tryConfig(store, overflowing, { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/discovery.refreshInterval is 2592000000 ms, longer than/) })
     expect(store.current().version).toBe(5)
   })
 

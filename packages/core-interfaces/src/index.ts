@@ -49,7 +49,7 @@ export {
   retryAfterFromStatus,
   signingKeyId
 } from './contract.js'
-export { durationToMs, msToDuration } from './duration.js'
+export { durationToMs, msToDuration, MAX_TIMER_MS, timerDurationProblem, findTimerDurationProblem } from './duration.js'
 export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel } from './spiffe.js'
 export { type BackoffOptions, DEFAULT_BACKOFF, Backoff, backoffCeilingMs } from './backoff.js'
 export {
@@ -64,3 +64,20 @@ export { coalescing } from './coalesce.js'
 export { type UnaryMethod, callUnary, unavailable } from './grpc-call.js'
 export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
 export { type JoinToken, formatJoinToken, parseJoinToken, caCertificateSha256 } from './join-token.js'
+export {
+  StrictBinaryReader,
+  type MessageDecoder,
+  type StrictDecodeOptions,
+  type WireField,
+  decodeStrict,
+  readWireFields,
+  TooManyFieldsError,
+  isTooManyFieldsError,
+  strictService,
+  strictClient,
+  dateProblem,
+  timestampProblem,
+  TIMESTAMP_MIN_SECONDS,
+  TIMESTAMP_MAX_SECONDS
+} from './wire.js'
+export { type EndpointCredentials, credentialsFor } from './endpoint-credentials.js'

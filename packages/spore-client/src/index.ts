@@ -17,9 +17,17 @@ export {
   DEFAULT_CLOCK_SLACK_MS,
   DEFAULT_REFRESH_INTERVAL_MS
 } from './spore-client.js'
-export { verifySpore, decodeSignedSpore, tallySignatures, type SignatureTally, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
+export {
+  verifySpore,
+  decodeSignedSpore,
+  sporeNameProblem,
+  SPORE_NAME_PATTERN,
+  SPORE_NAME_MAX_LENGTH,
+  MAX_SPORE_SIGNATURES,
+  MAX_SPORE_BYTES,
+  tallySignatures, type SignatureTally, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
 export { trustedSporeKeys, trustedOperatorKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
-export { parseSporeBundle, formatSporeBundleJson } from './bundle-format.js'
+export { parseSporeBundle, formatSporeBundleJson, MAX_SPORES_PER_BUNDLE, MAX_SPORE_BUNDLE_BYTES } from './bundle-format.js'
 export {
   type SporeSource,
   type WatchableSporeSource,

@@ -3,7 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Backoff,
   coalescing,
+  InvalidConfigError,
+  InvalidInputError,
   isAbortError,
+  MAX_TIMER_MS,
   silentLogger,
   type AbortOptions,
   type BackoffOptions,
@@ -15,7 +18,8 @@ import {
   type Startable,
   type TrustBundle
 } from '@mycelium/core-interfaces'
-import { loadCache, saveCache } from './cache.js'
+import { MAX_SPORES_PER_BUNDLE } from './bundle-format.js'
+import { loadCache, saveCache, type CachedSpore } from './cache.js'
 import { isRateLimitedError, isSporeRejectedError, MalformedSporeError, type SporeRejectedError } from './errors.js'
 import type { SporeSource, WatchableSporeSource } from './sources/source.js'
 import { trustedSporeKeys, type TrustedKeys } from './trust.js'
@@ -105,6 +109,8 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
   private trust: TrustedKeys
   private readonly spores = new Map<string, VerifiedSpore>()
   private readonly marks = new Map<string, TrustMark>()
+  /** The trust bundle in force when each spore was accepted (what the cache re-verifies it under). */
+  private readonly acceptedUnder = new Map<string, TrustBundle>()
   private state: SporeClientStatus = { mode: 'starting', activeSource: 'none', reason: 'not started', sporeCount: 0, rejectedCount: 0 }
 
   private controller?: AbortController
@@ -122,6 +128,13 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
     this.trust = trustedSporeKeys(init.trustBundle, init.networkId, 'SporeClientInit.trustBundle')
     this.clockSlackMs = init.clockSlackMs ?? DEFAULT_CLOCK_SLACK_MS
     this.refreshIntervalMs = init.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS
+    // A timer holds at most 2^31-1 ms; beyond it setTimeout fires after 1 ms (a poll storm).
+    if (!(this.refreshIntervalMs >= 1 && this.refreshIntervalMs <= MAX_TIMER_MS)) {
+      throw new InvalidConfigError(`must be 1 to ${MAX_TIMER_MS} ms, not ${this.refreshIntervalMs}`, 'SporeClientInit.refreshIntervalMs')
+    }
+    if (!(this.clockSlackMs >= 0 && this.clockSlackMs <= MAX_TIMER_MS)) {
+      throw new InvalidConfigError(`must be 0 to ${MAX_TIMER_MS} ms, not ${this.clockSlackMs}`, 'SporeClientInit.clockSlackMs')
+    }
     this.now = init.now ?? Date.now
     this.reconnect = init.reconnect ?? {}
     this.cachePath = init.cachePath
@@ -201,6 +214,11 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
    * rejected; rejections never change what is trusted.
    */
   ingest(batch: SignedSpore[], source: string): { accepted: string[]; rejected: SporeRejectedError[] } {
+    if (batch.length > MAX_SPORES_PER_BUNDLE) {
+      // One refusal for the whole batch: verifying and logging each of
+      // hundreds of thousands of records would stall the event loop.
+      throw new InvalidInputError(`${batch.length} spores in one batch, more than the ${MAX_SPORES_PER_BUNDLE} allowed (refused as a whole)`, source)
+    }
     const accepted: string[] = []
     const rejected: SporeRejectedError[] = []
     // A new bootstrap spore may rotate the keys the others are signed with.
@@ -215,7 +233,9 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
           markFor: (name) => this.marks.get(name)
         })
         if (unchanged && this.spores.has(verified.name)) continue
+        const under = unchanged ? (this.acceptedUnder.get(verified.name) ?? this.trustBundle) : this.trustBundle
         if (verified.spore.body?.$case === 'bootstrap') this.rotateTrust(verified)
+        this.acceptedUnder.set(verified.name, under)
         this.spores.set(verified.name, verified)
         this.marks.set(verified.name, { sequence: verified.sequence, digest: verified.digest })
         accepted.push(verified.name)
@@ -315,9 +335,10 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
       // Our own checksummed state: the rotated bundle in it is trusted as is.
       this.trust = trustedSporeKeys(state.trustBundle, this.networkId, `${this.cachePath} trustBundle`)
       this.trustBundle = state.trustBundle
-      // Re-verify the cached spores in full (signatures, expiry), then restore
-      // the rollback marks, which outlive expired spores.
-      this.ingest(state.spores, 'cache')
+      // Re-verify the cached spores in full (signatures, expiry), each under
+      // the bundle that accepted it, then restore the rollback marks, which
+      // outlive expired spores.
+      this.restore(state.spores)
       for (const [name, mark] of Object.entries(state.marks)) {
         if (mark.sequence >= (this.marks.get(name)?.sequence ?? 0)) this.marks.set(name, mark)
       }
@@ -328,6 +349,45 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
     }
   }
 
+  /**
+   * Takes back cached spores, each verified under the trust bundle that
+   * accepted it. No rotation happens here: the bundle in force was cached.
+   */
+  private restore(cached: CachedSpore[]): void {
+    const keysFor = new Map<TrustBundle, TrustedKeys>()
+    let restored = 0
+    let rejected = 0
+    for (const { signed, acceptedUnder } of cached) {
+      try {
+        let trust = keysFor.get(acceptedUnder)
+        if (trust == null) {
+          trust = trustedSporeKeys(acceptedUnder, this.networkId, `${this.cachePath} accepting trust bundle`)
+          keysFor.set(acceptedUnder, trust)
+        }
+        const { verified } = verifySpore(signed, {
+          trust,
+          nowMs: this.now(),
+          clockSlackMs: this.clockSlackMs,
+          source: 'cache',
+          markFor: (name) => this.marks.get(name)
+        })
+        this.spores.set(verified.name, verified)
+        this.marks.set(verified.name, { sequence: verified.sequence, digest: verified.digest })
+        this.acceptedUnder.set(verified.name, acceptedUnder)
+        restored++
+      } catch (err) {
+        rejected++
+        if (isSporeRejectedError(err)) {
+          this.log.warn('cached spore dropped', { sporeName: err.sporeName, reason: err.reason, detail: err.detail })
+          this.emit('spore:rejected', err)
+        } else {
+          this.log.warn('cached spore dropped', { err })
+        }
+      }
+    }
+    this.setStatus({ sporeCount: this.spores.size, rejectedCount: this.state.rejectedCount + rejected, ...(restored > 0 ? { activeSource: 'cache' } : {}) })
+  }
+
   /** Queues a cache write; writes never overlap and the last one wins. */
   private persist(): void {
     const path = this.cachePath
@@ -336,7 +396,7 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
       try {
         await saveCache(path, {
           trustBundle: this.trustBundle,
-          spores: [...this.spores.values()].map((s) => s.signed),
+          spores: [...this.spores.values()].map((s) => ({ signed: s.signed, acceptedUnder: this.acceptedUnder.get(s.name) ?? this.trustBundle })),
           marks: Object.fromEntries(this.marks)
         })
       } catch (err) {

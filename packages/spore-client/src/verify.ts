@@ -1,5 +1,5 @@
 import { createHash, verify as verifySignature } from 'node:crypto'
-import { SignedSpore, Spore } from '@mycelium/core-interfaces'
+import { decodeStrict, readWireFields, SignedSpore, Spore, Timestamp, timestampProblem } from '@mycelium/core-interfaces'
 import {
   DuplicateSporeSignatureError,
   ExpiredSporeError,
@@ -44,12 +44,51 @@ export interface VerifyContext {
 
 const UNDECODABLE = '(undecodable)'
 
+/**
+ * Spore name grammar (also documented on `Spore.name` in spore.proto):
+ * `bootstrap`, `service/<label>` or `component/<label>`, where a label is 1–63
+ * characters of a-z, 0-9 and "-", starting and ending with a letter or digit
+ * (a DNS label). ASCII only, so no look-alike, path separator, dot segment,
+ * NUL or whitespace can reach a log line, a file name or a map key.
+ */
+export const SPORE_NAME_PATTERN = /^(?:bootstrap|(?:service|component)\/[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/
+/** Longest name the grammar allows ("component/" + 63). */
+export const SPORE_NAME_MAX_LENGTH = 73
+/** More signatures than any trust bundle needs is an attempt to burn CPU. */
+export const MAX_SPORE_SIGNATURES = 32
+/** A serialized Spore larger than this is refused before it is decoded. */
+export const MAX_SPORE_BYTES = 256 * 1024
+
+/** Why `name` breaks the spore name grammar, or undefined. */
+export function sporeNameProblem(name: string): string | undefined {
+  if (SPORE_NAME_PATTERN.test(name)) return undefined
+  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)
+  return `name ${shown}${name.length > 80 ? ` (${name.length} characters)` : ''} is not "bootstrap", "service/<label>" or "component/<label>" (label: a-z, 0-9, "-", at most 63)`
+}
+
+/** A printable stand-in for a name that broke the grammar (errors and logs only). */
+const printableName = (name: string): string =>
+  name.length === 0 ? UNDECODABLE : SPORE_NAME_PATTERN.test(name) ? name : JSON.stringify(name.slice(0, 80))
+
+/** Spore.issued_at / expires_at as written, before a Date loses the nanos and the range. */
+function rawTimestampProblem(bytes: Uint8Array, source: string): string | undefined {
+  for (const field of readWireFields(bytes, source)) {
+    if ((field.fieldNo === 4 || field.fieldNo === 5) && field.bytes != null) {
+      const problem = timestampProblem(decodeStrict(Timestamp, field.bytes, source))
+      if (problem != null) return `${field.fieldNo === 4 ? 'issued_at' : 'expires_at'}: ${problem}`
+    }
+  }
+  return undefined
+}
+
 const ms = (d: Date | undefined): number | undefined => (d == null ? undefined : d.getTime())
 
 /** Name prefixes and the body each must carry. */
 function checkNameAndBody(spore: Spore): string | undefined {
   const body = spore.body
   if (body == null) return 'has no body'
+  const nameProblem = sporeNameProblem(spore.name)
+  if (nameProblem != null) return nameProblem
   if (spore.name === 'bootstrap') {
     if (body.$case !== 'bootstrap') return `is named "bootstrap" but carries a ${body.$case} body`
     if (body.value.trustBundle == null) return 'bootstrap body has no trust bundle'
@@ -58,7 +97,6 @@ function checkNameAndBody(spore: Spore): string | undefined {
   const slash = spore.name.indexOf('/')
   const kind = spore.name.slice(0, slash)
   const rest = spore.name.slice(slash + 1)
-  if (slash <= 0 || rest.length === 0) return `name "${spore.name}" is not "bootstrap", "service/<name>" or "component/<name>"`
   if (kind === 'service') {
     if (body.$case !== 'service' || body.value.service !== rest) return `must carry a service body for "${rest}"`
     return undefined
@@ -72,14 +110,29 @@ function checkNameAndBody(spore: Spore): string | undefined {
 
 /**
  * Decodes a serialized SignedSpore (as carried by files and streams) and
- * rejects truncated or garbage bytes with MalformedSporeError.
+ * rejects truncated, garbage or non-canonical bytes with MalformedSporeError.
  */
 export function decodeSignedSpore(bytes: Uint8Array, source: string): SignedSpore {
   try {
-    return SignedSpore.decode(bytes)
+    return decodeStrict(SignedSpore, bytes, source)
   } catch (err) {
     throw new MalformedSporeError(UNDECODABLE, source, `not a SignedSpore: ${(err as Error).message}`)
   }
+}
+
+/** Why a value handed in as a SignedSpore does not have its shape, or undefined. */
+function signedShapeProblem(signed: unknown): string | undefined {
+  if (typeof signed !== 'object' || signed == null) return 'not a SignedSpore object'
+  const { spore, signatures } = signed as { spore?: unknown; signatures?: unknown }
+  if (!(spore instanceof Uint8Array)) return '"spore" is not bytes'
+  if (!Array.isArray(signatures)) return '"signatures" is not a list'
+  for (const [i, sig] of signatures.entries()) {
+    const s = sig as { keyId?: unknown; signature?: unknown } | null
+    if (typeof s !== 'object' || s == null || typeof s.keyId !== 'string' || !(s.signature instanceof Uint8Array)) {
+      return `signatures[${i}] is not a { keyId, signature } pair`
+    }
+  }
+  return undefined
 }
 
 /** How the signatures over some bytes fare against trusted keys. */
@@ -153,13 +206,25 @@ function checkSignatures(signed: SignedSpore, trust: TrustedKeys, name: string, 
  */
 export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified: VerifiedSpore; unchanged: boolean } {
   const { source, trust } = ctx
+  // Objects from JSON or from another process need not have the shape the
+  // types promise: check before touching a field.
+  const shape = signedShapeProblem(signed)
+  if (shape != null) throw new MalformedSporeError(UNDECODABLE, source, shape)
+  if (signed.spore.length > MAX_SPORE_BYTES) {
+    throw new MalformedSporeError(UNDECODABLE, source, `spore is ${signed.spore.length} bytes, more than the ${MAX_SPORE_BYTES} allowed`)
+  }
   let spore: Spore
   try {
-    spore = Spore.decode(signed.spore)
+    // Strict: a wrapped or over-long varint, invalid UTF-8 or an
+    // out-of-range timestamp would let two readers see different values.
+    spore = decodeStrict(Spore, signed.spore, source)
   } catch (err) {
     throw new MalformedSporeError(UNDECODABLE, source, `not a Spore: ${(err as Error).message}`)
   }
-  const name = spore.name.length > 0 ? spore.name : UNDECODABLE
+  const name = printableName(spore.name)
+  if (signed.signatures.length > MAX_SPORE_SIGNATURES) {
+    throw new MalformedSporeError(name, source, `${signed.signatures.length} signatures, more than the ${MAX_SPORE_SIGNATURES} allowed`)
+  }
 
   // Exactly the bytes already trusted under this name and sequence: they were
   // verified when first accepted, and a copy of them gains an attacker
@@ -178,6 +243,8 @@ export function verifySpore(signed: SignedSpore, ctx: VerifyContext): { verified
   const issuedAt = ms(spore.issuedAt)
   const expiresAt = ms(spore.expiresAt)
   if (issuedAt == null || expiresAt == null) throw new MalformedSporeError(name, source, 'issued_at and expires_at are required')
+  const timeProblem = rawTimestampProblem(signed.spore, source)
+  if (timeProblem != null) throw new MalformedSporeError(name, source, timeProblem)
   if (expiresAt <= issuedAt) throw new MalformedSporeError(name, source, 'expires_at is not after issued_at')
   if (ctx.nowMs + ctx.clockSlackMs < issuedAt) {
     throw new NotYetValidSporeError(name, source, `issued at ${spore.issuedAt!.toISOString()}, in the future beyond the clock slack`)

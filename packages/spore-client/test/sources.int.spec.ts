@@ -120,7 +120,7 @@ describe('source specifics', () => {
       writeFileSync(path, '{"spores": [ {"spore": 12} ]}')
       const err = await fileSource({ path }).fetch().catch((e: unknown) => e)
       expect(isInvalidInputError(err)).toBe(true)
-      expect((err as Error).message).toContain(`${path}: spores[0].spore must be a base64 string`)
+      expect((err as Error).message).toContain(`${path}: spores[0].spore must be a non-empty base64 string`)
       writeFileSync(path, Buffer.from([0x0a, 0xff, 0xff]))
       const err2 = await fileSource({ path }).fetch().catch((e: unknown) => e)
       expect((err2 as Error).message).toContain('neither JSON nor a binary SporeBundle')

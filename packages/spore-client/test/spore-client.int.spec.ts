@@ -157,6 +157,69 @@ describe('SporeClient', () => {
     expect(b.resolveService('network-manager')).toHaveLength(1)
   })
 
+  it('keeps spores accepted under the old keys across a rotation and a restart (each under the bundle that accepted it)', async () => {
+    // K1–K3 (threshold 2) accept every service spore; then a bootstrap spore
+    // signed by K1+K2 rotates to N1,N2 (threshold 1); then a restart.
+    const k = [testSigningKey(), testSigningKey(), testSigningKey()]
+    const n = [testSigningKey(), testSigningKey()]
+    const original = testTrustBundle(NET, k, 2)
+    const rotated = testTrustBundle(NET, n, 1)
+    const now = Date.now()
+    const nm = signSporeForTest(serviceSpore(NET, 'network-manager', 4, ['10.4.0.1:7000']), [k[0]!, k[2]!])
+    const sm = signSporeForTest(serviceSpore(NET, 'spore-manager', 2, ['10.4.0.2:7000']), [k[1]!, k[2]!])
+    const bootstrap = signSporeForTest(
+      {
+        networkId: NET,
+        name: 'bootstrap',
+        sequence: 7,
+        issuedAt: new Date(now - 1000),
+        expiresAt: new Date(now + 86_400_000),
+        body: { $case: 'bootstrap', value: { trustBundle: rotated, seeds: [], httpsUrls: [] } }
+      },
+      [k[0]!, k[1]!]
+    )
+    const a = client({ sources: [] }, { trustBundle: original })
+    await a.start()
+    expect(a.ingest([nm, sm], 'test').accepted).toHaveLength(2)
+    expect(a.ingest([bootstrap], 'test').accepted).toEqual(['bootstrap'])
+    const byNew = signSporeForTest(serviceSpore(NET, 'update-manager', 1, ['10.4.0.3:7000']), [n[1]!])
+    expect(a.ingest([byNew], 'test').accepted).toEqual(['service/update-manager'])
+    await a.stop()
+
+    for (let restart = 0; restart < 2; restart++) {
+      const b = client({ sources: [] }, { trustBundle: original })
+      const dropped: SporeRejectedError[] = []
+      b.on('spore:rejected', (e) => dropped.push(e))
+      await b.start()
+      expect(dropped).toEqual([])
+      expect(b.list().map((s) => s.name).sort()).toEqual(['bootstrap', 'service/network-manager', 'service/spore-manager', 'service/update-manager'])
+      expect(b.resolveService('network-manager')[0]?.address).toBe('10.4.0.1:7000')
+      // The rotated bundle is in force: old keys alone no longer suffice for new spores.
+      expect(b.bootstrap().trustBundle.sporeKeys.map((key) => key.keyId).sort()).toEqual(n.map((key) => key.keyId).sort())
+      const oldKeysOnly = signSporeForTest(serviceSpore(NET, 'network-manager', 5, ['10.6.6.6:1']), [k[0]!, k[1]!])
+      expect(b.ingest([oldKeysOnly], 'test').rejected.map((e) => e.name)).toEqual(['UnknownSporeKeyError'])
+      await b.stop() // the second round reads the cache this client wrote (format 2 again)
+    }
+  })
+
+  it('refuses timer durations a timer cannot hold', () => {
+    for (const refreshIntervalMs of [0, -1, 2 ** 31, 720 * 3_600_000, Number.NaN]) {
+      expect(() => createSporeClient({}, { networkId: NET, trustBundle, refreshIntervalMs })).toThrow(/SporeClientInit.refreshIntervalMs/)
+    }
+    expect(() => createSporeClient({}, { networkId: NET, trustBundle, clockSlackMs: 2 ** 40 })).toThrow(/clockSlackMs/)
+  })
+
+  it('refuses an oversized batch as a whole, with one error and nothing trusted changed', async () => {
+    const c = client({ sources: [] })
+    await c.start()
+    const empty = Array.from({ length: 100_000 }, () => ({ spore: Buffer.alloc(0), signatures: [] }))
+    const rejected: unknown[] = []
+    c.on('spore:rejected', (e) => rejected.push(e))
+    expect(() => c.ingest(empty, 'peer:x')).toThrow(/100000 spores in one batch, more than the 1024 allowed/)
+    expect(rejected).toEqual([])
+    expect(c.status().rejectedCount).toBe(0)
+  })
+
   describe('following the Spore Manager', () => {
     let pki: TestPki
     let server: TestSporeServer

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
-import { Command, CommanderError, Option } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import {
+  decodeStrict,
   InvalidInputError,
   isInvalidInputError,
   Spore,
@@ -53,14 +54,45 @@ async function readSporesIfExists(file: string): Promise<SignedSpore[]> {
 /** A crash never leaves a half-written bundle or trust file. */
 const writeAtomically = (file: string, text: string): Promise<void> => writeFileAtomic(file, text, { mode: 0o644 })
 
-const nameOf = (s: SignedSpore): string => Spore.decode(s.spore).name
+/** The decoded spore of a bundle record, or an InvalidInputError naming the file and record. */
+function decodeRecord(s: SignedSpore, file: string, i: number): Spore {
+  try {
+    return decodeStrict(Spore, s.spore, `${file} spores[${i}]`)
+  } catch (err) {
+    throw new InvalidInputError(`spores[${i}] is not a spore: ${(err as Error).message}`, file)
+  }
+}
+
+/**
+ * A whole number in [min, max] written in plain decimal digits: "1.5",
+ * "1e3", "0x10", "NaN", "Infinity" and anything past 2^53-1 are refused
+ * (Number() would round 9007199254740993 to …992 without a word).
+ */
+export function parseCount(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const n = /^\d{1,16}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`)
+    }
+    return n
+  }
+}
+
+/** A text file's content; an unreadable file is an InvalidInputError naming it. */
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    throw new InvalidInputError(`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, file, { cause: err })
+  }
+}
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('spore')
     .description('Operator tooling for Mycelium spores: keys, trust bundles, signing, verification.')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError()
+    .option('--debug', 'print the stack of an unexpected error')
 
   program
     .command('keygen')
@@ -77,15 +109,15 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description('write a trust bundle (JSON) from public key files')
     .requiredOption('--network <id>', 'network id')
     .requiredOption('--key <file...>', 'spore-signing public key files (<label>.pub.json)')
-    .requiredOption('--threshold <k>', 'valid signatures a spore needs', Number)
+    .requiredOption('--threshold <k>', 'valid signatures a spore needs (1 to the number of keys)', parseCount(1, 1024))
     .option('--operator-key <file...>', 'operator public key files for emergency commands', [])
-    .option('--operator-threshold <k>', 'signatures an emergency command needs', Number, 1)
+    .option('--operator-threshold <k>', 'signatures an emergency command needs', parseCount(1, 1024), 1)
     .option('--ca <pem...>', 'network CA certificate files', [])
     .requiredOption('--out <file>', 'trust bundle file to write')
     .action(async (opts: { network: string; key: string[]; threshold: number; operatorKey: string[]; operatorThreshold: number; ca: string[]; out: string }) => {
       const bundle: TrustBundle = {
         networkId: opts.network,
-        caCertificatesPem: await Promise.all(opts.ca.map((f) => readFile(f, 'utf8'))),
+        caCertificatesPem: await Promise.all(opts.ca.map(readText)),
         sporeKeys: await Promise.all(opts.key.map(loadPublicKey)),
         sporeThreshold: opts.threshold,
         operatorKeys: await Promise.all(opts.operatorKey.map(loadPublicKey)),
@@ -102,15 +134,18 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .argument('<input>', 'spore description (YAML or JSON)')
     .requiredOption('--key <file...>', 'private signing key files')
     .requiredOption('--out <bundle>', 'spore bundle (JSON) to add the spore to; created if missing')
-    .option('--sequence <n>', 'explicit sequence (must exceed the current one)', Number)
+    .option('--sequence <n>', 'explicit sequence, 1 to 2^53-1 (must exceed the current one)', parseCount(1))
     .action(async (input: string, opts: { key: string[]; out: string; sequence?: number }) => {
-      const parsed = parseSporeInput(await readFile(input, 'utf8').catch((err: Error) => {
-        throw new InvalidInputError(err.message, input)
-      }), input, io.now())
+      const parsed = parseSporeInput(await readText(input), input, io.now())
       const existing = await readSporesIfExists(opts.out)
-      const previous = existing.find((s) => nameOf(s) === parsed.spore.name)
-      const current = previous != null ? Spore.decode(previous.spore).sequence : 0
+      const decoded = existing.map((s, i) => decodeRecord(s, opts.out, i))
+      const at = decoded.findIndex((d) => d.name === parsed.spore.name)
+      const previous = at >= 0 ? existing[at] : undefined
+      const current = at >= 0 ? decoded[at]!.sequence : 0
       const sequence = opts.sequence ?? parsed.sequence ?? current + 1
+      if (!Number.isSafeInteger(sequence)) {
+        throw new InvalidInputError(`sequence of "${parsed.spore.name}" cannot go above ${Number.MAX_SAFE_INTEGER}`, opts.out)
+      }
       if (sequence <= current) {
         throw new InvalidInputError(`sequence ${sequence} is not above the current ${current} of "${parsed.spore.name}" (nodes would refuse it as a rollback)`, opts.out)
       }
@@ -130,13 +165,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--clock-slack <duration>', 'accepted clock difference', '30s')
     .addOption(new Option('--at <iso-time>', 'verify as of this time instead of now'))
     .action(async (file: string, opts: { trust: string; network?: string; clockSlack: string; at?: string }) => {
-      let trustJson: unknown
+      let bundle: TrustBundle
       try {
-        trustJson = JSON.parse(await readFile(opts.trust, 'utf8'))
+        bundle = TrustBundle.fromJSON(JSON.parse(await readText(opts.trust)))
       } catch (err) {
+        if (isInvalidInputError(err)) throw err
         throw new InvalidInputError(`not a trust bundle: ${(err as Error).message}`, opts.trust)
       }
-      const bundle = TrustBundle.fromJSON(trustJson)
       const trust = trustedSporeKeys(bundle, opts.network ?? bundle.networkId, opts.trust)
       const nowMs = opts.at != null ? Date.parse(opts.at) : io.now()
       if (Number.isNaN(nowMs)) throw new InvalidInputError(`"${opts.at}" is not a time`, '--at')
@@ -163,7 +198,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const printed = (await readSpores(file)).map((s) => {
         let spore: unknown
         try {
-          spore = Spore.toJSON(Spore.decode(s.spore))
+          spore = Spore.toJSON(decodeStrict(Spore, s.spore, file))
         } catch (err) {
           spore = { error: `undecodable spore: ${(err as Error).message}` }
         }

@@ -3,10 +3,12 @@ import {
   BootstrapBody,
   ComponentBody,
   Endpoint,
+  dateProblem,
   InvalidInputError,
   ServiceBody,
   Spore
 } from '@mycelium/core-interfaces'
+import { sporeNameProblem } from '@mycelium/spore-client'
 
 /**
  * A spore as an operator writes it (YAML or JSON):
@@ -26,12 +28,12 @@ type BodyKey = keyof typeof BODY_KEYS
 
 const knownFields = (type: { fromPartial(o: object): object }): string[] => Object.keys(type.fromPartial({}))
 
-const TTL = /^(\d+)(s|m|h|d)$/
+const TTL = /^(\d{1,9})(s|m|h|d)$/
 const TTL_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 
 export function parseTtl(value: string, where: string): number {
   const m = TTL.exec(value.trim())
-  if (m == null) throw new InvalidInputError(`"${value}" is not a duration like 90s, 30m, 24h or 7d`, where)
+  if (m == null) throw new InvalidInputError(`"${value}" is not a duration like 90s, 30m, 24h or 7d (at most 9 digits)`, where)
   return Number(m[1]) * TTL_MS[m[2] as keyof typeof TTL_MS]
 }
 
@@ -93,7 +95,12 @@ export function parseSporeInput(text: string, file: string, nowMs = Date.now()):
   else throw new InvalidInputError('needs "expiresAt" or "ttl": every spore expires', `${file}:1`)
   for (const [field, date] of [['issuedAt', issuedAt], ['expiresAt', expiresAt]] as const) {
     if (Number.isNaN(date.getTime())) throw new InvalidInputError(`"${field}" is not a date`, at(doc.contents.get(field, true) as never))
+    // Nodes refuse timestamps outside protobuf's range; never sign one.
+    const problem = dateProblem(date)
+    if (problem != null) throw new InvalidInputError(`"${field}": ${problem}`, at(doc.contents.get(field, true) as never))
   }
+  const nameProblem = sporeNameProblem(String(obj.name))
+  if (nameProblem != null) throw new InvalidInputError(nameProblem, at(doc.contents.get('name', true) as never))
 
   const spore = Spore.fromJSON({ networkId: obj.networkId, name: obj.name, [bodyKey]: obj[bodyKey] })
   spore.issuedAt = issuedAt

@@ -87,8 +87,11 @@ export async function loadPublicKey(path: string): Promise<SigningKey> {
   } catch (err) {
     throw new InvalidInputError(`not a public key file: ${(err as Error).message}`, path)
   }
-  const raw = Buffer.from(parsed.publicKey ?? '', 'base64')
+  if (typeof parsed !== 'object' || parsed == null || typeof parsed.publicKey !== 'string' || typeof parsed.keyId !== 'string') {
+    throw new InvalidInputError('not a public key file: needs "keyId" and "publicKey" strings', path)
+  }
+  const raw = Buffer.from(parsed.publicKey, 'base64')
   if (raw.length !== 32) throw new InvalidInputError('publicKey must be 32 bytes of base64', path)
   if (parsed.keyId !== signingKeyId(raw)) throw new InvalidInputError(`keyId does not match publicKey`, path)
-  return { keyId: parsed.keyId, publicKey: raw, label: parsed.label ?? '' }
+  return { keyId: parsed.keyId, publicKey: raw, label: typeof parsed.label === 'string' ? parsed.label : '' }
 }

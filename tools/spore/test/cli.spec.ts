@@ -107,4 +107,90 @@ describe('spore CLI', () => {
     expect(await spore('verify', p('spores.json'))).toBe(EXIT_USAGE)
     expect(err).toContain("required option '--trust <file>' not specified")
   })
+
+  describe('hostile input: one error line naming what and where, exit 2, never a stack', () => {
+    async function signed(): Promise<void> {
+      expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), p('ops-b.key'), '--out', p('spores.json'))).toBe(EXIT_OK)
+    }
+    const oneLine = (): void => {
+      expect(err.trim().split('\n')).toHaveLength(1)
+      expect(err).not.toMatch(/\n\s+at /)
+    }
+
+    it.each(['NaN', 'Infinity', '1.5', '1e30', '9007199254740993', '-1', '0', '0x10', '', 'abc'])('sign --sequence %j is refused', async (value) => {
+      expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'), '--sequence', value)).toBe(EXIT_USAGE)
+      expect(err).toContain('--sequence')
+      oneLine()
+    })
+
+    it('sign --sequence 9007199254740991 is written exactly', async () => {
+      expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'), '--sequence', '9007199254740991')).toBe(EXIT_OK)
+      expect(sequences(p('s.json'))).toEqual([9007199254740991])
+      // and the next bump would leave the safe range: refused
+      expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'))).toBe(EXIT_USAGE)
+      oneLine()
+    })
+
+    it.each(['x', '0', '-1', '1.5', 'NaN', ''])('trust-bundle --threshold %j is refused and writes nothing', async (value) => {
+      expect(
+        await spore('trust-bundle', '--network', 'net1', '--threshold', value, '--out', p('t2.json'), '--key', p('ops-a.pub.json'))
+      ).toBe(EXIT_USAGE)
+      expect(err).toContain('--threshold')
+      oneLine()
+      expect(() => statSync(p('t2.json'))).toThrow()
+    })
+
+    it.each([
+      ['"signatures":[null]', (b: { spores: Array<Record<string, unknown>> }) => (b.spores[0]!.signatures = [null])],
+      ['"spore":5', (b: { spores: Array<Record<string, unknown>> }) => (b.spores[0]!.spore = 5)],
+      ['"spores":[null]', (b: { spores: unknown[] }) => (b.spores = [null])]
+    ])('verify of a bundle with %s: one line naming the file, exit 2', async (_what, mutate) => {
+      await signed()
+      const bundle = JSON.parse(readFileSync(p('spores.json'), 'utf8')) as { spores: Array<Record<string, unknown>> }
+      mutate(bundle)
+      writeFileSync(p('bad.json'), JSON.stringify(bundle))
+      expect(await spore('verify', p('bad.json'), '--trust', p('trust.json'))).toBe(EXIT_USAGE)
+      expect(err).toContain(p('bad.json'))
+      oneLine()
+    })
+
+    it.each([
+      ['random bytes', () => Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251))],
+      ['NULs', () => Buffer.alloc(65536)],
+      ['an empty file', () => Buffer.alloc(0)]
+    ])('verify of %s: one line naming the file, exit 2', async (_what, make) => {
+      writeFileSync(p('garbage.bin'), make())
+      expect(await spore('verify', p('garbage.bin'), '--trust', p('trust.json'))).toBe(EXIT_USAGE)
+      expect(err).toContain(p('garbage.bin'))
+      oneLine()
+    })
+
+    it('verify with a missing or malformed trust file, print of a missing bundle', async () => {
+      await signed()
+      expect(await spore('verify', p('spores.json'), '--trust', p('nope.json'))).toBe(EXIT_USAGE)
+      expect(err).toContain(p('nope.json'))
+      oneLine()
+      writeFileSync(p('t.json'), 'null')
+      expect(await spore('verify', p('spores.json'), '--trust', p('t.json'))).toBe(EXIT_USAGE)
+      oneLine()
+      writeFileSync(p('k.pub.json'), 'null')
+      expect(await spore('trust-bundle', '--network', 'net1', '--threshold', '1', '--out', p('t3.json'), '--key', p('k.pub.json'))).toBe(EXIT_USAGE)
+      expect(err).toContain(p('k.pub.json'))
+      oneLine()
+      expect(await spore('trust-bundle', '--network', 'net1', '--threshold', '1', '--out', p('t3.json'), '--key', p('ops-a.pub.json'), '--ca', p('none.pem'))).toBe(EXIT_USAGE)
+      expect(err).toContain(p('none.pem'))
+      oneLine()
+    })
+
+    it.each([
+      ['name: "service/../../etc/passwd"', 'name: service/network-manager', 'name: "service/../../etc/passwd"'],
+      ['ttl: 99999999999h', 'ttl: 24h', 'ttl: 99999999999h'],
+      ['expiresAt: 10000-01-01', 'ttl: 24h', 'expiresAt: "+010000-01-01T00:00:00Z"']
+    ])('sign refuses %s naming file and line', async (_what, from, to) => {
+      writeFileSync(p('bad.yaml'), SERVICE_YAML.replace(from, to))
+      expect(await spore('sign', p('bad.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'))).toBe(EXIT_USAGE)
+      expect(err).toMatch(new RegExp(`${p('bad.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+`))
+      oneLine()
+    })
+  })
 })

@@ -1,5 +1,6 @@
 import { createPrivateKey, sign, verify, X509Certificate } from 'node:crypto'
 import {
+  decodeStrict,
   PeerAnnouncement,
   SignedPeerAnnouncement,
   type Endpoint,
@@ -54,8 +55,9 @@ export function verifyAnnouncement(datagram: Uint8Array, options: VerifyAnnounce
   let signed: SignedPeerAnnouncement
   let announcement: PeerAnnouncement
   try {
-    signed = SignedPeerAnnouncement.decode(datagram)
-    announcement = PeerAnnouncement.decode(signed.announcement)
+    // Strict: a datagram from anyone on the LAN (canonical varints, timestamps in range).
+    signed = decodeStrict(SignedPeerAnnouncement, datagram, 'announcement datagram')
+    announcement = decodeStrict(PeerAnnouncement, signed.announcement, 'announcement')
   } catch (err) {
     return { ok: false, reason: 'malformed', detail: (err as Error).message }
   }

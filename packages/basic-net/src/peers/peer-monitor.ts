@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   PeerAssistClient,
+  strictClient,
   Phase,
   silentLogger,
   type Endpoint,
@@ -11,6 +12,9 @@ import {
   type Startable
 } from '@mycelium/core-interfaces'
 import { PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
+
+/** Peers' answers are decoded strictly and bounded (a peer is not trusted). */
+const StrictPeerAssistClient = strictClient(PeerAssistClient, { maxBytes: 8 * 1024 * 1024 })
 
 export type PeerSource = 'seed' | 'spore' | 'multicast'
 
@@ -127,7 +131,7 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
     const tracked: Tracked = {
       entry: { address, source: peer.source, state: 'unknown', phi: 0, ...(peer.nodeId != null ? { nodeId: peer.nodeId } : {}) },
       detector: new PhiAccrualDetector({ expectedIntervalMs: this.intervalMs, ...this.init.detector }),
-      client: new PeerAssistClient(address, this.components.credentials, this.init.channelOptions),
+      client: new StrictPeerAssistClient(address, this.components.credentials, this.init.channelOptions),
       controller: new AbortController()
     }
     this.peersByAddress.set(address, tracked)

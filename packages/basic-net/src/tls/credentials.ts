@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
-import { checkPeerIdentity, type PeerRequirement } from './peer-identity.js'
+import { parseSpiffeId, type Endpoint } from '@mycelium/core-interfaces'
+import { checkPeerIdentity, PeerIdentityError, type PeerRequirement } from './peer-identity.js'
 import type { IdentityStore } from '../identity/identity-store.js'
 
 /**
@@ -44,6 +45,57 @@ export function clientCredentials(identity: IdentityStore, required: PeerRequire
       }
     }
   })
+}
+
+/**
+ * What a server at `endpoint` must present: `base` (network and role),
+ * narrowed to the exact identity of `Endpoint.expected_identity` when set.
+ * An expected identity of another network or role, or not a SPIFFE ID,
+ * throws PeerIdentityError: such an endpoint can never be accepted.
+ */
+export function requirementForEndpoint(endpoint: Endpoint, base: PeerRequirement): PeerRequirement {
+  if (endpoint.expectedIdentity === '') return base
+  let id
+  try {
+    id = parseSpiffeId(endpoint.expectedIdentity, `endpoint ${endpoint.address} expected_identity`)
+  } catch (err) {
+    throw new PeerIdentityError((err as Error).message)
+  }
+  if (id.networkId !== base.networkId || id.role !== base.role || (base.name != null && base.name !== id.name)) {
+    throw new PeerIdentityError(
+      `endpoint ${endpoint.address} expects ${endpoint.expectedIdentity}, which is not a ${base.role}${base.name != null ? ` "${base.name}"` : ''} of network "${base.networkId}"`
+    )
+  }
+  return { ...base, name: id.name }
+}
+
+/**
+ * Client credentials built per endpoint, so each channel enforces its
+ * endpoint's `expected_identity` (a Spore Manager certificate cannot pass
+ * as the Network Manager). Cached per expected identity. An endpoint whose
+ * expected identity can never match gets credentials that refuse every
+ * server, with the reason.
+ */
+export function endpointCredentials(identity: IdentityStore, base: PeerRequirement): (endpoint: Endpoint) => grpc.ChannelCredentials {
+  const cache = new Map<string, grpc.ChannelCredentials>()
+  return (endpoint) => {
+    const key = endpoint.expectedIdentity
+    let credentials = cache.get(key)
+    if (credentials == null) {
+      let required: PeerRequirement | PeerIdentityError
+      try {
+        required = requirementForEndpoint(endpoint, base)
+      } catch (err) {
+        required = err as PeerIdentityError
+      }
+      credentials =
+        required instanceof Error
+          ? grpc.experimental.createCertificateProviderChannelCredentials(identity, identity, { checkServerIdentity: () => required as Error })
+          : clientCredentials(identity, required)
+      cache.set(key, credentials)
+    }
+    return credentials
+  }
 }
 
 /**

@@ -11,13 +11,20 @@ import {
   type Logger,
   type NodeIdentity,
   type OpenRequest,
-  type OpenResponse
+  type OpenResponse,
+  credentialsFor,
+  strictClient,
+  type EndpointCredentials
 } from '@mycelium/core-interfaces'
 import type { CommandExecutor } from './executor.js'
 
+/** Commands are decoded strictly (canonical varints, timestamps in range). */
+const StrictCommandChannelClient = strictClient(CommandChannelClient)
+
 export interface CommandSessionInit {
   endpoint: Endpoint
-  credentials: grpc.ChannelCredentials
+  /** Per endpoint (basic-net `endpointCredentials`) so `expected_identity` is enforced. */
+  credentials: EndpointCredentials
   channelOptions?: grpc.ChannelOptions
   identity: NodeIdentity
   leaseId: string
@@ -62,7 +69,7 @@ export class CommandSession {
 
   private async loop(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: 250, maxMs: 10_000, ...this.init.reconnect })
-    this.client = new CommandChannelClient(this.init.endpoint.address, this.init.credentials, this.init.channelOptions)
+    this.client = new StrictCommandChannelClient(this.init.endpoint.address, credentialsFor(this.init.credentials, this.init.endpoint), this.init.channelOptions)
     while (!signal.aborted) {
       const reason = await this.once(signal)
       if (signal.aborted) return

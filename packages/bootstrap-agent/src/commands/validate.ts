@@ -1,4 +1,4 @@
-import { EmergencyAction, EmergencyOperation, type Command } from '@mycelium/core-interfaces'
+import { decodeStrict, EmergencyAction, EmergencyOperation, type Command } from '@mycelium/core-interfaces'
 import { tallySignatures, type TrustedKeys } from '@mycelium/spore-client'
 
 export type Validation = { ok: true; operation?: EmergencyOperation } | { ok: false; reason: string }
@@ -46,7 +46,7 @@ function validateEmergency(
 ): Validation {
   let op: EmergencyOperation
   try {
-    op = EmergencyOperation.decode(bytes)
+    op = decodeStrict(EmergencyOperation, bytes, 'emergency operation') // an out-of-range expires_at must not read as NaN
   } catch (err) {
     return { ok: false, reason: `malformed emergency operation: ${(err as Error).message}` }
   }

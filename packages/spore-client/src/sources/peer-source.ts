@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js'
 import {
   PeerAssistClient,
+  strictClient,
   UnavailableError,
   type Endpoint,
   type GetSporesRequest,
@@ -9,6 +10,9 @@ import {
 } from '@mycelium/core-interfaces'
 import { callUnary, ClientPool, firstAnswer } from './grpc-call.js'
 import { SourceGuard, type SourceGuardInit, type SporeFetchOptions, type SporeSource } from './source.js'
+
+/** Responses are decoded strictly (canonical varints, timestamps in range, size-bounded). */
+const StrictPeerAssistClient = strictClient(PeerAssistClient, { maxBytes: 8 * 1024 * 1024 })
 
 export interface PeerSourceInit extends SourceGuardInit {
   /** Peers to ask, best first (basic-net's peer table supplies them). */
@@ -28,7 +32,7 @@ class PeerSporeSource implements SporeSource {
 
   constructor(private readonly init: PeerSourceInit) {
     this.guard = new SourceGuard(this.id, init)
-    this.pool = new ClientPool((address) => new PeerAssistClient(address, init.credentials, init.channelOptions))
+    this.pool = new ClientPool((address) => new StrictPeerAssistClient(address, init.credentials, init.channelOptions))
   }
 
   fetch(options: SporeFetchOptions = {}): Promise<SignedSpore[]> {

@@ -1,9 +1,12 @@
 import * as grpc from '@grpc/grpc-js'
 import {
   AbortError,
+  credentialsFor,
   SporeServiceClient,
+  strictClient,
   UnavailableError,
   type Endpoint,
+  type EndpointCredentials,
   type ListSporesResponse,
   type SignedSpore,
   type WatchSporesResponse
@@ -16,11 +19,18 @@ import {
   type WatchableSporeSource
 } from './source.js'
 
+/** Responses are decoded strictly (canonical varints, timestamps in range, size-bounded). */
+const StrictSporeServiceClient = strictClient(SporeServiceClient, { maxBytes: 8 * 1024 * 1024 })
+
 export interface SporeServiceSourceInit extends SourceGuardInit {
   /** Current Spore Manager endpoints (the client passes those of its "service/spore-manager" spore). */
   endpoints: () => Endpoint[]
-  /** mTLS credentials that present the node identity and check the manager role. */
-  credentials: grpc.ChannelCredentials
+  /**
+   * mTLS credentials that present the node identity and check the manager
+   * role — per endpoint (basic-net `endpointCredentials`) so that each
+   * endpoint's `expected_identity` is enforced.
+   */
+  credentials: EndpointCredentials
   /** Extra grpc-js channel options (keepalive, target name override). */
   channelOptions?: grpc.ChannelOptions
 }
@@ -35,7 +45,21 @@ class SporeServiceSource implements WatchableSporeSource {
 
   constructor(private readonly init: SporeServiceSourceInit) {
     this.guard = new SourceGuard(this.id, init)
-    this.pool = new ClientPool((address) => new SporeServiceClient(address, init.credentials, init.channelOptions))
+    // Pooled per address and expected identity: the same address announced
+    // with another identity must be checked against that one.
+    this.pool = new ClientPool((key) => {
+      const endpoint = this.endpoints.get(key)!
+      return new StrictSporeServiceClient(endpoint.address, credentialsFor(init.credentials, endpoint), init.channelOptions)
+    })
+  }
+
+  private readonly endpoints = new Map<string, Endpoint>()
+
+  /** The pool key of an endpoint (remembered so the pool can build its client). */
+  private keyOf(endpoint: Endpoint): string {
+    const key = endpoint.expectedIdentity === '' ? endpoint.address : `${endpoint.address} (${endpoint.expectedIdentity})`
+    this.endpoints.set(key, endpoint)
+    return key
   }
 
   private ordered(): Endpoint[] {
@@ -47,7 +71,7 @@ class SporeServiceSource implements WatchableSporeSource {
 
   fetch(options: SporeFetchOptions = {}): Promise<SignedSpore[]> {
     return this.guard.run(options, async (signal) => {
-      const addresses = this.ordered().map((e) => e.address)
+      const addresses = this.ordered().map((e) => this.keyOf(e))
       return firstAnswer(
         `${this.id}: no endpoint answered`,
         addresses,
@@ -66,7 +90,7 @@ class SporeServiceSource implements WatchableSporeSource {
     this.guard.admit(options)
     const endpoint = this.ordered()[0]!
     const call = this.pool
-      .get(endpoint.address)
+      .get(this.keyOf(endpoint))
       .watchSpores({ namePrefix: '', knownSequences: options.knownSequences ?? {} })
     const onAbort = (): void => call.cancel()
     options.signal?.addEventListener('abort', onAbort, { once: true })

@@ -41,19 +41,30 @@ export interface Spore {
   networkId: string;
   /**
    * Name, unique in the network, e.g. "bootstrap", "service/network-manager",
-   * "component/log-shipper".
+   * "component/log-shipper". Grammar (verifiers refuse anything else):
+   *   name  = "bootstrap" / "service/" label / "component/" label
+   *   label = 1-63 of a-z, 0-9 and "-", first and last a letter or digit
+   * ASCII only: no "/", "..", NUL, whitespace, upper case or look-alikes.
    */
   name: string;
   /**
    * Monotonic per name. A verifier never accepts a lower sequence than the
    * one it trusts (rollback protection), nor the same sequence with other bytes.
+   * At most 2^53-1, encoded as a canonical varint: over-long or overflowing
+   * varints are refused, never wrapped or rounded.
    */
   sequence: number;
-  /** Not valid before this time (minus the verifier's clock slack). */
+  /**
+   * Not valid before this time (minus the verifier's clock slack). Required;
+   * within 0001-01-01..9999-12-31 and nanos 0..999999999, or refused.
+   */
   issuedAt?:
     | Date
     | undefined;
-  /** Not valid after this time (plus the verifier's clock slack). */
+  /**
+   * Not valid after this time (plus the verifier's clock slack). Required;
+   * same range as issued_at.
+   */
   expiresAt?:
     | Date
     | undefined;
