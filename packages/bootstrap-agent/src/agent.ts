@@ -26,6 +26,7 @@ import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
 import { trustedOperatorKeys } from '@mycelium/spore-client'
 import { ConfigStore } from './config-store.js'
+import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
@@ -81,7 +82,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     })
     this.duties = new ManagedDuties(
       { ...components, link: this.link, config: () => this.config!, logger: this.log },
-      { ...(init.configConfirmWindowMs != null ? { configConfirmWindowMs: init.configConfirmWindowMs } : {}), onTrial: (outcome) => this.emit('config:trial', outcome) }
+      { configConfirmWindowMs: () => this.init.configConfirmWindowMs, onTrial: (outcome) => this.emit('config:trial', outcome) }
     )
   }
 
@@ -97,11 +98,13 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     if (this.controller != null) return
     this.controller = new AbortController()
     this.history = await this.stateStore.loadHistory()
-    this.config = await ConfigStore.open(
-      join(this.init.stateDir, 'config'),
-      this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
-      this.log
-    )
+    this.config =
+      (await this.components.openConfigStore?.()) ??
+      (await ConfigStore.open(
+        join(this.init.stateDir, 'config'),
+        this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
+        this.log
+      ))
     this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
@@ -141,6 +144,11 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   get configStore(): ConfigStore | undefined {
     return this.config
+  }
+
+  /** Manager-owned timings of a new config in force (node-core): each is read again at its next use. */
+  retune(t: AgentTunables): void {
+    Object.assign(this.init, t)
   }
 
   /** Feeds an event to the state machine (also used by tests and node-core). */
@@ -285,7 +293,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     try {
       const res = await this.link.register({
         identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
-        capabilities: nodeCapabilities(this.components.runtime ?? NO_RUNTIME, this.config!.current().labels, this.init.agentVersion ?? '0.1.0'),
+        capabilities: nodeCapabilities(this.components.runtime ?? NO_RUNTIME, effectiveConfig(this.config!.local(), this.config!.current()).config.labels, this.init.agentVersion ?? '0.1.0'),
         contractVersions: supportedContractVersions(),
         configVersion: this.config!.current().version,
         bootId: this.bootId,
@@ -335,14 +343,16 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           components: h.components,
           usage: resourceUsage(),
           workloads: this.components.runtime?.workloads?.() ?? [],
-          configVersion: this.config!.current().version
+          configVersion: this.config!.current().version,
+          ...lastTrialReport(this.config!)
         }
       },
       onAck: (ack) => {
         this.counters.heartbeatAcks++
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
-      onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch)
+      onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch),
+      missedAcks: () => this.init.missedAcksBeforeFallback ?? 3
     })
     // Management commands are accepted only now, after the handoff committed.
     if (this.commandExecutor != null && this.link.endpoint != null) {
@@ -387,6 +397,15 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       bootId: this.bootId
     })
   }
+}
+
+/** The timings node-core may change on a running agent (all manager-owned). */
+export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'>
+
+/** The last config trial as a heartbeat field (so the manager sees a revert, also one made at boot). */
+function lastTrialReport(store: ConfigStore): { lastConfigTrial?: { version: number; outcome: string; reason: string; at: Date } } {
+  const t = store.lastTrial()
+  return t != null ? { lastConfigTrial: { version: t.version, outcome: t.outcome, reason: t.reason, at: new Date(t.atMs) } } : {}
 }
 
 export type BootstrapAgent = DefaultBootstrapAgent

@@ -10,6 +10,7 @@ import {
   type AbortOptions,
   type Logger
 } from '@mycelium/core-interfaces'
+import { nodeOwnedKeysTouched } from './config-ownership.js'
 
 /**
  * The node's current and last-known-good NodeConfig, and a config on trial.
@@ -22,6 +23,14 @@ export interface TrialInfo {
   endsAtMs: number
 }
 
+/** How the last trial ended, kept (config/last-trial.bin) so a revert at boot is still reported to the manager. */
+export interface LastTrial {
+  version: number
+  outcome: 'promoted' | 'reverted' | 'rejected'
+  reason: string
+  atMs: number
+}
+
 export class ConfigStore {
   /** Corruptions found (and survived) while loading, for status. */
   readonly problems: string[] = []
@@ -31,8 +40,11 @@ export class ConfigStore {
     private cur: NodeConfig,
     private lkg: NodeConfig,
     private trialInfo: TrialInfo | undefined,
+    private readonly localConfig: NodeConfig,
     private readonly log?: Logger
   ) {}
+
+  private last: LastTrial | undefined
 
   /** Opens the store in `dir`; `initial` seeds an empty store. */
   static async open(dir: string, initial: NodeConfig, log?: Logger): Promise<ConfigStore> {
@@ -58,14 +70,40 @@ export class ConfigStore {
     } catch (err) {
       problems.push(`${join(dir, 'trial.bin')}: ${(err as Error).message}`)
     }
-    const store = new ConfigStore(dir, current ?? lkg ?? initial, lkg ?? current ?? initial, undefined, log)
+    let last: LastTrial | undefined
+    try {
+      const t = await readStateFile(join(dir, 'last-trial.bin'))
+      if (t != null) last = JSON.parse(t.data.toString('utf8')) as LastTrial
+    } catch (err) {
+      problems.push(`${join(dir, 'last-trial.bin')}: ${(err as Error).message}`)
+    }
+    const store = new ConfigStore(dir, current ?? lkg ?? initial, lkg ?? current ?? initial, undefined, initial, log)
+    store.last = last
     store.problems.push(...problems)
     for (const p of problems) log?.warn('config state problem', { problem: p })
     if (current == null || lkg == null) await store.persist()
     if (trial != null) {
-      await store.revert(`trial of config version ${trial.version} was interrupted by a restart`)
+      const reason = `trial of config version ${trial.version} was interrupted by a restart`
+      await store.revert(reason)
+      await store.recordTrial({ version: trial.version, outcome: 'reverted', reason })
     }
     return store
+  }
+
+  /** The node's own config (the local YAML this store was opened with): the node-owned keys. */
+  local(): NodeConfig {
+    return this.localConfig
+  }
+
+  /** How the last trial ended (also after a restart), for heartbeats and status. */
+  lastTrial(): LastTrial | undefined {
+    return this.last
+  }
+
+  /** Records how a trial ended (durably: a revert at the next boot is still reported). */
+  async recordTrial(t: Omit<LastTrial, 'atMs'>): Promise<void> {
+    this.last = { ...t, atMs: Date.now() }
+    await writeStateFile(join(this.dir, 'last-trial.bin'), Buffer.from(JSON.stringify(this.last)))
   }
 
   current(): NodeConfig {
@@ -124,7 +162,7 @@ export class ConfigStore {
  * version, and the same network and node (a remote config never moves a
  * node). Throws InvalidConfigError naming the field.
  */
-export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, where = 'remote NodeConfig'): void {
+export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, where = 'remote NodeConfig', local?: NodeConfig): void {
   if (config.version <= current.version) {
     throw new InvalidConfigError(`version ${config.version} is not above the current ${current.version}`, `${where}.version`)
   }
@@ -133,6 +171,11 @@ export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, wh
   }
   if (config.nodeId !== '' && current.nodeId !== '' && config.nodeId !== current.nodeId) {
     throw new InvalidConfigError(`node "${config.nodeId}" is not this node "${current.nodeId}"`, `${where}.nodeId`)
+  }
+  // Node-owned keys (identity, state dir, listen addresses, bootstrap discovery…) are the local YAML's alone.
+  const touched = nodeOwnedKeysTouched(config, local ?? current)
+  if (touched.length > 0) {
+    throw new InvalidConfigError(`node-owned key${touched.length > 1 ? 's' : ''} ${touched.join(', ')} cannot be set by a manager (the node's local config owns ${touched.length > 1 ? 'them' : 'it'})`, where)
   }
 }
 
@@ -143,8 +186,10 @@ export interface TrialOptions extends AbortOptions {
   windowMs: number
   /** Puts a config into effect (the previous one, on revert). */
   apply: (config: NodeConfig) => Promise<void>
-  /** Health during the window; false (or a throw) reverts. */
-  isHealthy: () => boolean | Promise<boolean>
+  /** Health during the window (`final` on the last check); false, a reason (string: unhealthy because…) or a throw reverts. */
+  isHealthy: (check: { final: boolean }) => boolean | string | Promise<boolean | string>
+  /** Checks what the generic validation cannot (values of the keys, files they name); a throw rejects the config unapplied. */
+  validate?: (config: NodeConfig) => void
   /** Health checks per window. @default 10 */
   checks?: number
 }
@@ -155,8 +200,15 @@ export interface TrialOptions extends AbortOptions {
  * revert automatically. Aborting reverts too.
  */
 export async function tryConfig(store: ConfigStore, config: NodeConfig, options: TrialOptions): Promise<TrialOutcome> {
+  const outcome = await runTrial(store, config, options)
+  await store.recordTrial(outcome.outcome === 'promoted' ? { ...outcome, reason: '' } : outcome).catch(() => undefined)
+  return outcome
+}
+
+async function runTrial(store: ConfigStore, config: NodeConfig, options: TrialOptions): Promise<TrialOutcome> {
   try {
-    validateRemoteConfig(config, store.current())
+    validateRemoteConfig(config, store.current(), 'remote NodeConfig', store.local())
+    options.validate?.(config)
   } catch (err) {
     return { outcome: 'rejected', version: config.version, reason: (err as Error).message }
   }
@@ -178,14 +230,15 @@ export async function tryConfig(store: ConfigStore, config: NodeConfig, options:
     } catch {
       return revert('trial interrupted')
     }
-    let healthy: boolean
+    let healthy: boolean | string
     try {
-      healthy = await options.isHealthy()
+      healthy = await options.isHealthy({ final: i === checks - 1 })
     } catch (err) {
-      healthy = false
       return revert(`health check failed: ${(err as Error).message}`)
     }
-    if (!healthy) return revert(`unhealthy during the ${options.windowMs} ms confirmation window`)
+    if (healthy !== true) {
+      return revert(`unhealthy during the ${options.windowMs} ms confirmation window${typeof healthy === 'string' && healthy !== '' ? `: ${healthy}` : ''}`)
+    }
   }
   await store.promote()
   return { outcome: 'promoted', version: config.version }

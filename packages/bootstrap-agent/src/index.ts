@@ -6,14 +6,27 @@
  * store (try-mode with last-known-good) and the agent state store.
  */
 export { nextPhase, INITIAL_STATE, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
-export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome } from './config-store.js'
+export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome, type LastTrial } from './config-store.js'
+export {
+  CONFIG_OWNERSHIP,
+  MANAGER_SECTIONS,
+  ownerOf,
+  nodeOwnedKeysTouched,
+  effectiveConfig,
+  type ConfigOwner,
+  type ConfigSection,
+  type EffectiveConfig,
+  type SectionVersions
+} from './config-ownership.js'
+export { ManagedDuties, trialVerdict } from './managed-duties.js'
 export {
   createBootstrapAgent,
   type BootstrapAgent,
   type BootstrapAgentComponents,
   type BootstrapAgentInit,
   type BootstrapAgentEvents,
-  type AgentCounters
+  type AgentCounters,
+  type AgentTunables
 } from './agent.js'
 export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
 export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'

@@ -1,12 +1,12 @@
-import { EmergencyAction, HealthState, IdentityState, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
+import { EmergencyAction, HealthState, IdentityState, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
 import type { BootstrapAgentComponents } from './agent-types.js'
 import type { CommandHandlers } from './commands/executor.js'
 import { tryConfig, type ConfigStore, type TrialOutcome } from './config-store.js'
 import type { ManagerLink } from './manager-link.js'
-import { ALWAYS_HEALTHY } from './node-facts.js'
+import { ALWAYS_HEALTHY, type NodeHealth } from './node-facts.js'
 
 /** The agent's own components these duties use, plus its link, config store and logger. */
-export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' | 'health' | 'applyConfig' | 'restart' | 'emergency'> & {
+export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' | 'health' | 'applyConfig' | 'validateConfig' | 'restart' | 'emergency'> & {
   link: ManagerLink
   /** The config store, once the agent opened it. */
   config: () => ConfigStore
@@ -14,8 +14,8 @@ export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' 
 }
 
 export interface ManagedDutiesInit {
-  /** @default 30000 */
-  configConfirmWindowMs?: number
+  /** The trial window; a function reads the one in force when each trial begins. @default 30000 */
+  configConfirmWindowMs?: number | (() => number | undefined)
   /** How often a failed renewal is retried at most. @default 60000 */
   renewRetryMs?: number
   /** A config trial ended (promoted, reverted or rejected). */
@@ -55,7 +55,7 @@ export class ManagedDuties {
       try {
         const res = await this.components.link.requestConfig(store.current().version)
         if (res.config == null) return
-        log.info('trying a new config', { version: res.config.version, windowMs: this.init.configConfirmWindowMs ?? 30_000 })
+        log.info('trying a new config', { version: res.config.version, windowMs: this.windowMs() })
         const outcome = await this.trialConfig(res.config, undefined, signal)
         const write = outcome.outcome === 'promoted' ? log.info.bind(log) : log.warn.bind(log)
         write('config trial finished', { ...outcome })
@@ -74,16 +74,25 @@ export class ManagedDuties {
    */
   trialConfig(config: NodeConfig, windowMs: number | undefined, signal: AbortSignal | undefined): Promise<TrialOutcome> {
     const health = this.components.health ?? ALWAYS_HEALTHY
-    const next = this.trials.then(() =>
-      tryConfig(this.components.config(), config, {
-        windowMs: windowMs ?? this.init.configConfirmWindowMs ?? 30_000,
-        apply: this.components.applyConfig ?? (async () => undefined),
-        isHealthy: () => health().state !== HealthState.UNHEALTHY,
+    const applyConfig = this.components.applyConfig ?? (async () => undefined)
+    let before: NodeHealth | undefined
+    const next = this.trials.then(() => {
+      before = health()
+      return tryConfig(this.components.config(), config, {
+        windowMs: windowMs ?? this.windowMs(),
+        ...(this.components.validateConfig != null ? { validate: this.components.validateConfig } : {}),
+        apply: applyConfig,
+        isHealthy: (check) => trialVerdict(before?.components ?? [], health(), check.final),
         ...(signal != null ? { signal } : {})
       })
-    )
+    })
     this.trials = next.catch(() => undefined)
     return next
+  }
+
+  private windowMs(): number {
+    const w = this.init.configConfirmWindowMs
+    return (typeof w === 'function' ? w() : w) ?? 30_000
   }
 
   async rollbackConfig(reason: string): Promise<void> {
@@ -134,4 +143,31 @@ export class ManagedDuties {
       }
     }
   }
+}
+
+/**
+ * Whether a config on trial keeps the node healthy, judged against the node
+ * before the trial: at every check the node must not be UNHEALTHY and no
+ * component may have restarted (a crash during the window, e.g. K3s
+ * crash-looping on the new config); at the last check every component that
+ * was HEALTHY before must be HEALTHY again (a restart for the new config
+ * had the window to settle). True, or the reason it is not. Pure.
+ */
+export function trialVerdict(before: ComponentHealth[], now: NodeHealth, final: boolean): true | string {
+  if (now.state === HealthState.UNHEALTHY) {
+    const why = now.components.filter((c) => c.state === HealthState.UNHEALTHY).map((c) => `${c.name}: ${c.reason}`)
+    return `node UNHEALTHY${why.length > 0 ? ` (${why.join('; ')})` : ''}`
+  }
+  for (const c of now.components) {
+    const prev = before.find((b) => b.name === c.name)
+    if (prev != null && c.restarts > prev.restarts) return `${c.name} restarted ${c.restarts - prev.restarts} time(s) during the trial${c.reason ? ` (${c.reason})` : ''}`
+  }
+  if (final) {
+    for (const prev of before) {
+      if (prev.state !== HealthState.HEALTHY) continue
+      const c = now.components.find((x) => x.name === prev.name)
+      if (c != null && c.state !== HealthState.HEALTHY) return `${c.name} was healthy before the trial and is ${HealthState[c.state]} at its end${c.reason ? ` (${c.reason})` : ''}`
+    }
+  }
+  return true
 }

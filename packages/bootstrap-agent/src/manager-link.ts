@@ -15,7 +15,7 @@ import {
   type RenewCertificateResponse,
   type RequestConfigUpdateResponse
 } from '@mycelium/core-interfaces'
-import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
+import { dialFirst } from '@mycelium/basic-net'
 
 /** A refusal or failure of the manager, with the wait it asked for. */
 export interface LinkFailure {
@@ -38,6 +38,8 @@ export interface HeartbeatHandlers {
   report: () => Omit<ReportHealthRequest, 'leaseId' | 'sequence' | 'sentAt'>
   onAck: (ack: ReportHealthResponse, rttMs: number) => void
   onLost: (failure: LinkFailure) => void
+  /** Heartbeats left unanswered in a row before the link is declared down, read at every beat. @default 3 */
+  missedAcks?: () => number
 }
 
 export interface ManagerLinkInit {
@@ -50,9 +52,9 @@ export interface ManagerLinkInit {
 /**
  * The node's link to one Network Manager endpoint: dial (happy eyeballs),
  * register, commit the handoff, then heartbeat on the lease's interval with
- * a failure detector on the acks. Loss is reported once, with a reason:
- * stream error or end, lease revoked, lease expired, or acks missing long
- * enough for the phi-accrual detector to declare the manager down.
+ * a count of unanswered beats. Loss is reported once, with a reason:
+ * stream error or end, lease revoked, lease expired, or
+ * `missedAcks` heartbeats in a row left unanswered.
  */
 export class ManagerLink {
   private client?: NetworkManagerClient
@@ -108,11 +110,9 @@ export class ManagerLink {
   startHeartbeats(leaseId: string, intervalMs: number, leaseExpiresAtMs: number, handlers: HeartbeatHandlers): void {
     this.lost = false
     this.leaseExpiresAtMs = leaseExpiresAtMs
-    // One missed ack is tolerated (pause = one interval); down one interval after suspicion.
-    const detector = new PhiAccrualDetector({ expectedIntervalMs: intervalMs, suspicionTimeoutMs: intervalMs })
-    detector.heartbeat(Date.now())
     const sentAt = new Map<number, number>()
     let sequence = 0
+    let lastAcked = 0
     const lose = (failure: LinkFailure): void => {
       if (this.lost) return
       this.lost = true
@@ -130,7 +130,7 @@ export class ManagerLink {
         lose({ reason: `lease revoked: ${ack.reason}`, ...(ack.retryAfter != null ? { retryAfterMs: durationToMs(ack.retryAfter, 0) } : {}) })
         return
       }
-      detector.heartbeat(now)
+      lastAcked = Math.max(lastAcked, ack.sequence)
       this.lastAckMs = now
       this.lastRttMs = rtt
       if (ack.leaseExpiresAt != null) this.leaseExpiresAtMs = ack.leaseExpiresAt.getTime()
@@ -140,6 +140,13 @@ export class ManagerLink {
     stream.on('end', () => lose({ reason: 'the manager ended the heartbeat stream' }))
     const beat = (): void => {
       if (this.lost) return
+      // handoff.missedAcksBeforeFallback: that many beats outstanding when the next is due means down.
+      const missed = sequence - lastAcked
+      const allowed = Math.max(1, handlers.missedAcks?.() ?? 3)
+      if (missed >= allowed) {
+        lose({ reason: `${missed} heartbeats unanswered in a row (missedAcksBeforeFallback ${allowed})` })
+        return
+      }
       const seq = ++sequence
       sentAt.set(seq, Date.now())
       if (sentAt.size > 100) sentAt.delete(sentAt.keys().next().value as number)
@@ -148,10 +155,7 @@ export class ManagerLink {
     beat()
     const beats = setInterval(beat, intervalMs)
     const watchdog = setInterval(() => {
-      const now = Date.now()
-      const t = detector.evaluate(now)
-      if (t?.to === 'down') lose({ reason: `heartbeats unanswered for ${now - (detector.lastHeartbeat ?? now)} ms (phi ${t.phi.toFixed(1)})` })
-      else if (this.leaseExpiresAtMs != null && now > this.leaseExpiresAtMs) lose({ reason: 'lease expired without renewal' })
+      if (this.leaseExpiresAtMs != null && Date.now() > this.leaseExpiresAtMs) lose({ reason: 'lease expired without renewal' })
     }, Math.max(20, Math.floor(intervalMs / 4)))
     beats.unref()
     watchdog.unref()

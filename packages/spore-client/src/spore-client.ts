@@ -95,8 +95,8 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
   private readonly sources: SporeSource[]
   private readonly sporeManager?: WatchableSporeSource
   private readonly networkId: string
-  private readonly clockSlackMs: number
-  private readonly refreshIntervalMs: number
+  private clockSlackMs: number
+  private refreshIntervalMs: number
   private readonly now: () => number
   private readonly reconnect: BackoffOptions
   private readonly cachePath?: string
@@ -153,6 +153,21 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
 
   status(): SporeClientStatus {
     return { ...this.state }
+  }
+
+  /**
+   * A reconfiguration of the running client: the clock slack applies to the
+   * next verification and expiry check, the refresh interval from the next
+   * poll on.
+   */
+  retune(t: { clockSlackMs?: number; refreshIntervalMs?: number }): void {
+    if (t.clockSlackMs != null && t.clockSlackMs >= 0) this.clockSlackMs = t.clockSlackMs
+    if (t.refreshIntervalMs != null && t.refreshIntervalMs > 0) this.refreshIntervalMs = t.refreshIntervalMs
+  }
+
+  /** The timing in force (for status and tests). */
+  timing(): { clockSlackMs: number; refreshIntervalMs: number } {
+    return { clockSlackMs: this.clockSlackMs, refreshIntervalMs: this.refreshIntervalMs }
   }
 
   /** Endpoints of a manager service, lowest priority value first. */

@@ -73,8 +73,8 @@ interface Tracked {
 class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Startable {
   private readonly log: Logger
   private readonly peersByAddress = new Map<string, Tracked>()
-  private readonly intervalMs: number
-  private readonly timeoutMs: number
+  private intervalMs: number
+  private timeoutMs: number
   private controller?: AbortController
   private evaluator?: NodeJS.Timeout
   private sequence = 0
@@ -141,6 +141,27 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
     tracked.controller.abort()
     this.peersByAddress.delete(address)
     void tracked.loop?.finally(() => tracked.client.close())
+  }
+
+  /**
+   * A reconfiguration of the running monitor: the ping interval applies
+   * from each peer's next ping, the suspicion threshold (phi) to every
+   * detector from its next evaluation.
+   */
+  retune(t: { pingIntervalMs?: number; suspectPhi?: number }): void {
+    if (t.pingIntervalMs != null && t.pingIntervalMs > 0) {
+      this.timeoutMs = this.init.pingTimeoutMs ?? t.pingIntervalMs
+      this.intervalMs = t.pingIntervalMs
+    }
+    if (t.suspectPhi != null && t.suspectPhi > 0) {
+      this.init.detector = { ...this.init.detector, suspectPhi: t.suspectPhi }
+      for (const tracked of this.peersByAddress.values()) tracked.detector.setSuspectPhi(t.suspectPhi)
+    }
+  }
+
+  /** The settings in force (for status and tests). */
+  settings(): { pingIntervalMs: number; suspectPhi: number } {
+    return { pingIntervalMs: this.intervalMs, suspectPhi: this.init.detector?.suspectPhi ?? 8 }
   }
 
   /** A snapshot of the table. */

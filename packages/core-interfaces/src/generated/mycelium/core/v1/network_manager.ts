@@ -36,7 +36,7 @@ import {
   TrustBundle,
   WorkloadStatus,
 } from "./common.js";
-import { NodeConfig } from "./node_config.js";
+import { ConfigTrialReport, NodeConfig } from "./node_config.js";
 
 /** Outcome of a handoff commit. */
 export enum HandoffOutcome {
@@ -288,6 +288,13 @@ export interface ReportHealthRequest {
   workloads: WorkloadStatus[];
   /** Config version the node runs. */
   configVersion: number;
+  /**
+   * How the node's last config trial ended (promoted, reverted with the
+   * reason, or rejected naming the key), repeated in every report so a
+   * revert is seen by the manager even when it happened at a restart (a
+   * trial interrupted by a crash is reverted at boot). Unset: no trial yet.
+   */
+  lastConfigTrial?: ConfigTrialReport | undefined;
 }
 
 /** Ack of one heartbeat. */
@@ -2183,6 +2190,7 @@ function createBaseReportHealthRequest(): ReportHealthRequest {
     usage: undefined,
     workloads: [],
     configVersion: 0,
+    lastConfigTrial: undefined,
   };
 }
 
@@ -2214,6 +2222,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     }
     if (message.configVersion !== 0) {
       writer.uint32(72).uint64(message.configVersion);
+    }
+    if (message.lastConfigTrial !== undefined) {
+      ConfigTrialReport.encode(message.lastConfigTrial, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -2303,6 +2314,14 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
             message.configVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.lastConfigTrial = ConfigTrialReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2342,6 +2361,11 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
         : isSet(object.config_version)
         ? globalThis.Number(object.config_version)
         : 0,
+      lastConfigTrial: isSet(object.lastConfigTrial)
+        ? ConfigTrialReport.fromJSON(object.lastConfigTrial)
+        : isSet(object.last_config_trial)
+        ? ConfigTrialReport.fromJSON(object.last_config_trial)
+        : undefined,
     };
   },
 
@@ -2374,6 +2398,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     if (message.configVersion !== 0) {
       obj.configVersion = Math.round(message.configVersion);
     }
+    if (message.lastConfigTrial !== undefined) {
+      obj.lastConfigTrial = ConfigTrialReport.toJSON(message.lastConfigTrial);
+    }
     return obj;
   },
 
@@ -2393,6 +2420,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
       : undefined;
     message.workloads = object.workloads?.map((e) => WorkloadStatus.fromPartial(e)) || [];
     message.configVersion = object.configVersion ?? 0;
+    message.lastConfigTrial = (object.lastConfigTrial !== undefined && object.lastConfigTrial !== null)
+      ? ConfigTrialReport.fromPartial(object.lastConfigTrial)
+      : undefined;
     return message;
   },
 };
