@@ -45,7 +45,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const log = createLogger({ level: config.logging?.level || 'info', ...(config.logging?.format ? { format: config.logging.format } : {}), defaults: { nodeId: config.nodeId }, ...(io.logStream != null ? { stream: io.logStream } : {}) })
       const tokenFile = opts.joinTokenFile ?? config.identity?.joinTokenFile
       const joinToken = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : undefined
-      const node = new MyceliumNode(config, log, joinToken != null ? { joinToken } : {})
+      const node = new MyceliumNode(config, log, { ...(joinToken != null ? { joinToken } : {}), setLogLevel: (level) => log.setLevel(level) })
       let giveUp: () => void = () => undefined
       const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
       const supervisor = new Supervisor(node, {}, log.forComponent('node-core:supervisor'), giveUp)

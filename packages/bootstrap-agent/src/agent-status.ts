@@ -83,7 +83,10 @@ export function buildStatusReport(i: StatusInput): StatusReport {
     },
     agentVersion: i.agentVersion,
     startedAt: i.startedAt,
-    bootId: i.bootId
+    bootId: i.bootId,
+    // Filled in by the node (node-core aggregates component health).
+    health: HealthState.UNSPECIFIED,
+    healthReason: ''
   }
 }
 

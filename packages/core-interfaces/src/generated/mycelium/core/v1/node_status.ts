@@ -24,6 +24,9 @@ import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import {
   ComponentHealth,
   Endpoint,
+  HealthState,
+  healthStateFromJSON,
+  healthStateToJSON,
   NodeIdentity,
   Phase,
   phaseFromJSON,
@@ -284,7 +287,17 @@ export interface StatusReport {
    * the manager-owned keys of the stored current manager config (see
    * NodeConfig). `config.section_versions` says where each part came from.
    */
-  effectiveConfig?: NodeConfig | undefined;
+  effectiveConfig?:
+    | NodeConfig
+    | undefined;
+  /**
+   * Overall node health, aggregated from the components (agent link,
+   * identity, spores, K3s, status servers): the worst of them. The same
+   * value is sent in heartbeats, gates /readyz and judges config trials.
+   */
+  health: HealthState;
+  /** Why the node is not HEALTHY ("component: reason; …"); empty when it is. */
+  healthReason: string;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -1557,6 +1570,8 @@ function createBaseStatusReport(): StatusReport {
     startedAt: undefined,
     bootId: "",
     effectiveConfig: undefined,
+    health: 0,
+    healthReason: "",
   };
 }
 
@@ -1612,6 +1627,12 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.effectiveConfig !== undefined) {
       NodeConfig.encode(message.effectiveConfig, writer.uint32(162).fork()).join();
+    }
+    if (message.health !== 0) {
+      writer.uint32(168).int32(message.health);
+    }
+    if (message.healthReason !== "") {
+      writer.uint32(178).string(message.healthReason);
     }
     return writer;
   },
@@ -1765,6 +1786,22 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.effectiveConfig = NodeConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.health = reader.int32() as any;
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.healthReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1830,6 +1867,12 @@ export const StatusReport: MessageFns<StatusReport> = {
         : isSet(object.effective_config)
         ? NodeConfig.fromJSON(object.effective_config)
         : undefined,
+      health: isSet(object.health) ? healthStateFromJSON(object.health) : 0,
+      healthReason: isSet(object.healthReason)
+        ? globalThis.String(object.healthReason)
+        : isSet(object.health_reason)
+        ? globalThis.String(object.health_reason)
+        : "",
     };
   },
 
@@ -1886,6 +1929,12 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.effectiveConfig !== undefined) {
       obj.effectiveConfig = NodeConfig.toJSON(message.effectiveConfig);
     }
+    if (message.health !== 0) {
+      obj.health = healthStateToJSON(message.health);
+    }
+    if (message.healthReason !== "") {
+      obj.healthReason = message.healthReason;
+    }
     return obj;
   },
 
@@ -1923,6 +1972,8 @@ export const StatusReport: MessageFns<StatusReport> = {
     message.effectiveConfig = (object.effectiveConfig !== undefined && object.effectiveConfig !== null)
       ? NodeConfig.fromPartial(object.effectiveConfig)
       : undefined;
+    message.health = object.health ?? 0;
+    message.healthReason = object.healthReason ?? "";
     return message;
   },
 };
