@@ -49,6 +49,9 @@ export class ManagedDuties {
   private maybeUpdateConfig(ack: ReportHealthResponse, signal: AbortSignal | undefined): void {
     const store = this.components.config()
     if (signal == null || this.trialRunning || ack.latestConfigVersion <= store.current().version) return
+    // A version already reverted or rejected is not tried again (the heartbeat reports why): the manager issues a newer one.
+    const last = store.lastTrial()
+    if (last != null && last.outcome !== 'promoted' && ack.latestConfigVersion <= last.version) return
     this.trialRunning = true
     const log = this.components.logger
     void (async () => {
