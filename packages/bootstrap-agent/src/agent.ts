@@ -133,6 +133,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.components.identity.off('state', this.onIdentityState)
     this.session?.stop()
     this.link.close()
+    await this.duties.idle() // an aborted trial reverts (and writes) before stop returns
     await this.spores?.stop()
     await this.stateStore.flush()
   }

@@ -54,7 +54,7 @@ export class ManagedDuties {
     if (last != null && last.outcome !== 'promoted' && ack.latestConfigVersion <= last.version) return
     this.trialRunning = true
     const log = this.components.logger
-    void (async () => {
+    this.track(async () => {
       try {
         const res = await this.components.link.requestConfig(store.current().version)
         if (res.config == null) return
@@ -68,7 +68,24 @@ export class ManagedDuties {
       } finally {
         this.trialRunning = false
       }
-    })()
+    })
+  }
+
+  private readonly inflight = new Set<Promise<unknown>>()
+
+  private track(work: () => Promise<unknown>): void {
+    const p = work().finally(() => this.inflight.delete(p))
+    this.inflight.add(p)
+  }
+
+  /**
+   * Resolves when no config work is in flight: the agent's stop aborts a
+   * trial (which reverts, writing the store) and waits for it here, so
+   * nothing writes the state dir after stop returns.
+   */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight])
+    await this.trials
   }
 
   /**
