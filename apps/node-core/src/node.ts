@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { durationToMs, EmergencyAction, HealthState, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
+import { durationToMs, EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   createMulticastDiscovery,
@@ -282,7 +282,7 @@ export class MyceliumNode implements Startable {
     validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
     const level = next.logging?.level
     if (level != null && level !== '' && level !== (this.effective.config.logging?.level || 'info') && this.options.setLogLevel == null) {
-      throw new Error('remote NodeConfig.logging.level: this node cannot change its log level while running')
+      throw new InvalidConfigError('this node cannot change its log level while running (no process logger)', 'remote NodeConfig.logging.level')
     }
   }
 

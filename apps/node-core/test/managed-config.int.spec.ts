@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFil
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { K3sRole, NodeConfig, StatusReport } from '@mycelium/core-interfaces'
-import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
+import { applyFault, startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { FAKE_K3S, until as untilTrue } from '@mycelium/testing'
 
 /**
@@ -147,6 +147,7 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
     await net.networkManager.setConfig(NodeConfig.fromPartial({ version: bad, networkId: 'net1', k3s: k3s({ extraArgs: ['--https-listen-port', '0', '--fake-crash-after-ms', '200'] }) }))
     await until(`v${bad} reverted and reported`, () => trialReport()?.version === bad && trialReport()?.outcome === 'reverted')
     expect(trialReport()!.reason).toMatch(/^unhealthy during the 6000 ms confirmation window: k3s-runtime restarted \d+ time\(s\) during the trial/)
+    expect(await applyFault(net, { action: 'nodes' })).toMatch(new RegExp(`edge-1: config v${vN}, [A-Z]+, last trial v${bad} reverted: unhealthy during`))
     expect(starts().some((s) => s.args.includes('--fake-crash-after-ms'))).toBe(true) // it was tried
     await until('back on the last-known-good K3s config, ready', async () => (await k3sReady()) && !starts().at(-1)!.args.includes('--fake-crash-after-ms'))
     expect((await status()).config).toMatchObject({ currentVersion: vN, lastKnownGoodVersion: vN, trialVersion: 0, lastTrial: { version: bad, outcome: 'reverted' } })
