@@ -131,6 +131,17 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
     expect(agent.configStore!.current().version).toBe(before)
   })
 
+  it('a reconfigure setting a node-owned key is refused naming the key, nothing applied', async () => {
+    const agent = await managedAgent('cmd-e')
+    await until('initial config adopted', () => agent.configStore!.trial() == null && agent.configStore!.current().version === net.networkManager.desiredConfig.version)
+    const before = agent.configStore!.current().version
+    const o = await outcome('cmd-e', command({ $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: 600, networkId: 'net1', stateDir: '/tmp/elsewhere', peers: { listenAddress: '0.0.0.0:1' } }) } }))
+    expect(o.states).toEqual(['ACCEPTED', 'RUNNING', 'FAILED'])
+    expect(o.reason).toBe("config v600 rejected: remote NodeConfig: node-owned keys stateDir, peers.listenAddress cannot be set by a manager (the node's local config owns them)")
+    expect(agent.configStore!.current().version).toBe(before)
+    expect(agent.configStore!.lastTrial()).toMatchObject({ version: 600, outcome: 'rejected' })
+  })
+
   it('replaying a command id after an agent restart returns the stored outcome without running it again', async () => {
     const first = await managedAgent('cmd-d')
     const cmd = command({ $case: 'restart', value: { component: 'basic-net' } })
