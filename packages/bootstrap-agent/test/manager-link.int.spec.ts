@@ -43,7 +43,7 @@ describe('manager link: missed acks before fallback', () => {
     const link = new ManagerLink({ credentials: grpc.credentials.createInsecure(), dialTimeoutMs: 2000 })
     await link.connect([{ address, expectedIdentity: '', zone: '', priority: 0 }], new AbortController().signal)
     const failure = await new Promise<LinkFailure>((resolve) =>
-      link.startHeartbeats('lease-1', 20, Date.now() + 3_600_000, {
+      link.startHeartbeats('lease-1', 100, Date.now() + 3_600_000, {
         report: () => ({ phase: Phase.MANAGED, state: HealthState.HEALTHY, components: [], workloads: [], configVersion: 0 }),
         onAck: () => undefined,
         onLost: resolve,
