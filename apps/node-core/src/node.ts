@@ -290,6 +290,8 @@ export class MyceliumNode implements Startable {
    * Puts a stored config (manager's, or the local seed) into effect: merged
    * with the local config, planned against the config in force, each step
    * run on its consumer. Before start, components only take the values.
+   * A step that throws leaves `next` in force, partly applied: the caller
+   * reverts (applies the last-known-good), which re-runs every step back.
    */
   async applyEffective(stored: NodeConfig): Promise<void> {
     const next = effectiveConfig(this.config as NodeConfig, stored)
@@ -297,15 +299,12 @@ export class MyceliumNode implements Startable {
     const caFile = next.config.discovery?.httpsCaFile
     const caPem = caFile ? readCaFile(caFile, 'NodeConfig.discovery.httpsCaFile') : undefined
     const steps = planReconfiguration(this.effective.config, next.config)
+    // `next` counts as in force from here, also when a step throws: the steps before it did run,
+    // so the revert that follows (a trial's, or boot's fallback) must plan from `next` and re-run
+    // every step back; restoring the previous config here would plan "nothing to change".
     this.httpsCaPem = caPem
-    const previous = this.effective
     this.effective = next
-    try {
-      for (const step of steps) await this.runStep(step)
-    } catch (err) {
-      this.effective = previous
-      throw err
-    }
+    for (const step of steps) await this.runStep(step)
     if (steps.length > 0) this.log.info('config in effect', { version: next.config.version, steps: steps.map((s) => s.type), sections: next.versions })
     this.changes.emit('change')
   }

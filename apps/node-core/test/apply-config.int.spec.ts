@@ -7,6 +7,7 @@ import { Writable } from 'node:stream'
 import { K3sRole, NodeConfig, SporeBundle, type SignedSpore } from '@mycelium/core-interfaces'
 import { createTestPki, serviceSpore, signSporeForTest, testSigningKey, testTrustBundle, type TestPki } from '@mycelium/testing'
 import type { SporeClient } from '@mycelium/spore-client'
+import { ConfigStore, tryConfig } from '@mycelium/bootstrap-agent'
 import { createLogger, MyceliumNode } from '../src/index.js'
 
 /**
@@ -117,6 +118,28 @@ describe('a manager config reaches every consumer', () => {
     const { node } = build({ labels: { zone: 'a' } } as Partial<NodeConfig>)
     await node.applyEffective(NodeConfig.fromPartial({ version: 2, labels: { zone: 'b', tier: 'edge' } }))
     expect(node.effectiveConfig().config.labels).toEqual({ zone: 'b', tier: 'edge' })
+  })
+
+  it('a config that fails partway is undone in full by the revert (every step it ran is re-run back)', async () => {
+    const { node, levels } = build()
+    const store = await ConfigStore.open(join(dir, `store-${Math.random().toString(36).slice(2)}`), node.config as NodeConfig)
+    await node.applyEffective(store.current()) // as at boot
+    const monitor = node.peers!.monitor
+    // K3s refuses the pushed config (after the log level and the peers were already changed).
+    const real = node.runtime.reconfigure.bind(node.runtime)
+    node.runtime.reconfigure = async (k3s) => {
+      if (k3s?.nodeName === 'refused') throw new Error('k3s refused the config')
+      return real(k3s)
+    }
+    const pushed = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, logging: { level: 'debug' }, peers: { phiThreshold: 12 }, k3s: { enabled: true, nodeName: 'refused' } })
+    const r = await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })
+    expect(r).toMatchObject({ outcome: 'reverted', version: 2 })
+    expect(r.outcome === 'reverted' && r.reason).toContain('k3s refused the config')
+    expect(levels).toEqual(['debug', 'info'])
+    expect(monitor.settings()).toEqual({ pingIntervalMs: 1000, suspectPhi: 8 })
+    expect(monitor.peers().map((p) => p.address)).toEqual(['10.77.1.1:7000'])
+    expect(node.effectiveConfig().config.version).toBe(store.lastKnownGood().version)
+    expect(node.effectiveConfig().config.logging?.level ?? '').toBe('')
   })
 
   describe('discovery', () => {
