@@ -212,6 +212,8 @@ async function runTrial(store: ConfigStore, config: NodeConfig, options: TrialOp
   } catch (err) {
     return { outcome: 'rejected', version: config.version, reason: (err as Error).message }
   }
+  // Aborted while queued (an emergency reset, a stop): never put into effect.
+  if (options.signal?.aborted === true) return { outcome: 'rejected', version: config.version, reason: `not tried: ${abortReason(options.signal)}` }
   await store.beginTrial(config, options.windowMs)
   const revert = async (reason: string): Promise<TrialOutcome> => {
     await store.revert(reason)
@@ -228,7 +230,7 @@ async function runTrial(store: ConfigStore, config: NodeConfig, options: TrialOp
     try {
       await sleep(options.windowMs / checks, undefined, options.signal != null ? { signal: options.signal } : {})
     } catch {
-      return revert('trial interrupted')
+      return revert(`trial interrupted: ${abortReason(options.signal)}`)
     }
     let healthy: boolean | string
     try {
@@ -240,6 +242,16 @@ async function runTrial(store: ConfigStore, config: NodeConfig, options: TrialOp
       return revert(`unhealthy during the ${options.windowMs} ms confirmation window${typeof healthy === 'string' && healthy !== '' ? `: ${healthy}` : ''}`)
     }
   }
+  // Reverted meanwhile by someone else (the last-known-good is in force again): promoting now
+  // would make the old config last-known-good and report a version promoted that is not in force.
+  if (store.trial()?.version !== config.version) {
+    return { outcome: 'reverted', version: config.version, reason: `reverted during its trial (now on v${store.current().version})` }
+  }
   await store.promote()
   return { outcome: 'promoted', version: config.version }
+}
+
+function abortReason(signal: AbortSignal | undefined): string {
+  const why: unknown = signal?.reason
+  return typeof why === 'string' ? why : why instanceof Error && why.name !== 'AbortError' ? why.message : 'aborted (the agent is stopping)'
 }

@@ -31,6 +31,8 @@ export interface ManagedDutiesInit {
  */
 export class ManagedDuties {
   private trials: Promise<unknown> = Promise.resolve()
+  /** Aborted by an emergency reset: every trial queued before it reverts (or is never begun), none promotes. */
+  private reset = new AbortController()
   private trialRunning = false
   private renewing = false
   private lastRenewAttemptMs = 0
@@ -96,6 +98,8 @@ export class ManagedDuties {
     const health = this.components.health ?? ALWAYS_HEALTHY
     const applyConfig = this.components.applyConfig ?? (async () => undefined)
     let before: NodeHealth | undefined
+    const reset = this.reset.signal
+    const trialSignal = signal != null ? AbortSignal.any([signal, reset]) : reset
     const next = this.trials.then(() => {
       before = health()
       return tryConfig(this.components.config(), config, {
@@ -103,7 +107,7 @@ export class ManagedDuties {
         ...(this.components.validateConfig != null ? { validate: this.components.validateConfig } : {}),
         apply: applyConfig,
         isHealthy: (check) => trialVerdict(before?.components ?? [], health(), check.final),
-        ...(signal != null ? { signal } : {})
+        signal: trialSignal
       })
     })
     this.trials = next.catch(() => undefined)
@@ -115,9 +119,21 @@ export class ManagedDuties {
     return (typeof w === 'function' ? w() : w) ?? 30_000
   }
 
+  /**
+   * Emergency RESET_TO_LAST_KNOWN_GOOD: aborts the trial in its window (it
+   * reverts and reports so) and every one queued, then — queued behind them,
+   * so two applies never race — puts the last-known-good back in force.
+   */
   async rollbackConfig(reason: string): Promise<void> {
-    const store = this.components.config()
-    if (await store.revert(reason)) await this.components.applyConfig?.(store.current())
+    const reset = this.reset
+    this.reset = new AbortController()
+    reset.abort(reason)
+    const run = this.trials.then(async () => {
+      const store = this.components.config()
+      if (await store.revert(reason)) await this.components.applyConfig?.(store.current())
+    })
+    this.trials = run.catch(() => undefined)
+    await run
   }
 
   /**

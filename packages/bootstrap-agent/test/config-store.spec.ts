@@ -36,6 +36,31 @@ describe('ConfigStore and try-mode', () => {
     expect(applied).toEqual([2, 1])
   })
 
+  it('a config reverted by someone else during its window is reported reverted, never promoted', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    const r = await tryConfig(store, cfg(2), {
+      windowMs: 20,
+      apply: async () => undefined,
+      isHealthy: async ({ final }) => {
+        if (final) await store.revert('emergency: reset') // e.g. RESET_TO_LAST_KNOWN_GOOD racing the trial
+        return true
+      }
+    })
+    expect(r).toEqual({ outcome: 'reverted', version: 2, reason: 'reverted during its trial (now on v1)' })
+    expect(store.lastKnownGood().version).toBe(1)
+    expect(store.current().version).toBe(1)
+    expect(store.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted' })
+  })
+
+  it('a trial aborted before it began is never put into effect', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    const applied: number[] = []
+    const r = await tryConfig(store, cfg(2), { windowMs: 20, apply: async (c) => void applied.push(c.version), isHealthy: () => true, signal: AbortSignal.abort('emergency: reset') })
+    expect(r).toEqual({ outcome: 'rejected', version: 2, reason: 'not tried: emergency: reset' })
+    expect(applied).toEqual([])
+    expect(store.current().version).toBe(1)
+  })
+
   it('rejects an older version or another node without touching anything', async () => {
     const store = await ConfigStore.open(dir, cfg(5))
     expect(await tryConfig(store, cfg(5), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({ outcome: 'rejected', reason: 'remote NodeConfig.version: version 5 is not above the current 5' })
