@@ -118,3 +118,13 @@ export function readCaFile(path: string, where: string): string {
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new InvalidConfigError(`${path} holds no PEM certificate`, where)
   return pem
 }
+
+/**
+ * The config as status shows it (`node-core status`, WatchStatus, /status):
+ * secrets blanked — identity.joinToken (from YAML, MYCELIUM_IDENTITY__JOIN_TOKEN
+ * or --set). The paths of secret files stay visible.
+ */
+export function withoutSecrets(c: NodeConfig): NodeConfig {
+  if (!c.identity?.joinToken) return c
+  return { ...c, identity: { ...c.identity, joinToken: '' } }
+}

@@ -15,7 +15,7 @@ import {
 import { createSporeClient, peerSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
 import { ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
 import { aggregateHealth, type AggregatedHealth } from './health.js'
-import { planReconfiguration, readCaFile, validateManagedValues, type ConfigStep } from './live-config.js'
+import { planReconfiguration, readCaFile, validateManagedValues, withoutSecrets, type ConfigStep } from './live-config.js'
 import { liveFileSource, liveHttpsSources } from './spore-sources.js'
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
@@ -404,7 +404,7 @@ export class MyceliumNode implements Startable {
     return {
       ...status,
       config: { ...status.config!, sectionVersions: { ...this.effective.versions } },
-      effectiveConfig: this.effective.config,
+      effectiveConfig: withoutSecrets(this.effective.config),
       health: health.state,
       healthReason: health.reason,
       peers: peers.map((p) => ({

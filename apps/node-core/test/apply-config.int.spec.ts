@@ -8,7 +8,7 @@ import { K3sRole, NodeConfig, SporeBundle, type SignedSpore } from '@mycelium/co
 import { createTestPki, serviceSpore, signSporeForTest, testSigningKey, testTrustBundle, type TestPki } from '@mycelium/testing'
 import type { SporeClient } from '@mycelium/spore-client'
 import { ConfigStore, tryConfig } from '@mycelium/bootstrap-agent'
-import { createLogger, MyceliumNode } from '../src/index.js'
+import { createLogger, fetchStatus, MyceliumNode } from '../src/index.js'
 
 /**
  * A value per manager-owned consumer reaches it on a node built from its
@@ -140,6 +140,21 @@ describe('a manager config reaches every consumer', () => {
     expect(monitor.peers().map((p) => p.address)).toEqual(['10.77.1.1:7000'])
     expect(node.effectiveConfig().config.version).toBe(store.lastKnownGood().version)
     expect(node.effectiveConfig().config.logging?.level ?? '').toBe('')
+  })
+
+  it('status never shows the join token (NodeStatus over its socket, as `node-core status --json` reads it)', async () => {
+    const socketPath = join(dir, `status-${Math.random().toString(36).slice(2)}.sock`)
+    const { node } = build({ identity: { joinToken: 'jt-secret-1234' }, status: { httpListenAddress: 'off', socketPath } } as Partial<NodeConfig>)
+    await node.statusServer.start()
+    try {
+      const report = await fetchStatus(socketPath)
+      expect(report.effectiveConfig?.identity?.joinToken).toBe('')
+      expect(report.effectiveConfig?.networkId).toBe('net1') // the rest is shown
+      expect(JSON.stringify(report)).not.toContain('jt-secret-1234')
+    } finally {
+      await node.statusServer.stop()
+    }
+    expect(node.effectiveConfig().config.identity?.joinToken).toBe('jt-secret-1234') // still used to enrol
   })
 
   describe('discovery', () => {

@@ -286,6 +286,7 @@ export interface StatusReport {
    * The config in force: the local config's node-owned keys merged with
    * the manager-owned keys of the stored current manager config (see
    * NodeConfig). `config.section_versions` says where each part came from.
+   * Secrets are blanked (identity.join_token is always empty here).
    */
   effectiveConfig?:
     | NodeConfig
