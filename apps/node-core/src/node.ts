@@ -479,25 +479,39 @@ export class MyceliumNode implements Startable {
    * after an interrupted trial: ConfigStore.open reverts it), merged with
    * the local config. One that cannot be applied any more (a CA file gone)
    * falls back to the last-known-good, then to the local config alone — a
-   * reported problem, never a boot loop.
+   * reported problem, never a boot loop. The store follows (its current is
+   * the config booted on; the last trial: vN reverted, why), so heartbeats
+   * and status report the version really in force.
    */
   private async bootConfig(): Promise<void> {
     const store = await this.openConfigStore()
-    const candidates: Array<[string, NodeConfig]> = [
-      ['current', store.current()],
-      ['last-known-good', store.lastKnownGood()]
-    ]
+    const current = store.current()
+    const candidates: Array<['current' | 'last-known-good', NodeConfig]> = [['current', current]]
+    if (store.lastKnownGood().version !== current.version) candidates.push(['last-known-good', store.lastKnownGood()])
+    let failure: string | undefined
     for (const [which, stored] of candidates) {
       try {
         await this.applyEffective(stored)
-        this.log.info('booting on the stored config', { which, version: stored.version, sections: this.effective.versions })
-        return
       } catch (err) {
         const problem = `stored ${which} config v${stored.version} cannot be applied: ${(err as Error).message}`
+        failure ??= problem
         store.problems.push(problem)
         this.log.error(problem, { err })
+        continue
       }
+      this.log.info('booting on the stored config', { which, version: stored.version, sections: this.effective.versions })
+      if (failure != null) await this.settleBootFallback(store, 'last-known-good', current.version, failure)
+      return
     }
     await this.applyEffective(NodeConfig.fromPartial({ ...this.config, version: 0 }))
+    await this.settleBootFallback(store, 'local', current.version, failure!)
   }
+
+  /** The store follows the config the node booted on, and the manager is told (last trial: reverted, why). */
+  private async settleBootFallback(store: ConfigStore, to: 'last-known-good' | 'local', failedVersion: number, reason: string): Promise<void> {
+    await store.bootFallback(to, reason)
+    await store.recordTrial({ version: failedVersion, outcome: 'reverted', reason })
+    this.log.warn('booted on a fallback config', { to, failedVersion, version: store.current().version })
+  }
+
 }

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -155,6 +155,27 @@ describe('a manager config reaches every consumer', () => {
       await node.statusServer.stop()
     }
     expect(node.effectiveConfig().config.identity?.joinToken).toBe('jt-secret-1234') // still used to enrol
+  })
+
+  it('a stored config that cannot be applied at boot: the node boots on the local config and the store says so (version, last trial)', async () => {
+    const { node } = build()
+    const stateDir = node.config.stateDir
+    const store = await ConfigStore.open(join(stateDir, 'config'), node.config as NodeConfig)
+    const caFile = join(dir, `boot-ca-${Math.random().toString(36).slice(2)}.pem`)
+    writeFileSync(caFile, pki.caPem)
+    const pushed = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, discovery: { httpsCaFile: caFile } })
+    expect(await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })).toEqual({ outcome: 'promoted', version: 2 })
+    unlinkSync(caFile) // gone before the next boot
+
+    const rebooted = build({ stateDir }).node
+    await (rebooted as unknown as { bootConfig(): Promise<void> }).bootConfig()
+    expect(rebooted.effectiveConfig().config.version).toBe(0) // the local config alone
+    const reopened = await ConfigStore.open(join(stateDir, 'config'), rebooted.config as NodeConfig)
+    for (const s of [rebooted.agent.configStore ?? (await (rebooted as unknown as { openConfigStore(): Promise<ConfigStore> }).openConfigStore()), reopened]) {
+      expect(s.current().version).toBe(0) // heartbeats say what is in force: the manager sees v2 is not
+      expect(s.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted' })
+      expect(s.lastTrial()?.reason).toContain('discovery.httpsCaFile')
+    }
   })
 
   describe('discovery', () => {

@@ -146,6 +146,24 @@ export class ConfigStore {
     return changed
   }
 
+  /**
+   * The stored current config cannot be put into effect at boot (a file it
+   * names is gone): the node runs on the last-known-good or, when that fails
+   * too, on the local config alone (version 0, also the new last-known-good).
+   * The store follows, so heartbeats report the version really in force.
+   */
+  async bootFallback(to: 'last-known-good' | 'local', reason: string): Promise<void> {
+    if (to === 'last-known-good') {
+      await this.revert(reason)
+      return
+    }
+    this.log?.warn('stored configs cannot be applied: back to the local config', { from: this.cur.version, reason })
+    this.cur = NodeConfig.fromPartial({ ...this.localConfig, version: 0 })
+    this.lkg = this.cur
+    await this.persist()
+    await this.endTrial()
+  }
+
   private async endTrial(): Promise<void> {
     this.trialInfo = undefined
     await rm(join(this.dir, 'trial.bin'), { force: true })
