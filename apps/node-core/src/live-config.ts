@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { durationToMs, InvalidConfigError, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
+import { isIPv4 } from 'node:net'
+import { durationToMs, InvalidConfigError, type Duration, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
 import type { AgentTunables } from '@mycelium/bootstrap-agent'
 import { validateK3sConfig } from '@mycelium/k3s-runtime'
 
@@ -105,6 +106,77 @@ export function validateManagedValues(c: NodeConfig, where = 'NodeConfig'): void
   }
   if (c.discovery?.httpsCaFile) readCaFile(c.discovery.httpsCaFile, `${where}.discovery.httpsCaFile`)
   if (c.k3s != null) validateK3sConfig(c.k3s, `${where}.k3s`)
+  validateRanges(c, where)
+}
+
+/**
+ * The durations consumers take: a period (or timeout, window, deadline)
+ * must be above zero — a zero or negative one would be ignored by the
+ * consumer while status shows it in force, or (configConfirmWindow) skip
+ * the health gate; a slack may be zero.
+ */
+const DURATION_KEYS: ReadonlyArray<[section: 'discovery' | 'peers' | 'handoff' | 'reconnect', field: string, min: 'above-zero' | 'zero-or-more']> = [
+  ['discovery', 'clockSlack', 'zero-or-more'],
+  ['discovery', 'refreshInterval', 'above-zero'],
+  ['discovery', 'sourceTimeout', 'above-zero'],
+  ['peers', 'pingInterval', 'above-zero'],
+  ['handoff', 'commitDeadline', 'above-zero'],
+  ['handoff', 'configConfirmWindow', 'above-zero'],
+  ['handoff', 'defaultHeartbeatInterval', 'above-zero'],
+  ['reconnect', 'initial', 'above-zero'],
+  ['reconnect', 'max', 'above-zero']
+]
+
+/** Ranges of the manager-owned numbers, durations and addresses (0 / "" / unset: the default). */
+function validateRanges(c: NodeConfig, where: string): void {
+  for (const [section, field, min] of DURATION_KEYS) {
+    const d = (c[section] as Record<string, unknown> | undefined)?.[field] as Duration | undefined
+    if (d == null) continue
+    const ms = durationToMs(d, 0)
+    if (!Number.isFinite(ms) || ms < 0 || (min === 'above-zero' && ms === 0)) {
+      throw new InvalidConfigError(`${ms} ms is not a valid ${field} (${min === 'above-zero' ? 'must be above 0' : 'must be 0 or more'})`, `${where}.${section}.${field}`)
+    }
+  }
+  const phi = c.peers?.phiThreshold ?? 0
+  if (phi !== 0 && !(Number.isFinite(phi) && phi > 0)) throw new InvalidConfigError(`${phi} is not a suspicion threshold (must be above 0)`, `${where}.peers.phiThreshold`)
+  const multiplier = c.reconnect?.multiplier ?? 0
+  if (multiplier !== 0 && !(Number.isFinite(multiplier) && multiplier >= 1)) {
+    throw new InvalidConfigError(`${multiplier} is not a backoff growth factor (must be 1 or more)`, `${where}.reconnect.multiplier`)
+  }
+  const group = c.peers?.multicastGroup ?? ''
+  if (group !== '') {
+    const [ip, port, ...rest] = group.split(':')
+    const first = Number(ip?.split('.')[0])
+    if (rest.length > 0 || !isIPv4(ip ?? '') || first < 224 || first > 239) {
+      throw new InvalidConfigError(`"${group}" is not an IPv4 multicast group (224.0.0.0–239.255.255.255), optionally with ":port"`, `${where}.peers.multicastGroup`)
+    }
+    if (port != null && !(/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65_535)) {
+      throw new InvalidConfigError(`port "${port}" of "${group}" is not 1–65535`, `${where}.peers.multicastGroup`)
+    }
+  }
+  const iface = c.peers?.multicastInterface ?? ''
+  if (iface !== '' && !isIPv4(iface)) throw new InvalidConfigError(`"${iface}" is not an IPv4 interface address`, `${where}.peers.multicastInterface`)
+}
+
+/**
+ * Refuses manager-owned keys this node has no consumer for: peers.* on a
+ * node whose local config sets no peers.listenAddress (no peer networking
+ * runs; the values would be shown in force and do nothing).
+ */
+export function validateAgainstLocal(remote: NodeConfig, local: NodeConfig, where = 'remote NodeConfig'): void {
+  if ((local.peers?.listenAddress ?? '') !== '') return
+  const p = remote.peers
+  if (p == null) return
+  const set: string[] = []
+  if (p.seeds.length > 0) set.push('seeds')
+  if (p.multicastEnabled) set.push('multicastEnabled')
+  if (p.multicastGroup !== '') set.push('multicastGroup')
+  if (p.multicastInterface !== '') set.push('multicastInterface')
+  if (p.pingInterval != null) set.push('pingInterval')
+  if (p.phiThreshold !== 0) set.push('phiThreshold')
+  if (set.length > 0) {
+    throw new InvalidConfigError(`${set.map((k) => `peers.${k}`).join(', ')} cannot take effect: this node runs no peer networking (its local config sets no peers.listenAddress)`, where)
+  }
 }
 
 /** Reads a pinned CA file (PEM); a missing or non-PEM file is an InvalidConfigError naming the key. */

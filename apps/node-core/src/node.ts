@@ -15,7 +15,7 @@ import {
 import { createSporeClient, peerSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
 import { ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
 import { aggregateHealth, type AggregatedHealth } from './health.js'
-import { planReconfiguration, readCaFile, validateManagedValues, withoutSecrets, type ConfigStep } from './live-config.js'
+import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues, withoutSecrets, type ConfigStep } from './live-config.js'
 import { liveFileSource, liveHttpsSources } from './spore-sources.js'
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
@@ -279,6 +279,7 @@ export class MyceliumNode implements Startable {
 
   /** Refuses, before a trial, manager-owned values this node cannot take (names the key). */
   private validateManaged(next: NodeConfig): void {
+    validateAgainstLocal(next, this.config as NodeConfig, 'remote NodeConfig')
     validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
     const level = next.logging?.level
     if (level != null && level !== '' && level !== (this.effective.config.logging?.level || 'info') && this.options.setLogLevel == null) {

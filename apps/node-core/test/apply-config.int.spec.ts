@@ -212,6 +212,19 @@ describe('a manager config reaches every consumer', () => {
       expect(client.timing()).toEqual({ clockSlackMs: 5000, refreshIntervalMs: 20_000 })
     })
 
+    it('a running peer monitor and spore client refuse a value they cannot take (typed error, nothing changed)', async () => {
+      const { node } = build()
+      const client = sporeClientOf(node)
+      const monitor = node.peers!.monitor
+      expect(() => monitor.retune({ suspectPhi: -1 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError' }))
+      expect(() => monitor.retune({ pingIntervalMs: 0 })).toThrow('must be above 0')
+      expect(monitor.settings()).toEqual({ pingIntervalMs: 1000, suspectPhi: 8 })
+      expect(() => client.retune({ clockSlackMs: -1 })).toThrow(expect.objectContaining({ name: 'InvalidConfigError' }))
+      expect(() => client.retune({ refreshIntervalMs: 0 })).toThrow('must be above 0')
+      expect(client.timing()).toEqual({ clockSlackMs: 30_000, refreshIntervalMs: 60_000 })
+      await client.stop()
+    })
+
     it('httpsUrls + httpsCaFile (and the bootstrap spore’s https_urls): spores are fetched over HTTPS pinned to the CA', async () => {
       const { node } = build()
       const client = sporeClientOf(node)

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isInvalidConfigError, K3sRole, NodeConfig } from '@mycelium/core-interfaces'
 import { ownerOf } from '@mycelium/bootstrap-agent'
-import { CONFIG_CONSUMERS, NODE_CONFIG_SCHEMA, planReconfiguration, validateManagedValues, type Kind, type Schema } from '../src/index.js'
+import { CONFIG_CONSUMERS, NODE_CONFIG_SCHEMA, planReconfiguration, validateAgainstLocal, validateManagedValues, type Kind, type Schema } from '../src/index.js'
 
 /** Every key of the loader's schema (held equal to the generated NodeConfig by config.spec.ts), as "section.field". */
 function schemaKeys(): Array<{ path: string; kind: Kind }> {
@@ -103,5 +103,53 @@ describe('manager-owned values are checked before a trial', () => {
     expect(refusal(NodeConfig.fromPartial({ discovery: { httpsCaFile: join(dir, 'not-a-ca.pem') } }))).toContain('holds no PEM certificate')
     expect(refusal(NodeConfig.fromPartial({ k3s: { enabled: true, dataDir: 'relative' } }))).toContain('remote NodeConfig.k3s.dataDir')
     expect(refusal(NodeConfig.fromPartial({ logging: { level: 'debug' }, discovery: { httpsUrls: ['https://ok.example'] } }))).toBe('accepted')
+  })
+
+  it.each([
+    ['peers.phiThreshold', { peers: { phiThreshold: -1 } }, 'must be above 0'],
+    ['peers.phiThreshold', { peers: { phiThreshold: Number.NaN } }, 'must be above 0'],
+    ['peers.pingInterval', { peers: { pingInterval: { seconds: 0, nanos: 0 } } }, 'must be above 0'],
+    ['peers.pingInterval', { peers: { pingInterval: { seconds: -1, nanos: 0 } } }, 'must be above 0'],
+    ['discovery.clockSlack', { discovery: { clockSlack: { seconds: -5, nanos: 0 } } }, 'must be 0 or more'],
+    ['discovery.refreshInterval', { discovery: { refreshInterval: { seconds: 0, nanos: 0 } } }, 'must be above 0'],
+    ['discovery.sourceTimeout', { discovery: { sourceTimeout: { seconds: 0, nanos: 0 } } }, 'must be above 0'],
+    ['handoff.configConfirmWindow', { handoff: { configConfirmWindow: { seconds: -30, nanos: 0 } } }, 'must be above 0'],
+    ['handoff.configConfirmWindow', { handoff: { configConfirmWindow: { seconds: 0, nanos: 0 } } }, 'must be above 0'],
+    ['handoff.commitDeadline', { handoff: { commitDeadline: { seconds: -1, nanos: 0 } } }, 'must be above 0'],
+    ['handoff.defaultHeartbeatInterval', { handoff: { defaultHeartbeatInterval: { seconds: 0, nanos: 0 } } }, 'must be above 0'],
+    ['reconnect.initial', { reconnect: { initial: { seconds: 0, nanos: -1_000_000 } } }, 'must be above 0'],
+    ['reconnect.max', { reconnect: { max: { seconds: 0, nanos: 0 } } }, 'must be above 0'],
+    ['reconnect.multiplier', { reconnect: { multiplier: 0.5 } }, 'must be 1 or more'],
+    ['peers.multicastGroup', { peers: { multicastGroup: '239.1.2.3:70000' } }, 'is not 1–65535'],
+    ['peers.multicastGroup', { peers: { multicastGroup: '239.1.2.3:0' } }, 'is not 1–65535'],
+    ['peers.multicastGroup', { peers: { multicastGroup: '10.0.0.1:7000' } }, 'not an IPv4 multicast group'],
+    ['peers.multicastGroup', { peers: { multicastGroup: 'group:7000' } }, 'not an IPv4 multicast group'],
+    ['peers.multicastInterface', { peers: { multicastInterface: 'eth0' } }, 'not an IPv4 interface address']
+  ] as const)('%s out of range is refused naming the key (%j)', (key, partial, why) => {
+    const msg = refusal(NodeConfig.fromPartial(partial as Partial<NodeConfig>))
+    expect(msg).toContain(`remote NodeConfig.${key}: `)
+    expect(msg).toContain(why)
+  })
+
+  it('in range (and the defaults) is accepted', () => {
+    const ok = NodeConfig.fromPartial({
+      peers: { phiThreshold: 0.5, pingInterval: { seconds: 0, nanos: 250_000_000 }, multicastGroup: '239.1.2.3:7000', multicastInterface: '192.168.1.2' },
+      discovery: { clockSlack: { seconds: 0, nanos: 0 }, refreshInterval: { seconds: 1, nanos: 0 } },
+      handoff: { configConfirmWindow: { seconds: 1, nanos: 0 } },
+      reconnect: { multiplier: 1 }
+    })
+    expect(refusal(ok)).toBe('accepted')
+    expect(refusal(NodeConfig.fromPartial({ peers: { multicastGroup: '239.1.2.3' } }))).toBe('accepted') // port: the default
+    expect(refusal(NodeConfig.fromPartial({}))).toBe('accepted')
+  })
+
+  it('peers.* is refused on a node without peers.listenAddress (no peer networking would take it), naming the keys', () => {
+    const noPeers = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1' })
+    const remote = NodeConfig.fromPartial({ version: 2, peers: { seeds: [{ address: '10.0.0.2:7000' }], phiThreshold: 12 } })
+    expect(() => validateAgainstLocal(remote, noPeers)).toThrow(
+      'remote NodeConfig: peers.seeds, peers.phiThreshold cannot take effect: this node runs no peer networking (its local config sets no peers.listenAddress)'
+    )
+    expect(() => validateAgainstLocal(remote, base)).not.toThrow() // base has a listen address
+    expect(() => validateAgainstLocal(NodeConfig.fromPartial({ version: 2, peers: {} }), noPeers)).not.toThrow() // nothing set
   })
 })

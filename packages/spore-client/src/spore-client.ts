@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Backoff,
   coalescing,
+  InvalidConfigError,
   isAbortError,
   silentLogger,
   type AbortOptions,
@@ -158,11 +159,14 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
   /**
    * A reconfiguration of the running client: the clock slack applies to the
    * next verification and expiry check, the refresh interval from the next
-   * poll on.
+   * poll on. A negative slack or an interval not above 0 is an
+   * InvalidConfigError and changes nothing (never silently ignored).
    */
   retune(t: { clockSlackMs?: number; refreshIntervalMs?: number }): void {
-    if (t.clockSlackMs != null && t.clockSlackMs >= 0) this.clockSlackMs = t.clockSlackMs
-    if (t.refreshIntervalMs != null && t.refreshIntervalMs > 0) this.refreshIntervalMs = t.refreshIntervalMs
+    if (t.clockSlackMs != null && !(Number.isFinite(t.clockSlackMs) && t.clockSlackMs >= 0)) throw new InvalidConfigError(`${t.clockSlackMs} ms is not a clock slack (must be 0 or more)`, 'spore client clockSlackMs')
+    if (t.refreshIntervalMs != null && !(Number.isFinite(t.refreshIntervalMs) && t.refreshIntervalMs > 0)) throw new InvalidConfigError(`${t.refreshIntervalMs} ms is not a refresh interval (must be above 0)`, 'spore client refreshIntervalMs')
+    if (t.clockSlackMs != null) this.clockSlackMs = t.clockSlackMs
+    if (t.refreshIntervalMs != null) this.refreshIntervalMs = t.refreshIntervalMs
   }
 
   /** The timing in force (for status and tests). */

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  InvalidConfigError,
   PeerAssistClient,
   Phase,
   silentLogger,
@@ -146,14 +147,18 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
   /**
    * A reconfiguration of the running monitor: the ping interval applies
    * from each peer's next ping, the suspicion threshold (phi) to every
-   * detector from its next evaluation.
+   * detector from its next evaluation. A value that is not above 0 is an
+   * InvalidConfigError and changes nothing (never silently ignored while
+   * shown in force).
    */
   retune(t: { pingIntervalMs?: number; suspectPhi?: number }): void {
-    if (t.pingIntervalMs != null && t.pingIntervalMs > 0) {
+    if (t.pingIntervalMs != null && !(Number.isFinite(t.pingIntervalMs) && t.pingIntervalMs > 0)) throw new InvalidConfigError(`${t.pingIntervalMs} ms is not a ping interval (must be above 0)`, 'peer monitor pingIntervalMs')
+    if (t.suspectPhi != null && !(Number.isFinite(t.suspectPhi) && t.suspectPhi > 0)) throw new InvalidConfigError(`${t.suspectPhi} is not a suspicion threshold (must be above 0)`, 'peer monitor suspectPhi')
+    if (t.pingIntervalMs != null) {
       this.timeoutMs = this.init.pingTimeoutMs ?? t.pingIntervalMs
       this.intervalMs = t.pingIntervalMs
     }
-    if (t.suspectPhi != null && t.suspectPhi > 0) {
+    if (t.suspectPhi != null) {
       this.init.detector = { ...this.init.detector, suspectPhi: t.suspectPhi }
       for (const tracked of this.peersByAddress.values()) tracked.detector.setSuspectPhi(t.suspectPhi)
     }
