@@ -84,8 +84,12 @@ export class ConfigStore {
     if (current == null || lkg == null) await store.persist()
     if (trial != null) {
       const reason = `trial of config version ${trial.version} was interrupted by a restart`
-      await store.revert(reason)
-      await store.recordTrial({ version: trial.version, outcome: 'reverted', reason })
+      // A promote the process died in (lkg.bin written, trial.bin not yet removed) is a promote:
+      // nothing to revert, and reporting "reverted" would tell the manager a version in force is not.
+      const promoted = store.lkg.version === trial.version
+      const reverted = await store.revert(reason)
+      if (promoted) await store.recordTrial({ version: trial.version, outcome: 'promoted', reason: '' })
+      else if (reverted) await store.recordTrial({ version: trial.version, outcome: 'reverted', reason })
     }
     return store
   }

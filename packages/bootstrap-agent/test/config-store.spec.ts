@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NodeConfig } from '@mycelium/core-interfaces'
+import { NodeConfig, writeStateFile } from '@mycelium/core-interfaces'
 import { ConfigStore, tryConfig } from '../src/index.js'
 
 const cfg = (version: number, labels: Record<string, string> = {}): NodeConfig => NodeConfig.fromPartial({ version, networkId: 'net1', nodeId: 'n1', labels })
@@ -75,6 +75,33 @@ describe('ConfigStore and try-mode', () => {
     const reopened = await ConfigStore.open(dir, cfg(1))
     expect(reopened.current().version).toBe(1)
     expect(reopened.trial()).toBeUndefined()
+  })
+
+  it('a promote the process died in (lkg written, trial file not yet removed) is reported promoted at the next start, not reverted', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    await store.beginTrial(cfg(2), 60_000)
+    await writeStateFile(join(dir, 'lkg.bin'), NodeConfig.encode(cfg(2)).finish()) // promote's first write ... and the process dies here
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.current().version).toBe(2)
+    expect(reopened.lastKnownGood().version).toBe(2)
+    expect(reopened.trial()).toBeUndefined()
+    expect(reopened.lastTrial()).toMatchObject({ version: 2, outcome: 'promoted' })
+  })
+
+  it('a trial interrupted before it changed anything (trial file written, current not yet) records no revert', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    await writeStateFile(join(dir, 'trial.bin'), Buffer.from(JSON.stringify({ version: 2, endsAtMs: Date.now() + 60_000 }))) // beginTrial's first write ... and the process dies here
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.current().version).toBe(1)
+    expect(reopened.trial()).toBeUndefined()
+    expect(reopened.lastTrial()).toBeUndefined()
+  })
+
+  it('a trial interrupted in its window is reported reverted at the next start', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    await store.beginTrial(cfg(2), 60_000)
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted', reason: 'trial of config version 2 was interrupted by a restart' })
   })
 
   it('starts on the previous good copy of a corrupted file and reports it', async () => {
