@@ -89,7 +89,7 @@ describe('ConfigStore and try-mode', () => {
   })
 
   it('a trial interrupted before it changed anything (trial file written, current not yet) records no revert', async () => {
-    const store = await ConfigStore.open(dir, cfg(1))
+    await ConfigStore.open(dir, cfg(1)) // seeds v1
     await writeStateFile(join(dir, 'trial.bin'), Buffer.from(JSON.stringify({ version: 2, endsAtMs: Date.now() + 60_000 }))) // beginTrial's first write ... and the process dies here
     const reopened = await ConfigStore.open(dir, cfg(1))
     expect(reopened.current().version).toBe(1)
