@@ -50,9 +50,10 @@ describe('manager link: missed acks before fallback', () => {
         missedAcks: () => missedAcks
       })
     )
-    link.close()
-    // The beats the link wrote before giving up all reach the server.
+    // The beats the link wrote before giving up all reach the server — waited for before the
+    // close, which would cut the stream under a beat still in flight.
     await until('the written heartbeats at the server', () => received.length >= missedAcks)
+    link.close()
     const beats = received.length
     return { failure, beats }
   }
