@@ -104,10 +104,25 @@ export class ConfigStore {
     return this.last
   }
 
-  /** Records how a trial ended (durably: a revert at the next boot is still reported). */
+  /**
+   * Records how a trial ended (durably: a revert at the next boot is still
+   * reported). Never throws: the outcome is kept in memory (heartbeats and
+   * status still carry it); a failed write is logged and stays in
+   * `problems` (status: state DEGRADED) until a later write succeeds.
+   */
   async recordTrial(t: Omit<LastTrial, 'atMs'>): Promise<void> {
     this.last = { ...t, atMs: Date.now() }
-    await writeStateFile(join(this.dir, 'last-trial.bin'), Buffer.from(JSON.stringify(this.last)))
+    const path = join(this.dir, 'last-trial.bin')
+    const stale = this.problems.findIndex((p) => p.startsWith(`${path}: `))
+    try {
+      await writeStateFile(path, Buffer.from(JSON.stringify(this.last)))
+      if (stale >= 0) this.problems.splice(stale, 1)
+    } catch (err) {
+      const problem = `${path}: cannot record how the trial of config v${t.version} ended (${t.outcome}): ${(err as Error).message}; kept in memory only`
+      if (stale >= 0) this.problems.splice(stale, 1, problem)
+      else this.problems.push(problem)
+      this.log?.error('config state problem', { problem, err })
+    }
   }
 
   current(): NodeConfig {
@@ -223,7 +238,7 @@ export interface TrialOptions extends AbortOptions {
  */
 export async function tryConfig(store: ConfigStore, config: NodeConfig, options: TrialOptions): Promise<TrialOutcome> {
   const outcome = await runTrial(store, config, options)
-  await store.recordTrial(outcome.outcome === 'promoted' ? { ...outcome, reason: '' } : outcome).catch(() => undefined)
+  await store.recordTrial(outcome.outcome === 'promoted' ? { ...outcome, reason: '' } : outcome) // a failed write: logged, in store.problems
   return outcome
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NodeConfig, writeStateFile } from '@mycelium/core-interfaces'
@@ -102,6 +102,18 @@ describe('ConfigStore and try-mode', () => {
     await store.beginTrial(cfg(2), 60_000)
     const reopened = await ConfigStore.open(dir, cfg(1))
     expect(reopened.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted', reason: 'trial of config version 2 was interrupted by a restart' })
+  })
+
+  it('a trial outcome that cannot be written is a reported problem until a write succeeds (the outcome itself is kept)', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    mkdirSync(join(dir, 'last-trial.bin', 'blocker'), { recursive: true }) // the file cannot be written
+    expect(await tryConfig(store, cfg(2), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toEqual({ outcome: 'promoted', version: 2 })
+    expect(store.lastTrial()).toMatchObject({ version: 2, outcome: 'promoted' })
+    expect(store.problems).toEqual([expect.stringContaining(`${join(dir, 'last-trial.bin')}: cannot record how the trial of config v2 ended (promoted)`)])
+    rmSync(join(dir, 'last-trial.bin'), { recursive: true })
+    await tryConfig(store, cfg(3), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })
+    expect(store.problems).toEqual([])
+    expect((await ConfigStore.open(dir, cfg(1))).lastTrial()).toMatchObject({ version: 3, outcome: 'promoted' })
   })
 
   it('starts on the previous good copy of a corrupted file and reports it', async () => {
