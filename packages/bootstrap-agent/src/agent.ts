@@ -65,11 +65,15 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private readonly startedAt = new Date()
   readonly counters: AgentCounters = { transitions: {}, reconnectAttempts: 0, heartbeatAcks: 0 }
 
+  /** Our own copy of the caller's init: retune changes it (the caller's object may be frozen or shared). */
+  private readonly init: BootstrapAgentInit
+
   constructor(
     private readonly components: BootstrapAgentComponents,
-    private readonly init: BootstrapAgentInit
+    init: BootstrapAgentInit
   ) {
     super()
+    this.init = { ...init }
     this.log = (components.logger ?? silentLogger()).forComponent('bootstrap-agent').child({ nodeId: init.nodeId })
     this.stateStore = new AgentStateStore(init.stateDir, this.log)
     this.link = new ManagerLink({

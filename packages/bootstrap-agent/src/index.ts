@@ -18,7 +18,6 @@ export {
   type EffectiveConfig,
   type SectionVersions
 } from './config-ownership.js'
-export { ManagedDuties, trialVerdict } from './managed-duties.js'
 export {
   createBootstrapAgent,
   type BootstrapAgent,

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HealthState, K3sRole, NodeConfig, type ComponentHealth } from '@mycelium/core-interfaces'
-import { ConfigStore, effectiveConfig, MANAGER_SECTIONS, nodeOwnedKeysTouched, ownerOf, trialVerdict, tryConfig } from '../src/index.js'
+import { ConfigStore, effectiveConfig, MANAGER_SECTIONS, nodeOwnedKeysTouched, ownerOf, tryConfig } from '../src/index.js'
+import { trialVerdict } from '../src/managed-duties.js'
 
 const local = NodeConfig.fromPartial({
   networkId: 'net1',
