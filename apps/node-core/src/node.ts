@@ -27,6 +27,11 @@ import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
+/** How long K3s gets to exit on SIGTERM before SIGKILL (its supervisor's stopTimeoutMs). @default 30000 */
+export const K3S_STOP_GRACE_MS = 30_000
+/** How long the supervisor waits for K3s to be gone after SIGKILL. */
+const K3S_KILL_WAIT_MS = 5000
+
 export interface NodeOptions {
   /** Join token from a file or flag (kept out of the frozen config's logs). */
   joinToken?: string
@@ -128,7 +133,7 @@ export class MyceliumNode implements Startable {
       return client
     }
     const handoff = config.handoff
-    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
+    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '', supervisor: { stopTimeoutMs: K3S_STOP_GRACE_MS } })
     this.runtime.on('change', () => this.changes.emit('change'))
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
@@ -452,12 +457,18 @@ export class MyceliumNode implements Startable {
     }
   }
 
-  /** Stops in reverse order; each component gets `stopDeadlineMs` before it is left behind. */
+  /**
+   * Stops in reverse order; each component gets `stopDeadlineMs` before it
+   * is left behind — the bootstrap agent more: its stop waits for a config
+   * trial to revert, and the revert may restart K3s (its stop grace, the
+   * SIGKILL wait, then the start), so it is never left writing the state
+   * dir after stop returns.
+   */
   stopDeadlineMs = 5000
 
   async stop(): Promise<void> {
-    const deadlineMs = this.stopDeadlineMs
     for (const { name, component } of this.started.reverse()) {
+      const deadlineMs = name === 'bootstrap-agent' ? K3S_STOP_GRACE_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
       this.log.info('stopping component', { component: name })
       let timer: NodeJS.Timeout | undefined
       await Promise.race([

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { K3sRole, NodeConfig, SporeBundle, type SignedSpore } from '@mycelium/core-interfaces'
-import { createTestPki, serviceSpore, signSporeForTest, testSigningKey, testTrustBundle, type TestPki } from '@mycelium/testing'
+import { createTestPki, until as untilTrue, serviceSpore, signSporeForTest, testSigningKey, testTrustBundle, type TestPki } from '@mycelium/testing'
 import type { SporeClient } from '@mycelium/spore-client'
 import { ConfigStore, tryConfig } from '@mycelium/bootstrap-agent'
 import { createLogger, fetchStatus, MyceliumNode } from '../src/index.js'
@@ -177,6 +177,30 @@ describe('a manager config reaches every consumer', () => {
       expect(s.lastTrial()?.reason).toContain('discovery.httpsCaFile')
     }
   })
+
+  it('stop during a trial waits for its revert, also one slower than the per-component stop deadline (a K3s restart)', async () => {
+    const { node } = build()
+    node.stopDeadlineMs = 100 // shorter than the revert below takes
+    const reverted: number[] = []
+    const real = node.runtime.reconfigure.bind(node.runtime)
+    node.runtime.reconfigure = async (k3s) => {
+      if (k3s?.nodeName !== 'tried') {
+        await new Promise((resolve) => setTimeout(resolve, 1000)) // K3s stopped and started again for the last-known-good
+        reverted.push(Date.now())
+      }
+      return real(k3s)
+    }
+    await node.start()
+    const store = node.agent.configStore!
+    const duties = (node.agent as unknown as { duties: { trialConfig(c: NodeConfig, w: number, s: AbortSignal | undefined): Promise<unknown> } }).duties
+    const trial = duties.trialConfig(NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, k3s: { enabled: true, nodeName: 'tried' } }), 60_000, (node.agent as unknown as { controller: AbortController }).controller.signal)
+    await untilTrue('config on trial', () => store.trial()?.version === 2, 10_000, 20)
+    await node.stop()
+    expect(reverted).toHaveLength(1) // the revert ran to its end before stop returned
+    expect(store.trial()).toBeUndefined()
+    expect(node.effectiveConfig().config.version).toBe(0)
+    expect(await trial).toMatchObject({ outcome: 'reverted', version: 2 })
+  }, 30_000)
 
   describe('discovery', () => {
     const key = testSigningKey()
