@@ -178,6 +178,26 @@ describe('a manager config reaches every consumer', () => {
     }
   })
 
+  it('a stored config that fails partway at boot: the fallback undoes the steps it ran', async () => {
+    const { node } = build()
+    const stateDir = node.config.stateDir
+    const store = await ConfigStore.open(join(stateDir, 'config'), node.config as NodeConfig)
+    const pushed = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, logging: { level: 'debug' }, peers: { phiThreshold: 12 }, k3s: { enabled: true, nodeName: 'refused' } })
+    expect(await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })).toEqual({ outcome: 'promoted', version: 2 })
+
+    const { node: rebooted, levels } = build({ stateDir })
+    const real = rebooted.runtime.reconfigure.bind(rebooted.runtime)
+    rebooted.runtime.reconfigure = async (k3s) => {
+      if (k3s?.nodeName === 'refused') throw new Error('k3s refused the config') // e.g. its binary gone since
+      return real(k3s)
+    }
+    await (rebooted as unknown as { bootConfig(): Promise<void> }).bootConfig()
+    expect(levels).toEqual(['debug', 'info'])
+    expect(rebooted.peers!.monitor.settings()).toEqual({ pingIntervalMs: 1000, suspectPhi: 8 })
+    expect(rebooted.peers!.monitor.peers().map((p) => p.address)).toEqual(['10.77.1.1:7000'])
+    expect(rebooted.effectiveConfig().config.version).toBe(0)
+  })
+
   it('stop during a trial waits for its revert, also one slower than the per-component stop deadline (a K3s restart)', async () => {
     const { node } = build()
     node.stopDeadlineMs = 100 // shorter than the revert below takes
