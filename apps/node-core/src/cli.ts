@@ -74,7 +74,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const socketPath = config.status?.socketPath ?? join(stateDirOf(config), 'status.sock')
       if (socketPath !== '') await prepareStatusSocket(socketPath, { dryRun: true })
       const log = createLogger({ level: config.logging?.level || 'info', ...(config.logging?.format ? { format: config.logging.format } : {}), defaults: { nodeId: config.nodeId }, ...(io.logStream != null ? { stream: io.logStream } : {}) })
-      const node = new MyceliumNode(config, log, joinToken != null ? { joinToken } : {})
+      const node = new MyceliumNode(config, log, { ...(joinToken != null ? { joinToken } : {}), setLogLevel: (level) => log.setLevel(level) })
       let giveUp: () => void = () => undefined
       const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
       const supervisor = new Supervisor(node, {}, log.forComponent('node-core:supervisor'), giveUp)

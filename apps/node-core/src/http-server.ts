@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Registry } from 'prom-client'
-import { Availability, Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import { Availability, HealthState, Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 
 export interface HttpMetricsSource {
   status(): StatusReport
@@ -11,9 +11,10 @@ export interface HttpMetricsSource {
 const PHASES = [Phase.BOOTSTRAP, Phase.DISCOVERY, Phase.REGISTRATION, Phase.HANDOFF, Phase.MANAGED, Phase.FALLBACK, Phase.RECOVERY]
 
 /**
- * Localhost HTTP: /healthz (the process serves), /readyz (MANAGED, or a
- * healthy FALLBACK when `readyInFallback`), /metrics (Prometheus text, one
- * registry per node so several nodes can share a process).
+ * Localhost HTTP: /healthz (the process serves), /readyz (MANAGED, or
+ * FALLBACK when `readyInFallback`, and in both cases the aggregated node
+ * health not UNHEALTHY), /metrics (Prometheus text, one registry per node so
+ * several nodes can share a process).
  */
 export class HttpStatusServer implements Startable {
   private server?: Server
@@ -103,6 +104,16 @@ export class HttpStatusServer implements Startable {
         for (const c of source.status().components) this.set({ component: c.name }, c.restarts)
       }
     })
+    new Gauge({
+      name: 'mycelium_node_health',
+      help: '1 for the aggregated node health state (HEALTHY, DEGRADED, UNHEALTHY), 0 for the others',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const h = source.status().health
+        for (const st of [HealthState.HEALTHY, HealthState.DEGRADED, HealthState.UNHEALTHY]) this.set({ state: HealthState[st] }, st === h ? 1 : 0)
+      }
+    })
     new Counter({
       name: 'mycelium_spores_rejected_total',
       help: 'Spores rejected by verification',
@@ -126,8 +137,10 @@ export class HttpStatusServer implements Startable {
         if (req.url === '/healthz') {
           res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
         } else if (req.url === '/readyz') {
-          const ready = status.phase === Phase.MANAGED || (this.init.readyInFallback && status.phase === Phase.FALLBACK)
-          res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${Phase[status.phase]}: ${status.reason}\n`)
+          const phaseReady = status.phase === Phase.MANAGED || (this.init.readyInFallback && status.phase === Phase.FALLBACK)
+          const ready = phaseReady && status.health !== HealthState.UNHEALTHY
+          const health = `${HealthState[status.health] ?? 'UNKNOWN'}${status.healthReason ? `: ${status.healthReason}` : ''}`
+          res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${Phase[status.phase]}: ${status.reason}\nhealth ${health}\n`)
         } else if (req.url === '/metrics') {
           res.writeHead(200, { 'content-type': this.registry.contentType }).end(await this.registry.metrics())
         } else {

@@ -14,6 +14,13 @@ export interface LoggingOptions {
 
 const LEVELS = ['error', 'warn', 'info', 'debug']
 
+/** The process logger: closes its transport, and changes level while running (logging.level from a manager). */
+export interface NodeLogger extends Logger {
+  close(): void
+  setLevel(level: string): void
+  level(): string
+}
+
 /** Errors become `{ error, stack }` so JSON lines keep the stack. */
 const errorsToFields = winston.format((info) => {
   for (const [key, value] of Object.entries(info)) {
@@ -33,7 +40,7 @@ const pretty = winston.format.printf((info) => {
  * The one log transport of the process (libraries only receive a Logger).
  * Every line carries `component`, `phase` (when known) and `nodeId`.
  */
-export function createLogger(options: LoggingOptions = {}): Logger & { close(): void } {
+export function createLogger(options: LoggingOptions = {}): NodeLogger {
   const level = options.level ?? 'info'
   if (!LEVELS.includes(level)) throw new Error(`log level "${level}" is not one of ${LEVELS.join(', ')}`)
   const usePretty = options.format === 'pretty' || (options.format == null && process.stdout.isTTY === true)
@@ -55,5 +62,13 @@ export function createLogger(options: LoggingOptions = {}): Logger & { close(): 
     forComponent: (component) => wrap(w.child({ component })),
     child: (fields) => wrap(w.child(fields))
   })
-  return Object.assign(wrap(root), { close: () => root.close() })
+  return Object.assign(wrap(root), {
+    close: () => root.close(),
+    setLevel: (next: string) => {
+      if (!LEVELS.includes(next)) throw new Error(`log level "${next}" is not one of ${LEVELS.join(', ')}`)
+      // Children share the root's transports and level: one assignment changes every component's logger.
+      root.level = next
+    },
+    level: () => root.level
+  })
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { durationToMs, EmergencyAction, HealthState, Phase, type ComponentHealth, type Endpoint, type Logger, type NodeConfig, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
+import { durationToMs, EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   endpointCredentials,
@@ -13,8 +13,11 @@ import {
   type PeerAssistServer,
   type PeerMonitor
 } from '@mycelium/basic-net'
-import { createSporeClient, fileSource, peerSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
-import { createBootstrapAgent, type BootstrapAgent } from '@mycelium/bootstrap-agent'
+import { createSporeClient, peerSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
+import { ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
+import { aggregateHealth, type AggregatedHealth } from './health.js'
+import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues, withoutSecrets, type ConfigStep } from './live-config.js'
+import { liveFileSource, liveHttpsSources } from './spore-sources.js'
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
@@ -26,15 +29,30 @@ import { NODE_CORE_VERSION } from './version.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
+/** How long K3s gets to exit on SIGTERM before SIGKILL (its supervisor's stopTimeoutMs). @default 30000 */
+export const K3S_STOP_GRACE_MS = 30_000
+/** How long the supervisor waits for K3s to be gone after SIGKILL. */
+const K3S_KILL_WAIT_MS = 5000
+
 export interface NodeOptions {
   /** Join token from a file or flag (kept out of the frozen config's logs). */
   joinToken?: string
+  /** Changes the process log level (logging.level from a manager); without it a level change is refused. */
+  setLogLevel?: (level: string) => void
 }
 
 /**
  * One node: its components in start order — identity, the bootstrap agent
  * (which owns spores and the manager link), NodeStatus gRPC, HTTP status —
  * stopped in reverse. Workloads are never touched by a stop.
+ *
+ * Config: `config` is the local one (YAML + environment + flags). Before any
+ * component starts, the stored config is read and the effective config —
+ * the local node-owned keys + the stored manager-owned ones (see
+ * bootstrap-agent CONFIG_OWNERSHIP) — is put into effect, so a restart never
+ * undoes what a manager set (K3s is planned from it, not from the YAML).
+ * Every later config (trial, revert) goes through the same planner and
+ * runner (`applyEffective`).
  */
 export class MyceliumNode implements Startable {
   readonly identity: IdentityStore
@@ -43,16 +61,24 @@ export class MyceliumNode implements Startable {
   readonly http: HttpStatusServer
   readonly runtime: K3sRuntime
   /** Basic networking, present when `peers.listenAddress` is set. */
-  readonly peers?: { server: PeerAssistServer; monitor: PeerMonitor; multicast?: MulticastDiscovery }
+  readonly peers?: { server: PeerAssistServer; monitor: PeerMonitor; multicast?: MulticastDiscovery | undefined }
   private readonly changes = new EventEmitter()
   private started: Array<{ name: string; component: Startable }> = []
+  /** The config in force and where its manager-owned sections came from. */
+  private effective: EffectiveConfig
+  private configStore?: ConfigStore
+  /** Why the agent is in its phase (its last transition). */
+  private phaseReason = 'not started'
+  /** discovery.httpsCaFile's PEM, read when the config naming it is applied. */
+  private httpsCaPem?: string
 
   constructor(
     readonly config: Readonly<NodeConfig>,
     private readonly log: Logger,
-    options: NodeOptions = {}
+    private readonly options: NodeOptions = {}
   ) {
     const stateDir = stateDirOf(config)
+    this.effective = effectiveConfig(config as NodeConfig, undefined)
     const id = config.identity
     this.identity = identityStoreFor(config, log)
     const identity = this.identity
@@ -63,13 +89,28 @@ export class MyceliumNode implements Startable {
     if (peersConfig?.listenAddress) {
       monitor = createPeerMonitor(
         { logger: log, credentials: nodeCredentials, phase: () => this.agent.phase },
-        { selfNodeId: config.nodeId, pingIntervalMs: durationToMs(peersConfig.pingInterval, 1000), channelOptions: defaultChannelOptions(config.networkId) }
+        {
+          selfNodeId: config.nodeId,
+          pingIntervalMs: durationToMs(peersConfig.pingInterval, 1000),
+          detector: { suspectPhi: peersConfig.phiThreshold || 8 },
+          channelOptions: defaultChannelOptions(config.networkId)
+        }
       )
       for (const seed of peersConfig.seeds) monitor.addPeer({ endpoint: seed, source: 'seed' })
     }
     const createSpores = (trustBundle: TrustBundle): SporeClient => {
       const sources: SporeSource[] = []
-      if (discovery?.bootstrapFile) sources.push(fileSource({ path: discovery.bootstrapFile, timeoutMs: durationToMs(discovery.sourceTimeout, 10_000) }))
+      const live = (): NodeConfig['discovery'] => this.effective.config.discovery
+      const sourceTimeoutMs = (): number => durationToMs(live()?.sourceTimeout, 10_000)
+      if (discovery?.bootstrapFile) sources.push(liveFileSource(discovery.bootstrapFile, sourceTimeoutMs))
+      // discovery.httpsUrls and the verified bootstrap spore's https_urls, pinned to discovery.httpsCaFile or the network CA.
+      sources.push(
+        liveHttpsSources(() => ({
+          urls: [...(live()?.httpsUrls ?? []), ...(client?.bootstrap().httpsUrls ?? [])],
+          caPem: this.httpsCaPem ?? trustBundle.caCertificatesPem.join('\n'),
+          timeoutMs: sourceTimeoutMs()
+        }))
+      )
       // In FALLBACK, peers that still hold verified spores are asked too.
       if (monitor != null) sources.push(peerSource({ credentials: nodeCredentials, channelOptions: defaultChannelOptions(config.networkId), peers: () => monitor.alivePeers() }))
       let client: SporeClient | undefined
@@ -87,14 +128,14 @@ export class MyceliumNode implements Startable {
           networkId: config.networkId,
           trustBundle,
           cachePath: join(stateDir, 'spores', 'cache.bin'),
-          clockSlackMs: durationToMs(discovery?.clockSlack, 30_000),
-          refreshIntervalMs: durationToMs(discovery?.refreshInterval, 60_000)
+          clockSlackMs: durationToMs(live()?.clockSlack, 30_000),
+          refreshIntervalMs: durationToMs(live()?.refreshInterval, 60_000)
         }
       )
       return client
     }
     const handoff = config.handoff
-    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
+    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '', supervisor: { stopTimeoutMs: K3S_STOP_GRACE_MS } })
     this.runtime.on('change', () => this.changes.emit('change'))
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
@@ -103,15 +144,17 @@ export class MyceliumNode implements Startable {
         identity,
         createSporeClient: createSpores,
         runtime: this.runtime,
-        // A config from the manager (or a revert) reaches K3s through its planner: restarted only when it
-        // changed. A config without a k3s section leaves the node's own (its YAML) in force: only an
-        // explicit `k3s.enabled: false` disables K3s (and even then it is left running, unsupervised).
-        applyConfig: async (next) => {
-          await this.runtime.reconfigure(next.k3s ?? config.k3s)
-        },
+        // A config from the manager (or a revert) becomes the effective config: every manager-owned
+        // key reaches its consumer (K3s through its planner: restarted only when its config changed).
+        applyConfig: (next) => this.applyEffective(next),
+        validateConfig: (next) => this.validateManaged(next),
+        openConfigStore: () => this.openConfigStore(),
         restart: (component) => this.restartComponent(component),
         emergency: (action, reason) => this.emergency(action, reason),
-        health: () => this.health()
+        health: () => {
+          const h = this.health()
+          return { state: h.state, components: h.components }
+        }
       },
       {
         networkId: config.networkId,
@@ -131,7 +174,10 @@ export class MyceliumNode implements Startable {
         }
       }
     )
-    this.agent.on('transition', () => this.changes.emit('change'))
+    this.agent.on('transition', (t) => {
+      this.phaseReason = t.reason
+      this.changes.emit('change')
+    })
     this.agent.on('step', () => this.changes.emit('change'))
     if (monitor != null && peersConfig != null) {
       const server = createPeerAssistServer(
@@ -143,21 +189,9 @@ export class MyceliumNode implements Startable {
         },
         { networkId: config.networkId, nodeId: config.nodeId, listenAddress: peersConfig.listenAddress }
       )
-      const multicast = peersConfig.multicastEnabled
-        ? createMulticastDiscovery(
-            { logger: log, identity },
-            {
-              networkId: config.networkId,
-              nodeId: config.nodeId,
-              endpoints: () => [{ address: server.address, expectedIdentity: '', zone: '', priority: 0 }],
-              ...(peersConfig.multicastGroup ? { group: peersConfig.multicastGroup.split(':')[0]!, port: Number(peersConfig.multicastGroup.split(':')[1] ?? 7946) } : {}),
-              ...(peersConfig.multicastInterface ? { interfaceAddress: peersConfig.multicastInterface } : {})
-            }
-          )
-        : undefined
-      multicast?.on('peer', (p) => monitor.addPeer({ endpoint: p.endpoints[0]!, nodeId: p.nodeId, source: 'multicast' }))
+      this.peers = { server, monitor }
+      this.peers.multicast = this.createMulticast()
       for (const kind of ['peer:up', 'peer:suspect', 'peer:down'] as const) monitor.on(kind, () => this.changes.emit('change'))
-      this.peers = { server, monitor, ...(multicast != null ? { multicast } : {}) }
     }
     const status = config.status
     const source = {
@@ -176,16 +210,152 @@ export class MyceliumNode implements Startable {
     return this.started.length > 0
   }
 
+  /** LAN discovery as the config in force asks (peers.multicast*), announcing the PeerAssist server. */
+  private createMulticast(): MulticastDiscovery | undefined {
+    const peers = this.peers
+    const c = this.effective.config.peers
+    if (peers == null || c?.multicastEnabled !== true) return undefined
+    const multicast = createMulticastDiscovery(
+      { logger: this.log, identity: this.identity },
+      {
+        networkId: this.config.networkId,
+        nodeId: this.config.nodeId,
+        endpoints: () => [{ address: peers.server.address, expectedIdentity: '', zone: '', priority: 0 }],
+        ...(c.multicastGroup ? { group: c.multicastGroup.split(':')[0]!, port: Number(c.multicastGroup.split(':')[1] ?? 7946) } : {}),
+        ...(c.multicastInterface ? { interfaceAddress: c.multicastInterface } : {})
+      }
+    )
+    multicast.on('peer', (p) => peers.monitor.addPeer({ endpoint: p.endpoints[0]!, nodeId: p.nodeId, source: 'multicast' }))
+    return multicast
+  }
+
+  /** A new multicast setting: the old discovery stops, the new one starts (when the node runs and is not isolated). */
+  private async replaceMulticast(): Promise<void> {
+    const peers = this.peers
+    if (peers == null) return
+    const old = peers.multicast
+    const next = this.createMulticast()
+    const entry = this.started.find((e) => e.name === 'multicast')
+    if (old != null) await old.stop()
+    peers.multicast = next
+    if (entry != null) this.started = this.started.filter((e) => e !== entry)
+    if (this.isStarted() && !this.isolated && next != null) {
+      await next.start()
+      // Stopped with the others, before the agent (reverse order of start).
+      const agentAt = this.started.findIndex((e) => e.name === 'bootstrap-agent')
+      this.started.splice(agentAt < 0 ? this.started.length : agentAt, 0, { name: 'multicast', component: next })
+    }
+  }
+
   /** Set by the STOP_ACCEPTING_WORKLOADS emergency action. */
   acceptingWorkloads = true
   /** Set by the ISOLATE emergency action (peer networking stopped). */
   isolated = false
 
-  private health(): { state: HealthState; components: ComponentHealth[] } {
-    const components: ComponentHealth[] = [this.runtime.health()]
-    if (!this.acceptingWorkloads) components.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
-    if (this.isolated) components.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
-    return { state: HealthState.HEALTHY, components }
+  /** Node health, aggregated from every component (heartbeats, /readyz, status and config trials). */
+  health(): AggregatedHealth {
+    const extra: ComponentHealth[] = []
+    if (!this.acceptingWorkloads) extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
+    if (this.isolated) extra.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
+    const spores = this.agent.sporeClient
+    const sporeStatus = spores?.status()
+    const identity = this.identity.report()
+    const status = this.config.status
+    return aggregateHealth({
+      phase: this.agent.phase,
+      phaseReason: this.phaseReason,
+      identity: { state: identity.state, reason: identity.reason },
+      ...(spores != null && sporeStatus != null ? { spores: { mode: sporeStatus.mode, reason: sporeStatus.reason, sporeCount: sporeStatus.sporeCount, liveCount: spores.list().length } } : {}),
+      runtime: this.runtime.health(),
+      k3sEnabled: this.effective.config.k3s?.enabled === true,
+      statusServers: [
+        { name: 'status-grpc', configured: this.isStarted() && (status?.socketPath !== '' || (status?.grpcListenAddress ?? '') !== ''), serving: this.statusServer.isStarted() },
+        { name: 'status-http', configured: this.isStarted() && (status?.httpListenAddress ?? '') !== 'off', serving: this.http.isStarted() }
+      ],
+      extra
+    })
+  }
+
+  /** The config in force (local node-owned keys + stored manager-owned ones) and each section's version. */
+  effectiveConfig(): EffectiveConfig {
+    return this.effective
+  }
+
+  private async openConfigStore(): Promise<ConfigStore> {
+    this.configStore ??= await ConfigStore.open(join(stateDirOf(this.config), 'config'), this.config as NodeConfig, this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId }))
+    return this.configStore
+  }
+
+  /** Refuses, before a trial, manager-owned values this node cannot take (names the key). */
+  private validateManaged(next: NodeConfig): void {
+    validateAgainstLocal(next, this.config as NodeConfig, 'remote NodeConfig')
+    validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
+    const level = next.logging?.level
+    if (level != null && level !== '' && level !== (this.effective.config.logging?.level || 'info') && this.options.setLogLevel == null) {
+      throw new InvalidConfigError('this node cannot change its log level while running (no process logger)', 'remote NodeConfig.logging.level')
+    }
+  }
+
+  /**
+   * Puts a stored config (manager's, or the local seed) into effect: merged
+   * with the local config, planned against the config in force, each step
+   * run on its consumer. Before start, components only take the values.
+   * A step that throws leaves `next` in force, partly applied: the caller
+   * reverts (applies the last-known-good), which re-runs every step back.
+   */
+  async applyEffective(stored: NodeConfig): Promise<void> {
+    const next = effectiveConfig(this.config as NodeConfig, stored)
+    validateManagedValues(next.config, 'effective NodeConfig')
+    const caFile = next.config.discovery?.httpsCaFile
+    const caPem = caFile ? readCaFile(caFile, 'NodeConfig.discovery.httpsCaFile') : undefined
+    const steps = planReconfiguration(this.effective.config, next.config)
+    // `next` counts as in force from here, also when a step throws: the steps before it did run,
+    // so the revert that follows (a trial's, or boot's fallback) must plan from `next` and re-run
+    // every step back; restoring the previous config here would plan "nothing to change".
+    this.httpsCaPem = caPem
+    this.effective = next
+    for (const step of steps) await this.runStep(step)
+    if (steps.length > 0) this.log.info('config in effect', { version: next.config.version, steps: steps.map((s) => s.type), sections: next.versions })
+    this.changes.emit('change')
+  }
+
+  private async runStep(step: ConfigStep): Promise<void> {
+    switch (step.type) {
+      case 'log-level':
+        this.options.setLogLevel?.(step.level)
+        return
+      case 'agent-timing':
+        this.agent.retune(step.tunables)
+        return
+      case 'spore-timing':
+        this.agent.sporeClient?.retune(step)
+        return
+      case 'spore-sources':
+        // Read from the effective config at the next poll (liveHttpsSources / liveFileSource).
+        return
+      case 'peer-seeds': {
+        const monitor = this.peers?.monitor
+        if (monitor == null) return
+        const wanted = new Set(step.seeds.map((e) => e.address))
+        for (const p of monitor.peers()) if (p.source === 'seed' && !wanted.has(p.address)) monitor.removePeer(p.address)
+        for (const seed of step.seeds) monitor.addPeer({ endpoint: seed, source: 'seed' })
+        return
+      }
+      case 'peer-timing':
+        this.peers?.monitor.retune({ pingIntervalMs: step.pingIntervalMs, suspectPhi: step.suspectPhi })
+        return
+      case 'multicast':
+        await this.replaceMulticast()
+        return
+      case 'k3s':
+        // A config without a k3s section leaves the local one (effectiveConfig): only an explicit
+        // `k3s.enabled: false` disables K3s (and even then it is left running, unsupervised).
+        await this.runtime.reconfigure(step.k3s)
+        return
+      case 'labels':
+        // Read from the effective config at the next registration (capabilities).
+        return
+    }
   }
 
   /** The restart command: a core component by name, or the whole agent for "" / "agent". */
@@ -240,8 +410,13 @@ export class MyceliumNode implements Startable {
   status(): StatusReport {
     const status = this.agent.status()
     const peers = this.peers?.monitor.peers() ?? []
+    const health = this.health()
     return {
       ...status,
+      config: { ...status.config!, sectionVersions: { ...this.effective.versions } },
+      effectiveConfig: withoutSecrets(this.effective.config),
+      health: health.state,
+      healthReason: health.reason,
       peers: peers.map((p) => ({
         identity: { networkId: this.config.networkId, nodeId: p.nodeId ?? '', spiffeId: p.nodeId != null ? `spiffe://${this.config.networkId}/node/${p.nodeId}` : '', certificateSha256: '' },
         endpoint: { address: p.address, expectedIdentity: '', zone: '', priority: 0 },
@@ -255,7 +430,11 @@ export class MyceliumNode implements Startable {
 
   private starting?: Promise<void>
 
-  /** Starts components in order; a failure stops what started, then rethrows. Idempotent; concurrent calls share one start. */
+  /**
+   * Puts the stored config into effect, then starts components in order; a
+   * failure stops what started, then rethrows. Idempotent; concurrent calls
+   * share one start.
+   */
   async start(): Promise<void> {
     if (this.starting != null) return this.starting
     if (this.started.length > 0) return
@@ -266,6 +445,7 @@ export class MyceliumNode implements Startable {
   }
 
   private async startInOrder(): Promise<void> {
+    await this.bootConfig()
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],
@@ -293,12 +473,18 @@ export class MyceliumNode implements Startable {
     }
   }
 
-  /** Stops in reverse order; each component gets `stopDeadlineMs` before it is left behind. */
+  /**
+   * Stops in reverse order; each component gets `stopDeadlineMs` before it
+   * is left behind — the bootstrap agent more: its stop waits for a config
+   * trial to revert, and the revert may restart K3s (its stop grace, the
+   * SIGKILL wait, then the start), so it is never left writing the state
+   * dir after stop returns.
+   */
   stopDeadlineMs = 5000
 
   async stop(): Promise<void> {
-    const deadlineMs = this.stopDeadlineMs
     for (const { name, component } of this.started.reverse()) {
+      const deadlineMs = name === 'bootstrap-agent' ? K3S_STOP_GRACE_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
       this.log.info('stopping component', { component: name })
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -313,5 +499,47 @@ export class MyceliumNode implements Startable {
       clearTimeout(timer)
     }
     this.started = []
+    this.configStore = undefined // read again by the next start
   }
+
+  /**
+   * The config the node boots on: the stored current (the last-known-good
+   * after an interrupted trial: ConfigStore.open reverts it), merged with
+   * the local config. One that cannot be applied any more (a CA file gone)
+   * falls back to the last-known-good, then to the local config alone — a
+   * reported problem, never a boot loop. The store follows (its current is
+   * the config booted on; the last trial: vN reverted, why), so heartbeats
+   * and status report the version really in force.
+   */
+  private async bootConfig(): Promise<void> {
+    const store = await this.openConfigStore()
+    const current = store.current()
+    const candidates: Array<['current' | 'last-known-good', NodeConfig]> = [['current', current]]
+    if (store.lastKnownGood().version !== current.version) candidates.push(['last-known-good', store.lastKnownGood()])
+    let failure: string | undefined
+    for (const [which, stored] of candidates) {
+      try {
+        await this.applyEffective(stored)
+      } catch (err) {
+        const problem = `stored ${which} config v${stored.version} cannot be applied: ${(err as Error).message}`
+        failure ??= problem
+        store.problems.push(problem)
+        this.log.error(problem, { err })
+        continue
+      }
+      this.log.info('booting on the stored config', { which, version: stored.version, sections: this.effective.versions })
+      if (failure != null) await this.settleBootFallback(store, 'last-known-good', current.version, failure)
+      return
+    }
+    await this.applyEffective(NodeConfig.fromPartial({ ...this.config, version: 0 }))
+    await this.settleBootFallback(store, 'local', current.version, failure!)
+  }
+
+  /** The store follows the config the node booted on, and the manager is told (last trial: reverted, why). */
+  private async settleBootFallback(store: ConfigStore, to: 'last-known-good' | 'local', failedVersion: number, reason: string): Promise<void> {
+    await store.bootFallback(to, reason)
+    await store.recordTrial({ version: failedVersion, outcome: 'reverted', reason })
+    this.log.warn('booted on a fallback config', { to, failedVersion, version: store.current().version })
+  }
+
 }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
-import { NodeStatusClient, Phase, StatusReport, type GetStatusResponse } from '@mycelium/core-interfaces'
+import { HealthState, NodeStatusClient, Phase, StatusReport, type GetStatusResponse } from '@mycelium/core-interfaces'
 
 /** Reads NodeStatus from a running agent. */
 export function fetchStatus(socketPath: string, timeoutMs = 3000): Promise<StatusReport> {
@@ -22,6 +22,12 @@ function progress(p: StatusReport['progress']): Array<[string, string]> {
   return [['progress', `${p.step}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}`]]
 }
 
+/** "k3s v7, logging v7, peers local, …": where each manager-owned section of the config in force came from. */
+function sectionVersions(v: Record<string, number>): string {
+  const entries = Object.entries(v).sort(([a], [b]) => a.localeCompare(b))
+  return entries.length === 0 ? '-' : entries.map(([section, version]) => `${section} ${version > 0 ? `v${version}` : 'local'}`).join(', ')
+}
+
 /** A human table of the status. */
 export function formatStatus(s: StatusReport): string {
   const rows: Array<[string, string]> = [
@@ -31,7 +37,12 @@ export function formatStatus(s: StatusReport): string {
     ...progress(s.progress),
     ['identity', `${s.identityStatus?.reason || 'valid'}${s.identityStatus?.notAfter != null ? `, expires ${s.identityStatus.notAfter.toISOString()}` : ''}`],
     ...s.managers.map((m): [string, string] => [m.service, `${m.endpoint?.address ?? '?'} ${m.state}, last seen ${ago(m.lastSeen)}, rtt ${m.heartbeatRttMs} ms`]),
+    ['health', `${HealthState[s.health] ?? '?'}${s.healthReason ? ` (${s.healthReason})` : ''}`],
     ['config', `current v${s.config?.currentVersion ?? 0}, last-known-good v${s.config?.lastKnownGoodVersion ?? 0}${s.config?.trialVersion ? `, trying v${s.config.trialVersion}` : ''}`],
+    ['config sections', sectionVersions(s.config?.sectionVersions ?? {})],
+    ...(s.config?.lastTrial != null
+      ? [['last trial', `v${s.config.lastTrial.version} ${s.config.lastTrial.outcome}${s.config.lastTrial.reason ? `: ${s.config.lastTrial.reason}` : ''} (${ago(s.config.lastTrial.at)})`] as [string, string]]
+      : []),
     ['spores', `${s.spores?.sporeCount ?? 0} from ${s.spores?.activeSource || '-'}, ${s.spores?.rejectedCount ?? 0} rejected`],
     ...s.peers.map((p): [string, string] => [`peer ${p.identity?.nodeId || '?'}`, `${p.endpoint?.address ?? '?'} ${p.state} (${p.source}), last seen ${ago(p.lastSeen)}`]),
     ['runtime', `${s.runtime?.name ?? '-'}${s.runtime?.version ? ` ${s.runtime.version}` : ''}: ${s.runtime?.reason || 'available'}`],

@@ -39,7 +39,7 @@ export class PhiAccrualDetector {
   private readonly windowSize: number
   private readonly minStdDevMs: number
   private readonly acceptablePauseMs: number
-  private readonly suspectPhi: number
+  private suspectPhi: number
   private readonly suspicionTimeoutMs: number
   private lastHeartbeatMs?: number
   private suspectSinceMs?: number
@@ -54,6 +54,16 @@ export class PhiAccrualDetector {
     this.suspicionTimeoutMs = init.suspicionTimeoutMs ?? 3 * expected
     // Seed with the expected interval so the first silences are judged sanely.
     this.intervals.push(expected, expected)
+  }
+
+  /** A new suspicion threshold (a reconfiguration); judged from the next evaluation on. */
+  setSuspectPhi(phi: number): void {
+    this.suspectPhi = phi
+  }
+
+  /** The suspicion threshold in force. */
+  get suspectThreshold(): number {
+    return this.suspectPhi
   }
 
   get state(): DetectorState {

@@ -39,6 +39,7 @@ export interface StatusInput {
 export function buildStatusReport(i: StatusInput): StatusReport {
   const identity = i.identity.report()
   const trial = i.config?.trial()
+  const lastTrial = i.config?.lastTrial()
   const link = i.link
   return {
     identity: { networkId: i.networkId, nodeId: i.nodeId, spiffeId: i.identity.spiffeId, certificateSha256: identity.certificateSha256 ?? '' },
@@ -65,7 +66,9 @@ export function buildStatusReport(i: StatusInput): StatusReport {
       currentVersion: i.config?.current().version ?? 0,
       lastKnownGoodVersion: i.config?.lastKnownGood().version ?? 0,
       trialVersion: trial?.version ?? 0,
-      ...(trial != null ? { trialEndsAt: new Date(trial.endsAtMs) } : {})
+      ...(trial != null ? { trialEndsAt: new Date(trial.endsAtMs) } : {}),
+      sectionVersions: {},
+      ...(lastTrial != null ? { lastTrial: { version: lastTrial.version, outcome: lastTrial.outcome, reason: lastTrial.reason, at: new Date(lastTrial.atMs) } } : {})
     },
     components: [
       { name: 'state', state: i.problems.length > 0 ? HealthState.DEGRADED : HealthState.HEALTHY, reason: i.problems.join('; '), restarts: 0 },
@@ -88,7 +91,10 @@ export function buildStatusReport(i: StatusInput): StatusReport {
       attempt: attemptOf(i.state),
       ...(i.nextAttemptAtMs != null ? { nextAttemptAt: new Date(i.nextAttemptAtMs) } : {}),
       lastError: i.state.lastError
-    }
+    },
+    // Filled in by the node (node-core aggregates component health).
+    health: HealthState.UNSPECIFIED,
+    healthReason: ''
   }
 }
 

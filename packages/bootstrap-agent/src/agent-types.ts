@@ -1,7 +1,7 @@
 import type { BackoffOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, TrustBundle } from '@mycelium/core-interfaces'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
-import type { TrialOutcome } from './config-store.js'
+import type { ConfigStore, TrialOutcome } from './config-store.js'
 import type { NodeHealth, RuntimeView } from './node-facts.js'
 
 /** What the agent is given (components) and told (init), what it emits, and what it counts. */
@@ -15,6 +15,10 @@ export interface BootstrapAgentComponents {
   health?: () => NodeHealth
   /** Puts a NodeConfig into effect (node-core reconfigures its components). */
   applyConfig?: (config: NodeConfig) => Promise<void>
+  /** Refuses a manager's config before it is tried (values the generic checks cannot judge); throws InvalidConfigError naming the key. */
+  validateConfig?: (config: NodeConfig) => void
+  /** The config store, opened by the caller before its components were built from it (node-core); default: the agent opens it at start. */
+  openConfigStore?: () => Promise<ConfigStore>
   /** Restarts a core component ("" = the whole agent) for the restart command. */
   restart?: (component: string) => Promise<void>
   /** Emergency actions other than reset-to-last-known-good (isolate, stop workloads, diagnostics). */
@@ -50,6 +54,8 @@ export interface BootstrapAgentInit {
   reconnect?: BackoffOptions
   /** @default 30000 */
   configConfirmWindowMs?: number
+  /** Heartbeats unanswered in a row before the manager link is declared down. @default 3 */
+  missedAcksBeforeFallback?: number
   /** Transitions kept for status. @default 50 */
   historySize?: number
   /**

@@ -27,6 +27,7 @@ import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
 import { trustedOperatorKeys } from '@mycelium/spore-client'
 import { ConfigStore } from './config-store.js'
+import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
@@ -76,11 +77,15 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private readonly startedAt = new Date()
   readonly counters: AgentCounters = { transitions: {}, steps: 0, reconnectAttempts: 0, heartbeatAcks: 0, capabilityUpdates: 0 }
 
+  /** Our own copy of the caller's init: retune changes it (the caller's object may be frozen or shared). */
+  private readonly init: BootstrapAgentInit
+
   constructor(
     private readonly components: BootstrapAgentComponents,
-    private readonly init: BootstrapAgentInit
+    init: BootstrapAgentInit
   ) {
     super()
+    this.init = { ...init }
     this.log = (components.logger ?? silentLogger()).forComponent('bootstrap-agent').child({ nodeId: init.nodeId })
     this.stateStore = new AgentStateStore(init.stateDir, this.log)
     this.link = new ManagerLink({
@@ -93,7 +98,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     })
     this.duties = new ManagedDuties(
       { ...components, link: this.link, config: () => this.config!, logger: this.log },
-      { ...(init.configConfirmWindowMs != null ? { configConfirmWindowMs: init.configConfirmWindowMs } : {}), onTrial: (outcome) => this.emit('config:trial', outcome) }
+      { configConfirmWindowMs: () => this.init.configConfirmWindowMs, onTrial: (outcome) => this.emit('config:trial', outcome) }
     )
   }
 
@@ -128,11 +133,13 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   private async startUp(signal: AbortSignal): Promise<void> {
     this.history = await this.stateStore.loadHistory()
-    this.config = await ConfigStore.open(
-      join(this.init.stateDir, 'config'),
-      this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
-      this.log
-    )
+    this.config =
+      (await this.components.openConfigStore?.()) ??
+      (await ConfigStore.open(
+        join(this.init.stateDir, 'config'),
+        this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
+        this.log
+      ))
     this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
@@ -166,6 +173,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.session?.stop()
     this.session = undefined
     this.link.close()
+    await this.duties.idle() // an aborted trial reverts (and writes) before stop returns
     // A spore client is built per run (from the trust bundle of that run).
     const spores = this.spores
     this.spores = undefined
@@ -180,6 +188,11 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   get configStore(): ConfigStore | undefined {
     return this.config
+  }
+
+  /** Manager-owned timings of a new config in force (node-core): each is read again at its next use. */
+  retune(t: AgentTunables): void {
+    Object.assign(this.init, t)
   }
 
   /** Feeds an event to the state machine (also used by tests and node-core). */
@@ -418,14 +431,16 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           usage: resourceUsage(),
           workloads: this.components.runtime?.workloads?.() ?? [],
           configVersion: this.config!.current().version,
-          ...(changed ? { capabilities } : {})
+          ...(changed ? { capabilities } : {}),
+          ...lastTrialReport(this.config!)
         }
       },
       onAck: (ack) => {
         this.counters.heartbeatAcks++
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
-      onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch)
+      onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch),
+      missedAcks: () => this.init.missedAcksBeforeFallback ?? 3
     })
     // Management commands are accepted only now, after the handoff committed.
     if (this.commandExecutor != null && this.link.endpoint != null) {
@@ -445,7 +460,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   /** What the node can do now (sent at registration, and with a heartbeat whenever it changed). */
   private capabilities(): Capabilities {
     this.host ??= hostFacts()
-    return nodeCapabilities(this.components.runtime ?? NO_RUNTIME, this.config!.current().labels, this.init.agentVersion ?? '', this.components.installedComponents?.() ?? [], this.host)
+    return nodeCapabilities(this.components.runtime ?? NO_RUNTIME, effectiveConfig(this.config!.local(), this.config!.current()).config.labels, this.init.agentVersion ?? '', this.components.installedComponents?.() ?? [], this.host)
   }
 
   private readonly onIdentityState = (report: { usable: boolean }): void => {
@@ -481,6 +496,15 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       bootId: this.bootId
     })
   }
+}
+
+/** The timings node-core may change on a running agent (all manager-owned). */
+export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'>
+
+/** The last config trial as a heartbeat field (so the manager sees a revert, also one made at boot). */
+function lastTrialReport(store: ConfigStore): { lastConfigTrial?: { version: number; outcome: string; reason: string; at: Date } } {
+  const t = store.lastTrial()
+  return t != null ? { lastConfigTrial: { version: t.version, outcome: t.outcome, reason: t.reason, at: new Date(t.atMs) } } : {}
 }
 
 export type BootstrapAgent = DefaultBootstrapAgent

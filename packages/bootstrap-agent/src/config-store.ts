@@ -11,6 +11,7 @@ import {
   type AbortOptions,
   type Logger
 } from '@mycelium/core-interfaces'
+import { nodeOwnedKeysTouched } from './config-ownership.js'
 
 /**
  * The node's current and last-known-good NodeConfig, and a config on trial.
@@ -23,6 +24,14 @@ export interface TrialInfo {
   endsAtMs: number
 }
 
+/** How the last trial ended, kept (config/last-trial.bin) so a revert at boot is still reported to the manager. */
+export interface LastTrial {
+  version: number
+  outcome: 'promoted' | 'reverted' | 'rejected'
+  reason: string
+  atMs: number
+}
+
 export class ConfigStore {
   /** Corruptions found (and survived) while loading, for status. */
   readonly problems: string[] = []
@@ -32,8 +41,11 @@ export class ConfigStore {
     private cur: NodeConfig,
     private lkg: NodeConfig,
     private trialInfo: TrialInfo | undefined,
+    private readonly localConfig: NodeConfig,
     private readonly log?: Logger
   ) {}
+
+  private last: LastTrial | undefined
 
   /** Opens the store in `dir`; `initial` seeds an empty store. */
   static async open(dir: string, initial: NodeConfig, log?: Logger): Promise<ConfigStore> {
@@ -59,14 +71,59 @@ export class ConfigStore {
     } catch (err) {
       problems.push(`${join(dir, 'trial.bin')}: ${(err as Error).message}`)
     }
-    const store = new ConfigStore(dir, current ?? lkg ?? initial, lkg ?? current ?? initial, undefined, log)
+    let last: LastTrial | undefined
+    try {
+      const t = await readStateFile(join(dir, 'last-trial.bin'))
+      if (t != null) last = JSON.parse(t.data.toString('utf8')) as LastTrial
+    } catch (err) {
+      problems.push(`${join(dir, 'last-trial.bin')}: ${(err as Error).message}`)
+    }
+    const store = new ConfigStore(dir, current ?? lkg ?? initial, lkg ?? current ?? initial, undefined, initial, log)
+    store.last = last
     store.problems.push(...problems)
     for (const p of problems) log?.warn('config state problem', { problem: p })
     if (current == null || lkg == null) await store.persist()
     if (trial != null) {
-      await store.revert(`trial of config version ${trial.version} was interrupted by a restart`)
+      const reason = `trial of config version ${trial.version} was interrupted by a restart`
+      // A promote the process died in (lkg.bin written, trial.bin not yet removed) is a promote:
+      // nothing to revert, and reporting "reverted" would tell the manager a version in force is not.
+      const promoted = store.lkg.version === trial.version
+      const reverted = await store.revert(reason)
+      if (promoted) await store.recordTrial({ version: trial.version, outcome: 'promoted', reason: '' })
+      else if (reverted) await store.recordTrial({ version: trial.version, outcome: 'reverted', reason })
     }
     return store
+  }
+
+  /** The node's own config (the local YAML this store was opened with): the node-owned keys. */
+  local(): NodeConfig {
+    return this.localConfig
+  }
+
+  /** How the last trial ended (also after a restart), for heartbeats and status. */
+  lastTrial(): LastTrial | undefined {
+    return this.last
+  }
+
+  /**
+   * Records how a trial ended (durably: a revert at the next boot is still
+   * reported). Never throws: the outcome is kept in memory (heartbeats and
+   * status still carry it); a failed write is logged and stays in
+   * `problems` (status: state DEGRADED) until a later write succeeds.
+   */
+  async recordTrial(t: Omit<LastTrial, 'atMs'>): Promise<void> {
+    this.last = { ...t, atMs: Date.now() }
+    const path = join(this.dir, 'last-trial.bin')
+    const stale = this.problems.findIndex((p) => p.startsWith(`${path}: `))
+    try {
+      await writeStateFile(path, Buffer.from(JSON.stringify(this.last)))
+      if (stale >= 0) this.problems.splice(stale, 1)
+    } catch (err) {
+      const problem = `${path}: cannot record how the trial of config v${t.version} ended (${t.outcome}): ${(err as Error).message}; kept in memory only`
+      if (stale >= 0) this.problems.splice(stale, 1, problem)
+      else this.problems.push(problem)
+      this.log?.error('config state problem', { problem, err })
+    }
   }
 
   current(): NodeConfig {
@@ -109,6 +166,24 @@ export class ConfigStore {
     return changed
   }
 
+  /**
+   * The stored current config cannot be put into effect at boot (a file it
+   * names is gone): the node runs on the last-known-good or, when that fails
+   * too, on the local config alone (version 0, also the new last-known-good).
+   * The store follows, so heartbeats report the version really in force.
+   */
+  async bootFallback(to: 'last-known-good' | 'local', reason: string): Promise<void> {
+    if (to === 'last-known-good') {
+      await this.revert(reason)
+      return
+    }
+    this.log?.warn('stored configs cannot be applied: back to the local config', { from: this.cur.version, reason })
+    this.cur = NodeConfig.fromPartial({ ...this.localConfig, version: 0 })
+    this.lkg = this.cur
+    await this.persist()
+    await this.endTrial()
+  }
+
   private async endTrial(): Promise<void> {
     this.trialInfo = undefined
     await rm(join(this.dir, 'trial.bin'), { force: true })
@@ -125,7 +200,7 @@ export class ConfigStore {
  * version, and the same network and node (a remote config never moves a
  * node). Throws InvalidConfigError naming the field.
  */
-export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, where = 'remote NodeConfig'): void {
+export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, where = 'remote NodeConfig', local?: NodeConfig): void {
   if (config.version <= current.version) {
     throw new InvalidConfigError(`version ${config.version} is not above the current ${current.version}`, `${where}.version`)
   }
@@ -138,6 +213,11 @@ export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, wh
   // A duration no timer can hold would fire every millisecond once applied.
   const timerProblem = findTimerDurationProblem(config)
   if (timerProblem != null) throw new InvalidConfigError(timerProblem, where)
+  // Node-owned keys (identity, state dir, listen addresses, bootstrap discovery…) are the local YAML's alone.
+  const touched = nodeOwnedKeysTouched(config, local ?? current)
+  if (touched.length > 0) {
+    throw new InvalidConfigError(`node-owned key${touched.length > 1 ? 's' : ''} ${touched.join(', ')} cannot be set by a manager (the node's local config owns ${touched.length > 1 ? 'them' : 'it'})`, where)
+  }
 }
 
 export type TrialOutcome = { outcome: 'promoted'; version: number } | { outcome: 'reverted' | 'rejected'; version: number; reason: string }
@@ -147,8 +227,10 @@ export interface TrialOptions extends AbortOptions {
   windowMs: number
   /** Puts a config into effect (the previous one, on revert). */
   apply: (config: NodeConfig) => Promise<void>
-  /** Health during the window; false (or a throw) reverts. */
-  isHealthy: () => boolean | Promise<boolean>
+  /** Health during the window (`final` on the last check); false, a reason (string: unhealthy because…) or a throw reverts. */
+  isHealthy: (check: { final: boolean }) => boolean | string | Promise<boolean | string>
+  /** Checks what the generic validation cannot (values of the keys, files they name); a throw rejects the config unapplied. */
+  validate?: (config: NodeConfig) => void
   /** Health checks per window. @default 10 */
   checks?: number
 }
@@ -159,11 +241,20 @@ export interface TrialOptions extends AbortOptions {
  * revert automatically. Aborting reverts too.
  */
 export async function tryConfig(store: ConfigStore, config: NodeConfig, options: TrialOptions): Promise<TrialOutcome> {
+  const outcome = await runTrial(store, config, options)
+  await store.recordTrial(outcome.outcome === 'promoted' ? { ...outcome, reason: '' } : outcome) // a failed write: logged, in store.problems
+  return outcome
+}
+
+async function runTrial(store: ConfigStore, config: NodeConfig, options: TrialOptions): Promise<TrialOutcome> {
   try {
-    validateRemoteConfig(config, store.current())
+    validateRemoteConfig(config, store.current(), 'remote NodeConfig', store.local())
+    options.validate?.(config)
   } catch (err) {
     return { outcome: 'rejected', version: config.version, reason: (err as Error).message }
   }
+  // Aborted while queued (an emergency reset, a stop): never put into effect.
+  if (options.signal?.aborted === true) return { outcome: 'rejected', version: config.version, reason: `not tried: ${abortReason(options.signal)}` }
   await store.beginTrial(config, options.windowMs)
   const revert = async (reason: string): Promise<TrialOutcome> => {
     await store.revert(reason)
@@ -180,17 +271,28 @@ export async function tryConfig(store: ConfigStore, config: NodeConfig, options:
     try {
       await sleep(options.windowMs / checks, undefined, options.signal != null ? { signal: options.signal } : {})
     } catch {
-      return revert('trial interrupted')
+      return revert(`trial interrupted: ${abortReason(options.signal)}`)
     }
-    let healthy: boolean
+    let healthy: boolean | string
     try {
-      healthy = await options.isHealthy()
+      healthy = await options.isHealthy({ final: i === checks - 1 })
     } catch (err) {
-      healthy = false
       return revert(`health check failed: ${(err as Error).message}`)
     }
-    if (!healthy) return revert(`unhealthy during the ${options.windowMs} ms confirmation window`)
+    if (healthy !== true) {
+      return revert(`unhealthy during the ${options.windowMs} ms confirmation window${typeof healthy === 'string' && healthy !== '' ? `: ${healthy}` : ''}`)
+    }
+  }
+  // Reverted meanwhile by someone else (the last-known-good is in force again): promoting now
+  // would make the old config last-known-good and report a version promoted that is not in force.
+  if (store.trial()?.version !== config.version) {
+    return { outcome: 'reverted', version: config.version, reason: `reverted during its trial (now on v${store.current().version})` }
   }
   await store.promote()
   return { outcome: 'promoted', version: config.version }
+}
+
+function abortReason(signal: AbortSignal | undefined): string {
+  const why: unknown = signal?.reason
+  return typeof why === 'string' ? why : why instanceof Error && why.name !== 'AbortError' ? why.message : 'aborted (the agent is stopping)'
 }

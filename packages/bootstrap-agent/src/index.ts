@@ -7,7 +7,18 @@
  */
 export { nextPhase, INITIAL_STATE, changesPhase, attemptOf, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
 export { ManagerClock } from './manager-clock.js'
-export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome } from './config-store.js'
+export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome, type LastTrial } from './config-store.js'
+export {
+  CONFIG_OWNERSHIP,
+  MANAGER_SECTIONS,
+  ownerOf,
+  nodeOwnedKeysTouched,
+  effectiveConfig,
+  type ConfigOwner,
+  type ConfigSection,
+  type EffectiveConfig,
+  type SectionVersions
+} from './config-ownership.js'
 export {
   createBootstrapAgent,
   type BootstrapAgent,
@@ -15,7 +26,8 @@ export {
   type BootstrapAgentInit,
   type BootstrapAgentEvents,
   type AgentCounters,
-  type PhaseStep
+  type PhaseStep,
+  type AgentTunables
 } from './agent.js'
 export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
 export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'

@@ -1,12 +1,12 @@
-import { EmergencyAction, HealthState, IdentityState, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
+import { EmergencyAction, HealthState, IdentityState, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
 import type { BootstrapAgentComponents } from './agent-types.js'
 import type { CommandHandlers } from './commands/executor.js'
 import { tryConfig, type ConfigStore, type TrialOutcome } from './config-store.js'
 import type { ManagerLink } from './manager-link.js'
-import { ALWAYS_HEALTHY } from './node-facts.js'
+import { ALWAYS_HEALTHY, type NodeHealth } from './node-facts.js'
 
 /** The agent's own components these duties use, plus its link, config store and logger. */
-export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' | 'health' | 'applyConfig' | 'restart' | 'emergency'> & {
+export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' | 'health' | 'applyConfig' | 'validateConfig' | 'restart' | 'emergency'> & {
   link: ManagerLink
   /** The config store, once the agent opened it. */
   config: () => ConfigStore
@@ -14,8 +14,8 @@ export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' 
 }
 
 export interface ManagedDutiesInit {
-  /** @default 30000 */
-  configConfirmWindowMs?: number
+  /** The trial window; a function reads the one in force when each trial begins. @default 30000 */
+  configConfirmWindowMs?: number | (() => number | undefined)
   /** How often a failed renewal is retried at most. @default 60000 */
   renewRetryMs?: number
   /** A config trial ended (promoted, reverted or rejected). */
@@ -31,6 +31,8 @@ export interface ManagedDutiesInit {
  */
 export class ManagedDuties {
   private trials: Promise<unknown> = Promise.resolve()
+  /** Aborted by an emergency reset: every trial queued before it reverts (or is never begun), none promotes. */
+  private reset = new AbortController()
   private trialRunning = false
   private renewing = false
   private lastRenewAttemptMs = 0
@@ -49,13 +51,16 @@ export class ManagedDuties {
   private maybeUpdateConfig(ack: ReportHealthResponse, signal: AbortSignal | undefined): void {
     const store = this.components.config()
     if (signal == null || this.trialRunning || ack.latestConfigVersion <= store.current().version) return
+    // A version already reverted or rejected is not tried again (the heartbeat reports why): the manager issues a newer one.
+    const last = store.lastTrial()
+    if (last != null && last.outcome !== 'promoted' && ack.latestConfigVersion <= last.version) return
     this.trialRunning = true
     const log = this.components.logger
-    void (async () => {
+    this.track(async () => {
       try {
         const res = await this.components.link.requestConfig(store.current().version)
         if (res.config == null) return
-        log.info('trying a new config', { version: res.config.version, windowMs: this.init.configConfirmWindowMs ?? 30_000 })
+        log.info('trying a new config', { version: res.config.version, windowMs: this.windowMs() })
         const outcome = await this.trialConfig(res.config, undefined, signal)
         const write = outcome.outcome === 'promoted' ? log.info.bind(log) : log.warn.bind(log)
         write('config trial finished', { ...outcome })
@@ -65,7 +70,24 @@ export class ManagedDuties {
       } finally {
         this.trialRunning = false
       }
-    })()
+    })
+  }
+
+  private readonly inflight = new Set<Promise<unknown>>()
+
+  private track(work: () => Promise<unknown>): void {
+    const p = work().finally(() => this.inflight.delete(p))
+    this.inflight.add(p)
+  }
+
+  /**
+   * Resolves when no config work is in flight: the agent's stop aborts a
+   * trial (which reverts, writing the store) and waits for it here, so
+   * nothing writes the state dir after stop returns.
+   */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight])
+    await this.trials
   }
 
   /**
@@ -74,21 +96,44 @@ export class ManagedDuties {
    */
   trialConfig(config: NodeConfig, windowMs: number | undefined, signal: AbortSignal | undefined): Promise<TrialOutcome> {
     const health = this.components.health ?? ALWAYS_HEALTHY
-    const next = this.trials.then(() =>
-      tryConfig(this.components.config(), config, {
-        windowMs: windowMs ?? this.init.configConfirmWindowMs ?? 30_000,
-        apply: this.components.applyConfig ?? (async () => undefined),
-        isHealthy: () => health().state !== HealthState.UNHEALTHY,
-        ...(signal != null ? { signal } : {})
+    const applyConfig = this.components.applyConfig ?? (async () => undefined)
+    let before: NodeHealth | undefined
+    const reset = this.reset.signal
+    const trialSignal = signal != null ? AbortSignal.any([signal, reset]) : reset
+    const next = this.trials.then(() => {
+      before = health()
+      return tryConfig(this.components.config(), config, {
+        windowMs: windowMs ?? this.windowMs(),
+        ...(this.components.validateConfig != null ? { validate: this.components.validateConfig } : {}),
+        apply: applyConfig,
+        isHealthy: (check) => trialVerdict(before?.components ?? [], health(), check.final),
+        signal: trialSignal
       })
-    )
+    })
     this.trials = next.catch(() => undefined)
     return next
   }
 
+  private windowMs(): number {
+    const w = this.init.configConfirmWindowMs
+    return (typeof w === 'function' ? w() : w) ?? 30_000
+  }
+
+  /**
+   * Emergency RESET_TO_LAST_KNOWN_GOOD: aborts the trial in its window (it
+   * reverts and reports so) and every one queued, then — queued behind them,
+   * so two applies never race — puts the last-known-good back in force.
+   */
   async rollbackConfig(reason: string): Promise<void> {
-    const store = this.components.config()
-    if (await store.revert(reason)) await this.components.applyConfig?.(store.current())
+    const reset = this.reset
+    this.reset = new AbortController()
+    reset.abort(reason)
+    const run = this.trials.then(async () => {
+      const store = this.components.config()
+      if (await store.revert(reason)) await this.components.applyConfig?.(store.current())
+    })
+    this.trials = run.catch(() => undefined)
+    await run
   }
 
   /**
@@ -134,4 +179,31 @@ export class ManagedDuties {
       }
     }
   }
+}
+
+/**
+ * Whether a config on trial keeps the node healthy, judged against the node
+ * before the trial: at every check the node must not be UNHEALTHY and no
+ * component may have restarted (a crash during the window, e.g. K3s
+ * crash-looping on the new config); at the last check every component that
+ * was HEALTHY before must be HEALTHY again (a restart for the new config
+ * had the window to settle). True, or the reason it is not. Pure.
+ */
+export function trialVerdict(before: ComponentHealth[], now: NodeHealth, final: boolean): true | string {
+  if (now.state === HealthState.UNHEALTHY) {
+    const why = now.components.filter((c) => c.state === HealthState.UNHEALTHY).map((c) => `${c.name}: ${c.reason}`)
+    return `node UNHEALTHY${why.length > 0 ? ` (${why.join('; ')})` : ''}`
+  }
+  for (const c of now.components) {
+    const prev = before.find((b) => b.name === c.name)
+    if (prev != null && c.restarts > prev.restarts) return `${c.name} restarted ${c.restarts - prev.restarts} time(s) during the trial${c.reason ? ` (${c.reason})` : ''}`
+  }
+  if (final) {
+    for (const prev of before) {
+      if (prev.state !== HealthState.HEALTHY) continue
+      const c = now.components.find((x) => x.name === prev.name)
+      if (c != null && c.state !== HealthState.HEALTHY) return `${c.name} was healthy before the trial and is ${HealthState[c.state]} at its end${c.reason ? ` (${c.reason})` : ''}`
+    }
+  }
+  return true
 }

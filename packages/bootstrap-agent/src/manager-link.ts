@@ -18,7 +18,7 @@ import {
   strictClient,
   type EndpointCredentials
 } from '@mycelium/core-interfaces'
-import { dialFirst, PhiAccrualDetector } from '@mycelium/basic-net'
+import { dialFirst } from '@mycelium/basic-net'
 import { ManagerClock } from './manager-clock.js'
 
 /** The manager's answers are decoded strictly (canonical varints, timestamps in range). */
@@ -45,6 +45,8 @@ export interface HeartbeatHandlers {
   report: () => Omit<ReportHealthRequest, 'leaseId' | 'sequence' | 'sentAt'>
   onAck: (ack: ReportHealthResponse, rttMs: number) => void
   onLost: (failure: LinkFailure) => void
+  /** Heartbeats left unanswered in a row before the link is declared down, read at every beat. @default 3 */
+  missedAcks?: () => number
 }
 
 export interface ManagerLinkInit {
@@ -60,9 +62,9 @@ export interface ManagerLinkInit {
 /**
  * The node's link to one Network Manager endpoint: dial (happy eyeballs),
  * register, commit the handoff, then heartbeat on the lease's interval with
- * a failure detector on the acks. Loss is reported once, with a reason:
- * stream error or end, lease revoked, lease expired, or acks missing long
- * enough for the phi-accrual detector to declare the manager down.
+ * a count of unanswered beats. Loss is reported once, with a reason:
+ * stream error or end, lease revoked, lease expired, or
+ * `missedAcks` heartbeats in a row left unanswered.
  * Every time here is monotonic (see ManagerClock): a step of the node's
  * wall clock neither expires the lease nor looks like missing acks.
  */
@@ -130,11 +132,9 @@ export class ManagerLink {
     this.lost = false
     this.leaseDeadline = leaseDeadline
     const clock = this.clock
-    // One missed ack is tolerated (pause = one interval); down one interval after suspicion.
-    const detector = new PhiAccrualDetector({ expectedIntervalMs: intervalMs, suspicionTimeoutMs: intervalMs })
-    detector.heartbeat(clock.now())
     const sentAt = new Map<number, number>()
     let sequence = 0
+    let lastAcked = 0
     const lose = (failure: LinkFailure): void => {
       if (this.lost) return
       this.lost = true
@@ -152,7 +152,7 @@ export class ManagerLink {
         lose({ reason: `lease revoked: ${ack.reason}`, ...(ack.retryAfter != null ? { retryAfterMs: durationToMs(ack.retryAfter, 0) } : {}) })
         return
       }
-      detector.heartbeat(now)
+      lastAcked = Math.max(lastAcked, ack.sequence)
       this.lastAckMs = Date.now()
       this.lastRttMs = rtt
       const deadline = clock.deadline({
@@ -166,6 +166,13 @@ export class ManagerLink {
     stream.on('end', () => lose({ reason: 'the manager ended the heartbeat stream' }))
     const beat = (): void => {
       if (this.lost) return
+      // handoff.missedAcksBeforeFallback: that many beats outstanding when the next is due means down.
+      const missed = sequence - lastAcked
+      const allowed = Math.max(1, handlers.missedAcks?.() ?? 3)
+      if (missed >= allowed) {
+        lose({ reason: `${missed} heartbeats unanswered in a row (missedAcksBeforeFallback ${allowed})` })
+        return
+      }
       const seq = ++sequence
       sentAt.set(seq, clock.now())
       if (sentAt.size > 100) sentAt.delete(sentAt.keys().next().value as number)
@@ -174,10 +181,7 @@ export class ManagerLink {
     beat()
     const beats = setInterval(beat, intervalMs)
     const watchdog = setInterval(() => {
-      const now = clock.now()
-      const t = detector.evaluate(now)
-      if (t?.to === 'down') lose({ reason: `heartbeats unanswered for ${Math.round(now - (detector.lastHeartbeat ?? now))} ms (phi ${t.phi.toFixed(1)})` })
-      else if (this.leaseDeadline != null && now > this.leaseDeadline) lose({ reason: 'lease expired without renewal' })
+      if (this.leaseDeadline != null && clock.now() > this.leaseDeadline) lose({ reason: 'lease expired without renewal' })
     }, Math.max(20, Math.floor(intervalMs / 4)))
     beats.unref()
     watchdog.unref()

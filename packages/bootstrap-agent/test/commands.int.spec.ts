@@ -13,7 +13,7 @@ import {
 } from '@mycelium/core-interfaces'
 import { signingKeyFromPem, newSigningKey } from '@mycelium/spore-tools'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
-import type { BootstrapAgent } from '../src/index.js'
+import type { BootstrapAgent, TrialOutcome } from '../src/index.js'
 import { devAgent, until } from './helpers/agent.js'
 
 let net: DevNetwork
@@ -130,6 +130,45 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
     expect(o.reason).toContain('reverted')
     expect(agent.configStore!.current().version).toBe(before)
   })
+
+  it('a reconfigure setting a node-owned key is refused naming the key, nothing applied', async () => {
+    const agent = await managedAgent('cmd-e')
+    await until('initial config adopted', () => agent.configStore!.trial() == null && agent.configStore!.current().version === net.networkManager.desiredConfig.version)
+    const before = agent.configStore!.current().version
+    const o = await outcome('cmd-e', command({ $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: 600, networkId: 'net1', stateDir: '/tmp/elsewhere', peers: { listenAddress: '0.0.0.0:1' } }) } }))
+    expect(o.states).toEqual(['ACCEPTED', 'RUNNING', 'FAILED'])
+    expect(o.reason).toBe("config v600 rejected: remote NodeConfig: node-owned keys stateDir, peers.listenAddress cannot be set by a manager (the node's local config owns them)")
+    expect(agent.configStore!.current().version).toBe(before)
+    expect(agent.configStore!.lastTrial()).toMatchObject({ version: 600, outcome: 'rejected' })
+  })
+
+  it('an emergency reset during a heartbeat-driven trial aborts it: reported reverted, the last-known-good in force, nothing promoted', async () => {
+    const applied: number[] = []
+    const agent = devAgent(net, dir, 'cmd-g', {
+      joinToken: await net.newJoinToken(),
+      applyConfig: async (c) => void applied.push(c.version),
+      init: { configConfirmWindowMs: 400 }
+    })
+    agents.push(agent)
+    await agent.start()
+    await until('MANAGED', () => agent.phase === Phase.MANAGED)
+    await until('command session', () => net.commands.isConnected('cmd-g'))
+    await until('initial config adopted', () => agent.configStore!.trial() == null && agent.configStore!.lastKnownGood().version === net.networkManager.desiredConfig.version)
+    const good = agent.configStore!.current().version
+    agent.retune({ configConfirmWindowMs: 60_000 }) // the next trial stays in its window until the reset
+    const pushed = good + 1
+    const trial = new Promise<TrialOutcome>((resolve) => agent.on('config:trial', (o) => o.version === pushed && resolve(o)))
+    await net.networkManager.setConfig(NodeConfig.fromPartial({ version: pushed, networkId: 'net1', labels: { pushed: 'yes' } }))
+    await until('pushed config on trial', () => agent.configStore!.trial()?.version === pushed)
+    const id = `cmd-${++seq}`
+    const em = await outcome('cmd-g', command(emergency('cmd-g', id, EmergencyAction.RESET_TO_LAST_KNOWN_GOOD, net.state.operatorKeys), { commandId: id }))
+    expect(em.states).toEqual(['ACCEPTED', 'RUNNING', 'SUCCEEDED'])
+    expect(await trial).toEqual({ outcome: 'reverted', version: pushed, reason: 'trial interrupted: emergency: drill' })
+    expect(agent.configStore!.current().version).toBe(good)
+    expect(agent.configStore!.lastKnownGood().version).toBe(good)
+    expect(agent.configStore!.trial()).toBeUndefined()
+    expect(applied.slice(-2)).toEqual([pushed, good]) // applied, then the last-known-good once (the reset had nothing left to apply)
+  }, 90_000)
 
   it('replaying a command id after an agent restart returns the stored outcome without running it again', async () => {
     const first = await managedAgent('cmd-d')

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NodeConfig } from '@mycelium/core-interfaces'
+import { NodeConfig, writeStateFile } from '@mycelium/core-interfaces'
 import { ConfigStore, tryConfig } from '../src/index.js'
 
 const cfg = (version: number, labels: Record<string, string> = {}): NodeConfig => NodeConfig.fromPartial({ version, networkId: 'net1', nodeId: 'n1', labels })
@@ -36,6 +36,31 @@ describe('ConfigStore and try-mode', () => {
     expect(applied).toEqual([2, 1])
   })
 
+  it('a config reverted by someone else during its window is reported reverted, never promoted', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    const r = await tryConfig(store, cfg(2), {
+      windowMs: 20,
+      apply: async () => undefined,
+      isHealthy: async ({ final }) => {
+        if (final) await store.revert('emergency: reset') // e.g. RESET_TO_LAST_KNOWN_GOOD racing the trial
+        return true
+      }
+    })
+    expect(r).toEqual({ outcome: 'reverted', version: 2, reason: 'reverted during its trial (now on v1)' })
+    expect(store.lastKnownGood().version).toBe(1)
+    expect(store.current().version).toBe(1)
+    expect(store.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted' })
+  })
+
+  it('a trial aborted before it began is never put into effect', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    const applied: number[] = []
+    const r = await tryConfig(store, cfg(2), { windowMs: 20, apply: async (c) => void applied.push(c.version), isHealthy: () => true, signal: AbortSignal.abort('emergency: reset') })
+    expect(r).toEqual({ outcome: 'rejected', version: 2, reason: 'not tried: emergency: reset' })
+    expect(applied).toEqual([])
+    expect(store.current().version).toBe(1)
+  })
+
   it('rejects an older version or another node without touching anything', async () => {
     const store = await ConfigStore.open(dir, cfg(5))
     expect(await tryConfig(store, cfg(5), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({ outcome: 'rejected', reason: 'remote NodeConfig.version: version 5 is not above the current 5' })
@@ -52,6 +77,45 @@ describe('ConfigStore and try-mode', () => {
     const reopened = await ConfigStore.open(dir, cfg(1))
     expect(reopened.current().version).toBe(1)
     expect(reopened.trial()).toBeUndefined()
+  })
+
+  it('a promote the process died in (lkg written, trial file not yet removed) is reported promoted at the next start, not reverted', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    await store.beginTrial(cfg(2), 60_000)
+    await writeStateFile(join(dir, 'lkg.bin'), NodeConfig.encode(cfg(2)).finish()) // promote's first write ... and the process dies here
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.current().version).toBe(2)
+    expect(reopened.lastKnownGood().version).toBe(2)
+    expect(reopened.trial()).toBeUndefined()
+    expect(reopened.lastTrial()).toMatchObject({ version: 2, outcome: 'promoted' })
+  })
+
+  it('a trial interrupted before it changed anything (trial file written, current not yet) records no revert', async () => {
+    await ConfigStore.open(dir, cfg(1)) // seeds v1
+    await writeStateFile(join(dir, 'trial.bin'), Buffer.from(JSON.stringify({ version: 2, endsAtMs: Date.now() + 60_000 }))) // beginTrial's first write ... and the process dies here
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.current().version).toBe(1)
+    expect(reopened.trial()).toBeUndefined()
+    expect(reopened.lastTrial()).toBeUndefined()
+  })
+
+  it('a trial interrupted in its window is reported reverted at the next start', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    await store.beginTrial(cfg(2), 60_000)
+    const reopened = await ConfigStore.open(dir, cfg(1))
+    expect(reopened.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted', reason: 'trial of config version 2 was interrupted by a restart' })
+  })
+
+  it('a trial outcome that cannot be written is a reported problem until a write succeeds (the outcome itself is kept)', async () => {
+    const store = await ConfigStore.open(dir, cfg(1))
+    mkdirSync(join(dir, 'last-trial.bin', 'blocker'), { recursive: true }) // the file cannot be written
+    expect(await tryConfig(store, cfg(2), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toEqual({ outcome: 'promoted', version: 2 })
+    expect(store.lastTrial()).toMatchObject({ version: 2, outcome: 'promoted' })
+    expect(store.problems).toEqual([expect.stringContaining(`${join(dir, 'last-trial.bin')}: cannot record how the trial of config v2 ended (promoted)`)])
+    rmSync(join(dir, 'last-trial.bin'), { recursive: true })
+    await tryConfig(store, cfg(3), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })
+    expect(store.problems).toEqual([])
+    expect((await ConfigStore.open(dir, cfg(1))).lastTrial()).toMatchObject({ version: 3, outcome: 'promoted' })
   })
 
   it('starts on the previous good copy of a corrupted file and reports it', async () => {

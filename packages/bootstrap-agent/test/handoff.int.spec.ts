@@ -116,6 +116,14 @@ describe('the handoff against a dev network (real mTLS)', () => {
     expect(outcomes[1]).toMatchObject({ outcome: 'reverted', version: base + 2 })
     expect(agent.configStore?.current().version).toBe(base + 1)
     expect(agent.configStore?.current().labels).toEqual({ good: 'yes' })
+    // The manager is told, with the reason; the reverted version is not tried again (it needs a newer one).
+    await until('the revert in a heartbeat', () => net.networkManager.nodes.get('node-e')?.lastHealth?.lastConfigTrial?.outcome === 'reverted', 10_000)
+    expect(net.networkManager.nodes.get('node-e')?.lastHealth?.lastConfigTrial).toMatchObject({ version: base + 2, reason: expect.stringContaining('node UNHEALTHY') })
+    healthy = true
+    const acks = agent.counters.heartbeatAcks
+    await until('five more heartbeats acked', () => agent.counters.heartbeatAcks >= acks + 5, 10_000)
+    expect(outcomes).toHaveLength(2)
+    expect(agent.configStore?.current().version).toBe(base + 1)
   })
 
   it('restarted with the network down: FALLBACK from cached state, status readable, joins when the network returns', async () => {

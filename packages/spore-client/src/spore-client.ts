@@ -99,8 +99,8 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
   private readonly sources: SporeSource[]
   private readonly sporeManager?: WatchableSporeSource
   private readonly networkId: string
-  private readonly clockSlackMs: number
-  private readonly refreshIntervalMs: number
+  private clockSlackMs: number
+  private refreshIntervalMs: number
   private readonly now: () => number
   private readonly reconnect: BackoffOptions
   private readonly cachePath?: string
@@ -174,6 +174,24 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
 
   status(): SporeClientStatus {
     return { ...this.state }
+  }
+
+  /**
+   * A reconfiguration of the running client: the clock slack applies to the
+   * next verification and expiry check, the refresh interval from the next
+   * poll on. A negative slack or an interval not above 0 is an
+   * InvalidConfigError and changes nothing (never silently ignored).
+   */
+  retune(t: { clockSlackMs?: number; refreshIntervalMs?: number }): void {
+    if (t.clockSlackMs != null && !(Number.isFinite(t.clockSlackMs) && t.clockSlackMs >= 0)) throw new InvalidConfigError(`${t.clockSlackMs} ms is not a clock slack (must be 0 or more)`, 'spore client clockSlackMs')
+    if (t.refreshIntervalMs != null && !(Number.isFinite(t.refreshIntervalMs) && t.refreshIntervalMs > 0)) throw new InvalidConfigError(`${t.refreshIntervalMs} ms is not a refresh interval (must be above 0)`, 'spore client refreshIntervalMs')
+    if (t.clockSlackMs != null) this.clockSlackMs = t.clockSlackMs
+    if (t.refreshIntervalMs != null) this.refreshIntervalMs = t.refreshIntervalMs
+  }
+
+  /** The timing in force (for status and tests). */
+  timing(): { clockSlackMs: number; refreshIntervalMs: number } {
+    return { clockSlackMs: this.clockSlackMs, refreshIntervalMs: this.refreshIntervalMs }
   }
 
   /** Endpoints of a manager service, lowest priority value first. */

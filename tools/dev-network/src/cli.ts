@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { Command, CommanderError } from 'commander'
 import { startDevNetwork, type DevNetwork } from './dev-network.js'
 import { parseFaultAction, sendFault, startControlServer } from './control.js'
@@ -58,7 +59,7 @@ export function buildProgram(io: CliIo, onUp?: (net: DevNetwork) => void): Comma
 
   program
     .command('fault')
-    .description('change a running dev network: stop|start <manager>, kill-streams, delay <manager> <ms>, refuse <manager> <CODE|off>, refuse-handoff on|off, ignore-handoff on|off, rollback-spore <name>, republish, join-token')
+    .description('change a running dev network: stop|start <manager>, kill-streams, delay <manager> <ms>, refuse <manager> <CODE|off>, refuse-handoff on|off, ignore-handoff on|off, rollback-spore <name>, republish, join-token, push-config <NodeConfig.json>, nodes')
     .requiredOption('--dir <dir>', 'state directory of the running `up`')
     .argument('<action>', 'what to do')
     .argument('[args...]', 'its arguments')
@@ -69,6 +70,10 @@ export function buildProgram(io: CliIo, onUp?: (net: DevNetwork) => void): Comma
       if (action === 'refuse') raw.code = args[1]
       if (action === 'refuse-handoff' || action === 'ignore-handoff') raw.on = args[0]
       if (action === 'rollback-spore') raw.name = args[0]
+      if (action === 'push-config') {
+        if (args[0] == null) throw new Error('push-config needs a NodeConfig JSON file')
+        raw.config = JSON.parse(await readFile(args[0], 'utf8')) as unknown
+      }
       io.out(`${await sendFault(opts.dir, parseFaultAction(raw))}\n`)
     })
 

@@ -4,7 +4,7 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic } from '@mycelium/core-interfaces'
+import { HealthState, NodeConfig, writeFileAtomic } from '@mycelium/core-interfaces'
 import type { DevNetwork, ManagerName } from './dev-network.js'
 
 /**
@@ -29,6 +29,8 @@ export type FaultAction =
   | { action: 'rollback-spore'; name: string }
   | { action: 'republish' }
   | { action: 'join-token' }
+  | { action: 'push-config'; config: Record<string, unknown> }
+  | { action: 'nodes' }
 
 const MANAGERS: ManagerName[] = ['network-manager', 'spore-manager']
 
@@ -46,7 +48,11 @@ export function parseFaultAction(input: unknown): FaultAction {
     case 'kill-streams':
     case 'republish':
     case 'join-token':
+    case 'nodes':
       return { action: a.action }
+    case 'push-config':
+      if (typeof a.config !== 'object' || a.config == null || Array.isArray(a.config)) throw new Error('config must be a NodeConfig in proto JSON form')
+      return { action: 'push-config', config: a.config as Record<string, unknown> }
     case 'delay': {
       const ms = Number(a.ms)
       if (!Number.isInteger(ms) || ms < 0) throw new Error('ms must be a non-negative integer')
@@ -100,6 +106,22 @@ export async function applyFault(net: DevNetwork, f: FaultAction): Promise<strin
       return 'spores republished'
     case 'join-token':
       return net.newJoinToken()
+    case 'push-config': {
+      // The version defaults to the next one; nodes learn of it from their next heartbeat ack.
+      const config = NodeConfig.fromJSON({ networkId: net.networkId, ...f.config })
+      if (f.config.version == null) config.version = net.networkManager.desiredConfig.version + 1
+      await net.networkManager.setConfig(config)
+      return `config v${config.version} offered to every node`
+    }
+    case 'nodes': {
+      const rows = [...net.networkManager.nodes.values()].map((n) => {
+        const h = n.lastHealth
+        const t = h?.lastConfigTrial
+        const trial = t != null ? `, last trial v${t.version} ${t.outcome}${t.reason ? `: ${t.reason}` : ''}` : ''
+        return `${n.nodeId}: config v${h?.configVersion ?? '?'}, ${h != null ? HealthState[h.state] : 'no heartbeat yet'}${trial}`
+      })
+      return rows.length > 0 ? rows.join('\n') : 'no nodes registered'
+    }
   }
 }
 

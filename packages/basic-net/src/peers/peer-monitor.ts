@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  InvalidConfigError,
   PeerAssistClient,
   strictClient,
   Phase,
@@ -77,8 +78,8 @@ interface Tracked {
 class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Startable {
   private readonly log: Logger
   private readonly peersByAddress = new Map<string, Tracked>()
-  private readonly intervalMs: number
-  private readonly timeoutMs: number
+  private intervalMs: number
+  private timeoutMs: number
   private controller?: AbortController
   private evaluator?: NodeJS.Timeout
   private sequence = 0
@@ -145,6 +146,31 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
     tracked.controller.abort()
     this.peersByAddress.delete(address)
     void tracked.loop?.finally(() => tracked.client.close())
+  }
+
+  /**
+   * A reconfiguration of the running monitor: the ping interval applies
+   * from each peer's next ping, the suspicion threshold (phi) to every
+   * detector from its next evaluation. A value that is not above 0 is an
+   * InvalidConfigError and changes nothing (never silently ignored while
+   * shown in force).
+   */
+  retune(t: { pingIntervalMs?: number; suspectPhi?: number }): void {
+    if (t.pingIntervalMs != null && !(Number.isFinite(t.pingIntervalMs) && t.pingIntervalMs > 0)) throw new InvalidConfigError(`${t.pingIntervalMs} ms is not a ping interval (must be above 0)`, 'peer monitor pingIntervalMs')
+    if (t.suspectPhi != null && !(Number.isFinite(t.suspectPhi) && t.suspectPhi > 0)) throw new InvalidConfigError(`${t.suspectPhi} is not a suspicion threshold (must be above 0)`, 'peer monitor suspectPhi')
+    if (t.pingIntervalMs != null) {
+      this.timeoutMs = this.init.pingTimeoutMs ?? t.pingIntervalMs
+      this.intervalMs = t.pingIntervalMs
+    }
+    if (t.suspectPhi != null) {
+      this.init.detector = { ...this.init.detector, suspectPhi: t.suspectPhi }
+      for (const tracked of this.peersByAddress.values()) tracked.detector.setSuspectPhi(t.suspectPhi)
+    }
+  }
+
+  /** The settings in force (for status and tests). */
+  settings(): { pingIntervalMs: number; suspectPhi: number } {
+    return { pingIntervalMs: this.intervalMs, suspectPhi: this.init.detector?.suspectPhi ?? 8 }
   }
 
   /** A snapshot of the table. */

@@ -36,7 +36,7 @@ import {
   TrustBundle,
   WorkloadStatus,
 } from "./common.js";
-import { NodeConfig } from "./node_config.js";
+import { ConfigTrialReport, NodeConfig } from "./node_config.js";
 
 /** Outcome of a handoff commit. */
 export enum HandoffOutcome {
@@ -309,7 +309,16 @@ export interface ReportHealthRequest {
    * RegisterNode. Capabilities are re-sent here rather than by registering
    * again, so a change never costs the lease or a handoff.
    */
-  capabilities?: Capabilities | undefined;
+  capabilities?:
+    | Capabilities
+    | undefined;
+  /**
+   * How the node's last config trial ended (promoted, reverted with the
+   * reason, or rejected naming the key), repeated in every report so a
+   * revert is seen by the manager even when it happened at a restart (a
+   * trial interrupted by a crash is reverted at boot). Unset: no trial yet.
+   */
+  lastConfigTrial?: ConfigTrialReport | undefined;
 }
 
 /** Ack of one heartbeat. */
@@ -2236,6 +2245,7 @@ function createBaseReportHealthRequest(): ReportHealthRequest {
     workloads: [],
     configVersion: 0,
     capabilities: undefined,
+    lastConfigTrial: undefined,
   };
 }
 
@@ -2270,6 +2280,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     }
     if (message.capabilities !== undefined) {
       Capabilities.encode(message.capabilities, writer.uint32(82).fork()).join();
+    }
+    if (message.lastConfigTrial !== undefined) {
+      ConfigTrialReport.encode(message.lastConfigTrial, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -2367,6 +2380,14 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
             message.capabilities = Capabilities.decode(reader, reader.uint32());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.lastConfigTrial = ConfigTrialReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2407,6 +2428,11 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
         ? globalThis.Number(object.config_version)
         : 0,
       capabilities: isSet(object.capabilities) ? Capabilities.fromJSON(object.capabilities) : undefined,
+      lastConfigTrial: isSet(object.lastConfigTrial)
+        ? ConfigTrialReport.fromJSON(object.lastConfigTrial)
+        : isSet(object.last_config_trial)
+        ? ConfigTrialReport.fromJSON(object.last_config_trial)
+        : undefined,
     };
   },
 
@@ -2442,6 +2468,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     if (message.capabilities !== undefined) {
       obj.capabilities = Capabilities.toJSON(message.capabilities);
     }
+    if (message.lastConfigTrial !== undefined) {
+      obj.lastConfigTrial = ConfigTrialReport.toJSON(message.lastConfigTrial);
+    }
     return obj;
   },
 
@@ -2463,6 +2492,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     message.configVersion = object.configVersion ?? 0;
     message.capabilities = (object.capabilities !== undefined && object.capabilities !== null)
       ? Capabilities.fromPartial(object.capabilities)
+      : undefined;
+    message.lastConfigTrial = (object.lastConfigTrial !== undefined && object.lastConfigTrial !== null)
+      ? ConfigTrialReport.fromPartial(object.lastConfigTrial)
       : undefined;
     return message;
   },

@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Duration } from "../../../google/protobuf/duration.js";
+import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import { Endpoint } from "./common.js";
 
 /** Role of the K3s process on this node. */
@@ -57,54 +58,73 @@ export function k3sRoleToJSON(object: K3sRole): string {
  * "1.5s"/"250ms"; unknown keys are errors) and delivered remotely by
  * RequestConfigUpdate and the reconfigure command. A field left unset takes
  * the agent's documented default.
+ *
+ * Ownership (one table in code: bootstrap-agent `CONFIG_OWNERSHIP`). Every
+ * key is [node-owned] or [manager-owned], as marked on each field below:
+ * - node-owned keys come only from the local config (YAML + environment +
+ *   flags). A manager config setting one to anything but the node's own
+ *   value is rejected, naming the key (network_id and node_id may repeat the
+ *   node's own values).
+ * - manager-owned keys come from the local config until a manager config
+ *   that sets their section is promoted; from then on the stored manager
+ *   config is in force, also after restarts (the last-known-good after an
+ *   interrupted trial). A section present in a manager config supplies all
+ *   of its manager-owned fields (unset ones take their defaults); an absent
+ *   section (for `labels`: an empty map) leaves the local values. Every
+ *   manager-owned key takes effect on the running node without a restart.
+ * The config in force is shown by `node-core status --json`
+ * (`effectiveConfig`, with the version each section came from).
  */
 export interface NodeConfig {
   /**
    * Monotonic version of this config, set by whoever issues it. A node never
    * applies a remote config whose version is not higher than its current one.
-   * 0 for a hand-written local file.
+   * 0 for a hand-written local file. Set by the issuer (not owned).
    */
   version: number;
-  /** Network to join (SPIFFE trust domain), e.g. "net1". */
+  /** Network to join (SPIFFE trust domain), e.g. "net1". [node-owned] */
   networkId: string;
-  /** This node's id, unique in the network. */
+  /** This node's id, unique in the network. [node-owned] */
   nodeId: string;
   /**
    * Directory holding identity, spores, configs and the command journal.
-   * Default "/var/lib/mycelium". Local-only: ignored in remote configs.
+   * Default "/var/lib/mycelium". [node-owned]
    */
   stateDir: string;
-  /** Operator labels, reported in capabilities. */
+  /**
+   * Operator labels, reported in capabilities. [manager-owned; an empty map
+   * in a manager config leaves the local labels]
+   */
   labels: { [key: string]: string };
-  /** Identity and enrolment. */
+  /** Identity and enrolment. [node-owned: every field] */
   identity?:
     | IdentityConfig
     | undefined;
-  /** Spore sources. */
+  /** Spore sources. [bootstrap_file node-owned, the rest manager-owned] */
   discovery?:
     | DiscoveryConfig
     | undefined;
-  /** Peer networking. */
+  /** Peer networking. [listen_address node-owned, the rest manager-owned] */
   peers?:
     | PeerConfig
     | undefined;
-  /** Handoff and heartbeat timing. */
+  /** Handoff and heartbeat timing. [manager-owned: every field] */
   handoff?:
     | HandoffConfig
     | undefined;
-  /** Reconnection backoff in FALLBACK. */
+  /** Reconnection backoff in FALLBACK. [manager-owned: every field] */
   reconnect?:
     | BackoffConfig
     | undefined;
-  /** Container runtime (K3s). */
+  /** Container runtime (K3s). [manager-owned: every field] */
   k3s?:
     | K3sConfig
     | undefined;
-  /** Local status surfaces. */
+  /** Local status surfaces. [node-owned: every field] */
   status?:
     | StatusConfig
     | undefined;
-  /** Logging. */
+  /** Logging. [level manager-owned, format node-owned] */
   logging?: LoggingConfig | undefined;
 }
 
@@ -113,7 +133,7 @@ export interface NodeConfig_LabelsEntry {
   value: string;
 }
 
-/** Identity and enrolment settings. */
+/** Identity and enrolment settings. [node-owned: every field] */
 export interface IdentityConfig {
   /** Private key path; default "<state_dir>/identity/node.key" (mode 0600). */
   keyFile: string;
@@ -144,45 +164,71 @@ export interface IdentityConfig {
 
 /** Where spores come from. */
 export interface DiscoveryConfig {
-  /** Bootstrap spore file shipped with the node (JSON or binary SignedSpore list). */
+  /**
+   * Bootstrap spore file shipped with the node (JSON or binary SignedSpore
+   * list). [node-owned]
+   */
   bootstrapFile: string;
-  /** HTTPS URLs serving signed spores. */
+  /**
+   * HTTPS URLs serving signed spores (a SporeBundle, JSON or binary), polled
+   * with the other sources; the verified bootstrap spore's https_urls are
+   * polled too. [manager-owned]
+   */
   httpsUrls: string[];
-  /** PEM CA file pinned for the HTTPS URLs. */
+  /**
+   * PEM CA file pinned for the HTTPS URLs (system roots are never trusted
+   * for spores). Default: the network CA of the node's trust bundle.
+   * [manager-owned]
+   */
   httpsCaFile: string;
-  /** Accepted clock difference when checking issued_at/expires_at. Default 30s. */
+  /**
+   * Accepted clock difference when checking issued_at/expires_at. Default
+   * 30s. [manager-owned]
+   */
   clockSlack?:
     | Duration
     | undefined;
-  /** How often sources are polled when no watch stream is open. Default 60s. */
+  /**
+   * How often sources are polled when no watch stream is open. Default 60s.
+   * [manager-owned]
+   */
   refreshInterval?:
     | Duration
     | undefined;
-  /** Timeout of one source call. Default 10s. */
+  /** Timeout of one source call. Default 10s. [manager-owned] */
   sourceTimeout?: Duration | undefined;
 }
 
 /** Peer networking (PeerAssist) settings. */
 export interface PeerConfig {
-  /** Listen address for the PeerAssist mTLS server, "host:port". Empty: off. */
+  /**
+   * Listen address for the PeerAssist mTLS server, "host:port". Empty: off
+   * (and then no other peer key has an effect). [node-owned]
+   */
   listenAddress: string;
-  /** Static peer endpoints. */
+  /** Static peer endpoints. [manager-owned] */
   seeds: Endpoint[];
-  /** LAN discovery over UDP multicast. */
+  /** LAN discovery over UDP multicast. [manager-owned] */
   multicastEnabled: boolean;
-  /** Multicast group and port, "239.x.y.z:port". Default "239.77.0.1:7946". */
+  /**
+   * Multicast group and port, "239.x.y.z:port". Default "239.77.0.1:7946".
+   * [manager-owned]
+   */
   multicastGroup: string;
-  /** Interface address to send and join multicast on. */
+  /** Interface address to send and join multicast on. [manager-owned] */
   multicastInterface: string;
-  /** Interval between pings to each peer. Default 1s. */
+  /** Interval between pings to each peer. Default 1s. [manager-owned] */
   pingInterval?:
     | Duration
     | undefined;
-  /** Phi-accrual suspicion threshold: suspect above, down above twice. Default 8. */
+  /**
+   * Phi-accrual suspicion threshold: a peer is suspect above it, and down
+   * after a further suspicion timeout. Default 8. [manager-owned]
+   */
   phiThreshold: number;
 }
 
-/** Handoff and heartbeat timing. */
+/** Handoff and heartbeat timing. [manager-owned: every field] */
 export interface HandoffConfig {
   /**
    * How long the manager has to confirm a handoff before the node rolls
@@ -193,7 +239,8 @@ export interface HandoffConfig {
     | undefined;
   /**
    * How long a new config must stay healthy before it becomes the
-   * last-known-good. Default 30s.
+   * last-known-good. Default 30s. The window of a trial is the one in force
+   * when the trial begins (a config cannot shorten its own window).
    */
   configConfirmWindow?:
     | Duration
@@ -202,11 +249,14 @@ export interface HandoffConfig {
   defaultHeartbeatInterval?:
     | Duration
     | undefined;
-  /** Missed heartbeat acks before the manager link is declared down. Default 3. */
+  /**
+   * Heartbeats left unanswered in a row before the manager link is declared
+   * down (the next one due finds that many outstanding). Default 3.
+   */
   missedAcksBeforeFallback: number;
 }
 
-/** Capped exponential backoff with full jitter. */
+/** Capped exponential backoff with full jitter. [manager-owned as `reconnect`] */
 export interface BackoffConfig {
   /** First delay. Default 500ms. */
   initial?:
@@ -220,7 +270,10 @@ export interface BackoffConfig {
   multiplier: number;
 }
 
-/** K3s, the node's container orchestration foundation. */
+/**
+ * K3s, the node's container orchestration foundation. [manager-owned: every
+ * field; a manager config without a k3s section leaves the local one]
+ */
 export interface K3sConfig {
   /** Manage K3s at all. When false the runtime reports "unavailable: disabled". */
   enabled: boolean;
@@ -266,7 +319,7 @@ export interface K3sConfig_NodeLabelsEntry {
   value: string;
 }
 
-/** Local, read-only status surfaces. */
+/** Local, read-only status surfaces. [node-owned: every field] */
 export interface StatusConfig {
   /** Unix socket for NodeStatus gRPC; default "<state_dir>/status.sock". */
   socketPath: string;
@@ -280,10 +333,31 @@ export interface StatusConfig {
 
 /** Logging settings (node-core). */
 export interface LoggingConfig {
-  /** "error", "warn", "info", "debug". Default "info". */
+  /**
+   * "error", "warn", "info", "debug". Default "info". [manager-owned:
+   * changes the level of the running process]
+   */
   level: string;
-  /** "json" or "pretty"; default json unless stdout is a TTY. */
+  /**
+   * "json" or "pretty"; default json unless stdout is a TTY. [node-owned:
+   * the local log collector depends on it]
+   */
   format: string;
+}
+
+/** The end of one config trial (try-mode) on a node. */
+export interface ConfigTrialReport {
+  /** Version of the config tried. */
+  version: number;
+  /**
+   * "promoted" (now the last-known-good), "reverted" (back on the
+   * last-known-good) or "rejected" (never applied).
+   */
+  outcome: string;
+  /** Why it was reverted or rejected; empty when promoted. */
+  reason: string;
+  /** When the trial ended. */
+  at?: Date | undefined;
 }
 
 function createBaseNodeConfig(): NodeConfig {
@@ -2283,6 +2357,123 @@ export const LoggingConfig: MessageFns<LoggingConfig> = {
   },
 };
 
+function createBaseConfigTrialReport(): ConfigTrialReport {
+  return { version: 0, outcome: "", reason: "", at: undefined };
+}
+
+export const ConfigTrialReport: MessageFns<ConfigTrialReport> = {
+  encode(message: ConfigTrialReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(18).string(message.outcome);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.at !== undefined) {
+      Timestamp.encode(toTimestamp(message.at), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfigTrialReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfigTrialReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.at = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfigTrialReport {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      at: isSet(object.at) ? fromJsonTimestamp(object.at) : undefined,
+    };
+  },
+
+  toJSON(message: ConfigTrialReport): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.at !== undefined) {
+      obj.at = message.at.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConfigTrialReport>): ConfigTrialReport {
+    return ConfigTrialReport.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConfigTrialReport>): ConfigTrialReport {
+    const message = createBaseConfigTrialReport();
+    message.version = object.version ?? 0;
+    message.outcome = object.outcome ?? "";
+    message.reason = object.reason ?? "";
+    message.at = object.at ?? undefined;
+    return message;
+  },
+};
+
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
@@ -2295,6 +2486,28 @@ type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());

@@ -24,6 +24,9 @@ import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import {
   ComponentHealth,
   Endpoint,
+  HealthState,
+  healthStateFromJSON,
+  healthStateToJSON,
   NodeIdentity,
   Phase,
   phaseFromJSON,
@@ -31,6 +34,7 @@ import {
   RuntimeCapability,
   WorkloadStatus,
 } from "./common.js";
+import { ConfigTrialReport, NodeConfig } from "./node_config.js";
 
 /** State of the node's identity. */
 export enum IdentityState {
@@ -197,7 +201,23 @@ export interface ConfigStatus {
   /** A config on trial (try-mode), 0 when none. */
   trialVersion: number;
   /** When the trial ends. */
-  trialEndsAt?: Date | undefined;
+  trialEndsAt?:
+    | Date
+    | undefined;
+  /**
+   * Where each manager-owned part of the config in force came from, by
+   * section ("labels", "discovery", "peers", "handoff", "reconnect", "k3s",
+   * "logging"): the version of the manager config that set it, 0 for the
+   * node's local config.
+   */
+  sectionVersions: { [key: string]: number };
+  /** How the last config trial ended (also across a restart). */
+  lastTrial?: ConfigTrialReport | undefined;
+}
+
+export interface ConfigStatus_SectionVersionsEntry {
+  key: string;
+  value: number;
 }
 
 /** Spore summary. */
@@ -294,7 +314,26 @@ export interface StatusReport {
   /** Random id of this agent run. */
   bootId: string;
   /** Progress inside the current phase (retry attempt, next retry, last error). */
-  progress?: PhaseProgress | undefined;
+  progress?:
+    | PhaseProgress
+    | undefined;
+  /**
+   * The config in force: the local config's node-owned keys merged with
+   * the manager-owned keys of the stored current manager config (see
+   * NodeConfig). `config.section_versions` says where each part came from.
+   * Secrets are blanked (identity.join_token is always empty here).
+   */
+  effectiveConfig?:
+    | NodeConfig
+    | undefined;
+  /**
+   * Overall node health, aggregated from the components (agent link,
+   * identity, spores, K3s, status servers): the worst of them. The same
+   * value is sent in heartbeats, gates /readyz and judges config trials.
+   */
+  health: HealthState;
+  /** Why the node is not HEALTHY ("component: reason; …"); empty when it is. */
+  healthReason: string;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -1110,7 +1149,14 @@ export const IdentityStatus: MessageFns<IdentityStatus> = {
 };
 
 function createBaseConfigStatus(): ConfigStatus {
-  return { currentVersion: 0, lastKnownGoodVersion: 0, trialVersion: 0, trialEndsAt: undefined };
+  return {
+    currentVersion: 0,
+    lastKnownGoodVersion: 0,
+    trialVersion: 0,
+    trialEndsAt: undefined,
+    sectionVersions: {},
+    lastTrial: undefined,
+  };
 }
 
 export const ConfigStatus: MessageFns<ConfigStatus> = {
@@ -1126,6 +1172,12 @@ export const ConfigStatus: MessageFns<ConfigStatus> = {
     }
     if (message.trialEndsAt !== undefined) {
       Timestamp.encode(toTimestamp(message.trialEndsAt), writer.uint32(34).fork()).join();
+    }
+    globalThis.Object.entries(message.sectionVersions).forEach(([key, value]: [string, number]) => {
+      ConfigStatus_SectionVersionsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
+    if (message.lastTrial !== undefined) {
+      ConfigTrialReport.encode(message.lastTrial, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1175,6 +1227,25 @@ export const ConfigStatus: MessageFns<ConfigStatus> = {
             message.trialEndsAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = ConfigStatus_SectionVersionsEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.sectionVersions[entry5.key] = entry5.value;
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastTrial = ConfigTrialReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1209,6 +1280,38 @@ export const ConfigStatus: MessageFns<ConfigStatus> = {
         : isSet(object.trial_ends_at)
         ? fromJsonTimestamp(object.trial_ends_at)
         : undefined,
+      sectionVersions: isObject(object.sectionVersions)
+        ? (globalThis.Object.entries(object.sectionVersions) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.section_versions)
+        ? (globalThis.Object.entries(object.section_versions) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      lastTrial: isSet(object.lastTrial)
+        ? ConfigTrialReport.fromJSON(object.lastTrial)
+        : isSet(object.last_trial)
+        ? ConfigTrialReport.fromJSON(object.last_trial)
+        : undefined,
     };
   },
 
@@ -1226,6 +1329,18 @@ export const ConfigStatus: MessageFns<ConfigStatus> = {
     if (message.trialEndsAt !== undefined) {
       obj.trialEndsAt = message.trialEndsAt.toISOString();
     }
+    if (message.sectionVersions) {
+      const entries = globalThis.Object.entries(message.sectionVersions) as [string, number][];
+      if (entries.length > 0) {
+        obj.sectionVersions = {};
+        entries.forEach(([k, v]) => {
+          obj.sectionVersions[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.lastTrial !== undefined) {
+      obj.lastTrial = ConfigTrialReport.toJSON(message.lastTrial);
+    }
     return obj;
   },
 
@@ -1238,6 +1353,103 @@ export const ConfigStatus: MessageFns<ConfigStatus> = {
     message.lastKnownGoodVersion = object.lastKnownGoodVersion ?? 0;
     message.trialVersion = object.trialVersion ?? 0;
     message.trialEndsAt = object.trialEndsAt ?? undefined;
+    message.sectionVersions = (globalThis.Object.entries(object.sectionVersions ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.lastTrial = (object.lastTrial !== undefined && object.lastTrial !== null)
+      ? ConfigTrialReport.fromPartial(object.lastTrial)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseConfigStatus_SectionVersionsEntry(): ConfigStatus_SectionVersionsEntry {
+  return { key: "", value: 0 };
+}
+
+export const ConfigStatus_SectionVersionsEntry: MessageFns<ConfigStatus_SectionVersionsEntry> = {
+  encode(message: ConfigStatus_SectionVersionsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfigStatus_SectionVersionsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfigStatus_SectionVersionsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfigStatus_SectionVersionsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ConfigStatus_SectionVersionsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConfigStatus_SectionVersionsEntry>): ConfigStatus_SectionVersionsEntry {
+    return ConfigStatus_SectionVersionsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConfigStatus_SectionVersionsEntry>): ConfigStatus_SectionVersionsEntry {
+    const message = createBaseConfigStatus_SectionVersionsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
@@ -1519,6 +1731,9 @@ function createBaseStatusReport(): StatusReport {
     startedAt: undefined,
     bootId: "",
     progress: undefined,
+    effectiveConfig: undefined,
+    health: 0,
+    healthReason: "",
   };
 }
 
@@ -1574,6 +1789,15 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.progress !== undefined) {
       PhaseProgress.encode(message.progress, writer.uint32(138).fork()).join();
+    }
+    if (message.effectiveConfig !== undefined) {
+      NodeConfig.encode(message.effectiveConfig, writer.uint32(162).fork()).join();
+    }
+    if (message.health !== 0) {
+      writer.uint32(168).int32(message.health);
+    }
+    if (message.healthReason !== "") {
+      writer.uint32(178).string(message.healthReason);
     }
     return writer;
   },
@@ -1727,6 +1951,30 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.progress = PhaseProgress.decode(reader, reader.uint32());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.effectiveConfig = NodeConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.health = reader.int32() as any;
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.healthReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1788,6 +2036,17 @@ export const StatusReport: MessageFns<StatusReport> = {
         ? globalThis.String(object.boot_id)
         : "",
       progress: isSet(object.progress) ? PhaseProgress.fromJSON(object.progress) : undefined,
+      effectiveConfig: isSet(object.effectiveConfig)
+        ? NodeConfig.fromJSON(object.effectiveConfig)
+        : isSet(object.effective_config)
+        ? NodeConfig.fromJSON(object.effective_config)
+        : undefined,
+      health: isSet(object.health) ? healthStateFromJSON(object.health) : 0,
+      healthReason: isSet(object.healthReason)
+        ? globalThis.String(object.healthReason)
+        : isSet(object.health_reason)
+        ? globalThis.String(object.health_reason)
+        : "",
     };
   },
 
@@ -1844,6 +2103,15 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.progress !== undefined) {
       obj.progress = PhaseProgress.toJSON(message.progress);
     }
+    if (message.effectiveConfig !== undefined) {
+      obj.effectiveConfig = NodeConfig.toJSON(message.effectiveConfig);
+    }
+    if (message.health !== 0) {
+      obj.health = healthStateToJSON(message.health);
+    }
+    if (message.healthReason !== "") {
+      obj.healthReason = message.healthReason;
+    }
     return obj;
   },
 
@@ -1881,6 +2149,11 @@ export const StatusReport: MessageFns<StatusReport> = {
     message.progress = (object.progress !== undefined && object.progress !== null)
       ? PhaseProgress.fromPartial(object.progress)
       : undefined;
+    message.effectiveConfig = (object.effectiveConfig !== undefined && object.effectiveConfig !== null)
+      ? NodeConfig.fromPartial(object.effectiveConfig)
+      : undefined;
+    message.health = object.health ?? 0;
+    message.healthReason = object.healthReason ?? "";
     return message;
   },
 };
@@ -1999,6 +2272,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto'
+import { UnavailableError, type SignedSpore } from '@mycelium/core-interfaces'
+import { fileSource, httpsSource, type SporeFetchOptions, type SporeSource } from '@mycelium/spore-client'
+
+/** What the HTTPS spore sources are now: read at every fetch, so a new config applies from the next poll. */
+export interface HttpsSourcesSettings {
+  /** discovery.httpsUrls plus the verified bootstrap spore's https_urls. */
+  urls: string[]
+  /** discovery.httpsCaFile's PEM, else the network CA of the trust bundle. */
+  caPem: string
+  /** discovery.sourceTimeout. */
+  timeoutMs: number
+}
+
+/**
+ * Every HTTPS URL that serves spores, as one source polled by the spore
+ * client: each URL is fetched (pinned CA, timeout), the spores of those
+ * that answered are returned; it fails only when every URL fails. The
+ * per-URL sources are rebuilt when the settings change (their rate limits
+ * otherwise kept).
+ */
+export function liveHttpsSources(settings: () => HttpsSourcesSettings): SporeSource {
+  let built: { key: string; sources: SporeSource[] } = { key: '', sources: [] }
+  const current = (): SporeSource[] => {
+    const s = settings()
+    const urls = [...new Set(s.urls)]
+    const key = JSON.stringify([urls, createHash('sha256').update(s.caPem).digest('hex'), s.timeoutMs])
+    if (key !== built.key) {
+      for (const old of built.sources) old.close?.()
+      built = { key, sources: urls.map((url) => httpsSource({ url, caPem: s.caPem, timeoutMs: s.timeoutMs })) }
+    }
+    return built.sources
+  }
+  return {
+    id: 'https',
+    kind: 'https',
+    async fetch(options: SporeFetchOptions = {}): Promise<SignedSpore[]> {
+      const sources = current()
+      if (sources.length === 0) return []
+      const results = await Promise.allSettled(sources.map((source) => source.fetch(options)))
+      const ok = results.filter((r): r is PromiseFulfilledResult<SignedSpore[]> => r.status === 'fulfilled')
+      if (ok.length === 0) {
+        const first = (results[0] as PromiseRejectedResult).reason as Error
+        throw first instanceof UnavailableError ? first : new UnavailableError(`every HTTPS spore URL failed: ${first.message}`, undefined, { cause: first })
+      }
+      return ok.flatMap((r) => r.value)
+    },
+    close(): void {
+      for (const source of built.sources) source.close?.()
+    }
+  }
+}
+
+/** The bootstrap file source, rebuilt when discovery.sourceTimeout changes. */
+export function liveFileSource(path: string, timeoutMs: () => number): SporeSource {
+  let built: { timeoutMs: number; source: SporeSource } | undefined
+  const current = (): SporeSource => {
+    const t = timeoutMs()
+    if (built?.timeoutMs !== t) built = { timeoutMs: t, source: fileSource({ path, timeoutMs: t }) }
+    return built.source
+  }
+  const first = current()
+  return {
+    id: first.id,
+    kind: first.kind,
+    fetch: (options?: SporeFetchOptions) => current().fetch(options),
+    close: () => built?.source.close?.()
+  }
+}
