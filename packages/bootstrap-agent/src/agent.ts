@@ -102,7 +102,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
       this.log
     )
-    this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
+    this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin'), { logger: this.log }), {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
       operatorKeys: () => {
@@ -115,6 +115,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       },
       logger: this.log
     })
+    // Commands a crash left unfinished: resumed or failed now, reported on the next session.
+    void this.commandExecutor.resumeInterrupted()
     this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
@@ -132,6 +134,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.link.close()
     await this.spores?.stop()
     await this.stateStore.flush()
+    await this.commandExecutor?.journal.flush().catch(() => undefined)
+    this.commandExecutor?.journal.close()
   }
 
   /** The spore client, once the trust bundle is known. */
