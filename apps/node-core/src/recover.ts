@@ -40,7 +40,7 @@ export async function initIdentity(config: Readonly<NodeConfig>, joinToken: stri
       endpoints: config.identity?.enrollmentEndpoints ?? [],
       timeoutMs: 10_000
     })
-    await new AgentStateStore(stateDirOf(config)).saveTrustBundle(bundle)
+    await new AgentStateStore(stateDirOf(config)).saveTrustBundle(bundle, { strict: true })
     return `enrolled as ${store.spiffeId} (until ${store.report().notAfter?.toISOString()})`
   } finally {
     store.stop()
