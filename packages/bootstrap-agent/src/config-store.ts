@@ -61,9 +61,15 @@ export class ConfigStore {
     const store = new ConfigStore(dir, current ?? lkg ?? initial, lkg ?? current ?? initial, undefined, log)
     store.problems.push(...problems)
     for (const p of problems) log?.warn('config state problem', { problem: p })
-    if (current == null || lkg == null) await store.persist()
-    if (trial != null) {
-      await store.revert(`trial of config version ${trial.version} was interrupted by a restart`)
+    // A full or read-only disk must not stop the boot: the store runs on what
+    // it read (a trial reverted in memory), reports why, and the next boot
+    // reverts again.
+    try {
+      if (current == null || lkg == null) await store.persist()
+      if (trial != null) await store.revert(`trial of config version ${trial.version} was interrupted by a restart`)
+    } catch (err) {
+      store.problems.push(`${(err as Error).message}; running on the config in memory`)
+      log?.error('config state not saved', { err })
     }
     return store
   }
