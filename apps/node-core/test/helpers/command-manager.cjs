@@ -4,7 +4,7 @@
  * it writes the node's config, queues commands on every command session of
  * the node (while sending is on), and prints one JSON line per event on
  * stdout: ready, session, sent, update. Lines on stdin: "stop-sending",
- * "send <n>". SIGTERM stops it.
+ * "send <n> [restart|reconfigure|slow-reconfigure|update]". SIGTERM stops it.
  *
  * usage: node command-manager.cjs <dir> <nodeId> [commandsPerSession] [stateDir]
  */
@@ -31,7 +31,8 @@ async function main() {
   let sending = true
   let seq = 0
   let version = 1000
-  const send = () => {
+  /** Sends command number n+1; `only` picks its kind (restart, reconfigure, slow-reconfigure, update). */
+  const send = (only) => {
     const n = ++seq
     const deadline = new Date(Date.now() + 20_000)
     // A mix: a quick restart, a config trial that stays RUNNING for its
@@ -41,7 +42,8 @@ async function main() {
       { $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: ++version, networkId: 'crash', labels: { seq: String(n) } }), confirmWindow: { seconds: 0, nanos: 300_000_000 } } },
       { $case: 'update', value: { component: '', version: '9.9.9', artifactDigest: 'sha256:00', artifactUrls: [] } }
     ]
-    const kind = kinds[n % kinds.length]
+    const slow = { $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: ++version, networkId: 'crash', labels: { seq: String(n) } }), confirmWindow: { seconds: 5, nanos: 0 } } }
+    const kind = only === 'slow-reconfigure' ? slow : only != null ? kinds.find((k) => k.$case === only) : kinds[n % kinds.length]
     const commandId = `crash-${n}`
     net.commands.send(nodeId, { commandId, issuedAt: new Date(), deadline, issuer: 'crash-loop', kind })
     out({ type: 'sent', id: commandId, kind: kind.$case })
@@ -53,8 +55,8 @@ async function main() {
   net.commands.on('update', (id, u) => out({ type: 'update', id: u.commandId, state: CommandState[u.state], replayed: u.replayed, reason: u.reason }))
   createInterface({ input: process.stdin }).on('line', (line) => {
     if (line === 'stop-sending') sending = false
-    const m = /^send (\d+)$/.exec(line)
-    if (m != null) for (let i = 0; i < Number(m[1]); i++) send()
+    const m = /^send (\d+)(?: ([a-z-]+))?$/.exec(line)
+    if (m != null) for (let i = 0; i < Number(m[1]); i++) send(m[2])
   })
   process.on('SIGTERM', () => {
     void net.stop().then(() => process.exit(0))

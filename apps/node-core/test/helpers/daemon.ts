@@ -23,8 +23,8 @@ export interface ManagerEvent {
 export interface Manager {
   events: ManagerEvent[]
   config: string
-  /** Queues `n` new commands (sent on the open session, or on the next one). */
-  send(n: number): void
+  /** Queues `n` new commands (sent on the open session, or on the next one), of one kind or a mix. */
+  send(n: number, kind?: 'restart' | 'reconfigure' | 'slow-reconfigure' | 'update'): void
   stopSending(): void
   /** The updates of one command, in order. */
   updates(id: string): ManagerEvent[]
@@ -42,10 +42,11 @@ export async function startManager(dir: string, nodeId: string, options: { perSe
   return {
     events,
     config: events.find((e) => e.type === 'ready')!.config!,
-    send: (n) => child.stdin!.write(`send ${n}\n`),
+    send: (n, kind) => child.stdin!.write(`send ${n}${kind != null ? ` ${kind}` : ''}\n`),
     stopSending: () => child.stdin!.write('stop-sending\n'),
     updates: (id) => events.filter((e) => e.type === 'update' && e.id === id),
     stop: async () => {
+      child.stdin!.end()
       if (child.exitCode != null) return
       const exited = new Promise((r) => child.once('exit', r))
       child.kill('SIGTERM')
