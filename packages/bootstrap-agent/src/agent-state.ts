@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import {
+  Backoff,
   PhaseTransition,
   readStateFile,
   TrustBundle,
@@ -26,12 +27,16 @@ export class AgentStateStore {
   /** The trust bundle learnt this run: kept in memory so a failed save never causes another enrolment. */
   private trustBundle?: TrustBundle
   private unsavedTrust?: Uint8Array
+  private unsavedHistory?: Buffer
+  private writer?: Promise<void>
+  /** Resolved when the writer is idle or a write failed (flush never waits out a broken disk). */
+  private settled: Array<() => void> = []
+  private readonly backoff = new Backoff({ initialMs: 200, maxMs: 10_000 })
 
   /** Corruptions found (and survived), each once, and the write failures in force. */
   get problems(): string[] {
     return [...this.found, ...this.writeFailures.values()]
   }
-  private writing: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly dir: string,
@@ -82,17 +87,50 @@ export class AgentStateStore {
     }
   }
 
-  /** Queues a write of the history; writes never overlap, the last wins; a failure is reported, and the next save retries. */
+  /**
+   * Queues a write of the history. Writes are coalesced (one writer; only the
+   * latest history is written) and a failed write is retried with capped,
+   * jittered backoff until the disk takes it; the failure is in `problems`
+   * meanwhile. Resolves after the next write attempt.
+   */
   saveHistory(history: PhaseTransition[]): Promise<void> {
-    const data = Buffer.from(JSON.stringify({ history: history.map((h) => PhaseTransition.toJSON(h)) }))
-    this.writing = this.writing
-      .then(async () => {
-        const trust = this.unsavedTrust
-        if (trust != null) await this.write(TRUST_FILE, trust).then(() => (this.unsavedTrust = this.unsavedTrust === trust ? undefined : this.unsavedTrust), () => undefined)
-        await this.write(AGENT_FILE, data)
-      })
-      .catch(() => undefined)
-    return this.writing
+    this.unsavedHistory = Buffer.from(JSON.stringify({ history: history.map((h) => PhaseTransition.toJSON(h)) }))
+    return this.kick()
+  }
+
+  private kick(): Promise<void> {
+    const settled = new Promise<void>((resolve) => this.settled.push(resolve))
+    this.writer ??= this.drain().finally(() => {
+      this.writer = undefined
+      this.settle()
+    })
+    return settled
+  }
+
+  private settle(): void {
+    for (const resolve of this.settled.splice(0)) resolve()
+  }
+
+  private async drain(): Promise<void> {
+    while (this.unsavedHistory != null || this.unsavedTrust != null) {
+      const trust = this.unsavedTrust
+      const history = this.unsavedHistory
+      try {
+        if (trust != null) {
+          await this.write(TRUST_FILE, trust)
+          if (this.unsavedTrust === trust) this.unsavedTrust = undefined
+        }
+        if (history != null) {
+          await this.write(AGENT_FILE, history)
+          if (this.unsavedHistory === history) this.unsavedHistory = undefined
+        }
+        this.backoff.reset()
+      } catch {
+        this.settle()
+        // Unref'd: a retry never keeps the process alive, and a stopped agent's last history still lands.
+        await new Promise<void>((resolve) => setTimeout(resolve, this.backoff.next()).unref())
+      }
+    }
   }
 
   async loadTrustBundle(): Promise<TrustBundle | undefined> {
@@ -109,22 +147,23 @@ export class AgentStateStore {
 
   /**
    * Keeps the bundle (in memory at once, so this run never enrols again for
-   * it) and writes it; a failed write is reported and retried with every
-   * history save (each phase change), and rethrown only when `strict`.
+   * it) and writes it; a failed write is reported and retried with backoff,
+   * and rethrown only when `strict`.
    */
   async saveTrustBundle(bundle: TrustBundle, options: { strict?: boolean } = {}): Promise<void> {
     this.trustBundle = bundle
     const data = TrustBundle.encode(bundle).finish()
     try {
       await this.write(TRUST_FILE, data)
-      this.unsavedTrust = undefined
     } catch (err) {
-      this.unsavedTrust = data
       if (options.strict === true) throw err
+      this.unsavedTrust = data
+      void this.kick()
     }
   }
 
+  /** Resolves when everything queued is written, or a write has failed (it is retried in the background). */
   flush(): Promise<void> {
-    return this.writing
+    return this.writer == null ? Promise.resolve() : new Promise<void>((resolve) => this.settled.push(resolve))
   }
 }

@@ -20,7 +20,7 @@ import {
 import { clientCredentials, defaultChannelOptions } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'
-import { buildStatusReport, spreadOrder } from './agent-status.js'
+import { buildStatusReport, spreadOrder, withStateProblems } from './agent-status.js'
 import { CommandExecutor } from './commands/executor.js'
 import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
@@ -332,7 +332,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const health = this.components.health ?? ALWAYS_HEALTHY
     this.link.startHeartbeats(r.leaseId, r.heartbeatIntervalMs, r.leaseExpiresAtMs, {
       report: () => {
-        const h = health()
+        const h = withStateProblems(health(), this.stateProblems())
         return {
           phase: this.state.phase,
           state: h.state,
@@ -370,6 +370,11 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     return this.commandExecutor
   }
 
+  /** Corrupt files survived and writes failing now, each naming its file. */
+  private stateProblems(): string[] {
+    return [...this.stateStore.problems, ...(this.config?.problems ?? []), ...(this.commandExecutor?.journal.problems ?? [])]
+  }
+
   /** The NodeStatus view of the agent. */
   status(): StatusReport {
     return buildStatusReport({
@@ -383,7 +388,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       leaseId: this.registration?.leaseId ?? '',
       spores: this.spores?.status(),
       config: this.config,
-      problems: [...this.stateStore.problems, ...(this.config?.problems ?? []), ...(this.commandExecutor?.journal.problems ?? [])],
+      problems: this.stateProblems(),
       extraComponents: this.components.health?.().components ?? [],
       runtime: this.components.runtime ?? NO_RUNTIME,
       agentVersion: this.init.agentVersion ?? '0.1.0',

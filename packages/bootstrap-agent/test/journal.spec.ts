@@ -180,15 +180,21 @@ describe('command journal', () => {
   })
 
   it('drops outcomes only past both their retention and their deadline', async () => {
-    const journal = await CommandJournal.open(join(dir, 'commands.bin'), { maxEntries: 2, retentionMs: 0 })
+    const path = join(dir, 'commands.bin')
+    const day = 86_400_000
+    const finished = (id: string, atMs: number, deadlineMs?: number): JournalEntry => ({
+      commandId: id,
+      kind: 'restart',
+      source: 'remote',
+      updates: [{ state: CommandState.SUCCEEDED, reason: '', at: new Date(Date.now() + atMs).toISOString() }],
+      ...(deadlineMs != null ? { deadline: new Date(Date.now() + deadlineMs).toISOString() } : {})
+    })
+    await writeStateFile(path, Buffer.from(JSON.stringify([finished('old', -2 * day, -day), finished('old-no-deadline', -2 * day), finished('old-deadline-ahead', -2 * day, day), finished('recent', -1000, -500)])))
+    const journal = await CommandJournal.open(path, { maxEntries: 3 })
     const { executor, ran } = executorOn(journal)
-    const past = new Date(Date.now() + 50)
-    await executor.submit(restart('a', { deadline: past }), 'remote')
-    await executor.submit(restart('b', { deadline: past }), 'remote')
-    await new Promise((r) => setTimeout(r, 60))
-    await executor.submit(restart('c'), 'remote')
-    expect(ran).toEqual(['a', 'b', 'c'])
-    expect(journal.size).toBe(1)
+    await executor.submit(restart('new'), 'remote')
+    expect(ran).toEqual(['new'])
+    expect(['old', 'old-no-deadline', 'old-deadline-ahead', 'recent'].filter((id) => journal.get(id) != null)).toEqual(['old-deadline-ahead', 'recent'])
     journal.close()
   })
 
