@@ -7,6 +7,7 @@ import {
   durationToMs,
   HandoffOutcome,
   IdentityState,
+  msToDuration,
   NodeConfig,
   Phase,
   silentLogger,
@@ -294,7 +295,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         configVersion: this.config!.current().version,
         bootId: this.bootId,
         fromPhase: this.state.failures > 0 ? Phase.FALLBACK : Phase.DISCOVERY,
-        completedCommandIds: this.commandExecutor?.journal.completedIds() ?? []
+        completedCommandIds: this.commandExecutor?.journal.completedIds() ?? [],
+        ...(this.commandExecutor != null ? { commandRetention: msToDuration(this.commandExecutor.journal.retention) } : {})
       })
       const now = Date.now()
       this.registration = {

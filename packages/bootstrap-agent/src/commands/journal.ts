@@ -196,6 +196,11 @@ export class CommandJournal {
     return this.writeProblem
   }
 
+  /** How long a finished outcome is kept (told to the manager at registration). */
+  get retention(): number {
+    return this.retentionMs
+  }
+
   get size(): number {
     return this.entries.size
   }

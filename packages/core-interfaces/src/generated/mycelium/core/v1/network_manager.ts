@@ -151,6 +151,13 @@ export interface RegisterNodeRequest {
    * manager does not resend them.
    */
   completedCommandIds: string[];
+  /**
+   * How long the node keeps a finished command's outcome: a command id
+   * re-sent within it (or before the command's deadline) is answered with
+   * its stored status and never run again; after both, the id may run as a
+   * new command. Unset: the node says nothing about its retention.
+   */
+  commandRetention?: Duration | undefined;
 }
 
 /** A lease: the manager's promise to manage the node until it expires. */
@@ -761,6 +768,7 @@ function createBaseRegisterNodeRequest(): RegisterNodeRequest {
     bootId: "",
     fromPhase: 0,
     completedCommandIds: [],
+    commandRetention: undefined,
   };
 }
 
@@ -786,6 +794,9 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
     }
     for (const v of message.completedCommandIds) {
       writer.uint32(58).string(v!);
+    }
+    if (message.commandRetention !== undefined) {
+      Duration.encode(message.commandRetention, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -859,6 +870,14 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
             message.completedCommandIds.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.commandRetention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -900,6 +919,11 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
         : globalThis.Array.isArray(object?.completed_command_ids)
         ? object.completed_command_ids.map((e: any) => globalThis.String(e))
         : [],
+      commandRetention: isSet(object.commandRetention)
+        ? Duration.fromJSON(object.commandRetention)
+        : isSet(object.command_retention)
+        ? Duration.fromJSON(object.command_retention)
+        : undefined,
     };
   },
 
@@ -926,6 +950,9 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
     if (message.completedCommandIds?.length) {
       obj.completedCommandIds = message.completedCommandIds;
     }
+    if (message.commandRetention !== undefined) {
+      obj.commandRetention = Duration.toJSON(message.commandRetention);
+    }
     return obj;
   },
 
@@ -947,6 +974,9 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
     message.bootId = object.bootId ?? "";
     message.fromPhase = object.fromPhase ?? 0;
     message.completedCommandIds = object.completedCommandIds?.map((e) => e) || [];
+    message.commandRetention = (object.commandRetention !== undefined && object.commandRetention !== null)
+      ? Duration.fromPartial(object.commandRetention)
+      : undefined;
     return message;
   },
 };
