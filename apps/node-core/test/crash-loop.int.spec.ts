@@ -20,7 +20,7 @@ const CYCLES = Number(process.env.CRASH_CYCLES ?? 50)
 const NODE = 'crash-node'
 const FINAL = new Set(['SUCCEEDED', 'FAILED', 'REJECTED'])
 /** Log lines that mean a state file did not load as written. */
-const STATE_PROBLEM = /"message":"(command journal problem|state file unusable|state file recovered|config state problem)"/
+const STATE_PROBLEM = /"message":"(command journal problem|state file unusable|state file recovered|config state problem|cache [^"]* (unusable|ignored)[^"]*)"/
 
 interface Event {
   type: string
