@@ -141,7 +141,7 @@ describe(`crash loop: ${CYCLES} SIGKILL cycles of the built daemon with commands
     const last = boot()
     const sent = events.filter((e) => e.type === 'sent').map((e) => e.id!)
     const finalOf = (id: string): boolean => events.some((e) => e.type === 'update' && e.id === id && FINAL.has(e.state!))
-    await until('every command final', async () => sent.every(finalOf), 60_000, 100).catch(() => undefined)
+    await until('every command final', async () => sent.every(finalOf), 120_000, 100).catch(() => undefined)
 
     // Executed twice: a fresh start (ACCEPTED) logged more than once, or a
     // non-replayed status after a final one, as the manager saw it.

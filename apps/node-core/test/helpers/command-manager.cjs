@@ -34,7 +34,7 @@ async function main() {
   /** Sends command number n+1; `only` picks its kind (restart, reconfigure, slow-reconfigure, update). */
   const send = (only) => {
     const n = ++seq
-    const deadline = new Date(Date.now() + 20_000)
+    const deadline = new Date(Date.now() + 60_000)
     // A mix: a quick restart, a config trial that stays RUNNING for its
     // confirmation window (in flight when a kill lands), and a refused update.
     const kinds = [
