@@ -40,7 +40,7 @@ export async function initIdentity(config: Readonly<NodeConfig>, joinToken: stri
       endpoints: config.identity?.enrollmentEndpoints ?? [],
       timeoutMs: 10_000
     })
-    await new AgentStateStore(stateDirOf(config)).saveTrustBundle(bundle)
+    await new AgentStateStore(stateDirOf(config)).saveTrustBundle(bundle, { strict: true })
     return `enrolled as ${store.spiffeId} (until ${store.report().notAfter?.toISOString()})`
   } finally {
     store.stop()
@@ -63,10 +63,18 @@ export async function recoveryReport(config: Readonly<NodeConfig>): Promise<stri
   const configs = await ConfigStore.open(join(stateDir, 'config'), config as NodeConfig)
   const agent = new AgentStateStore(stateDir)
   const history = await agent.loadHistory()
+  await agent.loadTrustBundle()
+  // Read-only look at the journal: what the next start will resume or fail.
+  const journal = await CommandJournal.open(join(stateDir, 'commands.bin'))
+  journal.close()
   return [
     await describeIdentity(config),
     `config     current v${configs.current().version}, last-known-good v${configs.lastKnownGood().version}`,
-    ...[...configs.problems, ...agent.problems].map((p) => `problem    ${p}`),
+    `commands   ${journal.size} in the journal, ${journal.interrupted.length} unfinished`,
+    ...journal.interrupted.map(({ entry, plan }) =>
+      `unfinished ${entry.commandId} (${entry.kind}, ${CommandState[entry.updates.at(-1)?.state ?? CommandState.UNSPECIFIED]}): next start ${plan.action === 'resume' ? 'resumes it' : `fails it: ${plan.reason}`}`
+    ),
+    ...[...configs.problems, ...agent.problems, ...journal.problems].map((p) => `problem    ${p}`),
     'recent transitions:',
     ...history.slice(-10).map((h) => `  ${h.at?.toISOString() ?? ''}  ${Phase[h.from]} → ${Phase[h.to]}  ${h.reason}`)
   ].join('\n')
@@ -78,7 +86,11 @@ export async function resetToLastKnownGood(config: Readonly<NodeConfig>): Promis
   const changed = await store.revert('manual recovery (node-core recover reset-config)')
   // Local operations go into the same journal as remote commands.
   const journal = await CommandJournal.open(join(stateDirOf(config), 'commands.bin'))
-  await journal.record(`local-${Date.now()}`, 'reset-config', 'local', CommandState.SUCCEEDED, changed ? `reset from v${from}` : 'already on last-known-good')
+  try {
+    await journal.record(`local-${Date.now()}`, 'reset-config', 'local', CommandState.SUCCEEDED, changed ? `reset from v${from}` : 'already on last-known-good')
+  } finally {
+    journal.close()
+  }
   return changed ? `config reset from v${from} to last-known-good v${store.current().version}` : `already on last-known-good v${from}`
 }
 

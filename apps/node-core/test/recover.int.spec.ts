@@ -68,6 +68,20 @@ describe('node-core identity and recover', () => {
     expect(entries.some((e) => e.endsWith('k3s/k3s.log'))).toBe(true) // K3s's output is what a diagnosis needs
   })
 
+  it('recover show lists journal problems and the unfinished commands the next start resumes or fails', async () => {
+    const { writeStateFile } = await import('@mycelium/core-interfaces')
+    const journal = join(dir, 'state', 'commands.bin')
+    const at = new Date().toISOString()
+    await writeStateFile(journal, Buffer.from(JSON.stringify([{ commandId: 'cut-short', kind: 'restart', source: 'remote', updates: [{ state: 2, reason: '', at }] }])))
+    const [, show] = await run('recover', 'show', '--config', configFile)
+    expect(show).toContain('commands   1 in the journal, 1 unfinished')
+    expect(show).toContain('unfinished cut-short (restart, RUNNING): next start fails it: interrupted by an agent restart')
+    writeFileSync(journal, 'garbage')
+    writeFileSync(`${journal}.prev`, 'garbage')
+    const [, broken] = await run('recover', 'show', '--config', configFile)
+    expect(broken).toContain(`problem    ${journal}: not a state file (bad magic); previous copy: not a state file (bad magic); journal started empty`)
+  })
+
   it('refuses an unknown recover action with usage exit 2', async () => {
     const [code, text] = await run('recover', 'explode', '--config', configFile)
     expect(code).toBe(2)

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import {
+  Backoff,
   PhaseTransition,
   readStateFile,
   TrustBundle,
@@ -21,12 +22,21 @@ const TRUST_FILE = 'trust-bundle.bin'
 
 export class AgentStateStore {
   private readonly found = new Set<string>()
+  /** Why the last write of each file failed, until one succeeds (e.g. "disk full: <path> …"). */
+  private readonly writeFailures = new Map<string, string>()
+  /** The trust bundle learnt this run: kept in memory so a failed save never causes another enrolment. */
+  private trustBundle?: TrustBundle
+  private unsavedTrust?: Uint8Array
+  private unsavedHistory?: Buffer
+  private writer?: Promise<void>
+  /** Resolved when the writer is idle or a write failed (flush never waits out a broken disk). */
+  private settled: Array<() => void> = []
+  private readonly backoff = new Backoff({ initialMs: 200, maxMs: 10_000 })
 
-  /** Corruptions found (and survived), each once. */
+  /** Corruptions found (and survived), each once, and the write failures in force. */
   get problems(): string[] {
-    return [...this.found]
+    return [...this.found, ...this.writeFailures.values()]
   }
-  private writing: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly dir: string,
@@ -63,38 +73,97 @@ export class AgentStateStore {
     }
   }
 
+  /** Writes a file, keeping its failure visible in `problems` until a write of it succeeds. */
+  private async write(name: string, data: Uint8Array): Promise<void> {
+    const path = join(this.dir, name)
+    try {
+      await writeStateFile(path, data)
+      if (this.writeFailures.delete(path)) this.log?.info('state file writable again', { path })
+    } catch (err) {
+      const message = (err as Error).message
+      if (this.writeFailures.get(path) !== message) this.log?.error('could not save state file', { path, err })
+      this.writeFailures.set(path, message)
+      throw err
+    }
+  }
+
   /**
-   * Queues a write of the history; writes never overlap, and coalesce: while
-   * one is in flight, later saves replace each other, so a burst of
-   * transitions costs at most two writes and the last always wins.
+   * Queues a write of the history. Writes are coalesced (one writer; only the
+   * latest history is written) and a failed write is retried with capped,
+   * jittered backoff until the disk takes it; the failure is in `problems`
+   * meanwhile. Resolves after the next write attempt.
    */
   saveHistory(history: PhaseTransition[]): Promise<void> {
-    const queued = this.pendingHistory != null
-    this.pendingHistory = history
-    if (queued) return this.writing
-    this.writing = this.writing
-      .then(() => {
-        const latest = this.pendingHistory ?? []
-        this.pendingHistory = undefined
-        return writeStateFile(join(this.dir, AGENT_FILE), Buffer.from(JSON.stringify({ history: latest.map((h) => PhaseTransition.toJSON(h)) })))
-      })
-      .catch((err: unknown) => {
-        this.log?.error('could not save agent state', { err })
-      })
-    return this.writing
+    this.unsavedHistory = Buffer.from(JSON.stringify({ history: history.map((h) => PhaseTransition.toJSON(h)) }))
+    return this.kick()
   }
-  private pendingHistory?: PhaseTransition[]
+
+  private kick(): Promise<void> {
+    const settled = new Promise<void>((resolve) => this.settled.push(resolve))
+    this.writer ??= this.drain().finally(() => {
+      this.writer = undefined
+      this.settle()
+    })
+    return settled
+  }
+
+  private settle(): void {
+    for (const resolve of this.settled.splice(0)) resolve()
+  }
+
+  private async drain(): Promise<void> {
+    while (this.unsavedHistory != null || this.unsavedTrust != null) {
+      const trust = this.unsavedTrust
+      const history = this.unsavedHistory
+      try {
+        if (trust != null) {
+          await this.write(TRUST_FILE, trust)
+          if (this.unsavedTrust === trust) this.unsavedTrust = undefined
+        }
+        if (history != null) {
+          await this.write(AGENT_FILE, history)
+          if (this.unsavedHistory === history) this.unsavedHistory = undefined
+        }
+        this.backoff.reset()
+      } catch {
+        this.settle()
+        // Unref'd: a retry never keeps the process alive, and a stopped agent's last history still lands.
+        await new Promise<void>((resolve) => setTimeout(resolve, this.backoff.next()).unref())
+      }
+    }
+  }
 
   async loadTrustBundle(): Promise<TrustBundle | undefined> {
+    if (this.trustBundle != null) return this.trustBundle
     const data = await this.read(TRUST_FILE)
-    return data == null ? undefined : TrustBundle.decode(data)
+    if (data == null) return undefined
+    try {
+      return TrustBundle.decode(data)
+    } catch (err) {
+      this.found.add(`${join(this.dir, TRUST_FILE)}: not a trust bundle (${(err as Error).message}); ignored`)
+      return undefined
+    }
   }
 
-  async saveTrustBundle(bundle: TrustBundle): Promise<void> {
-    await writeStateFile(join(this.dir, TRUST_FILE), TrustBundle.encode(bundle).finish())
+  /**
+   * Keeps the bundle (in memory at once, so this run never enrols again for
+   * it) and writes it; a failed write is reported and retried with backoff,
+   * and rethrown only when `strict`.
+   */
+  async saveTrustBundle(bundle: TrustBundle, options: { strict?: boolean } = {}): Promise<void> {
+    this.trustBundle = bundle
+    const data = TrustBundle.encode(bundle).finish()
+    try {
+      await this.write(TRUST_FILE, data)
+    } catch (err) {
+      if (options.strict === true) throw err
+      this.unsavedTrust = data
+      void this.kick()
+    }
   }
 
+  /** Resolves when everything queued is written, or a write has failed (it is retried in the background). */
   flush(): Promise<void> {
-    return this.writing
+    return this.writer == null ? Promise.resolve() : new Promise<void>((resolve) => this.settled.push(resolve))
   }
 }

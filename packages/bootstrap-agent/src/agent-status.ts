@@ -106,3 +106,17 @@ export function spreadOrder(endpoints: Endpoint[], random: () => number = Math.r
     .map((x) => x.e)
 }
 
+
+/**
+ * The node's health as sent on heartbeats, with the state directory's
+ * problems (a full or read-only disk, a corrupt file survived) as a DEGRADED
+ * `state` component naming the files: the manager sees what status shows.
+ */
+export function withStateProblems<H extends { state: HealthState; components: ComponentHealth[] }>(health: H, problems: string[]): H {
+  if (problems.length === 0) return health
+  return {
+    ...health,
+    state: health.state === HealthState.HEALTHY ? HealthState.DEGRADED : health.state,
+    components: [...health.components, { name: 'state', state: HealthState.DEGRADED, reason: problems.join('; '), restarts: 0 }]
+  }
+}

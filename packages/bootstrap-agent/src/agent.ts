@@ -7,6 +7,7 @@ import {
   durationToMs,
   HandoffOutcome,
   IdentityState,
+  msToDuration,
   NodeConfig,
   Phase,
   silentLogger,
@@ -21,7 +22,7 @@ import {
 import { defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'
-import { buildStatusReport, spreadOrder } from './agent-status.js'
+import { buildStatusReport, spreadOrder, withStateProblems } from './agent-status.js'
 import { CommandExecutor } from './commands/executor.js'
 import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
@@ -140,7 +141,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
         this.log
       ))
-    this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
+    this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin'), { logger: this.log }), {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
       operatorKeys: () => {
@@ -155,6 +156,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     })
     // Stopped while starting: stop() already undid the run; nothing to begin.
     if (signal.aborted) return
+    // Commands a crash left unfinished: resumed or failed now, reported on the next session.
+    void this.commandExecutor.resumeInterrupted()
     this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
@@ -179,6 +182,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.spores = undefined
     await spores?.stop()
     await this.stateStore.flush()
+    await this.commandExecutor?.journal.flush().catch(() => undefined)
+    this.commandExecutor?.journal.close()
   }
 
   /** The spore client, once the trust bundle is known. */
@@ -363,7 +368,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         configVersion: this.config!.current().version,
         bootId: this.bootId,
         fromPhase: this.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
-        completedCommandIds: this.commandExecutor?.journal.completedIds() ?? []
+        completedCommandIds: this.commandExecutor?.journal.completedIds() ?? [],
+        ...(this.commandExecutor != null ? { commandRetention: msToDuration(this.commandExecutor.journal.retention) } : {})
       })
       // Deadlines from receipt on the monotonic clock, never the manager's absolute times against our wall clock.
       const clock = this.link.clock
@@ -412,7 +418,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     let sentCapabilities: string | undefined
     this.link.startHeartbeats(r.leaseId, r.heartbeatIntervalMs, r.leaseDeadline, {
       report: () => {
-        const h = health()
+        const h = withStateProblems(health(), this.stateProblems())
         const capabilities = this.capabilities()
         const fingerprint = JSON.stringify(capabilities)
         const changed = fingerprint !== sentCapabilities
@@ -474,6 +480,11 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     return this.commandExecutor
   }
 
+  /** Corrupt files survived and writes failing now, each naming its file. */
+  private stateProblems(): string[] {
+    return [...this.stateStore.problems, ...(this.config?.problems ?? []), ...(this.commandExecutor?.journal.problems ?? [])]
+  }
+
   /** The NodeStatus view of the agent. */
   status(): StatusReport {
     return buildStatusReport({
@@ -488,7 +499,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       leaseId: this.registration?.leaseId ?? '',
       spores: this.spores?.status(),
       config: this.config,
-      problems: [...this.stateStore.problems, ...(this.config?.problems ?? []), ...(this.commandExecutor?.journal.problems ?? [])],
+      problems: this.stateProblems(),
       extraComponents: this.components.health?.().components ?? [],
       runtime: this.components.runtime ?? NO_RUNTIME,
       agentVersion: this.init.agentVersion ?? '',

@@ -82,15 +82,24 @@ export class ConfigStore {
     store.last = last
     store.problems.push(...problems)
     for (const p of problems) log?.warn('config state problem', { problem: p })
-    if (current == null || lkg == null) await store.persist()
+    // A full or read-only disk must not stop the boot: the store runs on what
+    // it read (a trial reverted in memory), reports why, and the next boot
+    // reverts again. The outcome is recorded either way (recordTrial keeps it
+    // in memory when it cannot be written), so the manager hears of it.
+    const notSaved = (err: unknown): void => {
+      store.problems.push(`${(err as Error).message}; running on the config in memory`)
+      log?.error('config state not saved', { err })
+    }
+    if (current == null || lkg == null) await store.persist().catch(notSaved)
     if (trial != null) {
       const reason = `trial of config version ${trial.version} was interrupted by a restart`
       // A promote the process died in (lkg.bin written, trial.bin not yet removed) is a promote:
       // nothing to revert, and reporting "reverted" would tell the manager a version in force is not.
       const promoted = store.lkg.version === trial.version
-      const reverted = await store.revert(reason)
+      const changes = store.cur.version !== store.lkg.version
+      await store.revert(reason).catch(notSaved)
       if (promoted) await store.recordTrial({ version: trial.version, outcome: 'promoted', reason: '' })
-      else if (reverted) await store.recordTrial({ version: trial.version, outcome: 'reverted', reason })
+      else if (changes) await store.recordTrial({ version: trial.version, outcome: 'reverted', reason })
     }
     return store
   }

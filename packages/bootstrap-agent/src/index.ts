@@ -34,7 +34,19 @@ export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandler
 export { AgentStateStore } from './agent-state.js'
 export { nodeCapabilities, hostFacts, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth, type HostFacts } from './node-facts.js'
 export { CommandExecutor, type CommandHandlers, type ExecutorInit, type ExecutorEvents } from './commands/executor.js'
-export { CommandJournal, FINAL_STATES, type JournalEntry } from './commands/journal.js'
+export {
+  CommandJournal,
+  DEFAULT_COMMAND_JOURNAL,
+  FINAL_STATES,
+  INTERRUPTED_REASON,
+  JournalFullError,
+  isJournalFullError,
+  isIdempotent,
+  planInterrupted,
+  type CommandJournalInit,
+  type InterruptedPlan,
+  type JournalEntry
+} from './commands/journal.js'
 export { validateCommand, type Validation, type ValidationContext } from './commands/validate.js'
 export { CommandSession, type CommandSessionInit } from './commands/session.js'
 export { spreadOrder, buildStatusReport, type StatusInput } from './agent-status.js'

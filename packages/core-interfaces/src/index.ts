@@ -56,6 +56,9 @@ export {
   type StateFileContent,
   CorruptStateError,
   isCorruptStateError,
+  StateWriteError,
+  isStateWriteError,
+  removeStaleTempFiles,
   readStateFile,
   writeStateFile,
   writeFileAtomic

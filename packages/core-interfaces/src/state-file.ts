@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { link, lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
 /**
@@ -31,6 +31,29 @@ export class CorruptStateError extends Error {
 export const isCorruptStateError = (err: unknown): err is CorruptStateError =>
   err instanceof Error && err.name === CorruptStateError.NAME
 
+/**
+ * A state file could not be written. `kind` says why in terms an operator
+ * acts on: the disk is full, the file system is read-only, or another error
+ * (the errno `code` is kept). The message always names the file.
+ */
+export class StateWriteError extends Error {
+  static readonly NAME = 'StateWriteError'
+  override readonly name = StateWriteError.NAME
+  readonly kind: 'disk-full' | 'read-only' | 'other'
+  constructor(
+    readonly path: string,
+    readonly code: string | undefined,
+    cause: Error
+  ) {
+    const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'disk-full' : code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'read-only' : 'other'
+    const what = kind === 'disk-full' ? 'disk full' : kind === 'read-only' ? 'read-only' : 'cannot write'
+    super(`${what}: ${path} (${cause.message})`, { cause })
+    this.kind = kind
+  }
+}
+export const isStateWriteError = (err: unknown): err is StateWriteError =>
+  err instanceof Error && err.name === StateWriteError.NAME
+
 export interface StateFileContent {
   data: Buffer
   /** Set when the file was corrupt or missing and its previous copy was used. */
@@ -61,13 +84,45 @@ function decode(bytes: Buffer): { data: Buffer } | { reason: string } {
   return { data }
 }
 
-async function readIfExists(path: string): Promise<Buffer | undefined> {
+/** The bytes, `undefined` when absent, or why they cannot be read (e.g. a directory in its place). */
+async function readIfExists(path: string): Promise<Buffer | undefined | { unreadable: string }> {
   try {
     return await readFile(path)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    if (code === 'EISDIR') return { unreadable: 'a directory is in its place' }
+    return { unreadable: `unreadable (${code ?? (err as Error).message})` }
   }
+}
+
+let tempCounter = 0
+const TEMP_FILE = /^\.(.+)\.(\d+)\.(\d+)\.tmp(\.prev)?$/
+
+/**
+ * Removes the temp files that interrupted atomic writes of `path` left
+ * behind (`.<name>.<pid>.<ms>.tmp`, and its `.prev` link). Files of this
+ * process are kept: one of its writes may be in flight.
+ */
+export async function removeStaleTempFiles(path: string): Promise<string[]> {
+  const dir = dirname(path)
+  const name = basename(path)
+  let entries: string[]
+  try {
+    entries = await readdir(dir)
+  } catch {
+    return []
+  }
+  const removed: string[] = []
+  for (const entry of entries) {
+    const m = TEMP_FILE.exec(entry)
+    if (m == null || m[1] !== name || Number(m[2]) === process.pid) continue
+    await rm(join(dir, entry), { force: true, recursive: true }).then(
+      () => removed.push(entry),
+      () => undefined // a read-only directory: they stay, harmless
+    )
+  }
+  return removed
 }
 
 async function fsyncPath(path: string, flags: string): Promise<void> {
@@ -90,9 +145,18 @@ export async function writeFileAtomic(
   data: Uint8Array | string,
   options: { mode?: number; keepPrevious?: boolean } = {}
 ): Promise<void> {
+  try {
+    await writeAtomically(path, data, options)
+  } catch (err) {
+    throw new StateWriteError(path, (err as NodeJS.ErrnoException).code, err as Error)
+  }
+}
+
+async function writeAtomically(path: string, data: Uint8Array | string, options: { mode?: number; keepPrevious?: boolean }): Promise<void> {
   const dir = dirname(path)
   await mkdir(dir, { recursive: true })
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`)
+  // The counter keeps two writes within one millisecond apart.
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now() * 1000 + (tempCounter++ % 1000)}.tmp`)
   const handle = await open(tmp, 'w', options.mode ?? 0o600)
   try {
     await handle.writeFile(data)
@@ -103,16 +167,28 @@ export async function writeFileAtomic(
     throw err
   }
   await handle.close()
+  // A directory where the file belongs cannot be renamed over: move it aside
+  // (nothing is deleted) so the node can keep its state again.
+  for (const target of options.keepPrevious === true ? [path, `${path}.prev`] : [path]) {
+    const existing = await lstat(target).catch(() => undefined)
+    if (existing?.isDirectory() === true) await rename(target, `${target}.displaced-${Date.now()}`)
+  }
   if (options.keepPrevious === true) {
     const prevTmp = `${tmp}.prev`
     try {
       await link(path, prevTmp)
       await rename(prevTmp, `${path}.prev`)
     } catch (err) {
+      await rm(prevTmp, { force: true })
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
   }
-  await rename(tmp, path)
+  try {
+    await rename(tmp, path)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
   await fsyncPath(dir, 'r')
 }
 
@@ -127,17 +203,20 @@ export async function writeStateFile(path: string, data: Uint8Array, mode = 0o60
  * missing; CorruptStateError when both are unusable.
  */
 export async function readStateFile(path: string): Promise<StateFileContent | undefined> {
+  await removeStaleTempFiles(path)
   const current = await readIfExists(path)
   let reason = 'missing'
-  if (current != null) {
+  if (Buffer.isBuffer(current)) {
     const decoded = decode(current)
     if ('data' in decoded) return { data: decoded.data }
     reason = decoded.reason
+  } else if (current != null) {
+    reason = current.unreadable
   }
   const previous = await readIfExists(`${path}.prev`)
-  if (previous == null) {
-    if (current == null) return undefined
-    throw new CorruptStateError(path, `${reason}; no previous copy`)
+  if (!Buffer.isBuffer(previous)) {
+    if (current == null && previous == null) return undefined
+    throw new CorruptStateError(path, `${reason}; ${previous == null ? 'no previous copy' : `previous copy: ${previous.unreadable}`}`)
   }
   const decodedPrev = decode(previous)
   if ('data' in decodedPrev) return { data: decodedPrev.data, recoveredFromPrevious: { reason } }

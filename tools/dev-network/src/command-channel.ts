@@ -49,7 +49,11 @@ export class DevCommandChannel extends EventEmitter<CommandChannelEvents> {
     return this.sessions.has(nodeId)
   }
 
-  /** Sends (or queues) a command; re-sending a known id sends it again unchanged. */
+  /**
+   * Sends (or queues) a command; re-sending a known id sends it again
+   * unchanged. A command without a final status is sent again on every new
+   * session of its node.
+   */
   send(nodeId: string, command: Command): void {
     if (!this.records.has(command.commandId)) this.records.set(command.commandId, { nodeId, command, updates: [] })
     const session = this.sessions.get(nodeId)
@@ -101,9 +105,17 @@ export class DevCommandChannel extends EventEmitter<CommandChannelEvents> {
             const previous = this.sessions.get(caller)
             if (previous != null) killStream(previous, 'replaced by a newer session')
             this.sessions.set(caller, call)
-            this.emit('session', caller, 'open')
-            for (const command of this.pending.get(caller) ?? []) call.write({ message: { $case: 'command', value: command } })
+            // At-least-once delivery, as a real manager does: what was queued
+            // while the node was away, then every command of this node with no
+            // final status yet (the node answers a known id with its current
+            // status and never runs it twice).
+            const queued = this.pending.get(caller) ?? []
             this.pending.delete(caller)
+            const unfinished = [...this.records.values()].filter(
+              (r) => r.nodeId === caller && !queued.some((c) => c.commandId === r.command.commandId) && !r.updates.some((u) => TERMINAL.has(u.state))
+            )
+            for (const command of [...queued, ...unfinished.map((r) => r.command)]) call.write({ message: { $case: 'command', value: command } })
+            this.emit('session', caller, 'open')
             return
           }
           if (msg.message?.$case === 'update') {

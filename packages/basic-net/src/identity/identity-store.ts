@@ -54,8 +54,9 @@ async function readOptional(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    throw new InvalidInputError(code === 'EISDIR' ? 'a directory is in place of the file' : `cannot read (${code ?? (err as Error).message})`, path, { cause: err })
   }
 }
 
@@ -154,9 +155,13 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
 
   private async doReload(): Promise<IdentityReport> {
     if (this.key == null) this.key = await loadOrCreateKey(this.init.keyFile, this.log)
-    const [chain, ca] = await Promise.all([readOptional(this.init.certificateFile), readOptional(this.init.caFile)])
     let report: IdentityReport
-    if (chain == null || ca == null) {
+    // An unreadable file (a directory in its place) is an invalid identity naming the file, not a throw.
+    const read = await Promise.all([readOptional(this.init.certificateFile), readOptional(this.init.caFile)]).catch((err: Error) => err)
+    const [chain, ca] = read instanceof Error ? [] : read
+    if (read instanceof Error) {
+      report = { state: IdentityState.INVALID, reason: read.message, usable: false }
+    } else if (chain == null || ca == null) {
       report = {
         state: IdentityState.MISSING,
         reason: chain == null ? `no certificate at ${this.init.certificateFile}: enrolment needed` : `no trust bundle at ${this.init.caFile}`,

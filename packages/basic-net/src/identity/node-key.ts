@@ -19,7 +19,9 @@ export async function loadOrCreateKey(path: string, logger?: Logger): Promise<Lo
   try {
     pem = await readFile(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') throw new InvalidInputError('a directory is in place of the key file', path, { cause: err })
+    if (code !== 'ENOENT') throw new InvalidInputError(`cannot read the key file (${code ?? (err as Error).message})`, path, { cause: err })
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
     const created = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
     await writeFileAtomic(path, created, { mode: 0o600 })

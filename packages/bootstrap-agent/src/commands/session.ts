@@ -44,8 +44,17 @@ export class CommandSession {
   private stream?: grpc.ClientDuplexStream<OpenRequest, OpenResponse>
   private client?: CommandChannelClient
   private readonly log: Logger
+  /** The hello was written on the current stream and it has not ended. */
+  private open = false
   private readonly onUpdate = (update: CommandUpdate, source: 'remote' | 'local'): void => {
-    if (source === 'remote') this.stream?.write({ message: { $case: 'update', value: update } })
+    if (source === 'remote') this.send(update)
+  }
+
+  /** Writes a status on an open session; otherwise it stays undelivered and goes on the next one. */
+  private send(update: CommandUpdate): void {
+    if (!this.open || this.stream == null) return
+    this.stream.write({ message: { $case: 'update', value: update } })
+    this.executor.markDelivered(update.commandId)
   }
 
   constructor(
@@ -61,6 +70,7 @@ export class CommandSession {
   }
 
   stop(): void {
+    this.open = false
     this.controller.abort()
     this.executor.off('update', this.onUpdate)
     this.stream?.cancel()
@@ -91,14 +101,25 @@ export class CommandSession {
       stream.on('data', (msg: OpenResponse) => {
         if (msg.message?.$case === 'command') void this.executor.submit(msg.message.value, 'remote')
       })
-      stream.on('error', (err: grpc.ServiceError) => resolve(`${grpc.status[err.code] ?? err.code}: ${err.details}`))
-      stream.on('end', () => resolve('the manager ended the session'))
+      stream.on('error', (err: grpc.ServiceError) => {
+        this.open = false
+        resolve(`${grpc.status[err.code] ?? err.code}: ${err.details}`)
+      })
+      stream.on('end', () => {
+        this.open = false
+        resolve('the manager ended the session')
+      })
       if (signal.aborted) {
         stream.cancel()
         return
       }
       stream.write({ message: { $case: 'hello', value: { identity: this.init.identity, contractVersions: supportedContractVersions(), leaseId: this.init.leaseId } } })
-      this.log.info('command session open', { endpoint: this.init.endpoint.address })
+      this.open = true
+      // Statuses the manager may have missed (commands finished while no
+      // session was open, or resolved after a restart) go first.
+      const missed = this.executor.undelivered()
+      for (const update of missed) this.send(update)
+      this.log.info('command session open', { endpoint: this.init.endpoint.address, resent: missed.length })
     })
   }
 }

@@ -151,6 +151,13 @@ export interface RegisterNodeRequest {
    * manager does not resend them.
    */
   completedCommandIds: string[];
+  /**
+   * How long the node keeps a finished command's outcome: a command id
+   * re-sent within it (or before the command's deadline) is answered with
+   * its stored status and never run again; after both, the id may run as a
+   * new command. Unset: the node says nothing about its retention.
+   */
+  commandRetention?: Duration | undefined;
 }
 
 /** A lease: the manager's promise to manage the node until it expires. */
@@ -799,6 +806,7 @@ function createBaseRegisterNodeRequest(): RegisterNodeRequest {
     bootId: "",
     fromPhase: 0,
     completedCommandIds: [],
+    commandRetention: undefined,
   };
 }
 
@@ -824,6 +832,9 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
     }
     for (const v of message.completedCommandIds) {
       writer.uint32(58).string(v!);
+    }
+    if (message.commandRetention !== undefined) {
+      Duration.encode(message.commandRetention, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -897,6 +908,14 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
             message.completedCommandIds.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.commandRetention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -938,6 +957,11 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
         : globalThis.Array.isArray(object?.completed_command_ids)
         ? object.completed_command_ids.map((e: any) => globalThis.String(e))
         : [],
+      commandRetention: isSet(object.commandRetention)
+        ? Duration.fromJSON(object.commandRetention)
+        : isSet(object.command_retention)
+        ? Duration.fromJSON(object.command_retention)
+        : undefined,
     };
   },
 
@@ -964,6 +988,9 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
     if (message.completedCommandIds?.length) {
       obj.completedCommandIds = message.completedCommandIds;
     }
+    if (message.commandRetention !== undefined) {
+      obj.commandRetention = Duration.toJSON(message.commandRetention);
+    }
     return obj;
   },
 
@@ -985,6 +1012,9 @@ export const RegisterNodeRequest: MessageFns<RegisterNodeRequest> = {
     message.bootId = object.bootId ?? "";
     message.fromPhase = object.fromPhase ?? 0;
     message.completedCommandIds = object.completedCommandIds?.map((e) => e) || [];
+    message.commandRetention = (object.commandRetention !== undefined && object.commandRetention !== null)
+      ? Duration.fromPartial(object.commandRetention)
+      : undefined;
     return message;
   },
 };
