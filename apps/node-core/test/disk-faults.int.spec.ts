@@ -179,7 +179,7 @@ describe('each state file empty, garbage or a directory', () => {
     damage(path)
     let enrolments = 0
     daemon = startDaemon(manager.config, (line) => {
-      if (line.includes('"message":"phase transition"') && /"reason":"enrolled/.test(line)) enrolments++
+      if (line.includes('"message":"phase step"') && /"step":"enrolled/.test(line)) enrolments++
     })
     const socket = join(dir, 'status.sock')
     await until('MANAGED or an exit', async () => daemon!.child.exitCode != null || (await statusJson(socket))?.phase === 'PHASE_MANAGED', 60_000)
@@ -199,7 +199,7 @@ describe('each state file empty, garbage or a directory', () => {
     }
     let enrolments = 0
     daemon = startDaemon(manager.config, (line) => {
-      if (line.includes('"message":"phase transition"') && /"reason":"enrolled/.test(line)) enrolments++
+      if (line.includes('"message":"phase step"') && /"step":"enrolled/.test(line)) enrolments++
     })
     const socket = join(dir, 'status.sock')
     await until('MANAGED or an exit', async () => daemon!.child.exitCode != null || (await statusJson(socket))?.phase === 'PHASE_MANAGED', 60_000)
@@ -210,7 +210,7 @@ describe('each state file empty, garbage or a directory', () => {
     expect(readdirSync(stateDir).filter((f) => f.startsWith('trust-bundle.bin.displaced-')).length).toBeGreaterThanOrEqual(1)
     enrolments = 0
     daemon = startDaemon(manager.config, (line) => {
-      if (line.includes('"message":"phase transition"') && /"reason":"enrolled/.test(line)) enrolments++
+      if (line.includes('"message":"phase step"') && /"step":"enrolled/.test(line)) enrolments++
     })
     await until('MANAGED', async () => (await statusJson(socket))?.phase === 'PHASE_MANAGED', 60_000)
     expect(enrolments).toBe(0)

@@ -32,6 +32,7 @@ function sample(path: string, kind: Kind): { value: unknown; shows: string } {
     case 'bool':
       return { value: true, shows: 'true' }
     case 'duration':
+    case 'duration-or-zero':
       return { value: { seconds: 7, nanos: 0 }, shows: '7000' }
     case 'map':
       return { value: { sample: 'yes' }, shows: '"sample":"yes"' }
