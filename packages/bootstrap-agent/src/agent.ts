@@ -68,6 +68,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private registration?: { leaseId: string; leaseDeadline: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadline: number }
   /** When the scheduled retry fires (wall clock, for status), while one is scheduled. */
   private nextAttemptAtMs?: number
+  /** The retry wait in progress, if any: aborted with 'now' to retry at once, with 'superseded' when the machine moved on. */
+  private retryWait?: AbortController
   private starting?: Promise<void>
   private host?: HostFacts
   private commandExecutor?: CommandExecutor
@@ -127,13 +129,17 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 
   private async startUp(signal: AbortSignal): Promise<void> {
-    this.history = await this.stateStore.loadHistory()
-    this.config = await ConfigStore.open(
+    // Built in locals and assigned only after the abort check: a run stopped
+    // while starting must not overwrite what a newer run already installed.
+    const history = await this.stateStore.loadHistory()
+    const config = await ConfigStore.open(
       join(this.init.stateDir, 'config'),
       this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
       this.log
     )
-    this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin')), {
+    if (signal.aborted) return
+    const journal = await CommandJournal.open(join(this.init.stateDir, 'commands.bin'))
+    const commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), journal, {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
       operatorKeys: () => {
@@ -148,6 +154,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     })
     // Stopped while starting: stop() already undid the run; nothing to begin.
     if (signal.aborted) return
+    this.history = history
+    this.config = config
+    this.commandExecutor = commandExecutor
     this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
@@ -162,6 +171,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.controller.abort()
     this.controller = undefined
     this.epoch++
+    this.cancelRetryWait()
     this.components.identity.off('state', this.onIdentityState)
     this.session?.stop()
     this.session = undefined
@@ -193,6 +203,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const before = this.state
     this.state = t.state
     this.epoch++
+    // A retry still waiting belongs to the previous state: its timer result would be discarded anyway.
+    this.cancelRetryWait()
     if (before.phase !== t.state.phase) {
       this.phaseSince = Date.now()
       this.record(before.phase, t.state.phase, t.state.reason)
@@ -244,7 +256,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private async run(action: AgentAction, signal: AbortSignal): Promise<AgentEvent | undefined> {
     switch (action.type) {
       case 'check-identity':
-        return this.checkIdentity()
+        return this.checkIdentity(signal)
       case 'enrol':
         return this.enrol()
       case 'discover':
@@ -267,13 +279,24 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       case 'schedule-retry': {
         // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
         const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { initialMs: 500, maxMs: 30_000, ...this.init.reconnect })
-        const delay = Math.max(action.retryAfterMs, Math.floor(Math.random() * ceiling))
-        this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, retryAfterMs: action.retryAfterMs })
-        this.nextAttemptAtMs = Date.now() + delay
+        const delay = Math.max(action.retryAfterMs, Math.floor((this.init.random ?? Math.random)() * ceiling))
+        this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, ceilingMs: ceiling, retryAfterMs: action.retryAfterMs })
+        // Its own controller: the wait can be cut short (retry now) or superseded without stopping the run.
+        const wait = new AbortController()
+        this.cancelRetryWait()
+        this.retryWait = wait
+        const at = Date.now() + delay
+        this.nextAttemptAtMs = at
         try {
-          await sleep(delay, undefined, { signal })
+          await sleep(delay, undefined, { signal: AbortSignal.any([signal, wait.signal]) })
+        } catch (err) {
+          if (signal.aborted || !wait.signal.aborted) throw err
+          // Superseded: the machine already moved on, nothing to report.
+          if (wait.signal.reason !== 'now') return undefined
         } finally {
-          this.nextAttemptAtMs = undefined
+          if (this.retryWait === wait) this.retryWait = undefined
+          // Only our own value: a newer retry's next attempt stays visible.
+          if (this.nextAttemptAtMs === at) this.nextAttemptAtMs = undefined
         }
         if (this.state.phase === Phase.FALLBACK) this.counters.reconnectAttempts++
         return { type: 'retry-timer' }
@@ -281,14 +304,22 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     }
   }
 
-  private async checkIdentity(): Promise<AgentEvent> {
+  private cancelRetryWait(): void {
+    this.retryWait?.abort('superseded')
+    this.retryWait = undefined
+  }
+
+  /** `undefined` when the run was stopped meanwhile: no spore client may outlive its run. */
+  private async checkIdentity(signal: AbortSignal): Promise<AgentEvent | undefined> {
     const report = await this.components.identity.reload()
+    if (signal.aborted) return this.abandoned()
     if (report.state === IdentityState.MISSING) {
       return { type: 'identity-missing', reason: report.reason, canEnrol: this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0 }
     }
     if (!report.usable) return { type: 'identity-invalid', reason: report.reason }
     if (this.spores == null) {
       const bundle = (await this.stateStore.loadTrustBundle()) ?? this.init.trustBundle
+      if (signal.aborted) return this.abandoned()
       if (bundle == null) {
         // The certificate is fine but the trust bundle is lost: enrolling again restores it.
         const canEnrol = this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0
@@ -296,10 +327,20 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           ? { type: 'identity-missing', reason: 'trust bundle missing or unreadable', canEnrol }
           : { type: 'identity-invalid', reason: 'no trust bundle: enrol again or provision one' }
       }
-      this.spores = this.components.createSporeClient(bundle)
-      await this.spores.start() // reads the cache only; never waits for the network
+      const spores = this.components.createSporeClient(bundle)
+      await spores.start() // reads the cache only; never waits for the network
+      if (signal.aborted) {
+        await spores.stop()
+        return this.abandoned()
+      }
+      this.spores = spores
     }
     return { type: 'identity-valid' }
+  }
+
+  private abandoned(): undefined {
+    this.log.debug('identity check abandoned: the agent was stopped')
+    return undefined
   }
 
   private async enrol(): Promise<AgentEvent> {
@@ -451,7 +492,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private readonly onIdentityState = (report: { usable: boolean }): void => {
     this.duties.maybeRenew(this.state.phase === Phase.MANAGED)
     // Repaired while waiting in RECOVERY (an operator restored the files): try now, not after the backoff.
-    if (this.state.phase === Phase.RECOVERY && report.usable) this.dispatch({ type: 'retry-timer' })
+    // Only while a retry actually waits: during an enrolment (also inside RECOVERY) the
+    // new certificate is usable before the trust bundle is saved, and checking then would enrol again.
+    if (this.state.phase === Phase.RECOVERY && report.usable && this.retryWait != null) this.retryWait.abort('now')
   }
 
   /** Runs management commands; node-core submits local (manual recovery) operations here too. */
