@@ -285,7 +285,7 @@ export class MyceliumNode implements Startable {
         await component.start()
       } catch (err) {
         this.log.error('component failed to start', { component: name, err })
-        await this.stop()
+        await this.stopStarted() // not stop(): that waits for this very start
         throw err
       }
       this.started.push({ name, component })
@@ -296,6 +296,12 @@ export class MyceliumNode implements Startable {
   stopDeadlineMs = 5000
 
   async stop(): Promise<void> {
+    // A stop during start waits for it: else the components after the current one start after stop() returned.
+    await this.starting?.catch(() => undefined)
+    await this.stopStarted()
+  }
+
+  private async stopStarted(): Promise<void> {
     const deadlineMs = this.stopDeadlineMs
     for (const { name, component } of this.started.reverse()) {
       this.log.info('stopping component', { component: name })

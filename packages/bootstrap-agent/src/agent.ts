@@ -118,7 +118,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.controller = controller
     this.starting = this.startUp(controller.signal).catch(async (err: unknown) => {
       this.log.error('agent start failed; undoing it', { err })
-      await this.stop()
+      // Only this run: if it was stopped meanwhile and a newer one started, that one stays.
+      if (this.controller === controller) await this.stop()
       throw err
     })
     try {
