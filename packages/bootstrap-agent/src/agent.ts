@@ -30,6 +30,7 @@ import { ConfigStore } from './config-store.js'
 import { ManagedDuties } from './managed-duties.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
+import type { ManagerClock } from './manager-clock.js'
 import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
 import { attemptOf, INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
 import type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
@@ -182,6 +183,14 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.spores = undefined
     await spores?.stop()
     await this.stateStore.flush()
+  }
+
+  /**
+   * The manager's clock as this node follows it (monotonic, estimated from
+   * the registration): for checking times a manager set, e.g. command deadlines.
+   */
+  get managerClock(): ManagerClock {
+    return this.link.clock
   }
 
   /** The spore client, once the trust bundle is known. */
@@ -397,8 +406,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       // Deadlines from receipt on the monotonic clock, never the manager's absolute times against our wall clock.
       const clock = this.link.clock
       const expiresAtMs = res.lease?.expiresAt?.getTime()
-      const ttlMs = res.lease?.ttl != null ? durationToMs(res.lease.ttl, 0) : undefined
-      const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: ttlMs }) ?? clock.now()
+      const remainingMs = res.leaseRemaining != null ? durationToMs(res.leaseRemaining, 0) : undefined
+      // An older manager sends no time left: its lease (granted for ttl, expiring at expires_at) dates the grant on its clock.
+      if (remainingMs == null && expiresAtMs != null && res.lease?.ttl != null) clock.observeGrant(expiresAtMs, durationToMs(res.lease.ttl, 0))
+      const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: remainingMs }) ?? clock.now()
       const handoffDeadline =
         clock.deadline({ absoluteMs: res.handoffDeadline?.getTime(), relativeMs: res.handoffTimeout != null ? durationToMs(res.handoffTimeout, 0) : undefined }) ??
         clock.now() + (this.init.handoffDeadlineMs ?? 10_000)
