@@ -185,6 +185,23 @@ describe('RECOVERY with a broken identity file', () => {
 })
 
 describe('stop() while starting', () => {
+  it('a run stopped before its start finished installs nothing (no config store, no command journal left to overlap the next run)', async () => {
+    let identity!: import('@mycelium/basic-net').IdentityStore
+    const agent = await freshAgent('node-stop-start', { onIdentity: (i) => (identity = i) })
+    await identity.start()
+    // The agent's own start and stop (the helper's wrappers also start and stop the identity store).
+    const own = Object.getPrototypeOf(agent) as Pick<BootstrapAgent, 'start' | 'stop'>
+    const starting = own.start.call(agent)
+    await own.stop.call(agent)
+    await starting
+    expect(agent.isStarted()).toBe(false)
+    expect(agent.configStore).toBeUndefined()
+    expect(agent.executor).toBeUndefined()
+    await agent.start()
+    await until('MANAGED after the next start', () => agent.phase === Phase.MANAGED)
+    expect(agent.executor).toBeDefined()
+  })
+
   it('a stop landing during the identity check leaves no spore client running; the next run builds its own', async () => {
     const nodeId = 'node-stop-early'
     const lines: Array<{ msg: string; fields: LogFields }> = []
