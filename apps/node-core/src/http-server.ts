@@ -5,7 +5,7 @@ import { Availability, HealthState, Phase, type Logger, type Startable, type Sta
 
 export interface HttpMetricsSource {
   status(): StatusReport
-  counters(): { transitions: Record<string, number>; reconnectAttempts: number; heartbeatAcks: number }
+  counters(): { transitions: Record<string, number>; steps: number; reconnectAttempts: number; heartbeatAcks: number; capabilityUpdates: number }
 }
 
 const PHASES = [Phase.BOOTSTRAP, Phase.DISCOVERY, Phase.REGISTRATION, Phase.HANDOFF, Phase.MANAGED, Phase.FALLBACK, Phase.RECOVERY]
@@ -49,11 +49,29 @@ export class HttpStatusServer implements Startable {
     })
     new Counter({
       name: 'mycelium_reconnect_attempts_total',
-      help: 'Reconnection attempts from FALLBACK or RECOVERY',
+      help: 'Reconnection attempts in FALLBACK',
       registers: [registry],
       collect() {
         this.reset()
         this.inc(source.counters().reconnectAttempts)
+      }
+    })
+    new Counter({
+      name: 'mycelium_phase_steps_total',
+      help: 'Steps inside a phase (retry attempts, enrolment), which are not phase transitions',
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(source.counters().steps)
+      }
+    })
+    new Counter({
+      name: 'mycelium_capability_updates_total',
+      help: 'Capability changes sent to the Network Manager with a heartbeat',
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(source.counters().capabilityUpdates)
       }
     })
     new Counter({

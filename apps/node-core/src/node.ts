@@ -466,7 +466,7 @@ export class MyceliumNode implements Startable {
         await component.start()
       } catch (err) {
         this.log.error('component failed to start', { component: name, err })
-        await this.stop()
+        await this.stopStarted() // not stop(): that waits for this very start
         throw err
       }
       this.started.push({ name, component })
@@ -483,6 +483,12 @@ export class MyceliumNode implements Startable {
   stopDeadlineMs = 5000
 
   async stop(): Promise<void> {
+    // A stop during start waits for it: else the components after the current one start after stop() returned.
+    await this.starting?.catch(() => undefined)
+    await this.stopStarted()
+  }
+
+  private async stopStarted(): Promise<void> {
     for (const { name, component } of this.started.reverse()) {
       const deadlineMs = name === 'bootstrap-agent' ? K3S_STOP_GRACE_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
       this.log.info('stopping component', { component: name })

@@ -85,6 +85,9 @@ describe('node-core dev', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text()
     expect(metrics).toContain('mycelium_phase{phase="MANAGED"} 1')
     expect(metrics).toMatch(/mycelium_heartbeat_acks_total \d+/)
+    // A fresh node enrolled inside BOOTSTRAP: steps, not transitions.
+    expect(metrics).toMatch(/^mycelium_phase_steps_total [1-9]\d*$/m)
+    expect(metrics).toMatch(/^mycelium_capability_updates_total 0$/m)
     // No K3s on a developer machine: the runtime is reported down, with no workloads.
     expect(metrics).toContain('mycelium_runtime_available{runtime="k3s"} 0')
     expect(metrics).toContain('mycelium_component_restarts{component="k3s-runtime"} 0')

@@ -5,7 +5,7 @@ import { HttpStatusServer } from '../src/index.js'
 describe('/readyz', () => {
   let status: StatusReport
   const server = new HttpStatusServer(
-    { status: () => status, counters: () => ({ transitions: {}, reconnectAttempts: 0, heartbeatAcks: 0 }) },
+    { status: () => status, counters: () => ({ transitions: {}, steps: 0, reconnectAttempts: 0, heartbeatAcks: 0, capabilityUpdates: 0 }) },
     { listenAddress: '127.0.0.1:0', readyInFallback: true },
     silentLogger()
   )

@@ -61,6 +61,24 @@ describe('MyceliumNode start/stop', () => {
     expect(node.isStarted()).toBe(false)
     expect(existsSync(socket)).toBe(false)
   }, 40_000)
+
+  it('a stop during start waits for it and leaves nothing running', async () => {
+    const joinToken = await net.newJoinToken()
+    writeFileSync(join(dir, 'token-early'), joinToken)
+    const socket = join(dir, 'run', 'status-early.sock')
+    const file = join(dir, 'node-early.yaml')
+    writeFileSync(file, net.nodeConfigYaml({ nodeId: 'early-stop-node', stateDir: join(dir, 'state-early'), joinTokenFile: join(dir, 'token-early'), socketPath: socket, httpListenAddress: '127.0.0.1:0' }))
+    const node = new MyceliumNode(await loadConfig({ file }), silentLogger(), { joinToken })
+    const starting = node.start()
+    await node.stop()
+    await starting
+    // Nothing started after stop() returned: not the agent (the last component), not the status socket.
+    expect(node.agent.isStarted()).toBe(false)
+    expect(node.runtime.isStarted()).toBe(false)
+    expect(node.statusServer.isStarted()).toBe(false)
+    expect(node.isStarted()).toBe(false)
+    expect(existsSync(socket)).toBe(false)
+  }, 40_000)
 })
 
 describe('K3sRuntime start/stop', () => {

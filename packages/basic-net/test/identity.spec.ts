@@ -1,7 +1,7 @@
-import { generateKeyPairSync } from 'node:crypto'
-import { statSync, writeFileSync } from 'node:fs'
+import { createPublicKey, generateKeyPairSync } from 'node:crypto'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { IdentityState, isInvalidInputError } from '@mycelium/core-interfaces'
+import { IdentityState, isInvalidInputError, silentLogger } from '@mycelium/core-interfaces'
 import { CertificateAuthority, createIdentityStore, inspectIdentity, parseCsr } from '../src/index.js'
 import { rawIdentity, tempDir } from './helpers/pki.js'
 
@@ -92,6 +92,24 @@ describe('identity store', () => {
       const broken = await store.reload()
       expect(broken.state).toBe(IdentityState.INVALID)
       expect(store.material()?.certificateChainPem).toBe(certificatePem)
+    } finally {
+      store.stop()
+    }
+  })
+
+  it('two concurrent starts on a fresh node generate one key, the one on disk', async () => {
+    const dir = join(tmp.dir, 'store-concurrent')
+    const generated: string[] = []
+    const logger = silentLogger()
+    const recording = { ...logger, info: (msg: string) => generated.push(msg), forComponent: () => recording, child: () => recording }
+    const store = createIdentityStore({ logger: recording }, { networkId: NET, name: 'n1', keyFile: join(dir, 'node.key'), certificateFile: join(dir, 'node.crt'), caFile: join(dir, 'ca.crt') })
+    await Promise.all([store.start(), store.start()])
+    try {
+      expect(generated.filter((m) => m === 'generated a new identity key')).toHaveLength(1)
+      // The CSR is signed by the key on disk (not by a second key generated and overwritten).
+      const csr = await parseCsr(await store.createCsr())
+      const onDisk = createPublicKey(readFileSync(join(dir, 'node.key'), 'utf8')).export({ type: 'spki', format: 'der' })
+      expect(Buffer.from(csr.publicKey.rawData).equals(onDisk)).toBe(true)
     } finally {
       store.stop()
     }

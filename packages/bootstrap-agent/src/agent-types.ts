@@ -52,6 +52,11 @@ export interface BootstrapAgentInit {
   dialTimeoutMs?: number
   /** Retries in FALLBACK (reconnection) and RECOVERY (identity): capped exponential, full jitter. @default { initialMs: 500, maxMs: 30000 } */
   reconnect?: BackoffOptions
+  /**
+   * The jitter source for retries, a number in [0, 1); each wait is
+   * `random() × ceiling`. Tests pin it to see the backoff. @default Math.random
+   */
+  random?: () => number
   /** @default 30000 */
   configConfirmWindowMs?: number
   /** Heartbeats unanswered in a row before the manager link is declared down. @default 3 */

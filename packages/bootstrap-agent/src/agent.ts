@@ -32,6 +32,7 @@ import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
 import { enrol, EnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
+import type { ManagerClock } from './manager-clock.js'
 import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
 import { attemptOf, INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
 import type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
@@ -70,6 +71,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private registration?: { leaseId: string; leaseDeadline: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadline: number }
   /** When the scheduled retry fires (wall clock, for status), while one is scheduled. */
   private nextAttemptAtMs?: number
+  /** The retry wait in progress, if any: aborted with 'now' to retry at once, with 'superseded' when the machine moved on. */
+  private retryWait?: AbortController
   private starting?: Promise<void>
   private host?: HostFacts
   private commandExecutor?: CommandExecutor
@@ -122,7 +125,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.controller = controller
     this.starting = this.startUp(controller.signal).catch(async (err: unknown) => {
       this.log.error('agent start failed; undoing it', { err })
-      await this.stop()
+      // Only this run: if it was stopped meanwhile and a newer one started, that one stays.
+      if (this.controller === controller) await this.stop()
       throw err
     })
     try {
@@ -133,15 +137,19 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 
   private async startUp(signal: AbortSignal): Promise<void> {
-    this.history = await this.stateStore.loadHistory()
-    this.config =
+    // Built in locals and assigned only after the abort check: a run stopped
+    // while starting must not overwrite what a newer run already installed.
+    const history = await this.stateStore.loadHistory()
+    const config =
       (await this.components.openConfigStore?.()) ??
       (await ConfigStore.open(
         join(this.init.stateDir, 'config'),
         this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
         this.log
       ))
-    this.commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), await CommandJournal.open(join(this.init.stateDir, 'commands.bin'), { logger: this.log }), {
+    if (signal.aborted) return
+    const journal = await CommandJournal.open(join(this.init.stateDir, 'commands.bin'), { logger: this.log })
+    const commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), journal, {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
       operatorKeys: () => {
@@ -155,9 +163,15 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       logger: this.log
     })
     // Stopped while starting: stop() already undid the run; nothing to begin.
-    if (signal.aborted) return
+    if (signal.aborted) {
+      journal.close()
+      return
+    }
+    this.history = history
+    this.config = config
+    this.commandExecutor = commandExecutor
     // Commands a crash left unfinished: resumed or failed now, reported on the next session.
-    void this.commandExecutor.resumeInterrupted()
+    void commandExecutor.resumeInterrupted()
     this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
@@ -172,6 +186,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.controller.abort()
     this.controller = undefined
     this.epoch++
+    this.cancelRetryWait()
     this.components.identity.off('state', this.onIdentityState)
     this.session?.stop()
     this.session = undefined
@@ -184,6 +199,14 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     await this.stateStore.flush()
     await this.commandExecutor?.journal.flush().catch(() => undefined)
     this.commandExecutor?.journal.close()
+  }
+
+  /**
+   * The manager's clock as this node follows it (monotonic, estimated from
+   * the registration): for checking times a manager set, e.g. command deadlines.
+   */
+  get managerClock(): ManagerClock {
+    return this.link.clock
   }
 
   /** The spore client, once the trust bundle is known. */
@@ -211,6 +234,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const before = this.state
     this.state = t.state
     this.epoch++
+    // A retry still waiting belongs to the previous state: its timer result would be discarded anyway.
+    this.cancelRetryWait()
     if (before.phase !== t.state.phase) {
       this.phaseSince = Date.now()
       this.record(before.phase, t.state.phase, t.state.reason)
@@ -262,7 +287,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private async run(action: AgentAction, signal: AbortSignal): Promise<AgentEvent | undefined> {
     switch (action.type) {
       case 'check-identity':
-        return this.checkIdentity()
+        return this.checkIdentity(signal)
       case 'enrol':
         return this.enrol()
       case 'discover':
@@ -285,13 +310,24 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       case 'schedule-retry': {
         // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
         const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { initialMs: 500, maxMs: 30_000, ...this.init.reconnect })
-        const delay = Math.max(action.retryAfterMs, Math.floor(Math.random() * ceiling))
-        this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, retryAfterMs: action.retryAfterMs })
-        this.nextAttemptAtMs = Date.now() + delay
+        const delay = Math.max(action.retryAfterMs, Math.floor((this.init.random ?? Math.random)() * ceiling))
+        this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, ceilingMs: ceiling, retryAfterMs: action.retryAfterMs })
+        // Its own controller: the wait can be cut short (retry now) or superseded without stopping the run.
+        const wait = new AbortController()
+        this.cancelRetryWait()
+        this.retryWait = wait
+        const at = Date.now() + delay
+        this.nextAttemptAtMs = at
         try {
-          await sleep(delay, undefined, { signal })
+          await sleep(delay, undefined, { signal: AbortSignal.any([signal, wait.signal]) })
+        } catch (err) {
+          if (signal.aborted || !wait.signal.aborted) throw err
+          // Superseded: the machine already moved on, nothing to report.
+          if (wait.signal.reason !== 'now') return undefined
         } finally {
-          this.nextAttemptAtMs = undefined
+          if (this.retryWait === wait) this.retryWait = undefined
+          // Only our own value: a newer retry's next attempt stays visible.
+          if (this.nextAttemptAtMs === at) this.nextAttemptAtMs = undefined
         }
         if (this.state.phase === Phase.FALLBACK) this.counters.reconnectAttempts++
         return { type: 'retry-timer' }
@@ -299,14 +335,22 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     }
   }
 
-  private async checkIdentity(): Promise<AgentEvent> {
+  private cancelRetryWait(): void {
+    this.retryWait?.abort('superseded')
+    this.retryWait = undefined
+  }
+
+  /** `undefined` when the run was stopped meanwhile: no spore client may outlive its run. */
+  private async checkIdentity(signal: AbortSignal): Promise<AgentEvent | undefined> {
     const report = await this.components.identity.reload()
+    if (signal.aborted) return this.abandoned()
     if (report.state === IdentityState.MISSING) {
       return { type: 'identity-missing', reason: report.reason, canEnrol: this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0 }
     }
     if (!report.usable) return { type: 'identity-invalid', reason: report.reason }
     if (this.spores == null) {
       const bundle = (await this.stateStore.loadTrustBundle()) ?? this.init.trustBundle
+      if (signal.aborted) return this.abandoned()
       if (bundle == null) {
         // The certificate is fine but the trust bundle is lost: enrolling again restores it.
         const canEnrol = this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0
@@ -314,10 +358,20 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           ? { type: 'identity-missing', reason: 'trust bundle missing or unreadable', canEnrol }
           : { type: 'identity-invalid', reason: 'no trust bundle: enrol again or provision one' }
       }
-      this.spores = this.components.createSporeClient(bundle)
-      await this.spores.start() // reads the cache only; never waits for the network
+      const spores = this.components.createSporeClient(bundle)
+      await spores.start() // reads the cache only; never waits for the network
+      if (signal.aborted) {
+        await spores.stop()
+        return this.abandoned()
+      }
+      this.spores = spores
     }
     return { type: 'identity-valid' }
+  }
+
+  private abandoned(): undefined {
+    this.log.debug('identity check abandoned: the agent was stopped')
+    return undefined
   }
 
   private async enrol(): Promise<AgentEvent> {
@@ -374,8 +428,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       // Deadlines from receipt on the monotonic clock, never the manager's absolute times against our wall clock.
       const clock = this.link.clock
       const expiresAtMs = res.lease?.expiresAt?.getTime()
-      const ttlMs = res.lease?.ttl != null ? durationToMs(res.lease.ttl, 0) : undefined
-      const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: ttlMs }) ?? clock.now()
+      const remainingMs = res.leaseRemaining != null ? durationToMs(res.leaseRemaining, 0) : undefined
+      // An older manager sends no time left: its lease (granted for ttl, expiring at expires_at) dates the grant on its clock.
+      if (remainingMs == null && expiresAtMs != null && res.lease?.ttl != null) clock.observeGrant(expiresAtMs, durationToMs(res.lease.ttl, 0))
+      const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: remainingMs }) ?? clock.now()
       const handoffDeadline =
         clock.deadline({ absoluteMs: res.handoffDeadline?.getTime(), relativeMs: res.handoffTimeout != null ? durationToMs(res.handoffTimeout, 0) : undefined }) ??
         clock.now() + (this.init.handoffDeadlineMs ?? 10_000)
@@ -472,7 +528,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private readonly onIdentityState = (report: { usable: boolean }): void => {
     this.duties.maybeRenew(this.state.phase === Phase.MANAGED)
     // Repaired while waiting in RECOVERY (an operator restored the files): try now, not after the backoff.
-    if (this.state.phase === Phase.RECOVERY && report.usable) this.dispatch({ type: 'retry-timer' })
+    // Only while a retry actually waits: during an enrolment (also inside RECOVERY) the
+    // new certificate is usable before the trust bundle is saved, and checking then would enrol again.
+    if (this.state.phase === Phase.RECOVERY && report.usable && this.retryWait != null) this.retryWait.abort('now')
   }
 
   /** Runs management commands; node-core submits local (manual recovery) operations here too. */

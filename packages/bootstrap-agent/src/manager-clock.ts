@@ -9,11 +9,12 @@ import { performance } from 'node:perf_hooks'
  * into lost leases (node ahead) or deadlines already passed on arrival. So a
  * deadline is "receipt + duration" on `performance.now()`, which no wall
  * clock step moves:
- * - the duration the manager sends with the time (Lease.ttl,
- *   handoff_timeout, lease_remaining) is used as is;
+ * - the duration the manager sends with the time (lease_remaining,
+ *   handoff_timeout) is used as is;
  * - from a manager that sends only absolute times, the duration is that time
- *   minus the manager's "now", estimated from the registration
- *   (lease expires_at − ttl) and followed on the monotonic clock;
+ *   minus the manager's "now", estimated from the registration's lease
+ *   (`observeGrant`: expires_at − ttl, the lease length, is when the lease was
+ *   granted) and followed on the monotonic clock;
  * - with neither (no estimate yet), the node's wall clock is all there is.
  *
  * Transit time is not subtracted: the node's deadlines end up at most one
@@ -32,6 +33,24 @@ export class ManagerClock {
   /** The manager said its clock read `managerMs` in a message received just now. */
   observe(managerMs: number): void {
     this.anchor = { managerMs, monoMs: this.now() }
+  }
+
+  /**
+   * A lease granted for `lengthMs` (Lease.ttl: the length of each grant) that
+   * expires at `expiresAtMs` (manager clock), received just now: it was
+   * granted at expires_at − length, the manager's clock at most one transit
+   * ago. Used only when no duration came with the message.
+   */
+  observeGrant(expiresAtMs: number, lengthMs: number): void {
+    this.observe(expiresAtMs - lengthMs)
+  }
+
+  /**
+   * The manager's clock now: the estimate, else the node's wall clock. What a
+   * check of a manager-set time (a command deadline) should compare against.
+   */
+  managerNowOrWall(): number {
+    return this.managerNow() ?? this.wallNow()
   }
 
   /** The manager's clock now, estimated; undefined before any observation. */

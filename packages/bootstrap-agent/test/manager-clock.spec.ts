@@ -32,10 +32,13 @@ describe('ManagerClock', () => {
     expect(c.clock.skewMs()).toBe(0 - offset) // manager minus node (0 - x: toBe tells -0 from 0)
   })
 
-  it.each([10_000, -10_000])('absolute times only: the estimate from registration (expires_at − ttl) follows the monotonic clock (%i ms skew)', (offset) => {
+  it.each([10_000, -10_000])('absolute times only: the estimate from the registration lease (expires_at − ttl, its grant) follows the monotonic clock (%i ms skew)', (offset) => {
     const c = clocks(offset)
-    // Registration: Lease.expires_at and ttl.
-    c.clock.deadline({ absoluteMs: c.managerNow() + 1500, relativeMs: 1500 })
+    // Registration from an older manager: Lease.expires_at and the lease length ttl, no lease_remaining.
+    c.clock.observeGrant(c.managerNow() + 1500, 1500)
+    expect(c.clock.managerNowOrWall()).toBe(c.managerNow())
+    const first = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
+    expect(c.clock.remainingMs(first)).toBe(1500)
     c.advance(400)
     // A later ack from an older manager: only lease_expires_at.
     const lease = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
@@ -48,6 +51,7 @@ describe('ManagerClock', () => {
 
   it('with no estimate and no duration, only the node wall clock is left (a manager sending neither)', () => {
     const c = clocks(5000)
+    expect(c.clock.managerNowOrWall()).toBe(c.managerNow() + 5000)
     const d = c.clock.deadline({ absoluteMs: c.managerNow() + 3000 })!
     expect(c.clock.remainingMs(d)).toBe(-2000)
     expect(c.clock.deadline({})).toBeUndefined()

@@ -1,9 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Availability, Phase, type PhaseTransition, type RuntimeCapability } from '@mycelium/core-interfaces'
+import { Availability, IdentityState, NodeConfig, Phase, silentLogger, type Logger, type LogFields, type PhaseTransition, type RuntimeCapability } from '@mycelium/core-interfaces'
+import type { SporeClient } from '@mycelium/spore-client'
+import { AgentStateStore } from '../src/agent-state.js'
 import { startDevNetwork, type DevNetwork, type ManagerClockFaults } from '@mycelium/dev-network'
-import type { BootstrapAgent } from '../src/index.js'
+import { ConfigStore, type BootstrapAgent } from '../src/index.js'
 import { devAgent, until } from './helpers/agent.js'
 
 /**
@@ -42,6 +44,16 @@ async function freshAgent(nodeId: string, options: Parameters<typeof devAgent>[3
 }
 
 const phases = (ts: PhaseTransition[]): string[] => ts.map((t) => Phase[t.to])
+
+/** A logger that keeps every line (message and fields) for the test to read. */
+function recordingLogger(lines: Array<{ msg: string; fields: LogFields }>): Logger {
+  const keep =
+    (msg: string, fields: LogFields = {}): void => {
+      lines.push({ msg, fields })
+    }
+  const logger: Logger = { error: keep, warn: keep, info: keep, debug: keep, forComponent: () => logger, child: () => logger }
+  return logger
+}
 
 describe('FALLBACK while the manager is unreachable', () => {
   it('stays FALLBACK through every reconnection attempt, showing attempt, next retry and last error; leaves only for HANDOFF', async () => {
@@ -97,7 +109,9 @@ describe('RECOVERY with a broken identity file', () => {
     const good = readFileSync(path)
     writeFileSync(path, content)
 
-    const second = track(devAgent(net, dir, nodeId))
+    const lines: Array<{ msg: string; fields: LogFields }> = []
+    // Jitter pinned near its top: each wait is just under its ceiling, so the backoff shows in the delays.
+    const second = track(devAgent(net, dir, nodeId, { logger: recordingLogger(lines), init: { random: () => 0.999, reconnect: { initialMs: 100, maxMs: 800 } } }))
     const transitions: PhaseTransition[] = []
     const failures: string[] = []
     second.on('transition', (t) => transitions.push(t))
@@ -112,27 +126,142 @@ describe('RECOVERY with a broken identity file', () => {
     expect(transitions[1]!.reason).toContain(path)
     expect(failures.length).toBeGreaterThanOrEqual(4)
     for (const f of failures) expect(f).toContain(`${path}: contains no PEM certificate`)
-    // Only phase changes are persisted: the history on disk grew by this run's two transitions, not per attempt.
-    const history = second.status().history
-    expect(history.filter((h) => h.to === Phase.RECOVERY)).toHaveLength(1)
+    const delays = lines.filter((l) => l.msg === 'retry scheduled').map((l) => l.fields.delayMs)
+    expect(delays.slice(0, 5)).toEqual([99, 199, 399, 799, 799]) // doubling from 100 ms, capped at 800 ms
 
     writeFileSync(path, good)
     await until('MANAGED once repaired', () => second.phase === Phase.MANAGED, 20_000, () => second.status().progress)
     expect(phases(transitions)).toEqual(['BOOTSTRAP', 'RECOVERY', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
+    // Only phase changes are persisted: agent.bin holds both runs' transitions and one RECOVERY, not one per attempt.
+    await second.stop()
+    const onDisk = await new AgentStateStore(join(dir, nodeId), silentLogger()).loadHistory()
+    expect(phases(onDisk)).toEqual(['BOOTSTRAP', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED', 'BOOTSTRAP', 'RECOVERY', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
+  })
+
+  it('a retry cut short by a repaired identity supersedes the old wait: the next attempt stays visible until it runs', async () => {
+    const nodeId = 'node-rc-short'
+    const first = await freshAgent(nodeId)
+    await first.start()
+    await until('MANAGED', () => first.phase === Phase.MANAGED)
+    await first.stop()
+    writeFileSync(join(dir, nodeId, 'identity', 'node.crt'), 'garbage')
+    let identity!: import('@mycelium/basic-net').IdentityStore
+    // Waits of 400, 800, 1600 ms: the cut-short wait would outlive the early retry's failure by far.
+    const second = track(devAgent(net, dir, nodeId, { onIdentity: (i) => (identity = i), init: { random: () => 0.999, reconnect: { initialMs: 400, maxMs: 1600 } } }))
+    await second.start()
+    await until('waiting before identity attempt 2', () => second.status().progress?.step === 'waiting before identity attempt 2')
+    // The identity store says "usable" (an operator's repair that did not hold): retry now, not after the backoff.
+    identity.emit('state', { state: IdentityState.VALID, reason: 'repaired', usable: true })
+    const seen: Array<{ step: string; next: boolean }> = []
+    await until('identity attempt 4 begins', () => {
+      const p = second.status().progress
+      seen.push({ step: p?.step ?? '', next: p?.nextAttemptAt != null })
+      return p?.step.startsWith('identity attempt 3:') === true
+    })
+    const waiting = seen.filter((s) => s.step === 'waiting before identity attempt 3')
+    expect(waiting.length).toBeGreaterThan(0)
+    expect(waiting.filter((s) => !s.next)).toEqual([])
+  })
+
+  it('a fresh node whose first enrolment failed enrols once when the manager is back (the new certificate does not trigger a second)', async () => {
+    await net.stopManager('network-manager')
+    let installs = 0
+    const agent = await freshAgent('node-en-once', {
+      init: { reconnect: { initialMs: 100, maxMs: 400 } },
+      onIdentity: (i) => {
+        const install = i.install.bind(i)
+        i.install = async (chain, ca) => {
+          installs++
+          return install(chain, ca)
+        }
+      }
+    })
+    await agent.start()
+    await until('RECOVERY after the failed enrolment', () => agent.phase === Phase.RECOVERY)
+    await net.startManager('network-manager')
+    await until('MANAGED', () => agent.phase === Phase.MANAGED, 20_000, () => agent.status().progress)
+    expect(installs).toBe(1)
+  })
+})
+
+describe('stop() while starting', () => {
+  it('a run stopped before its start finished installs nothing (no config store, no command journal left to overlap the next run)', async () => {
+    let identity!: import('@mycelium/basic-net').IdentityStore
+    const agent = await freshAgent('node-stop-start', { onIdentity: (i) => (identity = i) })
+    await identity.start()
+    // The agent's own start and stop (the helper's wrappers also start and stop the identity store).
+    const own = Object.getPrototypeOf(agent) as Pick<BootstrapAgent, 'start' | 'stop'>
+    const starting = own.start.call(agent)
+    await own.stop.call(agent)
+    await starting
+    expect(agent.isStarted()).toBe(false)
+    expect(agent.configStore).toBeUndefined()
+    expect(agent.executor).toBeUndefined()
+    await agent.start()
+    await until('MANAGED after the next start', () => agent.phase === Phase.MANAGED)
+    expect(agent.executor).toBeDefined()
+  })
+
+  it('a stop landing during the identity check leaves no spore client running; the next run builds its own', async () => {
+    const nodeId = 'node-stop-early'
+    const lines: Array<{ msg: string; fields: LogFields }> = []
+    const clients: SporeClient[] = []
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let armed = false
+    const agent = await freshAgent(nodeId, {
+      logger: recordingLogger(lines),
+      onSporeClient: (c) => clients.push(c),
+      onIdentity: (i) => {
+        const reload = i.reload
+        ;(i as { reload: typeof reload }).reload = async () => {
+          const report = await reload()
+          if (armed && i.isStarted()) {
+            armed = false
+            await gate
+          }
+          return report
+        }
+      }
+    })
+    await agent.start()
+    await until('MANAGED', () => agent.phase === Phase.MANAGED)
+    await agent.stop()
+    expect(clients.every((c) => !c.isStarted())).toBe(true)
+
+    armed = true
+    await agent.start() // the run's identity check is now held in reload()
+    await agent.stop()
+    const before = clients.length
+    release()
+    await until('the stopped run finished its identity check', () => lines.some((l) => l.msg.startsWith('identity check abandoned')) || clients.slice(before).some((c) => c.isStarted()))
+    expect(clients.filter((c) => c.isStarted())).toEqual([])
+    expect(agent.sporeClient).toBeUndefined()
+
+    await agent.start()
+    await until('MANAGED again', () => agent.phase === Phase.MANAGED)
+    expect(clients.filter((c) => c.isStarted())).toEqual([agent.sporeClient])
+    expect(clients.length).toBe(before + 1)
   })
 })
 
 describe('start is all or nothing', () => {
   it('a failed start leaves the agent stopped; the next start really starts', async () => {
-    const agent = await freshAgent('node-st')
-    // The config directory is a file: the config store cannot persist, start fails.
-    mkdirSync(join(dir, 'node-st'), { recursive: true })
-    writeFileSync(join(dir, 'node-st', 'config'), 'in the way')
-    await expect(agent.start()).rejects.toThrow(/config/)
+    // The config store cannot be opened (as node-core's would fail): start fails. A full or
+    // read-only disk does not fail a start (the stores run on what they read), so the failure
+    // comes from the component that opens the store.
+    let refuse = true
+    const agent = await freshAgent('node-st', {
+      openConfigStore: async () => {
+        if (refuse) throw new Error('config store unavailable')
+        return ConfigStore.open(join(dir, 'node-st', 'config'), NodeConfig.fromPartial({ networkId: net.networkId, nodeId: 'node-st' }))
+      }
+    })
+    await expect(agent.start()).rejects.toThrow(/config store unavailable/)
     expect(agent.isStarted()).toBe(false)
     await agent.stop() // after a failed start: nothing to do, no throw
 
-    rmSync(join(dir, 'node-st', 'config'))
+    refuse = false
     await agent.start()
     expect(agent.isStarted()).toBe(true)
     await until('MANAGED after the second start', () => agent.phase === Phase.MANAGED)

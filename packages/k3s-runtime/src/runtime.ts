@@ -67,10 +67,21 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
     return this.started
   }
 
-  /** Idempotent; a start that fails stops what it started (never K3s itself) and rethrows. */
+  /** Idempotent; concurrent calls share one start; a start that fails stops what it started (never K3s itself) and rethrows. */
   async start(): Promise<void> {
+    // A second caller waits for the same start: returning early would report a runtime not configured yet.
+    if (this.starting != null) return this.starting
     if (this.started) return
     this.started = true
+    this.starting = this.startUp().finally(() => {
+      this.starting = undefined
+    })
+    return this.starting
+  }
+
+  private starting?: Promise<void>
+
+  private async startUp(): Promise<void> {
     // A config not validated by a loader (composed in code): unavailable, saying why; nothing started.
     try {
       if (this.k3s != null) validateK3sConfig(this.k3s, 'NodeConfig.k3s')

@@ -140,8 +140,10 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     return this.started
   }
 
-  /** Loads the last state and adopts a K3s still running from a previous agent. */
-  /** Idempotent; a start that fails stops supervising (never K3s) and rethrows. */
+  /**
+   * Loads the last state and adopts a K3s still running from a previous agent.
+   * Idempotent; a start that fails stops supervising (never K3s) and rethrows.
+   */
   async start(): Promise<void> {
     if (this.started) return
     this.started = true

@@ -238,7 +238,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         this.emit('registered', node)
         cb(null, {
           lease: { leaseId: node.lease.leaseId, expiresAt: new Date(node.lease.expiresAtMs), ttl: msToDuration(this.leaseTtlMs) },
-          ...(this.init.clock?.absoluteTimesOnly ? {} : { handoffTimeout: msToDuration(node.handoff.deadlineMs - now) }),
+          ...(this.init.clock?.absoluteTimesOnly ? {} : { handoffTimeout: msToDuration(node.handoff.deadlineMs - now), leaseRemaining: msToDuration(node.lease.expiresAtMs - now) }),
           heartbeatInterval: msToDuration(this.heartbeatIntervalMs),
           assignments: assignments?.list ?? [],
           assignmentsGeneration: assignments?.generation ?? 0,

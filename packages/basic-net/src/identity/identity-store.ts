@@ -72,6 +72,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   private readonly role: SpiffeRole
   private readonly spiffe: string
   private key?: { privateKey: KeyObject; pem: string }
+  private keyLoading?: Promise<{ privateKey: KeyObject; pem: string }>
   private inForce?: IdentityMaterial
   private inForceDigest?: string
   private last: IdentityReport = { state: IdentityState.MISSING, reason: 'not loaded yet', usable: false }
@@ -96,7 +97,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
 
   async start(): Promise<void> {
     if (this.timer != null) return
-    this.key = await loadOrCreateKey(this.init.keyFile, this.log)
+    await this.loadKey(true)
     await this.reload()
     if (this.timer != null) return // a concurrent start() got here first: one reload timer only
     this.timer = setInterval(() => void this.reload().catch((err: unknown) => this.log.error('identity reload failed', { err })), this.init.reloadIntervalMs ?? DEFAULT_IDENTITY_RELOAD_INTERVAL_MS)
@@ -106,6 +107,20 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   stop(): void {
     clearInterval(this.timer)
     this.timer = undefined
+  }
+
+  /**
+   * The key, loaded (or created) once at a time: concurrent callers share one
+   * load, so two starts never each generate a key. `fresh` re-reads the file.
+   */
+  private loadKey(fresh = false): Promise<{ privateKey: KeyObject; pem: string }> {
+    if (!fresh && this.key != null) return Promise.resolve(this.key)
+    this.keyLoading ??= loadOrCreateKey(this.init.keyFile, this.log)
+      .then((k) => (this.key = k))
+      .finally(() => {
+        this.keyLoading = undefined
+      })
+    return this.keyLoading
   }
 
   /** The latest inspection. */
@@ -120,8 +135,8 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
 
   /** A CSR for this identity, signed by its key (for enrolment and renewal). */
   async createCsr(): Promise<Buffer> {
-    if (this.key == null) this.key = await loadOrCreateKey(this.init.keyFile, this.log)
-    return createCsr(this.key.privateKey, this.spiffe)
+    const key = await this.loadKey()
+    return createCsr(key.privateKey, this.spiffe)
   }
 
   /**
@@ -130,9 +145,9 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
    * with InvalidInputError and nothing on disk changes.
    */
   async install(certificateChainPem: string, caPem?: string): Promise<IdentityReport> {
-    if (this.key == null) this.key = await loadOrCreateKey(this.init.keyFile, this.log)
+    const key = await this.loadKey()
     const ca = caPem ?? (await readOptional(this.init.caFile)) ?? ''
-    const report = inspectIdentity({ keyPem: this.key.pem, certificateChainPem, caPem: ca }, this.inspectOptions())
+    const report = inspectIdentity({ keyPem: key.pem, certificateChainPem, caPem: ca }, this.inspectOptions())
     if (!report.usable) throw new InvalidInputError(`refusing to install: ${report.reason}`, this.init.certificateFile)
     if (caPem != null) await writeFileAtomic(this.init.caFile, caPem, { mode: 0o644 })
     await writeFileAtomic(this.init.certificateFile, certificateChainPem, { mode: 0o644 })
@@ -154,7 +169,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   }
 
   private async doReload(): Promise<IdentityReport> {
-    if (this.key == null) this.key = await loadOrCreateKey(this.init.keyFile, this.log)
+    const key = await this.loadKey()
     let report: IdentityReport
     // An unreadable file (a directory in its place) is an invalid identity naming the file, not a throw.
     const read = await Promise.all([readOptional(this.init.certificateFile), readOptional(this.init.caFile)]).catch((err: Error) => err)
@@ -168,7 +183,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
         usable: false
       }
     } else {
-      const material: IdentityMaterial = { keyPem: this.key.pem, certificateChainPem: chain, caPem: ca }
+      const material: IdentityMaterial = { keyPem: key.pem, certificateChainPem: chain, caPem: ca }
       report = inspectIdentity(material, this.inspectOptions())
       const digest = createHash('sha256').update(chain).update('\0').update(ca).digest('hex')
       if (report.usable && digest !== this.inForceDigest) {

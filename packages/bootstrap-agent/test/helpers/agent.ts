@@ -1,6 +1,6 @@
 import { join } from 'node:path'
-import type { NodeConfig } from '@mycelium/core-interfaces'
-import { clientCredentials, createIdentityStore } from '@mycelium/basic-net'
+import type { Logger, NodeConfig } from '@mycelium/core-interfaces'
+import { clientCredentials, createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
 import { createSporeClient, fileSource, sporeServiceSource, type SporeClient } from '@mycelium/spore-client'
 import type { DevNetwork } from '@mycelium/dev-network'
 import { until as untilTrue } from '@mycelium/testing'
@@ -8,6 +8,7 @@ import { createBootstrapAgent, type BootstrapAgent, type BootstrapAgentComponent
 
 export interface AgentOptions {
   joinToken?: string
+  openConfigStore?: BootstrapAgentComponents['openConfigStore']
   health?: () => NodeHealth
   applyConfig?: (c: NodeConfig) => Promise<void>
   restart?: BootstrapAgentComponents['restart']
@@ -15,6 +16,11 @@ export interface AgentOptions {
   runtime?: BootstrapAgentComponents['runtime']
   installedComponents?: BootstrapAgentComponents['installedComponents']
   init?: Partial<BootstrapAgentInit>
+  logger?: Logger
+  /** Sees the identity store the agent uses (to gate or observe it). */
+  onIdentity?: (identity: IdentityStore) => void
+  /** Sees every spore client the agent creates. */
+  onSporeClient?: (client: SporeClient) => void
 }
 
 /** A real agent for `nodeId` with its state in `dir/<nodeId>`, pointed at a dev network. */
@@ -44,14 +50,17 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
         },
         { networkId: net.networkId, trustBundle, cachePath: join(stateDir, 'spores', 'cache.bin'), reconnect: { initialMs: 200, maxMs: 2000 } }
       )
+      options.onSporeClient?.(client)
       return client
     },
+    ...(options.logger != null ? { logger: options.logger } : {}),
     ...(options.health != null ? { health: options.health } : {}),
     ...(options.applyConfig != null ? { applyConfig: options.applyConfig } : {}),
     ...(options.restart != null ? { restart: options.restart } : {}),
     ...(options.emergency != null ? { emergency: options.emergency } : {}),
     ...(options.runtime != null ? { runtime: options.runtime } : {}),
-    ...(options.installedComponents != null ? { installedComponents: options.installedComponents } : {})
+    ...(options.installedComponents != null ? { installedComponents: options.installedComponents } : {}),
+    ...(options.openConfigStore != null ? { openConfigStore: options.openConfigStore } : {})
   }
   const agent = createBootstrapAgent(components, {
     networkId: net.networkId,
@@ -63,6 +72,7 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
     reconnect: { initialMs: 200, maxMs: 2000 },
     ...options.init
   })
+  options.onIdentity?.(identity)
   // The identity store is the agent's component; it is started and stopped with it here.
   const start = agent.start.bind(agent)
   const stop = agent.stop.bind(agent)

@@ -189,7 +189,12 @@ export interface Command {
   issuedAt?:
     | Date
     | undefined;
-  /** Not started after this time; rejected with reason "deadline exceeded". */
+  /**
+   * Not started after this time; rejected with reason "deadline exceeded".
+   * Manager clock. Today the node compares it with its own wall clock, so a
+   * node clock ahead of the manager's rejects short deadlines early; see
+   * "Clocks" in network_manager.proto (monotonic handling is a follow-up).
+   */
   deadline?:
     | Date
     | undefined;

@@ -168,11 +168,7 @@ export interface Lease {
   expiresAt?:
     | Date
     | undefined;
-  /**
-   * Lease length granted by each renewal. In a RegisterNodeResponse also the
-   * time left on the new lease when the response is sent: the node's lease
-   * deadline is receipt + ttl on its monotonic clock (see "Clocks" above).
-   */
+  /** Lease length granted by each renewal. */
   ttl?: Duration | undefined;
 }
 
@@ -221,7 +217,16 @@ export interface RegisterNodeResponse {
    * monotonic clock, whatever its wall clock says. Unset from older managers:
    * the node then derives it from handoff_deadline and its clock estimate.
    */
-  handoffTimeout?: Duration | undefined;
+  handoffTimeout?:
+    | Duration
+    | undefined;
+  /**
+   * Time left on the new lease when this response is sent (lease.expires_at
+   * minus the manager's now): the node's lease deadline is receipt +
+   * lease_remaining on its monotonic clock. Unset from older managers: the
+   * node then derives it from lease.expires_at and its clock estimate.
+   */
+  leaseRemaining?: Duration | undefined;
 }
 
 /** CommitHandoff request. */
@@ -1382,6 +1387,7 @@ function createBaseRegisterNodeResponse(): RegisterNodeResponse {
     handoffId: "",
     handoffDeadline: undefined,
     handoffTimeout: undefined,
+    leaseRemaining: undefined,
   };
 }
 
@@ -1410,6 +1416,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     }
     if (message.handoffTimeout !== undefined) {
       Duration.encode(message.handoffTimeout, writer.uint32(66).fork()).join();
+    }
+    if (message.leaseRemaining !== undefined) {
+      Duration.encode(message.leaseRemaining, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1491,6 +1500,14 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
             message.handoffTimeout = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.leaseRemaining = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1539,6 +1556,11 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
         : isSet(object.handoff_timeout)
         ? Duration.fromJSON(object.handoff_timeout)
         : undefined,
+      leaseRemaining: isSet(object.leaseRemaining)
+        ? Duration.fromJSON(object.leaseRemaining)
+        : isSet(object.lease_remaining)
+        ? Duration.fromJSON(object.lease_remaining)
+        : undefined,
     };
   },
 
@@ -1568,6 +1590,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     if (message.handoffTimeout !== undefined) {
       obj.handoffTimeout = Duration.toJSON(message.handoffTimeout);
     }
+    if (message.leaseRemaining !== undefined) {
+      obj.leaseRemaining = Duration.toJSON(message.leaseRemaining);
+    }
     return obj;
   },
 
@@ -1587,6 +1612,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     message.handoffDeadline = object.handoffDeadline ?? undefined;
     message.handoffTimeout = (object.handoffTimeout !== undefined && object.handoffTimeout !== null)
       ? Duration.fromPartial(object.handoffTimeout)
+      : undefined;
+    message.leaseRemaining = (object.leaseRemaining !== undefined && object.leaseRemaining !== null)
+      ? Duration.fromPartial(object.leaseRemaining)
       : undefined;
     return message;
   },
@@ -2786,15 +2814,21 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
  * "retry-after-ms" (decimal milliseconds); the node waits at least that long.
  *
  * Clocks: node and manager clocks may disagree (by seconds, or by hours after a
- * jump). Every absolute time the manager sends (lease expiry, handoff
- * deadline) is paired with a relative duration measured from the moment the
- * message is sent (Lease.ttl at registration, RegisterNodeResponse.
- * handoff_timeout, ReportHealthResponse.lease_remaining); the node measures
- * those durations from receipt on its monotonic clock and never compares the
- * manager's absolute times with its own wall clock. With a manager that sends
- * only the absolute times, the node estimates the manager's clock from the
- * registration (Lease.expires_at minus Lease.ttl) and follows it on its
- * monotonic clock.
+ * jump). The lease expiry and the handoff deadline are each paired with a
+ * relative duration measured from the moment the message is sent
+ * (RegisterNodeResponse.lease_remaining and handoff_timeout,
+ * ReportHealthResponse.lease_remaining); the node measures those durations
+ * from receipt on its monotonic clock and never compares these absolute
+ * times with its own wall clock. With a manager that sends only the absolute
+ * times, the node estimates the manager's clock from the registration's lease
+ * (Lease.expires_at minus Lease.ttl, the lease length: when the lease was
+ * granted, at most the transit time before the response) and follows that
+ * estimate on its monotonic clock.
+ * Not yet on the monotonic clock: Command.deadline (command.proto) is still
+ * compared with the node's wall clock by the command executor; moving it onto
+ * the same estimate (the agent's ManagerClock) is the integrator's follow-up.
+ * Other manager times (Command.issued_at, certificate not_after, spore
+ * expiry) are validity periods checked against the node's wall clock.
  */
 export type NetworkManagerService = typeof NetworkManagerService;
 export const NetworkManagerService = {

@@ -250,8 +250,13 @@ export interface PhaseProgress {
    */
   step: string;
   /**
-   * Number of the retry attempt in progress or scheduled next, counted from
-   * entering the phase (1 = the first retry); 0 when the phase does not retry.
+   * Number of the retry attempt in progress or scheduled next (1 = the first
+   * retry), and the exponent of the backoff before it. In FALLBACK it counts
+   * failed rounds since the node was last MANAGED (or its identity last
+   * checked valid), not since entering this FALLBACK: a reconnection that
+   * registers but whose handoff fails returns to FALLBACK with the count
+   * going on, so the backoff keeps growing. In RECOVERY it counts failed
+   * identity attempts since entering RECOVERY. 0 in every other phase.
    */
   attempt: number;
   /**
