@@ -160,6 +160,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           return undefined
         }
       },
+      // Command deadlines are the manager's times: judged on its clock as followed on the monotonic one.
+      now: () => this.link.clock.managerNowOrWall(),
       logger: this.log
     })
     // Stopped while starting: stop() already undid the run; nothing to begin.

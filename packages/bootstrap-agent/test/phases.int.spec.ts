@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Availability, IdentityState, NodeConfig, Phase, silentLogger, type Logger, type LogFields, type PhaseTransition, type RuntimeCapability } from '@mycelium/core-interfaces'
+import { Availability, CommandState, IdentityState, NodeConfig, Phase, silentLogger, type Logger, type LogFields, type PhaseTransition, type RuntimeCapability } from '@mycelium/core-interfaces'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from '../src/agent-state.js'
 import { startDevNetwork, type DevNetwork, type ManagerClockFaults } from '@mycelium/dev-network'
@@ -347,6 +347,32 @@ describe('manager deadlines under clock skew', () => {
       // Status shows the lease expiry on the node's own clock: within a lease length of now, not 10 s off.
       const expires = agent.status().managers[0]!.leaseExpiresAt!.getTime()
       expect(Math.abs(expires - Date.now())).toBeLessThan(2000)
+    } finally {
+      await agent.stop()
+      await skewed.stop()
+      rmSync(d, { recursive: true, force: true })
+    }
+  }, 40_000)
+})
+
+describe('command deadlines under clock skew', () => {
+  it.each<[string, ManagerClockFaults]>([
+    ['manager 10 s behind', { offsetMs: -10_000 }],
+    ['manager 10 s behind, absolute times only (skew estimated)', { offsetMs: -10_000, absoluteTimesOnly: true }]
+  ])('%s: a command due in 5 s on the manager\'s clock runs (not "deadline exceeded" by the node\'s clock)', async (_what, clock) => {
+    const skewed = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, handoffDeadlineMs: 5000, managerClock: clock })
+    const d = mkdtempSync(join(tmpdir(), 'agent-skew-cmd-'))
+    const restarted: string[] = []
+    const agent = devAgent(skewed, d, 'node-skew-cmd', { joinToken: await skewed.newJoinToken(), restart: async (c) => void restarted.push(c) })
+    try {
+      await agent.start()
+      await until('command session', () => agent.phase === Phase.MANAGED && skewed.commands.isConnected('node-skew-cmd'), 20_000)
+      const managerNow = Date.now() + (clock.offsetMs ?? 0)
+      const cmd = { commandId: 'skewed-deadline', issuedAt: new Date(managerNow), deadline: new Date(managerNow + 5000), issuer: 'test', kind: { $case: 'restart' as const, value: { component: 'k3s-runtime' } } }
+      skewed.commands.send('node-skew-cmd', cmd)
+      const updates = await skewed.commands.waitForOutcome(cmd.commandId)
+      expect(updates.map((u) => CommandState[u.state])).toEqual(['ACCEPTED', 'RUNNING', 'SUCCEEDED'])
+      expect(restarted).toEqual(['k3s-runtime'])
     } finally {
       await agent.stop()
       await skewed.stop()

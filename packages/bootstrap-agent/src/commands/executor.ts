@@ -29,6 +29,12 @@ export interface ExecutorInit {
   nodeId: string
   /** Operator keys in force (from the trust bundle). */
   operatorKeys: () => TrustedKeys | undefined
+  /**
+   * The manager's "now" as this node follows it: command deadlines are the
+   * manager's times, so a node whose wall clock is off by seconds (or jumps)
+   * must not judge them on its own clock. @default Date.now
+   */
+  now?: () => number
   logger?: Logger
 }
 
@@ -54,6 +60,7 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
   private readonly log: Logger
   private readonly undeliveredIds = new Set<string>()
   private resumed = false
+  private readonly now: () => number
 
   constructor(
     private readonly handlers: CommandHandlers,
@@ -61,6 +68,7 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
     private readonly init: ExecutorInit
   ) {
     super()
+    this.now = init.now ?? Date.now
     this.log = (init.logger ?? silentLogger()).forComponent('bootstrap-agent:commands')
   }
 
@@ -84,7 +92,7 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
           return
         }
         const cmd = plan.command
-        const verdict = validateCommand(cmd, { nowMs: Date.now(), networkId: this.init.networkId, nodeId: this.init.nodeId, operatorKeys: this.init.operatorKeys() })
+        const verdict = validateCommand(cmd, { nowMs: this.now(), networkId: this.init.networkId, nodeId: this.init.nodeId, operatorKeys: this.init.operatorKeys() })
         if (!verdict.ok) {
           await this.report(cmd.commandId, entry.kind, entry.source, CommandState.FAILED, `interrupted by an agent restart and not resumed: ${verdict.reason}`)
           return
@@ -150,7 +158,7 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
       this.emitUpdate(current, source)
       return
     }
-    const verdict = validateCommand(cmd, { nowMs: Date.now(), networkId: this.init.networkId, nodeId: this.init.nodeId, operatorKeys: this.init.operatorKeys() })
+    const verdict = validateCommand(cmd, { nowMs: this.now(), networkId: this.init.networkId, nodeId: this.init.nodeId, operatorKeys: this.init.operatorKeys() })
     if (!verdict.ok) {
       await this.reportRefusal(cmd, source, verdict.reason)
       return
@@ -210,7 +218,7 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
           return `${kind.$case} cannot be run`
       }
     })()
-    const deadlineMs = cmd.deadline != null ? cmd.deadline.getTime() - Date.now() : undefined
+    const deadlineMs = cmd.deadline != null ? cmd.deadline.getTime() - this.now() : undefined
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<string>((resolve) => {
       if (deadlineMs != null) timer = setTimeout(() => resolve(`deadline exceeded while running (${cmd.deadline!.toISOString()})`), Math.max(0, deadlineMs))

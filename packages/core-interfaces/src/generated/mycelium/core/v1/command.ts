@@ -191,9 +191,10 @@ export interface Command {
     | undefined;
   /**
    * Not started after this time; rejected with reason "deadline exceeded".
-   * Manager clock. Today the node compares it with its own wall clock, so a
-   * node clock ahead of the manager's rejects short deadlines early; see
-   * "Clocks" in network_manager.proto (monotonic handling is a follow-up).
+   * Manager clock: the node judges it on its estimate of the manager's clock
+   * (see "Clocks" in network_manager.proto), never on its own wall clock;
+   * before its first registration of a run (commands resumed at restart) it
+   * falls back to its wall clock.
    */
   deadline?:
     | Date

@@ -2824,9 +2824,9 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
  * (Lease.expires_at minus Lease.ttl, the lease length: when the lease was
  * granted, at most the transit time before the response) and follows that
  * estimate on its monotonic clock.
- * Not yet on the monotonic clock: Command.deadline (command.proto) is still
- * compared with the node's wall clock by the command executor; moving it onto
- * the same estimate (the agent's ManagerClock) is the integrator's follow-up.
+ * Command.deadline (command.proto) is judged on the same estimate of the
+ * manager's clock (the node's wall clock only before its first registration
+ * of a run).
  * Other manager times (Command.issued_at, certificate not_after, spore
  * expiry) are validity periods checked against the node's wall clock.
  */
