@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { until as untilTrue } from '@mycelium/testing'
+import { runBin } from './helpers/daemon.js'
 
 /**
  * The shipped bundle (dist/bin.cjs, built by the Nx `build` target the test
@@ -12,16 +13,6 @@ import { until as untilTrue } from '@mycelium/testing'
  * `node-core status`; manager back → MANAGED; SIGTERM → exit 0 in time.
  */
 const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
-
-function runBin(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-    child.on('exit', (code) => resolve({ code, out }))
-  })
-}
 
 const until = (what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<true> => untilTrue(what, probe, timeoutMs, 100)
 

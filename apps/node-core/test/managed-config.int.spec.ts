@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { K3sRole, NodeConfig, StatusReport } from '@mycelium/core-interfaces'
 import { applyFault, startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { FAKE_K3S, until as untilTrue } from '@mycelium/testing'
+import { runBin } from './helpers/daemon.js'
 
 /**
  * Managed state that sticks, tried as an operator would: the shipped daemon
@@ -20,15 +21,7 @@ import { FAKE_K3S, until as untilTrue } from '@mycelium/testing'
 const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 const until = (what: string, probe: () => Promise<boolean> | boolean): Promise<true> => untilTrue(what, probe, 45_000, 100)
 
-function runBin(args: string[]): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-    child.on('exit', () => resolve(out))
-  })
-}
+const runBinOut = async (args: string[]): Promise<string> => (await runBin(args)).out
 
 describe('managed config survives restarts and bad configs (shipped daemon, dev network)', () => {
   let net: DevNetwork
@@ -75,7 +68,7 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
     try {
       await scenario()
     } catch (err) {
-      console.log(`${logs.slice(-10_000)}\n--- node-core status ---\n${await runBin(['status', '--socket', join(dir, 'run', 'status.sock')])}`)
+      console.log(`${logs.slice(-10_000)}\n--- node-core status ---\n${await runBinOut(['status', '--socket', join(dir, 'run', 'status.sock')])}`)
       throw err
     }
   }, 240_000)
@@ -102,8 +95,8 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
         ''
       ].join('\n')
     )
-    const status = async (): Promise<StatusReport> => StatusReport.fromJSON(JSON.parse(await runBin(['status', '--socket', socket, '--json'])))
-    const statusJson = async (): Promise<Record<string, unknown>> => JSON.parse(await runBin(['status', '--socket', socket, '--json'])) as Record<string, unknown>
+    const status = async (): Promise<StatusReport> => StatusReport.fromJSON(JSON.parse(await runBinOut(['status', '--socket', socket, '--json'])))
+    const statusJson = async (): Promise<Record<string, unknown>> => JSON.parse(await runBinOut(['status', '--socket', socket, '--json'])) as Record<string, unknown>
     const starts = (): Array<{ pid: number; config: Record<string, unknown>; args: string[] }> =>
       readFileSync(join(dataDir, 'starts.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: number; config: Record<string, unknown>; args: string[] })
     const k3sReady = async (): Promise<boolean> => (await status()).runtime?.reason === '' && (await status()).runtime?.availability === 1
@@ -140,7 +133,7 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
     expect(after.config).toMatchObject({ currentVersion: vN, lastKnownGoodVersion: vN })
     expect(after.effectiveConfig).toMatchObject({ version: vN, k3s: { nodeLabels: { owner: 'manager' } }, logging: { level: 'debug' } })
     expect(starts()).toHaveLength(startsBefore) // adopted, not re-planned back to the YAML's labels
-    expect(await runBin(['status', '--socket', socket])).toMatch(new RegExp(`config sections\\s+discovery local, handoff local, k3s v${vN}, labels local, logging v${vN}`))
+    expect(await runBinOut(['status', '--socket', socket])).toMatch(new RegExp(`config sections\\s+discovery local, handoff local, k3s v${vN}, labels local, logging v${vN}`))
 
     // 2. A k3s config that makes K3s crash-loop: reverted within the window, the manager told why.
     const bad = vN + 1

@@ -6,6 +6,7 @@ import { cri } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { CriClient } from '@mycelium/k3s-runtime'
 import { containerdMissing, FAKE_K3S, runSleepPod, startContainerd, until as untilTrue, type TestContainerd } from '@mycelium/testing'
+import { runBin } from './helpers/daemon.js'
 
 /**
  * Workloads outlive every failure above them. A real containerd + runc runs a
@@ -23,15 +24,7 @@ if (missing != null) console.warn(`skipping workload survival test: ${missing}`)
 
 const until = (what: string, probe: () => Promise<boolean> | boolean): Promise<true> => untilTrue(what, probe, 30_000, 100)
 
-function runBin(args: string[]): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-    child.on('exit', () => resolve(out))
-  })
-}
+const runBinOut = async (args: string[]): Promise<string> => (await runBin(args)).out
 
 describeIf('workloads survive agent restarts and manager failures (real containerd)', () => {
   let ctrd: TestContainerd
@@ -85,7 +78,7 @@ describeIf('workloads survive agent restarts and manager failures (real containe
       await scenario()
     } catch (err) {
       // What the daemon said is the first thing to read when this fails.
-      console.log(`${logs.slice(-8000)}\n--- node-core status ---\n${await runBin(['status', '--socket', join(dir, 'run', 'status.sock')])}`)
+      console.log(`${logs.slice(-8000)}\n--- node-core status ---\n${await runBinOut(['status', '--socket', join(dir, 'run', 'status.sock')])}`)
       throw err
     }
   }, 180_000)
@@ -117,7 +110,7 @@ describeIf('workloads survive agent restarts and manager failures (real containe
       ].join('\n')
     )
 
-    const status = (): Promise<string> => runBin(['status', '--socket', socket])
+    const status = (): Promise<string> => runBinOut(['status', '--socket', socket])
     const heartbeatWorkloads = (): string[] => (net.networkManager.nodes.get('worker-1')?.lastHealth?.workloads ?? []).map((w) => `${w.kind}:${w.id}:${w.state}`)
     const k3sStarts = (): number => readFileSync(join(dir, 'k3s-data', 'starts.log'), 'utf8').trim().split('\n').length
 

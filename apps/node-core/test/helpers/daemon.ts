@@ -8,6 +8,17 @@ import { until } from '@mycelium/testing'
  * process) as child processes, for the crash and disk-fault suites.
  */
 export const BIN = join(__dirname, '..', '..', 'dist', 'bin.cjs')
+
+/** Runs the built CLI to its end: exit code and everything it printed (stdout + stderr). */
+export function runBin(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    child.on('exit', (code) => resolve({ code, out }))
+  })
+}
 const HARNESS = join(__dirname, 'command-manager.cjs')
 
 export interface ManagerEvent {
