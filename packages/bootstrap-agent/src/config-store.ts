@@ -64,20 +64,17 @@ export class ConfigStore {
     }
     const current = await read('current.bin')
     const lkg = await read('lkg.bin')
-    let trial: TrialInfo | undefined
-    try {
-      const t = await readStateFile(join(dir, 'trial.bin'))
-      if (t != null) trial = JSON.parse(t.data.toString('utf8')) as TrialInfo
-    } catch (err) {
-      problems.push(`${join(dir, 'trial.bin')}: ${(err as Error).message}`)
+    const readJson = async <T>(name: string): Promise<T | undefined> => {
+      try {
+        const t = await readStateFile(join(dir, name))
+        return t != null ? (JSON.parse(t.data.toString('utf8')) as T) : undefined
+      } catch (err) {
+        problems.push(`${join(dir, name)}: ${(err as Error).message}`)
+        return undefined
+      }
     }
-    let last: LastTrial | undefined
-    try {
-      const t = await readStateFile(join(dir, 'last-trial.bin'))
-      if (t != null) last = JSON.parse(t.data.toString('utf8')) as LastTrial
-    } catch (err) {
-      problems.push(`${join(dir, 'last-trial.bin')}: ${(err as Error).message}`)
-    }
+    const trial = await readJson<TrialInfo>('trial.bin')
+    const last = await readJson<LastTrial>('last-trial.bin')
     const store = new ConfigStore(dir, current ?? lkg ?? initial, lkg ?? current ?? initial, undefined, initial, log)
     store.last = last
     store.problems.push(...problems)
