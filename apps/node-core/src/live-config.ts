@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { isIPv4 } from 'node:net'
-import { durationToMs, InvalidConfigError, type Duration, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
+import { DEFAULT_BACKOFF, durationToMs, InvalidConfigError, type Duration, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
 import type { AgentTunables } from '@mycelium/bootstrap-agent'
 import { validateK3sConfig } from '@mycelium/k3s-runtime'
+import { DEFAULT_CLOCK_SLACK_MS, DEFAULT_REFRESH_INTERVAL_MS, DEFAULT_SOURCE_TIMEOUT_MS } from '@mycelium/spore-client'
+import { DEFAULT_PING_INTERVAL_MS } from '@mycelium/basic-net'
 
 /**
  * How a change of the config in force reaches the running node: a pure
@@ -58,13 +60,13 @@ const VALUES: { [T in ConfigStepType]: (c: NodeConfig) => Omit<Extract<ConfigSte
       configConfirmWindowMs: durationToMs(c.handoff?.configConfirmWindow, 30_000),
       defaultHeartbeatIntervalMs: durationToMs(c.handoff?.defaultHeartbeatInterval, 1000),
       missedAcksBeforeFallback: c.handoff?.missedAcksBeforeFallback || 3,
-      reconnect: { initialMs: durationToMs(c.reconnect?.initial, 500), maxMs: durationToMs(c.reconnect?.max, 30_000), multiplier: c.reconnect?.multiplier || 2 }
+      reconnect: { initialMs: durationToMs(c.reconnect?.initial, DEFAULT_BACKOFF.initialMs), maxMs: durationToMs(c.reconnect?.max, DEFAULT_BACKOFF.maxMs), multiplier: c.reconnect?.multiplier || DEFAULT_BACKOFF.multiplier }
     }
   }),
-  'spore-timing': (c) => ({ clockSlackMs: durationToMs(c.discovery?.clockSlack, 30_000), refreshIntervalMs: durationToMs(c.discovery?.refreshInterval, 60_000) }),
-  'spore-sources': (c) => ({ httpsUrls: [...(c.discovery?.httpsUrls ?? [])], httpsCaFile: c.discovery?.httpsCaFile ?? '', sourceTimeoutMs: durationToMs(c.discovery?.sourceTimeout, 10_000) }),
+  'spore-timing': (c) => ({ clockSlackMs: durationToMs(c.discovery?.clockSlack, DEFAULT_CLOCK_SLACK_MS), refreshIntervalMs: durationToMs(c.discovery?.refreshInterval, DEFAULT_REFRESH_INTERVAL_MS) }),
+  'spore-sources': (c) => ({ httpsUrls: [...(c.discovery?.httpsUrls ?? [])], httpsCaFile: c.discovery?.httpsCaFile ?? '', sourceTimeoutMs: durationToMs(c.discovery?.sourceTimeout, DEFAULT_SOURCE_TIMEOUT_MS) }),
   'peer-seeds': (c) => ({ seeds: [...(c.peers?.seeds ?? [])] }),
-  'peer-timing': (c) => ({ pingIntervalMs: durationToMs(c.peers?.pingInterval, 1000), suspectPhi: c.peers?.phiThreshold || 8 }),
+  'peer-timing': (c) => ({ pingIntervalMs: durationToMs(c.peers?.pingInterval, DEFAULT_PING_INTERVAL_MS), suspectPhi: c.peers?.phiThreshold || 8 }),
   multicast: (c) => ({ enabled: c.peers?.multicastEnabled ?? false, group: c.peers?.multicastGroup ?? '', interfaceAddress: c.peers?.multicastInterface ?? '' }),
   k3s: (c) => ({ k3s: c.k3s }),
   labels: (c) => ({ labels: { ...c.labels } })
