@@ -98,7 +98,7 @@ export function validateManagedValues(c: NodeConfig, where = 'NodeConfig'): void
     throw new InvalidConfigError(`"${level}" is not one of ${LOG_LEVELS.join(', ')}`, `${where}.logging.level`)
   }
   for (const [i, url] of (c.discovery?.httpsUrls ?? []).entries()) {
-    let ok = false
+    let ok: boolean
     try {
       ok = new URL(url).protocol === 'https:'
     } catch {

@@ -14,7 +14,7 @@ function target(): Startable & { starts: number; stops: number } {
 
 describe('Supervisor', () => {
   it('restarts within the budget, then gives up (so the service manager restarts the agent)', async () => {
-    let now = 0
+    const now = 0
     const t = target()
     const gaveUp: unknown[] = []
     const s = new Supervisor(t, { maxRestarts: 2, windowMs: 60_000 }, silentLogger(), (e) => gaveUp.push(e), () => now)

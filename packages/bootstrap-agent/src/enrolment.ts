@@ -48,7 +48,7 @@ export function fetchPinnedCa(address: string, caSha256: string, timeoutMs: numb
       socket.destroy()
       reject(new TimeoutError(`${address}: no TLS handshake within ${timeoutMs} ms`, timeoutMs))
     }, timeoutMs)
-    socket.once('error', (err) => {
+    socket.once('error', (err: Error) => {
       clearTimeout(timer)
       reject(new EnrolmentError(`${address}: ${err.message}`, true, { cause: err }))
     })

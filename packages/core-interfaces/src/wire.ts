@@ -118,7 +118,7 @@ function readVarint(r: ReaderInternals, maxBytes: 5 | 10): [number, number] {
   let pos = r.pos
   let lo = 0
   let hi = 0
-  let b = 0
+  let b: number
   let i = 0
   do {
     if (i === maxBytes) throw new WireError(`varint longer than ${maxBytes} bytes at offset ${r.pos}`)

@@ -325,7 +325,9 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     this.running = undefined
     this.crashes = [...this.recentCrashes(), Date.now()]
     const crashes = this.crashes.length
-    void this.save()
+    // Not awaited: the restart below must not wait on the disk. A failed write is logged
+    // (the crash count stays in memory), never an unhandled rejection that kills the process.
+    this.save().catch((err: unknown) => this.log.warn('k3s supervisor state not saved; kept in memory', { err }))
     this.current = { ...this.current, lastExit: how }
     await this.follower.poll() // its last words, before they are quoted
     if (!this.started) return

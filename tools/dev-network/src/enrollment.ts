@@ -25,7 +25,8 @@ export interface EnrollmentContext {
 const same = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
 
 /** A status error for a refused enrolment. */
-const refuse = (code: grpc.status, details: string): Partial<grpc.StatusObject> => ({ code, details })
+// An Error (with a stack) that grpc-js sends as its status: code and details.
+const refuse = (code: grpc.status, details: string): grpc.ServiceError => Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() })
 
 /**
  * Enrol: a join token (which pins our CA) and a CSR for

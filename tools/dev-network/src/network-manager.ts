@@ -186,7 +186,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
       enroll: (call, cb) => {
         enroll(this.enrollment, call.request).then(
           (res) => cb(null, res),
-          (err: Partial<grpc.StatusObject>) => cb(err.code != null ? err : { code: grpc.status.INTERNAL, details: String(err) })
+          (err: grpc.ServiceError) => cb(err.code != null ? err : { code: grpc.status.INTERNAL, details: String(err) })
         )
       },
       renewCertificate: (call, cb) => {

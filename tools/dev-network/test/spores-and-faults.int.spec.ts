@@ -73,8 +73,7 @@ describe('SporeService', () => {
     expect(batches.slice(1).flatMap((b) => names(b.spores))).toEqual(['service/network-manager', 'service/spore-manager'])
 
     // A node following the Spore Manager refuses the rollback attempt.
-    let sporeClient: SporeClient | undefined
-    sporeClient = createSporeClient(
+    const sporeClient: SporeClient | undefined = createSporeClient(
       {
         sources: [fileSource({ path: net.bootstrapFile })],
         sporeManager: sporeServiceSource({ credentials: clientCredentials(node, { networkId: 'net1', role: 'manager' }), endpoints: () => sporeClient!.resolveService('spore-manager') })

@@ -88,11 +88,15 @@ export function parseSporeInput(text: string, file: string, nowMs = Date.now()):
       throw new InvalidInputError(`"${field}" is required`, at(doc.contents.get(field, true) as never))
     }
   }
+  // YAML scalars (a string, a number, a timestamp) are stringified on purpose; anything else
+  // becomes an invalid date or TTL and is refused by name below.
+  /* eslint-disable @typescript-eslint/no-base-to-string */
   const issuedAt = obj.issuedAt != null ? new Date(String(obj.issuedAt)) : new Date(nowMs)
   let expiresAt: Date
   if (obj.expiresAt != null) expiresAt = new Date(String(obj.expiresAt))
   else if (obj.ttl != null) expiresAt = new Date(issuedAt.getTime() + parseTtl(String(obj.ttl), at(doc.contents.get('ttl', true) as never)))
   else throw new InvalidInputError('needs "expiresAt" or "ttl": every spore expires', `${file}:1`)
+  /* eslint-enable @typescript-eslint/no-base-to-string */
   for (const [field, date] of [['issuedAt', issuedAt], ['expiresAt', expiresAt]] as const) {
     if (Number.isNaN(date.getTime())) throw new InvalidInputError(`"${field}" is not a date`, at(doc.contents.get(field, true) as never))
     // Nodes refuse timestamps outside protobuf's range; never sign one.

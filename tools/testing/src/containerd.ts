@@ -208,7 +208,7 @@ export async function startContainerd(): Promise<TestContainerd> {
   } catch (err) {
     const logText = existsSync(join(dir, 'containerd.log')) ? readFileSync(join(dir, 'containerd.log'), 'utf8').slice(-2000) : ''
     await stop()
-    throw new Error(`containerd did not come up: ${(err as Error).message}\n${logText}`)
+    throw new Error(`containerd did not come up: ${(err as Error).message}\n${logText}`, { cause: err })
   }
   return { dir, socket, pid, busyboxImage: BUSYBOX_IMAGE, stop }
 }

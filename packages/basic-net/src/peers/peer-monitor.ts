@@ -113,7 +113,7 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
     clearInterval(this.evaluator)
     const loops = [...this.peersByAddress.values()].map((t) => {
       t.controller.abort()
-      return t.loop
+      return t.loop ?? Promise.resolve()
     })
     await Promise.allSettled(loops)
     for (const t of this.peersByAddress.values()) t.client.close()

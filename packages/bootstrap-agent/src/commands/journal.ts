@@ -346,7 +346,10 @@ export class CommandJournal {
 
   private settle(version: number): void {
     const still: Waiter[] = []
-    for (const w of this.waiters) (w.version <= version ? w.resolve() : still.push(w))
+    for (const w of this.waiters) {
+      if (w.version <= version) w.resolve()
+      else still.push(w)
+    }
     this.waiters = still
   }
 }

@@ -39,8 +39,7 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
   const components: BootstrapAgentComponents = {
     identity,
     createSporeClient: (trustBundle) => {
-      let client: SporeClient | undefined
-      client = createSporeClient(
+      const client: SporeClient | undefined = createSporeClient(
         {
           sources: [fileSource({ path: net.bootstrapFile })],
           sporeManager: sporeServiceSource({
