@@ -11,8 +11,8 @@ const runs = process.env.FUZZ_RUNS ?? '5000'
 const suites = [
   ['packages/core-interfaces', 'test/fuzz-decode.spec.ts'],
   ['packages/spore-client', 'test/hostile.spec.ts'],
-  ['apps/node-core', 'test/hostile-config.spec.ts'],
-  ['apps/node-core', 'test/hostile-table.spec.ts']
+  ['apps/node-core', 'test/hostile-config.int.spec.ts'],
+  ['apps/node-core', 'test/hostile-table.int.spec.ts']
 ]
 let failed = 0
 for (const [dir, file] of suites) {
