@@ -12,12 +12,15 @@
 //
 // Reads package.json `dependencies`/`devDependencies` and the import specifiers of
 // every .ts/.mjs/.cjs file under a package's src/ and test/. Exits 1 with one line
-// per violation. Pure node, no dependencies: runs before anything is built.
-import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs'
+// per violation; first it runs itself on a throwaway workspace with one violation of
+// each kind (selfTest), so a checker that stopped seeing them fails too. Pure node,
+// no dependencies: runs before anything is built.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, relative, resolve, dirname, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const workspaceRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
 /** Layers of shipped packages, lowest first. A package may use only lower layers. */
 export const LAYERS = {
@@ -42,7 +45,7 @@ export const KNOWN_EXCEPTIONS = [{ from: '@mycelium/node-core', to: '@mycelium/d
 const SHIPPED_DIRS = ['packages', 'apps']
 const TOOL_DIRS = ['tools']
 
-function workspacePackages() {
+function workspacePackages(root) {
   const found = []
   for (const group of [...SHIPPED_DIRS, ...TOOL_DIRS]) {
     const dir = join(root, group)
@@ -80,13 +83,13 @@ function importsOf(file) {
 }
 
 /** Every violation of the rule in the workspace, as readable lines. */
-export function checkPackageGraph() {
-  const packages = workspacePackages()
+export function checkPackageGraph(root = workspaceRoot, exceptions = KNOWN_EXCEPTIONS) {
+  const packages = workspacePackages(root)
   const byName = new Map(packages.map((p) => [p.name, p]))
   const problems = []
   const usedExceptions = new Set()
   const isException = (from, to) => {
-    const i = KNOWN_EXCEPTIONS.findIndex((e) => e.from === from && e.to === to)
+    const i = exceptions.findIndex((e) => e.from === from && e.to === to)
     if (i >= 0) usedExceptions.add(i)
     return i >= 0
   }
@@ -94,21 +97,30 @@ export function checkPackageGraph() {
 
   for (const p of packages) {
     if (p.shipped && layerOf(p.name) == null) {
-      problems.push(`${p.name}: a shipped package with no layer; add it to LAYERS in scripts/check-package-graph.mjs and to docs/ARCHITECTURE.md`)
+      problems.push(
+        `${p.name}: a shipped package with no layer; add it to LAYERS in scripts/check-package-graph.mjs and to docs/ARCHITECTURE.md`
+      )
     }
     if (!p.shipped) continue // tools/* may depend on anything
     const deps = p.pkg.dependencies ?? {}
     const devDeps = p.pkg.devDependencies ?? {}
-    for (const [field, list] of [['dependencies', deps], ['devDependencies', devDeps]]) {
+    for (const [field, list] of [
+      ['dependencies', deps],
+      ['devDependencies', devDeps]
+    ]) {
       for (const dep of Object.keys(list)) {
         const target = byName.get(dep)
         if (target == null) continue
         if (!target.shipped) {
           if (field === 'dependencies' && !isException(p.name, dep)) {
-            problems.push(`${p.name}: package.json dependencies lists the tool ${dep}; nothing shipped depends on tools/* at run time (make it a devDependency)`)
+            problems.push(
+              `${p.name}: package.json dependencies lists the tool ${dep}; nothing shipped depends on tools/* at run time (make it a devDependency)`
+            )
           }
         } else if (!(layerOf(dep) < layerOf(p.name))) {
-          problems.push(`${p.name} (layer ${layerOf(p.name)}): package.json ${field} lists ${dep} (layer ${layerOf(dep)}); only lower layers may be used`)
+          problems.push(
+            `${p.name} (layer ${layerOf(p.name)}): package.json ${field} lists ${dep} (layer ${layerOf(dep)}); only lower layers may be used`
+          )
         }
       }
     }
@@ -139,13 +151,15 @@ export function checkPackageGraph() {
             problems.push(`${at(line)}: imports ${dep}, not listed in ${p.name}'s package.json`)
           }
           if (target.shipped && !(layerOf(dep) < layerOf(p.name))) {
-            problems.push(`${at(line)}: ${p.name} (layer ${layerOf(p.name)}) imports ${dep} (layer ${layerOf(dep)}); only lower layers may be imported`)
+            problems.push(
+              `${at(line)}: ${p.name} (layer ${layerOf(p.name)}) imports ${dep} (layer ${layerOf(dep)}); only lower layers may be imported`
+            )
           }
         }
       }
     }
   }
-  KNOWN_EXCEPTIONS.forEach((e, i) => {
+  exceptions.forEach((e, i) => {
     if (!usedExceptions.has(i)) {
       problems.push(`scripts/check-package-graph.mjs: KNOWN_EXCEPTIONS entry ${e.from} → ${e.to} is no longer needed; delete it`)
     }
@@ -153,8 +167,58 @@ export function checkPackageGraph() {
   return problems
 }
 
+/**
+ * The checker checked: a throwaway workspace with one violation of each kind must
+ * produce exactly those, and a clean one none (so the check can fail, and does).
+ */
+export function selfTest() {
+  const dir = mkdtempSync(join(tmpdir(), 'mycelium-graph-'))
+  const write = (path, text) => {
+    mkdirSync(dirname(join(dir, path)), { recursive: true })
+    writeFileSync(join(dir, path), text)
+  }
+  const manifest = (name, dependencies = {}, devDependencies = {}) => JSON.stringify({ name, dependencies, devDependencies })
+  try {
+    write('packages/core-interfaces/package.json', manifest('@mycelium/core-interfaces'))
+    write('packages/basic-net/package.json', manifest('@mycelium/basic-net', { '@mycelium/core-interfaces': '*' }))
+    write('packages/basic-net/src/index.ts', "export * from '@mycelium/core-interfaces'\nimport './local.js'\n")
+    write('tools/testing/package.json', manifest('@mycelium/testing', { '@mycelium/basic-net': '*' }))
+    write('tools/testing/src/index.ts', "import '@mycelium/basic-net'\n")
+    const clean = checkPackageGraph(dir, [])
+    if (clean.length !== 0) return [`self-test: a clean workspace reported ${clean.join('; ')}`]
+    write(
+      'packages/spore-client/package.json',
+      manifest('@mycelium/spore-client', { '@mycelium/basic-net': '*', '@mycelium/testing': '*' })
+    )
+    write(
+      'packages/spore-client/src/a.ts',
+      "import '@mycelium/basic-net'\nimport '@mycelium/core-interfaces/src/x.js'\nimport '../../basic-net/src/index.js'\n"
+    )
+    write('packages/core-interfaces/test/b.spec.ts', "import { x } from '@mycelium/basic-net'\n")
+    write('apps/rogue/package.json', manifest('@mycelium/rogue'))
+    const expected = [
+      /spore-client \(layer 2\): package\.json dependencies lists @mycelium\/basic-net/,
+      /spore-client: package\.json dependencies lists the tool @mycelium\/testing/,
+      /a\.ts:1: @mycelium\/spore-client \(layer 2\) imports @mycelium\/basic-net/,
+      /a\.ts:2: deep import/,
+      /a\.ts:2: imports @mycelium\/core-interfaces, not listed/,
+      /a\.ts:3: imports '\.\.\/\.\.\/basic-net\/src\/index\.js', outside/,
+      /b\.spec\.ts:1: imports @mycelium\/basic-net, not listed/,
+      /b\.spec\.ts:1: @mycelium\/core-interfaces \(layer 0\) imports @mycelium\/basic-net/,
+      /@mycelium\/rogue: a shipped package with no layer/,
+      /KNOWN_EXCEPTIONS entry @mycelium\/basic-net → @mycelium\/testing is no longer needed/
+    ]
+    const got = checkPackageGraph(dir, [{ from: '@mycelium/basic-net', to: '@mycelium/testing' }])
+    const missing = expected.filter((re) => !got.some((line) => re.test(line)))
+    const extra = got.filter((line) => !expected.some((re) => re.test(line)))
+    return [...missing.map((re) => `self-test: not reported: ${re}`), ...extra.map((line) => `self-test: unexpected: ${line}`)]
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 if (process.argv[1] != null && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const problems = checkPackageGraph()
+  const problems = [...selfTest(), ...checkPackageGraph()]
   if (problems.length > 0) {
     process.stderr.write(`package graph: ${problems.length} violation(s) of the dependency rule (docs/ARCHITECTURE.md):\n`)
     for (const p of problems) process.stderr.write(`  ${p}\n`)
