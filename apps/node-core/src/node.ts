@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { durationToMs, EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
+import { EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   endpointCredentials,
@@ -22,17 +22,14 @@ import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
 import { identityStoreFor, stateDirOf } from './identity.js'
-import { K3sRuntime } from '@mycelium/k3s-runtime'
+import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, K3sRuntime } from '@mycelium/k3s-runtime'
+import { agentTimings, logLevel, multicastGroup, peerTimings, sourceTimeoutMs, sporeTimings } from './package-init.js'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
-/** How long K3s gets to exit on SIGTERM before SIGKILL (its supervisor's stopTimeoutMs). @default 30000 */
-export const K3S_STOP_GRACE_MS = 30_000
-/** How long the supervisor waits for K3s to be gone after SIGKILL. */
-const K3S_KILL_WAIT_MS = 5000
 
 export interface NodeOptions {
   /** Join token from a file or flag (kept out of the frozen config's logs). */
@@ -91,8 +88,8 @@ export class MyceliumNode implements Startable {
         { logger: log, credentials: nodeCredentials, phase: () => this.agent.phase },
         {
           selfNodeId: config.nodeId,
-          pingIntervalMs: durationToMs(peersConfig.pingInterval, 1000),
-          detector: { suspectPhi: peersConfig.phiThreshold || 8 },
+          pingIntervalMs: peerTimings(config as NodeConfig).pingIntervalMs,
+          detector: { suspectPhi: peerTimings(config as NodeConfig).suspectPhi },
           channelOptions: defaultChannelOptions(config.networkId)
         }
       )
@@ -101,14 +98,14 @@ export class MyceliumNode implements Startable {
     const createSpores = (trustBundle: TrustBundle): SporeClient => {
       const sources: SporeSource[] = []
       const live = (): NodeConfig['discovery'] => this.effective.config.discovery
-      const sourceTimeoutMs = (): number => durationToMs(live()?.sourceTimeout, 10_000)
-      if (discovery?.bootstrapFile) sources.push(liveFileSource(discovery.bootstrapFile, sourceTimeoutMs))
+      const timeoutMs = (): number => sourceTimeoutMs(this.effective.config)
+      if (discovery?.bootstrapFile) sources.push(liveFileSource(discovery.bootstrapFile, timeoutMs))
       // discovery.httpsUrls and the verified bootstrap spore's https_urls, pinned to discovery.httpsCaFile or the network CA.
       sources.push(
         liveHttpsSources(() => ({
           urls: [...(live()?.httpsUrls ?? []), ...(client?.bootstrap().httpsUrls ?? [])],
           caPem: this.httpsCaPem ?? trustBundle.caCertificatesPem.join('\n'),
-          timeoutMs: sourceTimeoutMs()
+          timeoutMs: timeoutMs()
         }))
       )
       // In FALLBACK, peers that still hold verified spores are asked too.
@@ -128,14 +125,12 @@ export class MyceliumNode implements Startable {
           networkId: config.networkId,
           trustBundle,
           cachePath: join(stateDir, 'spores', 'cache.bin'),
-          clockSlackMs: durationToMs(live()?.clockSlack, 30_000),
-          refreshIntervalMs: durationToMs(live()?.refreshInterval, 60_000)
+          ...sporeTimings(this.effective.config)
         }
       )
       return client
     }
-    const handoff = config.handoff
-    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '', supervisor: { stopTimeoutMs: K3S_STOP_GRACE_MS } })
+    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
     this.runtime.on('change', () => this.changes.emit('change'))
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
@@ -164,14 +159,7 @@ export class MyceliumNode implements Startable {
         ...(joinToken != null ? { joinToken } : {}),
         enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
         initialConfig: config as NodeConfig,
-        handoffDeadlineMs: durationToMs(handoff?.commitDeadline, 10_000),
-        defaultHeartbeatIntervalMs: durationToMs(handoff?.defaultHeartbeatInterval, 1000),
-        configConfirmWindowMs: durationToMs(handoff?.configConfirmWindow, 30_000),
-        reconnect: {
-          initialMs: durationToMs(config.reconnect?.initial, 500),
-          maxMs: durationToMs(config.reconnect?.max, 30_000),
-          multiplier: config.reconnect?.multiplier || 2
-        }
+        ...agentTimings(config as NodeConfig)
       }
     )
     this.agent.on('transition', (t) => {
@@ -221,7 +209,7 @@ export class MyceliumNode implements Startable {
         networkId: this.config.networkId,
         nodeId: this.config.nodeId,
         endpoints: () => [{ address: peers.server.address, expectedIdentity: '', zone: '', priority: 0 }],
-        ...(c.multicastGroup ? { group: c.multicastGroup.split(':')[0]!, port: Number(c.multicastGroup.split(':')[1] ?? 7946) } : {}),
+        ...multicastGroup(this.effective.config),
         ...(c.multicastInterface ? { interfaceAddress: c.multicastInterface } : {})
       }
     )
@@ -291,7 +279,7 @@ export class MyceliumNode implements Startable {
     validateAgainstLocal(next, this.config as NodeConfig, 'remote NodeConfig')
     validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
     const level = next.logging?.level
-    if (level != null && level !== '' && level !== (this.effective.config.logging?.level || 'info') && this.options.setLogLevel == null) {
+    if (level != null && level !== '' && level !== logLevel(this.effective.config) && this.options.setLogLevel == null) {
       throw new InvalidConfigError('this node cannot change its log level while running (no process logger)', 'remote NodeConfig.logging.level')
     }
   }
@@ -490,7 +478,7 @@ export class MyceliumNode implements Startable {
 
   private async stopStarted(): Promise<void> {
     for (const { name, component } of this.started.reverse()) {
-      const deadlineMs = name === 'bootstrap-agent' ? K3S_STOP_GRACE_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
+      const deadlineMs = name === 'bootstrap-agent' ? DEFAULT_K3S_STOP_TIMEOUT_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
       this.log.info('stopping component', { component: name })
       let timer: NodeJS.Timeout | undefined
       await Promise.race([

@@ -44,24 +44,24 @@ export interface BootstrapAgentInit {
   trustBundle?: TrustBundle
   /** The local config (seeds the config store). */
   initialConfig?: NodeConfig
-  /** @default 10000 */
+  /** How long the Network Manager gets to confirm a handoff. @default DEFAULT_HANDOFF_DEADLINE_MS */
   handoffDeadlineMs?: number
-  /** Until a lease gives one. @default 1000 */
+  /** Until a lease gives one. @default DEFAULT_HEARTBEAT_INTERVAL_MS */
   defaultHeartbeatIntervalMs?: number
-  /** @default 5000 */
+  /** Dialling a manager (and enrolment). @default basic-net DEFAULT_DIAL_TIMEOUT_MS */
   dialTimeoutMs?: number
-  /** Retries in FALLBACK (reconnection) and RECOVERY (identity): capped exponential, full jitter. @default { initialMs: 500, maxMs: 30000 } */
+  /** Retries in FALLBACK (reconnection) and RECOVERY (identity): capped exponential, full jitter. @default DEFAULT_RECONNECT */
   reconnect?: BackoffOptions
   /**
    * The jitter source for retries, a number in [0, 1); each wait is
    * `random() × ceiling`. Tests pin it to see the backoff. @default Math.random
    */
   random?: () => number
-  /** @default 30000 */
+  /** How long a manager's config is tried before it is kept. @default DEFAULT_CONFIG_CONFIRM_WINDOW_MS */
   configConfirmWindowMs?: number
-  /** Heartbeats unanswered in a row before the manager link is declared down. @default 3 */
+  /** Heartbeats unanswered in a row before the manager link is declared down. @default DEFAULT_MISSED_ACKS_BEFORE_FALLBACK */
   missedAcksBeforeFallback?: number
-  /** Transitions kept for status. @default 50 */
+  /** Transitions kept for status. @default DEFAULT_HISTORY_SIZE */
   historySize?: number
   /**
    * The agent's version as built (node-core passes its package.json version),

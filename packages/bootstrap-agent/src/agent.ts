@@ -19,9 +19,10 @@ import {
   type Startable,
   type StatusReport
 } from '@mycelium/core-interfaces'
-import { defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
+import { DEFAULT_DIAL_TIMEOUT_MS, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'
+import { DEFAULT_HANDOFF_DEADLINE_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HISTORY_SIZE, DEFAULT_MISSED_ACKS_BEFORE_FALLBACK, DEFAULT_RECONNECT } from './defaults.js'
 import { buildStatusReport, spreadOrder, withStateProblems } from './agent-status.js'
 import { CommandExecutor } from './commands/executor.js'
 import { CommandJournal } from './commands/journal.js'
@@ -38,8 +39,6 @@ import { attemptOf, INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent,
 import type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
 
 export type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit, PhaseStep } from './agent-types.js'
-
-const HISTORY_DEFAULT = 50
 
 /**
  * The runner of the handoff state machine. It feeds `nextPhase` events,
@@ -97,7 +96,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       // A private subchannel per link: a new dial never inherits the backoff
       // of a failed one, so the agent's jittered schedule alone decides retries.
       channelOptions: { ...defaultChannelOptions(init.networkId), 'grpc.use_local_subchannel_pool': 1 },
-      dialTimeoutMs: init.dialTimeoutMs ?? 5000,
+      dialTimeoutMs: init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
       logger: this.log
     })
     this.duties = new ManagedDuties(
@@ -259,7 +258,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   private record(from: Phase, to: Phase, reason: string): void {
     const transition: PhaseTransition = { from, to, reason, at: new Date() }
-    this.history = [...this.history, transition].slice(-(this.init.historySize ?? HISTORY_DEFAULT))
+    this.history = [...this.history, transition].slice(-(this.init.historySize ?? DEFAULT_HISTORY_SIZE))
     const key = Phase[to]
     this.counters.transitions[key] = (this.counters.transitions[key] ?? 0) + 1
     const level = to === Phase.FALLBACK || to === Phase.RECOVERY ? 'warn' : 'info'
@@ -311,7 +310,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         return undefined
       case 'schedule-retry': {
         // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
-        const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { initialMs: 500, maxMs: 30_000, ...this.init.reconnect })
+        const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { ...DEFAULT_RECONNECT, ...this.init.reconnect })
         const delay = Math.max(action.retryAfterMs, Math.floor((this.init.random ?? Math.random)() * ceiling))
         this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, ceilingMs: ceiling, retryAfterMs: action.retryAfterMs })
         // Its own controller: the wait can be cut short (retry now) or superseded without stopping the run.
@@ -384,7 +383,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         nodeId: this.init.nodeId,
         joinToken: this.init.joinToken!,
         endpoints: this.init.enrollmentEndpoints ?? [],
-        timeoutMs: this.init.dialTimeoutMs ?? 5000
+        timeoutMs: this.init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
       })
       await this.stateStore.saveTrustBundle(bundle)
       return { type: 'enrolled' }
@@ -436,13 +435,13 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: remainingMs }) ?? clock.now()
       const handoffDeadline =
         clock.deadline({ absoluteMs: res.handoffDeadline?.getTime(), relativeMs: res.handoffTimeout != null ? durationToMs(res.handoffTimeout, 0) : undefined }) ??
-        clock.now() + (this.init.handoffDeadlineMs ?? 10_000)
+        clock.now() + (this.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS)
       const skewMs = clock.skewMs()
       if (skewMs != null && Math.abs(skewMs) > 1000) this.log.warn('clock skew with the Network Manager', { skewMs, note: 'deadlines are kept on the monotonic clock' })
       this.registration = {
         leaseId: res.lease?.leaseId ?? '',
         leaseDeadline,
-        heartbeatIntervalMs: durationToMs(res.heartbeatInterval, this.init.defaultHeartbeatIntervalMs ?? 1000),
+        heartbeatIntervalMs: durationToMs(res.heartbeatInterval, this.init.defaultHeartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
         handoffId: res.handoffId,
         handoffDeadline
       }
@@ -456,7 +455,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private async commitHandoff(): Promise<AgentEvent> {
     const r = this.registration!
     // Our own deadline, never later than the manager's (both measured from receipt, monotonic).
-    const deadlineMs = Math.max(0, Math.floor(Math.min(this.init.handoffDeadlineMs ?? 10_000, this.link.clock.remainingMs(r.handoffDeadline))))
+    const deadlineMs = Math.max(0, Math.floor(Math.min(this.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS, this.link.clock.remainingMs(r.handoffDeadline))))
     try {
       const res = await this.link.commit(r.handoffId, r.leaseId, this.config!.current().version, deadlineMs)
       if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
@@ -504,7 +503,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
       onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch),
-      missedAcks: () => this.init.missedAcksBeforeFallback ?? 3
+      missedAcks: () => this.init.missedAcksBeforeFallback ?? DEFAULT_MISSED_ACKS_BEFORE_FALLBACK
     })
     // Management commands are accepted only now, after the handoff committed.
     if (this.commandExecutor != null && this.link.endpoint != null) {

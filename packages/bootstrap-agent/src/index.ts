@@ -6,6 +6,15 @@
  * store (try-mode with last-known-good) and the agent state store.
  */
 export { nextPhase, INITIAL_STATE, changesPhase, attemptOf, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
+export {
+  DEFAULT_HANDOFF_DEADLINE_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_CONFIG_CONFIRM_WINDOW_MS,
+  DEFAULT_MISSED_ACKS_BEFORE_FALLBACK,
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_RECONNECT,
+  DEFAULT_RENEW_RETRY_MS
+} from './defaults.js'
 export { ManagerClock } from './manager-clock.js'
 export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome, type LastTrial } from './config-store.js'
 export {

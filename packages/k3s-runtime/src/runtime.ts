@@ -19,6 +19,7 @@ import { renderK3s, validateK3sConfig, type RenderedK3s } from './k3s-config.js'
 import { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'
 import type { K3sStep } from './planner.js'
 import { K3sSupervisor, type K3sProcessStatus, type K3sSupervisorInit } from './supervisor.js'
+import { DEFAULT_WORKLOADS_INTERVAL_MS } from './defaults.js'
 
 export interface K3sRuntimeInit {
   k3s: K3sConfig | undefined
@@ -28,7 +29,7 @@ export interface K3sRuntimeInit {
   stateDir?: string
   /** The PATH to search when no binary is configured (node-core passes process.env.PATH). */
   path?: string
-  /** How often the CRI is asked for the workload list. @default 5000 */
+  /** How often the CRI is asked for the workload list. @default DEFAULT_WORKLOADS_INTERVAL_MS */
   workloadsIntervalMs?: number
   /** Supervisor tuning (tests shorten the intervals). */
   supervisor?: Partial<Omit<K3sSupervisorInit, 'dir' | 'probe'>>
@@ -185,7 +186,7 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
       }
     }
     void poll()
-    this.timer = setInterval(() => void poll(), this.init.workloadsIntervalMs ?? 5000)
+    this.timer = setInterval(() => void poll(), this.init.workloadsIntervalMs ?? DEFAULT_WORKLOADS_INTERVAL_MS)
     this.timer.unref()
   }
 

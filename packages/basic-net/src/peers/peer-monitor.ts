@@ -12,7 +12,7 @@ import {
   type PingResponse,
   type Startable
 } from '@mycelium/core-interfaces'
-import { PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
+import { DEFAULT_EXPECTED_INTERVAL_MS, DEFAULT_SUSPECT_PHI, PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
 
 /** Peers' answers are decoded strictly and bounded (a peer is not trusted). */
 const StrictPeerAssistClient = strictClient(PeerAssistClient, { maxBytes: 8 * 1024 * 1024 })
@@ -51,7 +51,7 @@ export interface PeerMonitorComponents {
 export interface PeerMonitorInit {
   /** This node's id: a peer answering with it is ourselves and is dropped. */
   selfNodeId: string
-  /** @default 1000 */
+  /** @default DEFAULT_PING_INTERVAL_MS */
   pingIntervalMs?: number
   /** @default pingIntervalMs */
   pingTimeoutMs?: number
@@ -60,7 +60,8 @@ export interface PeerMonitorInit {
   channelOptions?: grpc.ChannelOptions
 }
 
-export const DEFAULT_PING_INTERVAL_MS = 1000
+/** Peers are pinged at the interval a failure detector expects by default. */
+export const DEFAULT_PING_INTERVAL_MS = DEFAULT_EXPECTED_INTERVAL_MS
 
 interface Tracked {
   entry: PeerEntry
@@ -170,7 +171,7 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
 
   /** The settings in force (for status and tests). */
   settings(): { pingIntervalMs: number; suspectPhi: number } {
-    return { pingIntervalMs: this.intervalMs, suspectPhi: this.init.detector?.suspectPhi ?? 8 }
+    return { pingIntervalMs: this.intervalMs, suspectPhi: this.init.detector?.suspectPhi ?? DEFAULT_SUSPECT_PHI }
   }
 
   /** A snapshot of the table. */
