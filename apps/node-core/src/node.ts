@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events'
-import { join } from 'node:path'
 import { EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
@@ -14,7 +13,7 @@ import {
   type PeerMonitor
 } from '@mycelium/basic-net'
 import { createSporeClient, peerSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
-import { ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
+import { agentStatePaths, diagnosticsPath, openAgentState, type ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
 import { aggregateHealth, type AggregatedHealth } from './health.js'
 import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues, withoutSecrets, type ConfigStep } from './live-config.js'
 import { liveFileSource, liveHttpsSources } from './spore-sources.js'
@@ -124,7 +123,7 @@ export class MyceliumNode implements Startable {
         {
           networkId: config.networkId,
           trustBundle,
-          cachePath: join(stateDir, 'spores', 'cache.bin'),
+          cachePath: agentStatePaths(stateDir).sporeCache,
           ...sporeTimings(this.effective.config)
         }
       )
@@ -190,7 +189,7 @@ export class MyceliumNode implements Startable {
       },
       counters: () => this.agent.counters
     }
-    this.statusServer = new StatusServer(source, { socketPath: status?.socketPath ?? join(stateDir, 'status.sock'), listenAddress: status?.grpcListenAddress ?? '' }, log.forComponent('node-core:status'))
+    this.statusServer = new StatusServer(source, { socketPath: status?.socketPath ?? agentStatePaths(stateDir).statusSocket, listenAddress: status?.grpcListenAddress ?? '' }, log.forComponent('node-core:status'))
     this.http = new HttpStatusServer(source, { listenAddress: status?.httpListenAddress || DEFAULT_HTTP_ADDRESS, readyInFallback: status?.readyInFallback ?? true }, log.forComponent('node-core:http'))
   }
 
@@ -270,7 +269,7 @@ export class MyceliumNode implements Startable {
   }
 
   private async openConfigStore(): Promise<ConfigStore> {
-    this.configStore ??= await ConfigStore.open(join(stateDirOf(this.config), 'config'), this.config as NodeConfig, this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId }))
+    this.configStore ??= await openAgentState(stateDirOf(this.config), { logger: this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId }) }).openConfig(this.config as NodeConfig)
     return this.configStore
   }
 
@@ -381,7 +380,7 @@ export class MyceliumNode implements Startable {
         this.acceptingWorkloads = false
         break
       case EmergencyAction.DUMP_DIAGNOSTICS: {
-        const out = join(stateDirOf(this.config), `diagnostics-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`)
+        const out = diagnosticsPath(stateDirOf(this.config), new Date())
         await this.runtime.writeSnapshot()
         await exportDiagnostics(this.config, out)
         this.log.info('diagnostics written', { path: out })

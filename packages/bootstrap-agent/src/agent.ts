@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   backoffCeilingMs,
@@ -21,11 +20,10 @@ import {
 } from '@mycelium/core-interfaces'
 import { DEFAULT_DIAL_TIMEOUT_MS, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
-import { AgentStateStore } from './agent-state.js'
+import { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
 import { DEFAULT_HANDOFF_DEADLINE_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HISTORY_SIZE, DEFAULT_MISSED_ACKS_BEFORE_FALLBACK, DEFAULT_RECONNECT } from './defaults.js'
 import { buildStatusReport, spreadOrder, withStateProblems } from './agent-status.js'
 import { CommandExecutor } from './commands/executor.js'
-import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
 import { trustedOperatorKeys } from '@mycelium/spore-client'
 import { ConfigStore } from './config-store.js'
@@ -62,6 +60,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private controller?: AbortController
   private spores?: SporeClient
   private config?: ConfigStore
+  private readonly files: AgentState
   private readonly stateStore: AgentStateStore
   private readonly link: ManagerLink
   private readonly duties: ManagedDuties
@@ -90,7 +89,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     super()
     this.init = { ...init }
     this.log = (components.logger ?? silentLogger()).forComponent('bootstrap-agent').child({ nodeId: init.nodeId })
-    this.stateStore = new AgentStateStore(init.stateDir, this.log)
+    this.files = openAgentState(init.stateDir, { logger: this.log })
+    this.stateStore = this.files.store
     this.link = new ManagerLink({
       credentials: endpointCredentials(components.identity, { networkId: init.networkId, role: 'manager' }),
       // A private subchannel per link: a new dial never inherits the backoff
@@ -141,13 +141,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const history = await this.stateStore.loadHistory()
     const config =
       (await this.components.openConfigStore?.()) ??
-      (await ConfigStore.open(
-        join(this.init.stateDir, 'config'),
-        this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
-        this.log
-      ))
+      (await this.files.openConfig(this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId })))
     if (signal.aborted) return
-    const journal = await CommandJournal.open(join(this.init.stateDir, 'commands.bin'), { logger: this.log })
+    const journal = await this.files.openJournal()
     const commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), journal, {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,

@@ -40,7 +40,8 @@ export {
 } from './agent.js'
 export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
 export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'
-export { AgentStateStore } from './agent-state.js'
+export { openAgentState, AgentStateStore, type AgentState } from './agent-state.js'
+export { agentStatePaths, displaced, diagnosticsPath, type AgentStatePaths } from './state-layout.js'
 export { nodeCapabilities, hostFacts, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth, type HostFacts } from './node-facts.js'
 export { CommandExecutor, type CommandHandlers, type ExecutorInit, type ExecutorEvents } from './commands/executor.js'
 export {
