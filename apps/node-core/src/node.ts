@@ -22,7 +22,7 @@ import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, K3sRuntime } from '@mycelium/k3s-runtime'
-import { agentTimings, logLevel, multicastGroup, peerTimings, sourceTimeoutMs, sporeTimings } from './package-init.js'
+import { agentTimings, logLevel, multicastGroup, peerTimings, secureRandom, sourceTimeoutMs, sporeTimings } from './package-init.js'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
@@ -158,7 +158,8 @@ export class MyceliumNode implements Startable {
         ...(joinToken != null ? { joinToken } : {}),
         enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
         initialConfig: config as NodeConfig,
-        ...agentTimings(config as NodeConfig)
+        ...agentTimings(config as NodeConfig),
+        random: secureRandom
       }
     )
     this.agent.on('transition', (t) => {

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto'
 import { durationToMs, type NodeConfig } from '@mycelium/core-interfaces'
 import {
   DEFAULT_CONFIG_CONFIRM_WINDOW_MS,
@@ -75,3 +76,10 @@ export function logLevel(c: NodeConfig): string {
   return c.logging?.level || DEFAULT_LOG_LEVEL
 }
 
+
+/**
+ * The jitter source node-core injects (retry backoff, endpoint shuffle): a
+ * number in [0, 1) from the OS CSPRNG, so nodes booted from one image do not
+ * share a Math.random sequence.
+ */
+export const secureRandom = (): number => randomInt(2 ** 48) / 2 ** 48

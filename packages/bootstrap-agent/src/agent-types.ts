@@ -54,7 +54,9 @@ export interface BootstrapAgentInit {
   reconnect?: BackoffOptions
   /**
    * The jitter source for retries, a number in [0, 1); each wait is
-   * `random() × ceiling`. Tests pin it to see the backoff. @default Math.random
+   * `random() × ceiling`; it also shuffles manager endpoints of equal
+   * priority. Injected by the composition; tests pin it to see the backoff.
+   * @default DEFAULT_RANDOM
    */
   random?: () => number
   /** How long a manager's config is tried before it is kept. @default DEFAULT_CONFIG_CONFIRM_WINDOW_MS */

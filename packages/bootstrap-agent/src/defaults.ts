@@ -27,3 +27,9 @@ export const DEFAULT_RECONNECT: Required<BackoffOptions> = DEFAULT_BACKOFF
 
 /** How often a failed certificate renewal is retried at most. */
 export const DEFAULT_RENEW_RETRY_MS = 60_000
+
+/**
+ * The jitter source of retries and of the endpoint shuffle when the
+ * composition injects none (node-core injects a crypto-based one).
+ */
+export const DEFAULT_RANDOM: () => number = Math.random

@@ -5,7 +5,18 @@
  * failure detection), fallback with capped jittered reconnection, the config
  * store (try-mode with last-known-good) and the agent state store.
  */
-export { nextPhase, INITIAL_STATE, changesPhase, attemptOf, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
+export {
+  nextPhase,
+  retryDelay,
+  INITIAL_STATE,
+  changesPhase,
+  attemptOf,
+  type AgentEvent,
+  type AgentAction,
+  type MachineState,
+  type Registration,
+  type Transition
+} from './phase-machine.js'
 export {
   DEFAULT_HANDOFF_DEADLINE_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -13,7 +24,8 @@ export {
   DEFAULT_MISSED_ACKS_BEFORE_FALLBACK,
   DEFAULT_HISTORY_SIZE,
   DEFAULT_RECONNECT,
-  DEFAULT_RENEW_RETRY_MS
+  DEFAULT_RENEW_RETRY_MS,
+  DEFAULT_RANDOM
 } from './defaults.js'
 export { ManagerClock } from './manager-clock.js'
 export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome, type LastTrial } from './config-store.js'
@@ -59,4 +71,4 @@ export {
 } from './commands/journal.js'
 export { validateCommand, type Validation, type ValidationContext } from './commands/validate.js'
 export { CommandSession, type CommandSessionInit } from './commands/session.js'
-export { spreadOrder, buildStatusReport, type StatusInput } from './agent-status.js'
+export { buildStatusReport, type StatusInput } from './agent-status.js'

@@ -26,6 +26,7 @@ export {
   MAX_SPORE_SIGNATURES,
   MAX_SPORE_BYTES,
   tallySignatures, type SignatureTally, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
+export { orderEndpoints, zoneOf, ZONE_LABEL, type EndpointOrderOptions } from './endpoint-order.js'
 export { trustedSporeKeys, trustedOperatorKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
 export { parseSporeBundle, formatSporeBundleJson, MAX_SPORES_PER_BUNDLE, MAX_SPORE_BUNDLE_BYTES } from './bundle-format.js'
 export {

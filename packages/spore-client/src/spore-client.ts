@@ -24,6 +24,7 @@ import { isRateLimitedError, isSporeRejectedError, MalformedSporeError, type Spo
 import type { SporeSource, WatchableSporeSource } from './sources/source.js'
 import { trustedSporeKeys, type TrustedKeys } from './trust.js'
 import { verifySpore, type TrustMark, type VerifiedSpore } from './verify.js'
+import { orderEndpoints } from './endpoint-order.js'
 
 export interface SporeClientComponents {
   logger?: Logger
@@ -194,11 +195,11 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
     return { clockSlackMs: this.clockSlackMs, refreshIntervalMs: this.refreshIntervalMs }
   }
 
-  /** Endpoints of a manager service, lowest priority value first. */
+  /** Endpoints of a manager service, lowest priority value first (orderEndpoints, no zone, no shuffle). */
   resolveService(service: string): Endpoint[] {
     const spore = this.current(`${SERVICE_PREFIX}${service}`)
     if (spore?.spore.body?.$case !== 'service') return []
-    return [...spore.spore.body.value.endpoints].sort((a, b) => a.priority - b.priority)
+    return orderEndpoints(spore.spore.body.value.endpoints)
   }
 
   /** Dynamic components the network offers. */
