@@ -1,7 +1,11 @@
-import type { BackoffOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, TrustBundle } from '@mycelium/core-interfaces'
+import type { EventEmitter } from 'node:events'
+import type { BackoffOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, Startable, StatusReport, TrustBundle } from '@mycelium/core-interfaces'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import type { ConfigStore, TrialOutcome } from './config-store.js'
+import type { CommandExecutor } from './commands/executor.js'
+import type { ManagerClock } from './manager-clock.js'
+import type { AgentEvent } from './phase-machine.js'
 import type { NodeHealth, RuntimeView } from './node-facts.js'
 
 /** What the agent is given (components) and told (init), what it emits, and what it counts. */
@@ -99,4 +103,30 @@ export interface AgentCounters {
   heartbeatAcks: number
   /** Heartbeats that carried changed capabilities. */
   capabilityUpdates: number
+}
+
+/** The timings node-core may change on a running agent (all manager-owned). */
+export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'>
+
+/**
+ * The bootstrap agent (see `createBootstrapAgent`): runs the handoff state
+ * machine; start/stop are idempotent and never touch workloads.
+ */
+export interface BootstrapAgent extends EventEmitter<BootstrapAgentEvents>, Startable {
+  /** The phase now. */
+  readonly phase: Phase
+  readonly counters: AgentCounters
+  /** The manager's clock as this node follows it (monotonic): for times a manager set, e.g. command deadlines. */
+  readonly managerClock: ManagerClock
+  /** The spore client, once the trust bundle is known. */
+  readonly sporeClient: SporeClient | undefined
+  readonly configStore: ConfigStore | undefined
+  /** Runs management commands; node-core submits local (manual recovery) operations here too. */
+  readonly executor: CommandExecutor | undefined
+  /** Manager-owned timings of a new config in force: each is read again at its next use. */
+  retune(t: AgentTunables): void
+  /** Feeds an event to the state machine (tests and node-core). */
+  dispatch(event: AgentEvent): void
+  /** The NodeStatus view of the agent. */
+  status(): StatusReport
 }

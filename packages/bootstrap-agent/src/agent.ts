@@ -2,23 +2,18 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { RetryWait } from './retry-wait.js'
 import {
-  durationToMs,
-  HandoffOutcome,
-  msToDuration,
   NodeConfig,
   Phase,
   silentLogger,
-  supportedContractVersions,
   type Capabilities,
   type Logger,
   type PhaseTransition,
-  type Startable,
   type StatusReport
 } from '@mycelium/core-interfaces'
 import { DEFAULT_DIAL_TIMEOUT_MS, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
-import { DEFAULT_HANDOFF_DEADLINE_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HISTORY_SIZE, DEFAULT_MISSED_ACKS_BEFORE_FALLBACK, DEFAULT_RANDOM, DEFAULT_RECONNECT } from './defaults.js'
+import { DEFAULT_HISTORY_SIZE, DEFAULT_MISSED_ACKS_BEFORE_FALLBACK, DEFAULT_RANDOM, DEFAULT_RECONNECT } from './defaults.js'
 import { buildStatusReport, lastTrialReport, withStateProblems } from './agent-status.js'
 import { CommandExecutor } from './commands/executor.js'
 import { CommandSession } from './commands/session.js'
@@ -28,13 +23,11 @@ import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
 import { checkIdentity, enrolStep, type IdentityStepDeps } from './identity-steps.js'
 import { ManagerLink } from './manager-link.js'
-import { capabilityTracker, failureOf, registrationFrom } from './registration.js'
+import { capabilityTracker, commitStep, registerStep, type ManagerStepDeps } from './registration.js'
 import type { ManagerClock } from './manager-clock.js'
 import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
 import { attemptOf, failureEventOf, INITIAL_STATE, nextPhase, retryDelay, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
-import type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
-
-export type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit, PhaseStep } from './agent-types.js'
+import type { AgentCounters, AgentTunables, BootstrapAgent, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
 
 /**
  * The runner of the handoff state machine. It feeds `nextPhase` events,
@@ -49,7 +42,7 @@ export type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, Boo
  * status as `progress`. An action that throws becomes the failure event of
  * that action, so no phase waits forever on a result that never comes.
  */
-class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implements Startable {
+class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implements BootstrapAgent {
   private readonly log: Logger
   private state: MachineState = INITIAL_STATE
   private phaseSince = Date.now()
@@ -287,9 +280,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       case 'discover':
         return this.discover(action.refresh)
       case 'register':
-        return this.register(signal)
+        return registerStep(this.managerStep(), signal)
       case 'commit-handoff':
-        return this.commitHandoff()
+        return commitStep(this.managerStep())
       case 'start-monitoring':
         this.startMonitoring()
         return undefined
@@ -342,46 +335,19 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     return { type: 'endpoints-found', endpoints: orderEndpoints(endpoints, { zone, random: this.random }) }
   }
 
-  private async register(signal: AbortSignal): Promise<AgentEvent> {
-    this.link.close()
-    try {
-      await this.link.connect([...this.state.endpoints], signal)
-    } catch (err) {
-      return { type: 'registration-failed', reason: (err as Error).message }
-    }
-    const identity = this.components.identity
-    try {
-      const res = await this.link.register({
-        identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
-        capabilities: this.capabilities(),
-        contractVersions: supportedContractVersions(),
-        configVersion: this.config!.current().version,
-        bootId: this.bootId,
-        fromPhase: this.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
-        completedCommandIds: this.commandExecutor?.journal.completedIds() ?? [],
-        ...(this.commandExecutor != null ? { commandRetention: msToDuration(this.commandExecutor.journal.retention) } : {})
-      })
-      const registration = registrationFrom(res, this.link.clock, {
-        handoffDeadlineMs: this.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS,
-        heartbeatIntervalMs: this.init.defaultHeartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
-      }, this.log)
-      return { type: 'registered', registration }
-    } catch (err) {
-      return failureOf('registration-failed', err)
-    }
-  }
-
-  private async commitHandoff(): Promise<AgentEvent> {
-    const r = this.state.registration!
-    // Our own deadline, never later than the manager's (both measured from receipt, monotonic).
-    const deadlineMs = Math.max(0, Math.floor(Math.min(this.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS, this.link.clock.remainingMs(r.handoffDeadline))))
-    try {
-      const res = await this.link.commit(r.handoffId, r.leaseId, this.config!.current().version, deadlineMs)
-      if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
-      if (res.outcome === HandoffOutcome.CONFIRMED) return { type: 'handoff-confirmed' }
-      return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
-    } catch (err) {
-      return failureOf('link-lost', err)
+  /** What registration and the handoff commit need of the agent, read when each runs. */
+  private managerStep(): ManagerStepDeps {
+    const journal = this.commandExecutor?.journal
+    return {
+      link: this.link,
+      init: this.init,
+      identity: this.components.identity,
+      state: this.state,
+      configVersion: this.config!.current().version,
+      capabilities: () => this.capabilities(),
+      bootId: this.bootId,
+      ...(journal != null ? { journal } : {}),
+      log: this.log
     }
   }
 
@@ -477,10 +443,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 }
 
-/** The timings node-core may change on a running agent (all manager-owned). */
-export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'>
 
-export type BootstrapAgent = DefaultBootstrapAgent
 
 export function createBootstrapAgent(components: BootstrapAgentComponents, init: BootstrapAgentInit): BootstrapAgent {
   return new DefaultBootstrapAgent(components, init)

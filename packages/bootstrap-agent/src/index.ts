@@ -40,19 +40,19 @@ export {
   type EffectiveConfig,
   type SectionVersions
 } from './config-ownership.js'
-export {
-  createBootstrapAgent,
-  type BootstrapAgent,
-  type BootstrapAgentComponents,
-  type BootstrapAgentInit,
-  type BootstrapAgentEvents,
-  type AgentCounters,
-  type PhaseStep,
-  type AgentTunables
-} from './agent.js'
+export { createBootstrapAgent } from './agent.js'
+export type {
+  BootstrapAgent,
+  BootstrapAgentComponents,
+  BootstrapAgentInit,
+  BootstrapAgentEvents,
+  AgentCounters,
+  PhaseStep,
+  AgentTunables
+} from './agent-types.js'
 export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
-export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'
-export { openAgentState, AgentStateStore, type AgentState } from './agent-state.js'
+export type { LinkFailure } from './manager-link.js'
+export { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
 export { agentStatePaths, displaced, diagnosticsPath, type AgentStatePaths } from './state-layout.js'
 export { nodeCapabilities, hostFacts, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth, type HostFacts } from './node-facts.js'
 export { CommandExecutor, type CommandHandlers, type ExecutorInit, type ExecutorEvents } from './commands/executor.js'
@@ -70,5 +70,4 @@ export {
   type JournalEntry
 } from './commands/journal.js'
 export { validateCommand, type Validation, type ValidationContext } from './commands/validate.js'
-export { CommandSession, type CommandSessionInit } from './commands/session.js'
 export { buildStatusReport, type StatusInput } from './agent-status.js'

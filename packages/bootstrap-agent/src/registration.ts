@@ -1,7 +1,82 @@
-import { durationToMs, type Capabilities, type Logger, type RegisterNodeResponse } from '@mycelium/core-interfaces'
-import { describeGrpcError } from './manager-link.js'
+import {
+  durationToMs,
+  HandoffOutcome,
+  msToDuration,
+  Phase,
+  supportedContractVersions,
+  type Capabilities,
+  type Logger,
+  type RegisterNodeResponse
+} from '@mycelium/core-interfaces'
+import type { IdentityStore } from '@mycelium/basic-net'
+import type { BootstrapAgentInit } from './agent-types.js'
+import type { CommandJournal } from './commands/journal.js'
+import { DEFAULT_HANDOFF_DEADLINE_MS, DEFAULT_HEARTBEAT_INTERVAL_MS } from './defaults.js'
+import { describeGrpcError, type ManagerLink } from './manager-link.js'
 import type { ManagerClock } from './manager-clock.js'
-import type { AgentEvent, Registration } from './phase-machine.js'
+import type { AgentEvent, MachineState, Registration } from './phase-machine.js'
+
+/**
+ * Registration and the two-phase handoff commit with the Network Manager,
+ * as the agent's REGISTRATION and HANDOFF actions: each returns the machine's
+ * event, never throws for a manager's refusal or failure.
+ */
+export interface ManagerStepDeps {
+  link: ManagerLink
+  init: Pick<BootstrapAgentInit, 'networkId' | 'nodeId' | 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs'>
+  identity: IdentityStore
+  state: MachineState
+  configVersion: number
+  capabilities: () => Capabilities
+  bootId: string
+  /** Its completed commands are sent so a manager never re-sends them. */
+  journal?: CommandJournal
+  log: Logger
+}
+
+/** Dials the state's endpoints (in order) and registers. */
+export async function registerStep(d: ManagerStepDeps, signal: AbortSignal): Promise<AgentEvent> {
+  d.link.close()
+  try {
+    await d.link.connect([...d.state.endpoints], signal)
+  } catch (err) {
+    return { type: 'registration-failed', reason: (err as Error).message }
+  }
+  try {
+    const res = await d.link.register({
+      identity: { networkId: d.init.networkId, nodeId: d.init.nodeId, spiffeId: d.identity.spiffeId, certificateSha256: d.identity.report().certificateSha256 ?? '' },
+      capabilities: d.capabilities(),
+      contractVersions: supportedContractVersions(),
+      configVersion: d.configVersion,
+      bootId: d.bootId,
+      fromPhase: d.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
+      completedCommandIds: d.journal?.completedIds() ?? [],
+      ...(d.journal != null ? { commandRetention: msToDuration(d.journal.retention) } : {})
+    })
+    const fallbacks = {
+      handoffDeadlineMs: d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS,
+      heartbeatIntervalMs: d.init.defaultHeartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
+    }
+    return { type: 'registered', registration: registrationFrom(res, d.link.clock, fallbacks, d.log) }
+  } catch (err) {
+    return failureOf('registration-failed', err)
+  }
+}
+
+/** Commits the handoff of the state's registration, within our deadline and never later than the manager's. */
+export async function commitStep(d: ManagerStepDeps): Promise<AgentEvent> {
+  const r = d.state.registration!
+  // Both measured from receipt, on the monotonic clock.
+  const deadlineMs = Math.max(0, Math.floor(Math.min(d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS, d.link.clock.remainingMs(r.handoffDeadline))))
+  try {
+    const res = await d.link.commit(r.handoffId, r.leaseId, d.configVersion, deadlineMs)
+    if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
+    if (res.outcome === HandoffOutcome.CONFIRMED) return { type: 'handoff-confirmed' }
+    return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
+  } catch (err) {
+    return failureOf('link-lost', err)
+  }
+}
 
 /**
  * What a RegisterNode answer grants, as the state machine keeps it: every
