@@ -5,8 +5,8 @@
  * cached on disk for offline boot, resolved into manager endpoints,
  * components and the trust bundle.
  */
+export { createSporeClient } from './spore-client.js'
 export {
-  createSporeClient,
   type SporeClient,
   type SporeClientComponents,
   type SporeClientInit,
@@ -16,7 +16,7 @@ export {
   type RefreshResult,
   DEFAULT_CLOCK_SLACK_MS,
   DEFAULT_REFRESH_INTERVAL_MS
-} from './spore-client.js'
+} from './spore-client-types.js'
 export {
   verifySpore,
   decodeSignedSpore,
