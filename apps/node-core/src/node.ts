@@ -21,7 +21,7 @@ import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
 import { identityStoreFor, stateDirOf } from './identity.js'
-import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, K3sRuntime } from '@mycelium/k3s-runtime'
+import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { agentTimings, logLevel, multicastGroup, peerTimings, secureRandom, sourceTimeoutMs, sporeTimings } from './package-init.js'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
@@ -129,7 +129,7 @@ export class MyceliumNode implements Startable {
       )
       return client
     }
-    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
+    this.runtime = createK3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
     this.runtime.on('change', () => this.changes.emit('change'))
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(

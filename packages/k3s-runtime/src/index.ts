@@ -8,7 +8,7 @@
 export { renderK3s, k3sConfigYaml, validateK3sConfig, STRIPPED_COMPONENTS, type RenderedK3s } from './k3s-config.js'
 export { planK3s, describeChanges, type K3sStep, type K3sObserved } from './planner.js'
 export { findK3sBinary, k3sVersion } from './binary.js'
-export { K3sRuntime, type K3sRuntimeInit } from './runtime.js'
+export { createK3sRuntime, type K3sRuntime, type K3sRuntimeComponents, type K3sRuntimeInit } from './runtime.js'
 export {
   K3sSupervisor,
   type K3sSupervisorInit,

@@ -35,6 +35,38 @@ export interface K3sRuntimeInit {
   supervisor?: Partial<Omit<K3sSupervisorInit, 'dir' | 'probe'>>
 }
 
+export interface K3sRuntimeComponents {
+  logger?: Logger
+}
+
+/**
+ * The node's container runtime (see `createK3sRuntime`). `start`/`stop` are
+ * idempotent; stopping it never stops K3s.
+ */
+export interface K3sRuntime extends EventEmitter<{ change: [] }>, Startable {
+  stop(): void
+  /** A new NodeConfig.k3s (from the manager or a reset): the planner decides whether K3s restarts. */
+  reconfigure(k3s: K3sConfig | undefined): Promise<K3sStep[]>
+  /** The restart command for this component: K3s restarted once with a fresh restart budget. */
+  restart(reason?: string): Promise<void>
+  /** The last list the CRI gave; kept while the CRI does not answer (the workloads most likely still run). */
+  workloads(): WorkloadStatus[]
+  /** Nodes and pods as the Kubernetes API sees them (servers, while K3s answers); otherwise why not. */
+  kubernetes(): Promise<{ nodes: KubeNode[]; pods: KubePod[] } | { unavailable: string }>
+  /** Writes `kubernetes.json` beside the runtime's own files, for a diagnostics dump. */
+  writeSnapshot(): Promise<void>
+  processStatus(): K3sProcessStatus | undefined
+  /** What the runtime offers (registration, heartbeats, status). */
+  capability(): RuntimeCapability
+  /** This component's line in node health. */
+  health(): ComponentHealth
+}
+
+/** The node's container runtime, configured from NodeConfig.k3s. */
+export function createK3sRuntime(components: K3sRuntimeComponents, init: K3sRuntimeInit): K3sRuntime {
+  return new DefaultK3sRuntime(components, init)
+}
+
 /**
  * The node's container runtime as the rest of the core sees it: K3s
  * configured from NodeConfig and supervised, its workloads read through the
@@ -43,7 +75,7 @@ export interface K3sRuntimeInit {
  * reports "unavailable" with the reason and the rest of the core runs
  * normally (what a developer machine shows). Stopping it never stops K3s.
  */
-export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startable {
+class DefaultK3sRuntime extends EventEmitter<{ change: [] }> implements K3sRuntime {
   private readonly log: Logger
   private k3s: K3sConfig | undefined
   private unavailable: string | undefined = 'not checked yet'
@@ -56,7 +88,7 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
   private started = false
 
   constructor(
-    private readonly components: { logger?: Logger },
+    private readonly components: K3sRuntimeComponents,
     private readonly init: K3sRuntimeInit
   ) {
     super()
