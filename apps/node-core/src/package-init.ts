@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { durationToMs, type NodeConfig } from '@mycelium/core-interfaces'
 import {
   DEFAULT_CONFIG_CONFIRM_WINDOW_MS,
@@ -82,4 +82,4 @@ export function logLevel(c: NodeConfig): string {
  * number in [0, 1) from the OS CSPRNG, so nodes booted from one image do not
  * share a Math.random sequence.
  */
-export const secureRandom = (): number => randomInt(2 ** 48) / 2 ** 48
+export const secureRandom = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48

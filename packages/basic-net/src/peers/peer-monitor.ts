@@ -76,7 +76,7 @@ interface Tracked {
  * (PeerAssist.Ping) and runs a phi-accrual detector per peer, emitting
  * `peer:up`, `peer:suspect` and `peer:down`.
  */
-class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Startable {
+class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements PeerMonitor {
   private readonly log: Logger
   private readonly peersByAddress = new Map<string, Tracked>()
   private intervalMs: number
@@ -262,7 +262,26 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
   }
 }
 
-export type PeerMonitor = DefaultPeerMonitor
+/** The peer table and its heartbeats (see `createPeerMonitor`); start/stop are idempotent. */
+export interface PeerMonitor extends EventEmitter<PeerMonitorEvents>, Startable {
+  start(): void
+  stop(): Promise<void>
+  /** Adds a peer (idempotent per address; a better-known id or source is kept). */
+  addPeer(peer: { endpoint: Endpoint; source: PeerSource; nodeId?: string }): void
+  removePeer(address: string): void
+  /**
+   * A reconfiguration of the running monitor (ping interval from each peer's
+   * next ping, suspicion threshold from each detector's next evaluation); a
+   * value not above 0 is an InvalidConfigError and changes nothing.
+   */
+  retune(t: { pingIntervalMs?: number; suspectPhi?: number }): void
+  /** The settings in force. */
+  settings(): { pingIntervalMs: number; suspectPhi: number }
+  /** A snapshot of the table. */
+  peers(): PeerEntry[]
+  /** Peers currently alive, best first (for spore and distress requests). */
+  alivePeers(): Endpoint[]
+}
 
 export function createPeerMonitor(components: PeerMonitorComponents, init: PeerMonitorInit): PeerMonitor {
   return new DefaultPeerMonitor(components, init)
