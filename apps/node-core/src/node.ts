@@ -362,7 +362,7 @@ export class MyceliumNode implements Startable {
   }
 
   private async startInOrder(): Promise<void> {
-    await bootOnStoredConfig(await this.openConfigStore(), this.config as NodeConfig, (stored) => this.applyEffective(stored), this.log, () => this.effective.versions)
+    await this.bootConfig()
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],
@@ -423,5 +423,10 @@ export class MyceliumNode implements Startable {
     }
     this.started = []
     this.configStore = undefined // read again by the next start
+  }
+
+  /** Puts the stored config into effect before any component starts (boot-config.ts says which). */
+  private async bootConfig(): Promise<void> {
+    await bootOnStoredConfig(await this.openConfigStore(), this.config as NodeConfig, (stored) => this.applyEffective(stored), this.log, () => this.effective.versions)
   }
 }
