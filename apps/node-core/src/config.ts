@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
-import { InvalidConfigError, K3sRole, NodeConfig, type Duration } from '@mycelium/core-interfaces'
+import { InvalidConfigError, K3sRole, msToDuration, NodeConfig, type Duration } from '@mycelium/core-interfaces'
 import { validateK3sConfig } from '@mycelium/k3s-runtime'
 import { mapKeyProblem, MAX_TIMER_MS, validateNodeConfig } from './config-rules.js'
 import { NODE_CONFIG_SCHEMA, type Kind, type Schema } from './config-schema.js'
@@ -32,7 +32,7 @@ export function parseDuration(text: string, where: string, allowZero = false): D
   const ms = Math.round(Number(m[1]) * DURATION_MS[m[2] as keyof typeof DURATION_MS])
   if (ms > MAX_TIMER_MS) throw new InvalidConfigError(`"${text}" is longer than ${MAX_TIMER_MS} ms (~24.8 days), the longest a timer holds`, where)
   if (ms === 0 && !allowZero) throw new InvalidConfigError(`"${text}" is zero; this duration must be positive`, where)
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 }
+  return msToDuration(ms)
 }
 
 function convert(kind: Kind, value: unknown, where: string): unknown {

@@ -1,6 +1,6 @@
-import { join } from 'node:path'
 import { durationToMs, type Logger, type NodeConfig } from '@mycelium/core-interfaces'
 import { createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
+import { agentStatePaths } from '@mycelium/bootstrap-agent'
 import { DEFAULT_STATE_DIR } from './defaults.js'
 
 export function stateDirOf(config: Readonly<NodeConfig>): string {
@@ -9,12 +9,12 @@ export function stateDirOf(config: Readonly<NodeConfig>): string {
 
 /** The identity files: configured paths, else `<stateDir>/identity/{node.key,node.crt,ca.crt}`. */
 export function identityPaths(config: Readonly<NodeConfig>): { keyFile: string; certificateFile: string; caFile: string } {
-  const dir = join(stateDirOf(config), 'identity')
+  const paths = agentStatePaths(stateDirOf(config))
   const id = config.identity
   return {
-    keyFile: id?.keyFile || join(dir, 'node.key'),
-    certificateFile: id?.certificateFile || join(dir, 'node.crt'),
-    caFile: id?.caFile || join(dir, 'ca.crt')
+    keyFile: id?.keyFile || paths.identityKey,
+    certificateFile: id?.certificateFile || paths.identityCertificate,
+    caFile: id?.caFile || paths.identityCa
   }
 }
 

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { isIPv4 } from 'node:net'
-import { DEFAULT_BACKOFF, durationToMs, InvalidConfigError, type Duration, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
-import type { AgentTunables } from '@mycelium/bootstrap-agent'
+import { durationToMs, InvalidConfigError, type Duration, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
 import { validateK3sConfig } from '@mycelium/k3s-runtime'
-import { DEFAULT_CLOCK_SLACK_MS, DEFAULT_REFRESH_INTERVAL_MS, DEFAULT_SOURCE_TIMEOUT_MS } from '@mycelium/spore-client'
-import { DEFAULT_PING_INTERVAL_MS } from '@mycelium/basic-net'
+import { LOG_LEVELS } from './config-rules.js'
+import { agentTimings, logLevel, type AgentTimings, peerTimings, sourceTimeoutMs, sporeTimings } from './package-init.js'
 
 /**
  * How a change of the config in force reaches the running node: a pure
@@ -15,7 +14,7 @@ import { DEFAULT_PING_INTERVAL_MS } from '@mycelium/basic-net'
  */
 export type ConfigStep =
   | { type: 'log-level'; level: string }
-  | { type: 'agent-timing'; tunables: Required<Omit<AgentTunables, 'reconnect'>> & { reconnect: { initialMs: number; maxMs: number; multiplier: number } } }
+  | { type: 'agent-timing'; tunables: AgentTimings }
   | { type: 'spore-timing'; clockSlackMs: number; refreshIntervalMs: number }
   | { type: 'spore-sources'; httpsUrls: string[]; httpsCaFile: string; sourceTimeoutMs: number }
   | { type: 'peer-seeds'; seeds: Endpoint[] }
@@ -53,20 +52,12 @@ export const CONFIG_CONSUMERS: Readonly<Record<string, ConfigStepType>> = Object
 
 /** Each consumer's values in a config (defaults filled in); a step is planned when they differ. */
 const VALUES: { [T in ConfigStepType]: (c: NodeConfig) => Omit<Extract<ConfigStep, { type: T }>, 'type'> } = {
-  'log-level': (c) => ({ level: c.logging?.level || 'info' }),
-  'agent-timing': (c) => ({
-    tunables: {
-      handoffDeadlineMs: durationToMs(c.handoff?.commitDeadline, 10_000),
-      configConfirmWindowMs: durationToMs(c.handoff?.configConfirmWindow, 30_000),
-      defaultHeartbeatIntervalMs: durationToMs(c.handoff?.defaultHeartbeatInterval, 1000),
-      missedAcksBeforeFallback: c.handoff?.missedAcksBeforeFallback || 3,
-      reconnect: { initialMs: durationToMs(c.reconnect?.initial, DEFAULT_BACKOFF.initialMs), maxMs: durationToMs(c.reconnect?.max, DEFAULT_BACKOFF.maxMs), multiplier: c.reconnect?.multiplier || DEFAULT_BACKOFF.multiplier }
-    }
-  }),
-  'spore-timing': (c) => ({ clockSlackMs: durationToMs(c.discovery?.clockSlack, DEFAULT_CLOCK_SLACK_MS), refreshIntervalMs: durationToMs(c.discovery?.refreshInterval, DEFAULT_REFRESH_INTERVAL_MS) }),
-  'spore-sources': (c) => ({ httpsUrls: [...(c.discovery?.httpsUrls ?? [])], httpsCaFile: c.discovery?.httpsCaFile ?? '', sourceTimeoutMs: durationToMs(c.discovery?.sourceTimeout, DEFAULT_SOURCE_TIMEOUT_MS) }),
+  'log-level': (c) => ({ level: logLevel(c) }),
+  'agent-timing': (c) => ({ tunables: agentTimings(c) }),
+  'spore-timing': (c) => sporeTimings(c),
+  'spore-sources': (c) => ({ httpsUrls: [...(c.discovery?.httpsUrls ?? [])], httpsCaFile: c.discovery?.httpsCaFile ?? '', sourceTimeoutMs: sourceTimeoutMs(c) }),
   'peer-seeds': (c) => ({ seeds: [...(c.peers?.seeds ?? [])] }),
-  'peer-timing': (c) => ({ pingIntervalMs: durationToMs(c.peers?.pingInterval, DEFAULT_PING_INTERVAL_MS), suspectPhi: c.peers?.phiThreshold || 8 }),
+  'peer-timing': (c) => peerTimings(c),
   multicast: (c) => ({ enabled: c.peers?.multicastEnabled ?? false, group: c.peers?.multicastGroup ?? '', interfaceAddress: c.peers?.multicastInterface ?? '' }),
   k3s: (c) => ({ k3s: c.k3s }),
   labels: (c) => ({ labels: { ...c.labels } })
@@ -85,7 +76,7 @@ export function planReconfiguration(prev: NodeConfig, next: NodeConfig): ConfigS
   return steps
 }
 
-export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export { LOG_LEVELS }
 
 /**
  * Checks the manager-owned values node-core consumes, before a config is

@@ -1,8 +1,10 @@
 import winston from 'winston'
 import type { LogFields, Logger } from '@mycelium/core-interfaces'
+import { LOG_LEVELS } from './config-rules.js'
+import { DEFAULT_LOG_LEVEL } from './defaults.js'
 
 export interface LoggingOptions {
-  /** "error" | "warn" | "info" | "debug". @default "info" */
+  /** One of LOG_LEVELS. @default DEFAULT_LOG_LEVEL */
   level?: string
   /** "json" | "pretty". @default pretty on a TTY, else json */
   format?: string
@@ -12,7 +14,7 @@ export interface LoggingOptions {
   stream?: NodeJS.WritableStream
 }
 
-const LEVELS = ['error', 'warn', 'info', 'debug']
+const LEVELS: readonly string[] = LOG_LEVELS
 
 /** The process logger: closes its transport, and changes level while running (logging.level from a manager). */
 export interface NodeLogger extends Logger {
@@ -41,7 +43,7 @@ const pretty = winston.format.printf((info) => {
  * Every line carries `component`, `phase` (when known) and `nodeId`.
  */
 export function createLogger(options: LoggingOptions = {}): NodeLogger {
-  const level = options.level ?? 'info'
+  const level = options.level ?? DEFAULT_LOG_LEVEL
   if (!LEVELS.includes(level)) throw new Error(`log level "${level}" is not one of ${LEVELS.join(', ')}`)
   const usePretty = options.format === 'pretty' || (options.format == null && process.stdout.isTTY === true)
   const root = winston.createLogger({

@@ -1,38 +1,24 @@
 import { EventEmitter } from 'node:events'
-import { join } from 'node:path'
-import { durationToMs, EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
-import {
-  clientCredentials,
-  endpointCredentials,
-  createMulticastDiscovery,
-  createPeerAssistServer,
-  createPeerMonitor,
-  defaultChannelOptions,
-  type IdentityStore,
-  type MulticastDiscovery,
-  type PeerAssistServer,
-  type PeerMonitor
-} from '@mycelium/basic-net'
-import { createSporeClient, peerSource, sporeServiceSource, type SporeClient, type SporeSource } from '@mycelium/spore-client'
-import { ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
+import { EmergencyAction, HealthState, InvalidConfigError, NodeConfig, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import type { IdentityStore, MulticastDiscovery } from '@mycelium/basic-net'
+import { agentStatePaths, diagnosticsPath, openAgentState, type ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
 import { aggregateHealth, type AggregatedHealth } from './health.js'
 import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues, withoutSecrets, type ConfigStep } from './live-config.js'
-import { liveFileSource, liveHttpsSources } from './spore-sources.js'
+import { nodeSporeClientFactory } from './spore-sources.js'
+import { bootOnStoredConfig } from './boot-config.js'
+import { createNodeMulticast, createNodePeers, type NodePeers } from './node-peers.js'
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
 import { identityStoreFor, stateDirOf } from './identity.js'
-import { K3sRuntime } from '@mycelium/k3s-runtime'
+import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
+import { agentTimings, logLevel, secureRandom } from './package-init.js'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
-/** How long K3s gets to exit on SIGTERM before SIGKILL (its supervisor's stopTimeoutMs). @default 30000 */
-export const K3S_STOP_GRACE_MS = 30_000
-/** How long the supervisor waits for K3s to be gone after SIGKILL. */
-const K3S_KILL_WAIT_MS = 5000
 
 export interface NodeOptions {
   /** Join token from a file or flag (kept out of the frozen config's logs). */
@@ -61,7 +47,7 @@ export class MyceliumNode implements Startable {
   readonly http: HttpStatusServer
   readonly runtime: K3sRuntime
   /** Basic networking, present when `peers.listenAddress` is set. */
-  readonly peers?: { server: PeerAssistServer; monitor: PeerMonitor; multicast?: MulticastDiscovery | undefined }
+  readonly peers?: NodePeers
   private readonly changes = new EventEmitter()
   private started: Array<{ name: string; component: Startable }> = []
   /** The config in force and where its manager-owned sections came from. */
@@ -83,59 +69,19 @@ export class MyceliumNode implements Startable {
     this.identity = identityStoreFor(config, log)
     const identity = this.identity
     const discovery = config.discovery
-    const nodeCredentials = clientCredentials(identity, { networkId: config.networkId, role: 'node' })
-    const peersConfig = config.peers
-    let monitor: PeerMonitor | undefined
-    if (peersConfig?.listenAddress) {
-      monitor = createPeerMonitor(
-        { logger: log, credentials: nodeCredentials, phase: () => this.agent.phase },
-        {
-          selfNodeId: config.nodeId,
-          pingIntervalMs: durationToMs(peersConfig.pingInterval, 1000),
-          detector: { suspectPhi: peersConfig.phiThreshold || 8 },
-          channelOptions: defaultChannelOptions(config.networkId)
-        }
-      )
-      for (const seed of peersConfig.seeds) monitor.addPeer({ endpoint: seed, source: 'seed' })
-    }
-    const createSpores = (trustBundle: TrustBundle): SporeClient => {
-      const sources: SporeSource[] = []
-      const live = (): NodeConfig['discovery'] => this.effective.config.discovery
-      const sourceTimeoutMs = (): number => durationToMs(live()?.sourceTimeout, 10_000)
-      if (discovery?.bootstrapFile) sources.push(liveFileSource(discovery.bootstrapFile, sourceTimeoutMs))
-      // discovery.httpsUrls and the verified bootstrap spore's https_urls, pinned to discovery.httpsCaFile or the network CA.
-      sources.push(
-        liveHttpsSources(() => ({
-          urls: [...(live()?.httpsUrls ?? []), ...(client?.bootstrap().httpsUrls ?? [])],
-          caPem: this.httpsCaPem ?? trustBundle.caCertificatesPem.join('\n'),
-          timeoutMs: sourceTimeoutMs()
-        }))
-      )
-      // In FALLBACK, peers that still hold verified spores are asked too.
-      if (monitor != null) sources.push(peerSource({ credentials: nodeCredentials, channelOptions: defaultChannelOptions(config.networkId), peers: () => monitor.alivePeers() }))
-      let client: SporeClient | undefined
-      client = createSporeClient(
-        {
-          logger: log,
-          sources,
-          sporeManager: sporeServiceSource({
-            credentials: endpointCredentials(identity, { networkId: config.networkId, role: 'manager' }),
-            channelOptions: defaultChannelOptions(config.networkId),
-            endpoints: () => client!.resolveService('spore-manager')
-          })
-        },
-        {
-          networkId: config.networkId,
-          trustBundle,
-          cachePath: join(stateDir, 'spores', 'cache.bin'),
-          clockSlackMs: durationToMs(live()?.clockSlack, 30_000),
-          refreshIntervalMs: durationToMs(live()?.refreshInterval, 60_000)
-        }
-      )
-      return client
-    }
-    const handoff = config.handoff
-    this.runtime = new K3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '', supervisor: { stopTimeoutMs: K3S_STOP_GRACE_MS } })
+    const basic = createNodePeers({ config, identity, logger: log, agent: () => this.agent })
+    const monitor = basic?.monitor
+    const createSpores = nodeSporeClientFactory({
+      logger: log,
+      identity,
+      networkId: config.networkId,
+      ...(discovery?.bootstrapFile ? { bootstrapFile: discovery.bootstrapFile } : {}),
+      cachePath: agentStatePaths(stateDir).sporeCache,
+      effective: () => this.effective.config,
+      httpsCaPem: () => this.httpsCaPem,
+      ...(monitor != null ? { alivePeers: () => monitor.alivePeers() } : {})
+    })
+    this.runtime = createK3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
     this.runtime.on('change', () => this.changes.emit('change'))
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
@@ -164,14 +110,8 @@ export class MyceliumNode implements Startable {
         ...(joinToken != null ? { joinToken } : {}),
         enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
         initialConfig: config as NodeConfig,
-        handoffDeadlineMs: durationToMs(handoff?.commitDeadline, 10_000),
-        defaultHeartbeatIntervalMs: durationToMs(handoff?.defaultHeartbeatInterval, 1000),
-        configConfirmWindowMs: durationToMs(handoff?.configConfirmWindow, 30_000),
-        reconnect: {
-          initialMs: durationToMs(config.reconnect?.initial, 500),
-          maxMs: durationToMs(config.reconnect?.max, 30_000),
-          multiplier: config.reconnect?.multiplier || 2
-        }
+        ...agentTimings(config as NodeConfig),
+        random: secureRandom
       }
     )
     this.agent.on('transition', (t) => {
@@ -179,19 +119,10 @@ export class MyceliumNode implements Startable {
       this.changes.emit('change')
     })
     this.agent.on('step', () => this.changes.emit('change'))
-    if (monitor != null && peersConfig != null) {
-      const server = createPeerAssistServer(
-        {
-          logger: log,
-          identity,
-          spores: () => (this.agent.sporeClient?.list() ?? []).map((v) => ({ name: v.name, sequence: v.sequence, signed: v.signed })),
-          state: () => ({ phase: this.agent.phase, managersReachable: this.agent.phase === Phase.MANAGED })
-        },
-        { networkId: config.networkId, nodeId: config.nodeId, listenAddress: peersConfig.listenAddress }
-      )
-      this.peers = { server, monitor }
+    if (basic != null) {
+      this.peers = { ...basic }
       this.peers.multicast = this.createMulticast()
-      for (const kind of ['peer:up', 'peer:suspect', 'peer:down'] as const) monitor.on(kind, () => this.changes.emit('change'))
+      for (const kind of ['peer:up', 'peer:suspect', 'peer:down'] as const) basic.monitor.on(kind, () => this.changes.emit('change'))
     }
     const status = config.status
     const source = {
@@ -202,7 +133,7 @@ export class MyceliumNode implements Startable {
       },
       counters: () => this.agent.counters
     }
-    this.statusServer = new StatusServer(source, { socketPath: status?.socketPath ?? join(stateDir, 'status.sock'), listenAddress: status?.grpcListenAddress ?? '' }, log.forComponent('node-core:status'))
+    this.statusServer = new StatusServer(source, { socketPath: status?.socketPath ?? agentStatePaths(stateDir).statusSocket, listenAddress: status?.grpcListenAddress ?? '' }, log.forComponent('node-core:status'))
     this.http = new HttpStatusServer(source, { listenAddress: status?.httpListenAddress || DEFAULT_HTTP_ADDRESS, readyInFallback: status?.readyInFallback ?? true }, log.forComponent('node-core:http'))
   }
 
@@ -212,21 +143,7 @@ export class MyceliumNode implements Startable {
 
   /** LAN discovery as the config in force asks (peers.multicast*), announcing the PeerAssist server. */
   private createMulticast(): MulticastDiscovery | undefined {
-    const peers = this.peers
-    const c = this.effective.config.peers
-    if (peers == null || c?.multicastEnabled !== true) return undefined
-    const multicast = createMulticastDiscovery(
-      { logger: this.log, identity: this.identity },
-      {
-        networkId: this.config.networkId,
-        nodeId: this.config.nodeId,
-        endpoints: () => [{ address: peers.server.address, expectedIdentity: '', zone: '', priority: 0 }],
-        ...(c.multicastGroup ? { group: c.multicastGroup.split(':')[0]!, port: Number(c.multicastGroup.split(':')[1] ?? 7946) } : {}),
-        ...(c.multicastInterface ? { interfaceAddress: c.multicastInterface } : {})
-      }
-    )
-    multicast.on('peer', (p) => peers.monitor.addPeer({ endpoint: p.endpoints[0]!, nodeId: p.nodeId, source: 'multicast' }))
-    return multicast
+    return this.peers != null ? createNodeMulticast(this.peers, this.effective.config, { config: this.config, identity: this.identity, logger: this.log }) : undefined
   }
 
   /** A new multicast setting: the old discovery stops, the new one starts (when the node runs and is not isolated). */
@@ -282,7 +199,7 @@ export class MyceliumNode implements Startable {
   }
 
   private async openConfigStore(): Promise<ConfigStore> {
-    this.configStore ??= await ConfigStore.open(join(stateDirOf(this.config), 'config'), this.config as NodeConfig, this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId }))
+    this.configStore ??= await openAgentState(stateDirOf(this.config), { logger: this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId }) }).openConfig(this.config as NodeConfig)
     return this.configStore
   }
 
@@ -291,7 +208,7 @@ export class MyceliumNode implements Startable {
     validateAgainstLocal(next, this.config as NodeConfig, 'remote NodeConfig')
     validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
     const level = next.logging?.level
-    if (level != null && level !== '' && level !== (this.effective.config.logging?.level || 'info') && this.options.setLogLevel == null) {
+    if (level != null && level !== '' && level !== logLevel(this.effective.config) && this.options.setLogLevel == null) {
       throw new InvalidConfigError('this node cannot change its log level while running (no process logger)', 'remote NodeConfig.logging.level')
     }
   }
@@ -393,7 +310,7 @@ export class MyceliumNode implements Startable {
         this.acceptingWorkloads = false
         break
       case EmergencyAction.DUMP_DIAGNOSTICS: {
-        const out = join(stateDirOf(this.config), `diagnostics-${new Date().toISOString().replace(/[:.]/g, '-')}.tar.gz`)
+        const out = diagnosticsPath(stateDirOf(this.config), new Date())
         await this.runtime.writeSnapshot()
         await exportDiagnostics(this.config, out)
         this.log.info('diagnostics written', { path: out })
@@ -490,7 +407,7 @@ export class MyceliumNode implements Startable {
 
   private async stopStarted(): Promise<void> {
     for (const { name, component } of this.started.reverse()) {
-      const deadlineMs = name === 'bootstrap-agent' ? K3S_STOP_GRACE_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
+      const deadlineMs = name === 'bootstrap-agent' ? DEFAULT_K3S_STOP_TIMEOUT_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
       this.log.info('stopping component', { component: name })
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -508,44 +425,8 @@ export class MyceliumNode implements Startable {
     this.configStore = undefined // read again by the next start
   }
 
-  /**
-   * The config the node boots on: the stored current (the last-known-good
-   * after an interrupted trial: ConfigStore.open reverts it), merged with
-   * the local config. One that cannot be applied any more (a CA file gone)
-   * falls back to the last-known-good, then to the local config alone — a
-   * reported problem, never a boot loop. The store follows (its current is
-   * the config booted on; the last trial: vN reverted, why), so heartbeats
-   * and status report the version really in force.
-   */
+  /** Puts the stored config into effect before any component starts (boot-config.ts says which). */
   private async bootConfig(): Promise<void> {
-    const store = await this.openConfigStore()
-    const current = store.current()
-    const candidates: Array<['current' | 'last-known-good', NodeConfig]> = [['current', current]]
-    if (store.lastKnownGood().version !== current.version) candidates.push(['last-known-good', store.lastKnownGood()])
-    let failure: string | undefined
-    for (const [which, stored] of candidates) {
-      try {
-        await this.applyEffective(stored)
-      } catch (err) {
-        const problem = `stored ${which} config v${stored.version} cannot be applied: ${(err as Error).message}`
-        failure ??= problem
-        store.problems.push(problem)
-        this.log.error(problem, { err })
-        continue
-      }
-      this.log.info('booting on the stored config', { which, version: stored.version, sections: this.effective.versions })
-      if (failure != null) await this.settleBootFallback(store, 'last-known-good', current.version, failure)
-      return
-    }
-    await this.applyEffective(NodeConfig.fromPartial({ ...this.config, version: 0 }))
-    await this.settleBootFallback(store, 'local', current.version, failure!)
+    await bootOnStoredConfig(await this.openConfigStore(), this.config as NodeConfig, (stored) => this.applyEffective(stored), this.log, () => this.effective.versions)
   }
-
-  /** The store follows the config the node booted on, and the manager is told (last trial: reverted, why). */
-  private async settleBootFallback(store: ConfigStore, to: 'last-known-good' | 'local', failedVersion: number, reason: string): Promise<void> {
-    await store.bootFallback(to, reason)
-    await store.recordTrial({ version: failedVersion, outcome: 'reverted', reason })
-    this.log.warn('booted on a fallback config', { to, failedVersion, version: store.current().version })
-  }
-
 }

@@ -1,7 +1,6 @@
 import { rename } from 'node:fs/promises'
-import { join } from 'node:path'
 import { IdentityState, Phase, type NodeConfig } from '@mycelium/core-interfaces'
-import { AgentStateStore, CommandJournal, ConfigStore, enrol } from '@mycelium/bootstrap-agent'
+import { displaced, enrol, openAgentState } from '@mycelium/bootstrap-agent'
 import { CommandState } from '@mycelium/core-interfaces'
 import { identityPaths, identityStoreFor, stateDirOf } from './identity.js'
 
@@ -40,7 +39,7 @@ export async function initIdentity(config: Readonly<NodeConfig>, joinToken: stri
       endpoints: config.identity?.enrollmentEndpoints ?? [],
       timeoutMs: 10_000
     })
-    await new AgentStateStore(stateDirOf(config)).saveTrustBundle(bundle, { strict: true })
+    await openAgentState(stateDirOf(config)).store.saveTrustBundle(bundle, { strict: true })
     return `enrolled as ${store.spiffeId} (until ${store.report().notAfter?.toISOString()})`
   } finally {
     store.stop()
@@ -51,7 +50,7 @@ export async function initIdentity(config: Readonly<NodeConfig>, joinToken: stri
 export async function reEnrol(config: Readonly<NodeConfig>, joinToken: string | undefined): Promise<string> {
   const store = identityStoreFor(config)
   const certFile = identityPaths(config).certificateFile
-  await rename(certFile, `${certFile}.old`).catch((err: NodeJS.ErrnoException) => {
+  await rename(certFile, displaced(certFile)).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err
   })
   store.stop()
@@ -59,13 +58,13 @@ export async function reEnrol(config: Readonly<NodeConfig>, joinToken: string | 
 }
 
 export async function recoveryReport(config: Readonly<NodeConfig>): Promise<string> {
-  const stateDir = stateDirOf(config)
-  const configs = await ConfigStore.open(join(stateDir, 'config'), config as NodeConfig)
-  const agent = new AgentStateStore(stateDir)
+  const state = openAgentState(stateDirOf(config))
+  const configs = await state.openConfig(config as NodeConfig)
+  const agent = state.store
   const history = await agent.loadHistory()
   await agent.loadTrustBundle()
   // Read-only look at the journal: what the next start will resume or fail.
-  const journal = await CommandJournal.open(join(stateDir, 'commands.bin'))
+  const journal = await state.openJournal()
   journal.close()
   return [
     await describeIdentity(config),
@@ -81,11 +80,12 @@ export async function recoveryReport(config: Readonly<NodeConfig>): Promise<stri
 }
 
 export async function resetToLastKnownGood(config: Readonly<NodeConfig>): Promise<string> {
-  const store = await ConfigStore.open(join(stateDirOf(config), 'config'), config as NodeConfig)
+  const state = openAgentState(stateDirOf(config))
+  const store = await state.openConfig(config as NodeConfig)
   const from = store.current().version
   const changed = await store.revert('manual recovery (node-core recover reset-config)')
   // Local operations go into the same journal as remote commands.
-  const journal = await CommandJournal.open(join(stateDirOf(config), 'commands.bin'))
+  const journal = await state.openJournal()
   try {
     await journal.record(`local-${Date.now()}`, 'reset-config', 'local', CommandState.SUCCEEDED, changed ? `reset from v${from}` : 'already on last-known-good')
   } finally {

@@ -1,6 +1,17 @@
 import { createHash } from 'node:crypto'
-import { UnavailableError, type SignedSpore } from '@mycelium/core-interfaces'
-import { fileSource, httpsSource, type SporeFetchOptions, type SporeSource } from '@mycelium/spore-client'
+import { UnavailableError, type Endpoint, type Logger, type NodeConfig, type SignedSpore, type TrustBundle } from '@mycelium/core-interfaces'
+import { clientCredentials, defaultChannelOptions, endpointCredentials, type IdentityStore } from '@mycelium/basic-net'
+import {
+  createSporeClient,
+  fileSource,
+  httpsSource,
+  peerSource,
+  sporeServiceSource,
+  type SporeClient,
+  type SporeFetchOptions,
+  type SporeSource
+} from '@mycelium/spore-client'
+import { sourceTimeoutMs, sporeTimings } from './package-init.js'
 
 /** What the HTTPS spore sources are now: read at every fetch, so a new config applies from the next poll. */
 export interface HttpsSourcesSettings {
@@ -65,5 +76,60 @@ export function liveFileSource(path: string, timeoutMs: () => number): SporeSour
     kind: first.kind,
     fetch: (options?: SporeFetchOptions) => current().fetch(options),
     close: () => built?.source.close?.()
+  }
+}
+
+export interface NodeSporeClientDeps {
+  logger: Logger
+  identity: IdentityStore
+  networkId: string
+  /** discovery.bootstrapFile (node-owned: fixed for the process). */
+  bootstrapFile?: string
+  cachePath: string
+  /** The config in force: timings and HTTPS URLs are read from it at each use. */
+  effective: () => NodeConfig
+  /** discovery.httpsCaFile's PEM, when the config in force names one. */
+  httpsCaPem: () => string | undefined
+  /** Peers that answer pings, when peer networking runs: asked for spores in FALLBACK. */
+  alivePeers?: () => Endpoint[]
+}
+
+/**
+ * How the node builds its spore client once the trust bundle is known: the
+ * bootstrap file, the HTTPS URLs (discovery.httpsUrls and the verified
+ * bootstrap spore's, pinned to discovery.httpsCaFile or the network CA),
+ * peers, and the Spore Manager once a spore names it.
+ */
+export function nodeSporeClientFactory(d: NodeSporeClientDeps): (trustBundle: TrustBundle) => SporeClient {
+  return (trustBundle) => {
+    const sources: SporeSource[] = []
+    const timeoutMs = (): number => sourceTimeoutMs(d.effective())
+    if (d.bootstrapFile != null) sources.push(liveFileSource(d.bootstrapFile, timeoutMs))
+    sources.push(
+      liveHttpsSources(() => ({
+        urls: [...(d.effective().discovery?.httpsUrls ?? []), ...(client?.bootstrap().httpsUrls ?? [])],
+        caPem: d.httpsCaPem() ?? trustBundle.caCertificatesPem.join('\n'),
+        timeoutMs: timeoutMs()
+      }))
+    )
+    const channelOptions = defaultChannelOptions(d.networkId)
+    const alivePeers = d.alivePeers
+    if (alivePeers != null) {
+      sources.push(peerSource({ credentials: clientCredentials(d.identity, { networkId: d.networkId, role: 'node' }), channelOptions, peers: alivePeers }))
+    }
+    let client: SporeClient | undefined
+    client = createSporeClient(
+      {
+        logger: d.logger,
+        sources,
+        sporeManager: sporeServiceSource({
+          credentials: endpointCredentials(d.identity, { networkId: d.networkId, role: 'manager' }),
+          channelOptions,
+          endpoints: () => client!.resolveService('spore-manager')
+        })
+      },
+      { networkId: d.networkId, trustBundle, cachePath: d.cachePath, ...sporeTimings(d.effective()) }
+    )
+    return client
   }
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { Phase, silentLogger } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { until } from '@mycelium/testing'
-import { K3sRuntime } from '@mycelium/k3s-runtime'
+import { createK3sRuntime } from '@mycelium/k3s-runtime'
 import { loadConfig, MyceliumNode } from '../src/index.js'
 
 /**
@@ -83,7 +83,7 @@ describe('MyceliumNode start/stop', () => {
 
 describe('K3sRuntime start/stop', () => {
   it('start twice is one start; stop twice is harmless; it starts again after a stop', async () => {
-    const runtime = new K3sRuntime({}, { k3s: undefined, nodeId: 'n', stateDir: mkdtempSync(join(tmpdir(), 'k3s-start-')), path: '' })
+    const runtime = createK3sRuntime({}, { k3s: undefined, nodeId: 'n', stateDir: mkdtempSync(join(tmpdir(), 'k3s-start-')), path: '' })
     await Promise.all([runtime.start(), runtime.start()])
     expect(runtime.isStarted()).toBe(true)
     runtime.stop()

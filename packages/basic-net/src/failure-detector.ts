@@ -13,16 +13,23 @@
  */
 export type DetectorState = 'unknown' | 'alive' | 'suspect' | 'down'
 
+/** The heartbeat interval a detector expects unless told (peers ping at it by default). */
+export const DEFAULT_EXPECTED_INTERVAL_MS = 1000
+/** Suspicion threshold: ≈ 1 in 10^8 chance the peer is alive and just slow. */
+export const DEFAULT_SUSPECT_PHI = 8
+/** Intervals a detector remembers. */
+export const DEFAULT_DETECTOR_WINDOW = 100
+
 export interface PhiAccrualInit {
-  /** The expected heartbeat interval; seeds the distribution. @default 1000 */
+  /** The expected heartbeat interval; seeds the distribution. @default DEFAULT_EXPECTED_INTERVAL_MS */
   expectedIntervalMs?: number
-  /** Intervals remembered. @default 100 */
+  /** Intervals remembered. @default DEFAULT_DETECTOR_WINDOW */
   windowSize?: number
   /** Floor of the standard deviation (regular pings have almost none). @default expectedIntervalMs / 4 */
   minStdDevMs?: number
   /** Silence tolerated beyond the mean before phi rises. @default expectedIntervalMs */
   acceptablePauseMs?: number
-  /** @default 8 (≈ 1 in 10^8 chance the peer is alive and just slow) */
+  /** @default DEFAULT_SUSPECT_PHI */
   suspectPhi?: number
   /** Time spent suspect before down. @default 3 × expectedIntervalMs */
   suspicionTimeoutMs?: number
@@ -46,11 +53,11 @@ export class PhiAccrualDetector {
   private current: DetectorState = 'unknown'
 
   constructor(init: PhiAccrualInit = {}) {
-    const expected = init.expectedIntervalMs ?? 1000
-    this.windowSize = init.windowSize ?? 100
+    const expected = init.expectedIntervalMs ?? DEFAULT_EXPECTED_INTERVAL_MS
+    this.windowSize = init.windowSize ?? DEFAULT_DETECTOR_WINDOW
     this.minStdDevMs = init.minStdDevMs ?? expected / 4
     this.acceptablePauseMs = init.acceptablePauseMs ?? expected
-    this.suspectPhi = init.suspectPhi ?? 8
+    this.suspectPhi = init.suspectPhi ?? DEFAULT_SUSPECT_PHI
     this.suspicionTimeoutMs = init.suspicionTimeoutMs ?? 3 * expected
     // Seed with the expected interval so the first silences are judged sanely.
     this.intervals.push(expected, expected)

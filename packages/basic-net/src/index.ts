@@ -51,7 +51,12 @@ export {
   DISTRESS_ID_PATTERN,
   DEFAULT_DISTRESS_MEMORY_BYTES
 } from './peer-assist-server.js'
-export { PhiAccrualDetector, type PhiAccrualInit, type DetectorState, type DetectorTransition } from './failure-detector.js'
+export {
+  PhiAccrualDetector,
+  DEFAULT_EXPECTED_INTERVAL_MS,
+  DEFAULT_SUSPECT_PHI,
+  DEFAULT_DETECTOR_WINDOW,
+  type PhiAccrualInit, type DetectorState, type DetectorTransition } from './failure-detector.js'
 export {
   createPeerMonitor,
   type PeerMonitor,

@@ -65,7 +65,7 @@ export const DEFAULT_DISTRESS_MEMORY_BYTES = 64 * 1024
  * detectors), GetSpores (verified spores; the caller verifies again) and
  * RelayDistress (deduplicated, hop-limited).
  */
-class DefaultPeerAssistServer implements Startable {
+class DefaultPeerAssistServer implements PeerAssistServer {
   private readonly log: Logger
   private server?: grpc.Server
   private boundPort = 0
@@ -207,7 +207,17 @@ class DefaultPeerAssistServer implements Startable {
   }
 }
 
-export type PeerAssistServer = DefaultPeerAssistServer
+/** The PeerAssist mTLS server (see `createPeerAssistServer`); start/stop are idempotent. */
+export interface PeerAssistServer extends Startable {
+  /** The bound port (after start). */
+  readonly port: number
+  /** "host:port" as peers dial it (after start). */
+  readonly address: string
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** What the distress dedup memory holds (for tests and metrics). */
+  distressMemoryUsage(): { ids: number; bytes: number }
+}
 
 export function createPeerAssistServer(components: PeerAssistServerComponents, init: PeerAssistServerInit): PeerAssistServer {
   return new DefaultPeerAssistServer(components, init)

@@ -1,12 +1,15 @@
-import { join } from 'node:path'
 import {
   Backoff,
   PhaseTransition,
   readStateFile,
   TrustBundle,
   writeStateFile,
-  type Logger
+  type Logger,
+  type NodeConfig
 } from '@mycelium/core-interfaces'
+import { agentStatePaths, type AgentStatePaths } from './state-layout.js'
+import { CommandJournal, type CommandJournalInit } from './commands/journal.js'
+import { ConfigStore } from './config-store.js'
 
 /**
  * What the agent keeps between runs besides identity and config: the phase
@@ -16,9 +19,6 @@ import {
 export interface PersistedAgentState {
   history: PhaseTransition[]
 }
-
-const AGENT_FILE = 'agent.bin'
-const TRUST_FILE = 'trust-bundle.bin'
 
 export class AgentStateStore {
   private readonly found = new Set<string>()
@@ -38,13 +38,17 @@ export class AgentStateStore {
     return [...this.found, ...this.writeFailures.values()]
   }
 
-  constructor(
-    private readonly dir: string,
-    private readonly log?: Logger
-  ) {}
+  private readonly paths: Pick<AgentStatePaths, 'history' | 'trustBundle'>
 
-  private async read(name: string): Promise<Buffer | undefined> {
-    const path = join(this.dir, name)
+  /** `state`: the state directory, or its paths (see state-layout.ts: the layout is known there). */
+  constructor(
+    state: string | Pick<AgentStatePaths, 'history' | 'trustBundle'>,
+    private readonly log?: Logger
+  ) {
+    this.paths = typeof state === 'string' ? agentStatePaths(state) : state
+  }
+
+  private async read(path: string): Promise<Buffer | undefined> {
     try {
       const content = await readStateFile(path)
       if (content?.recoveredFromPrevious != null) {
@@ -62,20 +66,19 @@ export class AgentStateStore {
   }
 
   async loadHistory(): Promise<PhaseTransition[]> {
-    const data = await this.read(AGENT_FILE)
+    const data = await this.read(this.paths.history)
     if (data == null) return []
     try {
       const json = JSON.parse(data.toString('utf8')) as { history?: unknown[] }
       return (json.history ?? []).map((h) => PhaseTransition.fromJSON(h))
     } catch (err) {
-      this.found.add(`${join(this.dir, AGENT_FILE)}: ${(err as Error).message}; history ignored`)
+      this.found.add(`${this.paths.history}: ${(err as Error).message}; history ignored`)
       return []
     }
   }
 
   /** Writes a file, keeping its failure visible in `problems` until a write of it succeeds. */
-  private async write(name: string, data: Uint8Array): Promise<void> {
-    const path = join(this.dir, name)
+  private async write(path: string, data: Uint8Array): Promise<void> {
     try {
       await writeStateFile(path, data)
       if (this.writeFailures.delete(path)) this.log?.info('state file writable again', { path })
@@ -117,11 +120,11 @@ export class AgentStateStore {
       const history = this.unsavedHistory
       try {
         if (trust != null) {
-          await this.write(TRUST_FILE, trust)
+          await this.write(this.paths.trustBundle, trust)
           if (this.unsavedTrust === trust) this.unsavedTrust = undefined
         }
         if (history != null) {
-          await this.write(AGENT_FILE, history)
+          await this.write(this.paths.history, history)
           if (this.unsavedHistory === history) this.unsavedHistory = undefined
         }
         this.backoff.reset()
@@ -135,12 +138,12 @@ export class AgentStateStore {
 
   async loadTrustBundle(): Promise<TrustBundle | undefined> {
     if (this.trustBundle != null) return this.trustBundle
-    const data = await this.read(TRUST_FILE)
+    const data = await this.read(this.paths.trustBundle)
     if (data == null) return undefined
     try {
       return TrustBundle.decode(data)
     } catch (err) {
-      this.found.add(`${join(this.dir, TRUST_FILE)}: not a trust bundle (${(err as Error).message}); ignored`)
+      this.found.add(`${this.paths.trustBundle}: not a trust bundle (${(err as Error).message}); ignored`)
       return undefined
     }
   }
@@ -154,7 +157,7 @@ export class AgentStateStore {
     this.trustBundle = bundle
     const data = TrustBundle.encode(bundle).finish()
     try {
-      await this.write(TRUST_FILE, data)
+      await this.write(this.paths.trustBundle, data)
     } catch (err) {
       if (options.strict === true) throw err
       this.unsavedTrust = data
@@ -165,5 +168,27 @@ export class AgentStateStore {
   /** Resolves when everything queued is written, or a write has failed (it is retried in the background). */
   flush(): Promise<void> {
     return this.writer == null ? Promise.resolve() : new Promise<void>((resolve) => this.settled.push(resolve))
+  }
+}
+
+/** The state directory opened: its paths, the agent's own files, and openers for the stores in it. */
+export interface AgentState {
+  readonly paths: AgentStatePaths
+  /** Phase history and trust bundle. */
+  readonly store: AgentStateStore
+  /** The config store (`local` seeds it on first use). */
+  openConfig(local: NodeConfig): Promise<ConfigStore>
+  openJournal(init?: Omit<CommandJournalInit, 'logger'>): Promise<CommandJournal>
+}
+
+/** Opens a state directory's layout (nothing is read until a store is opened or loaded). */
+export function openAgentState(stateDir: string, options: { logger?: Logger } = {}): AgentState {
+  const paths = agentStatePaths(stateDir)
+  const logger = options.logger
+  return {
+    paths,
+    store: new AgentStateStore(paths, logger),
+    openConfig: (local) => ConfigStore.open(paths.configDir, local, logger),
+    openJournal: (init = {}) => CommandJournal.open(paths.commands, { ...init, ...(logger != null ? { logger } : {}) })
   }
 }

@@ -2,7 +2,6 @@ import {
   HealthState,
   Phase,
   type ComponentHealth,
-  type Endpoint,
   type PhaseTransition,
   type StatusReport
 } from '@mycelium/core-interfaces'
@@ -98,15 +97,6 @@ export function buildStatusReport(i: StatusInput): StatusReport {
   }
 }
 
-/** Endpoints by priority, shuffled within a priority so a fleet spreads over managers. */
-export function spreadOrder(endpoints: Endpoint[], random: () => number = Math.random): Endpoint[] {
-  return endpoints
-    .map((e) => ({ e, key: random() }))
-    .sort((a, b) => a.e.priority - b.e.priority || a.key - b.key)
-    .map((x) => x.e)
-}
-
-
 /**
  * The node's health as sent on heartbeats, with the state directory's
  * problems (a full or read-only disk, a corrupt file survived) as a DEGRADED
@@ -119,4 +109,10 @@ export function withStateProblems<H extends { state: HealthState; components: Co
     state: health.state === HealthState.HEALTHY ? HealthState.DEGRADED : health.state,
     components: [...health.components, { name: 'state', state: HealthState.DEGRADED, reason: problems.join('; '), restarts: 0 }]
   }
+}
+
+/** The last config trial as a heartbeat field (so the manager sees a revert, also one made at boot). */
+export function lastTrialReport(store: ConfigStore): { lastConfigTrial?: { version: number; outcome: string; reason: string; at: Date } } {
+  const t = store.lastTrial()
+  return t != null ? { lastConfigTrial: { version: t.version, outcome: t.outcome, reason: t.reason, at: new Date(t.atMs) } } : {}
 }

@@ -1,7 +1,11 @@
-import type { BackoffOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, TrustBundle } from '@mycelium/core-interfaces'
+import type { EventEmitter } from 'node:events'
+import type { BackoffOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, Startable, StatusReport, TrustBundle } from '@mycelium/core-interfaces'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import type { ConfigStore, TrialOutcome } from './config-store.js'
+import type { CommandExecutor } from './commands/executor.js'
+import type { ManagerClock } from './manager-clock.js'
+import type { AgentEvent } from './phase-machine.js'
 import type { NodeHealth, RuntimeView } from './node-facts.js'
 
 /** What the agent is given (components) and told (init), what it emits, and what it counts. */
@@ -44,24 +48,26 @@ export interface BootstrapAgentInit {
   trustBundle?: TrustBundle
   /** The local config (seeds the config store). */
   initialConfig?: NodeConfig
-  /** @default 10000 */
+  /** How long the Network Manager gets to confirm a handoff. @default DEFAULT_HANDOFF_DEADLINE_MS */
   handoffDeadlineMs?: number
-  /** Until a lease gives one. @default 1000 */
+  /** Until a lease gives one. @default DEFAULT_HEARTBEAT_INTERVAL_MS */
   defaultHeartbeatIntervalMs?: number
-  /** @default 5000 */
+  /** Dialling a manager (and enrolment). @default basic-net DEFAULT_DIAL_TIMEOUT_MS */
   dialTimeoutMs?: number
-  /** Retries in FALLBACK (reconnection) and RECOVERY (identity): capped exponential, full jitter. @default { initialMs: 500, maxMs: 30000 } */
+  /** Retries in FALLBACK (reconnection) and RECOVERY (identity): capped exponential, full jitter. @default DEFAULT_RECONNECT */
   reconnect?: BackoffOptions
   /**
    * The jitter source for retries, a number in [0, 1); each wait is
-   * `random() × ceiling`. Tests pin it to see the backoff. @default Math.random
+   * `random() × ceiling`; it also shuffles manager endpoints of equal
+   * priority. Injected by the composition; tests pin it to see the backoff.
+   * @default DEFAULT_RANDOM
    */
   random?: () => number
-  /** @default 30000 */
+  /** How long a manager's config is tried before it is kept. @default DEFAULT_CONFIG_CONFIRM_WINDOW_MS */
   configConfirmWindowMs?: number
-  /** Heartbeats unanswered in a row before the manager link is declared down. @default 3 */
+  /** Heartbeats unanswered in a row before the manager link is declared down. @default DEFAULT_MISSED_ACKS_BEFORE_FALLBACK */
   missedAcksBeforeFallback?: number
-  /** Transitions kept for status. @default 50 */
+  /** Transitions kept for status. @default DEFAULT_HISTORY_SIZE */
   historySize?: number
   /**
    * The agent's version as built (node-core passes its package.json version),
@@ -97,4 +103,30 @@ export interface AgentCounters {
   heartbeatAcks: number
   /** Heartbeats that carried changed capabilities. */
   capabilityUpdates: number
+}
+
+/** The timings node-core may change on a running agent (all manager-owned). */
+export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'>
+
+/**
+ * The bootstrap agent (see `createBootstrapAgent`): runs the handoff state
+ * machine; start/stop are idempotent and never touch workloads.
+ */
+export interface BootstrapAgent extends EventEmitter<BootstrapAgentEvents>, Startable {
+  /** The phase now. */
+  readonly phase: Phase
+  readonly counters: AgentCounters
+  /** The manager's clock as this node follows it (monotonic): for times a manager set, e.g. command deadlines. */
+  readonly managerClock: ManagerClock
+  /** The spore client, once the trust bundle is known. */
+  readonly sporeClient: SporeClient | undefined
+  readonly configStore: ConfigStore | undefined
+  /** Runs management commands; node-core submits local (manual recovery) operations here too. */
+  readonly executor: CommandExecutor | undefined
+  /** Manager-owned timings of a new config in force: each is read again at its next use. */
+  retune(t: AgentTunables): void
+  /** Feeds an event to the state machine (tests and node-core). */
+  dispatch(event: AgentEvent): void
+  /** The NodeStatus view of the agent. */
+  status(): StatusReport
 }

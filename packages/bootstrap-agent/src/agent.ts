@@ -1,45 +1,33 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { RetryWait } from './retry-wait.js'
 import {
-  backoffCeilingMs,
-  durationToMs,
-  HandoffOutcome,
-  IdentityState,
-  msToDuration,
   NodeConfig,
   Phase,
   silentLogger,
-  supportedContractVersions,
   type Capabilities,
-  type Endpoint,
   type Logger,
   type PhaseTransition,
-  type Startable,
   type StatusReport
 } from '@mycelium/core-interfaces'
-import { defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
+import { DEFAULT_DIAL_TIMEOUT_MS, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
-import { AgentStateStore } from './agent-state.js'
-import { buildStatusReport, spreadOrder, withStateProblems } from './agent-status.js'
+import { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
+import { DEFAULT_HISTORY_SIZE, DEFAULT_MISSED_ACKS_BEFORE_FALLBACK, DEFAULT_RANDOM, DEFAULT_RECONNECT } from './defaults.js'
+import { buildStatusReport, lastTrialReport, withStateProblems } from './agent-status.js'
 import { CommandExecutor } from './commands/executor.js'
-import { CommandJournal } from './commands/journal.js'
 import { CommandSession } from './commands/session.js'
-import { trustedOperatorKeys } from '@mycelium/spore-client'
+import { orderEndpoints, trustedOperatorKeys, zoneOf } from '@mycelium/spore-client'
 import { ConfigStore } from './config-store.js'
 import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
-import { enrol, EnrolmentError } from './enrolment.js'
-import { describeGrpcError, ManagerLink } from './manager-link.js'
+import { checkIdentity, enrolStep, type IdentityStepDeps } from './identity-steps.js'
+import { ManagerLink } from './manager-link.js'
+import { capabilityTracker, commitStep, registerStep, type ManagerStepDeps } from './registration.js'
 import type { ManagerClock } from './manager-clock.js'
 import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
-import { attemptOf, INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
-import type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
-
-export type { AgentCounters, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit, PhaseStep } from './agent-types.js'
-
-const HISTORY_DEFAULT = 50
+import { attemptOf, failureEventOf, INITIAL_STATE, nextPhase, retryDelay, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
+import type { AgentCounters, AgentTunables, BootstrapAgent, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
 
 /**
  * The runner of the handoff state machine. It feeds `nextPhase` events,
@@ -54,7 +42,7 @@ const HISTORY_DEFAULT = 50
  * status as `progress`. An action that throws becomes the failure event of
  * that action, so no phase waits forever on a result that never comes.
  */
-class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implements Startable {
+class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implements BootstrapAgent {
   private readonly log: Logger
   private state: MachineState = INITIAL_STATE
   private phaseSince = Date.now()
@@ -63,16 +51,12 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private controller?: AbortController
   private spores?: SporeClient
   private config?: ConfigStore
+  private readonly files: AgentState
   private readonly stateStore: AgentStateStore
   private readonly link: ManagerLink
   private readonly duties: ManagedDuties
-  private endpoints: Endpoint[] = []
-  /** The last registration; deadlines on the link's monotonic ManagerClock. */
-  private registration?: { leaseId: string; leaseDeadline: number; heartbeatIntervalMs: number; handoffId: string; handoffDeadline: number }
-  /** When the scheduled retry fires (wall clock, for status), while one is scheduled. */
-  private nextAttemptAtMs?: number
-  /** The retry wait in progress, if any: aborted with 'now' to retry at once, with 'superseded' when the machine moved on. */
-  private retryWait?: AbortController
+  /** The retry wait (FALLBACK, RECOVERY): cut short or superseded without stopping the run. */
+  private readonly retry = new RetryWait()
   private starting?: Promise<void>
   private host?: HostFacts
   private commandExecutor?: CommandExecutor
@@ -80,6 +64,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private readonly bootId = randomUUID()
   private readonly startedAt = new Date()
   readonly counters: AgentCounters = { transitions: {}, steps: 0, reconnectAttempts: 0, heartbeatAcks: 0, capabilityUpdates: 0 }
+
+  /** The injected jitter source (backoff, endpoint shuffle). */
+  private readonly random: () => number
 
   /** Our own copy of the caller's init: retune changes it (the caller's object may be frozen or shared). */
   private readonly init: BootstrapAgentInit
@@ -90,14 +77,16 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   ) {
     super()
     this.init = { ...init }
+    this.random = init.random ?? DEFAULT_RANDOM
     this.log = (components.logger ?? silentLogger()).forComponent('bootstrap-agent').child({ nodeId: init.nodeId })
-    this.stateStore = new AgentStateStore(init.stateDir, this.log)
+    this.files = openAgentState(init.stateDir, { logger: this.log })
+    this.stateStore = this.files.store
     this.link = new ManagerLink({
       credentials: endpointCredentials(components.identity, { networkId: init.networkId, role: 'manager' }),
       // A private subchannel per link: a new dial never inherits the backoff
       // of a failed one, so the agent's jittered schedule alone decides retries.
       channelOptions: { ...defaultChannelOptions(init.networkId), 'grpc.use_local_subchannel_pool': 1 },
-      dialTimeoutMs: init.dialTimeoutMs ?? 5000,
+      dialTimeoutMs: init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
       logger: this.log
     })
     this.duties = new ManagedDuties(
@@ -142,13 +131,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const history = await this.stateStore.loadHistory()
     const config =
       (await this.components.openConfigStore?.()) ??
-      (await ConfigStore.open(
-        join(this.init.stateDir, 'config'),
-        this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId }),
-        this.log
-      ))
+      (await this.files.openConfig(this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId })))
     if (signal.aborted) return
-    const journal = await CommandJournal.open(join(this.init.stateDir, 'commands.bin'), { logger: this.log })
+    const journal = await this.files.openJournal()
     const commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), journal, {
       networkId: this.init.networkId,
       nodeId: this.init.nodeId,
@@ -177,7 +162,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
     this.phaseSince = Date.now()
-    this.nextAttemptAtMs = undefined
+    this.retry.reset()
     this.record(Phase.UNSPECIFIED, Phase.BOOTSTRAP, 'agent started')
     this.execute([{ type: 'check-identity' }])
   }
@@ -188,7 +173,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.controller.abort()
     this.controller = undefined
     this.epoch++
-    this.cancelRetryWait()
+    this.retry.cancel()
     this.components.identity.off('state', this.onIdentityState)
     this.session?.stop()
     this.session = undefined
@@ -237,7 +222,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.state = t.state
     this.epoch++
     // A retry still waiting belongs to the previous state: its timer result would be discarded anyway.
-    this.cancelRetryWait()
+    this.retry.cancel()
     if (before.phase !== t.state.phase) {
       this.phaseSince = Date.now()
       this.record(before.phase, t.state.phase, t.state.reason)
@@ -259,7 +244,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   private record(from: Phase, to: Phase, reason: string): void {
     const transition: PhaseTransition = { from, to, reason, at: new Date() }
-    this.history = [...this.history, transition].slice(-(this.init.historySize ?? HISTORY_DEFAULT))
+    this.history = [...this.history, transition].slice(-(this.init.historySize ?? DEFAULT_HISTORY_SIZE))
     const key = Phase[to]
     this.counters.transitions[key] = (this.counters.transitions[key] ?? 0) + 1
     const level = to === Phase.FALLBACK || to === Phase.RECOVERY ? 'warn' : 'info'
@@ -279,7 +264,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         } catch (err) {
           if (signal.aborted) return
           this.log.error('action failed', { action: action.type, phase: Phase[this.state.phase], err })
-          const event = failureEvent(action, `${action.type} failed: ${(err as Error).message}`)
+          const event = failureEventOf(action, `${action.type} failed: ${(err as Error).message}`)
           if (event != null) this.dispatch(event, epoch)
         }
       }
@@ -291,13 +276,13 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       case 'check-identity':
         return this.checkIdentity(signal)
       case 'enrol':
-        return this.enrol()
+        return enrolStep(this.identitySteps())
       case 'discover':
         return this.discover(action.refresh)
       case 'register':
-        return this.register(signal)
+        return registerStep(this.managerStep(), signal)
       case 'commit-handoff':
-        return this.commitHandoff()
+        return commitStep(this.managerStep())
       case 'start-monitoring':
         this.startMonitoring()
         return undefined
@@ -311,87 +296,28 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         return undefined
       case 'schedule-retry': {
         // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
-        const ceiling = backoffCeilingMs(Math.max(0, this.state.failures - 1), { initialMs: 500, maxMs: 30_000, ...this.init.reconnect })
-        const delay = Math.max(action.retryAfterMs, Math.floor((this.init.random ?? Math.random)() * ceiling))
+        const { delayMs: delay, ceilingMs: ceiling } = retryDelay(this.state, action.retryAfterMs, { ...DEFAULT_RECONNECT, ...this.init.reconnect }, this.random)
         this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, ceilingMs: ceiling, retryAfterMs: action.retryAfterMs })
-        // Its own controller: the wait can be cut short (retry now) or superseded without stopping the run.
-        const wait = new AbortController()
-        this.cancelRetryWait()
-        this.retryWait = wait
-        const at = Date.now() + delay
-        this.nextAttemptAtMs = at
-        try {
-          await sleep(delay, undefined, { signal: AbortSignal.any([signal, wait.signal]) })
-        } catch (err) {
-          if (signal.aborted || !wait.signal.aborted) throw err
-          // Superseded: the machine already moved on, nothing to report.
-          if (wait.signal.reason !== 'now') return undefined
-        } finally {
-          if (this.retryWait === wait) this.retryWait = undefined
-          // Only our own value: a newer retry's next attempt stays visible.
-          if (this.nextAttemptAtMs === at) this.nextAttemptAtMs = undefined
-        }
+        if (!(await this.retry.wait(delay, signal))) return undefined
         if (this.state.phase === Phase.FALLBACK) this.counters.reconnectAttempts++
         return { type: 'retry-timer' }
       }
     }
   }
 
-  private cancelRetryWait(): void {
-    this.retryWait?.abort('superseded')
-    this.retryWait = undefined
+  private identitySteps(): IdentityStepDeps {
+    return { components: this.components, init: this.init, stateStore: this.stateStore }
   }
 
   /** `undefined` when the run was stopped meanwhile: no spore client may outlive its run. */
   private async checkIdentity(signal: AbortSignal): Promise<AgentEvent | undefined> {
-    const report = await this.components.identity.reload()
-    if (signal.aborted) return this.abandoned()
-    if (report.state === IdentityState.MISSING) {
-      return { type: 'identity-missing', reason: report.reason, canEnrol: this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0 }
+    const checked = await checkIdentity(this.identitySteps(), this.spores != null, signal)
+    if (checked == null) {
+      this.log.debug('identity check abandoned: the agent was stopped')
+      return undefined
     }
-    if (!report.usable) return { type: 'identity-invalid', reason: report.reason }
-    if (this.spores == null) {
-      const bundle = (await this.stateStore.loadTrustBundle()) ?? this.init.trustBundle
-      if (signal.aborted) return this.abandoned()
-      if (bundle == null) {
-        // The certificate is fine but the trust bundle is lost: enrolling again restores it.
-        const canEnrol = this.init.joinToken != null && (this.init.enrollmentEndpoints?.length ?? 0) > 0
-        return canEnrol
-          ? { type: 'identity-missing', reason: 'trust bundle missing or unreadable', canEnrol }
-          : { type: 'identity-invalid', reason: 'no trust bundle: enrol again or provision one' }
-      }
-      const spores = this.components.createSporeClient(bundle)
-      await spores.start() // reads the cache only; never waits for the network
-      if (signal.aborted) {
-        await spores.stop()
-        return this.abandoned()
-      }
-      this.spores = spores
-    }
-    return { type: 'identity-valid' }
-  }
-
-  private abandoned(): undefined {
-    this.log.debug('identity check abandoned: the agent was stopped')
-    return undefined
-  }
-
-  private async enrol(): Promise<AgentEvent> {
-    try {
-      const bundle = await enrol({
-        identity: this.components.identity,
-        networkId: this.init.networkId,
-        nodeId: this.init.nodeId,
-        joinToken: this.init.joinToken!,
-        endpoints: this.init.enrollmentEndpoints ?? [],
-        timeoutMs: this.init.dialTimeoutMs ?? 5000
-      })
-      await this.stateStore.saveTrustBundle(bundle)
-      return { type: 'enrolled' }
-    } catch (err) {
-      const retry = err instanceof EnrolmentError && !err.retryable ? ' (retrying will not help: check the token and network)' : ''
-      return { type: 'enrolment-failed', reason: `${(err as Error).message}${retry}` }
-    }
+    if (checked.spores != null) this.spores = checked.spores
+    return checked.event
   }
 
   private async discover(refresh: boolean): Promise<AgentEvent> {
@@ -404,90 +330,38 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       endpoints = spores.bootstrap().seeds.filter((e) => e.expectedIdentity.endsWith('/manager/network-manager'))
     }
     if (endpoints.length === 0) return { type: 'no-endpoints', reason: 'no spore names a Network Manager (cache empty and sources unreachable?)' }
-    this.endpoints = spreadOrder(endpoints)
-    return { type: 'endpoints-found', count: endpoints.length }
+    // The dial order: priority, the node's own zone first, shuffled so a fleet spreads over managers.
+    const zone = zoneOf(effectiveConfig(this.config!.local(), this.config!.current()).config.labels)
+    return { type: 'endpoints-found', endpoints: orderEndpoints(endpoints, { zone, random: this.random }) }
   }
 
-  private async register(signal: AbortSignal): Promise<AgentEvent> {
-    this.link.close()
-    try {
-      await this.link.connect(this.endpoints, signal)
-    } catch (err) {
-      return { type: 'registration-failed', reason: (err as Error).message }
-    }
-    const identity = this.components.identity
-    try {
-      const res = await this.link.register({
-        identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
-        capabilities: this.capabilities(),
-        contractVersions: supportedContractVersions(),
-        configVersion: this.config!.current().version,
-        bootId: this.bootId,
-        fromPhase: this.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
-        completedCommandIds: this.commandExecutor?.journal.completedIds() ?? [],
-        ...(this.commandExecutor != null ? { commandRetention: msToDuration(this.commandExecutor.journal.retention) } : {})
-      })
-      // Deadlines from receipt on the monotonic clock, never the manager's absolute times against our wall clock.
-      const clock = this.link.clock
-      const expiresAtMs = res.lease?.expiresAt?.getTime()
-      const remainingMs = res.leaseRemaining != null ? durationToMs(res.leaseRemaining, 0) : undefined
-      // An older manager sends no time left: its lease (granted for ttl, expiring at expires_at) dates the grant on its clock.
-      if (remainingMs == null && expiresAtMs != null && res.lease?.ttl != null) clock.observeGrant(expiresAtMs, durationToMs(res.lease.ttl, 0))
-      const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: remainingMs }) ?? clock.now()
-      const handoffDeadline =
-        clock.deadline({ absoluteMs: res.handoffDeadline?.getTime(), relativeMs: res.handoffTimeout != null ? durationToMs(res.handoffTimeout, 0) : undefined }) ??
-        clock.now() + (this.init.handoffDeadlineMs ?? 10_000)
-      const skewMs = clock.skewMs()
-      if (skewMs != null && Math.abs(skewMs) > 1000) this.log.warn('clock skew with the Network Manager', { skewMs, note: 'deadlines are kept on the monotonic clock' })
-      this.registration = {
-        leaseId: res.lease?.leaseId ?? '',
-        leaseDeadline,
-        heartbeatIntervalMs: durationToMs(res.heartbeatInterval, this.init.defaultHeartbeatIntervalMs ?? 1000),
-        handoffId: res.handoffId,
-        handoffDeadline
-      }
-      return { type: 'registered', leaseId: this.registration.leaseId }
-    } catch (err) {
-      const f = describeGrpcError(err)
-      return { type: 'registration-failed', reason: f.reason, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
-    }
-  }
-
-  private async commitHandoff(): Promise<AgentEvent> {
-    const r = this.registration!
-    // Our own deadline, never later than the manager's (both measured from receipt, monotonic).
-    const deadlineMs = Math.max(0, Math.floor(Math.min(this.init.handoffDeadlineMs ?? 10_000, this.link.clock.remainingMs(r.handoffDeadline))))
-    try {
-      const res = await this.link.commit(r.handoffId, r.leaseId, this.config!.current().version, deadlineMs)
-      if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
-      if (res.outcome === HandoffOutcome.CONFIRMED) return { type: 'handoff-confirmed' }
-      return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
-    } catch (err) {
-      const f = describeGrpcError(err)
-      return { type: 'link-lost', reason: f.reason, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
+  /** What registration and the handoff commit need of the agent, read when each runs. */
+  private managerStep(): ManagerStepDeps {
+    const journal = this.commandExecutor?.journal
+    return {
+      link: this.link,
+      init: this.init,
+      identity: this.components.identity,
+      state: this.state,
+      configVersion: this.config!.current().version,
+      capabilities: () => this.capabilities(),
+      bootId: this.bootId,
+      ...(journal != null ? { journal } : {}),
+      log: this.log
     }
   }
 
   private startMonitoring(): void {
-    const r = this.registration!
+    const r = this.state.registration!
     const epoch = this.epoch
     const health = this.components.health ?? ALWAYS_HEALTHY
     // The first report of a stream carries the capabilities; later ones only when they changed.
-    let sentCapabilities: string | undefined
+    const capabilitiesChanged = capabilityTracker(this.log, () => this.counters.capabilityUpdates++)
     this.link.startHeartbeats(r.leaseId, r.heartbeatIntervalMs, r.leaseDeadline, {
       report: () => {
         const h = withStateProblems(health(), this.stateProblems())
         const capabilities = this.capabilities()
-        const fingerprint = JSON.stringify(capabilities)
-        const changed = fingerprint !== sentCapabilities
-        if (changed && sentCapabilities != null) {
-          this.counters.capabilityUpdates++
-          // A runtime's reason text may change often (restart countdowns): only what a manager schedules on is worth an info line.
-          const was = JSON.parse(sentCapabilities) as Capabilities
-          const significant = was.runtime?.availability !== capabilities.runtime?.availability || JSON.stringify([was.components, was.labels]) !== JSON.stringify([capabilities.components, capabilities.labels])
-          this.log[significant ? 'info' : 'debug']('capabilities changed; sending them with the heartbeat', { runtime: capabilities.runtime, components: capabilities.components })
-        }
-        sentCapabilities = fingerprint
+        const changed = capabilitiesChanged(capabilities)
         return {
           phase: this.state.phase,
           state: h.state,
@@ -504,7 +378,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
       onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch),
-      missedAcks: () => this.init.missedAcksBeforeFallback ?? 3
+      missedAcks: () => this.init.missedAcksBeforeFallback ?? DEFAULT_MISSED_ACKS_BEFORE_FALLBACK
     })
     // Management commands are accepted only now, after the handoff committed.
     if (this.commandExecutor != null && this.link.endpoint != null) {
@@ -532,7 +406,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     // Repaired while waiting in RECOVERY (an operator restored the files): try now, not after the backoff.
     // Only while a retry actually waits: during an enrolment (also inside RECOVERY) the
     // new certificate is usable before the trust bundle is saved, and checking then would enrol again.
-    if (this.state.phase === Phase.RECOVERY && report.usable && this.retryWait != null) this.retryWait.abort('now')
+    if (this.state.phase === Phase.RECOVERY && report.usable && this.retry.waiting) this.retry.now()
   }
 
   /** Runs management commands; node-core submits local (manual recovery) operations here too. */
@@ -553,10 +427,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       identity: this.components.identity,
       state: this.state,
       phaseSince: this.phaseSince,
-      ...(this.nextAttemptAtMs != null ? { nextAttemptAtMs: this.nextAttemptAtMs } : {}),
+      ...(this.retry.nextAttemptAtMs != null ? { nextAttemptAtMs: this.retry.nextAttemptAtMs } : {}),
       history: this.history,
       link: this.link,
-      leaseId: this.registration?.leaseId ?? '',
+      leaseId: this.state.registration?.leaseId ?? '',
       spores: this.spores?.status(),
       config: this.config,
       problems: this.stateProblems(),
@@ -569,36 +443,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 }
 
-/** The timings node-core may change on a running agent (all manager-owned). */
-export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'>
 
-/** The last config trial as a heartbeat field (so the manager sees a revert, also one made at boot). */
-function lastTrialReport(store: ConfigStore): { lastConfigTrial?: { version: number; outcome: string; reason: string; at: Date } } {
-  const t = store.lastTrial()
-  return t != null ? { lastConfigTrial: { version: t.version, outcome: t.outcome, reason: t.reason, at: new Date(t.atMs) } } : {}
-}
-
-export type BootstrapAgent = DefaultBootstrapAgent
-
-/** The event that says an action failed, so the phase that waits for its result moves on. */
-function failureEvent(action: AgentAction, reason: string): AgentEvent | undefined {
-  switch (action.type) {
-    case 'check-identity':
-      return { type: 'identity-invalid', reason }
-    case 'enrol':
-      return { type: 'enrolment-failed', reason }
-    case 'discover':
-      return { type: 'no-endpoints', reason }
-    case 'register':
-      return { type: 'registration-failed', reason }
-    case 'commit-handoff':
-    case 'start-monitoring':
-      return { type: 'link-lost', reason }
-    default:
-      // stop-monitoring, rollback-config: logged; the retry that follows them still runs.
-      return undefined
-  }
-}
 
 export function createBootstrapAgent(components: BootstrapAgentComponents, init: BootstrapAgentInit): BootstrapAgent {
   return new DefaultBootstrapAgent(components, init)

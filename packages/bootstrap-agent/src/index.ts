@@ -5,7 +5,28 @@
  * failure detection), fallback with capped jittered reconnection, the config
  * store (try-mode with last-known-good) and the agent state store.
  */
-export { nextPhase, INITIAL_STATE, changesPhase, attemptOf, type AgentEvent, type AgentAction, type MachineState, type Transition } from './phase-machine.js'
+export {
+  nextPhase,
+  retryDelay,
+  INITIAL_STATE,
+  changesPhase,
+  attemptOf,
+  type AgentEvent,
+  type AgentAction,
+  type MachineState,
+  type Registration,
+  type Transition
+} from './phase-machine.js'
+export {
+  DEFAULT_HANDOFF_DEADLINE_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_CONFIG_CONFIRM_WINDOW_MS,
+  DEFAULT_MISSED_ACKS_BEFORE_FALLBACK,
+  DEFAULT_HISTORY_SIZE,
+  DEFAULT_RECONNECT,
+  DEFAULT_RENEW_RETRY_MS,
+  DEFAULT_RANDOM
+} from './defaults.js'
 export { ManagerClock } from './manager-clock.js'
 export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome, type LastTrial } from './config-store.js'
 export {
@@ -19,19 +40,20 @@ export {
   type EffectiveConfig,
   type SectionVersions
 } from './config-ownership.js'
-export {
-  createBootstrapAgent,
-  type BootstrapAgent,
-  type BootstrapAgentComponents,
-  type BootstrapAgentInit,
-  type BootstrapAgentEvents,
-  type AgentCounters,
-  type PhaseStep,
-  type AgentTunables
-} from './agent.js'
+export { createBootstrapAgent } from './agent.js'
+export type {
+  BootstrapAgent,
+  BootstrapAgentComponents,
+  BootstrapAgentInit,
+  BootstrapAgentEvents,
+  AgentCounters,
+  PhaseStep,
+  AgentTunables
+} from './agent-types.js'
 export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
-export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'
-export { AgentStateStore } from './agent-state.js'
+export type { LinkFailure } from './manager-link.js'
+export { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
+export { agentStatePaths, displaced, diagnosticsPath, type AgentStatePaths } from './state-layout.js'
 export { nodeCapabilities, hostFacts, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth, type HostFacts } from './node-facts.js'
 export { CommandExecutor, type CommandHandlers, type ExecutorInit, type ExecutorEvents } from './commands/executor.js'
 export {
@@ -48,5 +70,4 @@ export {
   type JournalEntry
 } from './commands/journal.js'
 export { validateCommand, type Validation, type ValidationContext } from './commands/validate.js'
-export { CommandSession, type CommandSessionInit } from './commands/session.js'
-export { spreadOrder, buildStatusReport, type StatusInput } from './agent-status.js'
+export { buildStatusReport, type StatusInput } from './agent-status.js'

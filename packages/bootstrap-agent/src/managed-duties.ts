@@ -4,6 +4,7 @@ import type { CommandHandlers } from './commands/executor.js'
 import { tryConfig, type ConfigStore, type TrialOutcome } from './config-store.js'
 import type { ManagerLink } from './manager-link.js'
 import { ALWAYS_HEALTHY, type NodeHealth } from './node-facts.js'
+import { DEFAULT_CONFIG_CONFIRM_WINDOW_MS, DEFAULT_RENEW_RETRY_MS } from './defaults.js'
 
 /** The agent's own components these duties use, plus its link, config store and logger. */
 export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' | 'health' | 'applyConfig' | 'validateConfig' | 'restart' | 'emergency'> & {
@@ -14,9 +15,9 @@ export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' 
 }
 
 export interface ManagedDutiesInit {
-  /** The trial window; a function reads the one in force when each trial begins. @default 30000 */
+  /** The trial window; a function reads the one in force when each trial begins. @default DEFAULT_CONFIG_CONFIRM_WINDOW_MS */
   configConfirmWindowMs?: number | (() => number | undefined)
-  /** How often a failed renewal is retried at most. @default 60000 */
+  /** How often a failed renewal is retried at most. @default DEFAULT_RENEW_RETRY_MS */
   renewRetryMs?: number
   /** A config trial ended (promoted, reverted or rejected). */
   onTrial?: (outcome: TrialOutcome) => void
@@ -116,7 +117,7 @@ export class ManagedDuties {
 
   private windowMs(): number {
     const w = this.init.configConfirmWindowMs
-    return (typeof w === 'function' ? w() : w) ?? 30_000
+    return (typeof w === 'function' ? w() : w) ?? DEFAULT_CONFIG_CONFIRM_WINDOW_MS
   }
 
   /**
@@ -145,7 +146,7 @@ export class ManagedDuties {
   maybeRenew(managed: boolean): void {
     const { identity, link, logger } = this.components
     if (identity.report().state !== IdentityState.RENEWAL_DUE || !managed) return
-    if (this.renewing || Date.now() - this.lastRenewAttemptMs < (this.init.renewRetryMs ?? 60_000)) return
+    if (this.renewing || Date.now() - this.lastRenewAttemptMs < (this.init.renewRetryMs ?? DEFAULT_RENEW_RETRY_MS)) return
     this.renewing = true
     this.lastRenewAttemptMs = Date.now()
     void (async () => {

@@ -1,4 +1,4 @@
-import { Phase } from '@mycelium/core-interfaces'
+import { backoffCeilingMs, Phase, type BackoffOptions, type Endpoint } from '@mycelium/core-interfaces'
 
 /**
  * The handoff state machine as a pure function. The runner feeds it events
@@ -22,6 +22,10 @@ import { Phase } from '@mycelium/core-interfaces'
  * BOOTSTRAP. A transition keeps the phase (a step) or changes it; only
  * changes are history and metrics.
  *
+ * The state carries the data the phases act on: the endpoints the last
+ * discovery found (in dial order) and the last registration (lease, handoff
+ * id, deadlines), kept until a newer one replaces it.
+ *
  * Invariants: every state carries the reason it entered its phase; a step
  * says what it does (`step`) and a failed attempt why (`lastError`);
  * `failures` counts failed rounds in FALLBACK (since the node last was
@@ -37,9 +41,9 @@ export type AgentEvent =
   | { type: 'identity-invalid'; reason: string }
   | { type: 'enrolled' }
   | { type: 'enrolment-failed'; reason: string }
-  | { type: 'endpoints-found'; count: number }
+  | { type: 'endpoints-found'; endpoints: Endpoint[] }
   | { type: 'no-endpoints'; reason: string }
-  | { type: 'registered'; leaseId: string }
+  | { type: 'registered'; registration: Registration }
   | { type: 'registration-failed'; reason: string; retryAfterMs?: number }
   | { type: 'handoff-confirmed' }
   | { type: 'handoff-refused'; reason: string; retryAfterMs?: number }
@@ -58,6 +62,15 @@ export type AgentAction =
   | { type: 'rollback-config'; reason: string }
   | { type: 'schedule-retry'; retryAfterMs: number }
 
+/** What a registration granted; deadlines on the manager link's monotonic clock (ManagerClock). */
+export interface Registration {
+  leaseId: string
+  leaseDeadline: number
+  heartbeatIntervalMs: number
+  handoffId: string
+  handoffDeadline: number
+}
+
 export interface MachineState {
   phase: Phase
   /** Why the node entered this phase; kept while it stays in it. */
@@ -68,6 +81,10 @@ export interface MachineState {
   lastError: string
   /** Failed rounds: in FALLBACK since the node last was MANAGED, in RECOVERY since entering it. Drives backoff, attempt numbers, spore refresh. */
   failures: number
+  /** Network Manager endpoints in dial order, from the last discovery that found any. */
+  endpoints: readonly Endpoint[]
+  /** The last registration; kept (status shows its lease) until a newer one replaces it. */
+  registration?: Registration
 }
 
 export interface Transition {
@@ -75,7 +92,7 @@ export interface Transition {
   actions: AgentAction[]
 }
 
-export const INITIAL_STATE: MachineState = { phase: Phase.BOOTSTRAP, reason: 'agent starting', step: 'checking the identity', lastError: '', failures: 0 }
+export const INITIAL_STATE: MachineState = { phase: Phase.BOOTSTRAP, reason: 'agent starting', step: 'checking the identity', lastError: '', failures: 0, endpoints: [] }
 
 /** Whether a transition changes the phase (history, metrics) or is a step inside it (logged, visible in status). */
 export const changesPhase = (from: MachineState, t: Transition): boolean => from.phase !== t.state.phase
@@ -83,8 +100,9 @@ export const changesPhase = (from: MachineState, t: Transition): boolean => from
 /** The retry attempt in progress or scheduled next in a phase that retries; 0 elsewhere. */
 export const attemptOf = (s: MachineState): number => (s.phase === Phase.FALLBACK || s.phase === Phase.RECOVERY ? Math.max(1, s.failures) : 0)
 
-const enter = (phase: Phase, reason: string, failures: number, actions: AgentAction[], step = '', lastError = ''): Transition => ({
-  state: { phase, reason, step, lastError, failures },
+/** A phase change; the data (endpoints, registration) carries over unless `data` replaces it. */
+const enter = (s: MachineState, phase: Phase, reason: string, failures: number, actions: AgentAction[], step = '', lastError = '', data: Partial<Pick<MachineState, 'endpoints' | 'registration'>> = {}): Transition => ({
+  state: { ...s, ...data, phase, reason, step, lastError, failures },
   actions
 })
 
@@ -98,16 +116,16 @@ const failedAttempt = (s: MachineState, error: string, retryAfterMs = 0): Transi
 }
 
 const fallback = (s: MachineState, reason: string, retryAfterMs = 0, extra: AgentAction[] = []): Transition =>
-  enter(Phase.FALLBACK, reason, s.failures + 1, [...extra, { type: 'schedule-retry', retryAfterMs }], `waiting before reconnection attempt ${s.failures + 1}`, reason)
+  enter(s, Phase.FALLBACK, reason, s.failures + 1, [...extra, { type: 'schedule-retry', retryAfterMs }], `waiting before reconnection attempt ${s.failures + 1}`, reason)
 
-const recovery = (reason: string): Transition =>
-  enter(Phase.RECOVERY, reason, 1, [{ type: 'schedule-retry', retryAfterMs: 0 }], 'waiting before identity attempt 1', reason)
+const recovery = (s: MachineState, reason: string): Transition =>
+  enter(s, Phase.RECOVERY, reason, 1, [{ type: 'schedule-retry', retryAfterMs: 0 }], 'waiting before identity attempt 1', reason)
 
 /** Identity events are read the same in BOOTSTRAP and RECOVERY; only where a failure leads differs. */
 function identityStep(s: MachineState, e: AgentEvent, fail: (reason: string) => Transition): Transition | undefined {
   switch (e.type) {
     case 'identity-valid':
-      return enter(Phase.DISCOVERY, 'identity valid; resolving Network Manager endpoints from spores', 0, [{ type: 'discover', refresh: false }])
+      return enter(s, Phase.DISCOVERY, 'identity valid; resolving Network Manager endpoints from spores', 0, [{ type: 'discover', refresh: false }])
     case 'identity-missing':
       return e.canEnrol ? stay(s, `${e.reason}; enrolling with the join token`, [{ type: 'enrol' }]) : fail(`${e.reason}; no join token to enrol with`)
     case 'identity-invalid':
@@ -128,14 +146,14 @@ function identityStep(s: MachineState, e: AgentEvent, fail: (reason: string) => 
 export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefined {
   switch (s.phase) {
     case Phase.BOOTSTRAP:
-      return identityStep(s, e, recovery)
+      return identityStep(s, e, (reason) => recovery(s, reason))
     case Phase.RECOVERY:
       if (e.type === 'retry-timer') return stay(s, `identity attempt ${s.failures}: re-reading the identity files`, [{ type: 'check-identity' }])
       return identityStep(s, e, (reason) => failedAttempt(s, reason))
     case Phase.DISCOVERY:
       switch (e.type) {
         case 'endpoints-found':
-          return enter(Phase.REGISTRATION, `found ${e.count} Network Manager endpoint(s); registering`, s.failures, [{ type: 'register' }])
+          return enter(s, Phase.REGISTRATION, `found ${e.endpoints.length} Network Manager endpoint(s); registering`, s.failures, [{ type: 'register' }], '', '', { endpoints: e.endpoints })
         case 'no-endpoints':
           return fallback(s, `no Network Manager endpoint: ${e.reason}`)
         default:
@@ -144,7 +162,7 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
     case Phase.REGISTRATION:
       switch (e.type) {
         case 'registered':
-          return enter(Phase.HANDOFF, `registered with lease ${e.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }])
+          return enter(s, Phase.HANDOFF, `registered with lease ${e.registration.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }], '', '', { registration: e.registration })
         case 'registration-failed':
           return fallback(s, `registration failed: ${e.reason}`, e.retryAfterMs)
         default:
@@ -153,7 +171,7 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
     case Phase.HANDOFF:
       switch (e.type) {
         case 'handoff-confirmed':
-          return enter(Phase.MANAGED, 'handoff confirmed by the Network Manager', 0, [{ type: 'start-monitoring' }])
+          return enter(s, Phase.MANAGED, 'handoff confirmed by the Network Manager', 0, [{ type: 'start-monitoring' }])
         case 'handoff-refused':
           return fallback(s, `handoff refused: ${e.reason}; keeping local control`, e.retryAfterMs, [
             { type: 'rollback-config', reason: `handoff refused: ${e.reason}` }
@@ -178,18 +196,50 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
         case 'retry-timer':
           return stay(s, `${attempt}: resolving Network Manager endpoints`, [{ type: 'discover', refresh: s.failures > 0 }])
         case 'endpoints-found':
-          return stay(s, `${attempt}: registering (${e.count} endpoint(s))`, [{ type: 'register' }])
+          return stay({ ...s, endpoints: e.endpoints }, `${attempt}: registering (${e.endpoints.length} endpoint(s))`, [{ type: 'register' }])
         case 'no-endpoints':
           return failedAttempt(s, `no Network Manager endpoint: ${e.reason}`)
         case 'registration-failed':
           return failedAttempt(s, `registration failed: ${e.reason}`, e.retryAfterMs)
         case 'registered':
-          return enter(Phase.HANDOFF, `reconnected (${attempt}): registered with lease ${e.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }])
+          return enter(s, Phase.HANDOFF, `reconnected (${attempt}): registered with lease ${e.registration.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }], '', '', {
+            registration: e.registration
+          })
         default:
           return undefined
       }
     }
     default:
+      return undefined
+  }
+}
+
+/**
+ * The wait before the next attempt in FALLBACK or RECOVERY: capped
+ * exponential with full jitter (`random() × ceiling`), never shorter than a
+ * manager's retry-after. Pure: the runner injects `random`.
+ */
+export function retryDelay(s: MachineState, retryAfterMs: number, reconnect: BackoffOptions, random: () => number): { delayMs: number; ceilingMs: number } {
+  const ceilingMs = backoffCeilingMs(Math.max(0, s.failures - 1), reconnect)
+  return { delayMs: Math.max(retryAfterMs, Math.floor(random() * ceilingMs)), ceilingMs }
+}
+
+/** The event that says an action failed, so the phase that waits for its result moves on. */
+export function failureEventOf(action: AgentAction, reason: string): AgentEvent | undefined {
+  switch (action.type) {
+    case 'check-identity':
+      return { type: 'identity-invalid', reason }
+    case 'enrol':
+      return { type: 'enrolment-failed', reason }
+    case 'discover':
+      return { type: 'no-endpoints', reason }
+    case 'register':
+      return { type: 'registration-failed', reason }
+    case 'commit-handoff':
+    case 'start-monitoring':
+      return { type: 'link-lost', reason }
+    default:
+      // stop-monitoring, rollback-config: logged; the retry that follows them still runs.
       return undefined
   }
 }

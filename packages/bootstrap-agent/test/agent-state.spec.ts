@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Phase, TrustBundle } from '@mycelium/core-interfaces'
 import { until } from '@mycelium/testing'
-import { AgentStateStore } from '../src/index.js'
+import { AgentStateStore } from '../src/agent-state.js'
 
 /** The agent's own state files when the disk refuses writes: reported, kept in memory, retried, healed. */
 describe('agent state store on a disk that refuses writes', () => {

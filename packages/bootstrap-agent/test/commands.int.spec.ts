@@ -193,7 +193,8 @@ describe('a command sender with a node certificate', () => {
     const { CertificateAuthority, createIdentityStore, serverCredentials } = await import('@mycelium/basic-net')
     const grpc = await import('@grpc/grpc-js')
     const { CommandChannelService } = await import('@mycelium/core-interfaces')
-    const { CommandExecutor, CommandJournal, CommandSession } = await import('../src/index.js')
+    const { CommandExecutor, CommandJournal } = await import('../src/index.js')
+    const { CommandSession } = await import('../src/commands/session.js')
     const ca = await CertificateAuthority.create('net1')
     const store = (name: string) =>
       createIdentityStore({}, { networkId: 'net1', name, keyFile: join(dir, `${name}.key`), certificateFile: join(dir, `${name}.crt`), caFile: join(dir, `${name}-ca.crt`) })

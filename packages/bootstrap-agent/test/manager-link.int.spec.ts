@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js'
 import { HealthState, NetworkManagerService, Phase, type ReportHealthRequest, type ReportHealthResponse } from '@mycelium/core-interfaces'
 import { until } from '@mycelium/testing'
-import { ManagerLink, type LinkFailure } from '../src/index.js'
+import { ManagerLink, type LinkFailure } from '../src/manager-link.js'
 
 /**
  * handoff.missedAcksBeforeFallback reaches the heartbeat loop: against a

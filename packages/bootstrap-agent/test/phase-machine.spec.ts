@@ -1,5 +1,8 @@
-import { Phase } from '@mycelium/core-interfaces'
-import { attemptOf, changesPhase, INITIAL_STATE, nextPhase, type AgentEvent, type MachineState } from '../src/index.js'
+import { Phase, type Endpoint } from '@mycelium/core-interfaces'
+import { attemptOf, changesPhase, INITIAL_STATE, nextPhase, retryDelay, type AgentEvent, type MachineState, type Registration } from '../src/index.js'
+
+const eps = (n: number): Endpoint[] => Array.from({ length: n }, (_, i) => ({ address: `127.0.0.1:${7000 + i}`, expectedIdentity: '', zone: '', priority: i }))
+const reg = (leaseId: string): Registration => ({ leaseId, leaseDeadline: 5000, heartbeatIntervalMs: 1000, handoffId: `h-${leaseId}`, handoffDeadline: 3000 })
 
 const EVENTS: AgentEvent[] = [
   { type: 'identity-valid' },
@@ -7,9 +10,9 @@ const EVENTS: AgentEvent[] = [
   { type: 'identity-invalid', reason: 'wrong CA' },
   { type: 'enrolled' },
   { type: 'enrolment-failed', reason: 'bad token' },
-  { type: 'endpoints-found', count: 2 },
+  { type: 'endpoints-found', endpoints: eps(2) },
   { type: 'no-endpoints', reason: 'no spore' },
-  { type: 'registered', leaseId: 'L1' },
+  { type: 'registered', registration: reg('L1') },
   { type: 'registration-failed', reason: 'RESOURCE_EXHAUSTED', retryAfterMs: 1500 },
   { type: 'handoff-confirmed' },
   { type: 'handoff-refused', reason: 'maintenance', retryAfterMs: 1000 },
@@ -40,7 +43,7 @@ const EXPECTED: Record<string, Record<string, string>> = {
   }
 }
 
-const state = (phase: Phase, failures = 0): MachineState => ({ phase, reason: 'test', step: '', lastError: '', failures })
+const state = (phase: Phase, failures = 0): MachineState => ({ phase, reason: 'test', step: '', lastError: '', failures, endpoints: [] })
 
 /** Feeds events in order; returns the final state, the phase changes and the steps inside phases. */
 function replay(start: MachineState, events: AgentEvent[]): { s: MachineState; changes: string[]; steps: number; actions: string[] } {
@@ -75,7 +78,7 @@ describe('nextPhase', () => {
     const lost = nextPhase(state(Phase.MANAGED), { type: 'link-lost', reason: 'stream error' })!
     const attempts: AgentEvent[] = []
     for (let i = 0; i < 5; i++) {
-      attempts.push({ type: 'retry-timer' }, { type: 'endpoints-found', count: 1 }, { type: 'registration-failed', reason: `UNAVAILABLE: attempt ${i + 1}`, retryAfterMs: i === 4 ? 3000 : undefined })
+      attempts.push({ type: 'retry-timer' }, { type: 'endpoints-found', endpoints: eps(1) }, { type: 'registration-failed', reason: `UNAVAILABLE: attempt ${i + 1}`, retryAfterMs: i === 4 ? 3000 : undefined })
     }
     const r = replay(lost.state, attempts)
     expect(r.changes).toEqual([]) // never DISCOVERY, never REGISTRATION
@@ -86,13 +89,13 @@ describe('nextPhase', () => {
     expect(r.actions.filter((a) => a === 'register').length).toBe(5)
     // The manager's retry-after reaches the scheduled retry.
     expect(nextPhase(r.s, { type: 'registration-failed', reason: 'busy', retryAfterMs: 3000 })!.actions).toEqual([{ type: 'schedule-retry', retryAfterMs: 3000 }])
-    const back = replay(r.s, [{ type: 'retry-timer' }, { type: 'endpoints-found', count: 2 }, { type: 'registered', leaseId: 'L9' }, { type: 'handoff-confirmed' }])
+    const back = replay(r.s, [{ type: 'retry-timer' }, { type: 'endpoints-found', endpoints: eps(2) }, { type: 'registered', registration: reg('L9') }, { type: 'handoff-confirmed' }])
     expect(back.changes).toEqual(['FALLBACK→HANDOFF', 'HANDOFF→MANAGED'])
     expect(back.s.failures).toBe(0)
   })
 
   it('a failed handoff after a reconnection is a real change back to FALLBACK, counting on', () => {
-    const r = replay(state(Phase.FALLBACK, 3), [{ type: 'retry-timer' }, { type: 'endpoints-found', count: 1 }, { type: 'registered', leaseId: 'L' }, { type: 'handoff-timeout', reason: 'no answer' }])
+    const r = replay(state(Phase.FALLBACK, 3), [{ type: 'retry-timer' }, { type: 'endpoints-found', endpoints: eps(1) }, { type: 'registered', registration: reg('L') }, { type: 'handoff-timeout', reason: 'no answer' }])
     expect(r.changes).toEqual(['FALLBACK→HANDOFF', 'HANDOFF→FALLBACK'])
     expect(r.s.failures).toBe(4)
     expect(r.actions).toEqual(['discover', 'register', 'commit-handoff', 'rollback-config', 'schedule-retry'])
@@ -126,8 +129,8 @@ describe('nextPhase', () => {
       { type: 'identity-missing', reason: 'no certificate', canEnrol: true },
       { type: 'enrolled' },
       { type: 'identity-valid' },
-      { type: 'endpoints-found', count: 1 },
-      { type: 'registered', leaseId: 'L' },
+      { type: 'endpoints-found', endpoints: eps(1) },
+      { type: 'registered', registration: reg('L') },
       { type: 'handoff-confirmed' }
     ]
     let s = INITIAL_STATE
@@ -173,5 +176,27 @@ describe('nextPhase', () => {
   it('goes to RECOVERY, not a crash, for an invalid identity or an impossible enrolment', () => {
     expect(nextPhase(state(Phase.BOOTSTRAP), { type: 'identity-invalid', reason: 'key does not match' })!.state).toMatchObject({ phase: Phase.RECOVERY, reason: 'identity invalid: key does not match' })
     expect(nextPhase(state(Phase.BOOTSTRAP), { type: 'identity-missing', reason: 'no certificate', canEnrol: false })!.state.phase).toBe(Phase.RECOVERY)
+  })
+
+  it('carries the endpoints and the registration in the state, from the event that found them to the phases that use them', () => {
+    const found = eps(2)
+    const registration = reg('L7')
+    const r = replay(state(Phase.DISCOVERY), [{ type: 'endpoints-found', endpoints: found }, { type: 'registered', registration }])
+    expect(r.s.endpoints).toEqual(found)
+    expect(r.s.registration).toEqual(registration)
+    // A lost link keeps both (status still names the lease) until a new round replaces them.
+    const lost = replay(r.s, [{ type: 'handoff-confirmed' }, { type: 'link-lost', reason: 'gone' }])
+    expect(lost.s).toMatchObject({ phase: Phase.FALLBACK, endpoints: found, registration })
+    const again = replay(lost.s, [{ type: 'retry-timer' }, { type: 'endpoints-found', endpoints: eps(1) }, { type: 'registered', registration: reg('L8') }])
+    expect(again.s.endpoints).toEqual(eps(1))
+    expect(again.s.registration?.leaseId).toBe('L8')
+  })
+
+  it('draws the retry wait from the injected random source: capped exponential, full jitter, retry-after a floor', () => {
+    const backoff = { initialMs: 100, maxMs: 1000, multiplier: 2 }
+    expect(retryDelay(state(Phase.FALLBACK, 1), 0, backoff, () => 0.5)).toEqual({ delayMs: 50, ceilingMs: 100 })
+    expect(retryDelay(state(Phase.FALLBACK, 3), 0, backoff, () => 0.5)).toEqual({ delayMs: 200, ceilingMs: 400 })
+    expect(retryDelay(state(Phase.RECOVERY, 9), 0, backoff, () => 0.999)).toEqual({ delayMs: 999, ceilingMs: 1000 })
+    expect(retryDelay(state(Phase.FALLBACK, 1), 700, backoff, () => 0)).toEqual({ delayMs: 700, ceilingMs: 100 })
   })
 })

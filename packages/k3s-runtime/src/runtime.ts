@@ -19,6 +19,7 @@ import { renderK3s, validateK3sConfig, type RenderedK3s } from './k3s-config.js'
 import { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'
 import type { K3sStep } from './planner.js'
 import { K3sSupervisor, type K3sProcessStatus, type K3sSupervisorInit } from './supervisor.js'
+import { DEFAULT_WORKLOADS_INTERVAL_MS } from './defaults.js'
 
 export interface K3sRuntimeInit {
   k3s: K3sConfig | undefined
@@ -28,10 +29,42 @@ export interface K3sRuntimeInit {
   stateDir?: string
   /** The PATH to search when no binary is configured (node-core passes process.env.PATH). */
   path?: string
-  /** How often the CRI is asked for the workload list. @default 5000 */
+  /** How often the CRI is asked for the workload list. @default DEFAULT_WORKLOADS_INTERVAL_MS */
   workloadsIntervalMs?: number
   /** Supervisor tuning (tests shorten the intervals). */
   supervisor?: Partial<Omit<K3sSupervisorInit, 'dir' | 'probe'>>
+}
+
+export interface K3sRuntimeComponents {
+  logger?: Logger
+}
+
+/**
+ * The node's container runtime (see `createK3sRuntime`). `start`/`stop` are
+ * idempotent; stopping it never stops K3s.
+ */
+export interface K3sRuntime extends EventEmitter<{ change: [] }>, Startable {
+  stop(): void
+  /** A new NodeConfig.k3s (from the manager or a reset): the planner decides whether K3s restarts. */
+  reconfigure(k3s: K3sConfig | undefined): Promise<K3sStep[]>
+  /** The restart command for this component: K3s restarted once with a fresh restart budget. */
+  restart(reason?: string): Promise<void>
+  /** The last list the CRI gave; kept while the CRI does not answer (the workloads most likely still run). */
+  workloads(): WorkloadStatus[]
+  /** Nodes and pods as the Kubernetes API sees them (servers, while K3s answers); otherwise why not. */
+  kubernetes(): Promise<{ nodes: KubeNode[]; pods: KubePod[] } | { unavailable: string }>
+  /** Writes `kubernetes.json` beside the runtime's own files, for a diagnostics dump. */
+  writeSnapshot(): Promise<void>
+  processStatus(): K3sProcessStatus | undefined
+  /** What the runtime offers (registration, heartbeats, status). */
+  capability(): RuntimeCapability
+  /** This component's line in node health. */
+  health(): ComponentHealth
+}
+
+/** The node's container runtime, configured from NodeConfig.k3s. */
+export function createK3sRuntime(components: K3sRuntimeComponents, init: K3sRuntimeInit): K3sRuntime {
+  return new DefaultK3sRuntime(components, init)
 }
 
 /**
@@ -42,7 +75,7 @@ export interface K3sRuntimeInit {
  * reports "unavailable" with the reason and the rest of the core runs
  * normally (what a developer machine shows). Stopping it never stops K3s.
  */
-export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startable {
+class DefaultK3sRuntime extends EventEmitter<{ change: [] }> implements K3sRuntime {
   private readonly log: Logger
   private k3s: K3sConfig | undefined
   private unavailable: string | undefined = 'not checked yet'
@@ -55,7 +88,7 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
   private started = false
 
   constructor(
-    private readonly components: { logger?: Logger },
+    private readonly components: K3sRuntimeComponents,
     private readonly init: K3sRuntimeInit
   ) {
     super()
@@ -185,7 +218,7 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
       }
     }
     void poll()
-    this.timer = setInterval(() => void poll(), this.init.workloadsIntervalMs ?? 5000)
+    this.timer = setInterval(() => void poll(), this.init.workloadsIntervalMs ?? DEFAULT_WORKLOADS_INTERVAL_MS)
     this.timer.unref()
   }
 

@@ -15,6 +15,7 @@ import {
 import { k3sConfigYaml, type RenderedK3s } from './k3s-config.js'
 import { planK3s, type K3sStep } from './planner.js'
 import { findByConfigArg, isAlive, LogFollower, processStartTime, type ProcessIdentity } from './process.js'
+import { DEFAULT_K3S_MONITOR_INTERVAL_MS, DEFAULT_K3S_PROBE_INTERVAL_MS, DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS } from './defaults.js'
 
 /**
  * - `stopped`: not running and not asked to run.
@@ -51,11 +52,11 @@ export interface K3sSupervisorInit {
   probe: (rendered: RenderedK3s, signal: AbortSignal) => Promise<{ ready: boolean; reason: string }>
   /** Environment of the K3s process. Default: this process's. */
   env?: NodeJS.ProcessEnv
-  /** @default 2000 */
+  /** @default DEFAULT_K3S_PROBE_INTERVAL_MS */
   probeIntervalMs?: number
-  /** How often a K3s we did not spawn (adopted) is checked for life. @default 1000 */
+  /** How often a K3s we did not spawn (adopted) is checked for life. @default DEFAULT_K3S_MONITOR_INTERVAL_MS */
   monitorIntervalMs?: number
-  /** SIGTERM → SIGKILL grace on restart. K3s drains its components in a few seconds. @default 30000 */
+  /** SIGTERM → SIGKILL grace on restart. K3s drains its components in a few seconds. @default DEFAULT_K3S_STOP_TIMEOUT_MS */
   stopTimeoutMs?: number
   /** @default { initialMs: 1000, maxMs: 60000, multiplier: 2 } */
   restartBackoff?: BackoffOptions
@@ -173,7 +174,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     if (this.running == null && recent.length > this.budget.restarts) {
       this.setState('failed', `${this.exitedTimes(recent.length)} before this agent started; restart budget spent`)
     }
-    this.every(this.init.probeIntervalMs ?? 2000, () => void this.probe())
+    this.every(this.init.probeIntervalMs ?? DEFAULT_K3S_PROBE_INTERVAL_MS, () => void this.probe())
   }
 
   /** Stops supervising. Never signals K3s. */
@@ -288,12 +289,12 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
       }
     }
     signal('SIGTERM')
-    const graceMs = this.init.stopTimeoutMs ?? 30_000
+    const graceMs = this.init.stopTimeoutMs ?? DEFAULT_K3S_STOP_TIMEOUT_MS
     const inTime = await Promise.race([gone().then(() => true), sleep(graceMs).then(() => false)])
     if (!inTime) {
       this.log.warn('k3s did not stop in time, killing it', { pid: proc.pid, graceMs })
       signal('SIGKILL')
-      await Promise.race([gone(), sleep(5000)])
+      await Promise.race([gone(), sleep(K3S_KILL_WAIT_MS)])
     }
     if (this.running === proc) this.running = undefined
   }
@@ -303,7 +304,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
   }
 
   private watchAdopted(proc: Running): void {
-    const timer = this.every(this.init.monitorIntervalMs ?? 1000, () => {
+    const timer = this.every(this.init.monitorIntervalMs ?? DEFAULT_K3S_MONITOR_INTERVAL_MS, () => {
       if (this.running !== proc) return clearInterval(timer)
       if (!isAlive(proc)) {
         clearInterval(timer)

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Availability, K3sConfig, K3sRole } from '@mycelium/core-interfaces'
-import { K3sRuntime, k3sConfigYaml, planK3s, renderK3s, validateK3sConfig, type RenderedK3s } from '../src/index.js'
+import { createK3sRuntime, k3sConfigYaml, planK3s, renderK3s, validateK3sConfig, type RenderedK3s } from '../src/index.js'
 
 const base = (over: Partial<K3sConfig> = {}): RenderedK3s => renderK3s(K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, ...over }), 'node-1', '/usr/local/bin/k3s')
 const plan = (applied: RenderedK3s | undefined, running: boolean, desired: RenderedK3s | undefined) =>
@@ -54,7 +54,7 @@ describe('validateK3sConfig', () => {
     expect(v(over as Partial<K3sConfig>)).toThrow(message)
   })
   it('a runtime given an invalid config reports it unavailable, and refuses it as a reconfiguration', async () => {
-    const rt = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, flannelBackend: 'bogus' }) })
+    const rt = createK3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, flannelBackend: 'bogus' }) })
     await rt.start()
     try {
       expect(rt.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: expect.stringContaining('invalid config: NodeConfig.k3s.flannelBackend: "bogus"') })
@@ -107,10 +107,10 @@ describe('K3sRuntime capability (no K3s on this machine is a normal state)', () 
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
   it('is unavailable when disabled, or when no binary is installed, saying why', async () => {
-    const disabled = new K3sRuntime({}, { k3s: undefined })
+    const disabled = createK3sRuntime({}, { k3s: undefined })
     await disabled.start()
     expect(disabled.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: 'disabled in NodeConfig (k3s.enabled is false)' })
-    const missing = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true }), path: dir })
+    const missing = createK3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true }), path: dir })
     await missing.start()
     expect(missing.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: 'no k3s binary on PATH' })
   })
@@ -120,7 +120,7 @@ describe('K3sRuntime capability (no K3s on this machine is a normal state)', () 
     writeFileSync(k3s, '#!/bin/sh\necho "k3s version v1.30.4+k3s1 (98262b5d)"\necho "go version go1.22.5"\n')
     chmodSync(k3s, 0o755)
     // No state dir: the version is checked, nothing is started.
-    const runtime = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, criSocket: join(dir, 'none.sock') }), path: `/nonexistent:${dir}` })
+    const runtime = createK3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, criSocket: join(dir, 'none.sock') }), path: `/nonexistent:${dir}` })
     await runtime.start()
     try {
       expect(runtime.capability()).toEqual({ name: 'k3s', availability: Availability.AVAILABLE, version: 'v1.30.4+k3s1', reason: '' })
@@ -133,7 +133,7 @@ describe('K3sRuntime capability (no K3s on this machine is a normal state)', () 
     const k3s = join(dir, 'k3s')
     writeFileSync(k3s, '#!/bin/sh\necho "segfault" >&2\nexit 139\n')
     chmodSync(k3s, 0o755)
-    const runtime = new K3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, binaryPath: k3s, criSocket: join(dir, 'none.sock') }) })
+    const runtime = createK3sRuntime({}, { k3s: K3sConfig.fromPartial({ enabled: true, binaryPath: k3s, criSocket: join(dir, 'none.sock') }) })
     await runtime.start()
     try {
       expect(runtime.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: expect.stringContaining(`${k3s} --version failed`) })

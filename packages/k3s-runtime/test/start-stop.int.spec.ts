@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Availability, K3sConfig, K3sRole } from '@mycelium/core-interfaces'
 import { FAKE_K3S, until } from '@mycelium/testing'
-import { K3sRuntime, processStartTime } from '../src/index.js'
+import { createK3sRuntime, processStartTime } from '../src/index.js'
 
 describe('K3sRuntime start/stop', () => {
   let root: string
@@ -31,7 +31,7 @@ describe('K3sRuntime start/stop', () => {
   it('concurrent and repeated starts supervise one K3s; stop twice is harmless and leaves K3s running', async () => {
     const dataDir = join(root, 'data')
     const k3s = K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, binaryPath: FAKE_K3S, dataDir, extraArgs: ['--https-listen-port', '0'], criSocket: join(root, 'no-cri.sock') })
-    const rt = new K3sRuntime(
+    const rt = createK3sRuntime(
       {},
       { k3s, nodeId: 'node-s', stateDir: join(root, 'state'), workloadsIntervalMs: 60_000, supervisor: { probeIntervalMs: 50, monitorIntervalMs: 50, stopTimeoutMs: 5000, restartBackoff: { initialMs: 100, maxMs: 400 } } }
     )

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Availability, K3sConfig, K3sRole, type Logger, type LogFields } from '@mycelium/core-interfaces'
 import { FAKE_K3S, until as untilTrue } from '@mycelium/testing'
-import { K3sRuntime, processStartTime, type K3sRuntimeInit } from '../src/index.js'
+import { createK3sRuntime, processStartTime, type K3sRuntimeInit } from '../src/index.js'
 
 
 
@@ -70,7 +70,7 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       workloadsIntervalMs: 60_000,
       supervisor: { probeIntervalMs: 50, monitorIntervalMs: 50, stopTimeoutMs: 5000, restartBackoff: { initialMs: 100, maxMs: 400 }, env: { ...process.env, ...env }, ...tuning }
     }
-    return { rt: new K3sRuntime({ logger: capturingLogger(lines) }, init), k3s, dataDir, init, lines }
+    return { rt: createK3sRuntime({ logger: capturingLogger(lines) }, init), k3s, dataDir, init, lines }
   }
 
   beforeAll(() => {

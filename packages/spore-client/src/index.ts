@@ -5,8 +5,8 @@
  * cached on disk for offline boot, resolved into manager endpoints,
  * components and the trust bundle.
  */
+export { createSporeClient } from './spore-client.js'
 export {
-  createSporeClient,
   type SporeClient,
   type SporeClientComponents,
   type SporeClientInit,
@@ -16,7 +16,7 @@ export {
   type RefreshResult,
   DEFAULT_CLOCK_SLACK_MS,
   DEFAULT_REFRESH_INTERVAL_MS
-} from './spore-client.js'
+} from './spore-client-types.js'
 export {
   verifySpore,
   decodeSignedSpore,
@@ -26,6 +26,7 @@ export {
   MAX_SPORE_SIGNATURES,
   MAX_SPORE_BYTES,
   tallySignatures, type SignatureTally, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
+export { orderEndpoints, zoneOf, ZONE_LABEL, type EndpointOrderOptions } from './endpoint-order.js'
 export { trustedSporeKeys, trustedOperatorKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
 export { parseSporeBundle, formatSporeBundleJson, MAX_SPORES_PER_BUNDLE, MAX_SPORE_BUNDLE_BYTES } from './bundle-format.js'
 export {

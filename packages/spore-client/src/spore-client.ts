@@ -15,7 +15,6 @@ import {
   type Logger,
   type SignedSpore,
   Spore,
-  type Startable,
   type TrustBundle
 } from '@mycelium/core-interfaces'
 import { MAX_SPORES_PER_BUNDLE } from './bundle-format.js'
@@ -24,77 +23,22 @@ import { isRateLimitedError, isSporeRejectedError, MalformedSporeError, type Spo
 import type { SporeSource, WatchableSporeSource } from './sources/source.js'
 import { trustedSporeKeys, type TrustedKeys } from './trust.js'
 import { verifySpore, type TrustMark, type VerifiedSpore } from './verify.js'
-
-export interface SporeClientComponents {
-  logger?: Logger
-  /** Polled sources (bootstrap file, HTTPS, peers), in order of preference. */
-  sources?: SporeSource[]
-  /** The Spore Manager, followed once a "service/spore-manager" spore names it. */
-  sporeManager?: WatchableSporeSource
-}
-
-export interface SporeClientInit {
-  /** The node's network; spores of any other network are rejected. */
-  networkId: string
-  /**
-   * The root of trust (from enrolment or provisioning). A verified newer
-   * "bootstrap" spore may rotate it; the rotated bundle is cached.
-   */
-  trustBundle: TrustBundle
-  /** Where the last verified set is kept. Unset: no cache (tests, tools). */
-  cachePath?: string
-  /** Accepted clock difference for issued_at/expires_at. @default 30000 */
-  clockSlackMs?: number
-  /** Interval between polls of the other sources while not following the Spore Manager. @default 60000 */
-  refreshIntervalMs?: number
-  /** Reconnection to the Spore Manager. @default DEFAULT_BACKOFF */
-  reconnect?: BackoffOptions
-  /** Clock, for tests. @default Date.now */
-  now?: () => number
-}
-
-export const DEFAULT_CLOCK_SLACK_MS = 30_000
-export const DEFAULT_REFRESH_INTERVAL_MS = 60_000
-
-/**
- * - `starting`: before the cache is read;
- * - `sources`: no Spore Manager known, polling the bootstrap sources;
- * - `spore-manager`: following the Spore Manager's watch stream;
- * - `fallback`: the Spore Manager failed; serving the cache and polling the
- *   other sources while reconnecting with backoff.
- */
-export type SporeClientMode = 'starting' | 'sources' | 'spore-manager' | 'fallback'
-
-export interface SporeClientStatus {
-  mode: SporeClientMode
-  /** Source of the last accepted spore ("cache", "spore-manager", a file or URL). */
-  activeSource: string
-  reason: string
-  sporeCount: number
-  rejectedCount: number
-  lastUpdateMs?: number
-  /** Set when the cache was corrupt (and what was done about it). */
-  cacheProblem?: string
-}
-
-export interface SporeClientEvents {
-  /** Names whose spore changed (newer sequence accepted). */
-  change: [names: string[]]
-  'spore:rejected': [error: SporeRejectedError]
-  status: [status: SporeClientStatus]
-}
-
-export interface RefreshResult {
-  accepted: number
-  rejected: number
-  /** Sources that failed, with the error. */
-  failures: Array<{ source: string; error: Error }>
-}
+import { orderEndpoints } from './endpoint-order.js'
+import {
+  DEFAULT_CLOCK_SLACK_MS,
+  DEFAULT_REFRESH_INTERVAL_MS,
+  type RefreshResult,
+  type SporeClient,
+  type SporeClientComponents,
+  type SporeClientEvents,
+  type SporeClientInit,
+  type SporeClientStatus
+} from './spore-client-types.js'
 
 const SERVICE_PREFIX = 'service/'
 const COMPONENT_PREFIX = 'component/'
 
-class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Startable {
+class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements SporeClient {
   private readonly log: Logger
   private readonly sources: SporeSource[]
   private readonly sporeManager?: WatchableSporeSource
@@ -194,11 +138,11 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
     return { clockSlackMs: this.clockSlackMs, refreshIntervalMs: this.refreshIntervalMs }
   }
 
-  /** Endpoints of a manager service, lowest priority value first. */
+  /** Endpoints of a manager service, lowest priority value first (orderEndpoints, no zone, no shuffle). */
   resolveService(service: string): Endpoint[] {
     const spore = this.current(`${SERVICE_PREFIX}${service}`)
     if (spore?.spore.body?.$case !== 'service') return []
-    return [...spore.spore.body.value.endpoints].sort((a, b) => a.priority - b.priority)
+    return orderEndpoints(spore.spore.body.value.endpoints)
   }
 
   /** Dynamic components the network offers. */
@@ -484,8 +428,6 @@ function isBootstrapBytes(signed: SignedSpore): boolean {
     return false
   }
 }
-
-export type SporeClient = DefaultSporeClient
 
 /** The node's read-only window on the network's spores. */
 export function createSporeClient(components: SporeClientComponents, init: SporeClientInit): SporeClient {

@@ -61,7 +61,7 @@ export interface DiscoveryCounters {
  * over UDP multicast and listens for others. Only announcements that verify
  * against the network CA are reported; everything else is ignored and counted.
  */
-class DefaultMulticastDiscovery extends EventEmitter<MulticastDiscoveryEvents> implements Startable {
+class DefaultMulticastDiscovery extends EventEmitter<MulticastDiscoveryEvents> implements MulticastDiscovery {
   private readonly log: Logger
   private socket?: Socket
   private timer?: NodeJS.Timeout
@@ -187,7 +187,14 @@ class DefaultMulticastDiscovery extends EventEmitter<MulticastDiscoveryEvents> i
   }
 }
 
-export type MulticastDiscovery = DefaultMulticastDiscovery
+/** LAN discovery over UDP multicast (see `createMulticastDiscovery`); start/stop are idempotent. */
+export interface MulticastDiscovery extends EventEmitter<MulticastDiscoveryEvents>, Startable {
+  readonly counters: DiscoveryCounters
+  /** The bound UDP port (after start). */
+  readonly port: number
+  start(): Promise<void>
+  stop(): Promise<void>
+}
 
 export function createMulticastDiscovery(components: MulticastDiscoveryComponents, init: MulticastDiscoveryInit): MulticastDiscovery {
   return new DefaultMulticastDiscovery(components, init)

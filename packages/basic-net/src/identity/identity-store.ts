@@ -67,7 +67,7 @@ async function readOptional(path: string): Promise<string | undefined> {
  * certificates reach new connections without a restart. Material that fails
  * inspection is reported and never replaces usable material.
  */
-class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements Startable, CertificateProvider {
+class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements IdentityStore {
   private readonly log: Logger
   private readonly role: SpiffeRole
   private readonly spiffe: string
@@ -238,7 +238,26 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   }
 }
 
-export type IdentityStore = DefaultIdentityStore
+/**
+ * The identity of this process on disk (see `createIdentityStore`), and the
+ * grpc-js CertificateProvider that hands renewed material to new connections.
+ */
+export interface IdentityStore extends EventEmitter<IdentityStoreEvents>, Startable, CertificateProvider {
+  /** spiffe://<network>/<role>/<name> of this identity. */
+  readonly spiffeId: string
+  start(): Promise<void>
+  stop(): void
+  /** The identity's state now (usable, missing, invalid, expiring) and why. */
+  report(): IdentityReport
+  /** The material in force, when usable. */
+  material(): IdentityMaterial | undefined
+  /** A CSR for this identity's key (enrolment, renewal). */
+  createCsr(): Promise<Buffer>
+  /** Installs a new certificate chain (and trust bundle) after checking it; returns the new report. */
+  install(certificateChainPem: string, caPem?: string): Promise<IdentityReport>
+  /** Re-reads the files now (concurrent calls share one read). */
+  readonly reload: () => Promise<IdentityReport>
+}
 
 /** The identity (key, certificate chain, trust bundle) of a node or manager, reloaded from disk. */
 export function createIdentityStore(components: IdentityStoreComponents, init: IdentityStoreInit): IdentityStore {

@@ -12,7 +12,7 @@ import {
   type PingResponse,
   type Startable
 } from '@mycelium/core-interfaces'
-import { PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
+import { DEFAULT_EXPECTED_INTERVAL_MS, DEFAULT_SUSPECT_PHI, PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
 
 /** Peers' answers are decoded strictly and bounded (a peer is not trusted). */
 const StrictPeerAssistClient = strictClient(PeerAssistClient, { maxBytes: 8 * 1024 * 1024 })
@@ -51,7 +51,7 @@ export interface PeerMonitorComponents {
 export interface PeerMonitorInit {
   /** This node's id: a peer answering with it is ourselves and is dropped. */
   selfNodeId: string
-  /** @default 1000 */
+  /** @default DEFAULT_PING_INTERVAL_MS */
   pingIntervalMs?: number
   /** @default pingIntervalMs */
   pingTimeoutMs?: number
@@ -60,7 +60,8 @@ export interface PeerMonitorInit {
   channelOptions?: grpc.ChannelOptions
 }
 
-export const DEFAULT_PING_INTERVAL_MS = 1000
+/** Peers are pinged at the interval a failure detector expects by default. */
+export const DEFAULT_PING_INTERVAL_MS = DEFAULT_EXPECTED_INTERVAL_MS
 
 interface Tracked {
   entry: PeerEntry
@@ -75,7 +76,7 @@ interface Tracked {
  * (PeerAssist.Ping) and runs a phi-accrual detector per peer, emitting
  * `peer:up`, `peer:suspect` and `peer:down`.
  */
-class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Startable {
+class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements PeerMonitor {
   private readonly log: Logger
   private readonly peersByAddress = new Map<string, Tracked>()
   private intervalMs: number
@@ -170,7 +171,7 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
 
   /** The settings in force (for status and tests). */
   settings(): { pingIntervalMs: number; suspectPhi: number } {
-    return { pingIntervalMs: this.intervalMs, suspectPhi: this.init.detector?.suspectPhi ?? 8 }
+    return { pingIntervalMs: this.intervalMs, suspectPhi: this.init.detector?.suspectPhi ?? DEFAULT_SUSPECT_PHI }
   }
 
   /** A snapshot of the table. */
@@ -261,7 +262,26 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Star
   }
 }
 
-export type PeerMonitor = DefaultPeerMonitor
+/** The peer table and its heartbeats (see `createPeerMonitor`); start/stop are idempotent. */
+export interface PeerMonitor extends EventEmitter<PeerMonitorEvents>, Startable {
+  start(): void
+  stop(): Promise<void>
+  /** Adds a peer (idempotent per address; a better-known id or source is kept). */
+  addPeer(peer: { endpoint: Endpoint; source: PeerSource; nodeId?: string }): void
+  removePeer(address: string): void
+  /**
+   * A reconfiguration of the running monitor (ping interval from each peer's
+   * next ping, suspicion threshold from each detector's next evaluation); a
+   * value not above 0 is an InvalidConfigError and changes nothing.
+   */
+  retune(t: { pingIntervalMs?: number; suspectPhi?: number }): void
+  /** The settings in force. */
+  settings(): { pingIntervalMs: number; suspectPhi: number }
+  /** A snapshot of the table. */
+  peers(): PeerEntry[]
+  /** Peers currently alive, best first (for spore and distress requests). */
+  alivePeers(): Endpoint[]
+}
 
 export function createPeerMonitor(components: PeerMonitorComponents, init: PeerMonitorInit): PeerMonitor {
   return new DefaultPeerMonitor(components, init)

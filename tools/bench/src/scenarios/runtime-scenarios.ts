@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { K3sConfig, K3sRole } from '@mycelium/core-interfaces'
-import { CriClient, K3sRuntime } from '@mycelium/k3s-runtime'
+import { CriClient, createK3sRuntime } from '@mycelium/k3s-runtime'
 import { containerdMissing, runSleepPod, startContainerd, until, type TestContainerd } from '@mycelium/testing'
 import type { Scenario } from '../harness.js'
 
@@ -35,7 +35,7 @@ const supervision: Scenario = (() => {
     async run() {
       root ??= mkdtempSync(join(tmpdir(), 'bench-k3s-'))
       const dir = join(root, `run-${n++}`)
-      const runtime = new K3sRuntime(
+      const runtime = createK3sRuntime(
         {},
         {
           k3s: K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, binaryPath: FAKE_K3S, dataDir: join(dir, 'data'), extraArgs: ['--https-listen-port', '0'], criSocket: join(dir, 'none.sock') }),

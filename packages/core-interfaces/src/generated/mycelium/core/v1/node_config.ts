@@ -57,7 +57,9 @@ export function k3sRoleToJSON(object: K3sRole): string {
  * local YAML file (field names in lowerCamelCase or snake_case; durations as
  * "1.5s"/"250ms"; unknown keys are errors) and delivered remotely by
  * RequestConfigUpdate and the reconfigure command. A field left unset takes
- * the agent's documented default.
+ * the default of the package that consumes it: each default is one exported
+ * `DEFAULT_*` constant of that package, named below (node-core maps NodeConfig
+ * to each package's init in one place, `package-init.ts`).
  *
  * Ownership (one table in code: bootstrap-agent `CONFIG_OWNERSHIP`). Every
  * key is [node-owned] or [manager-owned], as marked on each field below:
@@ -182,20 +184,23 @@ export interface DiscoveryConfig {
    */
   httpsCaFile: string;
   /**
-   * Accepted clock difference when checking issued_at/expires_at. Default
-   * 30s. [manager-owned]
+   * Accepted clock difference when checking issued_at/expires_at. Default:
+   * spore-client DEFAULT_CLOCK_SLACK_MS. [manager-owned]
    */
   clockSlack?:
     | Duration
     | undefined;
   /**
-   * How often sources are polled when no watch stream is open. Default 60s.
-   * [manager-owned]
+   * How often sources are polled when no watch stream is open. Default:
+   * spore-client DEFAULT_REFRESH_INTERVAL_MS. [manager-owned]
    */
   refreshInterval?:
     | Duration
     | undefined;
-  /** Timeout of one source call. Default 10s. [manager-owned] */
+  /**
+   * Timeout of one source call. Default: spore-client
+   * DEFAULT_SOURCE_TIMEOUT_MS. [manager-owned]
+   */
   sourceTimeout?: Duration | undefined;
 }
 
@@ -211,19 +216,23 @@ export interface PeerConfig {
   /** LAN discovery over UDP multicast. [manager-owned] */
   multicastEnabled: boolean;
   /**
-   * Multicast group and port, "239.x.y.z:port". Default "239.77.0.1:7946".
-   * [manager-owned]
+   * Multicast group and port, "239.x.y.z:port". Default: basic-net
+   * DEFAULT_MULTICAST_GROUP and DEFAULT_MULTICAST_PORT. [manager-owned]
    */
   multicastGroup: string;
   /** Interface address to send and join multicast on. [manager-owned] */
   multicastInterface: string;
-  /** Interval between pings to each peer. Default 1s. [manager-owned] */
+  /**
+   * Interval between pings to each peer. Default: basic-net
+   * DEFAULT_PING_INTERVAL_MS. [manager-owned]
+   */
   pingInterval?:
     | Duration
     | undefined;
   /**
    * Phi-accrual suspicion threshold: a peer is suspect above it, and down
-   * after a further suspicion timeout. Default 8. [manager-owned]
+   * after a further suspicion timeout. Default: basic-net
+   * DEFAULT_SUSPECT_PHI. [manager-owned]
    */
   phiThreshold: number;
 }
@@ -232,41 +241,50 @@ export interface PeerConfig {
 export interface HandoffConfig {
   /**
    * How long the manager has to confirm a handoff before the node rolls
-   * back to local control. Default 10s.
+   * back to local control. Default: bootstrap-agent
+   * DEFAULT_HANDOFF_DEADLINE_MS.
    */
   commitDeadline?:
     | Duration
     | undefined;
   /**
    * How long a new config must stay healthy before it becomes the
-   * last-known-good. Default 30s. The window of a trial is the one in force
+   * last-known-good. Default: bootstrap-agent
+   * DEFAULT_CONFIG_CONFIRM_WINDOW_MS. The window of a trial is the one in force
    * when the trial begins (a config cannot shorten its own window).
    */
   configConfirmWindow?:
     | Duration
     | undefined;
-  /** Heartbeat interval used until a lease gives one. Default 1s. */
+  /**
+   * Heartbeat interval used until a lease gives one. Default:
+   * bootstrap-agent DEFAULT_HEARTBEAT_INTERVAL_MS.
+   */
   defaultHeartbeatInterval?:
     | Duration
     | undefined;
   /**
    * Heartbeats left unanswered in a row before the manager link is declared
-   * down (the next one due finds that many outstanding). Default 3.
+   * down (the next one due finds that many outstanding). Default:
+   * bootstrap-agent DEFAULT_MISSED_ACKS_BEFORE_FALLBACK.
    */
   missedAcksBeforeFallback: number;
 }
 
 /** Capped exponential backoff with full jitter. [manager-owned as `reconnect`] */
 export interface BackoffConfig {
-  /** First delay. Default 500ms. */
+  /**
+   * First delay. Default: bootstrap-agent DEFAULT_RECONNECT (the house
+   * DEFAULT_BACKOFF), as for max and multiplier.
+   */
   initial?:
     | Duration
     | undefined;
-  /** Largest delay. Default 30s. */
+  /** Largest delay. */
   max?:
     | Duration
     | undefined;
-  /** Growth factor per attempt. Default 2. */
+  /** Growth factor per attempt. */
   multiplier: number;
 }
 
