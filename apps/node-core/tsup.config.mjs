@@ -7,12 +7,14 @@ import { libraryConfig } from '../../tsup.preset.mjs'
 export default defineConfig([
   // __dirname shims: the status server finds the shipped .proto files beside the code.
   libraryConfig({ shims: true, clean: false }),
-  // The CLI: one CommonJS file with a shebang.
+  // The CLI: one CommonJS file with a shebang. No rollup tree-shaking: it hoists every
+  // require to the top, and each command's dynamic imports (cli.ts) must stay lazy.
   libraryConfig({
     entry: { bin: 'src/bin.ts' },
     format: ['cjs'],
     dts: false,
     clean: false,
+    treeshake: false,
     banner: { js: '#!/usr/bin/env node' }
   })
 ])
