@@ -6,13 +6,17 @@ import { libraryConfig } from '../../tsup.preset.mjs'
 // protos (copy-protos.mjs) after tsup has exited.
 export default defineConfig([
   // __dirname shims: the status server finds the shipped .proto files beside the code.
-  libraryConfig({ shims: true, clean: false }),
-  // The CLI: one CommonJS file with a shebang.
+  libraryConfig({ shims: true, clean: false, external: ['@mycelium/dev-network'] }),
+  // The CLI: one CommonJS file with a shebang. No rollup tree-shaking: it hoists every
+  // require to the top, and each command's dynamic imports (cli.ts) must stay lazy.
   libraryConfig({
     entry: { bin: 'src/bin.ts' },
     format: ['cjs'],
     dts: false,
     clean: false,
+    treeshake: false,
+    // A devDependency (tsup would inline it): `node-core dev` loads it on demand, and the release has none.
+    external: ['@mycelium/dev-network'],
     banner: { js: '#!/usr/bin/env node' }
   })
 ])

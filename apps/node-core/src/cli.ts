@@ -1,17 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import { InvalidConfigError, isInvalidConfigError, StatusReport } from '@mycelium/core-interfaces'
-import { loadConfig } from './config.js'
-import { MAX_TIMER_MS } from './config-rules.js'
-import { stateDirOf } from './identity.js'
-import { prepareStatusSocket } from './status-server.js'
-import { devStatusSocket, startDev } from './dev.js'
-import { createLogger } from './logging.js'
-import { MyceliumNode } from './node.js'
-import { Supervisor } from './supervisor.js'
-import { describeIdentity, exportDiagnostics, initIdentity, reEnrol, recoveryReport, resetToLastKnownGood } from './recover.js'
-import { fetchStatus, formatStatus } from './status-command.js'
+import type { NodeConfig } from '@mycelium/core-interfaces'
+import { devStatusSocket } from './dev-socket.js'
+
+// Each command loads what it needs when it runs (dynamic imports below): `--help`,
+// `status` and `config validate` never load the agent, winston, prom-client or
+// the gRPC servers, so they start in little more than node's own start.
 
 export interface CliIo {
   out(text: string): void
@@ -41,6 +36,7 @@ export function parseWhole(min: number, max: number): (value: string) => number 
 
 /** The join token in `file`, or an InvalidConfigError naming the flag or key and the file (exit 2). */
 async function readJoinToken(file: string, where: string): Promise<string> {
+  const { InvalidConfigError } = await import('@mycelium/core-interfaces')
   let text: string
   try {
     text = await readFile(file, 'utf8')
@@ -67,6 +63,14 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--set <key=value>', 'override a config key, e.g. --set logging.level=debug (repeatable)', collect, [])
     .option('--join-token-file <file>', 'file holding the join token for the first enrolment')
     .action(async (opts: { config: string; set: string[]; joinTokenFile?: string }) => {
+      const [{ loadConfig }, { stateDirOf }, { prepareStatusSocket }, { createLogger }, { MyceliumNode }, { Supervisor }] = await Promise.all([
+        import('./config.js'),
+        import('./identity.js'),
+        import('./status-server.js'),
+        import('./logging.js'),
+        import('./node.js'),
+        import('./supervisor.js')
+      ])
       // Everything that can be refused is checked before anything is written.
       const config = await loadConfig({ file: opts.config, env: io.env, sets: opts.set })
       const tokenFile = opts.joinTokenFile ?? (config.identity?.joinTokenFile || undefined)
@@ -90,9 +94,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .command('dev')
     .description('the embedded default: a dev network in this process and agents that hand off to it (npm start)')
     .option('--agents <n>', 'number of agents (1–500)', parseWhole(1, 500), 1)
-    .option('--heartbeat <ms>', `heartbeat interval in ms (50–${MAX_TIMER_MS})`, parseWhole(50, MAX_TIMER_MS), 1000)
+    // The upper bound (the longest timer) is checked in the action: it lives in core-interfaces, not loaded for --help.
+    .option('--heartbeat <ms>', 'heartbeat interval in ms (50 up to the longest timer, ~24.8 days)', parseWhole(50, Number.MAX_SAFE_INTEGER), 1000)
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
     .action(async (opts: { agents: number; heartbeat: number; logLevel: string }) => {
+      const { MAX_TIMER_MS } = await import('@mycelium/core-interfaces')
+      if (opts.heartbeat > MAX_TIMER_MS) throw new UsageError(`option '--heartbeat <ms>' argument '${opts.heartbeat}' is invalid. must be a whole number from 50 to ${MAX_TIMER_MS}`)
+      const [{ createLogger }, { startDev }] = await Promise.all([import('./logging.js'), import('./dev.js')])
       const log = createLogger({ level: opts.logLevel, ...(io.logStream != null ? { stream: io.logStream } : {}) })
       const session = await startDev({ agents: opts.agents, heartbeatMs: opts.heartbeat }, log)
       io.out(
@@ -115,7 +123,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--socket <path>', 'NodeStatus unix socket', devStatusSocket())
     .option('--json', 'print JSON')
     .action(async (opts: { socket: string; json?: boolean }) => {
-      let status: StatusReport
+      const [{ StatusReport }, { fetchStatus, formatStatus }] = await Promise.all([import('@mycelium/core-interfaces'), import('./status-command.js')])
+      let status: import('@mycelium/core-interfaces').StatusReport
       try {
         status = await fetchStatus(opts.socket)
       } catch (err) {
@@ -126,7 +135,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       io.out(opts.json === true ? `${JSON.stringify(StatusReport.toJSON(status), null, 2)}\n` : formatStatus(status))
     })
 
-  const readToken = async (file: string | undefined, config: Awaited<ReturnType<typeof loadConfig>>): Promise<string | undefined> => {
+  const readToken = async (file: string | undefined, config: NodeConfig): Promise<string | undefined> => {
     const f = file ?? (config.identity?.joinTokenFile || undefined)
     return f != null ? await readJoinToken(f, file != null ? '--join-token-file' : 'identity.joinTokenFile') : config.identity?.joinToken || undefined
   }
@@ -138,6 +147,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .requiredOption('--config <file>', 'NodeConfig YAML file')
     .option('--join-token-file <file>', 'file holding the join token')
     .action(async (opts: { config: string; joinTokenFile?: string }) => {
+      const [{ loadConfig }, { initIdentity }] = await Promise.all([import('./config.js'), import('./recover.js')])
       const config = await loadConfig({ file: opts.config, env: io.env })
       io.out(`${await initIdentity(config, await readToken(opts.joinTokenFile, config))}\n`)
     })
@@ -146,6 +156,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description('show the identity state, SPIFFE ID and validity')
     .requiredOption('--config <file>', 'NodeConfig YAML file')
     .action(async (opts: { config: string }) => {
+      const [{ loadConfig }, { describeIdentity }] = await Promise.all([import('./config.js'), import('./recover.js')])
       io.out(`${await describeIdentity(await loadConfig({ file: opts.config, env: io.env }))}\n`)
     })
 
@@ -157,6 +168,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--join-token-file <file>', 'join token for re-enrol')
     .option('--out <file>', 'diagnostics tarball to write')
     .action(async (action: string, opts: { config: string; joinTokenFile?: string; out?: string }) => {
+      const [{ loadConfig }, { exportDiagnostics, reEnrol, recoveryReport, resetToLastKnownGood }] = await Promise.all([import('./config.js'), import('./recover.js')])
       const config = await loadConfig({ file: opts.config, env: io.env })
       switch (action) {
         case 'show':
@@ -185,6 +197,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description('validate a NodeConfig YAML file (with MYCELIUM_* variables applied)')
     .argument('<file>', 'the file')
     .action(async (file: string) => {
+      const { loadConfig } = await import('./config.js')
       const c = await loadConfig({ file, env: io.env })
       io.out(`${file}: valid (network ${c.networkId}, node ${c.nodeId})\n`)
     })
@@ -207,7 +220,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return code
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
-    if (isInvalidConfigError(err) || err instanceof UsageError) {
+    if (err instanceof UsageError || (await import('@mycelium/core-interfaces')).isInvalidConfigError(err)) {
       io.err(`error: ${(err as Error).message}\n`)
       return EXIT.USAGE
     }

@@ -1,13 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir, userInfo } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NodeConfig, Phase, type Logger } from '@mycelium/core-interfaces'
 import { MyceliumNode } from './node.js'
+import { devStatusSocket } from './dev-socket.js'
 
-/** Where `node-core status` finds a `dev` agent with no flags: per user, under the temp dir. */
-export function devStatusSocket(): string {
-  return join(tmpdir(), `mycelium-dev-${userInfo().uid}`, 'status.sock')
-}
+export { devStatusSocket }
 
 export interface DevOptions {
   agents: number
@@ -26,6 +24,31 @@ export interface DevSession {
   stop(): Promise<void>
 }
 
+/** `@mycelium/dev-network` is not in this build (the release artifact ships without it). */
+export class DevNetworkMissingError extends Error {
+  static readonly NAME = 'DevNetworkMissingError'
+  override readonly name = DevNetworkMissingError.NAME
+}
+
+export const isDevNetworkMissingError = (err: unknown): err is DevNetworkMissingError => (err as Error | undefined)?.name === DevNetworkMissingError.NAME
+
+/**
+ * The dev network is a development tool (it issues certificates): a
+ * devDependency, never in the release artifact. Absent, `dev` says in one
+ * line how to get it.
+ */
+async function loadDevNetwork(): Promise<typeof import('@mycelium/dev-network')> {
+  try {
+    return await import('@mycelium/dev-network')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err
+    throw new DevNetworkMissingError(
+      '`node-core dev` needs @mycelium/dev-network, which the release artifact does not ship: run `npm start` in a checkout of the Mycelium repository instead'
+    )
+  }
+}
+
 /**
  * The embedded default (`npm start`): a dev network in this process on
  * 127.0.0.1, a throwaway state dir, and `agents` nodes that enrol, discover,
@@ -33,7 +56,7 @@ export interface DevSession {
  * dev-network is loaded only here, so `run` never pays for it.
  */
 export async function startDev(options: DevOptions, log: Logger): Promise<DevSession> {
-  const { startDevNetwork } = await import('@mycelium/dev-network')
+  const { startDevNetwork } = await loadDevNetwork()
   const dir = await mkdtemp(join(tmpdir(), 'mycelium-dev-'))
   const net = await startDevNetwork({ networkId: 'dev', dir: join(dir, 'network'), heartbeatIntervalMs: options.heartbeatMs, logger: log.forComponent('dev-network') })
   log.info('dev network up', { ...net.endpoints, stateDir: dir })

@@ -9,7 +9,7 @@ export { loadConfig, parseConfigYaml, configFromEnv, configFromFlags, parseDurat
 export { NODE_CONFIG_SCHEMA, type Schema, type Kind } from './config-schema.js'
 export { createLogger, type LoggingOptions, type NodeLogger } from './logging.js'
 export { MyceliumNode, DEFAULT_STATE_DIR, DEFAULT_HTTP_ADDRESS, type NodeOptions } from './node.js'
-export { startDev, devStatusSocket, type DevOptions, type DevSession } from './dev.js'
+export { startDev, devStatusSocket, DevNetworkMissingError, isDevNetworkMissingError, type DevOptions, type DevSession } from './dev.js'
 export { StatusServer, protosDir } from './status-server.js'
 export { HttpStatusServer } from './http-server.js'
 export { fetchStatus, formatStatus } from './status-command.js'

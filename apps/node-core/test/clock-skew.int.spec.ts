@@ -6,9 +6,10 @@ import { Phase } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { until as untilTrue } from '@mycelium/testing'
 import { fetchStatus } from '../src/status-command.js'
+import { BIN } from './helpers/daemon.js'
 
 /**
- * The shipped daemon (dist/bin.cjs) with a wrong wall clock, against a dev
+ * The shipped daemon (the release artifact, test/helpers/release.ts) with a wrong wall clock, against a dev
  * network in this (unfaked) process: libfaketime (Debian `faketime`) is
  * preloaded into the child only. DONT_FAKE_MONOTONIC=1 is the realistic
  * case — the wall clock is wrong or jumps, the monotonic clock is fine — and
@@ -19,7 +20,6 @@ import { fetchStatus } from '../src/status-command.js'
  * Heartbeats every 500 ms give a 1.5 s lease: ±10 s of skew is ~7 lease
  * lengths, a ±2 h jump thousands.
  */
-const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 const LIBFAKETIME = ['/usr/lib', ...readdirSync('/usr/lib').map((d) => join('/usr/lib', d))]
   .map((d) => join(d, 'faketime', 'libfaketime.so.1'))
   .find((p) => existsSync(p))
@@ -34,7 +34,7 @@ describe('node-core under clock skew (libfaketime, the bundled daemon as a child
   let logs = ''
 
   beforeAll(async () => {
-    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npx nx run @mycelium/node-core:build)`)
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: package first (npx nx run @mycelium/node-core:package)`)
     if (LIBFAKETIME == null) throw new Error('libfaketime is missing: apt-get install faketime (listed in .ci/run)')
     dir = mkdtempSync(join(tmpdir(), 'node-core-skew-'))
     net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 500 })

@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { until } from '@mycelium/testing'
+import { BIN } from './helpers/daemon.js'
 
 /**
- * The shipped daemon (dist/bin.cjs) SIGKILLed over and over with commands in
+ * The shipped daemon (the release artifact, test/helpers/release.ts) SIGKILLed over and over with commands in
  * flight, against a dev network in its own process that queues commands on
  * every command session and re-sends unfinished ones (at-least-once, like a
  * real manager). Asserted: no command id executed twice, every command
@@ -14,7 +15,6 @@ import { until } from '@mycelium/testing'
  * no journal problem, no exit of its own), and no interrupted-write temp
  * files pile up. CRASH_CYCLES sets the number of cycles (`npm run soak`: 500).
  */
-const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 const HARNESS = join(__dirname, 'helpers', 'command-manager.cjs')
 const CYCLES = Number(process.env.CRASH_CYCLES ?? 50)
 const NODE = 'crash-node'
@@ -46,7 +46,7 @@ describe(`crash loop: ${CYCLES} SIGKILL cycles of the built daemon with commands
   const events: Event[] = []
 
   beforeAll(async () => {
-    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npx nx run @mycelium/node-core:build)`)
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: package first (npx nx run @mycelium/node-core:package)`)
     dir = mkdtempSync(join(tmpdir(), 'node-core-crash-'))
     manager = spawn(process.execPath, [HARNESS, dir, NODE, '3'], { stdio: ['pipe', 'pipe', 'pipe'] })
     let stderr = ''

@@ -4,15 +4,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { until as untilTrue } from '@mycelium/testing'
-import { runBin } from './helpers/daemon.js'
+import { BIN, runBin } from './helpers/daemon.js'
 
 /**
- * The shipped bundle (dist/bin.cjs, built by the Nx `build` target the test
+ * The release artifact (`npm run package`, the Nx `package` target the test
  * target depends on) run as a child process with a config file against
  * tools/dev-network: MANAGED; manager stopped → FALLBACK on /readyz and
  * `node-core status`; manager back → MANAGED; SIGTERM → exit 0 in time.
  */
-const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 
 const until = (what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<true> => untilTrue(what, probe, timeoutMs, 100)
 
@@ -22,7 +21,7 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
   let agent: ChildProcess | undefined
 
   beforeAll(async () => {
-    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npx nx run @mycelium/node-core:build)`)
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: package first (npx nx run @mycelium/node-core:package)`)
     dir = mkdtempSync(join(tmpdir(), 'node-core-e2e-'))
     net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 1000 })
   })

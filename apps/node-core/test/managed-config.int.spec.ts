@@ -5,11 +5,11 @@ import { join } from 'node:path'
 import { K3sRole, NodeConfig, StatusReport } from '@mycelium/core-interfaces'
 import { applyFault, startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { FAKE_K3S, until as untilTrue } from '@mycelium/testing'
-import { runBin } from './helpers/daemon.js'
+import { BIN, runBin } from './helpers/daemon.js'
 
 /**
  * Managed state that sticks, tried as an operator would: the shipped daemon
- * (dist/bin.cjs, a child process) on a dev network over mTLS, supervising
+ * (the release artifact, a child process) on a dev network over mTLS, supervising
  * the stand-in K3s (role server: its readiness is its own /readyz).
  * - a config the manager pushes is in force after a daemon restart (status
  *   shows its version, K3s keeps the manager's config and is not restarted);
@@ -18,7 +18,6 @@ import { runBin } from './helpers/daemon.js'
  * - a trial interrupted by SIGKILL is reverted when the daemon comes back,
  *   and the manager is told why.
  */
-const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 const until = (what: string, probe: () => Promise<boolean> | boolean): Promise<true> => untilTrue(what, probe, 45_000, 100)
 
 const runBinOut = async (args: string[]): Promise<string> => (await runBin(args)).out
@@ -30,7 +29,7 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
   let logs = ''
 
   beforeAll(async () => {
-    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npx nx run @mycelium/node-core:build)`)
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: package first (npx nx run @mycelium/node-core:package)`)
     dir = mkdtempSync(join(tmpdir(), 'node-core-managed-'))
     net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 300 })
   }, 60_000)

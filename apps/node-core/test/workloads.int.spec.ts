@@ -6,18 +6,17 @@ import { cri } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { CriClient } from '@mycelium/k3s-runtime'
 import { containerdMissing, FAKE_K3S, runSleepPod, startContainerd, until as untilTrue, type TestContainerd } from '@mycelium/testing'
-import { runBin } from './helpers/daemon.js'
+import { BIN, runBin } from './helpers/daemon.js'
 
 /**
  * Workloads outlive every failure above them. A real containerd + runc runs a
  * pod sandbox and a container started through the CRI; the shipped daemon
- * (dist/bin.cjs, a child process) supervises a stand-in K3s (role agent, so
+ * (the release artifact, a child process) supervises a stand-in K3s (role agent, so
  * its readiness is the real CRI's RuntimeReady) and lists the container. The
  * daemon is stopped and started again, and its manager fails and returns: the
  * container keeps running with the same id, never restarted. So does K3s
  * when the daemon is killed outright.
  */
-const BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 const missing = containerdMissing()
 const describeIf = missing == null ? describe : describe.skip
 if (missing != null) console.warn(`skipping workload survival test: ${missing}`)
@@ -35,7 +34,7 @@ describeIf('workloads survive agent restarts and manager failures (real containe
   let logs = ''
 
   beforeAll(async () => {
-    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npx nx run @mycelium/node-core:build)`)
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: package first (npx nx run @mycelium/node-core:package)`)
     dir = mkdtempSync(join(tmpdir(), 'node-core-workloads-'))
     ctrd = await startContainerd()
     criClient = new CriClient({ socket: ctrd.socket, callTimeoutMs: 10_000 })

@@ -5,7 +5,7 @@
  * that check the peer's role; dialing; peer discovery; failure detection and
  * heartbeats; the PeerAssist server.
  */
-export { CertificateAuthority, createCsr, parseCsr, parseCertificates, type ParsedCsr, type IssueOptions } from './x509.js'
+export { createCsr, parseCertificates } from './x509.js'
 export {
   inspectIdentity,
   verifyChain,

@@ -2,7 +2,6 @@ import { createServer, type Server } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { PeerAssistClient, isAbortError, isUnavailableError, type Endpoint } from '@mycelium/core-interfaces'
 import {
-  CertificateAuthority,
   clientCredentials,
   createPeerAssistServer,
   defaultChannelOptions,
@@ -11,6 +10,7 @@ import {
   type IdentityStore,
   type PeerAssistServer
 } from '../src/index.js'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { enrolledIdentity, tempDir } from './helpers/pki.js'
 
 const NET = 'net1'

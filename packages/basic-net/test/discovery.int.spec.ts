@@ -2,7 +2,6 @@ import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { PeerAnnouncement, SignedPeerAnnouncement } from '@mycelium/core-interfaces'
 import {
-  CertificateAuthority,
   createMulticastDiscovery,
   signAnnouncement,
   verifyAnnouncement,
@@ -10,6 +9,7 @@ import {
   type IdentityStore,
   type MulticastDiscovery
 } from '../src/index.js'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { enrolledIdentity, tempDir } from './helpers/pki.js'
 
 const NET = 'net1'

@@ -1,6 +1,5 @@
 import { once } from 'node:events'
 import {
-  CertificateAuthority,
   clientCredentials,
   createPeerAssistServer,
   createPeerMonitor,
@@ -11,6 +10,7 @@ import {
   type PeerEntry,
   type PeerMonitor
 } from '../src/index.js'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { until as untilTrue } from '@mycelium/testing'
 import { enrolledIdentity, tempDir } from './helpers/pki.js'
 

@@ -3,7 +3,6 @@ import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { PeerAssistClient, Phase, type PingResponse } from '@mycelium/core-interfaces'
 import {
-  CertificateAuthority,
   clientCredentials,
   createPeerAssistServer,
   endpointCredentials,
@@ -12,6 +11,7 @@ import {
   type IdentityStore,
   type PeerAssistServer
 } from '../src/index.js'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { enrolledIdentity, rawIdentity, tempDir } from './helpers/pki.js'
 
 const NET = 'net1'

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { build } from 'esbuild'
-import { CertificateAuthority } from '../src/index.js'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { until as untilTrue } from '@mycelium/testing'
 import { rawIdentity, tempDir } from './helpers/pki.js'
 

@@ -1,7 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
 import { PeerAssistClient, Phase, type RelayDistressResponse } from '@mycelium/core-interfaces'
 import {
-  CertificateAuthority,
   clientCredentials,
   createPeerAssistServer,
   defaultChannelOptions,
@@ -9,6 +8,7 @@ import {
   type IdentityStore,
   type PeerAssistServer
 } from '../src/index.js'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { enrolledIdentity, tempDir } from './helpers/pki.js'
 
 /**

@@ -190,7 +190,8 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
 
 describe('a command sender with a node certificate', () => {
   it('is refused at the TLS layer: the session never opens and nothing runs', async () => {
-    const { CertificateAuthority, createIdentityStore, serverCredentials } = await import('@mycelium/basic-net')
+    const { createIdentityStore, serverCredentials } = await import('@mycelium/basic-net')
+    const { CertificateAuthority } = await import('@mycelium/dev-pki')
     const grpc = await import('@grpc/grpc-js')
     const { CommandChannelService } = await import('@mycelium/core-interfaces')
     const { CommandExecutor, CommandJournal } = await import('../src/index.js')

@@ -50,7 +50,7 @@ export {
   signingKeyId
 } from './contract.js'
 export { durationToMs, msToDuration, MAX_TIMER_MS, timerDurationProblem, findTimerDurationProblem } from './duration.js'
-export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel } from './spiffe.js'
+export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel, NETWORK_KEY_ALGORITHM, NETWORK_SIGNATURE_ALGORITHM } from './spiffe.js'
 export { type BackoffOptions, DEFAULT_BACKOFF, Backoff, backoffCeilingMs } from './backoff.js'
 export {
   type StateFileContent,

@@ -45,3 +45,12 @@ export function parseSpiffeId(uri: string, where = 'SPIFFE ID'): SpiffeId {
   }
   return { networkId, role, name }
 }
+
+/**
+ * Every key and certificate signature of a network: ECDSA P-256 with SHA-256
+ * (what every TLS stack speaks), as WebCrypto algorithm parameters. Nodes
+ * (basic-net: keys, CSRs) and certificate authorities (dev-pki) both use it.
+ */
+export const NETWORK_KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const
+/** The signature algorithm over {@link NETWORK_KEY_ALGORITHM} keys. */
+export const NETWORK_SIGNATURE_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const

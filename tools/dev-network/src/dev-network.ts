@@ -14,13 +14,8 @@ import {
   type Logger,
   type RateLimit
 } from '@mycelium/core-interfaces'
-import {
-  CertificateAuthority,
-  createIdentityStore,
-  DEFAULT_SERVER_OPTIONS,
-  serverCredentials,
-  type IdentityStore
-} from '@mycelium/basic-net'
+import { createIdentityStore, DEFAULT_SERVER_OPTIONS, serverCredentials, type IdentityStore } from '@mycelium/basic-net'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { formatSporeBundleJsonForFile, trustBundleFor } from './files.js'
 import { DevCommandChannel } from './command-channel.js'
 import { faultInterceptor, noFaults, type Faults } from './faults.js'

@@ -10,7 +10,7 @@ import {
   type EnrollResponse,
   type TrustBundle
 } from '@mycelium/core-interfaces'
-import { parseCsr, type CertificateAuthority } from '@mycelium/basic-net'
+import { parseCsr, type CertificateAuthority } from '@mycelium/dev-pki'
 import type { DevNetworkState } from './state.js'
 
 export interface EnrollmentContext {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { readStateFile, writeStateFile } from '@mycelium/core-interfaces'
-import { CertificateAuthority } from '@mycelium/basic-net'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 import { newSigningKey } from '@mycelium/spore-tools'
 
 /**

@@ -2,12 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { until } from '@mycelium/testing'
+import { extractRelease } from './release.js'
 
 /**
- * The built daemon and the command-manager harness (a dev network in its own
- * process) as child processes, for the crash and disk-fault suites.
+ * The shipped daemon — the release artifact (`npm run package`) extracted
+ * into a temp dir with no node_modules — and the command-manager harness (a
+ * dev network in its own process) as child processes.
  */
-export const BIN = join(__dirname, '..', '..', 'dist', 'bin.cjs')
+export const BIN = join(extractRelease(), 'node-core.cjs')
 
 /** Runs the built CLI to its end: exit code and everything it printed (stdout + stderr). */
 export function runBin(args: string[]): Promise<{ code: number | null; out: string }> {

@@ -2,7 +2,8 @@ import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CertificateAuthority, createIdentityStore, type IdentityStore } from '../../src/index.js'
+import { createIdentityStore, type IdentityStore } from '../../src/index.js'
+import { CertificateAuthority } from '@mycelium/dev-pki'
 
 /** Identity files in a temp dir, enrolled through the real path: key on the node → CSR → CA → install. */
 export async function enrolledIdentity(

@@ -1,6 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DevNetwork } from '@mycelium/dev-network'
 import { fetchStatus } from '@mycelium/node-core'
@@ -8,8 +9,40 @@ import { Phase } from '@mycelium/core-interfaces'
 
 const require = createRequire(import.meta.url)
 
-/** The built node-core CLI (the bench's `build` dependency builds it). */
-export const NODE_CORE_BIN = join(require.resolve('@mycelium/node-core/package.json'), '..', 'dist', 'bin.cjs')
+export interface ReleaseArtifact {
+  /** The tarball (`npm run package`; the bench target depends on node-core's `package`). */
+  tarball: string
+  /** Where it is extracted: a temp dir with no node_modules. */
+  dir: string
+  /** Its entry, `node-core.cjs`. */
+  bin: string
+  /** Bytes of the single-file bundle, and of the Kubernetes client chunk beside it. */
+  bundleBytes: number
+  kubernetesChunkBytes: number
+}
+
+let release: ReleaseArtifact | undefined
+
+/** The release artifact, extracted once per bench process (removed at exit): what the scenarios run and measure. */
+export function releaseArtifact(): ReleaseArtifact {
+  if (release != null) return release
+  const pkg = require.resolve('@mycelium/node-core/package.json')
+  const { version } = JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }
+  const tarball = join(pkg, '..', 'release', `node-core-${version}-linux-${process.arch}.tar.gz`)
+  if (!existsSync(tarball)) throw new Error(`${tarball} is missing: npm run package`)
+  const root = mkdtempSync(join(tmpdir(), 'bench-release-'))
+  process.once('exit', () => rmSync(root, { recursive: true, force: true }))
+  execFileSync('tar', ['-xzf', tarball, '-C', root])
+  const dir = join(root, `node-core-${version}-linux-${process.arch}`)
+  release = {
+    tarball,
+    dir,
+    bin: join(dir, 'node-core.cjs'),
+    bundleBytes: statSync(join(dir, 'node-core-main.cjs')).size,
+    kubernetesChunkBytes: statSync(join(dir, 'kubernetes-client.mjs')).size
+  }
+  return release
+}
 
 export interface AgentProcess {
   child: ChildProcess
@@ -30,7 +63,7 @@ export function startAgentProcess(net: DevNetwork, dir: string, nodeId: string, 
     net.nodeConfigYaml({ nodeId, stateDir: join(dir, nodeId), joinTokenFile: tokenFile, socketPath: socket, logLevel: 'warn' }) + extra.join('\n')
   )
   const startedAt = performance.now()
-  const child = spawn(process.execPath, [NODE_CORE_BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [releaseArtifact().bin, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
   let logs = ''
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()))
@@ -65,9 +98,19 @@ export function rssBytes(pid: number): number {
   return kb * 1024
 }
 
-/** Wall time of `node -e 0` in ms: node's own floor on this machine. */
-export function nodeFloorMs(): number {
+const GNU_TIME = '/usr/bin/time'
+
+/**
+ * Wall time (ms) and peak RSS (MB, GNU time's %M; NaN without /usr/bin/time) of
+ * `node <args>` run to its end. Both commands compared in a scenario go through
+ * the same wrapper, so its own cost is on both sides.
+ */
+export function timedRun(args: string[]): { ms: number; peakRssMb: number } {
+  const wrapped = existsSync(GNU_TIME)
   const t = performance.now()
-  spawnSync(process.execPath, ['-e', '0'])
-  return performance.now() - t
+  const r = wrapped ? spawnSync(GNU_TIME, ['-f', '%M', process.execPath, ...args], { encoding: 'utf8' }) : spawnSync(process.execPath, args, { encoding: 'utf8' })
+  const ms = performance.now() - t
+  if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${r.stderr.slice(-500)}`)
+  const kb = wrapped ? Number(/(\d+)\s*$/.exec(r.stderr)?.[1] ?? 'NaN') : Number.NaN
+  return { ms, peakRssMb: kb / 1024 }
 }

@@ -1,0 +1,128 @@
+// `npm run package`: the release artifact, release/node-core-<version>-linux-<arch>.tar.gz.
+//
+// One directory, no node_modules, runs on any Node >= 20:
+//   node-core.cjs           the entry: compiles the bundle with the V8 code cache (launcher.cjs)
+//   node-core-main.cjs      the daemon and CLI, every dependency inlined (esbuild, minified)
+//   node-core-main.cjs.cache  its V8 code cache, made by the node that packaged it
+//   kubernetes-client.mjs   @kubernetes/client-node (ESM-only, 3.6 MB), loaded only on
+//                           K3s servers on first use
+//   protos/                 the v1 .proto files server reflection loads at run time
+//   vendor/                 .proto files bundled packages read at run time (health, reflection)
+//   mycelium-node.service   the systemd unit
+//   node.example.yaml       a sample config
+//   SHA256SUMS              sha256sum -c format, for every file above
+// and beside the tarball its own checksum (<tarball>.sha256). The dev network
+// (`node-core dev`) is a development tool and is not in the artifact.
+//
+// Input: dist/bin.cjs (the `build` target). The bench and the e2e tests run
+// this artifact; see README.md "Install on a node".
+import { build } from 'esbuild'
+import { createHash } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const { version } = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'))
+const name = `node-core-${version}-linux-${process.arch}`
+const releaseDir = join(here, 'release')
+const stage = join(releaseDir, name)
+const bin = join(here, 'dist', 'bin.cjs')
+if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (npx nx run @mycelium/node-core:build)`)
+
+rmSync(releaseDir, { recursive: true, force: true })
+mkdirSync(stage, { recursive: true })
+
+/** Resolved at run time beside the bundle, never inlined. */
+const KUBERNETES_CHUNK = './kubernetes-client.mjs'
+/** Their .proto files, copied to vendor/<package>/<path>. */
+const VENDORED_PROTOS = [
+  ['grpc-health-check', 'proto'],
+  ['@grpc/reflection', 'build/proto']
+]
+const VENDORED_PROTO_FILES = /node_modules\/(grpc-health-check|@grpc\/reflection)\/build\/src\/.*\.js$/
+const common = { bundle: true, platform: 'node', target: 'node20', minify: true, keepNames: true, legalComments: 'none', logLevel: 'warning' }
+
+await build({
+  ...common,
+  entryPoints: [bin],
+  format: 'cjs',
+  // No `import()` left in the bundle: Node 20 loses a vm.Script's dynamic-import callback when the
+  // script comes from a code cache ("A dynamic import callback was not specified"). Bundled and
+  // CommonJS modules become require(); the ESM chunk goes through the launcher's import (below).
+  supported: { 'dynamic-import': false },
+  outfile: join(stage, 'node-core-main.cjs'),
+  plugins: [
+    {
+      name: 'release-externals',
+      setup(b) {
+        // The lazily loaded chunk: `import('@kubernetes/client-node')` becomes an import of the file beside the bundle.
+        b.onResolve({ filter: /^@kubernetes\/client-node$/ }, () => ({ path: KUBERNETES_CHUNK, external: true }))
+        // The lazily loaded ESM chunk, by absolute URL, through `require.importEsm` (the launcher's own
+        // `import()`, see launcher.cjs): the bundle itself holds no `import()` (see `supported` above).
+        b.onLoad({ filter: /k3s-runtime\/dist\/index\.cjs$/ }, (args) => {
+          const text = readFileSync(args.path, 'utf8')
+          const call = "import('@kubernetes/client-node')"
+          if (!text.includes(call)) throw new Error(`${args.path}: ${call} not found; the Kubernetes client chunk would not load`)
+          return { contents: text.replace(call, `require.importEsm(require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(KUBERNETES_CHUNK)})).href)`), loader: 'js' }
+        })
+        // Packages that read their own .proto files at run time from `__dirname/../../proto`:
+        // their __dirname points into vendor/<package>/ beside the bundle, where the protos are copied.
+        b.onLoad({ filter: VENDORED_PROTO_FILES }, (args) => {
+          const [, pkg, rel] = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(args.path)
+          const dir = JSON.stringify(join('vendor', pkg, dirname(rel)))
+          return { contents: readFileSync(args.path, 'utf8').replace(/\b__dirname\b/g, `require("node:path").join(__dirname, ${dir})`), loader: 'js' }
+        })
+        // The dev network issues certificates: a development tool, not shipped. `node-core dev` says how to get it.
+        b.onResolve({ filter: /^@mycelium\/dev-network$/ }, () => ({ path: '@mycelium/dev-network', external: true }))
+      }
+    }
+  ]
+})
+
+// The launcher compiles it as a function body: no shebang (dist/bin.cjs has one).
+const main = join(stage, 'node-core-main.cjs')
+writeFileSync(main, readFileSync(main, 'utf8').replace(/^#!.*\n/, ''))
+// (`import(` calls; not method definitions such as @peculiar/x509's `import(t,r){`)
+if (/(?<![\w$.])import\((?![\w$,]*\)\{)/.test(readFileSync(main, 'utf8'))) throw new Error(`${main} still holds an import(): it would fail under the code cache`)
+
+// ESM-only: an ESM chunk, with `require` for the CommonJS packages it inlines.
+await build({
+  ...common,
+  stdin: { contents: "export * from '@kubernetes/client-node'", resolveDir: here },
+  format: 'esm',
+  outfile: join(stage, KUBERNETES_CHUNK),
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" }
+})
+
+cpSync(join(here, 'dist', 'protos'), join(stage, 'protos'), { recursive: true })
+const require = createRequire(join(here, 'dist', 'bin.cjs'))
+for (const [pkg, protos] of VENDORED_PROTOS) {
+  cpSync(join(dirname(require.resolve(`${pkg}/package.json`)), protos), join(stage, 'vendor', pkg, protos), { recursive: true })
+}
+cpSync(join(here, 'launcher.cjs'), join(stage, 'node-core.cjs'))
+// The code cache, made by this node: the launcher writes it itself on its first start if it is missing.
+execFileSync(process.execPath, [join(stage, 'node-core.cjs'), '--help'], { stdio: 'ignore' })
+if (!existsSync(join(stage, 'node-core-main.cjs.cache'))) throw new Error('the launcher wrote no code cache')
+cpSync(join(here, 'deploy', 'mycelium-node.service'), join(stage, 'mycelium-node.service'))
+cpSync(join(here, 'node.example.yaml'), join(stage, 'node.example.yaml'))
+chmodSync(join(stage, 'node-core.cjs'), 0o755)
+
+const files = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]))
+const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex')
+const sums = files(stage)
+  .map((f) => relative(stage, f))
+  .sort()
+  .map((f) => `${sha256(join(stage, f))}  ${f}\n`)
+writeFileSync(join(stage, 'SHA256SUMS'), sums.join(''))
+
+// Reproducible: sorted names, fixed owner and mtime (GNU tar).
+const tarball = join(releaseDir, `${name}.tar.gz`)
+execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '--use-compress-program=gzip -n', '-cf', tarball, '-C', releaseDir, name])
+writeFileSync(`${tarball}.sha256`, `${sha256(tarball)}  ${name}.tar.gz\n`)
+const mb = (f) => (statSync(f).size / 1e6).toFixed(2)
+const summary = `${relative(here, tarball)}: ${mb(tarball)} MB (node-core-main.cjs ${mb(join(stage, "node-core-main.cjs"))} MB, kubernetes-client.mjs ${mb(join(stage, KUBERNETES_CHUNK))} MB)`
+rmSync(stage, { recursive: true, force: true })
+console.log(summary)
