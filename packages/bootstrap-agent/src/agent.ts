@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  anySignal,
   backoffCeilingMs,
   durationToMs,
   HandoffOutcome,
@@ -320,13 +321,15 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.retryWait = wait
         const at = Date.now() + delay
         this.nextAttemptAtMs = at
+        const both = anySignal([signal, wait.signal]) // not AbortSignal.any: `signal` lives as long as the run
         try {
-          await sleep(delay, undefined, { signal: AbortSignal.any([signal, wait.signal]) })
+          await sleep(delay, undefined, { signal: both.signal })
         } catch (err) {
           if (signal.aborted || !wait.signal.aborted) throw err
           // Superseded: the machine already moved on, nothing to report.
           if (wait.signal.reason !== 'now') return undefined
         } finally {
+          both.dispose()
           if (this.retryWait === wait) this.retryWait = undefined
           // Only our own value: a newer retry's next attempt stays visible.
           if (this.nextAttemptAtMs === at) this.nextAttemptAtMs = undefined
