@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Counter, Gauge, Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import { Availability, HealthState, Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 
 export interface HttpMetricsSource {
@@ -18,15 +18,28 @@ const PHASES = [Phase.BOOTSTRAP, Phase.DISCOVERY, Phase.REGISTRATION, Phase.HAND
  */
 export class HttpStatusServer implements Startable {
   private server?: Server
-  private readonly registry = new Registry()
+  /** Made on the first scrape: prom-client is loaded only then (idle RSS). */
+  private registry?: Promise<Registry>
   address = ''
 
   constructor(
     private readonly source: HttpMetricsSource,
     private readonly init: { listenAddress: string; readyInFallback: boolean },
     private readonly log: Logger
-  ) {
-    const registry = this.registry
+  ) {}
+
+  /**
+   * The metrics registry, built on the first /metrics request. Nothing is lost
+   * by waiting: every metric is computed at scrape time (`collect`) from the
+   * agent's own counters and status, which count from the start.
+   */
+  private metricsRegistry(): Promise<Registry> {
+    this.registry ??= import('prom-client').then(({ Counter, Gauge, Registry }) => this.buildRegistry(Counter, Gauge, new Registry()))
+    return this.registry
+  }
+
+  private buildRegistry(Counter: typeof import('prom-client').Counter, Gauge: typeof import('prom-client').Gauge, registry: Registry): Registry {
+    const source = this.source
     new Gauge({
       name: 'mycelium_phase',
       help: '1 for the phase the node is in, 0 for the others',
@@ -141,6 +154,7 @@ export class HttpStatusServer implements Startable {
         this.inc(source.status().spores?.rejectedCount ?? 0)
       }
     })
+    return registry
   }
 
   isStarted(): boolean {
@@ -160,7 +174,8 @@ export class HttpStatusServer implements Startable {
           const health = `${HealthState[status.health] ?? 'UNKNOWN'}${status.healthReason ? `: ${status.healthReason}` : ''}`
           res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${Phase[status.phase]}: ${status.reason}\nhealth ${health}\n`)
         } else if (req.url === '/metrics') {
-          res.writeHead(200, { 'content-type': this.registry.contentType }).end(await this.registry.metrics())
+          const registry = await this.metricsRegistry()
+          res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
         } else {
           res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /healthz /readyz /metrics\n')
         }

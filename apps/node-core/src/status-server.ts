@@ -3,8 +3,6 @@ import { existsSync } from 'node:fs'
 import { chmod, lstat, mkdir, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
-import { loadSync } from '@grpc/proto-loader'
-import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation } from 'grpc-health-check'
 import { InvalidConfigError, NodeStatusService, type Logger, type NodeStatusServer, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 
@@ -78,6 +76,62 @@ export interface StatusSource {
   onChange(listener: () => void): () => void
 }
 
+type ReflectionMethod = grpc.MethodDefinition<unknown, unknown>
+type LoadedReflection = Map<string, { method: ReflectionMethod; handler: grpc.handleBidiStreamingCall<unknown, unknown> }>
+
+/**
+ * Server reflection (grpc.reflection.v1 and v1alpha) whose implementation —
+ * @grpc/reflection, proto-loader, protobufjs and the parsed protos, ~2 MB of
+ * heap at rest — is loaded on the first reflection call, not at start. The
+ * service is registered at start under its real paths, so a client sees no
+ * difference; `protosDir` is checked by the caller at start, so a missing
+ * protos directory is still found then.
+ */
+function addLazyReflection(server: grpc.Server, protos: string): void {
+  let loaded: Promise<LoadedReflection> | undefined
+  let ready: LoadedReflection | undefined
+  const load = (): Promise<LoadedReflection> =>
+    (loaded ??= Promise.all([import('@grpc/proto-loader'), import('@grpc/reflection')]).then(([{ loadSync }, { ReflectionService }]) => {
+      const methods: LoadedReflection = new Map()
+      // ReflectionService registers itself on a server: hand it a recorder and keep what it adds.
+      const recorder = {
+        addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation) {
+          for (const [name, method] of Object.entries(service)) {
+            methods.set(method.path, { method, handler: implementation[name] as grpc.handleBidiStreamingCall<unknown, unknown> })
+          }
+        }
+      }
+      new ReflectionService(loadSync(['mycelium/core/v1/node_status.proto'], { includeDirs: [protos] })).addToServer(recorder as unknown as grpc.Server)
+      return (ready = methods)
+    }))
+  const real = (path: string): { method: ReflectionMethod; handler: grpc.handleBidiStreamingCall<unknown, unknown> } => {
+    const found = ready?.get(path)
+    // Unreachable: grpc-js decodes a request only once the handler reads the stream, which the real handler does after the load.
+    if (found == null) throw new Error(`server reflection is still loading (${path})`)
+    return found
+  }
+  for (const version of ['v1', 'v1alpha']) {
+    const path = `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`
+    const method: ReflectionMethod = {
+      path,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (m) => real(path).method.requestSerialize(m),
+      requestDeserialize: (b) => real(path).method.requestDeserialize(b),
+      responseSerialize: (m) => real(path).method.responseSerialize(m),
+      responseDeserialize: (b) => real(path).method.responseDeserialize(b)
+    }
+    server.addService({ ServerReflectionInfo: method }, {
+      ServerReflectionInfo: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        load().then(
+          () => real(path).handler(call),
+          (err: unknown) => call.destroy(err as Error)
+        )
+      }
+    })
+  }
+}
+
 /**
  * The read-only NodeStatus service (GetStatus, WatchStatus) with the standard
  * grpc.health.v1 service and server reflection, on a unix socket (a
@@ -123,8 +177,7 @@ export class StatusServer implements Startable {
     }
     server.addService(NodeStatusService, handlers)
     new HealthImplementation({ '': 'SERVING', 'mycelium.core.v1.NodeStatus': 'SERVING' }).addToServer(server)
-    const definition = loadSync(['mycelium/core/v1/node_status.proto'], { includeDirs: [protosDir()] })
-    new ReflectionService(definition).addToServer(server)
+    addLazyReflection(server, protosDir())
     const bind = (address: string): Promise<number> =>
       new Promise((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err != null ? reject(err) : resolve(port))))
     try {

@@ -1,4 +1,4 @@
-import { EmergencyAction, HealthState, IdentityState, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
+import { anySignal, EmergencyAction, HealthState, IdentityState, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
 import type { BootstrapAgentComponents } from './agent-types.js'
 import type { CommandHandlers } from './commands/executor.js'
 import { tryConfig, type ConfigStore, type TrialOutcome } from './config-store.js'
@@ -100,7 +100,9 @@ export class ManagedDuties {
     const applyConfig = this.components.applyConfig ?? (async () => undefined)
     let before: NodeHealth | undefined
     const reset = this.reset.signal
-    const trialSignal = signal != null ? AbortSignal.any([signal, reset]) : reset
+    // anySignal, not AbortSignal.any: `reset` (and the caller's signal) outlive the trial.
+    const any = signal != null ? anySignal([signal, reset]) : undefined
+    const trialSignal = any?.signal ?? reset
     const next = this.trials.then(() => {
       before = health()
       return tryConfig(this.components.config(), config, {
@@ -112,7 +114,7 @@ export class ManagedDuties {
       })
     })
     this.trials = next.catch(() => undefined)
-    return next
+    return any != null ? next.finally(any.dispose) : next
   }
 
   private windowMs(): number {

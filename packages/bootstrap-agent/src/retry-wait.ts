@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { anySignal } from '@mycelium/core-interfaces'
 
 /**
  * The one retry wait of the agent (FALLBACK and RECOVERY): at most one runs;
@@ -25,14 +26,16 @@ export class RetryWait {
     this.current = wait
     const at = Date.now() + delayMs
     this.nextAttemptAtMs = at
+    const both = anySignal([signal, wait.signal]) // not AbortSignal.any: `signal` lives as long as the run
     try {
-      await sleep(delayMs, undefined, { signal: AbortSignal.any([signal, wait.signal]) })
+      await sleep(delayMs, undefined, { signal: both.signal })
       return true
     } catch (err) {
       if (signal.aborted || !wait.signal.aborted) throw err
       // Superseded: the machine already moved on, nothing to report.
       return wait.signal.reason === 'now'
     } finally {
+      both.dispose()
       if (this.current === wait) this.current = undefined
       // Only our own value: a newer retry's next attempt stays visible.
       if (this.nextAttemptAtMs === at) this.nextAttemptAtMs = undefined

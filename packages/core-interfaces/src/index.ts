@@ -22,6 +22,7 @@ export * as cri from './generated/runtime/v1/api.js'
 
 // Hand-written contracts.
 export type { AbortOptions } from './abort.js'
+export { type AnySignal, anySignal } from './any-signal.js'
 export { type Startable, isStartable } from './startable.js'
 export { type Logger, type LogFields, silentLogger } from './logger.js'
 export {

@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises'
-import { UnavailableError, type AbortOptions } from '@mycelium/core-interfaces'
+import { anySignal, UnavailableError, type AbortOptions } from '@mycelium/core-interfaces'
 import type * as K8s from '@kubernetes/client-node'
 
 let loaded: Promise<typeof K8s> | undefined
@@ -54,11 +54,14 @@ export class KubeApiView {
   /** The API's /readyz: true only on 200. */
   async readyz(options: AbortOptions = {}): Promise<boolean> {
     const { k8s, kc } = await this.config()
-    const signal = AbortSignal.any([AbortSignal.timeout(this.init.timeoutMs ?? 3000), ...(options.signal != null ? [options.signal] : [])])
+    // anySignal, not AbortSignal.any: the caller's signal outlives this probe (see anySignal).
+    const { signal, dispose } = anySignal([AbortSignal.timeout(this.init.timeoutMs ?? 3000), options.signal])
     try {
       return await new k8s.Health(kc).readyz({ signal } as object)
     } catch (err) {
       throw new UnavailableError(`GET /readyz via ${this.init.kubeconfig}: ${(err as Error).message}`, undefined, { cause: err })
+    } finally {
+      dispose()
     }
   }
 

@@ -2,6 +2,7 @@ import { EventEmitter, once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Backoff,
+  anySignal,
   coalescing,
   InvalidConfigError,
   InvalidInputError,
@@ -229,8 +230,10 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
    * aborts a poll under way.
    */
   refresh(options: AbortOptions = {}): Promise<RefreshResult> {
-    const signals = [options.signal, this.controller?.signal].filter((s): s is AbortSignal => s != null)
-    return this.runRefresh(signals.length > 0 ? AbortSignal.any(signals) : undefined)
+    if (options.signal == null && this.controller == null) return this.runRefresh(undefined)
+    // anySignal, not AbortSignal.any: the client's own signal lives as long as the client (see anySignal).
+    const any = anySignal([options.signal, this.controller?.signal])
+    return this.runRefresh(any.signal).finally(any.dispose)
   }
 
   private readonly runRefresh = coalescing((signal?: AbortSignal) => this.pollSources({ signal }))

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { once } from 'node:events'
+import { getEventListeners, once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Spore, type SignedSpore, type TrustBundle } from '@mycelium/core-interfaces'
@@ -75,6 +75,20 @@ describe('SporeClient', () => {
     const result = await offline.refresh()
     expect(result.failures.map((f) => f.source)).toEqual([`file:${bootstrapPath}`, 'https://127.0.0.1:9/spores'])
     expect(offline.resolveService('network-manager')).toHaveLength(2)
+  })
+
+  it("leaves a caller's long-lived signal as it found it after many refreshes (no per-call residue)", async () => {
+    const bootstrapPath = join(dir, 'bootstrap.json')
+    writeBundle(bootstrapPath, [sign(serviceSpore(NET, 'network-manager', 3, ['10.1.0.1:7000']))])
+    const c = client({ sources: [fileSource({ path: bootstrapPath }), httpsSource({ url: 'https://127.0.0.1:9/spores', caPem: '', timeoutMs: 500 })] })
+    await c.start()
+    const lifetime = new AbortController()
+    for (let i = 0; i < 50; i++) await c.refresh({ signal: lifetime.signal })
+    // Node 20's AbortSignal.any kept one WeakRef per call in the input's dependant set, forever.
+    const dependants = Object.getOwnPropertySymbols(lifetime.signal).find((s) => s.description === 'kDependantSignals')
+    expect((dependants != null ? (lifetime.signal as unknown as Record<symbol, Set<unknown> | undefined>)[dependants]?.size : 0) ?? 0).toBe(0)
+    expect(getEventListeners(lifetime.signal, 'abort')).toHaveLength(0)
+    expect(c.resolveService('network-manager')).toHaveLength(1)
   })
 
   it('refuses a lower sequence, also after a restart, and keeps what it trusts', async () => {

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  anySignal,
   InvalidConfigError,
   PeerAssistClient,
   strictClient,
@@ -189,8 +190,9 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Peer
   }
 
   private startLoop(tracked: Tracked): void {
-    const signal = AbortSignal.any([this.controller!.signal, tracked.controller.signal])
-    tracked.loop = this.pingLoop(tracked, signal)
+    // anySignal, not AbortSignal.any: the monitor's signal outlives every peer it tracks.
+    const any = anySignal([this.controller!.signal, tracked.controller.signal])
+    tracked.loop = this.pingLoop(tracked, any.signal).finally(any.dispose)
   }
 
   private async pingLoop(tracked: Tracked, signal: AbortSignal): Promise<void> {

@@ -1,5 +1,6 @@
 import {
   AbortError,
+  anySignal,
   TimeoutError,
   TokenBucket,
   type AbortOptions,
@@ -76,11 +77,14 @@ export class SourceGuard {
   async run<T>(options: AbortOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     this.admit(options)
     const timeout = AbortSignal.timeout(this.timeoutMs)
-    const signal = options.signal != null ? AbortSignal.any([options.signal, timeout]) : timeout
+    // anySignal, not AbortSignal.any: the caller's signal may outlive this request (see anySignal).
+    const any = options.signal != null ? anySignal([options.signal, timeout]) : undefined
     try {
-      return await fn(signal)
+      return await fn(any?.signal ?? timeout)
     } catch (err) {
       throw this.translate(err, options.signal, timeout)
+    } finally {
+      any?.dispose()
     }
   }
 

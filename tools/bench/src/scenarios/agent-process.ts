@@ -52,8 +52,15 @@ export interface AgentProcess {
   logs(): string
 }
 
-/** Writes a config for `nodeId` against `net` and starts `node-core run` as a child process. */
-export function startAgentProcess(net: DevNetwork, dir: string, nodeId: string, joinToken: string, extra: string[] = []): AgentProcess {
+/** Writes a config for `nodeId` against `net` and starts `node-core run` as a child process (`nodeArgs`/`env`: node's own flags, extra environment). */
+export function startAgentProcess(
+  net: DevNetwork,
+  dir: string,
+  nodeId: string,
+  joinToken: string,
+  extra: string[] = [],
+  spawnOptions: { nodeArgs?: string[]; env?: Record<string, string> } = {}
+): AgentProcess {
   const socket = join(dir, `${nodeId}.sock`)
   const config = join(dir, `${nodeId}.yaml`)
   const tokenFile = join(dir, `${nodeId}.token`)
@@ -63,7 +70,10 @@ export function startAgentProcess(net: DevNetwork, dir: string, nodeId: string, 
     net.nodeConfigYaml({ nodeId, stateDir: join(dir, nodeId), joinTokenFile: tokenFile, socketPath: socket, logLevel: 'warn' }) + extra.join('\n')
   )
   const startedAt = performance.now()
-  const child = spawn(process.execPath, [releaseArtifact().bin, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), releaseArtifact().bin, 'run', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...spawnOptions.env }
+  })
   let logs = ''
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()))

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { Phase } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import type { Scenario } from '../harness.js'
+import { writeHeapProbe, heapDiff } from './heap-probe.js'
 import { releaseArtifact, rssBytes, startAgentProcess, stopAgent, timedRun, untilStatus } from './agent-process.js'
 
 const envNumber = (name: string, fallback: number): number => {
@@ -90,16 +91,21 @@ export function agentScenarios(): Scenario[] {
     }
   }
 
+  const churnMinutes = envNumber('BENCH_CHURN_MINUTES', 10)
+  const heapSnapshots = process.env.BENCH_HEAP_SNAPSHOTS ?? ''
   const footprint: Scenario = {
     id: 'footprint',
-    description: `the release artifact's single-file bundle (npm run package; esbuild, minified); agent RSS after ${envNumber('BENCH_IDLE_SECONDS', 60)} s idle in MANAGED beside an idle \`node -e\`; RSS growth over ${envNumber('BENCH_CHURN_MINUTES', 10)} min of manager restarts every 30 s`,
+    description: `the release artifact's single-file bundle (npm run package; esbuild, minified); agent RSS after ${envNumber('BENCH_IDLE_SECONDS', 60)} s idle in MANAGED beside an idle \`node -e\`; RSS growth over ${churnMinutes} min of manager restarts every 30 s${churnMinutes > 10 ? ' (also at 10 min)' : ''}${heapSnapshots !== '' ? `; --expose-gc heap snapshots after forced GC at churn start/end in ${heapSnapshots}` : ''}`,
     runs: 1,
     metrics: [
       { name: 'bundle', unit: 'MB', better: 'lower', target: 3 },
       { name: 'bundle-with-kubernetes-client', unit: 'MB', better: 'lower' },
       { name: 'idle-rss', unit: 'MB', better: 'lower', target: 55 },
       { name: 'node-idle-rss', unit: 'MB', better: 'lower' },
-      { name: 'churn-rss-growth', unit: 'MB', better: 'lower', target: 2 }
+      { name: 'idle-vs-node', unit: 'ratio', better: 'lower' },
+      { name: `churn-rss-growth-${Math.min(10, churnMinutes)}min`, unit: 'MB', better: 'lower', target: 2 },
+      ...(churnMinutes > 10 ? [{ name: `churn-rss-growth-${churnMinutes}min`, unit: 'MB', better: 'lower' as const, target: 3 }] : []),
+      ...(heapSnapshots !== '' ? [{ name: 'churn-heap-growth', unit: 'MB', better: 'lower' as const }] : [])
     ],
     async run() {
       // The release artifact's single file; @kubernetes/client-node, loaded only on K3s servers on
@@ -108,7 +114,14 @@ export function agentScenarios(): Scenario[] {
       const bundleMb = bundleBytes / 1e6
       const withKubernetesClientMb = (bundleBytes + kubernetesChunkBytes) / 1e6
       const { net, dir, token } = await ensure()
-      const agent = startAgentProcess(net, dir, 'bench-node', token)
+      // BENCH_HEAP_SNAPSHOTS: the agent runs with --expose-gc and a preload that, on SIGUSR2,
+      // forces GC and writes a heap snapshot (see heap-probe.ts); the daemon is otherwise unchanged.
+      let probe: { nodeArgs: string[]; env: Record<string, string> } | undefined
+      if (heapSnapshots !== '') {
+        mkdirSync(heapSnapshots, { recursive: true })
+        probe = { nodeArgs: ['--expose-gc', '-r', writeHeapProbe(heapSnapshots)], env: { PROBE_OUT: join(heapSnapshots, 'memory.json'), PROBE_SNAP: join(heapSnapshots, 'current.heapsnapshot') } }
+      }
+      const agent = startAgentProcess(net, dir, 'bench-node', token, [], probe ?? {})
       await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
       const idleMs = envNumber('BENCH_IDLE_SECONDS', 60) * 1000
       const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'])
@@ -116,19 +129,42 @@ export function agentScenarios(): Scenario[] {
       const idle = rssBytes(agent.child.pid!) / 2 ** 20
       const nodeIdle = rssBytes(baseline.pid!) / 2 ** 20
       baseline.kill()
-      const churnMs = envNumber('BENCH_CHURN_MINUTES', 10) * 60_000
+      const snapshot = async (name: string): Promise<number> => {
+        rmSync(join(heapSnapshots, 'memory.json'), { force: true })
+        agent.child.kill('SIGUSR2')
+        const deadline = Date.now() + 120_000
+        while (!existsSync(join(heapSnapshots, 'memory.json'))) {
+          if (Date.now() > deadline) throw new Error('the agent wrote no heap snapshot within 120 s')
+          await new Promise((r) => setTimeout(r, 200))
+        }
+        renameSync(join(heapSnapshots, 'current.heapsnapshot'), join(heapSnapshots, `${name}.heapsnapshot`))
+        return (JSON.parse(readFileSync(join(heapSnapshots, 'memory.json'), 'utf8')) as { heapUsed: number }).heapUsed / 2 ** 20
+      }
+      // RSS first: writing a snapshot inflates it for a while (growth with snapshots on is not the RSS figure to report).
       const before = rssBytes(agent.child.pid!)
-      const end = Date.now() + churnMs
+      const heapBefore = probe != null ? await snapshot('churn-start') : 0
+      const started = Date.now()
+      const growth: Record<string, number> = {}
+      const at10 = started + Math.min(10, churnMinutes) * 60_000
+      const end = started + churnMinutes * 60_000
       while (Date.now() < end) {
         await net.stopManager('network-manager')
         await new Promise((r) => setTimeout(r, 2000))
         await net.startManager('network-manager')
         await new Promise((r) => setTimeout(r, Math.min(28_000, Math.max(0, end - Date.now()))))
+        if (growth[`churn-rss-growth-${Math.min(10, churnMinutes)}min`] == null && Date.now() >= at10 - 1000) {
+          await untilStatus(agent.socket, performance.now(), (p) => p === Phase.MANAGED)
+          growth[`churn-rss-growth-${Math.min(10, churnMinutes)}min`] = (rssBytes(agent.child.pid!) - before) / 2 ** 20
+        }
       }
       await untilStatus(agent.socket, performance.now(), (p) => p === Phase.MANAGED)
-      const growth = (rssBytes(agent.child.pid!) - before) / 2 ** 20
+      growth[`churn-rss-growth-${churnMinutes}min`] = (rssBytes(agent.child.pid!) - before) / 2 ** 20
+      if (probe != null) {
+        growth['churn-heap-growth'] = (await snapshot('churn-end')) - heapBefore
+        console.log(`  heap diff churn-start → churn-end (self size by type:constructor):\n    ${heapDiff(join(heapSnapshots, 'churn-start.heapsnapshot'), join(heapSnapshots, 'churn-end.heapsnapshot')).join('\n    ')}`)
+      }
       await stopAgent(agent)
-      return { bundle: bundleMb, 'bundle-with-kubernetes-client': withKubernetesClientMb, 'idle-rss': idle, 'node-idle-rss': nodeIdle, 'churn-rss-growth': growth }
+      return { bundle: bundleMb, 'bundle-with-kubernetes-client': withKubernetesClientMb, 'idle-rss': idle, 'node-idle-rss': nodeIdle, 'idle-vs-node': idle / nodeIdle, ...growth }
     }
   }
 

@@ -1,0 +1,12 @@
+import { DEFAULT_DAEMON_V8_FLAGS, daemonV8Flags } from '../src/v8-flags.js'
+
+describe('daemon V8 flags', () => {
+  it('interprets only and prefers a small heap by default', () => {
+    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, [])).toEqual(['--no-opt', '--no-sparkplug', '--optimize-for-size'])
+  })
+
+  it("leaves an option node's own command line sets to that command line (either polarity, - or _)", () => {
+    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, ['--opt', '--expose-gc', '--optimize_for_size'])).toEqual(['--no-sparkplug'])
+    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, ['--no-sparkplug=true'])).toEqual(['--no-opt', '--optimize-for-size'])
+  })
+})
