@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { isIPv4 } from 'node:net'
-import { DEFAULT_BACKOFF, durationToMs, InvalidConfigError, type Duration, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
+import { durationToMs, InvalidConfigError, type Duration, type Endpoint, type K3sConfig, type NodeConfig } from '@mycelium/core-interfaces'
+import { DEFAULT_BACKOFF } from '@mycelium/core-utils'
 import type { AgentTunables } from '@mycelium/bootstrap-agent'
 import { validateK3sConfig } from '@mycelium/k3s-runtime'
 import { DEFAULT_CLOCK_SLACK_MS, DEFAULT_REFRESH_INTERVAL_MS, DEFAULT_SOURCE_TIMEOUT_MS } from '@mycelium/spore-client'

@@ -1,12 +1,6 @@
 import { join } from 'node:path'
-import {
-  Backoff,
-  PhaseTransition,
-  readStateFile,
-  TrustBundle,
-  writeStateFile,
-  type Logger
-} from '@mycelium/core-interfaces'
+import { PhaseTransition, TrustBundle, type Logger } from '@mycelium/core-interfaces'
+import { Backoff, readStateFile, writeStateFile } from '@mycelium/core-utils'
 
 /**
  * What the agent keeps between runs besides identity and config: the phase

@@ -3,7 +3,6 @@ import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  backoffCeilingMs,
   durationToMs,
   HandoffOutcome,
   IdentityState,
@@ -19,6 +18,7 @@ import {
   type Startable,
   type StatusReport
 } from '@mycelium/core-interfaces'
+import { backoffCeilingMs } from '@mycelium/core-utils'
 import { defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from './agent-state.js'

@@ -14,10 +14,9 @@ import {
   type ReportHealthResponse,
   type RenewCertificateResponse,
   type RequestConfigUpdateResponse,
-  credentialsFor,
-  strictClient,
-  type EndpointCredentials
+  strictClient
 } from '@mycelium/core-interfaces'
+import { credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import { dialFirst } from '@mycelium/basic-net'
 import { ManagerClock } from './manager-clock.js'
 

@@ -51,21 +51,6 @@ export {
 } from './contract.js'
 export { durationToMs, msToDuration, MAX_TIMER_MS, timerDurationProblem, findTimerDurationProblem } from './duration.js'
 export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel } from './spiffe.js'
-export { type BackoffOptions, DEFAULT_BACKOFF, Backoff, backoffCeilingMs } from './backoff.js'
-export {
-  type StateFileContent,
-  CorruptStateError,
-  isCorruptStateError,
-  StateWriteError,
-  isStateWriteError,
-  removeStaleTempFiles,
-  readStateFile,
-  writeStateFile,
-  writeFileAtomic
-} from './state-file.js'
-export { coalescing } from './coalesce.js'
-export { type UnaryMethod, callUnary, unavailable } from './grpc-call.js'
-export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
 export { type JoinToken, formatJoinToken, parseJoinToken, caCertificateSha256 } from './join-token.js'
 export {
   StrictBinaryReader,
@@ -83,4 +68,3 @@ export {
   TIMESTAMP_MIN_SECONDS,
   TIMESTAMP_MAX_SECONDS
 } from './wire.js'
-export { type EndpointCredentials, credentialsFor } from './endpoint-credentials.js'

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
-import { callUnary, cri, NotFoundError, unavailable, type AbortOptions, type UnaryMethod, type WorkloadStatus } from '@mycelium/core-interfaces'
+import { cri, NotFoundError, type AbortOptions, type WorkloadStatus } from '@mycelium/core-interfaces'
+import { callUnary, unavailable, type UnaryMethod } from '@mycelium/core-utils'
 
 /** K3s's embedded containerd serves the CRI here unless `k3s.criSocket` says otherwise. */
 export const DEFAULT_CRI_SOCKET = '/run/k3s/containerd/containerd.sock'

@@ -5,7 +5,6 @@ import {
   HealthState,
   K3sRole,
   silentLogger,
-  writeFileAtomic,
   type ComponentHealth,
   type K3sConfig,
   type Logger,
@@ -13,6 +12,7 @@ import {
   type Startable,
   type WorkloadStatus
 } from '@mycelium/core-interfaces'
+import { writeFileAtomic } from '@mycelium/core-utils'
 import { findK3sBinary, k3sVersion } from './binary.js'
 import { CriClient, DEFAULT_CRI_SOCKET } from './cri.js'
 import { renderK3s, validateK3sConfig, type RenderedK3s } from './k3s-config.js'

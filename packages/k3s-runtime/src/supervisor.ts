@@ -2,16 +2,14 @@ import { spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
+import { silentLogger, type Logger, type Startable } from '@mycelium/core-interfaces'
 import {
   Backoff,
   readStateFile,
-  silentLogger,
   writeFileAtomic,
   writeStateFile,
-  type BackoffOptions,
-  type Logger,
-  type Startable
-} from '@mycelium/core-interfaces'
+  type BackoffOptions
+} from '@mycelium/core-utils'
 import { k3sConfigYaml, type RenderedK3s } from './k3s-config.js'
 import { planK3s, type K3sStep } from './planner.js'
 import { findByConfigArg, isAlive, LogFollower, processStartTime, type ProcessIdentity } from './process.js'

@@ -1,4 +1,5 @@
-import { readStateFile, SignedSpore, TrustBundle, writeStateFile } from '@mycelium/core-interfaces'
+import { SignedSpore, TrustBundle } from '@mycelium/core-interfaces'
+import { readStateFile, writeStateFile } from '@mycelium/core-utils'
 import type { TrustMark } from './verify.js'
 
 /**

@@ -1,15 +1,12 @@
 import { EventEmitter, once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  Backoff,
-  coalescing,
   InvalidConfigError,
   InvalidInputError,
   isAbortError,
   MAX_TIMER_MS,
   silentLogger,
   type AbortOptions,
-  type BackoffOptions,
   type ComponentBody,
   type Endpoint,
   type Logger,
@@ -18,6 +15,7 @@ import {
   type Startable,
   type TrustBundle
 } from '@mycelium/core-interfaces'
+import { Backoff, coalescing, type BackoffOptions } from '@mycelium/core-utils'
 import { MAX_SPORES_PER_BUNDLE } from './bundle-format.js'
 import { loadCache, saveCache, type CachedSpore } from './cache.js'
 import { isRateLimitedError, isSporeRejectedError, MalformedSporeError, type SporeRejectedError } from './errors.js'

@@ -4,7 +4,8 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { HealthState, NodeConfig, writeFileAtomic } from '@mycelium/core-interfaces'
+import { HealthState, NodeConfig } from '@mycelium/core-interfaces'
+import { writeFileAtomic } from '@mycelium/core-utils'
 import type { DevNetwork, ManagerName } from './dev-network.js'
 
 /**

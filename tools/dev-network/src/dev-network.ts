@@ -10,10 +10,9 @@ import {
   NetworkManagerService,
   SporeServiceService,
   TrustBundle,
-  writeFileAtomic,
-  type Logger,
-  type RateLimit
+  type Logger
 } from '@mycelium/core-interfaces'
+import { writeFileAtomic, type RateLimit } from '@mycelium/core-utils'
 import {
   CertificateAuthority,
   createIdentityStore,

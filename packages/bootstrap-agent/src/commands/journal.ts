@@ -1,15 +1,17 @@
 import {
-  Backoff,
   Command,
   CommandState,
-  isCorruptStateError,
-  readStateFile,
   silentLogger,
-  writeStateFile,
-  type BackoffOptions,
   type CommandUpdate,
   type Logger
 } from '@mycelium/core-interfaces'
+import {
+  Backoff,
+  isCorruptStateError,
+  readStateFile,
+  writeStateFile,
+  type BackoffOptions
+} from '@mycelium/core-utils'
 
 /**
  * The command journal: a write-ahead record of every command the node saw,

@@ -1,16 +1,15 @@
 import * as grpc from '@grpc/grpc-js'
 import {
   AbortError,
-  credentialsFor,
   SporeServiceClient,
   strictClient,
   UnavailableError,
   type Endpoint,
-  type EndpointCredentials,
   type ListSporesResponse,
   type SignedSpore,
   type WatchSporesResponse
 } from '@mycelium/core-interfaces'
+import { credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import { callUnary, ClientPool, firstAnswer, unavailable } from './grpc-call.js'
 import {
   SourceGuard,

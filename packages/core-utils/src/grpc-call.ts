@@ -1,6 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
-import { UnavailableError } from './errors.js'
-import { retryAfterFromStatus } from './contract.js'
+import { UnavailableError, retryAfterFromStatus } from '@mycelium/core-interfaces'
 
 /** A generated grpc-js unary method, bound to its client. */
 export type UnaryMethod<Req, Res> = (
