@@ -16,10 +16,6 @@ export * from './generated/mycelium/core/v1/command.js'
 export * from './generated/mycelium/core/v1/node_status.js'
 export * from './generated/mycelium/core/v1/peer_assist.js'
 
-// The Kubernetes CRI subset (package runtime.v1, upstream names and numbers):
-// not a Mycelium contract, so it lives in its own namespace.
-export * as cri from './generated/runtime/v1/api.js'
-
 // Hand-written contracts.
 export type { AbortOptions } from './abort.js'
 export { type Startable, isStartable } from './startable.js'
