@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
-import { durationToMs, EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle } from '@mycelium/core-interfaces'
+import { durationToMs, EmergencyAction, HealthState, InvalidConfigError, NodeConfig, Phase, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport, type TrustBundle, SERVICE_NAMES } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   endpointCredentials,
@@ -121,7 +121,7 @@ export class MyceliumNode implements Startable {
           sporeManager: sporeServiceSource({
             credentials: endpointCredentials(identity, { networkId: config.networkId, role: 'manager' }),
             channelOptions: defaultChannelOptions(config.networkId),
-            endpoints: () => client!.resolveService('spore-manager')
+            endpoints: () => client!.resolveService(SERVICE_NAMES.sporeManager)
           })
         },
         {

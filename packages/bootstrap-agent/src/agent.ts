@@ -16,7 +16,9 @@ import {
   type Logger,
   type PhaseTransition,
   type Startable,
-  type StatusReport
+  type StatusReport,
+  isManagerIdentity,
+  SERVICE_NAMES
 } from '@mycelium/core-interfaces'
 import { backoffCeilingMs } from '@mycelium/core-utils'
 import { defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
@@ -398,10 +400,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const spores = this.spores!
     // Re-resolve after a failed round (includes peers when a peer source is
     // configured), and on first boot when nothing is cached yet.
-    if (refresh || spores.resolveService('network-manager').length === 0) await spores.refresh()
-    let endpoints = spores.resolveService('network-manager')
+    if (refresh || spores.resolveService(SERVICE_NAMES.networkManager).length === 0) await spores.refresh()
+    let endpoints = spores.resolveService(SERVICE_NAMES.networkManager)
     if (endpoints.length === 0) {
-      endpoints = spores.bootstrap().seeds.filter((e) => e.expectedIdentity.endsWith('/manager/network-manager'))
+      endpoints = spores.bootstrap().seeds.filter((e) => isManagerIdentity(e.expectedIdentity, SERVICE_NAMES.networkManager))
     }
     if (endpoints.length === 0) return { type: 'no-endpoints', reason: 'no spore names a Network Manager (cache empty and sources unreachable?)' }
     this.endpoints = spreadOrder(endpoints)

@@ -46,7 +46,16 @@ export {
   signingKeyId
 } from './contract.js'
 export { durationToMs, msToDuration, MAX_TIMER_MS, timerDurationProblem, findTimerDurationProblem } from './duration.js'
-export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel } from './spiffe.js'
+export {
+  type SpiffeId,
+  type SpiffeRole,
+  formatSpiffeId,
+  parseSpiffeId,
+  isValidIdLabel,
+  SERVICE_NAMES,
+  type ServiceName,
+  isManagerIdentity
+} from './spiffe.js'
 export { type JoinToken, formatJoinToken, parseJoinToken, caCertificateSha256 } from './join-token.js'
 export {
   StrictBinaryReader,

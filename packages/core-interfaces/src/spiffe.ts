@@ -1,4 +1,4 @@
-import { InvalidInputError } from './errors.js'
+import { InvalidInputError, isInvalidInputError } from './errors.js'
 
 /**
  * Identities are SPIFFE IDs in a certificate's URI SAN:
@@ -44,4 +44,29 @@ export function parseSpiffeId(uri: string, where = 'SPIFFE ID'): SpiffeId {
     throw new InvalidInputError(`"${uri}" has an invalid network id or name`, where)
   }
   return { networkId, role, name }
+}
+
+/**
+ * The manager services' names, one place for each: `ServiceBody.service`, the
+ * `service/<name>` spore, and `<service>` in `spiffe://<network>/manager/<service>`.
+ */
+export const SERVICE_NAMES = {
+  networkManager: 'network-manager',
+  sporeManager: 'spore-manager',
+  updateManager: 'update-manager'
+} as const
+export type ServiceName = (typeof SERVICE_NAMES)[keyof typeof SERVICE_NAMES]
+
+/**
+ * Whether `uri` is the SPIFFE id of a manager of `service` (in any network:
+ * the channel checks the network). A malformed id is simply not one.
+ */
+export function isManagerIdentity(uri: string, service: string): boolean {
+  try {
+    const id = parseSpiffeId(uri)
+    return id.role === 'manager' && id.name === service
+  } catch (err) {
+    if (isInvalidInputError(err)) return false
+    throw err
+  }
 }

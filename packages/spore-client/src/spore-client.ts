@@ -13,7 +13,8 @@ import {
   type SignedSpore,
   Spore,
   type Startable,
-  type TrustBundle
+  type TrustBundle,
+  SERVICE_NAMES
 } from '@mycelium/core-interfaces'
 import { Backoff, coalescing, type BackoffOptions } from '@mycelium/core-utils'
 import { MAX_SPORES_PER_BUNDLE } from './bundle-format.js'
@@ -439,7 +440,7 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
     if (manager == null) return
     const backoff = new Backoff(this.reconnect)
     while (!signal.aborted) {
-      if (this.resolveService('spore-manager').length === 0) {
+      if (this.resolveService(SERVICE_NAMES.sporeManager).length === 0) {
         try {
           await once(this, 'change', { signal })
         } catch {
