@@ -299,7 +299,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       case 'register':
         return this.register(signal)
       case 'commit-handoff':
-        return this.commitHandoff()
+        return this.commitHandoff(signal)
       case 'start-monitoring':
         this.startMonitoring()
         return undefined
@@ -428,7 +428,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         fromPhase: this.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
         completedCommandIds: this.commandExecutor?.journal.completedIds() ?? [],
         ...(this.commandExecutor != null ? { commandRetention: msToDuration(this.commandExecutor.journal.retention) } : {})
-      })
+      }, signal)
       // Deadlines from receipt on the monotonic clock, never the manager's absolute times against our wall clock.
       const clock = this.link.clock
       const expiresAtMs = res.lease?.expiresAt?.getTime()
@@ -455,12 +455,12 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     }
   }
 
-  private async commitHandoff(): Promise<AgentEvent> {
+  private async commitHandoff(signal: AbortSignal): Promise<AgentEvent> {
     const r = this.registration!
     // Our own deadline, never later than the manager's (both measured from receipt, monotonic).
     const deadlineMs = Math.max(0, Math.floor(Math.min(this.init.handoffDeadlineMs ?? 10_000, this.link.clock.remainingMs(r.handoffDeadline))))
     try {
-      const res = await this.link.commit(r.handoffId, r.leaseId, this.config!.current().version, deadlineMs)
+      const res = await this.link.commit(r.handoffId, r.leaseId, this.config!.current().version, deadlineMs, signal)
       if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
       if (res.outcome === HandoffOutcome.CONFIRMED) return { type: 'handoff-confirmed' }
       return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
@@ -530,7 +530,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 
   private readonly onIdentityState = (report: { usable: boolean }): void => {
-    this.duties.maybeRenew(this.state.phase === Phase.MANAGED)
+    this.duties.maybeRenew(this.state.phase === Phase.MANAGED, this.controller?.signal)
     // Repaired while waiting in RECOVERY (an operator restored the files): try now, not after the backoff.
     // Only while a retry actually waits: during an enrolment (also inside RECOVERY) the
     // new certificate is usable before the trust bundle is saved, and checking then would enrol again.

@@ -45,7 +45,7 @@ export class ManagedDuties {
   /** Each heartbeat ack: a newer config to try, a renewal that is due. */
   onAck(ack: ReportHealthResponse, managed: boolean, signal: AbortSignal | undefined): void {
     this.maybeUpdateConfig(ack, signal)
-    this.maybeRenew(managed)
+    this.maybeRenew(managed, signal)
   }
 
   private maybeUpdateConfig(ack: ReportHealthResponse, signal: AbortSignal | undefined): void {
@@ -58,7 +58,7 @@ export class ManagedDuties {
     const log = this.components.logger
     this.track(async () => {
       try {
-        const res = await this.components.link.requestConfig(store.current().version)
+        const res = await this.components.link.requestConfig(store.current().version, signal)
         if (res.config == null) return
         log.info('trying a new config', { version: res.config.version, windowMs: this.windowMs() })
         const outcome = await this.trialConfig(res.config, undefined, signal)
@@ -142,15 +142,15 @@ export class ManagedDuties {
    * key) is exchanged for a fresh certificate, which the store hands to TLS.
    * Called on identity state changes and on every heartbeat ack.
    */
-  maybeRenew(managed: boolean): void {
+  maybeRenew(managed: boolean, signal: AbortSignal | undefined): void {
     const { identity, link, logger } = this.components
-    if (identity.report().state !== IdentityState.RENEWAL_DUE || !managed) return
+    if (signal == null || identity.report().state !== IdentityState.RENEWAL_DUE || !managed) return
     if (this.renewing || Date.now() - this.lastRenewAttemptMs < (this.init.renewRetryMs ?? 60_000)) return
     this.renewing = true
     this.lastRenewAttemptMs = Date.now()
     void (async () => {
       try {
-        const res = await link.renewCertificate(await identity.createCsr())
+        const res = await link.renewCertificate(await identity.createCsr(), signal)
         await identity.install(res.certificateChainPem.join('\n'))
         logger.info('certificate renewed', { notAfter: res.notAfter?.toISOString() })
       } catch (err) {

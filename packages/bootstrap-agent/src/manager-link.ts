@@ -14,9 +14,10 @@ import {
   type ReportHealthResponse,
   type RenewCertificateResponse,
   type RequestConfigUpdateResponse,
-  strictClient
+  strictClient,
+  UnavailableError
 } from '@mycelium/core-interfaces'
-import { credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
+import { callUnary, credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import { dialFirst } from '@mycelium/basic-net'
 import { ManagerClock } from './manager-clock.js'
 
@@ -101,29 +102,31 @@ export class ManagerLink {
     return dialed.endpoint
   }
 
-  register(req: RegisterNodeRequest): Promise<RegisterNodeResponse> {
-    return this.unary((md, opts, cb) => this.client!.registerNode(req, md, opts, cb), this.init.dialTimeoutMs)
+  /** Every unary call of the link takes the agent's signal: aborting it cancels the call at once (AbortError). */
+  async register(req: RegisterNodeRequest, signal: AbortSignal): Promise<RegisterNodeResponse> {
+    const client = this.connected()
+    return callUnary(client.registerNode.bind(client), req, signal, this.init.dialTimeoutMs)
   }
 
   /** Second phase of the handoff; resolves `timeout` when no answer comes before `deadlineMs`. */
-  async commit(handoffId: string, leaseId: string, configVersion: number, deadlineMs: number): Promise<CommitHandoffResponse | 'timeout'> {
+  async commit(handoffId: string, leaseId: string, configVersion: number, deadlineMs: number, signal: AbortSignal): Promise<CommitHandoffResponse | 'timeout'> {
+    const client = this.connected()
     try {
-      return await this.unary<CommitHandoffResponse>((md, opts, cb) => this.client!.commitHandoff({ handoffId, leaseId, configVersion }, md, opts, cb), deadlineMs)
+      return await callUnary(client.commitHandoff.bind(client), { handoffId, leaseId, configVersion }, signal, deadlineMs)
     } catch (err) {
-      if ((err as grpc.ServiceError).code === grpc.status.DEADLINE_EXCEEDED) return 'timeout'
+      if ((err as Partial<grpc.ServiceError>).code === grpc.status.DEADLINE_EXCEEDED) return 'timeout'
       throw err
     }
   }
 
-  renewCertificate(csrDer: Buffer) {
-    return this.unary<RenewCertificateResponse>((md, opts, cb) => this.client!.renewCertificate({ csrDer }, md, opts, cb), this.init.dialTimeoutMs)
+  async renewCertificate(csrDer: Buffer, signal: AbortSignal): Promise<RenewCertificateResponse> {
+    const client = this.connected()
+    return callUnary(client.renewCertificate.bind(client), { csrDer }, signal, this.init.dialTimeoutMs)
   }
 
-  requestConfig(currentVersion: number) {
-    return this.unary<RequestConfigUpdateResponse>(
-      (md, opts, cb) => this.client!.requestConfigUpdate({ currentVersion }, md, opts, cb),
-      this.init.dialTimeoutMs
-    )
+  async requestConfig(currentVersion: number, signal: AbortSignal): Promise<RequestConfigUpdateResponse> {
+    const client = this.connected()
+    return callUnary(client.requestConfigUpdate.bind(client), { currentVersion }, signal, this.init.dialTimeoutMs)
   }
 
   /** Starts heartbeats on the lease (`leaseDeadline` on `clock`); `onLost` fires at most once. */
@@ -201,12 +204,9 @@ export class ManagerLink {
     this.client = undefined
   }
 
-  private unary<Res>(
-    call: (md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown,
-    timeoutMs: number
-  ): Promise<Res> {
-    if (this.client == null) return Promise.reject(new Error('not connected'))
-    return new Promise((resolve, reject) => call(new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err != null ? reject(err) : resolve(res))))
+  private connected(): NetworkManagerClient {
+    if (this.client == null) throw new UnavailableError('manager link: not connected (connect() first, or the link was closed)')
+    return this.client
   }
 }
 

@@ -4,6 +4,7 @@ import {
   SporeServiceClient,
   strictClient,
   UnavailableError,
+  isUnavailableError,
   type Endpoint,
   type ListSporesResponse,
   type SignedSpore,
@@ -102,7 +103,7 @@ class SporeServiceSource implements WatchableSporeSource {
       throw new UnavailableError(`${this.id}: ${endpoint.address} ended the watch stream`)
     } catch (err) {
       if (options.signal?.aborted === true) throw new AbortError(`${this.id}: watch aborted`, { cause: err })
-      if (err instanceof UnavailableError) throw err
+      if (isUnavailableError(err)) throw err
       this.next++
       throw unavailable(`${this.id} ${endpoint.address}`, err as grpc.ServiceError)
     } finally {
