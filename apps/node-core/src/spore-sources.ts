@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { UnavailableError, type SignedSpore } from '@mycelium/core-interfaces'
+import { isUnavailableError, UnavailableError, type SignedSpore } from '@mycelium/core-interfaces'
 import { fileSource, httpsSource, type SporeFetchOptions, type SporeSource } from '@mycelium/spore-client'
 
 /** What the HTTPS spore sources are now: read at every fetch, so a new config applies from the next poll. */
@@ -41,7 +41,7 @@ export function liveHttpsSources(settings: () => HttpsSourcesSettings): SporeSou
       const ok = results.filter((r): r is PromiseFulfilledResult<SignedSpore[]> => r.status === 'fulfilled')
       if (ok.length === 0) {
         const first = (results[0] as PromiseRejectedResult).reason as Error
-        throw first instanceof UnavailableError ? first : new UnavailableError(`every HTTPS spore URL failed: ${first.message}`, undefined, { cause: first })
+        throw isUnavailableError(first) ? first : new UnavailableError(`every HTTPS spore URL failed: ${first.message}`, undefined, { cause: first })
       }
       return ok.flatMap((r) => r.value)
     },

@@ -32,7 +32,7 @@ import { trustedOperatorKeys } from '@mycelium/spore-client'
 import { ConfigStore } from './config-store.js'
 import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
-import { enrol, EnrolmentError } from './enrolment.js'
+import { enrol, isEnrolmentError } from './enrolment.js'
 import { describeGrpcError, ManagerLink } from './manager-link.js'
 import type { ManagerClock } from './manager-clock.js'
 import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
@@ -391,7 +391,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       await this.stateStore.saveTrustBundle(bundle)
       return { type: 'enrolled' }
     } catch (err) {
-      const retry = err instanceof EnrolmentError && !err.retryable ? ' (retrying will not help: check the token and network)' : ''
+      const retry = isEnrolmentError(err) && !err.retryable ? ' (retrying will not help: check the token and network)' : ''
       return { type: 'enrolment-failed', reason: `${(err as Error).message}${retry}` }
     }
   }
@@ -451,7 +451,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       return { type: 'registered', leaseId: this.registration.leaseId }
     } catch (err) {
       const f = describeGrpcError(err)
-      return { type: 'registration-failed', reason: f.reason, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
+      return { type: 'registration-failed', reason: f.message, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
     }
   }
 
@@ -466,7 +466,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
     } catch (err) {
       const f = describeGrpcError(err)
-      return { type: 'link-lost', reason: f.reason, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
+      return { type: 'link-lost', reason: f.message, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) }
     }
   }
 
@@ -505,7 +505,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.counters.heartbeatAcks++
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
-      onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch),
+      onLost: (failure) =>
+        this.dispatch({ type: 'link-lost', reason: failure.message, ...(failure.retryAfterMs != null ? { retryAfterMs: failure.retryAfterMs } : {}) }, epoch),
       missedAcks: () => this.init.missedAcksBeforeFallback ?? 3
     })
     // Management commands are accepted only now, after the handoff committed.

@@ -29,7 +29,7 @@ export {
   type PhaseStep,
   type AgentTunables
 } from './agent.js'
-export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
+export { enrol, fetchPinnedCa, EnrolmentError, isEnrolmentError, type EnrolOptions } from './enrolment.js'
 export { ManagerLink, describeGrpcError, type LinkFailure, type HeartbeatHandlers } from './manager-link.js'
 export { AgentStateStore } from './agent-state.js'
 export { nodeCapabilities, hostFacts, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth, type HostFacts } from './node-facts.js'

@@ -4,6 +4,7 @@ import {
   InvalidConfigError,
   InvalidInputError,
   isAbortError,
+  isUnavailableError,
   MAX_TIMER_MS,
   silentLogger,
   type AbortOptions,
@@ -458,7 +459,7 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Star
         }
       } catch (err) {
         if (signal.aborted) return
-        const retryAfter = isRateLimitedError(err) ? err.retryAfterMs : ((err as { retryAfterMs?: number }).retryAfterMs ?? 0)
+        const retryAfter = isRateLimitedError(err) ? err.retryAfterMs : isUnavailableError(err) ? (err.retryAfterMs ?? 0) : 0
         const delay = backoff.next(retryAfter)
         this.setStatus({
           mode: 'fallback',
