@@ -1,4 +1,4 @@
-import { EmergencyAction, HealthState, IdentityState, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
+import { EmergencyAction, HealthState, IdentityState, NotFoundError, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
 import type { BootstrapAgentComponents } from './agent-types.js'
 import type { CommandHandlers } from './commands/executor.js'
 import { tryConfig, type ConfigStore, type TrialOutcome } from './config-store.js'
@@ -165,7 +165,7 @@ export class ManagedDuties {
   commandHandlers(signal: () => AbortSignal | undefined): CommandHandlers {
     return {
       restart: async (component) => {
-        if (this.components.restart == null) throw new Error(`no restart handler for "${component || 'agent'}" on this node`)
+        if (this.components.restart == null) throw new NotFoundError(`no restart handler for "${component || 'agent'}" on this node`)
         await this.components.restart(component)
       },
       reconfigure: (config, windowMs) => this.trialConfig(config, windowMs, signal()),
@@ -174,7 +174,7 @@ export class ManagedDuties {
           await this.rollbackConfig(`emergency: ${reason}`)
           return
         }
-        if (this.components.emergency == null) throw new Error(`emergency action ${EmergencyAction[action]} is not supported on this node`)
+        if (this.components.emergency == null) throw new NotFoundError(`emergency action ${EmergencyAction[action]} is not supported on this node`)
         await this.components.emergency(action, reason)
       }
     }

@@ -5,6 +5,7 @@ import {
   HealthState,
   K3sRole,
   silentLogger,
+  UnavailableError,
   type ComponentHealth,
   type K3sConfig,
   type Logger,
@@ -118,7 +119,7 @@ export class K3sRuntime extends EventEmitter<{ change: [] }> implements Startabl
 
   /** The restart command for this component: K3s restarted once with a fresh restart budget. */
   async restart(reason = 'restart command'): Promise<void> {
-    if (this.supervisor == null) throw new Error(`k3s is not supervised here (${this.unavailable ?? 'no supervisor'})`)
+    if (this.supervisor == null) throw new UnavailableError(`k3s is not supervised here (${this.unavailable ?? 'no supervisor'})`)
     await this.supervisor.restartNow(reason)
   }
 

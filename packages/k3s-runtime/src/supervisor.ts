@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
-import { silentLogger, type Logger, type Startable } from '@mycelium/core-interfaces'
+import { silentLogger, UnavailableError, type Logger, type Startable } from '@mycelium/core-interfaces'
 import {
   Backoff,
   readStateFile,
@@ -205,7 +205,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
   /** The restart command: a fresh budget and one restart now (or a start). */
   restartNow(reason: string): Promise<void> {
     return this.enqueue(async () => {
-      if (this.applied == null) throw new Error('k3s has never been started by this node (nothing to restart)')
+      if (this.applied == null) throw new UnavailableError('k3s has never been started by this node (nothing to restart)')
       this.crashes = []
       this.backoff.reset()
       this.current = { ...this.current, restarts: 0 }
