@@ -205,7 +205,12 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   return program
 }
 
-class UsageError extends Error {}
+/** The command line is wrong: exit with EXIT.USAGE. */
+class UsageError extends Error {
+  static readonly NAME = 'UsageError'
+  override readonly name = UsageError.NAME
+}
+const isUsageError = (err: unknown): err is UsageError => err instanceof Error && err.name === UsageError.NAME
 
 /**
  * Runs the CLI; resolves to the exit code. Every failure is one `error:`
@@ -220,7 +225,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return code
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
-    if (err instanceof UsageError || (await import('@mycelium/core-interfaces')).isInvalidConfigError(err)) {
+    if (isUsageError(err) || (await import('@mycelium/core-interfaces')).isInvalidConfigError(err)) {
       io.err(`error: ${(err as Error).message}\n`)
       return EXIT.USAGE
     }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { UnavailableError, type Endpoint, type Logger, type NodeConfig, type SignedSpore, type TrustBundle } from '@mycelium/core-interfaces'
+import { isUnavailableError, SERVICE_NAMES, UnavailableError, type Endpoint, type Logger, type NodeConfig, type SignedSpore, type TrustBundle } from '@mycelium/core-interfaces'
 import { clientCredentials, defaultChannelOptions, endpointCredentials, type IdentityStore } from '@mycelium/basic-net'
 import {
   createSporeClient,
@@ -52,7 +52,7 @@ export function liveHttpsSources(settings: () => HttpsSourcesSettings): SporeSou
       const ok = results.filter((r): r is PromiseFulfilledResult<SignedSpore[]> => r.status === 'fulfilled')
       if (ok.length === 0) {
         const first = (results[0] as PromiseRejectedResult).reason as Error
-        throw first instanceof UnavailableError ? first : new UnavailableError(`every HTTPS spore URL failed: ${first.message}`, undefined, { cause: first })
+        throw isUnavailableError(first) ? first : new UnavailableError(`every HTTPS spore URL failed: ${first.message}`, undefined, { cause: first })
       }
       return ok.flatMap((r) => r.value)
     },
@@ -125,7 +125,7 @@ export function nodeSporeClientFactory(d: NodeSporeClientDeps): (trustBundle: Tr
         sporeManager: sporeServiceSource({
           credentials: endpointCredentials(d.identity, { networkId: d.networkId, role: 'manager' }),
           channelOptions,
-          endpoints: () => client!.resolveService('spore-manager')
+          endpoints: () => client!.resolveService(SERVICE_NAMES.sporeManager)
         })
       },
       { networkId: d.networkId, trustBundle, cachePath: d.cachePath, ...sporeTimings(d.effective()) }

@@ -69,7 +69,7 @@ describe('node-core identity and recover', () => {
   })
 
   it('recover show lists journal problems and the unfinished commands the next start resumes or fails', async () => {
-    const { writeStateFile } = await import('@mycelium/core-interfaces')
+    const { writeStateFile } = await import('@mycelium/core-utils')
     const journal = join(dir, 'state', 'commands.bin')
     const at = new Date().toISOString()
     await writeStateFile(journal, Buffer.from(JSON.stringify([{ commandId: 'cut-short', kind: 'restart', source: 'remote', updates: [{ state: 2, reason: '', at }] }])))

@@ -1,12 +1,5 @@
-import {
-  Backoff,
-  PhaseTransition,
-  readStateFile,
-  TrustBundle,
-  writeStateFile,
-  type Logger,
-  type NodeConfig
-} from '@mycelium/core-interfaces'
+import { PhaseTransition, TrustBundle, type Logger, type NodeConfig } from '@mycelium/core-interfaces'
+import { Backoff, readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { agentStatePaths, type AgentStatePaths } from './state-layout.js'
 import { CommandJournal, type CommandJournalInit } from './commands/journal.js'
 import { ConfigStore } from './config-store.js'

@@ -3,7 +3,8 @@ import {
   Phase,
   type ComponentHealth,
   type PhaseTransition,
-  type StatusReport
+  type StatusReport,
+  SERVICE_NAMES
 } from '@mycelium/core-interfaces'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClientStatus } from '@mycelium/spore-client'
@@ -50,7 +51,7 @@ export function buildStatusReport(i: StatusInput): StatusReport {
       link.endpoint != null
         ? [
             {
-              service: 'network-manager',
+              service: SERVICE_NAMES.networkManager,
               endpoint: link.endpoint,
               state: i.state.phase === Phase.MANAGED ? 'connected' : i.state.phase === Phase.FALLBACK ? 'down' : 'connecting',
               ...(link.lastAckMs != null ? { lastSeen: new Date(link.lastAckMs) } : {}),

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events'
-import type { BackoffOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, Startable, StatusReport, TrustBundle } from '@mycelium/core-interfaces'
+import type { ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, Startable, StatusReport, TrustBundle } from '@mycelium/core-interfaces'
+import type { BackoffOptions } from '@mycelium/core-utils'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import type { ConfigStore, TrialOutcome } from './config-store.js'

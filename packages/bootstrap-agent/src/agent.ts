@@ -8,7 +8,9 @@ import {
   type Capabilities,
   type Logger,
   type PhaseTransition,
-  type StatusReport
+  type StatusReport,
+  isManagerIdentity,
+  SERVICE_NAMES
 } from '@mycelium/core-interfaces'
 import { DEFAULT_DIAL_TIMEOUT_MS, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
@@ -282,7 +284,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       case 'register':
         return registerStep(this.managerStep(), signal)
       case 'commit-handoff':
-        return commitStep(this.managerStep())
+        return commitStep(this.managerStep(), signal)
       case 'start-monitoring':
         this.startMonitoring()
         return undefined
@@ -324,10 +326,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const spores = this.spores!
     // Re-resolve after a failed round (includes peers when a peer source is
     // configured), and on first boot when nothing is cached yet.
-    if (refresh || spores.resolveService('network-manager').length === 0) await spores.refresh()
-    let endpoints = spores.resolveService('network-manager')
+    if (refresh || spores.resolveService(SERVICE_NAMES.networkManager).length === 0) await spores.refresh()
+    let endpoints = spores.resolveService(SERVICE_NAMES.networkManager)
     if (endpoints.length === 0) {
-      endpoints = spores.bootstrap().seeds.filter((e) => e.expectedIdentity.endsWith('/manager/network-manager'))
+      endpoints = spores.bootstrap().seeds.filter((e) => isManagerIdentity(e.expectedIdentity, SERVICE_NAMES.networkManager))
     }
     if (endpoints.length === 0) return { type: 'no-endpoints', reason: 'no spore names a Network Manager (cache empty and sources unreachable?)' }
     // The dial order: priority, the node's own zone first, shuffled so a fleet spreads over managers.
@@ -377,7 +379,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.counters.heartbeatAcks++
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
-      onLost: (failure) => this.dispatch({ type: 'link-lost', ...failure }, epoch),
+      onLost: (failure) =>
+        this.dispatch({ type: 'link-lost', reason: failure.message, ...(failure.retryAfterMs != null ? { retryAfterMs: failure.retryAfterMs } : {}) }, epoch),
       missedAcks: () => this.init.missedAcksBeforeFallback ?? DEFAULT_MISSED_ACKS_BEFORE_FALLBACK
     })
     // Management commands are accepted only now, after the handoff committed.
@@ -402,7 +405,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 
   private readonly onIdentityState = (report: { usable: boolean }): void => {
-    this.duties.maybeRenew(this.state.phase === Phase.MANAGED)
+    this.duties.maybeRenew(this.state.phase === Phase.MANAGED, this.controller?.signal)
     // Repaired while waiting in RECOVERY (an operator restored the files): try now, not after the backoff.
     // Only while a retry actually waits: during an enrolment (also inside RECOVERY) the
     // new certificate is usable before the trust bundle is saved, and checking then would enrol again.

@@ -4,13 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import {
   findTimerDurationProblem,
   InvalidConfigError,
-  isCorruptStateError,
   NodeConfig,
-  readStateFile,
-  writeStateFile,
   type AbortOptions,
   type Logger
 } from '@mycelium/core-interfaces'
+import { isCorruptStateError, readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { nodeOwnedKeysTouched } from './config-ownership.js'
 
 /**

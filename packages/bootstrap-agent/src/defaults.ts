@@ -1,4 +1,4 @@
-import { DEFAULT_BACKOFF, type BackoffOptions } from '@mycelium/core-interfaces'
+import { DEFAULT_BACKOFF, type BackoffOptions } from '@mycelium/core-utils'
 
 /**
  * Every default the bootstrap agent applies, stated once. The `@default`

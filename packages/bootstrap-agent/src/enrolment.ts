@@ -26,6 +26,7 @@ export class EnrolmentError extends Error {
     super(message, options)
   }
 }
+export const isEnrolmentError = (err: unknown): err is EnrolmentError => err instanceof Error && err.name === EnrolmentError.NAME
 
 const splitHostPort = (address: string): { host: string; port: number } => {
   const i = address.lastIndexOf(':')

@@ -3,7 +3,7 @@ import { DEFAULT_DIAL_TIMEOUT_MS } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import type { AgentStateStore } from './agent-state.js'
 import type { BootstrapAgentComponents, BootstrapAgentInit } from './agent-types.js'
-import { enrol, EnrolmentError } from './enrolment.js'
+import { enrol, isEnrolmentError } from './enrolment.js'
 import type { AgentEvent } from './phase-machine.js'
 
 /**
@@ -66,7 +66,7 @@ export async function enrolStep(deps: IdentityStepDeps): Promise<AgentEvent> {
     await deps.stateStore.saveTrustBundle(bundle)
     return { type: 'enrolled' }
   } catch (err) {
-    const retry = err instanceof EnrolmentError && !err.retryable ? ' (retrying will not help: check the token and network)' : ''
+    const retry = isEnrolmentError(err) && !err.retryable ? ' (retrying will not help: check the token and network)' : ''
     return { type: 'enrolment-failed', reason: `${(err as Error).message}${retry}` }
   }
 }

@@ -50,7 +50,7 @@ export type {
   PhaseStep,
   AgentTunables
 } from './agent-types.js'
-export { enrol, fetchPinnedCa, EnrolmentError, type EnrolOptions } from './enrolment.js'
+export { enrol, fetchPinnedCa, EnrolmentError, isEnrolmentError, type EnrolOptions } from './enrolment.js'
 export type { LinkFailure } from './manager-link.js'
 export { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
 export { agentStatePaths, displaced, diagnosticsPath, type AgentStatePaths } from './state-layout.js'

@@ -1,4 +1,5 @@
-import { anySignal, EmergencyAction, HealthState, IdentityState, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
+import { EmergencyAction, HealthState, IdentityState, NotFoundError, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
+import { anySignal } from '@mycelium/core-utils'
 import type { BootstrapAgentComponents } from './agent-types.js'
 import type { CommandHandlers } from './commands/executor.js'
 import { tryConfig, type ConfigStore, type TrialOutcome } from './config-store.js'
@@ -46,7 +47,7 @@ export class ManagedDuties {
   /** Each heartbeat ack: a newer config to try, a renewal that is due. */
   onAck(ack: ReportHealthResponse, managed: boolean, signal: AbortSignal | undefined): void {
     this.maybeUpdateConfig(ack, signal)
-    this.maybeRenew(managed)
+    this.maybeRenew(managed, signal)
   }
 
   private maybeUpdateConfig(ack: ReportHealthResponse, signal: AbortSignal | undefined): void {
@@ -59,7 +60,7 @@ export class ManagedDuties {
     const log = this.components.logger
     this.track(async () => {
       try {
-        const res = await this.components.link.requestConfig(store.current().version)
+        const res = await this.components.link.requestConfig(store.current().version, signal)
         if (res.config == null) return
         log.info('trying a new config', { version: res.config.version, windowMs: this.windowMs() })
         const outcome = await this.trialConfig(res.config, undefined, signal)
@@ -145,15 +146,15 @@ export class ManagedDuties {
    * key) is exchanged for a fresh certificate, which the store hands to TLS.
    * Called on identity state changes and on every heartbeat ack.
    */
-  maybeRenew(managed: boolean): void {
+  maybeRenew(managed: boolean, signal: AbortSignal | undefined): void {
     const { identity, link, logger } = this.components
-    if (identity.report().state !== IdentityState.RENEWAL_DUE || !managed) return
+    if (signal == null || identity.report().state !== IdentityState.RENEWAL_DUE || !managed) return
     if (this.renewing || Date.now() - this.lastRenewAttemptMs < (this.init.renewRetryMs ?? DEFAULT_RENEW_RETRY_MS)) return
     this.renewing = true
     this.lastRenewAttemptMs = Date.now()
     void (async () => {
       try {
-        const res = await link.renewCertificate(await identity.createCsr())
+        const res = await link.renewCertificate(await identity.createCsr(), signal)
         await identity.install(res.certificateChainPem.join('\n'))
         logger.info('certificate renewed', { notAfter: res.notAfter?.toISOString() })
       } catch (err) {
@@ -168,7 +169,7 @@ export class ManagedDuties {
   commandHandlers(signal: () => AbortSignal | undefined): CommandHandlers {
     return {
       restart: async (component) => {
-        if (this.components.restart == null) throw new Error(`no restart handler for "${component || 'agent'}" on this node`)
+        if (this.components.restart == null) throw new NotFoundError(`no restart handler for "${component || 'agent'}" on this node`)
         await this.components.restart(component)
       },
       reconfigure: (config, windowMs) => this.trialConfig(config, windowMs, signal()),
@@ -177,7 +178,7 @@ export class ManagedDuties {
           await this.rollbackConfig(`emergency: ${reason}`)
           return
         }
-        if (this.components.emergency == null) throw new Error(`emergency action ${EmergencyAction[action]} is not supported on this node`)
+        if (this.components.emergency == null) throw new NotFoundError(`emergency action ${EmergencyAction[action]} is not supported on this node`)
         await this.components.emergency(action, reason)
       }
     }

@@ -14,30 +14,30 @@ import {
   type ReportHealthResponse,
   type RenewCertificateResponse,
   type RequestConfigUpdateResponse,
-  credentialsFor,
   strictClient,
-  type EndpointCredentials
+  UnavailableError,
+  isUnavailableError
 } from '@mycelium/core-interfaces'
+import { callUnary, credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import { dialFirst } from '@mycelium/basic-net'
 import { ManagerClock } from './manager-clock.js'
 
 /** The manager's answers are decoded strictly (canonical varints, timestamps in range). */
 const StrictNetworkManagerClient = strictClient(NetworkManagerClient)
 
-/** A refusal or failure of the manager, with the wait it asked for. */
-export interface LinkFailure {
-  reason: string
-  retryAfterMs?: number
-}
+/**
+ * A refusal or failure of the manager, with the wait it asked for: the one
+ * retry-after shape, UnavailableError (`message` says why, `retryAfterMs`
+ * is the manager's `retry-after-ms`).
+ */
+export type LinkFailure = UnavailableError
 
+/** Any failure of a call to the manager as a LinkFailure; a gRPC status reads `CODE: details`. */
 export function describeGrpcError(err: unknown): LinkFailure {
+  if (isUnavailableError(err)) return err
   const e = err as Partial<grpc.ServiceError> & Error
-  if (typeof e.code !== 'number') return { reason: e.message }
-  const retryAfter = retryAfterFromStatus(e)
-  return {
-    reason: `${grpc.status[e.code]}: ${e.details ?? e.message}`,
-    ...(retryAfter != null ? { retryAfterMs: retryAfter } : {})
-  }
+  if (typeof e.code !== 'number') return new UnavailableError(e.message, undefined, { cause: err })
+  return new UnavailableError(`${grpc.status[e.code]}: ${e.details ?? e.message}`, retryAfterFromStatus(e), { cause: err })
 }
 
 export interface HeartbeatHandlers {
@@ -102,29 +102,31 @@ export class ManagerLink {
     return dialed.endpoint
   }
 
-  register(req: RegisterNodeRequest): Promise<RegisterNodeResponse> {
-    return this.unary((md, opts, cb) => this.client!.registerNode(req, md, opts, cb), this.init.dialTimeoutMs)
+  /** Every unary call of the link takes the agent's signal: aborting it cancels the call at once (AbortError). */
+  async register(req: RegisterNodeRequest, signal: AbortSignal): Promise<RegisterNodeResponse> {
+    const client = this.connected()
+    return callUnary(client.registerNode.bind(client), req, signal, this.init.dialTimeoutMs)
   }
 
   /** Second phase of the handoff; resolves `timeout` when no answer comes before `deadlineMs`. */
-  async commit(handoffId: string, leaseId: string, configVersion: number, deadlineMs: number): Promise<CommitHandoffResponse | 'timeout'> {
+  async commit(handoffId: string, leaseId: string, configVersion: number, deadlineMs: number, signal: AbortSignal): Promise<CommitHandoffResponse | 'timeout'> {
+    const client = this.connected()
     try {
-      return await this.unary<CommitHandoffResponse>((md, opts, cb) => this.client!.commitHandoff({ handoffId, leaseId, configVersion }, md, opts, cb), deadlineMs)
+      return await callUnary(client.commitHandoff.bind(client), { handoffId, leaseId, configVersion }, signal, deadlineMs)
     } catch (err) {
-      if ((err as grpc.ServiceError).code === grpc.status.DEADLINE_EXCEEDED) return 'timeout'
+      if ((err as Partial<grpc.ServiceError>).code === grpc.status.DEADLINE_EXCEEDED) return 'timeout'
       throw err
     }
   }
 
-  renewCertificate(csrDer: Buffer) {
-    return this.unary<RenewCertificateResponse>((md, opts, cb) => this.client!.renewCertificate({ csrDer }, md, opts, cb), this.init.dialTimeoutMs)
+  async renewCertificate(csrDer: Buffer, signal: AbortSignal): Promise<RenewCertificateResponse> {
+    const client = this.connected()
+    return callUnary(client.renewCertificate.bind(client), { csrDer }, signal, this.init.dialTimeoutMs)
   }
 
-  requestConfig(currentVersion: number) {
-    return this.unary<RequestConfigUpdateResponse>(
-      (md, opts, cb) => this.client!.requestConfigUpdate({ currentVersion }, md, opts, cb),
-      this.init.dialTimeoutMs
-    )
+  async requestConfig(currentVersion: number, signal: AbortSignal): Promise<RequestConfigUpdateResponse> {
+    const client = this.connected()
+    return callUnary(client.requestConfigUpdate.bind(client), { currentVersion }, signal, this.init.dialTimeoutMs)
   }
 
   /** Starts heartbeats on the lease (`leaseDeadline` on `clock`); `onLost` fires at most once. */
@@ -138,7 +140,7 @@ export class ManagerLink {
     const lose = (failure: LinkFailure): void => {
       if (this.lost) return
       this.lost = true
-      this.log.warn('manager link lost', { endpoint: this.endpoint?.address, reason: failure.reason })
+      this.log.warn('manager link lost', { endpoint: this.endpoint?.address, reason: failure.message })
       this.stopHeartbeats()
       handlers.onLost(failure)
     }
@@ -149,7 +151,7 @@ export class ManagerLink {
       const rtt = now - (sentAt.get(ack.sequence) ?? now)
       sentAt.delete(ack.sequence)
       if (ack.leaseRevoked) {
-        lose({ reason: `lease revoked: ${ack.reason}`, ...(ack.retryAfter != null ? { retryAfterMs: durationToMs(ack.retryAfter, 0) } : {}) })
+        lose(new UnavailableError(`lease revoked: ${ack.reason}`, ack.retryAfter != null ? durationToMs(ack.retryAfter, 0) : undefined))
         return
       }
       lastAcked = Math.max(lastAcked, ack.sequence)
@@ -162,15 +164,18 @@ export class ManagerLink {
       if (deadline != null) this.leaseDeadline = deadline
       handlers.onAck(ack, rtt)
     })
-    stream.on('error', (err) => lose({ reason: `heartbeat stream failed: ${describeGrpcError(err).reason}`, ...pickRetry(err) }))
-    stream.on('end', () => lose({ reason: 'the manager ended the heartbeat stream' }))
+    stream.on('error', (err) => {
+      const failure = describeGrpcError(err)
+      lose(new UnavailableError(`heartbeat stream failed: ${failure.message}`, failure.retryAfterMs, { cause: err }))
+    })
+    stream.on('end', () => lose(new UnavailableError('the manager ended the heartbeat stream')))
     const beat = (): void => {
       if (this.lost) return
       // handoff.missedAcksBeforeFallback: that many beats outstanding when the next is due means down.
       const missed = sequence - lastAcked
       const allowed = Math.max(1, handlers.missedAcks?.() ?? 3)
       if (missed >= allowed) {
-        lose({ reason: `${missed} heartbeats unanswered in a row (missedAcksBeforeFallback ${allowed})` })
+        lose(new UnavailableError(`${missed} heartbeats unanswered in a row (missedAcksBeforeFallback ${allowed})`))
         return
       }
       const seq = ++sequence
@@ -181,7 +186,7 @@ export class ManagerLink {
     beat()
     const beats = setInterval(beat, intervalMs)
     const watchdog = setInterval(() => {
-      if (this.leaseDeadline != null && clock.now() > this.leaseDeadline) lose({ reason: 'lease expired without renewal' })
+      if (this.leaseDeadline != null && clock.now() > this.leaseDeadline) lose(new UnavailableError('lease expired without renewal'))
     }, Math.max(20, Math.floor(intervalMs / 4)))
     beats.unref()
     watchdog.unref()
@@ -202,18 +207,10 @@ export class ManagerLink {
     this.client = undefined
   }
 
-  private unary<Res>(
-    call: (md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown,
-    timeoutMs: number
-  ): Promise<Res> {
-    if (this.client == null) return Promise.reject(new Error('not connected'))
-    return new Promise((resolve, reject) => call(new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err != null ? reject(err) : resolve(res))))
+  private connected(): NetworkManagerClient {
+    if (this.client == null) throw new UnavailableError('manager link: not connected (connect() first, or the link was closed)')
+    return this.client
   }
-}
-
-function pickRetry(err: unknown): { retryAfterMs?: number } {
-  const r = describeGrpcError(err).retryAfterMs
-  return r != null ? { retryAfterMs: r } : {}
 }
 
 export const isHandoffConfirmed = (r: CommitHandoffResponse): boolean => r.outcome === HandoffOutcome.CONFIRMED

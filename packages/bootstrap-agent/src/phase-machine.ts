@@ -1,4 +1,5 @@
-import { backoffCeilingMs, Phase, type BackoffOptions, type Endpoint } from '@mycelium/core-interfaces'
+import { Phase, type Endpoint } from '@mycelium/core-interfaces'
+import { backoffCeilingMs, type BackoffOptions } from '@mycelium/core-utils'
 
 /**
  * The handoff state machine as a pure function. The runner feeds it events

@@ -52,7 +52,7 @@ export async function registerStep(d: ManagerStepDeps, signal: AbortSignal): Pro
       fromPhase: d.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
       completedCommandIds: d.journal?.completedIds() ?? [],
       ...(d.journal != null ? { commandRetention: msToDuration(d.journal.retention) } : {})
-    })
+    }, signal)
     const fallbacks = {
       handoffDeadlineMs: d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS,
       heartbeatIntervalMs: d.init.defaultHeartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
@@ -64,12 +64,12 @@ export async function registerStep(d: ManagerStepDeps, signal: AbortSignal): Pro
 }
 
 /** Commits the handoff of the state's registration, within our deadline and never later than the manager's. */
-export async function commitStep(d: ManagerStepDeps): Promise<AgentEvent> {
+export async function commitStep(d: ManagerStepDeps, signal: AbortSignal): Promise<AgentEvent> {
   const r = d.state.registration!
   // Both measured from receipt, on the monotonic clock.
   const deadlineMs = Math.max(0, Math.floor(Math.min(d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS, d.link.clock.remainingMs(r.handoffDeadline))))
   try {
-    const res = await d.link.commit(r.handoffId, r.leaseId, d.configVersion, deadlineMs)
+    const res = await d.link.commit(r.handoffId, r.leaseId, d.configVersion, deadlineMs, signal)
     if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
     if (res.outcome === HandoffOutcome.CONFIRMED) return { type: 'handoff-confirmed' }
     return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
@@ -111,7 +111,7 @@ export function registrationFrom(
 /** A failed manager call as the machine's event, with the wait the manager asked for. */
 export function failureOf<T extends 'registration-failed' | 'link-lost'>(type: T, err: unknown): Extract<AgentEvent, { type: T }> {
   const f = describeGrpcError(err)
-  return { type, reason: f.reason, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) } as Extract<AgentEvent, { type: T }>
+  return { type, reason: f.message, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) } as Extract<AgentEvent, { type: T }>
 }
 
 /**

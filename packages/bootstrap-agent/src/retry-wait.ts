@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { anySignal } from '@mycelium/core-interfaces'
+import { anySignal } from '@mycelium/core-utils'
 
 /**
  * The one retry wait of the agent (FALLBACK and RECOVERY): at most one runs;

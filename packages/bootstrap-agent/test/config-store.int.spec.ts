@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NodeConfig, writeStateFile } from '@mycelium/core-interfaces'
+import { NodeConfig } from '@mycelium/core-interfaces'
+import { writeStateFile } from '@mycelium/core-utils'
 import { ConfigStore, tryConfig } from '../src/index.js'
 
 const cfg = (version: number, labels: Record<string, string> = {}): NodeConfig => NodeConfig.fromPartial({ version, networkId: 'net1', nodeId: 'n1', labels })

@@ -1,7 +1,8 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Command, CommandState, readStateFile, writeStateFile, type CommandUpdate } from '@mycelium/core-interfaces'
+import { Command, CommandState, type CommandUpdate } from '@mycelium/core-interfaces'
+import { readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { CommandExecutor, CommandJournal, planInterrupted, type CommandHandlers, type JournalEntry } from '../src/index.js'
 
 /**

@@ -61,7 +61,7 @@ describe('manager link: missed acks before fallback', () => {
   it.each([2, 5])('declares the link down after %i unanswered heartbeats', async (n) => {
     ack = false
     const { failure, beats } = await run(n)
-    expect(failure.reason).toBe(`${n} heartbeats unanswered in a row (missedAcksBeforeFallback ${n})`)
+    expect(failure.message).toBe(`${n} heartbeats unanswered in a row (missedAcksBeforeFallback ${n})`)
     expect(beats).toBe(n)
     expect(received.map((r) => r.sequence)).toEqual(Array.from({ length: n }, (_, i) => i + 1))
   })

@@ -16,13 +16,8 @@ export * from './generated/mycelium/core/v1/command.js'
 export * from './generated/mycelium/core/v1/node_status.js'
 export * from './generated/mycelium/core/v1/peer_assist.js'
 
-// The Kubernetes CRI subset (package runtime.v1, upstream names and numbers):
-// not a Mycelium contract, so it lives in its own namespace.
-export * as cri from './generated/runtime/v1/api.js'
-
 // Hand-written contracts.
 export type { AbortOptions } from './abort.js'
-export { type AnySignal, anySignal } from './any-signal.js'
 export { type Startable, isStartable } from './startable.js'
 export { type Logger, type LogFields, silentLogger } from './logger.js'
 export {
@@ -51,22 +46,18 @@ export {
   signingKeyId
 } from './contract.js'
 export { durationToMs, msToDuration, MAX_TIMER_MS, timerDurationProblem, findTimerDurationProblem } from './duration.js'
-export { type SpiffeId, type SpiffeRole, formatSpiffeId, parseSpiffeId, isValidIdLabel, NETWORK_KEY_ALGORITHM, NETWORK_SIGNATURE_ALGORITHM } from './spiffe.js'
-export { type BackoffOptions, DEFAULT_BACKOFF, Backoff, backoffCeilingMs } from './backoff.js'
 export {
-  type StateFileContent,
-  CorruptStateError,
-  isCorruptStateError,
-  StateWriteError,
-  isStateWriteError,
-  removeStaleTempFiles,
-  readStateFile,
-  writeStateFile,
-  writeFileAtomic
-} from './state-file.js'
-export { coalescing } from './coalesce.js'
-export { type UnaryMethod, callUnary, unavailable } from './grpc-call.js'
-export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
+  type SpiffeId,
+  type SpiffeRole,
+  formatSpiffeId,
+  parseSpiffeId,
+  isValidIdLabel,
+  SERVICE_NAMES,
+  type ServiceName,
+  isManagerIdentity,
+  NETWORK_KEY_ALGORITHM,
+  NETWORK_SIGNATURE_ALGORITHM
+} from './spiffe.js'
 export { type JoinToken, formatJoinToken, parseJoinToken, caCertificateSha256 } from './join-token.js'
 export {
   StrictBinaryReader,
@@ -84,4 +75,3 @@ export {
   TIMESTAMP_MIN_SECONDS,
   TIMESTAMP_MAX_SECONDS
 } from './wire.js'
-export { type EndpointCredentials, credentialsFor } from './endpoint-credentials.js'

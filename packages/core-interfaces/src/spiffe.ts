@@ -1,4 +1,4 @@
-import { InvalidInputError } from './errors.js'
+import { InvalidInputError, isInvalidInputError } from './errors.js'
 
 /**
  * Identities are SPIFFE IDs in a certificate's URI SAN:
@@ -54,3 +54,28 @@ export function parseSpiffeId(uri: string, where = 'SPIFFE ID'): SpiffeId {
 export const NETWORK_KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const
 /** The signature algorithm over {@link NETWORK_KEY_ALGORITHM} keys. */
 export const NETWORK_SIGNATURE_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const
+
+/**
+ * The manager services' names, one place for each: `ServiceBody.service`, the
+ * `service/<name>` spore, and `<service>` in `spiffe://<network>/manager/<service>`.
+ */
+export const SERVICE_NAMES = {
+  networkManager: 'network-manager',
+  sporeManager: 'spore-manager',
+  updateManager: 'update-manager'
+} as const
+export type ServiceName = (typeof SERVICE_NAMES)[keyof typeof SERVICE_NAMES]
+
+/**
+ * Whether `uri` is the SPIFFE id of a manager of `service` (in any network:
+ * the channel checks the network). A malformed id is simply not one.
+ */
+export function isManagerIdentity(uri: string, service: string): boolean {
+  try {
+    const id = parseSpiffeId(uri)
+    return id.role === 'manager' && id.name === service
+  } catch (err) {
+    if (isInvalidInputError(err)) return false
+    throw err
+  }
+}

@@ -10,6 +10,7 @@ import {
   formatSpiffeId,
   isAbortError,
   isInvalidInputError,
+  isManagerIdentity,
   isStartable,
   isTimeoutError,
   msToDuration,
@@ -17,6 +18,7 @@ import {
   parseJoinToken,
   parseSpiffeId,
   phaseFromJSON,
+  SERVICE_NAMES,
   silentLogger,
   supportedContractVersions
 } from '../src/index.js'
@@ -55,6 +57,14 @@ describe('SPIFFE ids', () => {
     expect(isInvalidInputError(caught)).toBe(true)
     expect((caught as InvalidInputError).where).toBe('peer certificate URI SAN')
     expect((caught as Error).message).toContain(uri)
+  })
+  it('recognises a manager of a service by role and name, not by a suffix of the id', () => {
+    expect(isManagerIdentity('spiffe://net1/manager/network-manager', SERVICE_NAMES.networkManager)).toBe(true)
+    expect(isManagerIdentity('spiffe://net1/manager/spore-manager', SERVICE_NAMES.networkManager)).toBe(false)
+    // A node whose id happens to end like the service is not the manager.
+    expect(isManagerIdentity('spiffe://net1/node/network-manager', SERVICE_NAMES.networkManager)).toBe(false)
+    expect(isManagerIdentity('spiffe://net1/x/manager/network-manager', SERVICE_NAMES.networkManager)).toBe(false)
+    expect(isManagerIdentity('not a spiffe id /manager/network-manager', SERVICE_NAMES.networkManager)).toBe(false)
   })
   it('refuses to format an invalid node id', () => {
     expect(() => formatSpiffeId({ networkId: 'net1', role: 'node', name: 'Bad_Id' })).toThrow(/SpiffeId.name/)

@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js'
-import { callUnary, cri, NotFoundError, unavailable, type AbortOptions, type UnaryMethod, type WorkloadStatus } from '@mycelium/core-interfaces'
+import { NotFoundError, type AbortOptions, type WorkloadStatus } from '@mycelium/core-interfaces'
+import { callUnary, unavailable, type UnaryMethod } from '@mycelium/core-utils'
+import * as cri from './generated/runtime/v1/api.js'
 
 /** K3s's embedded containerd serves the CRI here unless `k3s.criSocket` says otherwise. */
 export const DEFAULT_CRI_SOCKET = '/run/k3s/containerd/containerd.sock'

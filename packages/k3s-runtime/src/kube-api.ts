@@ -1,5 +1,6 @@
 import { access } from 'node:fs/promises'
-import { anySignal, UnavailableError, type AbortOptions } from '@mycelium/core-interfaces'
+import { UnavailableError, type AbortOptions } from '@mycelium/core-interfaces'
+import { anySignal } from '@mycelium/core-utils'
 import type * as K8s from '@kubernetes/client-node'
 
 let loaded: Promise<typeof K8s> | undefined

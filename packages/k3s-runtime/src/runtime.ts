@@ -5,7 +5,7 @@ import {
   HealthState,
   K3sRole,
   silentLogger,
-  writeFileAtomic,
+  UnavailableError,
   type ComponentHealth,
   type K3sConfig,
   type Logger,
@@ -13,6 +13,7 @@ import {
   type Startable,
   type WorkloadStatus
 } from '@mycelium/core-interfaces'
+import { writeFileAtomic } from '@mycelium/core-utils'
 import { findK3sBinary, k3sVersion } from './binary.js'
 import { CriClient, DEFAULT_CRI_SOCKET } from './cri.js'
 import { renderK3s, validateK3sConfig, type RenderedK3s } from './k3s-config.js'
@@ -151,7 +152,7 @@ class DefaultK3sRuntime extends EventEmitter<{ change: [] }> implements K3sRunti
 
   /** The restart command for this component: K3s restarted once with a fresh restart budget. */
   async restart(reason = 'restart command'): Promise<void> {
-    if (this.supervisor == null) throw new Error(`k3s is not supervised here (${this.unavailable ?? 'no supervisor'})`)
+    if (this.supervisor == null) throw new UnavailableError(`k3s is not supervised here (${this.unavailable ?? 'no supervisor'})`)
     await this.supervisor.restartNow(reason)
   }
 

@@ -2,16 +2,14 @@ import { spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
+import { silentLogger, UnavailableError, type Logger, type Startable } from '@mycelium/core-interfaces'
 import {
   Backoff,
   readStateFile,
-  silentLogger,
   writeFileAtomic,
   writeStateFile,
-  type BackoffOptions,
-  type Logger,
-  type Startable
-} from '@mycelium/core-interfaces'
+  type BackoffOptions
+} from '@mycelium/core-utils'
 import { k3sConfigYaml, type RenderedK3s } from './k3s-config.js'
 import { planK3s, type K3sStep } from './planner.js'
 import { findByConfigArg, isAlive, LogFollower, processStartTime, type ProcessIdentity } from './process.js'
@@ -208,7 +206,7 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
   /** The restart command: a fresh budget and one restart now (or a start). */
   restartNow(reason: string): Promise<void> {
     return this.enqueue(async () => {
-      if (this.applied == null) throw new Error('k3s has never been started by this node (nothing to restart)')
+      if (this.applied == null) throw new UnavailableError('k3s has never been started by this node (nothing to restart)')
       this.crashes = []
       this.backoff.reset()
       this.current = { ...this.current, restarts: 0 }

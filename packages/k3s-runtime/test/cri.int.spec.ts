@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { cri, isUnavailableError } from '@mycelium/core-interfaces'
+import { isUnavailableError } from '@mycelium/core-interfaces'
 import { containerdMissing, runSleepPod, startContainerd, type TestContainerd } from '@mycelium/testing'
-import { CriClient } from '../src/index.js'
+import { CriClient, cri } from '../src/index.js'
 
 const missing = containerdMissing()
 const describeIf = missing == null ? describe : describe.skip

@@ -1,4 +1,5 @@
-import { readStateFile, SignedSpore, TrustBundle, writeStateFile } from '@mycelium/core-interfaces'
+import { InvalidInputError, SignedSpore, TrustBundle } from '@mycelium/core-interfaces'
+import { readStateFile, writeStateFile } from '@mycelium/core-utils'
 import type { TrustMark } from './verify.js'
 
 /**
@@ -68,15 +69,15 @@ export interface LoadedCache {
   recoveredReason?: string
 }
 
-/** `undefined` when there is no cache; throws (CorruptStateError, SyntaxError) when it is unusable. */
+/** `undefined` when there is no cache; throws (CorruptStateError, InvalidInputError, SyntaxError) when it is unusable. */
 export async function loadCache(path: string): Promise<LoadedCache | undefined> {
   const content = await readStateFile(path)
   if (content == null) return undefined
   const json = JSON.parse(content.data.toString('utf8')) as CacheJson
-  if (json.format !== 1 && json.format !== 2) throw new Error(`unsupported cache format ${String(json.format)}`)
+  if (json.format !== 1 && json.format !== 2) throw new InvalidInputError(`unsupported cache format ${String(json.format)}`, path)
   const marks: Record<string, TrustMark> = {}
   for (const [name, mark] of Object.entries(json.marks ?? {})) {
-    if (typeof mark?.sequence !== 'number' || typeof mark?.digest !== 'string') throw new Error(`bad mark for "${name}"`)
+    if (typeof mark?.sequence !== 'number' || typeof mark?.digest !== 'string') throw new InvalidInputError(`bad mark for "${name}"`, path)
     marks[name] = { sequence: mark.sequence, digest: mark.digest }
   }
   const trustBundle = TrustBundle.fromJSON(json.trustBundle)
@@ -84,7 +85,7 @@ export async function loadCache(path: string): Promise<LoadedCache | undefined> 
   const spores = (json.spores ?? []).map((s, i): CachedSpore => {
     const at = json.format === 2 ? json.acceptedUnder?.[i] : undefined
     const acceptedUnder = at == null ? trustBundle : bundles[at]
-    if (acceptedUnder == null) throw new Error(`spore ${i} names trust bundle ${at}, which the cache does not hold`)
+    if (acceptedUnder == null) throw new InvalidInputError(`spore ${i} names trust bundle ${at}, which the cache does not hold`, path)
     return { signed: SignedSpore.fromJSON(s), acceptedUnder }
   })
   return {

@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events'
-import type { AbortOptions, BackoffOptions, ComponentBody, Endpoint, Logger, SignedSpore, Startable, TrustBundle } from '@mycelium/core-interfaces'
+import type { AbortOptions, ComponentBody, Endpoint, Logger, SignedSpore, Startable, TrustBundle } from '@mycelium/core-interfaces'
+import type { BackoffOptions } from '@mycelium/core-utils'
 import type { SporeRejectedError } from './errors.js'
 import type { SporeSource, WatchableSporeSource } from './sources/source.js'
 import type { VerifiedSpore } from './verify.js'

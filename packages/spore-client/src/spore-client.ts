@@ -1,23 +1,22 @@
 import { EventEmitter, once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  Backoff,
-  anySignal,
-  coalescing,
   InvalidConfigError,
   InvalidInputError,
   isAbortError,
+  isUnavailableError,
   MAX_TIMER_MS,
   silentLogger,
   type AbortOptions,
-  type BackoffOptions,
   type ComponentBody,
   type Endpoint,
   type Logger,
   type SignedSpore,
   Spore,
-  type TrustBundle
+  type TrustBundle,
+  SERVICE_NAMES
 } from '@mycelium/core-interfaces'
+import { anySignal, Backoff, coalescing, type BackoffOptions } from '@mycelium/core-utils'
 import { MAX_SPORES_PER_BUNDLE } from './bundle-format.js'
 import { loadCache, saveCache, type CachedSpore } from './cache.js'
 import { isRateLimitedError, isSporeRejectedError, MalformedSporeError, type SporeRejectedError } from './errors.js'
@@ -388,7 +387,7 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
     if (manager == null) return
     const backoff = new Backoff(this.reconnect)
     while (!signal.aborted) {
-      if (this.resolveService('spore-manager').length === 0) {
+      if (this.resolveService(SERVICE_NAMES.sporeManager).length === 0) {
         try {
           await once(this, 'change', { signal })
         } catch {
@@ -406,7 +405,7 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
         }
       } catch (err) {
         if (signal.aborted) return
-        const retryAfter = isRateLimitedError(err) ? err.retryAfterMs : ((err as { retryAfterMs?: number }).retryAfterMs ?? 0)
+        const retryAfter = isRateLimitedError(err) ? err.retryAfterMs : isUnavailableError(err) ? (err.retryAfterMs ?? 0) : 0
         const delay = backoff.next(retryAfter)
         this.setStatus({
           mode: 'fallback',

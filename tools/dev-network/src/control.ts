@@ -4,7 +4,8 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { HealthState, NodeConfig, writeFileAtomic } from '@mycelium/core-interfaces'
+import { HealthState, NodeConfig, SERVICE_NAMES } from '@mycelium/core-interfaces'
+import { writeFileAtomic } from '@mycelium/core-utils'
 import type { DevNetwork, ManagerName } from './dev-network.js'
 
 /**
@@ -32,7 +33,7 @@ export type FaultAction =
   | { action: 'push-config'; config: Record<string, unknown> }
   | { action: 'nodes' }
 
-const MANAGERS: ManagerName[] = ['network-manager', 'spore-manager']
+const MANAGERS: ManagerName[] = [SERVICE_NAMES.networkManager, SERVICE_NAMES.sporeManager]
 
 /** Checks an action from outside; errors name the field. */
 export function parseFaultAction(input: unknown): FaultAction {

@@ -7,13 +7,15 @@ import {
   caCertificateSha256,
   CommandChannelService,
   formatJoinToken,
+  formatSpiffeId,
   NetworkManagerService,
   SporeServiceService,
   TrustBundle,
-  writeFileAtomic,
   type Logger,
-  type RateLimit
+  SERVICE_NAMES,
+  type ServiceName
 } from '@mycelium/core-interfaces'
+import { writeFileAtomic, type RateLimit } from '@mycelium/core-utils'
 import { createIdentityStore, DEFAULT_SERVER_OPTIONS, serverCredentials, type IdentityStore } from '@mycelium/basic-net'
 import { CertificateAuthority } from '@mycelium/dev-pki'
 import { formatSporeBundleJsonForFile, trustBundleFor } from './files.js'
@@ -44,7 +46,7 @@ export interface DevNetworkInit {
   logger?: Logger
 }
 
-export type ManagerName = 'network-manager' | 'spore-manager'
+export type ManagerName = typeof SERVICE_NAMES.networkManager | typeof SERVICE_NAMES.sporeManager
 
 export interface DevNetworkEndpoints {
   /** NetworkManager + CommandChannel, mTLS (node certificates). */
@@ -113,8 +115,8 @@ export class DevNetwork {
       identities.push(store)
       return store
     }
-    const nmIdentity = await managerIdentity('network-manager')
-    const smIdentity = await managerIdentity('spore-manager')
+    const nmIdentity = await managerIdentity(SERVICE_NAMES.networkManager)
+    const smIdentity = await managerIdentity(SERVICE_NAMES.sporeManager)
     const nodeOnly = { networkId: state.networkId, role: 'node' as const }
 
     const server = (port: number, build: () => { server: grpc.Server; creds: grpc.ServerCredentials }): ManagerServer => {
@@ -279,14 +281,20 @@ export class DevNetwork {
   /** (Re)publishes bootstrap and service spores with the current endpoints (sequences bump). */
   async publishAll(): Promise<void> {
     const e = this.endpoints
-    const endpoint = (address: string, service: string) => ({ address, expectedIdentity: `spiffe://${this.networkId}/manager/${service}`, zone: '', priority: 0 })
+    const endpoint = (address: string, service: ServiceName) => ({
+      address,
+      expectedIdentity: formatSpiffeId({ networkId: this.networkId, role: 'manager', name: service }),
+      zone: '',
+      priority: 0
+    })
+    const { networkManager, sporeManager } = SERVICE_NAMES
     const range = { min: 1, max: 1 }
     await this.spores.publish('bootstrap', {
       $case: 'bootstrap',
-      value: { trustBundle: this.trustBundleOf(), seeds: [endpoint(e.networkManager, 'network-manager'), endpoint(e.sporeManager, 'spore-manager')], httpsUrls: [] }
+      value: { trustBundle: this.trustBundleOf(), seeds: [endpoint(e.networkManager, networkManager), endpoint(e.sporeManager, sporeManager)], httpsUrls: [] }
     })
-    await this.spores.publish('service/network-manager', { $case: 'service', value: { service: 'network-manager', endpoints: [endpoint(e.networkManager, 'network-manager')], contractVersions: range } })
-    await this.spores.publish('service/spore-manager', { $case: 'service', value: { service: 'spore-manager', endpoints: [endpoint(e.sporeManager, 'spore-manager')], contractVersions: range } })
+    await this.spores.publish(`service/${networkManager}`, { $case: 'service', value: { service: networkManager, endpoints: [endpoint(e.networkManager, networkManager)], contractVersions: range } })
+    await this.spores.publish(`service/${sporeManager}`, { $case: 'service', value: { service: sporeManager, endpoints: [endpoint(e.sporeManager, sporeManager)], contractVersions: range } })
   }
 
   /** ca.crt, trust-bundle.json, bootstrap.json, join-token and endpoints.json in the state dir. */

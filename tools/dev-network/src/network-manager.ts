@@ -9,15 +9,14 @@ import {
   NodeConfig,
   RETRY_AFTER_METADATA_KEY,
   supportedContractVersions,
-  TokenBucket,
   type Assignment,
   type Capabilities,
   type ContractVersionRange,
   type NetworkManagerServer,
-  type RateLimit,
   type ReportHealthRequest,
   type ReportHealthResponse
 } from '@mycelium/core-interfaces'
+import { TokenBucket, type RateLimit } from '@mycelium/core-utils'
 import { callerIdentity } from '@mycelium/basic-net'
 import { enroll, type EnrollmentContext } from './enrollment.js'
 

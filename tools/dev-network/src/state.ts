@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { readStateFile, writeStateFile } from '@mycelium/core-interfaces'
+import { readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { CertificateAuthority } from '@mycelium/dev-pki'
 import { newSigningKey } from '@mycelium/spore-tools'
 

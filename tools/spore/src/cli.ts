@@ -6,9 +6,9 @@ import {
   isInvalidInputError,
   Spore,
   TrustBundle,
-  writeFileAtomic,
   type SignedSpore
 } from '@mycelium/core-interfaces'
+import { writeFileAtomic } from '@mycelium/core-utils'
 import {
   formatSporeBundleJson,
   isSporeRejectedError,

@@ -4,7 +4,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { callUnary, cri } from '@mycelium/core-interfaces'
+import { cri } from '@mycelium/k3s-runtime'
+import { callUnary } from '@mycelium/core-utils'
 import { until } from './until.js'
 
 /**

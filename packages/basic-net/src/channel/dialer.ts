@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
-import { AbortError, UnavailableError, type AbortOptions, type Endpoint } from '@mycelium/core-interfaces'
+import { AbortError, TimeoutError, UnavailableError, type AbortOptions, type Endpoint } from '@mycelium/core-interfaces'
 
 export interface DialOptions extends AbortOptions {
   /** Time one endpoint gets to become ready. @default 5000 */
@@ -109,7 +109,7 @@ function waitForReady(client: grpc.Client, deadline: number, callback: (err?: Er
     try {
       state = channel.getConnectivityState(true)
     } catch {
-      callback(new Error('the channel was closed'))
+      callback(new UnavailableError('the channel was closed'))
       return
     }
     if (state === grpc.connectivityState.READY) {
@@ -117,23 +117,23 @@ function waitForReady(client: grpc.Client, deadline: number, callback: (err?: Er
       return
     }
     if (state === grpc.connectivityState.SHUTDOWN) {
-      callback(new Error('the channel was closed'))
+      callback(new UnavailableError('the channel was closed'))
       return
     }
     // A failed connection attempt fails the endpoint now: the caller's own
     // backoff (or the next endpoint) decides what happens next, not grpc's.
     if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
-      callback(new Error('connection failed'))
+      callback(new UnavailableError('connection failed'))
       return
     }
     if (Date.now() >= deadline) {
-      callback(new Error(`not ready before the deadline (last state ${grpc.connectivityState[state]})`))
+      callback(new TimeoutError(`not ready before the deadline (last state ${grpc.connectivityState[state]})`))
       return
     }
     try {
       channel.watchConnectivityState(state, Math.min(deadline, Date.now() + WATCH_SLICE_MS), () => check())
     } catch {
-      callback(new Error('the channel was closed'))
+      callback(new UnavailableError('the channel was closed'))
     }
   }
   setImmediate(check)

@@ -3,16 +3,15 @@ import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import type { experimental } from '@grpc/grpc-js'
 import {
-  coalescing,
   formatSpiffeId,
   IdentityState,
   InvalidInputError,
   silentLogger,
-  writeFileAtomic,
   type Logger,
   type SpiffeRole,
   type Startable
 } from '@mycelium/core-interfaces'
+import { coalescing, writeFileAtomic } from '@mycelium/core-utils'
 import { createCsr } from '../x509.js'
 import { inspectIdentity, type IdentityMaterial, type IdentityReport } from './inspect.js'
 import { loadOrCreateKey } from './node-key.js'

@@ -1,6 +1,7 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { chmod, readFile, stat } from 'node:fs/promises'
-import { InvalidInputError, writeFileAtomic, type Logger } from '@mycelium/core-interfaces'
+import { InvalidInputError, type Logger } from '@mycelium/core-interfaces'
+import { writeFileAtomic } from '@mycelium/core-utils'
 
 export interface LoadedKey {
   privateKey: KeyObject

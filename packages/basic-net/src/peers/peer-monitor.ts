@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  anySignal,
   InvalidConfigError,
   PeerAssistClient,
   strictClient,
@@ -13,6 +12,7 @@ import {
   type PingResponse,
   type Startable
 } from '@mycelium/core-interfaces'
+import { anySignal } from '@mycelium/core-utils'
 import { DEFAULT_EXPECTED_INTERVAL_MS, DEFAULT_SUSPECT_PHI, PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
 
 /** Peers' answers are decoded strictly and bounded (a peer is not trusted). */

@@ -1,15 +1,20 @@
 import {
-  Backoff,
   Command,
   CommandState,
-  isCorruptStateError,
-  readStateFile,
+  InvalidInputError,
+  isInvalidInputError,
+  NotStartedError,
   silentLogger,
-  writeStateFile,
-  type BackoffOptions,
   type CommandUpdate,
   type Logger
 } from '@mycelium/core-interfaces'
+import {
+  Backoff,
+  isCorruptStateError,
+  readStateFile,
+  writeStateFile,
+  type BackoffOptions
+} from '@mycelium/core-utils'
 
 /**
  * The command journal: a write-ahead record of every command the node saw,
@@ -169,11 +174,12 @@ export class CommandJournal {
       if (content?.recoveredFromPrevious != null) problems.push(`${path}: ${content.recoveredFromPrevious.reason}; started on its previous good copy`)
       if (content != null) {
         const parsed = JSON.parse(content.data.toString('utf8')) as unknown
-        if (!Array.isArray(parsed)) throw new Error(`${path}: not a journal (expected a list of entries)`)
+        if (!Array.isArray(parsed)) throw new InvalidInputError('not a journal (expected a list of entries)', path)
         for (const e of parsed as JournalEntry[]) if (typeof e?.commandId === 'string' && Array.isArray(e.updates)) entries.set(e.commandId, e)
       }
     } catch (err) {
-      const message = isCorruptStateError(err) || (err as Error).message.startsWith(path) ? (err as Error).message : `${path}: ${(err as Error).message}`
+      // Both name the file already (CorruptStateError by path, InvalidInputError by `where`).
+      const message = isCorruptStateError(err) || isInvalidInputError(err) ? err.message : `${path}: ${(err as Error).message}`
       problems.push(`${message}; journal started empty (commands seen before may run again)`)
     }
     const journal = new CommandJournal(path, entries, options)
@@ -288,7 +294,7 @@ export class CommandJournal {
   close(): void {
     this.controller.abort()
     this.wake?.()
-    for (const w of this.waiters.splice(0)) w.reject(new Error(`${this.path}: journal closed before the write`))
+    for (const w of this.waiters.splice(0)) w.reject(new NotStartedError(`command journal ${this.path} (closed before the write)`))
   }
 
   private prune(nowMs: number): void {
@@ -301,7 +307,7 @@ export class CommandJournal {
   }
 
   private persist(): Promise<void> {
-    if (this.controller.signal.aborted) return Promise.reject(new Error(`${this.path}: journal closed`))
+    if (this.controller.signal.aborted) return Promise.reject(new NotStartedError(`command journal ${this.path}`))
     const version = ++this.version
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ version, resolve, reject }))
     // A new change tries at once, also while a retry is waiting: a disk that

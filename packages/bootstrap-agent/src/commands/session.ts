@@ -1,21 +1,18 @@
 import * as grpc from '@grpc/grpc-js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  Backoff,
   CommandChannelClient,
   silentLogger,
   supportedContractVersions,
-  type BackoffOptions,
   type CommandUpdate,
   type Endpoint,
   type Logger,
   type NodeIdentity,
   type OpenRequest,
   type OpenResponse,
-  credentialsFor,
-  strictClient,
-  type EndpointCredentials
+  strictClient
 } from '@mycelium/core-interfaces'
+import { Backoff, type BackoffOptions, credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import type { CommandExecutor } from './executor.js'
 
 /** Commands are decoded strictly (canonical varints, timestamps in range). */

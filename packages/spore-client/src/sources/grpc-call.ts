@@ -1,7 +1,8 @@
 import type * as grpc from '@grpc/grpc-js'
-import { unavailable, UnavailableError } from '@mycelium/core-interfaces'
+import { UnavailableError } from '@mycelium/core-interfaces'
+import { unavailable } from '@mycelium/core-utils'
 
-export { callUnary, unavailable } from '@mycelium/core-interfaces'
+export { callUnary, unavailable } from '@mycelium/core-utils'
 
 /** One client per address, created lazily and closed together. */
 export class ClientPool<C extends grpc.Client> {

@@ -1,5 +1,5 @@
 import { request } from 'node:https'
-import { UnavailableError, type SignedSpore } from '@mycelium/core-interfaces'
+import { isUnavailableError, UnavailableError, type SignedSpore } from '@mycelium/core-interfaces'
 import { parseSporeBundle } from '../bundle-format.js'
 import { SourceGuard, type SourceGuardInit, type SporeFetchOptions, type SporeSource } from './source.js'
 
@@ -76,7 +76,7 @@ class HttpsSporeSource implements SporeSource {
         }
       )
       req.on('error', (err) =>
-        reject(err instanceof UnavailableError ? err : new UnavailableError(`${this.id}: ${err.message}`, undefined, { cause: err }))
+        reject(isUnavailableError(err) ? err : new UnavailableError(`${this.id}: ${err.message}`, undefined, { cause: err }))
       )
       req.end()
     })

@@ -1,12 +1,5 @@
-import {
-  AbortError,
-  anySignal,
-  TimeoutError,
-  TokenBucket,
-  type AbortOptions,
-  type RateLimit,
-  type SignedSpore
-} from '@mycelium/core-interfaces'
+import { AbortError, TimeoutError, type AbortOptions, type SignedSpore } from '@mycelium/core-interfaces'
+import { anySignal, TokenBucket, type RateLimit } from '@mycelium/core-utils'
 import { RateLimitedError } from '../errors.js'
 
 export type SporeSourceKind = 'bootstrap-file' | 'https' | 'spore-manager' | 'peers'

@@ -1,16 +1,16 @@
 import * as grpc from '@grpc/grpc-js'
 import {
   AbortError,
-  credentialsFor,
   SporeServiceClient,
   strictClient,
   UnavailableError,
+  isUnavailableError,
   type Endpoint,
-  type EndpointCredentials,
   type ListSporesResponse,
   type SignedSpore,
   type WatchSporesResponse
 } from '@mycelium/core-interfaces'
+import { credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import { callUnary, ClientPool, firstAnswer, unavailable } from './grpc-call.js'
 import {
   SourceGuard,
@@ -103,7 +103,7 @@ class SporeServiceSource implements WatchableSporeSource {
       throw new UnavailableError(`${this.id}: ${endpoint.address} ended the watch stream`)
     } catch (err) {
       if (options.signal?.aborted === true) throw new AbortError(`${this.id}: watch aborted`, { cause: err })
-      if (err instanceof UnavailableError) throw err
+      if (isUnavailableError(err)) throw err
       this.next++
       throw unavailable(`${this.id} ${endpoint.address}`, err as grpc.ServiceError)
     } finally {

@@ -1,5 +1,5 @@
 import type { ChannelCredentials } from '@grpc/grpc-js'
-import type { Endpoint } from './generated/mycelium/core/v1/common.js'
+import type { Endpoint } from '@mycelium/core-interfaces'
 
 /**
  * Credentials for dialling a manager endpoint: either one set for every

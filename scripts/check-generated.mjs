@@ -3,12 +3,18 @@
 // produces from protos/ now: someone edited a generated file by hand, or
 // changed a .proto without regenerating (`npm run generate`).
 // Generates into a temporary directory, so the work tree is never touched.
+// Usage (from the repo root): node scripts/check-generated.mjs <buf.gen template> <generated dir>
+// e.g. protos/buf.gen.yaml packages/core-interfaces/src/generated.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 
-const GENERATED = 'packages/core-interfaces/src/generated'
+const [TEMPLATE, GENERATED] = process.argv.slice(2)
+if (TEMPLATE == null || GENERATED == null) {
+  console.error('usage: node scripts/check-generated.mjs <buf.gen template> <generated dir>')
+  process.exit(2)
+}
 
 function listFiles(dir) {
   const out = []
@@ -25,7 +31,7 @@ function listFiles(dir) {
 
 const scratch = mkdtempSync(join(tmpdir(), 'mycelium-gen-'))
 try {
-  execFileSync('npx', ['buf', 'generate', '--template', 'protos/buf.gen.yaml', '-o', scratch], { stdio: 'inherit' })
+  execFileSync('npx', ['buf', 'generate', '--template', TEMPLATE, '-o', scratch], { stdio: 'inherit' })
   const fresh = join(scratch, GENERATED)
   const want = listFiles(fresh)
   const have = listFiles(GENERATED)
@@ -42,7 +48,7 @@ try {
     console.error('Run `npm run generate` and commit the result; never edit generated files by hand.')
     process.exit(1)
   }
-  console.log(`Generated code matches protos/ (${want.length} files).`)
+  console.log(`Generated code in ${GENERATED} matches protos/ (${want.length} files).`)
 } finally {
   rmSync(scratch, { recursive: true, force: true })
 }
