@@ -35,12 +35,10 @@ export const LAYERS = {
 }
 
 /**
- * Runtime dependencies on a tool that are known and scheduled to go.
- * TODO(#16): node-core ships @mycelium/dev-network as a runtime dependency; it becomes a
- * devDependency (loaded lazily by `node-core dev`). Delete this entry when that lands —
- * the check fails while an entry here is no longer needed.
+ * Runtime dependencies on a tool that are known and scheduled to go (none today).
+ * The check fails while an entry here is no longer needed.
  */
-export const KNOWN_EXCEPTIONS = [{ from: '@mycelium/node-core', to: '@mycelium/dev-network' }]
+export const KNOWN_EXCEPTIONS = []
 
 const SHIPPED_DIRS = ['packages', 'apps']
 const TOOL_DIRS = ['tools']

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events'
-import type { ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, Startable, StatusReport, TrustBundle } from '@mycelium/core-interfaces'
+import type { AbortOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, Startable, StatusReport, TrustBundle } from '@mycelium/core-interfaces'
 import type { BackoffOptions } from '@mycelium/core-utils'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
@@ -114,6 +114,8 @@ export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defa
  * machine; start/stop are idempotent and never touch workloads.
  */
 export interface BootstrapAgent extends EventEmitter<BootstrapAgentEvents>, Startable {
+  start(options?: AbortOptions): Promise<void>
+  stop(options?: AbortOptions): Promise<void>
   /** The phase now. */
   readonly phase: Phase
   readonly counters: AgentCounters

@@ -76,6 +76,8 @@ export interface RefreshResult {
 
 /** The node's read-only window on the network's spores (see `createSporeClient`). */
 export interface SporeClient extends EventEmitter<SporeClientEvents>, Startable {
+  start(options?: AbortOptions): Promise<void>
+  stop(options?: AbortOptions): Promise<void>
   status(): SporeClientStatus
   /**
    * A reconfiguration of the running client: the clock slack applies to the
