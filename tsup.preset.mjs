@@ -12,5 +12,5 @@ export function libraryConfig(overrides = {}) {
     splitting: false,
     treeshake: true,
     ...overrides
-  };
+  }
 }

@@ -17,7 +17,11 @@ const suites = [
 let failed = 0
 for (const [dir, file] of suites) {
   process.stdout.write(`\n== ${dir}/${file} (FUZZ_RUNS=${runs})\n`)
-  const r = spawnSync('npx', ['jest', '--testTimeout=600000', file], { cwd: join(root, dir), stdio: 'inherit', env: { ...process.env, FUZZ_RUNS: runs } })
+  const r = spawnSync('npx', ['jest', '--testTimeout=600000', file], {
+    cwd: join(root, dir),
+    stdio: 'inherit',
+    env: { ...process.env, FUZZ_RUNS: runs }
+  })
   if (r.status !== 0) failed++
 }
 process.exitCode = failed > 0 ? 1 : 0

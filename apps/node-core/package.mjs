@@ -43,7 +43,15 @@ const VENDORED_PROTOS = [
   ['@grpc/reflection', 'build/proto']
 ]
 const VENDORED_PROTO_FILES = /node_modules\/(grpc-health-check|@grpc\/reflection)\/build\/src\/.*\.js$/
-const common = { bundle: true, platform: 'node', target: 'node20', minify: true, keepNames: true, legalComments: 'none', logLevel: 'warning' }
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  keepNames: true,
+  legalComments: 'none',
+  logLevel: 'warning'
+}
 
 await build({
   ...common,
@@ -66,14 +74,23 @@ await build({
           const text = readFileSync(args.path, 'utf8')
           const call = "import('@kubernetes/client-node')"
           if (!text.includes(call)) throw new Error(`${args.path}: ${call} not found; the Kubernetes client chunk would not load`)
-          return { contents: text.replace(call, `require.importEsm(require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(KUBERNETES_CHUNK)})).href)`), loader: 'js' }
+          return {
+            contents: text.replace(
+              call,
+              `require.importEsm(require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(KUBERNETES_CHUNK)})).href)`
+            ),
+            loader: 'js'
+          }
         })
         // Packages that read their own .proto files at run time from `__dirname/../../proto`:
         // their __dirname points into vendor/<package>/ beside the bundle, where the protos are copied.
         b.onLoad({ filter: VENDORED_PROTO_FILES }, (args) => {
           const [, pkg, rel] = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(args.path)
           const dir = JSON.stringify(join('vendor', pkg, dirname(rel)))
-          return { contents: readFileSync(args.path, 'utf8').replace(/\b__dirname\b/g, `require("node:path").join(__dirname, ${dir})`), loader: 'js' }
+          return {
+            contents: readFileSync(args.path, 'utf8').replace(/\b__dirname\b/g, `require("node:path").join(__dirname, ${dir})`),
+            loader: 'js'
+          }
         })
         // The dev network issues certificates: a development tool, not shipped. `node-core dev` says how to get it.
         b.onResolve({ filter: /^@mycelium\/dev-network$/ }, () => ({ path: '@mycelium/dev-network', external: true }))
@@ -86,7 +103,8 @@ await build({
 const main = join(stage, 'node-core-main.cjs')
 writeFileSync(main, readFileSync(main, 'utf8').replace(/^#!.*\n/, ''))
 // (`import(` calls; not method definitions such as @peculiar/x509's `import(t,r){`)
-if (/(?<![\w$.])import\((?![\w$,]*\)\{)/.test(readFileSync(main, 'utf8'))) throw new Error(`${main} still holds an import(): it would fail under the code cache`)
+if (/(?<![\w$.])import\((?![\w$,]*\)\{)/.test(readFileSync(main, 'utf8')))
+  throw new Error(`${main} still holds an import(): it would fail under the code cache`)
 
 // ESM-only: an ESM chunk, with `require` for the CommonJS packages it inlines.
 await build({
@@ -110,7 +128,8 @@ cpSync(join(here, 'deploy', 'mycelium-node.service'), join(stage, 'mycelium-node
 cpSync(join(here, 'node.example.yaml'), join(stage, 'node.example.yaml'))
 chmodSync(join(stage, 'node-core.cjs'), 0o755)
 
-const files = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]))
+const files = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]))
 const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex')
 const sums = files(stage)
   .map((f) => relative(stage, f))
@@ -120,9 +139,21 @@ writeFileSync(join(stage, 'SHA256SUMS'), sums.join(''))
 
 // Reproducible: sorted names, fixed owner and mtime (GNU tar).
 const tarball = join(releaseDir, `${name}.tar.gz`)
-execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '--use-compress-program=gzip -n', '-cf', tarball, '-C', releaseDir, name])
+execFileSync('tar', [
+  '--sort=name',
+  '--owner=0',
+  '--group=0',
+  '--numeric-owner',
+  '--mtime=@0',
+  '--use-compress-program=gzip -n',
+  '-cf',
+  tarball,
+  '-C',
+  releaseDir,
+  name
+])
 writeFileSync(`${tarball}.sha256`, `${sha256(tarball)}  ${name}.tar.gz\n`)
 const mb = (f) => (statSync(f).size / 1e6).toFixed(2)
-const summary = `${relative(here, tarball)}: ${mb(tarball)} MB (node-core-main.cjs ${mb(join(stage, "node-core-main.cjs"))} MB, kubernetes-client.mjs ${mb(join(stage, KUBERNETES_CHUNK))} MB)`
+const summary = `${relative(here, tarball)}: ${mb(tarball)} MB (node-core-main.cjs ${mb(join(stage, 'node-core-main.cjs'))} MB, kubernetes-client.mjs ${mb(join(stage, KUBERNETES_CHUNK))} MB)`
 rmSync(stage, { recursive: true, force: true })
 console.log(summary)

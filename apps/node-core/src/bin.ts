@@ -17,21 +17,27 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-import('./cli.js').then(({ runCli }) => runCli(process.argv.slice(2), {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-  env: process.env,
-  untilStopped: () => stopped,
-  // An error escaping a component goes to the supervisor, not to a crash.
-  onUnexpectedError: (handler) => {
-    process.on('uncaughtException', handler)
-    process.on('unhandledRejection', handler)
-  }
-})).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    const debug = process.argv.includes('--debug')
-    process.stderr.write(`node-core: unexpected error: ${debug ? ((err as Error).stack ?? String(err)) : `${(err as Error).message} (--debug for the stack)`}\n`)
-    process.exit(1)
-  }
-)
+import('./cli.js')
+  .then(({ runCli }) =>
+    runCli(process.argv.slice(2), {
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+      env: process.env,
+      untilStopped: () => stopped,
+      // An error escaping a component goes to the supervisor, not to a crash.
+      onUnexpectedError: (handler) => {
+        process.on('uncaughtException', handler)
+        process.on('unhandledRejection', handler)
+      }
+    })
+  )
+  .then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      const debug = process.argv.includes('--debug')
+      process.stderr.write(
+        `node-core: unexpected error: ${debug ? ((err as Error).stack ?? String(err)) : `${(err as Error).message} (--debug for the stack)`}\n`
+      )
+      process.exit(1)
+    }
+  )

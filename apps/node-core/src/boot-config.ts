@@ -40,7 +40,13 @@ export async function bootOnStoredConfig(
 }
 
 /** The store follows the config the node booted on, and the manager is told (last trial: reverted, why). */
-async function settleBootFallback(store: ConfigStore, to: 'last-known-good' | 'local', failedVersion: number, reason: string, log: Logger): Promise<void> {
+async function settleBootFallback(
+  store: ConfigStore,
+  to: 'last-known-good' | 'local',
+  failedVersion: number,
+  reason: string,
+  log: Logger
+): Promise<void> {
   await store.bootFallback(to, reason)
   await store.recordTrial({ version: failedVersion, outcome: 'reverted', reason })
   log.warn('booted on a fallback config', { to, failedVersion, version: store.current().version })

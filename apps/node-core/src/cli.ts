@@ -63,22 +63,34 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--set <key=value>', 'override a config key, e.g. --set logging.level=debug (repeatable)', collect, [])
     .option('--join-token-file <file>', 'file holding the join token for the first enrolment')
     .action(async (opts: { config: string; set: string[]; joinTokenFile?: string }) => {
-      const [{ loadConfig }, { stateDirOf }, { prepareStatusSocket }, { createLogger }, { MyceliumNode }, { Supervisor }] = await Promise.all([
-        import('./config.js'),
-        import('./identity.js'),
-        import('./status-server.js'),
-        import('./logging.js'),
-        import('./node.js'),
-        import('./supervisor.js')
-      ])
+      const [{ loadConfig }, { stateDirOf }, { prepareStatusSocket }, { createLogger }, { MyceliumNode }, { Supervisor }] =
+        await Promise.all([
+          import('./config.js'),
+          import('./identity.js'),
+          import('./status-server.js'),
+          import('./logging.js'),
+          import('./node.js'),
+          import('./supervisor.js')
+        ])
       // Everything that can be refused is checked before anything is written.
       const config = await loadConfig({ file: opts.config, env: io.env, sets: opts.set })
       const tokenFile = opts.joinTokenFile ?? (config.identity?.joinTokenFile || undefined)
-      const joinToken = tokenFile != null ? await readJoinToken(tokenFile, opts.joinTokenFile != null ? '--join-token-file' : 'identity.joinTokenFile') : undefined
+      const joinToken =
+        tokenFile != null
+          ? await readJoinToken(tokenFile, opts.joinTokenFile != null ? '--join-token-file' : 'identity.joinTokenFile')
+          : undefined
       const socketPath = config.status?.socketPath ?? join(stateDirOf(config), 'status.sock')
       if (socketPath !== '') await prepareStatusSocket(socketPath, { dryRun: true })
-      const log = createLogger({ level: config.logging?.level || 'info', ...(config.logging?.format ? { format: config.logging.format } : {}), defaults: { nodeId: config.nodeId }, ...(io.logStream != null ? { stream: io.logStream } : {}) })
-      const node = new MyceliumNode(config, log, { ...(joinToken != null ? { joinToken } : {}), setLogLevel: (level) => log.setLevel(level) })
+      const log = createLogger({
+        level: config.logging?.level || 'info',
+        ...(config.logging?.format ? { format: config.logging.format } : {}),
+        defaults: { nodeId: config.nodeId },
+        ...(io.logStream != null ? { stream: io.logStream } : {})
+      })
+      const node = new MyceliumNode(config, log, {
+        ...(joinToken != null ? { joinToken } : {}),
+        setLogLevel: (level) => log.setLevel(level)
+      })
       let giveUp: () => void = () => undefined
       const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
       const supervisor = new Supervisor(node, {}, log.forComponent('node-core:supervisor'), giveUp)
@@ -95,11 +107,19 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description('the embedded default: a dev network in this process and agents that hand off to it (npm start)')
     .option('--agents <n>', 'number of agents (1–500)', parseWhole(1, 500), 1)
     // The upper bound (the longest timer) is checked in the action: it lives in core-interfaces, not loaded for --help.
-    .option('--heartbeat <ms>', 'heartbeat interval in ms (50 up to the longest timer, ~24.8 days)', parseWhole(50, Number.MAX_SAFE_INTEGER), 1000)
+    .option(
+      '--heartbeat <ms>',
+      'heartbeat interval in ms (50 up to the longest timer, ~24.8 days)',
+      parseWhole(50, Number.MAX_SAFE_INTEGER),
+      1000
+    )
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
     .action(async (opts: { agents: number; heartbeat: number; logLevel: string }) => {
       const { MAX_TIMER_MS } = await import('@mycelium/core-interfaces')
-      if (opts.heartbeat > MAX_TIMER_MS) throw new UsageError(`option '--heartbeat <ms>' argument '${opts.heartbeat}' is invalid. must be a whole number from 50 to ${MAX_TIMER_MS}`)
+      if (opts.heartbeat > MAX_TIMER_MS)
+        throw new UsageError(
+          `option '--heartbeat <ms>' argument '${opts.heartbeat}' is invalid. must be a whole number from 50 to ${MAX_TIMER_MS}`
+        )
       const [{ createLogger }, { startDev }] = await Promise.all([import('./logging.js'), import('./dev.js')])
       const log = createLogger({ level: opts.logLevel, ...(io.logStream != null ? { stream: io.logStream } : {}) })
       const session = await startDev({ agents: opts.agents, heartbeatMs: opts.heartbeat }, log)
@@ -123,7 +143,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--socket <path>', 'NodeStatus unix socket', devStatusSocket())
     .option('--json', 'print JSON')
     .action(async (opts: { socket: string; json?: boolean }) => {
-      const [{ StatusReport }, { fetchStatus, formatStatus }] = await Promise.all([import('@mycelium/core-interfaces'), import('./status-command.js')])
+      const [{ StatusReport }, { fetchStatus, formatStatus }] = await Promise.all([
+        import('@mycelium/core-interfaces'),
+        import('./status-command.js')
+      ])
       let status: import('@mycelium/core-interfaces').StatusReport
       try {
         status = await fetchStatus(opts.socket)
@@ -137,7 +160,9 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
   const readToken = async (file: string | undefined, config: NodeConfig): Promise<string | undefined> => {
     const f = file ?? (config.identity?.joinTokenFile || undefined)
-    return f != null ? await readJoinToken(f, file != null ? '--join-token-file' : 'identity.joinTokenFile') : config.identity?.joinToken || undefined
+    return f != null
+      ? await readJoinToken(f, file != null ? '--join-token-file' : 'identity.joinTokenFile')
+      : config.identity?.joinToken || undefined
   }
 
   const identity = program.command('identity').description('the node identity (key never leaves the node)')
@@ -168,7 +193,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--join-token-file <file>', 'join token for re-enrol')
     .option('--out <file>', 'diagnostics tarball to write')
     .action(async (action: string, opts: { config: string; joinTokenFile?: string; out?: string }) => {
-      const [{ loadConfig }, { exportDiagnostics, reEnrol, recoveryReport, resetToLastKnownGood }] = await Promise.all([import('./config.js'), import('./recover.js')])
+      const [{ loadConfig }, { exportDiagnostics, reEnrol, recoveryReport, resetToLastKnownGood }] = await Promise.all([
+        import('./config.js'),
+        import('./recover.js')
+      ])
       const config = await loadConfig({ file: opts.config, env: io.env })
       switch (action) {
         case 'show':
@@ -230,7 +258,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return EXIT.USAGE
     }
     const e = err as Error
-    io.err(`error: ${debug ? (e.stack ?? String(err)) : `${e.message?.split('\n')[0] ?? String(err)} (${e.name ?? 'Error'}; --debug for the stack)`}\n`)
+    io.err(
+      `error: ${debug ? (e.stack ?? String(err)) : `${e.message?.split('\n')[0] ?? String(err)} (${e.name ?? 'Error'}; --debug for the stack)`}\n`
+    )
     return EXIT.FAILED
   }
 }

@@ -38,7 +38,8 @@ export function hostPortProblem(value: string): string | undefined {
   const host = m[2] ?? m[1]!
   const port = Number(m[3])
   if (port > 65535) return `port ${port} of "${value}" is above 65535`
-  if (m[2] != null ? isIP(host) !== 6 : isIP(host) !== 4 && !HOSTNAME.test(host)) return `"${host}" in "${value}" is not an IP address or host name`
+  if (m[2] != null ? isIP(host) !== 6 : isIP(host) !== 4 && !HOSTNAME.test(host))
+    return `"${host}" in "${value}" is not an IP address or host name`
   return undefined
 }
 
@@ -62,7 +63,8 @@ function checkEndpoint(e: Endpoint, where: string, fail: (m: string, w: string) 
       fail((err as Error).message, `${where}.expectedIdentity`)
     }
   }
-  if (!Number.isInteger(e.priority) || e.priority < 0 || e.priority > 2 ** 32 - 1) fail(`must be a whole number 0–4294967295, not ${e.priority}`, `${where}.priority`)
+  if (!Number.isInteger(e.priority) || e.priority < 0 || e.priority > 2 ** 32 - 1)
+    fail(`must be a whole number 0–4294967295, not ${e.priority}`, `${where}.priority`)
 }
 
 /** Throws InvalidConfigError (naming `source` and the key) for the first rule `config` breaks. */
@@ -70,9 +72,16 @@ export function validateNodeConfig(config: NodeConfig, source: string): void {
   const fail = (message: string, key: string): never => {
     throw new InvalidConfigError(message, `${source} ${key}`)
   }
-  for (const [key, value] of [['networkId', config.networkId], ['nodeId', config.nodeId]] as const) {
+  for (const [key, value] of [
+    ['networkId', config.networkId],
+    ['nodeId', config.nodeId]
+  ] as const) {
     if (value === '') fail('is required', key)
-    if (!isValidIdLabel(value)) fail(`${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)} is not 1–63 of a-z, 0-9 and "-" (starting and ending with a letter or digit)`, key)
+    if (!isValidIdLabel(value))
+      fail(
+        `${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)} is not 1–63 of a-z, 0-9 and "-" (starting and ending with a letter or digit)`,
+        key
+      )
   }
   const paths: Array<[string, string | undefined]> = [
     ['stateDir', config.stateDir],
@@ -87,12 +96,15 @@ export function validateNodeConfig(config: NodeConfig, source: string): void {
   for (const [key, path] of paths) {
     if (path == null || path === '') continue
     if (path.includes('\0')) fail('contains a NUL byte', key)
-    if (!isAbsolute(path)) fail(`"${path}" is relative; an absolute path is required (the daemon's working directory is not the operator's)`, key)
+    if (!isAbsolute(path))
+      fail(`"${path}" is relative; an absolute path is required (the daemon's working directory is not the operator's)`, key)
   }
   if (config.logging != null) {
     const { level, format } = config.logging
-    if (level !== '' && !(LOG_LEVELS as readonly string[]).includes(level)) fail(`"${level}" is not one of ${LOG_LEVELS.join(', ')}`, 'logging.level')
-    if (format !== '' && !(LOG_FORMATS as readonly string[]).includes(format)) fail(`"${format}" is not one of ${LOG_FORMATS.join(', ')}`, 'logging.format')
+    if (level !== '' && !(LOG_LEVELS as readonly string[]).includes(level))
+      fail(`"${level}" is not one of ${LOG_LEVELS.join(', ')}`, 'logging.level')
+    if (format !== '' && !(LOG_FORMATS as readonly string[]).includes(format))
+      fail(`"${format}" is not one of ${LOG_FORMATS.join(', ')}`, 'logging.format')
   }
   const addresses: Array<[string, string | undefined, string[]]> = [
     ['status.httpListenAddress', config.status?.httpListenAddress, ['', 'off']],
@@ -110,8 +122,10 @@ export function validateNodeConfig(config: NodeConfig, source: string): void {
       const problem = multicastGroupProblem(multicastGroup)
       if (problem != null) fail(problem, 'peers.multicastGroup')
     }
-    if (multicastInterface !== '' && isIP(multicastInterface) === 0) fail(`"${multicastInterface}" is not an IP address`, 'peers.multicastInterface')
-    if (!(phiThreshold >= 0 && phiThreshold <= 1000)) fail(`must be between 0 (default) and 1000, not ${phiThreshold}`, 'peers.phiThreshold')
+    if (multicastInterface !== '' && isIP(multicastInterface) === 0)
+      fail(`"${multicastInterface}" is not an IP address`, 'peers.multicastInterface')
+    if (!(phiThreshold >= 0 && phiThreshold <= 1000))
+      fail(`must be between 0 (default) and 1000, not ${phiThreshold}`, 'peers.phiThreshold')
     seeds.forEach((e, i) => checkEndpoint(e, `peers.seeds[${i}]`, fail))
   }
   config.identity?.enrollmentEndpoints.forEach((e, i) => checkEndpoint(e, `identity.enrollmentEndpoints[${i}]`, fail))

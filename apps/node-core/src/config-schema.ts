@@ -5,7 +5,8 @@
  * cannot drift from the loader.
  */
 /** `duration`: 1 ms to 2^31-1 ms; `duration-or-zero`: also 0 (a zero slack means none). */
-export type Kind = 'string' | 'number' | 'bool' | 'duration' | 'duration-or-zero' | 'map' | 'strings' | 'k3s-role' | Schema | { list: Schema }
+export type Kind =
+  'string' | 'number' | 'bool' | 'duration' | 'duration-or-zero' | 'map' | 'strings' | 'k3s-role' | Schema | { list: Schema }
 export interface Schema {
   [field: string]: Kind
 }

@@ -30,7 +30,8 @@ export function parseDuration(text: string, where: string, allowZero = false): D
   const m = DURATION.exec(text.trim())
   if (m == null) throw new InvalidConfigError(`"${text}" is not a duration like 250ms, 1.5s, 2m or 1h`, where)
   const ms = Math.round(Number(m[1]) * DURATION_MS[m[2] as keyof typeof DURATION_MS])
-  if (ms > MAX_TIMER_MS) throw new InvalidConfigError(`"${text}" is longer than ${MAX_TIMER_MS} ms (~24.8 days), the longest a timer holds`, where)
+  if (ms > MAX_TIMER_MS)
+    throw new InvalidConfigError(`"${text}" is longer than ${MAX_TIMER_MS} ms (~24.8 days), the longest a timer holds`, where)
   if (ms === 0 && !allowZero) throw new InvalidConfigError(`"${text}" is zero; this duration must be positive`, where)
   return msToDuration(ms)
 }
@@ -58,10 +59,12 @@ function convert(kind: Kind, value: unknown, where: string): unknown {
       throw new InvalidConfigError(`must be true or false, not ${JSON.stringify(value)}`, where)
     case 'duration':
     case 'duration-or-zero':
-      if (typeof value !== 'string') throw new InvalidConfigError(`must be a duration string like "1s", not ${JSON.stringify(value)}`, where)
+      if (typeof value !== 'string')
+        throw new InvalidConfigError(`must be a duration string like "1s", not ${JSON.stringify(value)}`, where)
       return parseDuration(value, where, kind === 'duration-or-zero')
     case 'map': {
-      if (typeof value !== 'object' || value == null || Array.isArray(value)) throw new InvalidConfigError('must be a mapping of strings', where)
+      if (typeof value !== 'object' || value == null || Array.isArray(value))
+        throw new InvalidConfigError('must be a mapping of strings', where)
       const out: Record<string, string> = {}
       for (const [k, v] of Object.entries(value)) {
         const problem = mapKeyProblem(k)
@@ -80,7 +83,8 @@ function convert(kind: Kind, value: unknown, where: string): unknown {
       })
     case 'k3s-role': {
       const role = String(value).toUpperCase()
-      if (role !== 'SERVER' && role !== 'AGENT') throw new InvalidConfigError(`must be "server" or "agent", not ${JSON.stringify(value)}`, where)
+      if (role !== 'SERVER' && role !== 'AGENT')
+        throw new InvalidConfigError(`must be "server" or "agent", not ${JSON.stringify(value)}`, where)
       return role === 'SERVER' ? K3sRole.SERVER : K3sRole.AGENT
     }
   }
@@ -123,7 +127,8 @@ export function parseConfigYaml(text: string, file: string): Record<string, unkn
   const lineOf = (node: Node | null | undefined): number => (node?.range != null ? lineCounter.linePos(node.range[0]).line : 1)
   // An alias (*name) stands for the node it names; the yaml library bounds
   // alias expansion (maxAliasCount), so an alias bomb is an error too.
-  const resolved = (node: Node | null | undefined): Node | null | undefined => (isAlias(node) ? (node.resolve(doc as Document) as Node | undefined) : node)
+  const resolved = (node: Node | null | undefined): Node | null | undefined =>
+    isAlias(node) ? (node.resolve(doc as Document) as Node | undefined) : node
   const toValue = (node: Node | null | undefined): unknown => {
     if (node == null) return null
     try {

@@ -30,7 +30,8 @@ export class DevNetworkMissingError extends Error {
   override readonly name = DevNetworkMissingError.NAME
 }
 
-export const isDevNetworkMissingError = (err: unknown): err is DevNetworkMissingError => (err as Error | undefined)?.name === DevNetworkMissingError.NAME
+export const isDevNetworkMissingError = (err: unknown): err is DevNetworkMissingError =>
+  (err as Error | undefined)?.name === DevNetworkMissingError.NAME
 
 /**
  * The dev network is a development tool (it issues certificates): a
@@ -58,7 +59,12 @@ async function loadDevNetwork(): Promise<typeof import('@mycelium/dev-network')>
 export async function startDev(options: DevOptions, log: Logger): Promise<DevSession> {
   const { startDevNetwork } = await loadDevNetwork()
   const dir = await mkdtemp(join(tmpdir(), 'mycelium-dev-'))
-  const net = await startDevNetwork({ networkId: 'dev', dir: join(dir, 'network'), heartbeatIntervalMs: options.heartbeatMs, logger: log.forComponent('dev-network') })
+  const net = await startDevNetwork({
+    networkId: 'dev',
+    dir: join(dir, 'network'),
+    heartbeatIntervalMs: options.heartbeatMs,
+    logger: log.forComponent('dev-network')
+  })
   log.info('dev network up', { ...net.endpoints, stateDir: dir })
   const nodes: MyceliumNode[] = []
   try {
@@ -73,8 +79,8 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
         discovery: { bootstrapFile: net.bootstrapFile },
         peers: { listenAddress: '127.0.0.1:0' },
         status: {
-          socketPath: first ? options.socketPath ?? devStatusSocket() : join(dir, nodeId, 'status.sock'),
-          httpListenAddress: first ? options.httpAddress ?? '127.0.0.1:0' : 'off',
+          socketPath: first ? (options.socketPath ?? devStatusSocket()) : join(dir, nodeId, 'status.sock'),
+          httpListenAddress: first ? (options.httpAddress ?? '127.0.0.1:0') : 'off',
           readyInFallback: true
         }
       })
@@ -88,7 +94,11 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
     // Loopback has no multicast: the dev agents learn each other as seeds.
     for (const a of nodes) {
       for (const b of nodes) {
-        if (a !== b && b.peers != null) a.peers?.monitor.addPeer({ endpoint: { address: b.peers.server.address, expectedIdentity: '', zone: '', priority: 0 }, source: 'seed' })
+        if (a !== b && b.peers != null)
+          a.peers?.monitor.addPeer({
+            endpoint: { address: b.peers.server.address, expectedIdentity: '', zone: '', priority: 0 },
+            source: 'seed'
+          })
       }
     }
   } catch (err) {

@@ -81,16 +81,27 @@ export function aggregateHealth(i: HealthInput): AggregatedHealth {
   }
   const s = i.spores
   if (s == null) components.push(line('spores', HealthState.STOPPED, 'no trust bundle yet'))
-  else if (s.liveCount === 0) components.push(line('spores', HealthState.DEGRADED, s.sporeCount > 0 ? `all ${s.sporeCount} spores expired (not refreshed)` : `no verified spores yet: ${s.reason}`))
-  else if (s.liveCount < s.sporeCount) components.push(line('spores', HealthState.DEGRADED, `${s.sporeCount - s.liveCount} of ${s.sporeCount} spores expired (not refreshed)`))
+  else if (s.liveCount === 0)
+    components.push(
+      line(
+        'spores',
+        HealthState.DEGRADED,
+        s.sporeCount > 0 ? `all ${s.sporeCount} spores expired (not refreshed)` : `no verified spores yet: ${s.reason}`
+      )
+    )
+  else if (s.liveCount < s.sporeCount)
+    components.push(line('spores', HealthState.DEGRADED, `${s.sporeCount - s.liveCount} of ${s.sporeCount} spores expired (not refreshed)`))
   else if (s.mode === 'fallback') components.push(line('spores', HealthState.DEGRADED, `Spore Manager lost: ${s.reason}`))
   else components.push(line('spores', HealthState.HEALTHY))
   const rt = i.runtime
-  if (i.k3sEnabled && rt.state === HealthState.STOPPED) components.push({ ...rt, state: HealthState.DEGRADED, reason: `enabled but unavailable: ${rt.reason}` })
+  if (i.k3sEnabled && rt.state === HealthState.STOPPED)
+    components.push({ ...rt, state: HealthState.DEGRADED, reason: `enabled but unavailable: ${rt.reason}` })
   else components.push(rt)
   for (const server of i.statusServers) {
     if (!server.configured) continue
-    components.push(line(server.name, server.serving ? HealthState.HEALTHY : HealthState.DEGRADED, server.serving ? '' : 'configured but not serving'))
+    components.push(
+      line(server.name, server.serving ? HealthState.HEALTHY : HealthState.DEGRADED, server.serving ? '' : 'configured but not serving')
+    )
   }
   components.push(...(i.extra ?? []))
   let state = HealthState.HEALTHY

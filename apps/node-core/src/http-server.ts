@@ -5,7 +5,13 @@ import { Availability, HealthState, Phase, type Logger, type Startable, type Sta
 
 export interface HttpMetricsSource {
   status(): StatusReport
-  counters(): { transitions: Record<string, number>; steps: number; reconnectAttempts: number; heartbeatAcks: number; capabilityUpdates: number }
+  counters(): {
+    transitions: Record<string, number>
+    steps: number
+    reconnectAttempts: number
+    heartbeatAcks: number
+    capabilityUpdates: number
+  }
 }
 
 const PHASES = [Phase.BOOTSTRAP, Phase.DISCOVERY, Phase.REGISTRATION, Phase.HANDOFF, Phase.MANAGED, Phase.FALLBACK, Phase.RECOVERY]
@@ -38,7 +44,11 @@ export class HttpStatusServer implements Startable {
     return this.registry
   }
 
-  private buildRegistry(Counter: typeof import('prom-client').Counter, Gauge: typeof import('prom-client').Gauge, registry: Registry): Registry {
+  private buildRegistry(
+    Counter: typeof import('prom-client').Counter,
+    Gauge: typeof import('prom-client').Gauge,
+    registry: Registry
+  ): Registry {
     const source = this.source
     new Gauge({
       name: 'mycelium_phase',
@@ -142,7 +152,8 @@ export class HttpStatusServer implements Startable {
       registers: [registry],
       collect() {
         const h = source.status().health
-        for (const st of [HealthState.HEALTHY, HealthState.DEGRADED, HealthState.UNHEALTHY]) this.set({ state: HealthState[st] }, st === h ? 1 : 0)
+        for (const st of [HealthState.HEALTHY, HealthState.DEGRADED, HealthState.UNHEALTHY])
+          this.set({ state: HealthState[st] }, st === h ? 1 : 0)
       }
     })
     new Counter({
@@ -172,7 +183,9 @@ export class HttpStatusServer implements Startable {
           const phaseReady = status.phase === Phase.MANAGED || (this.init.readyInFallback && status.phase === Phase.FALLBACK)
           const ready = phaseReady && status.health !== HealthState.UNHEALTHY
           const health = `${HealthState[status.health] ?? 'UNKNOWN'}${status.healthReason ? `: ${status.healthReason}` : ''}`
-          res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${Phase[status.phase]}: ${status.reason}\nhealth ${health}\n`)
+          res
+            .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
+            .end(`${Phase[status.phase]}: ${status.reason}\nhealth ${health}\n`)
         } else if (req.url === '/metrics') {
           const registry = await this.metricsRegistry()
           res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())

@@ -14,6 +14,15 @@ export { StatusServer, protosDir } from './status-server.js'
 export { HttpStatusServer } from './http-server.js'
 export { fetchStatus, formatStatus } from './status-command.js'
 export { aggregateHealth, type HealthInput, type AggregatedHealth } from './health.js'
-export { planReconfiguration, validateManagedValues, validateAgainstLocal, withoutSecrets, CONFIG_CONSUMERS, LOG_LEVELS, type ConfigStep, type ConfigStepType } from './live-config.js'
+export {
+  planReconfiguration,
+  validateManagedValues,
+  validateAgainstLocal,
+  withoutSecrets,
+  CONFIG_CONSUMERS,
+  LOG_LEVELS,
+  type ConfigStep,
+  type ConfigStepType
+} from './live-config.js'
 export { liveHttpsSources, liveFileSource, type HttpsSourcesSettings } from './spore-sources.js'
 export { DEFAULT_DAEMON_V8_FLAGS, daemonV8Flags } from './v8-flags.js'

@@ -55,10 +55,18 @@ const VALUES: { [T in ConfigStepType]: (c: NodeConfig) => Omit<Extract<ConfigSte
   'log-level': (c) => ({ level: logLevel(c) }),
   'agent-timing': (c) => ({ tunables: agentTimings(c) }),
   'spore-timing': (c) => sporeTimings(c),
-  'spore-sources': (c) => ({ httpsUrls: [...(c.discovery?.httpsUrls ?? [])], httpsCaFile: c.discovery?.httpsCaFile ?? '', sourceTimeoutMs: sourceTimeoutMs(c) }),
+  'spore-sources': (c) => ({
+    httpsUrls: [...(c.discovery?.httpsUrls ?? [])],
+    httpsCaFile: c.discovery?.httpsCaFile ?? '',
+    sourceTimeoutMs: sourceTimeoutMs(c)
+  }),
   'peer-seeds': (c) => ({ seeds: [...(c.peers?.seeds ?? [])] }),
   'peer-timing': (c) => peerTimings(c),
-  multicast: (c) => ({ enabled: c.peers?.multicastEnabled ?? false, group: c.peers?.multicastGroup ?? '', interfaceAddress: c.peers?.multicastInterface ?? '' }),
+  multicast: (c) => ({
+    enabled: c.peers?.multicastEnabled ?? false,
+    group: c.peers?.multicastGroup ?? '',
+    interfaceAddress: c.peers?.multicastInterface ?? ''
+  }),
   k3s: (c) => ({ k3s: c.k3s }),
   labels: (c) => ({ labels: { ...c.labels } })
 }
@@ -108,7 +116,9 @@ export function validateManagedValues(c: NodeConfig, where = 'NodeConfig'): void
  * consumer while status shows it in force, or (configConfirmWindow) skip
  * the health gate; a slack may be zero.
  */
-const DURATION_KEYS: ReadonlyArray<[section: 'discovery' | 'peers' | 'handoff' | 'reconnect', field: string, min: 'above-zero' | 'zero-or-more']> = [
+const DURATION_KEYS: ReadonlyArray<
+  [section: 'discovery' | 'peers' | 'handoff' | 'reconnect', field: string, min: 'above-zero' | 'zero-or-more']
+> = [
   ['discovery', 'clockSlack', 'zero-or-more'],
   ['discovery', 'refreshInterval', 'above-zero'],
   ['discovery', 'sourceTimeout', 'above-zero'],
@@ -127,11 +137,15 @@ function validateRanges(c: NodeConfig, where: string): void {
     if (d == null) continue
     const ms = durationToMs(d, 0)
     if (!Number.isFinite(ms) || ms < 0 || (min === 'above-zero' && ms === 0)) {
-      throw new InvalidConfigError(`${ms} ms is not a valid ${field} (${min === 'above-zero' ? 'must be above 0' : 'must be 0 or more'})`, `${where}.${section}.${field}`)
+      throw new InvalidConfigError(
+        `${ms} ms is not a valid ${field} (${min === 'above-zero' ? 'must be above 0' : 'must be 0 or more'})`,
+        `${where}.${section}.${field}`
+      )
     }
   }
   const phi = c.peers?.phiThreshold ?? 0
-  if (phi !== 0 && !(Number.isFinite(phi) && phi > 0)) throw new InvalidConfigError(`${phi} is not a suspicion threshold (must be above 0)`, `${where}.peers.phiThreshold`)
+  if (phi !== 0 && !(Number.isFinite(phi) && phi > 0))
+    throw new InvalidConfigError(`${phi} is not a suspicion threshold (must be above 0)`, `${where}.peers.phiThreshold`)
   const multiplier = c.reconnect?.multiplier ?? 0
   if (multiplier !== 0 && !(Number.isFinite(multiplier) && multiplier >= 1)) {
     throw new InvalidConfigError(`${multiplier} is not a backoff growth factor (must be 1 or more)`, `${where}.reconnect.multiplier`)
@@ -141,14 +155,18 @@ function validateRanges(c: NodeConfig, where: string): void {
     const [ip, port, ...rest] = group.split(':')
     const first = Number(ip?.split('.')[0])
     if (rest.length > 0 || !isIPv4(ip ?? '') || first < 224 || first > 239) {
-      throw new InvalidConfigError(`"${group}" is not an IPv4 multicast group (224.0.0.0–239.255.255.255), optionally with ":port"`, `${where}.peers.multicastGroup`)
+      throw new InvalidConfigError(
+        `"${group}" is not an IPv4 multicast group (224.0.0.0–239.255.255.255), optionally with ":port"`,
+        `${where}.peers.multicastGroup`
+      )
     }
     if (port != null && !(/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65_535)) {
       throw new InvalidConfigError(`port "${port}" of "${group}" is not 1–65535`, `${where}.peers.multicastGroup`)
     }
   }
   const iface = c.peers?.multicastInterface ?? ''
-  if (iface !== '' && !isIPv4(iface)) throw new InvalidConfigError(`"${iface}" is not an IPv4 interface address`, `${where}.peers.multicastInterface`)
+  if (iface !== '' && !isIPv4(iface))
+    throw new InvalidConfigError(`"${iface}" is not an IPv4 interface address`, `${where}.peers.multicastInterface`)
 }
 
 /**
@@ -168,7 +186,10 @@ export function validateAgainstLocal(remote: NodeConfig, local: NodeConfig, wher
   if (p.pingInterval != null) set.push('pingInterval')
   if (p.phiThreshold !== 0) set.push('phiThreshold')
   if (set.length > 0) {
-    throw new InvalidConfigError(`${set.map((k) => `peers.${k}`).join(', ')} cannot take effect: this node runs no peer networking (its local config sets no peers.listenAddress)`, where)
+    throw new InvalidConfigError(
+      `${set.map((k) => `peers.${k}`).join(', ')} cannot take effect: this node runs no peer networking (its local config sets no peers.listenAddress)`,
+      where
+    )
   }
 }
 

@@ -36,8 +36,17 @@ export function createNodePeers(d: NodePeersDeps): Omit<NodePeers, 'multicast'> 
   if (!listenAddress) return undefined
   const timings = peerTimings(config as NodeConfig)
   const monitor = createPeerMonitor(
-    { logger: d.logger, credentials: clientCredentials(d.identity, { networkId: config.networkId, role: 'node' }), phase: () => d.agent().phase },
-    { selfNodeId: config.nodeId, pingIntervalMs: timings.pingIntervalMs, detector: { suspectPhi: timings.suspectPhi }, channelOptions: defaultChannelOptions(config.networkId) }
+    {
+      logger: d.logger,
+      credentials: clientCredentials(d.identity, { networkId: config.networkId, role: 'node' }),
+      phase: () => d.agent().phase
+    },
+    {
+      selfNodeId: config.nodeId,
+      pingIntervalMs: timings.pingIntervalMs,
+      detector: { suspectPhi: timings.suspectPhi },
+      channelOptions: defaultChannelOptions(config.networkId)
+    }
   )
   for (const seed of config.peers?.seeds ?? []) monitor.addPeer({ endpoint: seed, source: 'seed' })
   const server = createPeerAssistServer(
@@ -53,7 +62,11 @@ export function createNodePeers(d: NodePeersDeps): Omit<NodePeers, 'multicast'> 
 }
 
 /** LAN discovery as the config in force asks (peers.multicast*), announcing the PeerAssist server; peers found join the monitor. */
-export function createNodeMulticast(peers: NodePeers, effective: NodeConfig, d: Pick<NodePeersDeps, 'config' | 'identity' | 'logger'>): MulticastDiscovery | undefined {
+export function createNodeMulticast(
+  peers: NodePeers,
+  effective: NodeConfig,
+  d: Pick<NodePeersDeps, 'config' | 'identity' | 'logger'>
+): MulticastDiscovery | undefined {
   const c = effective.peers
   if (c?.multicastEnabled !== true) return undefined
   const multicast = createMulticastDiscovery(

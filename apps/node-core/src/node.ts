@@ -1,9 +1,35 @@
 import { EventEmitter } from 'node:events'
-import { EmergencyAction, HealthState, InvalidConfigError, NodeConfig, type ComponentHealth, type Endpoint, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import {
+  EmergencyAction,
+  HealthState,
+  InvalidConfigError,
+  NodeConfig,
+  type ComponentHealth,
+  type Endpoint,
+  type Logger,
+  type Startable,
+  type StatusReport
+} from '@mycelium/core-interfaces'
 import type { IdentityStore, MulticastDiscovery } from '@mycelium/basic-net'
-import { agentStatePaths, diagnosticsPath, openAgentState, type ConfigStore, createBootstrapAgent, effectiveConfig, type BootstrapAgent, type EffectiveConfig } from '@mycelium/bootstrap-agent'
+import {
+  agentStatePaths,
+  diagnosticsPath,
+  openAgentState,
+  type ConfigStore,
+  createBootstrapAgent,
+  effectiveConfig,
+  type BootstrapAgent,
+  type EffectiveConfig
+} from '@mycelium/bootstrap-agent'
 import { aggregateHealth, type AggregatedHealth } from './health.js'
-import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues, withoutSecrets, type ConfigStep } from './live-config.js'
+import {
+  planReconfiguration,
+  readCaFile,
+  validateAgainstLocal,
+  validateManagedValues,
+  withoutSecrets,
+  type ConfigStep
+} from './live-config.js'
 import { nodeSporeClientFactory } from './spore-sources.js'
 import { bootOnStoredConfig } from './boot-config.js'
 import { createNodeMulticast, createNodePeers, type NodePeers } from './node-peers.js'
@@ -18,7 +44,6 @@ import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
-
 
 export interface NodeOptions {
   /** Join token from a file or flag (kept out of the frozen config's logs). */
@@ -133,8 +158,16 @@ export class MyceliumNode implements Startable {
       },
       counters: () => this.agent.counters
     }
-    this.statusServer = new StatusServer(source, { socketPath: status?.socketPath ?? agentStatePaths(stateDir).statusSocket, listenAddress: status?.grpcListenAddress ?? '' }, log.forComponent('node-core:status'))
-    this.http = new HttpStatusServer(source, { listenAddress: status?.httpListenAddress || DEFAULT_HTTP_ADDRESS, readyInFallback: status?.readyInFallback ?? true }, log.forComponent('node-core:http'))
+    this.statusServer = new StatusServer(
+      source,
+      { socketPath: status?.socketPath ?? agentStatePaths(stateDir).statusSocket, listenAddress: status?.grpcListenAddress ?? '' },
+      log.forComponent('node-core:status')
+    )
+    this.http = new HttpStatusServer(
+      source,
+      { listenAddress: status?.httpListenAddress || DEFAULT_HTTP_ADDRESS, readyInFallback: status?.readyInFallback ?? true },
+      log.forComponent('node-core:http')
+    )
   }
 
   isStarted(): boolean {
@@ -143,7 +176,9 @@ export class MyceliumNode implements Startable {
 
   /** LAN discovery as the config in force asks (peers.multicast*), announcing the PeerAssist server. */
   private createMulticast(): MulticastDiscovery | undefined {
-    return this.peers != null ? createNodeMulticast(this.peers, this.effective.config, { config: this.config, identity: this.identity, logger: this.log }) : undefined
+    return this.peers != null
+      ? createNodeMulticast(this.peers, this.effective.config, { config: this.config, identity: this.identity, logger: this.log })
+      : undefined
   }
 
   /** A new multicast setting: the old discovery stops, the new one starts (when the node runs and is not isolated). */
@@ -172,7 +207,8 @@ export class MyceliumNode implements Startable {
   /** Node health, aggregated from every component (heartbeats, /readyz, status and config trials). */
   health(): AggregatedHealth {
     const extra: ComponentHealth[] = []
-    if (!this.acceptingWorkloads) extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
+    if (!this.acceptingWorkloads)
+      extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
     if (this.isolated) extra.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
     const spores = this.agent.sporeClient
     const sporeStatus = spores?.status()
@@ -182,11 +218,24 @@ export class MyceliumNode implements Startable {
       phase: this.agent.phase,
       phaseReason: this.phaseReason,
       identity: { state: identity.state, reason: identity.reason },
-      ...(spores != null && sporeStatus != null ? { spores: { mode: sporeStatus.mode, reason: sporeStatus.reason, sporeCount: sporeStatus.sporeCount, liveCount: spores.list().length } } : {}),
+      ...(spores != null && sporeStatus != null
+        ? {
+            spores: {
+              mode: sporeStatus.mode,
+              reason: sporeStatus.reason,
+              sporeCount: sporeStatus.sporeCount,
+              liveCount: spores.list().length
+            }
+          }
+        : {}),
       runtime: this.runtime.health(),
       k3sEnabled: this.effective.config.k3s?.enabled === true,
       statusServers: [
-        { name: 'status-grpc', configured: this.isStarted() && (status?.socketPath !== '' || (status?.grpcListenAddress ?? '') !== ''), serving: this.statusServer.isStarted() },
+        {
+          name: 'status-grpc',
+          configured: this.isStarted() && (status?.socketPath !== '' || (status?.grpcListenAddress ?? '') !== ''),
+          serving: this.statusServer.isStarted()
+        },
         { name: 'status-http', configured: this.isStarted() && (status?.httpListenAddress ?? '') !== 'off', serving: this.http.isStarted() }
       ],
       extra
@@ -199,7 +248,9 @@ export class MyceliumNode implements Startable {
   }
 
   private async openConfigStore(): Promise<ConfigStore> {
-    this.configStore ??= await openAgentState(stateDirOf(this.config), { logger: this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId }) }).openConfig(this.config as NodeConfig)
+    this.configStore ??= await openAgentState(stateDirOf(this.config), {
+      logger: this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId })
+    }).openConfig(this.config as NodeConfig)
     return this.configStore
   }
 
@@ -209,7 +260,10 @@ export class MyceliumNode implements Startable {
     validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
     const level = next.logging?.level
     if (level != null && level !== '' && level !== logLevel(this.effective.config) && this.options.setLogLevel == null) {
-      throw new InvalidConfigError('this node cannot change its log level while running (no process logger)', 'remote NodeConfig.logging.level')
+      throw new InvalidConfigError(
+        'this node cannot change its log level while running (no process logger)',
+        'remote NodeConfig.logging.level'
+      )
     }
   }
 
@@ -232,7 +286,8 @@ export class MyceliumNode implements Startable {
     this.httpsCaPem = caPem
     this.effective = next
     for (const step of steps) await this.runStep(step)
-    if (steps.length > 0) this.log.info('config in effect', { version: next.config.version, steps: steps.map((s) => s.type), sections: next.versions })
+    if (steps.length > 0)
+      this.log.info('config in effect', { version: next.config.version, steps: steps.map((s) => s.type), sections: next.versions })
     this.changes.emit('change')
   }
 
@@ -281,7 +336,9 @@ export class MyceliumNode implements Startable {
       status: [this.statusServer],
       http: [this.http],
       identity: [this.identity],
-      ...(this.peers != null ? { peers: [this.peers.server, this.peers.monitor, ...(this.peers.multicast != null ? [this.peers.multicast] : [])] } : {})
+      ...(this.peers != null
+        ? { peers: [this.peers.server, this.peers.monitor, ...(this.peers.multicast != null ? [this.peers.multicast] : [])] }
+        : {})
     }
     if (component === 'k3s-runtime' || component === 'k3s') {
       await this.runtime.restart(`restart command for ${component}`)
@@ -289,7 +346,12 @@ export class MyceliumNode implements Startable {
     }
     if (component === '' || component === 'agent') {
       // After the command is journaled as succeeded: a restart from inside would cut its own report.
-      setImmediate(() => void this.stop().then(() => this.start()).catch((err: unknown) => this.log.error('agent restart failed', { err })))
+      setImmediate(
+        () =>
+          void this.stop()
+            .then(() => this.start())
+            .catch((err: unknown) => this.log.error('agent restart failed', { err }))
+      )
       return
     }
     const list = targets[component]
@@ -335,7 +397,12 @@ export class MyceliumNode implements Startable {
       health: health.state,
       healthReason: health.reason,
       peers: peers.map((p) => ({
-        identity: { networkId: this.config.networkId, nodeId: p.nodeId ?? '', spiffeId: p.nodeId != null ? `spiffe://${this.config.networkId}/node/${p.nodeId}` : '', certificateSha256: '' },
+        identity: {
+          networkId: this.config.networkId,
+          nodeId: p.nodeId ?? '',
+          spiffeId: p.nodeId != null ? `spiffe://${this.config.networkId}/node/${p.nodeId}` : '',
+          certificateSha256: ''
+        },
         endpoint: { address: p.address, expectedIdentity: '', zone: '', priority: 0 },
         state: p.state,
         ...(p.lastSeenMs != null ? { lastSeen: new Date(p.lastSeenMs) } : {}),
@@ -407,7 +474,8 @@ export class MyceliumNode implements Startable {
 
   private async stopStarted(): Promise<void> {
     for (const { name, component } of this.started.reverse()) {
-      const deadlineMs = name === 'bootstrap-agent' ? DEFAULT_K3S_STOP_TIMEOUT_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
+      const deadlineMs =
+        name === 'bootstrap-agent' ? DEFAULT_K3S_STOP_TIMEOUT_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
       this.log.info('stopping component', { component: name })
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -427,6 +495,12 @@ export class MyceliumNode implements Startable {
 
   /** Puts the stored config into effect before any component starts (boot-config.ts says which). */
   private async bootConfig(): Promise<void> {
-    await bootOnStoredConfig(await this.openConfigStore(), this.config as NodeConfig, (stored) => this.applyEffective(stored), this.log, () => this.effective.versions)
+    await bootOnStoredConfig(
+      await this.openConfigStore(),
+      this.config as NodeConfig,
+      (stored) => this.applyEffective(stored),
+      this.log,
+      () => this.effective.versions
+    )
   }
 }

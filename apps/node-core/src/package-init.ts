@@ -76,7 +76,6 @@ export function logLevel(c: NodeConfig): string {
   return c.logging?.level || DEFAULT_LOG_LEVEL
 }
 
-
 /**
  * The jitter source node-core injects (retry backoff, endpoint shuffle): a
  * number in [0, 1) from the OS CSPRNG, so nodes booted from one image do not

@@ -70,8 +70,9 @@ export async function recoveryReport(config: Readonly<NodeConfig>): Promise<stri
     await describeIdentity(config),
     `config     current v${configs.current().version}, last-known-good v${configs.lastKnownGood().version}`,
     `commands   ${journal.size} in the journal, ${journal.interrupted.length} unfinished`,
-    ...journal.interrupted.map(({ entry, plan }) =>
-      `unfinished ${entry.commandId} (${entry.kind}, ${CommandState[entry.updates.at(-1)?.state ?? CommandState.UNSPECIFIED]}): next start ${plan.action === 'resume' ? 'resumes it' : `fails it: ${plan.reason}`}`
+    ...journal.interrupted.map(
+      ({ entry, plan }) =>
+        `unfinished ${entry.commandId} (${entry.kind}, ${CommandState[entry.updates.at(-1)?.state ?? CommandState.UNSPECIFIED]}): next start ${plan.action === 'resume' ? 'resumes it' : `fails it: ${plan.reason}`}`
     ),
     ...[...configs.problems, ...agent.problems, ...journal.problems].map((p) => `problem    ${p}`),
     'recent transitions:',
@@ -87,7 +88,13 @@ export async function resetToLastKnownGood(config: Readonly<NodeConfig>): Promis
   // Local operations go into the same journal as remote commands.
   const journal = await state.openJournal()
   try {
-    await journal.record(`local-${Date.now()}`, 'reset-config', 'local', CommandState.SUCCEEDED, changed ? `reset from v${from}` : 'already on last-known-good')
+    await journal.record(
+      `local-${Date.now()}`,
+      'reset-config',
+      'local',
+      CommandState.SUCCEEDED,
+      changed ? `reset from v${from}` : 'already on last-known-good'
+    )
   } finally {
     journal.close()
   }

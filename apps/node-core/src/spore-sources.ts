@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto'
-import { isUnavailableError, SERVICE_NAMES, UnavailableError, type Endpoint, type Logger, type NodeConfig, type SignedSpore, type TrustBundle } from '@mycelium/core-interfaces'
+import {
+  isUnavailableError,
+  SERVICE_NAMES,
+  UnavailableError,
+  type Endpoint,
+  type Logger,
+  type NodeConfig,
+  type SignedSpore,
+  type TrustBundle
+} from '@mycelium/core-interfaces'
 import { clientCredentials, defaultChannelOptions, endpointCredentials, type IdentityStore } from '@mycelium/basic-net'
 import {
   createSporeClient,
@@ -52,7 +61,9 @@ export function liveHttpsSources(settings: () => HttpsSourcesSettings): SporeSou
       const ok = results.filter((r): r is PromiseFulfilledResult<SignedSpore[]> => r.status === 'fulfilled')
       if (ok.length === 0) {
         const first = (results[0] as PromiseRejectedResult).reason as Error
-        throw isUnavailableError(first) ? first : new UnavailableError(`every HTTPS spore URL failed: ${first.message}`, undefined, { cause: first })
+        throw isUnavailableError(first)
+          ? first
+          : new UnavailableError(`every HTTPS spore URL failed: ${first.message}`, undefined, { cause: first })
       }
       return ok.flatMap((r) => r.value)
     },
@@ -115,7 +126,13 @@ export function nodeSporeClientFactory(d: NodeSporeClientDeps): (trustBundle: Tr
     const channelOptions = defaultChannelOptions(d.networkId)
     const alivePeers = d.alivePeers
     if (alivePeers != null) {
-      sources.push(peerSource({ credentials: clientCredentials(d.identity, { networkId: d.networkId, role: 'node' }), channelOptions, peers: alivePeers }))
+      sources.push(
+        peerSource({
+          credentials: clientCredentials(d.identity, { networkId: d.networkId, role: 'node' }),
+          channelOptions,
+          peers: alivePeers
+        })
+      )
     }
     let client: SporeClient | undefined
     client = createSporeClient(

@@ -18,7 +18,10 @@ const ago = (d: Date | undefined): string => (d == null ? '-' : `${Math.round((D
 /** The step inside the phase: "reconnection attempt 3 … (next in 2s; last error: …)". */
 function progress(p: StatusReport['progress']): Array<[string, string]> {
   if (p == null || (p.step === '' && p.lastError === '')) return []
-  const extra = [...(p.nextAttemptAt != null ? [`next in ${Math.max(0, Math.round((p.nextAttemptAt.getTime() - Date.now()) / 1000))}s`] : []), ...(p.lastError !== '' ? [`last error: ${p.lastError}`] : [])]
+  const extra = [
+    ...(p.nextAttemptAt != null ? [`next in ${Math.max(0, Math.round((p.nextAttemptAt.getTime() - Date.now()) / 1000))}s`] : []),
+    ...(p.lastError !== '' ? [`last error: ${p.lastError}`] : [])
+  ]
   return [['progress', `${p.step}${extra.length > 0 ? ` (${extra.join('; ')})` : ''}`]]
 }
 
@@ -35,21 +38,43 @@ export function formatStatus(s: StatusReport): string {
     ['phase', `${Phase[s.phase]} since ${ago(s.phaseSince)}`],
     ['reason', s.reason],
     ...progress(s.progress),
-    ['identity', `${s.identityStatus?.reason || 'valid'}${s.identityStatus?.notAfter != null ? `, expires ${s.identityStatus.notAfter.toISOString()}` : ''}`],
-    ...s.managers.map((m): [string, string] => [m.service, `${m.endpoint?.address ?? '?'} ${m.state}, last seen ${ago(m.lastSeen)}, rtt ${m.heartbeatRttMs} ms`]),
+    [
+      'identity',
+      `${s.identityStatus?.reason || 'valid'}${s.identityStatus?.notAfter != null ? `, expires ${s.identityStatus.notAfter.toISOString()}` : ''}`
+    ],
+    ...s.managers.map((m): [string, string] => [
+      m.service,
+      `${m.endpoint?.address ?? '?'} ${m.state}, last seen ${ago(m.lastSeen)}, rtt ${m.heartbeatRttMs} ms`
+    ]),
     ['health', `${HealthState[s.health] ?? '?'}${s.healthReason ? ` (${s.healthReason})` : ''}`],
-    ['config', `current v${s.config?.currentVersion ?? 0}, last-known-good v${s.config?.lastKnownGoodVersion ?? 0}${s.config?.trialVersion ? `, trying v${s.config.trialVersion}` : ''}`],
+    [
+      'config',
+      `current v${s.config?.currentVersion ?? 0}, last-known-good v${s.config?.lastKnownGoodVersion ?? 0}${s.config?.trialVersion ? `, trying v${s.config.trialVersion}` : ''}`
+    ],
     ['config sections', sectionVersions(s.config?.sectionVersions ?? {})],
     ...(s.config?.lastTrial != null
-      ? [['last trial', `v${s.config.lastTrial.version} ${s.config.lastTrial.outcome}${s.config.lastTrial.reason ? `: ${s.config.lastTrial.reason}` : ''} (${ago(s.config.lastTrial.at)})`] as [string, string]]
+      ? [
+          [
+            'last trial',
+            `v${s.config.lastTrial.version} ${s.config.lastTrial.outcome}${s.config.lastTrial.reason ? `: ${s.config.lastTrial.reason}` : ''} (${ago(s.config.lastTrial.at)})`
+          ] as [string, string]
+        ]
       : []),
     ['spores', `${s.spores?.sporeCount ?? 0} from ${s.spores?.activeSource || '-'}, ${s.spores?.rejectedCount ?? 0} rejected`],
-    ...s.peers.map((p): [string, string] => [`peer ${p.identity?.nodeId || '?'}`, `${p.endpoint?.address ?? '?'} ${p.state} (${p.source}), last seen ${ago(p.lastSeen)}`]),
+    ...s.peers.map((p): [string, string] => [
+      `peer ${p.identity?.nodeId || '?'}`,
+      `${p.endpoint?.address ?? '?'} ${p.state} (${p.source}), last seen ${ago(p.lastSeen)}`
+    ]),
     ['runtime', `${s.runtime?.name ?? '-'}${s.runtime?.version ? ` ${s.runtime.version}` : ''}: ${s.runtime?.reason || 'available'}`],
-    ...s.workloads.map((w): [string, string] => [`${w.kind} ${w.namespace ? `${w.namespace}/` : ''}${w.name}`, `${w.state}, id ${w.id.slice(0, 13)}, created ${ago(w.createdAt)}`]),
+    ...s.workloads.map((w): [string, string] => [
+      `${w.kind} ${w.namespace ? `${w.namespace}/` : ''}${w.name}`,
+      `${w.state}, id ${w.id.slice(0, 13)}, created ${ago(w.createdAt)}`
+    ]),
     ...s.components.filter((c) => c.reason !== '').map((c): [string, string] => [`component ${c.name}`, c.reason])
   ]
   const width = Math.max(...rows.map(([k]) => k.length))
-  const history = s.history.slice(-8).map((h) => `  ${h.at?.toISOString() ?? ''}  ${Phase[h.from].padEnd(12)} → ${Phase[h.to].padEnd(12)} ${h.reason}`)
+  const history = s.history
+    .slice(-8)
+    .map((h) => `  ${h.at?.toISOString() ?? ''}  ${Phase[h.from].padEnd(12)} → ${Phase[h.to].padEnd(12)} ${h.reason}`)
   return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\nrecent transitions:\n${history.join('\n')}\n`
 }

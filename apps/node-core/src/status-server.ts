@@ -4,7 +4,14 @@ import { chmod, lstat, mkdir, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { HealthImplementation } from 'grpc-health-check'
-import { InvalidConfigError, NodeStatusService, type Logger, type NodeStatusServer, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import {
+  InvalidConfigError,
+  NodeStatusService,
+  type Logger,
+  type NodeStatusServer,
+  type Startable,
+  type StatusReport
+} from '@mycelium/core-interfaces'
 
 /** Where the v1 .proto files are at run time (copied into dist/protos by the build). */
 export function protosDir(): string {
@@ -58,8 +65,10 @@ export async function prepareStatusSocket(path: string, options: { dryRun?: bool
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
     throw new InvalidConfigError(`cannot inspect: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, where)
   }
-  if (!st.isSocket()) throw new InvalidConfigError(`exists and is ${describeKind(st)}; refusing to replace it (only a stale socket is removed)`, where)
-  if (await socketAnswers(path)) throw new InvalidConfigError('a running process answers on this socket (another agent?); refusing to take it over', where)
+  if (!st.isSocket())
+    throw new InvalidConfigError(`exists and is ${describeKind(st)}; refusing to replace it (only a stale socket is removed)`, where)
+  if (await socketAnswers(path))
+    throw new InvalidConfigError('a running process answers on this socket (another agent?); refusing to take it over', where)
   if (options.dryRun !== true) await rm(path)
 }
 
@@ -101,7 +110,9 @@ function addLazyReflection(server: grpc.Server, protos: string): void {
           }
         }
       }
-      new ReflectionService(loadSync(['mycelium/core/v1/node_status.proto'], { includeDirs: [protos] })).addToServer(recorder as unknown as grpc.Server)
+      new ReflectionService(loadSync(['mycelium/core/v1/node_status.proto'], { includeDirs: [protos] })).addToServer(
+        recorder as unknown as grpc.Server
+      )
       return (ready = methods)
     }))
   const real = (path: string): { method: ReflectionMethod; handler: grpc.handleBidiStreamingCall<unknown, unknown> } => {
@@ -121,14 +132,17 @@ function addLazyReflection(server: grpc.Server, protos: string): void {
       responseSerialize: (m) => real(path).method.responseSerialize(m),
       responseDeserialize: (b) => real(path).method.responseDeserialize(b)
     }
-    server.addService({ ServerReflectionInfo: method }, {
-      ServerReflectionInfo: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        load().then(
-          () => real(path).handler(call),
-          (err: unknown) => call.destroy(err as Error)
-        )
+    server.addService(
+      { ServerReflectionInfo: method },
+      {
+        ServerReflectionInfo: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+          load().then(
+            () => real(path).handler(call),
+            (err: unknown) => call.destroy(err as Error)
+          )
+        }
       }
-    })
+    )
   }
 }
 
@@ -179,7 +193,9 @@ export class StatusServer implements Startable {
     new HealthImplementation({ '': 'SERVING', 'mycelium.core.v1.NodeStatus': 'SERVING' }).addToServer(server)
     addLazyReflection(server, protosDir())
     const bind = (address: string): Promise<number> =>
-      new Promise((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err != null ? reject(err) : resolve(port))))
+      new Promise((resolve, reject) =>
+        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err != null ? reject(err) : resolve(port)))
+      )
     try {
       if (this.init.socketPath !== '') {
         await prepareStatusSocket(this.init.socketPath)

@@ -21,10 +21,17 @@ import { setFlagsFromString } from 'node:v8'
 export const DEFAULT_DAEMON_V8_FLAGS: readonly string[] = ['--no-opt', '--no-sparkplug', '--optimize-for-size']
 
 /** The V8 option a flag sets (`--no-opt`, `--opt` → `opt`; `-`/`_` alike). */
-const v8Option = (flag: string): string => flag.replace(/^--(no-)?/, '').replace(/_/g, '-').split('=')[0]!
+const v8Option = (flag: string): string =>
+  flag
+    .replace(/^--(no-)?/, '')
+    .replace(/_/g, '-')
+    .split('=')[0]!
 
 /** Which of `flags` to set: those whose option node's own command line (`execArgv`) does not already set. */
-export function daemonV8Flags(flags: readonly string[] = DEFAULT_DAEMON_V8_FLAGS, execArgv: readonly string[] = process.execArgv): string[] {
+export function daemonV8Flags(
+  flags: readonly string[] = DEFAULT_DAEMON_V8_FLAGS,
+  execArgv: readonly string[] = process.execArgv
+): string[] {
   const given = new Set(execArgv.filter((a) => a.startsWith('--')).map(v8Option))
   return flags.filter((f) => !given.has(v8Option(f)))
 }

@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { K3sRole, NodeConfig, SporeBundle, type SignedSpore } from '@mycelium/core-interfaces'
-import { createTestPki, until as untilTrue, serviceSpore, signSporeForTest, testSigningKey, testTrustBundle, type TestPki } from '@mycelium/testing'
+import {
+  createTestPki,
+  until as untilTrue,
+  serviceSpore,
+  signSporeForTest,
+  testSigningKey,
+  testTrustBundle,
+  type TestPki
+} from '@mycelium/testing'
 import type { SporeClient } from '@mycelium/spore-client'
 import { ConfigStore, tryConfig } from '@mycelium/bootstrap-agent'
 import { createLogger, fetchStatus, MyceliumNode } from '../src/index.js'
@@ -73,7 +81,12 @@ describe('a manager config reaches every consumer', () => {
     await node.applyEffective(
       NodeConfig.fromPartial({
         version: 2,
-        handoff: { commitDeadline: { seconds: 4 }, configConfirmWindow: { seconds: 9 }, defaultHeartbeatInterval: { seconds: 2 }, missedAcksBeforeFallback: 5 },
+        handoff: {
+          commitDeadline: { seconds: 4 },
+          configConfirmWindow: { seconds: 9 },
+          defaultHeartbeatInterval: { seconds: 2 },
+          missedAcksBeforeFallback: 5
+        },
         reconnect: { initial: { seconds: 1 }, max: { seconds: 8 }, multiplier: 3 }
       })
     )
@@ -94,7 +107,13 @@ describe('a manager config reaches every consumer', () => {
     await node.applyEffective(
       NodeConfig.fromPartial({
         version: 2,
-        peers: { seeds: [{ address: '10.77.2.2:7000' }], phiThreshold: 12, pingInterval: { seconds: 3 }, multicastEnabled: true, multicastGroup: '239.77.9.9:7999' }
+        peers: {
+          seeds: [{ address: '10.77.2.2:7000' }],
+          phiThreshold: 12,
+          pingInterval: { seconds: 3 },
+          multicastEnabled: true,
+          multicastGroup: '239.77.9.9:7999'
+        }
       })
     )
     expect(monitor.peers().map((p) => p.address)).toEqual(['10.77.2.2:7000'])
@@ -131,7 +150,14 @@ describe('a manager config reaches every consumer', () => {
       if (k3s?.nodeName === 'refused') throw new Error('k3s refused the config')
       return real(k3s)
     }
-    const pushed = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, logging: { level: 'debug' }, peers: { phiThreshold: 12 }, k3s: { enabled: true, nodeName: 'refused' } })
+    const pushed = NodeConfig.fromPartial({
+      networkId: 'net1',
+      nodeId: 'n1',
+      version: 2,
+      logging: { level: 'debug' },
+      peers: { phiThreshold: 12 },
+      k3s: { enabled: true, nodeName: 'refused' }
+    })
     const r = await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })
     expect(r).toMatchObject({ outcome: 'reverted', version: 2 })
     expect(r.outcome === 'reverted' && r.reason).toContain('k3s refused the config')
@@ -144,7 +170,10 @@ describe('a manager config reaches every consumer', () => {
 
   it('status never shows the join token (NodeStatus over its socket, as `node-core status --json` reads it)', async () => {
     const socketPath = join(dir, `status-${Math.random().toString(36).slice(2)}.sock`)
-    const { node } = build({ identity: { joinToken: 'jt-secret-1234' }, status: { httpListenAddress: 'off', socketPath } } as Partial<NodeConfig>)
+    const { node } = build({
+      identity: { joinToken: 'jt-secret-1234' },
+      status: { httpListenAddress: 'off', socketPath }
+    } as Partial<NodeConfig>)
     await node.statusServer.start()
     try {
       const report = await fetchStatus(socketPath)
@@ -164,14 +193,20 @@ describe('a manager config reaches every consumer', () => {
     const caFile = join(dir, `boot-ca-${Math.random().toString(36).slice(2)}.pem`)
     writeFileSync(caFile, pki.caPem)
     const pushed = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, discovery: { httpsCaFile: caFile } })
-    expect(await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })).toEqual({ outcome: 'promoted', version: 2 })
+    expect(await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })).toEqual({
+      outcome: 'promoted',
+      version: 2
+    })
     unlinkSync(caFile) // gone before the next boot
 
     const rebooted = build({ stateDir }).node
     await (rebooted as unknown as { bootConfig(): Promise<void> }).bootConfig()
     expect(rebooted.effectiveConfig().config.version).toBe(0) // the local config alone
     const reopened = await ConfigStore.open(join(stateDir, 'config'), rebooted.config as NodeConfig)
-    for (const s of [rebooted.agent.configStore ?? (await (rebooted as unknown as { openConfigStore(): Promise<ConfigStore> }).openConfigStore()), reopened]) {
+    for (const s of [
+      rebooted.agent.configStore ?? (await (rebooted as unknown as { openConfigStore(): Promise<ConfigStore> }).openConfigStore()),
+      reopened
+    ]) {
       expect(s.current().version).toBe(0) // heartbeats say what is in force: the manager sees v2 is not
       expect(s.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted' })
       expect(s.lastTrial()?.reason).toContain('discovery.httpsCaFile')
@@ -182,8 +217,18 @@ describe('a manager config reaches every consumer', () => {
     const { node } = build()
     const stateDir = node.config.stateDir
     const store = await ConfigStore.open(join(stateDir, 'config'), node.config as NodeConfig)
-    const pushed = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, logging: { level: 'debug' }, peers: { phiThreshold: 12 }, k3s: { enabled: true, nodeName: 'refused' } })
-    expect(await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })).toEqual({ outcome: 'promoted', version: 2 })
+    const pushed = NodeConfig.fromPartial({
+      networkId: 'net1',
+      nodeId: 'n1',
+      version: 2,
+      logging: { level: 'debug' },
+      peers: { phiThreshold: 12 },
+      k3s: { enabled: true, nodeName: 'refused' }
+    })
+    expect(await tryConfig(store, pushed, { windowMs: 10, apply: (c) => node.applyEffective(c), isHealthy: () => true })).toEqual({
+      outcome: 'promoted',
+      version: 2
+    })
 
     const { node: rebooted, levels } = build({ stateDir })
     const real = rebooted.runtime.reconfigure.bind(rebooted.runtime)
@@ -212,8 +257,14 @@ describe('a manager config reaches every consumer', () => {
     }
     await node.start()
     const store = node.agent.configStore!
-    const duties = (node.agent as unknown as { duties: { trialConfig(c: NodeConfig, w: number, s: AbortSignal | undefined): Promise<unknown> } }).duties
-    const trial = duties.trialConfig(NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, k3s: { enabled: true, nodeName: 'tried' } }), 60_000, (node.agent as unknown as { controller: AbortController }).controller.signal)
+    const duties = (
+      node.agent as unknown as { duties: { trialConfig(c: NodeConfig, w: number, s: AbortSignal | undefined): Promise<unknown> } }
+    ).duties
+    const trial = duties.trialConfig(
+      NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', version: 2, k3s: { enabled: true, nodeName: 'tried' } }),
+      60_000,
+      (node.agent as unknown as { controller: AbortController }).controller.signal
+    )
     await untilTrue('config on trial', () => store.trial()?.version === 2, 10_000, 20)
     await node.stop()
     expect(reverted).toHaveLength(1) // the revert ran to its end before stop returned
@@ -242,7 +293,8 @@ describe('a manager config reaches every consumer', () => {
       return `https://127.0.0.1:${(server.address() as AddressInfo).port}/spores`
     }
     const sporeClientOf = (node: MyceliumNode): SporeClient => {
-      const components = (node.agent as unknown as { components: { createSporeClient: (b: ReturnType<typeof bundle>) => SporeClient } }).components
+      const components = (node.agent as unknown as { components: { createSporeClient: (b: ReturnType<typeof bundle>) => SporeClient } })
+        .components
       const client = components.createSporeClient(bundle())
       ;(node.agent as unknown as { spores: SporeClient }).spores = client // as the agent holds it once running
       return client
@@ -252,7 +304,9 @@ describe('a manager config reaches every consumer', () => {
       const { node } = build()
       const client = sporeClientOf(node)
       expect(client.timing()).toEqual({ clockSlackMs: 30_000, refreshIntervalMs: 60_000 })
-      await node.applyEffective(NodeConfig.fromPartial({ version: 2, discovery: { clockSlack: { seconds: 5 }, refreshInterval: { seconds: 20 } } }))
+      await node.applyEffective(
+        NodeConfig.fromPartial({ version: 2, discovery: { clockSlack: { seconds: 5 }, refreshInterval: { seconds: 20 } } })
+      )
       expect(client.timing()).toEqual({ clockSlackMs: 5000, refreshIntervalMs: 20_000 })
     })
 
@@ -275,7 +329,14 @@ describe('a manager config reaches every consumer', () => {
       const nm = signSporeForTest(serviceSpore('net1', 'network-manager', 1, ['127.0.0.1:7443']), [key])
       const second = await serve(() => [nm])
       const bootstrap = signSporeForTest(
-        { networkId: 'net1', name: 'bootstrap', sequence: 1, issuedAt: new Date(Date.now() - 1000), expiresAt: new Date(Date.now() + 86_400_000), body: { $case: 'bootstrap', value: { trustBundle: bundle(), seeds: [], httpsUrls: [second] } } },
+        {
+          networkId: 'net1',
+          name: 'bootstrap',
+          sequence: 1,
+          issuedAt: new Date(Date.now() - 1000),
+          expiresAt: new Date(Date.now() + 86_400_000),
+          body: { $case: 'bootstrap', value: { trustBundle: bundle(), seeds: [], httpsUrls: [second] } }
+        },
         [key]
       )
       const first = await serve(() => [bootstrap])
@@ -300,7 +361,9 @@ describe('a manager config reaches every consumer', () => {
       const caFile = join(dir, 'other-ca.pem')
       writeFileSync(caFile, other.caPem)
       other.cleanup()
-      await node.applyEffective(NodeConfig.fromPartial({ version: 2, discovery: { httpsUrls: [url], httpsCaFile: caFile, sourceTimeout: { seconds: 2 } } }))
+      await node.applyEffective(
+        NodeConfig.fromPartial({ version: 2, discovery: { httpsUrls: [url], httpsCaFile: caFile, sourceTimeout: { seconds: 2 } } })
+      )
       const r = await client.refresh()
       expect(r.failures.map((f) => f.source)).toContain('https')
       expect(r.failures.find((f) => f.source === 'https')?.error.message).toContain(url)

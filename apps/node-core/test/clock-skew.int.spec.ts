@@ -51,51 +51,69 @@ describe('node-core under clock skew (libfaketime, the bundled daemon as a child
   it.each([
     ['10 s ahead, then jumps 2 h ahead', '+10s', '+2h', 10_000, 7_200_000],
     ['10 s behind, then jumps 2 h back', '-10s', '-2h', -10_000, -7_200_000]
-  ])('node clock %s: reaches MANAGED and stays MANAGED', async (_what, offset, jump, offsetMs, jumpMs) => {
-    const nodeId = offsetMs > 0 ? 'skew-ahead' : 'skew-behind'
-    const tokenFile = join(dir, `${nodeId}.token`)
-    writeFileSync(tokenFile, await net.newJoinToken())
-    const socket = join(dir, nodeId, 'run', 'status.sock')
-    const config = join(dir, `${nodeId}.yaml`)
-    writeFileSync(config, net.nodeConfigYaml({ nodeId, stateDir: join(dir, nodeId, 'state'), joinTokenFile: tokenFile, socketPath: socket }))
-    const clockFile = join(dir, `${nodeId}.faketime`)
-    writeFileSync(clockFile, `${offset}\n`)
-    logs = ''
-    child = spawn(process.execPath, [BIN, 'run', '--config', config], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_CACHE_DURATION: '1', DONT_FAKE_MONOTONIC: '1' }
-    })
-    child.stdout!.on('data', (d: Buffer) => (logs += d.toString()))
-    child.stderr!.on('data', (d: Buffer) => (logs += d.toString()))
+  ])(
+    'node clock %s: reaches MANAGED and stays MANAGED',
+    async (_what, offset, jump, offsetMs, jumpMs) => {
+      const nodeId = offsetMs > 0 ? 'skew-ahead' : 'skew-behind'
+      const tokenFile = join(dir, `${nodeId}.token`)
+      writeFileSync(tokenFile, await net.newJoinToken())
+      const socket = join(dir, nodeId, 'run', 'status.sock')
+      const config = join(dir, `${nodeId}.yaml`)
+      writeFileSync(
+        config,
+        net.nodeConfigYaml({ nodeId, stateDir: join(dir, nodeId, 'state'), joinTokenFile: tokenFile, socketPath: socket })
+      )
+      const clockFile = join(dir, `${nodeId}.faketime`)
+      writeFileSync(clockFile, `${offset}\n`)
+      logs = ''
+      child = spawn(process.execPath, [BIN, 'run', '--config', config], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          LD_PRELOAD: LIBFAKETIME,
+          FAKETIME_TIMESTAMP_FILE: clockFile,
+          FAKETIME_CACHE_DURATION: '1',
+          DONT_FAKE_MONOTONIC: '1'
+        }
+      })
+      child.stdout!.on('data', (d: Buffer) => (logs += d.toString()))
+      child.stderr!.on('data', (d: Buffer) => (logs += d.toString()))
 
-    const status = () => fetchStatus(socket).catch(() => undefined)
-    /** The node's wall clock minus ours, read from the lease expiry it shows (its clock + time left). */
-    const nodeClockOffset = async (): Promise<number> => {
-      const s = await status()
-      const expires = s?.managers[0]?.leaseExpiresAt?.getTime()
-      return expires == null ? Number.NaN : expires - Date.now()
-    }
-    await until('MANAGED', async () => (await status())?.phase === Phase.MANAGED, 30_000, () => logs.split('\n').slice(-5))
-    // The preload works: the node's clock really is off by the offset (± a lease length).
-    expect(Math.abs((await nodeClockOffset()) - offsetMs)).toBeLessThan(2000)
+      const status = () => fetchStatus(socket).catch(() => undefined)
+      /** The node's wall clock minus ours, read from the lease expiry it shows (its clock + time left). */
+      const nodeClockOffset = async (): Promise<number> => {
+        const s = await status()
+        const expires = s?.managers[0]?.leaseExpiresAt?.getTime()
+        return expires == null ? Number.NaN : expires - Date.now()
+      }
+      await until(
+        'MANAGED',
+        async () => (await status())?.phase === Phase.MANAGED,
+        30_000,
+        () => logs.split('\n').slice(-5)
+      )
+      // The preload works: the node's clock really is off by the offset (± a lease length).
+      expect(Math.abs((await nodeClockOffset()) - offsetMs)).toBeLessThan(2000)
 
-    const record = () => net.networkManager.nodes.get(nodeId)!
-    const leftManaged = async (): Promise<string[]> =>
-      ((await status())?.history ?? []).filter((h) => h.from === Phase.MANAGED || h.to === Phase.FALLBACK).map((h) => h.reason)
+      const record = () => net.networkManager.nodes.get(nodeId)!
+      const leftManaged = async (): Promise<string[]> =>
+        ((await status())?.history ?? []).filter((h) => h.from === Phase.MANAGED || h.to === Phase.FALLBACK).map((h) => h.reason)
 
-    let reports = record().healthReports
-    await until('10 heartbeats (~3 lease lengths) under skew', () => record().healthReports >= reports + 10)
-    expect(await leftManaged()).toEqual([])
-    expect(record().managed).toBe(true)
+      let reports = record().healthReports
+      await until('10 heartbeats (~3 lease lengths) under skew', () => record().healthReports >= reports + 10)
+      expect(await leftManaged()).toEqual([])
+      expect(record().managed).toBe(true)
 
-    writeFileSync(clockFile, `${jump}\n`)
-    await until('the jump reached the node', async () => Math.abs((await nodeClockOffset()) - jumpMs) < 5000, 10_000)
-    reports = record().healthReports
-    await until('10 heartbeats after the jump', () => record().healthReports >= reports + 10)
-    expect(await leftManaged()).toEqual([])
-    expect((await status())?.phase).toBe(Phase.MANAGED)
-    expect(record().managed).toBe(true)
-    // The skew was noticed and said so (deadlines stay on the monotonic clock).
-    expect(logs).toContain('clock skew with the Network Manager')
-  }, 90_000)
+      writeFileSync(clockFile, `${jump}\n`)
+      await until('the jump reached the node', async () => Math.abs((await nodeClockOffset()) - jumpMs) < 5000, 10_000)
+      reports = record().healthReports
+      await until('10 heartbeats after the jump', () => record().healthReports >= reports + 10)
+      expect(await leftManaged()).toEqual([])
+      expect((await status())?.phase).toBe(Phase.MANAGED)
+      expect(record().managed).toBe(true)
+      // The skew was noticed and said so (deadlines stay on the monotonic clock).
+      expect(logs).toContain('clock skew with the Network Manager')
+    },
+    90_000
+  )
 })

@@ -68,8 +68,14 @@ describe('config loader', () => {
     const sub = (k: string): Schema => NODE_CONFIG_SCHEMA[k] as Schema
     expect(keys(NODE_CONFIG_SCHEMA)).toEqual(Object.keys(NodeConfig.fromPartial({})).sort())
     const pairs: Array<[string, { fromPartial(o: object): object }]> = [
-      ['identity', IdentityConfig], ['discovery', DiscoveryConfig], ['peers', PeerConfig], ['handoff', HandoffConfig],
-      ['reconnect', BackoffConfig], ['k3s', K3sConfig], ['status', StatusConfig], ['logging', LoggingConfig]
+      ['identity', IdentityConfig],
+      ['discovery', DiscoveryConfig],
+      ['peers', PeerConfig],
+      ['handoff', HandoffConfig],
+      ['reconnect', BackoffConfig],
+      ['k3s', K3sConfig],
+      ['status', StatusConfig],
+      ['logging', LoggingConfig]
     ]
     for (const [field, type] of pairs) expect([field, keys(sub(field))]).toEqual([field, Object.keys(type.fromPartial({})).sort()])
   })
@@ -102,7 +108,11 @@ describe('config loader', () => {
   })
 
   it('applies MYCELIUM_* variables and --set flags over the file, and names a bad one', async () => {
-    const c = await loadConfig({ file: write(EXAMPLE), env: { MYCELIUM_NODE_ID: 'edge-8', MYCELIUM_LOGGING__LEVEL: 'debug', PATH: '/bin' }, sets: ['handoff.commitDeadline=3s', 'labels.zone=b'] })
+    const c = await loadConfig({
+      file: write(EXAMPLE),
+      env: { MYCELIUM_NODE_ID: 'edge-8', MYCELIUM_LOGGING__LEVEL: 'debug', PATH: '/bin' },
+      sets: ['handoff.commitDeadline=3s', 'labels.zone=b']
+    })
     expect(c.nodeId).toBe('edge-8')
     expect(c.logging?.level).toBe('debug')
     expect(c.handoff?.commitDeadline).toEqual({ seconds: 3, nanos: 0 })
@@ -112,13 +122,37 @@ describe('config loader', () => {
   })
 
   it.each([
-    ['an agent without a server', EXAMPLE.replace('  serverUrl: https://10.0.0.1:6443\n', ''), 'k3s.serverUrl: is required when role is agent'],
+    [
+      'an agent without a server',
+      EXAMPLE.replace('  serverUrl: https://10.0.0.1:6443\n', ''),
+      'k3s.serverUrl: is required when role is agent'
+    ],
     ['a plain-http server', EXAMPLE.replace('https://10.0.0.1:6443', 'http://10.0.0.1:6443'), 'k3s.serverUrl: must be an https:// URL'],
-    ['an unknown flannel backend', EXAMPLE.replace('  role: agent\n', '  role: server\n  flannelBackend: wireguard\n'), 'k3s.flannelBackend: "wireguard" is not one of vxlan, host-gw, wireguard-native, none'],
-    ['CNI dirs without a custom CNI', EXAMPLE.replace('  role: agent\n', '  role: agent\n  cniConfDir: /etc/cni/net.d\n'), 'k3s.cniConfDir: only applies with flannelBackend: none'],
-    ['an unknown component', EXAMPLE.replace('  role: agent\n', '  role: agent\n  enableComponents: [traefk]\n'), 'k3s.enableComponents: unknown component "traefk"'],
-    ['a relative data dir', EXAMPLE.replace('  role: agent\n', '  role: agent\n  dataDir: data/k3s\n'), 'k3s.dataDir: must be an absolute path'],
-    ['an invalid node label', EXAMPLE.replace('  role: agent\n', '  role: agent\n  nodeLabels: { "zone a": x }\n'), 'k3s.nodeLabels.zone a: key "zone a" is not a label key']
+    [
+      'an unknown flannel backend',
+      EXAMPLE.replace('  role: agent\n', '  role: server\n  flannelBackend: wireguard\n'),
+      'k3s.flannelBackend: "wireguard" is not one of vxlan, host-gw, wireguard-native, none'
+    ],
+    [
+      'CNI dirs without a custom CNI',
+      EXAMPLE.replace('  role: agent\n', '  role: agent\n  cniConfDir: /etc/cni/net.d\n'),
+      'k3s.cniConfDir: only applies with flannelBackend: none'
+    ],
+    [
+      'an unknown component',
+      EXAMPLE.replace('  role: agent\n', '  role: agent\n  enableComponents: [traefk]\n'),
+      'k3s.enableComponents: unknown component "traefk"'
+    ],
+    [
+      'a relative data dir',
+      EXAMPLE.replace('  role: agent\n', '  role: agent\n  dataDir: data/k3s\n'),
+      'k3s.dataDir: must be an absolute path'
+    ],
+    [
+      'an invalid node label',
+      EXAMPLE.replace('  role: agent\n', '  role: agent\n  nodeLabels: { "zone a": x }\n'),
+      'k3s.nodeLabels.zone a: key "zone a" is not a label key'
+    ]
   ])('rejects a K3s config K3s would refuse: %s', async (_what, text, message) => {
     expect(await failure(text)).toMatch(new RegExp(`^${join(dir, 'node.yaml')}(:\\d+)? `))
     expect(await failure(text)).toContain(message)
@@ -130,7 +164,12 @@ describe('config loader', () => {
 
   it('node-core config validate: exit 0 for a good file, 2 with the reason for a bad one', async () => {
     const out: string[] = []
-    const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t), env: {}, untilStopped: () => Promise.resolve() }
+    const io = {
+      out: (t: string) => void out.push(t),
+      err: (t: string) => void out.push(t),
+      env: {},
+      untilStopped: () => Promise.resolve()
+    }
     expect(await runCli(['config', 'validate', write(EXAMPLE)], io)).toBe(0)
     expect(out.join('')).toContain('valid (network net1, node edge-7)')
     expect(await runCli(['config', 'validate', write('nodeId: 5\nnetworkId: n\n')], io)).toBe(2)

@@ -20,7 +20,8 @@ const CYCLES = Number(process.env.CRASH_CYCLES ?? 50)
 const NODE = 'crash-node'
 const FINAL = new Set(['SUCCEEDED', 'FAILED', 'REJECTED'])
 /** Log lines that mean a state file did not load as written. */
-const STATE_PROBLEM = /"message":"(command journal problem|state file unusable|state file recovered|config state problem|cache [^"]* (unusable|ignored)[^"]*)"/
+const STATE_PROBLEM =
+  /"message":"(command journal problem|state file unusable|state file recovered|config state problem|cache [^"]* (unusable|ignored)[^"]*)"/
 
 interface Event {
   type: string
@@ -66,121 +67,138 @@ describe(`crash loop: ${CYCLES} SIGKILL cycles of the built daemon with commands
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('no id runs twice, every command finishes, the state always loads', async () => {
-    const config = join(dir, 'node.yaml')
-    const stateProblems: string[] = []
-    const ownExits: string[] = []
-    const accepted = new Map<string, number>() // fresh ACCEPTED log lines per id, over all boots
-    let kills = 0
-    let resumed = 0
+  it(
+    'no id runs twice, every command finishes, the state always loads',
+    async () => {
+      const config = join(dir, 'node.yaml')
+      const stateProblems: string[] = []
+      const ownExits: string[] = []
+      const accepted = new Map<string, number>() // fresh ACCEPTED log lines per id, over all boots
+      let kills = 0
+      let resumed = 0
 
-    /** Starts the daemon; `log` sees its lines. */
-    const boot = (log: (line: string) => void = () => undefined): { child: ChildProcess; exited: Promise<void> } => {
-      const child = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
-      const bootNo = kills
-      lines(child, (line) => {
-        if (STATE_PROBLEM.test(line)) stateProblems.push(`boot ${bootNo}: ${line}`)
-        if (line.includes('"message":"command"') && line.includes('"state":"ACCEPTED"')) {
-          const id = /"commandId":"([^"]+)"/.exec(line)?.[1] ?? '?'
-          accepted.set(id, (accepted.get(id) ?? 0) + 1)
-        }
-        if (line.includes('resuming a command interrupted by an agent restart')) resumed++
-        log(line)
-      })
-      const exited = new Promise<void>((resolve) =>
-        child.once('exit', (code, signal) => {
-          if (signal !== 'SIGKILL' && !(signal === 'SIGTERM' || code === 0)) ownExits.push(`boot ${bootNo}: exit ${code ?? signal}`)
-          resolve()
-        })
-      )
-      daemon = child
-      return { child, exited }
-    }
-    const kill = async (run: { child: ChildProcess; exited: Promise<void> }): Promise<void> => {
-      if (run.child.exitCode == null && run.child.signalCode == null) {
-        run.child.kill('SIGKILL')
-        kills++
-      }
-      await run.exited
-    }
-
-    for (let cycle = 0; cycle < CYCLES; cycle++) {
-      // Every fifth cycle starts with an extra kill early in the boot.
-      if (cycle % 5 === 4) {
-        const early = boot()
-        await sleep(random(300))
-        await kill(early)
-      }
-      const mode = cycle % 4
-      let trigger!: () => void
-      const fired = new Promise<void>((resolve) => (trigger = resolve))
-      const since = Date.now()
-      const run = boot((line) => {
-        if (mode === 1 && line.includes('"message":"phase transition"') && line.includes('"to":"MANAGED"')) setTimeout(trigger, random(300))
-        // Right after a journal write became visible (a command state or a config trial step).
-        if (mode === 3 && (line.includes('"message":"command"') || line.includes('config promoted') || line.includes('config reverted'))) setTimeout(trigger, random(5))
-      })
-      if (mode === 0) setTimeout(trigger, random(1000))
-      if (mode === 2) {
-        // When the manager sees a command in flight.
-        const poll = setInterval(() => {
-          if (events.some((e) => e.t >= since && e.type === 'update' && (e.state === 'ACCEPTED' || e.state === 'RUNNING'))) {
-            clearInterval(poll)
-            setTimeout(trigger, random(30))
+      /** Starts the daemon; `log` sees its lines. */
+      const boot = (log: (line: string) => void = () => undefined): { child: ChildProcess; exited: Promise<void> } => {
+        const child = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+        const bootNo = kills
+        lines(child, (line) => {
+          if (STATE_PROBLEM.test(line)) stateProblems.push(`boot ${bootNo}: ${line}`)
+          if (line.includes('"message":"command"') && line.includes('"state":"ACCEPTED"')) {
+            const id = /"commandId":"([^"]+)"/.exec(line)?.[1] ?? '?'
+            accepted.set(id, (accepted.get(id) ?? 0) + 1)
           }
-        }, 5)
-        void fired.then(() => clearInterval(poll))
+          if (line.includes('resuming a command interrupted by an agent restart')) resumed++
+          log(line)
+        })
+        const exited = new Promise<void>((resolve) =>
+          child.once('exit', (code, signal) => {
+            if (signal !== 'SIGKILL' && !(signal === 'SIGTERM' || code === 0)) ownExits.push(`boot ${bootNo}: exit ${code ?? signal}`)
+            resolve()
+          })
+        )
+        daemon = child
+        return { child, exited }
       }
-      await Promise.race([fired, run.exited, sleep(6000)])
-      trigger()
-      await kill(run)
-    }
+      const kill = async (run: { child: ChildProcess; exited: Promise<void> }): Promise<void> => {
+        if (run.child.exitCode == null && run.child.signalCode == null) {
+          run.child.kill('SIGKILL')
+          kills++
+        }
+        await run.exited
+      }
 
-    // The last boot runs to the end: every command the manager ever sent finishes.
-    manager.stdin!.write('stop-sending\n')
-    const last = boot()
-    const sent = events.filter((e) => e.type === 'sent').map((e) => e.id!)
-    const finalOf = (id: string): boolean => events.some((e) => e.type === 'update' && e.id === id && FINAL.has(e.state!))
-    await until('every command final', async () => sent.every(finalOf), 120_000, 100).catch(() => undefined)
+      for (let cycle = 0; cycle < CYCLES; cycle++) {
+        // Every fifth cycle starts with an extra kill early in the boot.
+        if (cycle % 5 === 4) {
+          const early = boot()
+          await sleep(random(300))
+          await kill(early)
+        }
+        const mode = cycle % 4
+        let trigger!: () => void
+        const fired = new Promise<void>((resolve) => (trigger = resolve))
+        const since = Date.now()
+        const run = boot((line) => {
+          if (mode === 1 && line.includes('"message":"phase transition"') && line.includes('"to":"MANAGED"'))
+            setTimeout(trigger, random(300))
+          // Right after a journal write became visible (a command state or a config trial step).
+          if (mode === 3 && (line.includes('"message":"command"') || line.includes('config promoted') || line.includes('config reverted')))
+            setTimeout(trigger, random(5))
+        })
+        if (mode === 0) setTimeout(trigger, random(1000))
+        if (mode === 2) {
+          // When the manager sees a command in flight.
+          const poll = setInterval(() => {
+            if (events.some((e) => e.t >= since && e.type === 'update' && (e.state === 'ACCEPTED' || e.state === 'RUNNING'))) {
+              clearInterval(poll)
+              setTimeout(trigger, random(30))
+            }
+          }, 5)
+          void fired.then(() => clearInterval(poll))
+        }
+        await Promise.race([fired, run.exited, sleep(6000)])
+        trigger()
+        await kill(run)
+      }
 
-    // Executed twice: a fresh start (ACCEPTED) logged more than once, or a
-    // non-replayed status after a final one, as the manager saw it.
-    const twice = new Set([...accepted].filter(([, n]) => n > 1).map(([id]) => id))
-    for (const id of sent) {
-      const updates = events.filter((e) => e.type === 'update' && e.id === id && e.replayed !== true)
-      const firstFinal = updates.findIndex((u) => FINAL.has(u.state!))
-      if (firstFinal >= 0 && updates.slice(firstFinal + 1).some((u) => u.state !== updates[firstFinal]!.state || u.reason !== updates[firstFinal]!.reason)) twice.add(id)
-    }
-    const nonFinal = sent.filter((id) => !finalOf(id))
-    const stateDir = join(dir, 'state')
-    const temps = readdirSync(stateDir, { recursive: true, encoding: 'utf8' }).filter((f) => /\.tmp(\.prev)?$/.test(f) && !f.includes(`.${last.child.pid}.`))
-    last.child.kill('SIGTERM')
-    await last.exited
-    const reasons = (): string[] => {
-      const count = new Map<string, number>()
+      // The last boot runs to the end: every command the manager ever sent finishes.
+      manager.stdin!.write('stop-sending\n')
+      const last = boot()
+      const sent = events.filter((e) => e.type === 'sent').map((e) => e.id!)
+      const finalOf = (id: string): boolean => events.some((e) => e.type === 'update' && e.id === id && FINAL.has(e.state!))
+      await until('every command final', async () => sent.every(finalOf), 120_000, 100).catch(() => undefined)
+
+      // Executed twice: a fresh start (ACCEPTED) logged more than once, or a
+      // non-replayed status after a final one, as the manager saw it.
+      const twice = new Set([...accepted].filter(([, n]) => n > 1).map(([id]) => id))
       for (const id of sent) {
-        const f = events.find((e) => e.type === 'update' && e.id === id && FINAL.has(e.state!) && e.state !== 'SUCCEEDED')
-        if (f != null) count.set(`${f.state} ${f.reason!.replace(/v\d+|\d{4}-[0-9T:.Z-]+|crash-\d+/g, '…')}`, (count.get(`${f.state} ${f.reason!.replace(/v\d+|\d{4}-[0-9T:.Z-]+|crash-\d+/g, '…')}`) ?? 0) + 1)
+        const updates = events.filter((e) => e.type === 'update' && e.id === id && e.replayed !== true)
+        const firstFinal = updates.findIndex((u) => FINAL.has(u.state!))
+        if (
+          firstFinal >= 0 &&
+          updates.slice(firstFinal + 1).some((u) => u.state !== updates[firstFinal]!.state || u.reason !== updates[firstFinal]!.reason)
+        )
+          twice.add(id)
       }
-      return [...count].map(([r, n]) => `    ${n} × ${r}`)
-    }
-    const finals = (state: string): number => sent.filter((id) => events.some((e) => e.type === 'update' && e.id === id && e.state === state)).length
-    console.log(
-      [
-        `crash loop: ${CYCLES} cycles, ${kills} SIGKILLs, ${sent.length} commands sent`,
-        `  executed twice: ${twice.size}, left non-final: ${nonFinal.length}, resumed after a restart: ${resumed}`,
-        `  outcomes: ${finals('SUCCEEDED')} succeeded, ${finals('FAILED')} failed, ${finals('REJECTED')} rejected`,
-        ...reasons(),
-        `  state problems: ${stateProblems.length}, exits of its own: ${ownExits.length}, leftover temp files: ${temps.length}`,
-        `  state dir ${statSync(stateDir).isDirectory() ? 'present' : 'missing'}`
-      ].join('\n')
-    )
-    expect(kills).toBeGreaterThanOrEqual(CYCLES)
-    expect(sent.length).toBeGreaterThan(CYCLES)
-    expect([...twice]).toEqual([])
-    expect(nonFinal).toEqual([])
-    expect(stateProblems).toEqual([])
-    expect(ownExits).toEqual([])
-    expect(temps).toEqual([])
-  }, Math.max(300_000, CYCLES * 15_000))
+      const nonFinal = sent.filter((id) => !finalOf(id))
+      const stateDir = join(dir, 'state')
+      const temps = readdirSync(stateDir, { recursive: true, encoding: 'utf8' }).filter(
+        (f) => /\.tmp(\.prev)?$/.test(f) && !f.includes(`.${last.child.pid}.`)
+      )
+      last.child.kill('SIGTERM')
+      await last.exited
+      const reasons = (): string[] => {
+        const count = new Map<string, number>()
+        for (const id of sent) {
+          const f = events.find((e) => e.type === 'update' && e.id === id && FINAL.has(e.state!) && e.state !== 'SUCCEEDED')
+          if (f != null)
+            count.set(
+              `${f.state} ${f.reason!.replace(/v\d+|\d{4}-[0-9T:.Z-]+|crash-\d+/g, '…')}`,
+              (count.get(`${f.state} ${f.reason!.replace(/v\d+|\d{4}-[0-9T:.Z-]+|crash-\d+/g, '…')}`) ?? 0) + 1
+            )
+        }
+        return [...count].map(([r, n]) => `    ${n} × ${r}`)
+      }
+      const finals = (state: string): number =>
+        sent.filter((id) => events.some((e) => e.type === 'update' && e.id === id && e.state === state)).length
+      console.log(
+        [
+          `crash loop: ${CYCLES} cycles, ${kills} SIGKILLs, ${sent.length} commands sent`,
+          `  executed twice: ${twice.size}, left non-final: ${nonFinal.length}, resumed after a restart: ${resumed}`,
+          `  outcomes: ${finals('SUCCEEDED')} succeeded, ${finals('FAILED')} failed, ${finals('REJECTED')} rejected`,
+          ...reasons(),
+          `  state problems: ${stateProblems.length}, exits of its own: ${ownExits.length}, leftover temp files: ${temps.length}`,
+          `  state dir ${statSync(stateDir).isDirectory() ? 'present' : 'missing'}`
+        ].join('\n')
+      )
+      expect(kills).toBeGreaterThanOrEqual(CYCLES)
+      expect(sent.length).toBeGreaterThan(CYCLES)
+      expect([...twice]).toEqual([])
+      expect(nonFinal).toEqual([])
+      expect(stateProblems).toEqual([])
+      expect(ownExits).toEqual([])
+      expect(temps).toEqual([])
+    },
+    Math.max(300_000, CYCLES * 15_000)
+  )
 })

@@ -50,16 +50,23 @@ describe('node-core dev', () => {
   })
 
   it('serves grpc.health.v1 and server reflection beside NodeStatus', async () => {
-    const definition = loadSync(['health/v1/health.proto'], { includeDirs: [join(require.resolve('grpc-health-check/package.json'), '..', 'proto')], enums: String })
+    const definition = loadSync(['health/v1/health.proto'], {
+      includeDirs: [join(require.resolve('grpc-health-check/package.json'), '..', 'proto')],
+      enums: String
+    })
     const Health = (grpc.loadPackageDefinition(definition) as any).grpc.health.v1.Health
     const health = new Health(`unix://${socket}`, grpc.credentials.createInsecure())
     const res = await new Promise<{ status: string }>((resolve, reject) =>
-      health.check({ service: 'mycelium.core.v1.NodeStatus' }, (err: Error | null, r: { status: string }) => (err != null ? reject(err) : resolve(r)))
+      health.check({ service: 'mycelium.core.v1.NodeStatus' }, (err: Error | null, r: { status: string }) =>
+        err != null ? reject(err) : resolve(r)
+      )
     )
     health.close()
     expect(res.status).toBe('SERVING')
 
-    const reflectionDef = loadSync(['grpc/reflection/v1alpha/reflection.proto'], { includeDirs: [join(require.resolve('@grpc/reflection/package.json'), '..', 'build', 'proto')] })
+    const reflectionDef = loadSync(['grpc/reflection/v1alpha/reflection.proto'], {
+      includeDirs: [join(require.resolve('@grpc/reflection/package.json'), '..', 'build', 'proto')]
+    })
     const Reflection = (grpc.loadPackageDefinition(reflectionDef) as any).grpc.reflection.v1alpha.ServerReflection
     const reflection = new Reflection(`unix://${socket}`, grpc.credentials.createInsecure())
     const services = await new Promise<string[]>((resolve, reject) => {
@@ -96,7 +103,12 @@ describe('node-core dev', () => {
 
   it('node-core status prints the table, --json the message, and exit 3 when nothing answers', async () => {
     const out: string[] = []
-    const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t), env: {}, untilStopped: () => Promise.resolve() }
+    const io = {
+      out: (t: string) => void out.push(t),
+      err: (t: string) => void out.push(t),
+      env: {},
+      untilStopped: () => Promise.resolve()
+    }
     expect(await runCli(['status', '--socket', socket], io)).toBe(0)
     expect(out.join('')).toMatch(/phase\s+MANAGED since/)
     out.length = 0
@@ -125,7 +137,13 @@ describe('node-core dev: management commands reach the composed node', () => {
     const end = Date.now() + 20_000
     while (!net.commands.isConnected('dev-node-1') && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
     const send = async (id: string, component: string) => {
-      net.commands.send('dev-node-1', { commandId: id, issuedAt: new Date(), deadline: new Date(Date.now() + 30_000), issuer: 'test', kind: { $case: 'restart', value: { component } } })
+      net.commands.send('dev-node-1', {
+        commandId: id,
+        issuedAt: new Date(),
+        deadline: new Date(Date.now() + 30_000),
+        issuer: 'test',
+        kind: { $case: 'restart', value: { component } }
+      })
       return (await net.commands.waitForOutcome(id)).at(-1)!
     }
     expect((await send('r-http', 'http')).state).toBe(3) // SUCCEEDED

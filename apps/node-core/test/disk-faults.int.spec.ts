@@ -95,7 +95,9 @@ describeRoot('a full disk (small tmpfs) and a read-only state directory', () => 
     const refused = await sendOne(manager)
     const journal = join(stateDir(), 'commands.bin')
     expect(await outcome(manager, refused)).toEqual({ state: 'REJECTED', reason: expect.stringContaining(`disk full: ${journal}`) })
-    expect(await stateComponent(socket())).toEqual(expect.objectContaining({ state: 'HEALTH_STATE_DEGRADED', reason: expect.stringContaining(`disk full: ${journal}`) }))
+    expect(await stateComponent(socket())).toEqual(
+      expect.objectContaining({ state: 'HEALTH_STATE_DEGRADED', reason: expect.stringContaining(`disk full: ${journal}`) })
+    )
     unfill(mnt)
     const accepted = await sendOne(manager)
     expect(await outcome(manager, accepted)).toEqual({ state: 'SUCCEEDED', reason: '' })
@@ -113,7 +115,10 @@ describeRoot('a full disk (small tmpfs) and a read-only state directory', () => 
     sh('mount', '--bind', stateDir(), stateDir())
     sh('mount', '-o', 'remount,ro,bind', stateDir())
     const refused = await sendOne(manager)
-    expect(await outcome(manager, refused)).toEqual({ state: 'REJECTED', reason: expect.stringContaining(`read-only: ${join(stateDir(), 'commands.bin')}`) })
+    expect(await outcome(manager, refused)).toEqual({
+      state: 'REJECTED',
+      reason: expect.stringContaining(`read-only: ${join(stateDir(), 'commands.bin')}`)
+    })
     expect((await stateComponent(socket()))?.state).toBe('HEALTH_STATE_DEGRADED')
     sh('umount', stateDir())
     const accepted = await sendOne(manager)
@@ -135,7 +140,11 @@ describeRoot('a full disk (small tmpfs) and a read-only state directory', () => 
     expect(existsSync(join(stateDir(), 'config', 'trial.bin'))).toBe(true)
     fill(mnt)
     daemon = startDaemon(manager.config)
-    await until('MANAGED or an exit', async () => daemon!.child.exitCode != null || (await statusJson(socket()))?.phase === 'PHASE_MANAGED', 60_000)
+    await until(
+      'MANAGED or an exit',
+      async () => daemon!.child.exitCode != null || (await statusJson(socket()))?.phase === 'PHASE_MANAGED',
+      60_000
+    )
     expect(daemon.child.exitCode).toBeNull()
     expect((await stateComponent(socket()))?.reason).toContain(`disk full: ${join(stateDir(), 'config', 'current.bin')}`)
     unfill(mnt)
@@ -173,23 +182,31 @@ describe('each state file empty, garbage or a directory', () => {
   ]
   const stateFiles = ['agent.bin', 'commands.bin', 'trust-bundle.bin', 'config/current.bin', 'config/lkg.bin']
 
-  it.each(stateFiles.flatMap((f) => damages.map(([what, damage]) => [f, what, damage] as const)))('%s %s: boots to MANAGED and names the file', async (file, _what, damage) => {
-    const path = join(stateDir, file)
-    rmSync(path, { recursive: true, force: true })
-    damage(path)
-    let enrolments = 0
-    daemon = startDaemon(manager.config, (line) => {
-      if (line.includes('"message":"phase step"') && /"step":"enrolled/.test(line)) enrolments++
-    })
-    const socket = join(dir, 'status.sock')
-    await until('MANAGED or an exit', async () => daemon!.child.exitCode != null || (await statusJson(socket))?.phase === 'PHASE_MANAGED', 60_000)
-    expect(daemon.child.exitCode).toBeNull()
-    const logs = daemon.logs.join('\n')
-    expect(logs).toContain(path)
-    expect(logs).not.toMatch(/EISDIR[^"]*"[^/]*$/m)
-    expect(enrolments).toBeLessThanOrEqual(1)
-    await daemon.kill('SIGTERM')
-  }, 90_000)
+  it.each(stateFiles.flatMap((f) => damages.map(([what, damage]) => [f, what, damage] as const)))(
+    '%s %s: boots to MANAGED and names the file',
+    async (file, _what, damage) => {
+      const path = join(stateDir, file)
+      rmSync(path, { recursive: true, force: true })
+      damage(path)
+      let enrolments = 0
+      daemon = startDaemon(manager.config, (line) => {
+        if (line.includes('"message":"phase step"') && /"step":"enrolled/.test(line)) enrolments++
+      })
+      const socket = join(dir, 'status.sock')
+      await until(
+        'MANAGED or an exit',
+        async () => daemon!.child.exitCode != null || (await statusJson(socket))?.phase === 'PHASE_MANAGED',
+        60_000
+      )
+      expect(daemon.child.exitCode).toBeNull()
+      const logs = daemon.logs.join('\n')
+      expect(logs).toContain(path)
+      expect(logs).not.toMatch(/EISDIR[^"]*"[^/]*$/m)
+      expect(enrolments).toBeLessThanOrEqual(1)
+      await daemon.kill('SIGTERM')
+    },
+    90_000
+  )
 
   it('trust-bundle.bin and its previous copy both directories: enrols once, not on every retry', async () => {
     const path = join(stateDir, 'trust-bundle.bin')
@@ -202,7 +219,11 @@ describe('each state file empty, garbage or a directory', () => {
       if (line.includes('"message":"phase step"') && /"step":"enrolled/.test(line)) enrolments++
     })
     const socket = join(dir, 'status.sock')
-    await until('MANAGED or an exit', async () => daemon!.child.exitCode != null || (await statusJson(socket))?.phase === 'PHASE_MANAGED', 60_000)
+    await until(
+      'MANAGED or an exit',
+      async () => daemon!.child.exitCode != null || (await statusJson(socket))?.phase === 'PHASE_MANAGED',
+      60_000
+    )
     expect(daemon.child.exitCode).toBeNull()
     expect(enrolments).toBe(1)
     await daemon.kill('SIGTERM')
@@ -217,18 +238,22 @@ describe('each state file empty, garbage or a directory', () => {
     await daemon.kill('SIGTERM')
   }, 120_000)
 
-  it.each(['identity/node.key', 'identity/node.crt', 'identity/ca.crt'])('%s replaced by a directory: an error naming the file, never an unnamed EISDIR', async (file) => {
-    const path = join(stateDir, file)
-    const saved = `${path}.saved`
-    rmSync(saved, { force: true })
-    execFileSync('cp', [path, saved])
-    rmSync(path)
-    mkdirSync(path)
-    daemon = startDaemon(manager.config)
-    await until('the file named', async () => daemon!.logs.some((l) => l.includes(path)), 30_000)
-    expect(daemon.logs.join('\n')).not.toMatch(/"(error|message)":"EISDIR: illegal operation on a directory, read"/)
-    await daemon.kill()
-    rmSync(path, { recursive: true })
-    execFileSync('mv', [saved, path])
-  }, 60_000)
+  it.each(['identity/node.key', 'identity/node.crt', 'identity/ca.crt'])(
+    '%s replaced by a directory: an error naming the file, never an unnamed EISDIR',
+    async (file) => {
+      const path = join(stateDir, file)
+      const saved = `${path}.saved`
+      rmSync(saved, { force: true })
+      execFileSync('cp', [path, saved])
+      rmSync(path)
+      mkdirSync(path)
+      daemon = startDaemon(manager.config)
+      await until('the file named', async () => daemon!.logs.some((l) => l.includes(path)), 30_000)
+      expect(daemon.logs.join('\n')).not.toMatch(/"(error|message)":"EISDIR: illegal operation on a directory, read"/)
+      await daemon.kill()
+      rmSync(path, { recursive: true })
+      execFileSync('mv', [saved, path])
+    },
+    60_000
+  )
 })

@@ -16,7 +16,8 @@ const REPO_NODE_MODULES = join(__dirname, '..', '..', '..', 'node_modules')
 describe('the built daemon outside the repository', () => {
   let dir: string
   beforeAll(() => {
-    if (!existsSync(join(DIST, 'bin.cjs'))) throw new Error(`${DIST}/bin.cjs is missing: build first (npx nx run @mycelium/node-core:build)`)
+    if (!existsSync(join(DIST, 'bin.cjs')))
+      throw new Error(`${DIST}/bin.cjs is missing: build first (npx nx run @mycelium/node-core:build)`)
     dir = mkdtempSync(join(tmpdir(), 'node-core-outside-'))
     // <dir>/app/dist with the app's own dependencies beside it and the hoisted ones above, as npm lays them out.
     cpSync(DIST, join(dir, 'app', 'dist'), { recursive: true })
@@ -31,7 +32,10 @@ describe('the built daemon outside the repository', () => {
   })
 
   it('prints its help', async () => {
-    const child = spawn(process.execPath, [join(dir, 'app', 'dist', 'bin.cjs'), '--help'], { cwd: join(dir, 'app'), stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [join(dir, 'app', 'dist', 'bin.cjs'), '--help'], {
+      cwd: join(dir, 'app'),
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
@@ -52,7 +56,11 @@ describe('the built daemon outside the repository', () => {
     let exit: number | null | undefined
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve((exit = code))))
     try {
-      await until('dev network up, or an exit', async () => exit !== undefined || out.includes('Mycelium dev network with 1 agent(s)'), 60_000)
+      await until(
+        'dev network up, or an exit',
+        async () => exit !== undefined || out.includes('Mycelium dev network with 1 agent(s)'),
+        60_000
+      )
       expect(out).not.toContain('protos not found')
       expect(exit).toBeUndefined()
       const http = /http:\s+http:\/\/([^/]+)\/readyz/.exec(out)?.[1]

@@ -38,7 +38,14 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     const config = join(dir, 'node.yaml')
     writeFileSync(
       config,
-      net.nodeConfigYaml({ nodeId: 'e2e-node', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket, httpListenAddress: '127.0.0.1:0', readyInFallback: false })
+      net.nodeConfigYaml({
+        nodeId: 'e2e-node',
+        stateDir: join(dir, 'state'),
+        joinTokenFile: tokenFile,
+        socketPath: socket,
+        httpListenAddress: '127.0.0.1:0',
+        readyInFallback: false
+      })
     )
     agent = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
     let logs = ''
@@ -59,8 +66,15 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     // The version reported is the built package's, at registration and in status.
     const version = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version
     expect(net.networkManager.nodes.get('e2e-node')?.capabilities?.agentVersion).toBe(version)
-    type JsonStatus = { phase: string; reason: string; agentVersion: string; history: Array<{ to: string; reason: string }>; progress?: { step?: string; attempt?: number; lastError?: string; nextAttemptAt?: string } }
-    const statusJson = async (): Promise<JsonStatus> => JSON.parse((await runBin(['status', '--socket', socket, '--json'])).out) as JsonStatus
+    type JsonStatus = {
+      phase: string
+      reason: string
+      agentVersion: string
+      history: Array<{ to: string; reason: string }>
+      progress?: { step?: string; attempt?: number; lastError?: string; nextAttemptAt?: string }
+    }
+    const statusJson = async (): Promise<JsonStatus> =>
+      JSON.parse((await runBin(['status', '--socket', socket, '--json'])).out) as JsonStatus
     const managed = await statusJson()
     expect(managed.agentVersion).toBe(version)
     const transitionsBefore = managed.history.length
@@ -89,14 +103,20 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     const table = await runBin(['status', '--socket', socket])
     expect(table.out).toMatch(/phase\s+FALLBACK/)
     expect(table.out).toMatch(/reason\s+manager link lost: /)
-    expect(table.out).toMatch(/progress\s+(waiting before reconnection attempt \d+|reconnection attempt \d+: .*) \(.*last error: registration failed: /)
+    expect(table.out).toMatch(
+      /progress\s+(waiting before reconnection attempt \d+|reconnection attempt \d+: .*) \(.*last error: registration failed: /
+    )
     const metrics = await (await fetch(`http://${await httpAddress()}/metrics`)).text()
     expect(metrics).toMatch(/mycelium_phase_transitions_total\{to="FALLBACK"\} 1\n/)
     expect(metrics).toMatch(/mycelium_phase_transitions_total\{to="BOOTSTRAP"\} 1\n/)
 
     await net.startManager('network-manager')
     await until('MANAGED again', async () => (await readyz())[0] === 200)
-    expect((await statusJson()).history.slice(transitionsBefore).map((h) => h.to)).toEqual(['PHASE_FALLBACK', 'PHASE_HANDOFF', 'PHASE_MANAGED'])
+    expect((await statusJson()).history.slice(transitionsBefore).map((h) => h.to)).toEqual([
+      'PHASE_FALLBACK',
+      'PHASE_HANDOFF',
+      'PHASE_MANAGED'
+    ])
 
     const sent = Date.now()
     agent.kill('SIGTERM')
@@ -108,7 +128,11 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
 
   it.each([
     ['an unknown key', 'networkId: n\nnodeId: a\nhandof: {}\n', /node.yaml:3 handof: unknown key "handof"/],
-    ['a wrong type', 'networkId: n\nnodeId: a\nhandoff:\n  commitDeadline: 5\n', /node.yaml:4 handoff.commitDeadline: must be a duration string/],
+    [
+      'a wrong type',
+      'networkId: n\nnodeId: a\nhandoff:\n  commitDeadline: 5\n',
+      /node.yaml:4 handoff.commitDeadline: must be a duration string/
+    ],
     ['a missing file', null, /missing.yaml: cannot read: ENOENT/]
   ])('refuses %s before writing anything, exit 2', async (_what, text, message) => {
     const case_ = mkdtempSync(join(dir, 'bad-'))
@@ -128,7 +152,11 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     const runs: Array<[string, string[], RegExp]> = [
       [base, ['--join-token-file', join(case_, 'missing-token')], /^error: --join-token-file .*missing-token: cannot read: ENOENT\n$/],
       [`${base}logging:\n  level: bogus\n`, [], /^error: .*logging.level: "bogus" is not one of error, warn, info, debug\n$/],
-      [`${base}status:\n  socketPath: ${victim}\n`, [], /^error: status.socketPath .*victim.txt: exists and is a regular file; refusing to replace it/]
+      [
+        `${base}status:\n  socketPath: ${victim}\n`,
+        [],
+        /^error: status.socketPath .*victim.txt: exists and is a regular file; refusing to replace it/
+      ]
     ]
     for (const [yaml, flags, message] of runs) {
       writeFileSync(join(case_, 'node.yaml'), yaml)
@@ -144,7 +172,10 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
     writeFileSync(keyFile, 'not a key')
     chmodSync(keyFile, 0o600)
     const file = join(case_, 'node.yaml')
-    writeFileSync(file, `networkId: n\nnodeId: a\nstateDir: ${join(case_, 'state')}\nidentity:\n  keyFile: ${keyFile}\nstatus:\n  httpListenAddress: "off"\n  socketPath: ${join(case_, 's.sock')}\n`)
+    writeFileSync(
+      file,
+      `networkId: n\nnodeId: a\nstateDir: ${join(case_, 'state')}\nidentity:\n  keyFile: ${keyFile}\nstatus:\n  httpListenAddress: "off"\n  socketPath: ${join(case_, 's.sock')}\n`
+    )
     const r = await runBin(['run', '--config', file])
     expect(r.code).not.toBe(0)
     expect(r.out).toContain(`${keyFile}: not a PEM private key`)

@@ -60,8 +60,16 @@ const oneLine = (io: Io): void => {
 
 describe('class 6: durations fit their timers', () => {
   it.each([
-    ['discovery.refreshInterval: 720h', 'discovery:\n  refreshInterval: 720h\n', /discovery.refreshInterval: "720h" is longer than 2147483647 ms/],
-    ['reconnect.max: 99999999999999999999h', 'reconnect:\n  max: 99999999999999999999h\n', /reconnect.max: "99999999999999999999h" is not a duration/],
+    [
+      'discovery.refreshInterval: 720h',
+      'discovery:\n  refreshInterval: 720h\n',
+      /discovery.refreshInterval: "720h" is longer than 2147483647 ms/
+    ],
+    [
+      'reconnect.max: 99999999999999999999h',
+      'reconnect:\n  max: 99999999999999999999h\n',
+      /reconnect.max: "99999999999999999999h" is not a duration/
+    ],
     ['reconnect.max: 597h', 'reconnect:\n  max: 597h\n', /reconnect.max: "597h" is longer than/],
     ['handoff.commitDeadline: 0s', 'handoff:\n  commitDeadline: 0s\n', /handoff.commitDeadline: "0s" is zero/],
     ['peers.pingInterval: 0ms', 'peers:\n  pingInterval: 0ms\n', /peers.pingInterval: "0ms" is zero/],
@@ -71,13 +79,17 @@ describe('class 6: durations fit their timers', () => {
   })
 
   it('accepts the longest timer and a zero clock slack', async () => {
-    const c = await loadConfig({ file: write(`${BASE()}discovery:\n  refreshInterval: 596h\n  clockSlack: 0s\n`.replace('596h', '2147483647ms')) })
+    const c = await loadConfig({
+      file: write(`${BASE()}discovery:\n  refreshInterval: 596h\n  clockSlack: 0s\n`.replace('596h', '2147483647ms'))
+    })
     expect(c.discovery?.refreshInterval).toEqual({ seconds: 2147483, nanos: 647e6 })
     expect(c.discovery?.clockSlack).toEqual({ seconds: 0, nanos: 0 })
   })
 
   it('applies the same bound to environment variables and --set', async () => {
-    expect(await refusal(BASE(), { MYCELIUM_DISCOVERY__REFRESH_INTERVAL: '720h' })).toMatch(/environment MYCELIUM_DISCOVERY__REFRESH_INTERVAL: "720h" is longer/)
+    expect(await refusal(BASE(), { MYCELIUM_DISCOVERY__REFRESH_INTERVAL: '720h' })).toMatch(
+      /environment MYCELIUM_DISCOVERY__REFRESH_INTERVAL: "720h" is longer/
+    )
     expect(await refusal(BASE(), {}, ['reconnect.max=1000h'])).toMatch(/--set reconnect.max: "1000h" is longer/)
   })
 })
@@ -86,14 +98,30 @@ describe('class 9: one validation for `config validate` and `run`, before anythi
   const cases: Array<[string, string, RegExp]> = [
     ['logging.level: bogus', 'logging:\n  level: bogus\n', /logging.level: "bogus" is not one of error, warn, info, debug/],
     ['logging.format: xml', 'logging:\n  format: xml\n', /logging.format: "xml" is not one of json, pretty/],
-    ['status.httpListenAddress: "not an address"', 'status:\n  httpListenAddress: "not an address"\n', /status.httpListenAddress: "not an address" is not host:port/],
+    [
+      'status.httpListenAddress: "not an address"',
+      'status:\n  httpListenAddress: "not an address"\n',
+      /status.httpListenAddress: "not an address" is not host:port/
+    ],
     ['status.grpcListenAddress: 127.0.0.1:99999', 'status:\n  grpcListenAddress: "127.0.0.1:99999"\n', /port 99999/],
-    ['peers.multicastGroup: "x:y:z"', 'peers:\n  multicastGroup: "x:y:z"\n', /peers.multicastGroup: "x:y:z" is not an IPv4 multicast group/],
+    [
+      'peers.multicastGroup: "x:y:z"',
+      'peers:\n  multicastGroup: "x:y:z"\n',
+      /peers.multicastGroup: "x:y:z" is not an IPv4 multicast group/
+    ],
     ['peers.multicastGroup: 10.0.0.1', 'peers:\n  multicastGroup: 10.0.0.1\n', /not a multicast address/],
     ['peers.listenAddress: ":7000"', 'peers:\n  listenAddress: ":7000"\n', /peers.listenAddress/],
     ['a seed without a port', 'peers:\n  seeds:\n    - address: 10.0.0.1\n', /peers.seeds\[0\].address/],
-    ['an enrolment endpoint with a bad identity', 'identity:\n  enrollmentEndpoints:\n    - address: 10.0.0.1:7443\n      expectedIdentity: x\n', /expectedIdentity/],
-    ['an http:// spore URL', 'discovery:\n  httpsUrls: ["http://10.0.0.1/spores"]\n', /discovery.httpsUrls\[0\]: "http:\/\/10.0.0.1\/spores" is not an https/],
+    [
+      'an enrolment endpoint with a bad identity',
+      'identity:\n  enrollmentEndpoints:\n    - address: 10.0.0.1:7443\n      expectedIdentity: x\n',
+      /expectedIdentity/
+    ],
+    [
+      'an http:// spore URL',
+      'discovery:\n  httpsUrls: ["http://10.0.0.1/spores"]\n',
+      /discovery.httpsUrls\[0\]: "http:\/\/10.0.0.1\/spores" is not an https/
+    ],
     ['reconnect.multiplier: 1000', 'reconnect:\n  multiplier: 1000\n', /reconnect.multiplier/]
   ]
   it.each(cases)('%s: validate and run both exit 2 with one line, and run writes nothing', async (_what, yaml, message) => {
@@ -110,7 +138,9 @@ describe('class 9: one validation for `config validate` and `run`, before anythi
 
   it('accepts good addresses of every form', async () => {
     const c = await loadConfig({
-      file: write(`${BASE()}status:\n  httpListenAddress: "[::1]:9464"\n  grpcListenAddress: localhost:0\npeers:\n  multicastGroup: 239.77.0.1:7946\n  listenAddress: 0.0.0.0:7000\n`)
+      file: write(
+        `${BASE()}status:\n  httpListenAddress: "[::1]:9464"\n  grpcListenAddress: localhost:0\npeers:\n  multicastGroup: 239.77.0.1:7946\n  listenAddress: 0.0.0.0:7000\n`
+      )
     })
     expect(c.peers?.multicastGroup).toBe('239.77.0.1:7946')
   })
@@ -118,7 +148,9 @@ describe('class 9: one validation for `config validate` and `run`, before anythi
 
 describe('class 10: YAML aliases, map values, reserved keys, node ids, absolute paths', () => {
   it('resolves YAML aliases', async () => {
-    const c = await loadConfig({ file: write(`${BASE()}x-zone: &z eu-1\n`.replace('x-zone: &z eu-1\n', '') + 'labels:\n  zone: &z eu-1\n  rack: *z\n') })
+    const c = await loadConfig({
+      file: write(`${BASE()}x-zone: &z eu-1\n`.replace('x-zone: &z eu-1\n', '') + 'labels:\n  zone: &z eu-1\n  rack: *z\n')
+    })
     expect(c.labels).toEqual({ zone: 'eu-1', rack: 'eu-1' })
     const mapAlias = await loadConfig({ file: write(`${BASE()}labels: &l { zone: a }\nk3s:\n  nodeLabels: *l\n`) })
     expect(mapAlias.k3s?.nodeLabels).toEqual({ zone: 'a' })
@@ -133,37 +165,72 @@ describe('class 10: YAML aliases, map values, reserved keys, node ids, absolute 
     expect(await refusal(BASE() + yaml)).toMatch(message)
   })
 
-  it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf'])('refuses the key %s in YAML, env and --set', async (key) => {
-    expect(await refusal(`${BASE()}${key}: x\n`)).toMatch(/unknown key/)
-    expect(await refusal(`${BASE()}status:\n  ${key}: x\n`)).toMatch(/unknown key/)
-    expect(await refusal(`${BASE()}labels:\n  ${key}: x\n`)).toMatch(/reserved|not a label key/)
-    expect(await refusal(BASE(), { [`MYCELIUM_${key.toUpperCase()}`]: 'x' })).toMatch(/is not a config key/)
-    expect(await refusal(BASE(), {}, [`${key}=x`])).toMatch(/is not a config key/)
-    expect(await refusal(BASE(), {}, [`status.${key}=x`])).toMatch(/is not a config key/)
-    expect(await refusal(BASE(), {}, [`labels.${key}=x`])).toMatch(/reserved|not a label key/)
-  })
+  it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf'])(
+    'refuses the key %s in YAML, env and --set',
+    async (key) => {
+      expect(await refusal(`${BASE()}${key}: x\n`)).toMatch(/unknown key/)
+      expect(await refusal(`${BASE()}status:\n  ${key}: x\n`)).toMatch(/unknown key/)
+      expect(await refusal(`${BASE()}labels:\n  ${key}: x\n`)).toMatch(/reserved|not a label key/)
+      expect(await refusal(BASE(), { [`MYCELIUM_${key.toUpperCase()}`]: 'x' })).toMatch(/is not a config key/)
+      expect(await refusal(BASE(), {}, [`${key}=x`])).toMatch(/is not a config key/)
+      expect(await refusal(BASE(), {}, [`status.${key}=x`])).toMatch(/is not a config key/)
+      expect(await refusal(BASE(), {}, [`labels.${key}=x`])).toMatch(/reserved|not a label key/)
+    }
+  )
 
-  it.each(['../../etc/passwd', 'a\u0000b', 'a b', 'Edge-1', '-x', 'x'.repeat(64), 'nödé', ''])('refuses the node id %j from YAML, env and --set', async (id) => {
-    const yaml = `networkId: net1\nnodeId: ${JSON.stringify(id)}\nstateDir: ${join(dir, 'state')}\n`
-    expect(await refusal(yaml)).toMatch(/nodeId/)
-    expect(await refusal(BASE(), { MYCELIUM_NODE_ID: id })).toMatch(/nodeId/)
-    expect(await refusal(BASE(), {}, [`nodeId=${id}`])).toMatch(/nodeId/)
-  })
+  it.each(['../../etc/passwd', 'a\u0000b', 'a b', 'Edge-1', '-x', 'x'.repeat(64), 'nödé', ''])(
+    'refuses the node id %j from YAML, env and --set',
+    async (id) => {
+      const yaml = `networkId: net1\nnodeId: ${JSON.stringify(id)}\nstateDir: ${join(dir, 'state')}\n`
+      expect(await refusal(yaml)).toMatch(/nodeId/)
+      expect(await refusal(BASE(), { MYCELIUM_NODE_ID: id })).toMatch(/nodeId/)
+      expect(await refusal(BASE(), {}, [`nodeId=${id}`])).toMatch(/nodeId/)
+    }
+  )
 
   it.each(['stateDir', 'identity.keyFile', 'identity.caFile', 'identity.joinTokenFile', 'discovery.bootstrapFile', 'status.socketPath'])(
     'requires an absolute %s',
     async (key) => {
-      expect(await refusal(BASE(), {}, [`${key}=relative/path`])).toMatch(new RegExp(`${key.replace('.', '\\.')}: "relative/path" is relative`))
+      expect(await refusal(BASE(), {}, [`${key}=relative/path`])).toMatch(
+        new RegExp(`${key.replace('.', '\\.')}: "relative/path" is relative`)
+      )
     }
   )
 
   it('property: any YAML document is loaded or refused with InvalidConfigError, never another error', async () => {
-    const scalar = fc.oneof(fc.string({ maxLength: 12 }), fc.integer(), fc.boolean(), fc.constant(null), fc.constantFrom('1s', '720h', '0ms', '*a', '&a x', '[1,2]', '{a: b}'))
-    const key = fc.constantFrom('networkId', 'nodeId', 'labels', 'constructor', '__proto__', 'status', 'logging', 'peers', 'discovery', 'reconnect', 'handoff', 'k3s', 'stateDir', 'x')
-    const doc = fc.dictionary(key, fc.oneof(scalar, fc.dictionary(fc.oneof(key, fc.string({ maxLength: 6 })), scalar, { maxKeys: 4 })), { maxKeys: 6 })
+    const scalar = fc.oneof(
+      fc.string({ maxLength: 12 }),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constantFrom('1s', '720h', '0ms', '*a', '&a x', '[1,2]', '{a: b}')
+    )
+    const key = fc.constantFrom(
+      'networkId',
+      'nodeId',
+      'labels',
+      'constructor',
+      '__proto__',
+      'status',
+      'logging',
+      'peers',
+      'discovery',
+      'reconnect',
+      'handoff',
+      'k3s',
+      'stateDir',
+      'x'
+    )
+    const doc = fc.dictionary(key, fc.oneof(scalar, fc.dictionary(fc.oneof(key, fc.string({ maxLength: 6 })), scalar, { maxKeys: 4 })), {
+      maxKeys: 6
+    })
     await fc.assert(
       fc.asyncProperty(doc, fc.boolean(), async (value, asText) => {
-        const text = asText ? Object.entries(value).map(([k, v]) => `${k}: ${typeof v === 'object' && v != null ? JSON.stringify(v) : String(v)}`).join('\n') : JSON.stringify(value)
+        const text = asText
+          ? Object.entries(value)
+              .map(([k, v]) => `${k}: ${typeof v === 'object' && v != null ? JSON.stringify(v) : String(v)}`)
+              .join('\n')
+          : JSON.stringify(value)
         try {
           await loadConfig({ file: write(text) })
         } catch (err) {
@@ -205,7 +272,10 @@ describe('class 7: the status socket path', () => {
     await expect(prepareStatusSocket(sock)).rejects.toThrow(/a running process answers/)
     await new Promise<void>((resolve) => server.close(() => resolve()))
     // A stale socket, as a crash leaves it: a process that listened and was killed.
-    spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`])
+    spawnSync(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`
+    ])
     expect(statSync(sock).isSocket()).toBe(true)
     await prepareStatusSocket(sock)
     expect(existsSync(sock)).toBe(false)

@@ -3,13 +3,22 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isInvalidConfigError, K3sRole, NodeConfig } from '@mycelium/core-interfaces'
 import { ownerOf } from '@mycelium/bootstrap-agent'
-import { CONFIG_CONSUMERS, NODE_CONFIG_SCHEMA, planReconfiguration, validateAgainstLocal, validateManagedValues, type Kind, type Schema } from '../src/index.js'
+import {
+  CONFIG_CONSUMERS,
+  NODE_CONFIG_SCHEMA,
+  planReconfiguration,
+  validateAgainstLocal,
+  validateManagedValues,
+  type Kind,
+  type Schema
+} from '../src/index.js'
 
 /** Every key of the loader's schema (held equal to the generated NodeConfig by config.spec.ts), as "section.field". */
 function schemaKeys(): Array<{ path: string; kind: Kind }> {
   const out: Array<{ path: string; kind: Kind }> = []
   for (const [key, kind] of Object.entries(NODE_CONFIG_SCHEMA)) {
-    if (typeof kind === 'object' && !('list' in kind)) for (const [field, k] of Object.entries(kind as Schema)) out.push({ path: `${key}.${field}`, kind: k })
+    if (typeof kind === 'object' && !('list' in kind))
+      for (const [field, k] of Object.entries(kind as Schema)) out.push({ path: `${key}.${field}`, kind: k })
     else out.push({ path: key, kind })
   }
   return out
@@ -23,7 +32,8 @@ function sample(path: string, kind: Kind): { value: unknown; shows: string } {
   if (path === 'k3s.role') return { value: K3sRole.SERVER, shows: `"role":${K3sRole.SERVER}` }
   if (path === 'peers.multicastGroup') return { value: '239.1.2.3:7000', shows: '239.1.2.3:7000' }
   if (path === 'discovery.httpsUrls') return { value: ['https://spores.example/net1'], shows: 'https://spores.example/net1' }
-  if (typeof kind === 'object') return { value: [{ address: '10.77.9.9:7000', expectedIdentity: '', zone: '', priority: 0 }], shows: '10.77.9.9:7000' }
+  if (typeof kind === 'object')
+    return { value: [{ address: '10.77.9.9:7000', expectedIdentity: '', zone: '', priority: 0 }], shows: '10.77.9.9:7000' }
   switch (kind) {
     case 'string':
       return { value: '/sample/value', shows: '/sample/value' }
@@ -57,9 +67,13 @@ const base = NodeConfig.fromPartial({ networkId: 'net1', nodeId: 'n1', peers: { 
 
 describe('every NodeConfig key has an owner, every manager-owned key a consumer', () => {
   it('fails when a key is added to the schema without an ownership entry or a consumer', () => {
-    const missingOwner = schemaKeys().filter((k) => ownerOf(k.path) == null).map((k) => k.path)
+    const missingOwner = schemaKeys()
+      .filter((k) => ownerOf(k.path) == null)
+      .map((k) => k.path)
     expect(missingOwner).toEqual([])
-    const missingConsumer = schemaKeys().filter((k) => ownerOf(k.path) === 'manager' && consumerOf(k.path) == null).map((k) => k.path)
+    const missingConsumer = schemaKeys()
+      .filter((k) => ownerOf(k.path) === 'manager' && consumerOf(k.path) == null)
+      .map((k) => k.path)
     expect(missingConsumer).toEqual([])
     // And no consumer for a key that is not manager-owned (it would never be applied).
     const stray = Object.keys(CONFIG_CONSUMERS).filter((k) => ownerOf(k) !== 'manager')
@@ -67,12 +81,15 @@ describe('every NodeConfig key has an owner, every manager-owned key a consumer'
   })
 
   const managerKeys = schemaKeys().filter((k) => ownerOf(k.path) === 'manager')
-  it.each(managerKeys.map((k) => [k.path, k.kind] as const))('%s: a change plans exactly one step, for its consumer, carrying the value', (path, kind) => {
-    const { value, shows } = sample(path, kind)
-    const steps = planReconfiguration(base, withKey(base, path, value))
-    expect(steps.map((s) => s.type)).toEqual([consumerOf(path)])
-    expect(JSON.stringify(steps[0])).toContain(shows)
-  })
+  it.each(managerKeys.map((k) => [k.path, k.kind] as const))(
+    '%s: a change plans exactly one step, for its consumer, carrying the value',
+    (path, kind) => {
+      const { value, shows } = sample(path, kind)
+      const steps = planReconfiguration(base, withKey(base, path, value))
+      expect(steps.map((s) => s.type)).toEqual([consumerOf(path)])
+      expect(JSON.stringify(steps[0])).toContain(shows)
+    }
+  )
 
   it('nothing changed: nothing to do', () => {
     expect(planReconfiguration(base, NodeConfig.fromPartial({ ...base, version: 9 }))).toEqual([])
@@ -97,13 +114,21 @@ describe('manager-owned values are checked before a trial', () => {
   }
 
   it('names the key of a bad value', () => {
-    expect(refusal(NodeConfig.fromPartial({ logging: { level: 'loud' } }))).toBe('remote NodeConfig.logging.level: "loud" is not one of error, warn, info, debug')
-    expect(refusal(NodeConfig.fromPartial({ discovery: { httpsUrls: ['http://plain.example'] } }))).toBe('remote NodeConfig.discovery.httpsUrls[0]: "http://plain.example" is not an https:// URL')
-    expect(refusal(NodeConfig.fromPartial({ discovery: { httpsCaFile: join(dir, 'missing.pem') } }))).toContain('remote NodeConfig.discovery.httpsCaFile: cannot read')
+    expect(refusal(NodeConfig.fromPartial({ logging: { level: 'loud' } }))).toBe(
+      'remote NodeConfig.logging.level: "loud" is not one of error, warn, info, debug'
+    )
+    expect(refusal(NodeConfig.fromPartial({ discovery: { httpsUrls: ['http://plain.example'] } }))).toBe(
+      'remote NodeConfig.discovery.httpsUrls[0]: "http://plain.example" is not an https:// URL'
+    )
+    expect(refusal(NodeConfig.fromPartial({ discovery: { httpsCaFile: join(dir, 'missing.pem') } }))).toContain(
+      'remote NodeConfig.discovery.httpsCaFile: cannot read'
+    )
     writeFileSync(join(dir, 'not-a-ca.pem'), 'hello')
     expect(refusal(NodeConfig.fromPartial({ discovery: { httpsCaFile: join(dir, 'not-a-ca.pem') } }))).toContain('holds no PEM certificate')
     expect(refusal(NodeConfig.fromPartial({ k3s: { enabled: true, dataDir: 'relative' } }))).toContain('remote NodeConfig.k3s.dataDir')
-    expect(refusal(NodeConfig.fromPartial({ logging: { level: 'debug' }, discovery: { httpsUrls: ['https://ok.example'] } }))).toBe('accepted')
+    expect(refusal(NodeConfig.fromPartial({ logging: { level: 'debug' }, discovery: { httpsUrls: ['https://ok.example'] } }))).toBe(
+      'accepted'
+    )
   })
 
   it.each([
@@ -134,7 +159,12 @@ describe('manager-owned values are checked before a trial', () => {
 
   it('in range (and the defaults) is accepted', () => {
     const ok = NodeConfig.fromPartial({
-      peers: { phiThreshold: 0.5, pingInterval: { seconds: 0, nanos: 250_000_000 }, multicastGroup: '239.1.2.3:7000', multicastInterface: '192.168.1.2' },
+      peers: {
+        phiThreshold: 0.5,
+        pingInterval: { seconds: 0, nanos: 250_000_000 },
+        multicastGroup: '239.1.2.3:7000',
+        multicastInterface: '192.168.1.2'
+      },
       discovery: { clockSlack: { seconds: 0, nanos: 0 }, refreshInterval: { seconds: 1, nanos: 0 } },
       handoff: { configConfirmWindow: { seconds: 1, nanos: 0 } },
       reconnect: { multiplier: 1 }

@@ -67,7 +67,9 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
     try {
       await scenario()
     } catch (err) {
-      console.log(`${logs.slice(-10_000)}\n--- node-core status ---\n${await runBinOut(['status', '--socket', join(dir, 'run', 'status.sock')])}`)
+      console.log(
+        `${logs.slice(-10_000)}\n--- node-core status ---\n${await runBinOut(['status', '--socket', join(dir, 'run', 'status.sock')])}`
+      )
       throw err
     }
   }, 240_000)
@@ -78,7 +80,10 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
     const socket = join(dir, 'run', 'status.sock')
     const config = join(dir, 'node.yaml')
     const dataDir = join(dir, 'k3s-data')
-    writeFileSync(config, net.nodeConfigYaml({ nodeId: 'edge-1', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket }))
+    writeFileSync(
+      config,
+      net.nodeConfigYaml({ nodeId: 'edge-1', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket })
+    )
     appendFileSync(
       config,
       [
@@ -94,10 +99,15 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
         ''
       ].join('\n')
     )
-    const status = async (): Promise<StatusReport> => StatusReport.fromJSON(JSON.parse(await runBinOut(['status', '--socket', socket, '--json'])))
-    const statusJson = async (): Promise<Record<string, unknown>> => JSON.parse(await runBinOut(['status', '--socket', socket, '--json'])) as Record<string, unknown>
+    const status = async (): Promise<StatusReport> =>
+      StatusReport.fromJSON(JSON.parse(await runBinOut(['status', '--socket', socket, '--json'])))
+    const statusJson = async (): Promise<Record<string, unknown>> =>
+      JSON.parse(await runBinOut(['status', '--socket', socket, '--json'])) as Record<string, unknown>
     const starts = (): Array<{ pid: number; config: Record<string, unknown>; args: string[] }> =>
-      readFileSync(join(dataDir, 'starts.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: number; config: Record<string, unknown>; args: string[] })
+      readFileSync(join(dataDir, 'starts.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { pid: number; config: Record<string, unknown>; args: string[] })
     const k3sReady = async (): Promise<boolean> => (await status()).runtime?.reason === '' && (await status()).runtime?.availability === 1
     const trialReport = () => net.networkManager.nodes.get('edge-1')?.lastHealth?.lastConfigTrial
     const k3s = (extra: Partial<NodeConfig['k3s']> = {}) => ({
@@ -122,7 +132,12 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
     expect(starts().at(-1)!.config['node-label']).toEqual(['owner=manager'])
     const startsBefore = starts().length
     const before = await statusJson()
-    expect(before.effectiveConfig).toMatchObject({ version: vN, nodeId: 'edge-1', k3s: { nodeLabels: { owner: 'manager' } }, logging: { level: 'debug', format: 'json' } })
+    expect(before.effectiveConfig).toMatchObject({
+      version: vN,
+      nodeId: 'edge-1',
+      k3s: { nodeLabels: { owner: 'manager' } },
+      logging: { level: 'debug', format: 'json' }
+    })
     expect((before.config as { sectionVersions: Record<string, number> }).sectionVersions).toMatchObject({ k3s: vN, logging: vN, peers: 0 })
 
     await stopAgent('SIGTERM')
@@ -132,28 +147,60 @@ describe('managed config survives restarts and bad configs (shipped daemon, dev 
     expect(after.config).toMatchObject({ currentVersion: vN, lastKnownGoodVersion: vN })
     expect(after.effectiveConfig).toMatchObject({ version: vN, k3s: { nodeLabels: { owner: 'manager' } }, logging: { level: 'debug' } })
     expect(starts()).toHaveLength(startsBefore) // adopted, not re-planned back to the YAML's labels
-    expect(await runBinOut(['status', '--socket', socket])).toMatch(new RegExp(`config sections\\s+discovery local, handoff local, k3s v${vN}, labels local, logging v${vN}`))
+    expect(await runBinOut(['status', '--socket', socket])).toMatch(
+      new RegExp(`config sections\\s+discovery local, handoff local, k3s v${vN}, labels local, logging v${vN}`)
+    )
 
     // 2. A k3s config that makes K3s crash-loop: reverted within the window, the manager told why.
     const bad = vN + 1
-    await net.networkManager.setConfig(NodeConfig.fromPartial({ version: bad, networkId: 'net1', k3s: k3s({ extraArgs: ['--https-listen-port', '0', '--fake-crash-after-ms', '200'] }) }))
+    await net.networkManager.setConfig(
+      NodeConfig.fromPartial({
+        version: bad,
+        networkId: 'net1',
+        k3s: k3s({ extraArgs: ['--https-listen-port', '0', '--fake-crash-after-ms', '200'] })
+      })
+    )
     await until(`v${bad} reverted and reported`, () => trialReport()?.version === bad && trialReport()?.outcome === 'reverted')
-    expect(trialReport()!.reason).toMatch(/^unhealthy during the 6000 ms confirmation window: k3s-runtime restarted \d+ time\(s\) during the trial/)
-    expect(await applyFault(net, { action: 'nodes' })).toMatch(new RegExp(`edge-1: config v${vN}, [A-Z]+, last trial v${bad} reverted: unhealthy during`))
+    expect(trialReport()!.reason).toMatch(
+      /^unhealthy during the 6000 ms confirmation window: k3s-runtime restarted \d+ time\(s\) during the trial/
+    )
+    expect(await applyFault(net, { action: 'nodes' })).toMatch(
+      new RegExp(`edge-1: config v${vN}, [A-Z]+, last trial v${bad} reverted: unhealthy during`)
+    )
     expect(starts().some((s) => s.args.includes('--fake-crash-after-ms'))).toBe(true) // it was tried
-    await until('back on the last-known-good K3s config, ready', async () => (await k3sReady()) && !starts().at(-1)!.args.includes('--fake-crash-after-ms'))
-    expect((await status()).config).toMatchObject({ currentVersion: vN, lastKnownGoodVersion: vN, trialVersion: 0, lastTrial: { version: bad, outcome: 'reverted' } })
+    await until(
+      'back on the last-known-good K3s config, ready',
+      async () => (await k3sReady()) && !starts().at(-1)!.args.includes('--fake-crash-after-ms')
+    )
+    expect((await status()).config).toMatchObject({
+      currentVersion: vN,
+      lastKnownGoodVersion: vN,
+      trialVersion: 0,
+      lastTrial: { version: bad, outcome: 'reverted' }
+    })
 
     // 3. A trial interrupted by SIGKILL: reverted when the daemon comes back, the manager told why.
     const killed = bad + 1
-    await net.networkManager.setConfig(NodeConfig.fromPartial({ version: killed, networkId: 'net1', k3s: k3s({ extraArgs: ['--https-listen-port', '0', '--fake-crash-after-ms', '120000'] }) }))
+    await net.networkManager.setConfig(
+      NodeConfig.fromPartial({
+        version: killed,
+        networkId: 'net1',
+        k3s: k3s({ extraArgs: ['--https-listen-port', '0', '--fake-crash-after-ms', '120000'] })
+      })
+    )
     await until(`v${killed} on trial`, async () => (await status()).config?.trialVersion === killed)
     await stopAgent('SIGKILL')
     startAgent(config)
     await until('MANAGED after the crash', async () => (await status()).phase === 5)
-    await until(`v${killed} reverted at boot and reported`, () => trialReport()?.version === killed && trialReport()?.outcome === 'reverted')
+    await until(
+      `v${killed} reverted at boot and reported`,
+      () => trialReport()?.version === killed && trialReport()?.outcome === 'reverted'
+    )
     expect(trialReport()!.reason).toBe(`trial of config version ${killed} was interrupted by a restart`)
-    await until('K3s on the last-known-good config again', async () => (await k3sReady()) && !starts().at(-1)!.args.includes('--fake-crash-after-ms'))
+    await until(
+      'K3s on the last-known-good config again',
+      async () => (await k3sReady()) && !starts().at(-1)!.args.includes('--fake-crash-after-ms')
+    )
     const final = await statusJson()
     expect(final.config).toMatchObject({ currentVersion: vN, lastKnownGoodVersion: vN })
     expect(final.effectiveConfig).toMatchObject({ version: vN, k3s: { nodeLabels: { owner: 'manager' } } })

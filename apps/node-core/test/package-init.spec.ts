@@ -7,7 +7,11 @@ import { agentTimings, multicastGroup, peerTimings, secureRandom, sporeTimings }
 describe('package-init: NodeConfig → each package init', () => {
   it("fills every unset key from the owning package's DEFAULT_* constant", () => {
     const c = NodeConfig.fromPartial({ networkId: 'n', nodeId: 'a' })
-    expect(agentTimings(c)).toMatchObject({ handoffDeadlineMs: DEFAULT_HANDOFF_DEADLINE_MS, defaultHeartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS, reconnect: DEFAULT_RECONNECT })
+    expect(agentTimings(c)).toMatchObject({
+      handoffDeadlineMs: DEFAULT_HANDOFF_DEADLINE_MS,
+      defaultHeartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
+      reconnect: DEFAULT_RECONNECT
+    })
     expect(peerTimings(c)).toEqual({ pingIntervalMs: DEFAULT_PING_INTERVAL_MS, suspectPhi: DEFAULT_SUSPECT_PHI })
     expect(sporeTimings(c).clockSlackMs).toBe(DEFAULT_CLOCK_SLACK_MS)
     expect(multicastGroup(c)).toEqual({})
@@ -17,7 +21,10 @@ describe('package-init: NodeConfig → each package init', () => {
     const c = NodeConfig.fromPartial({ handoff: { commitDeadline: { seconds: 2, nanos: 0 } }, peers: { multicastGroup: '239.1.2.3' } })
     expect(agentTimings(c).handoffDeadlineMs).toBe(2000)
     expect(multicastGroup(c)).toEqual({ group: '239.1.2.3', port: DEFAULT_MULTICAST_PORT })
-    expect(multicastGroup(NodeConfig.fromPartial({ peers: { multicastGroup: '239.1.2.3:9999' } }))).toEqual({ group: '239.1.2.3', port: 9999 })
+    expect(multicastGroup(NodeConfig.fromPartial({ peers: { multicastGroup: '239.1.2.3:9999' } }))).toEqual({
+      group: '239.1.2.3',
+      port: 9999
+    })
   })
 
   it('the injected random source draws in [0, 1)', () => {

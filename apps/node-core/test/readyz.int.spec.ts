@@ -20,9 +20,19 @@ describe('/readyz', () => {
   it('MANAGED and HEALTHY or DEGRADED: ready; UNHEALTHY: not ready, saying why', async () => {
     status = StatusReport.fromPartial({ phase: Phase.MANAGED, reason: 'handoff confirmed', health: HealthState.HEALTHY })
     expect(await readyz()).toEqual([200, 'MANAGED: handoff confirmed\nhealth HEALTHY\n'])
-    status = StatusReport.fromPartial({ phase: Phase.MANAGED, reason: 'handoff confirmed', health: HealthState.DEGRADED, healthReason: 'identity: renewal due' })
+    status = StatusReport.fromPartial({
+      phase: Phase.MANAGED,
+      reason: 'handoff confirmed',
+      health: HealthState.DEGRADED,
+      healthReason: 'identity: renewal due'
+    })
     expect((await readyz())[0]).toBe(200)
-    status = StatusReport.fromPartial({ phase: Phase.MANAGED, reason: 'handoff confirmed', health: HealthState.UNHEALTHY, healthReason: 'k3s-runtime: restart budget spent' })
+    status = StatusReport.fromPartial({
+      phase: Phase.MANAGED,
+      reason: 'handoff confirmed',
+      health: HealthState.UNHEALTHY,
+      healthReason: 'k3s-runtime: restart budget spent'
+    })
     expect(await readyz()).toEqual([503, 'MANAGED: handoff confirmed\nhealth UNHEALTHY: k3s-runtime: restart budget spent\n'])
     status = StatusReport.fromPartial({ phase: Phase.FALLBACK, reason: 'manager down', health: HealthState.DEGRADED })
     expect((await readyz())[0]).toBe(200)

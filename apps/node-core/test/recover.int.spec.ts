@@ -26,7 +26,10 @@ describe('node-core identity and recover', () => {
     tokenFile = join(dir, 'join-token')
     writeFileSync(tokenFile, `${net.joinToken}\n`)
     configFile = join(dir, 'node.yaml')
-    writeFileSync(configFile, `networkId: net1\nnodeId: edge-1\nstateDir: ${join(dir, 'state')}\nidentity:\n  enrollmentEndpoints:\n    - address: ${net.endpoints.enrollment}\n`)
+    writeFileSync(
+      configFile,
+      `networkId: net1\nnodeId: edge-1\nstateDir: ${join(dir, 'state')}\nidentity:\n  enrollmentEndpoints:\n    - address: ${net.endpoints.enrollment}\n`
+    )
   })
   afterAll(async () => {
     await net.stop()
@@ -72,14 +75,19 @@ describe('node-core identity and recover', () => {
     const { writeStateFile } = await import('@mycelium/core-utils')
     const journal = join(dir, 'state', 'commands.bin')
     const at = new Date().toISOString()
-    await writeStateFile(journal, Buffer.from(JSON.stringify([{ commandId: 'cut-short', kind: 'restart', source: 'remote', updates: [{ state: 2, reason: '', at }] }])))
+    await writeStateFile(
+      journal,
+      Buffer.from(JSON.stringify([{ commandId: 'cut-short', kind: 'restart', source: 'remote', updates: [{ state: 2, reason: '', at }] }]))
+    )
     const [, show] = await run('recover', 'show', '--config', configFile)
     expect(show).toContain('commands   1 in the journal, 1 unfinished')
     expect(show).toContain('unfinished cut-short (restart, RUNNING): next start fails it: interrupted by an agent restart')
     writeFileSync(journal, 'garbage')
     writeFileSync(`${journal}.prev`, 'garbage')
     const [, broken] = await run('recover', 'show', '--config', configFile)
-    expect(broken).toContain(`problem    ${journal}: not a state file (bad magic); previous copy: not a state file (bad magic); journal started empty`)
+    expect(broken).toContain(
+      `problem    ${journal}: not a state file (bad magic); previous copy: not a state file (bad magic); journal started empty`
+    )
   })
 
   it('refuses an unknown recover action with usage exit 2', async () => {

@@ -15,9 +15,18 @@ const DIST_BIN = join(__dirname, '..', 'dist', 'bin.cjs')
 const RECORDER = join(__dirname, 'fixtures', 'record-loads.cjs')
 const EXAMPLE = join(__dirname, '..', 'node.example.yaml')
 
-function run(bin: string, args: string[], preload: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
+function run(
+  bin: string,
+  args: string[],
+  preload: string[] = [],
+  env: NodeJS.ProcessEnv = {}
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...preload, bin, ...args], { cwd: tmpdir(), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...preload, bin, ...args], {
+      cwd: tmpdir(),
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
@@ -32,22 +41,47 @@ async function loads(bin: string, args: string[]): Promise<{ code: number | null
     const file = join(dir, 'loads.json')
     const { code } = await run(bin, args, ['-r', RECORDER], { RECORD_LOADS_OUT: file })
     const { files, builtins } = JSON.parse(readFileSync(file, 'utf8')) as { files: string[]; builtins: string[] }
-    const pkg = (f: string): string | undefined => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f)?.[1] ?? /\/(?:packages|tools)\/([^/]+)\//.exec(f)?.[1]
-    return { code, packages: [...new Set(files.map(pkg).filter((p): p is string => p != null))].sort(), builtins: builtins.filter((b) => b.startsWith('NativeModule ')).map((b) => b.slice('NativeModule '.length)) }
+    const pkg = (f: string): string | undefined =>
+      /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f)?.[1] ?? /\/(?:packages|tools)\/([^/]+)\//.exec(f)?.[1]
+    return {
+      code,
+      packages: [...new Set(files.map(pkg).filter((p): p is string => p != null))].sort(),
+      builtins: builtins.filter((b) => b.startsWith('NativeModule ')).map((b) => b.slice('NativeModule '.length))
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
 /** What the light commands must never load: the agent and its servers, the log transport, metrics. */
-const HEAVY = ['bootstrap-agent', 'spore-client', 'basic-net', 'winston', 'prom-client', '@grpc/reflection', 'grpc-health-check', '@grpc/proto-loader', 'dev-network']
+const HEAVY = [
+  'bootstrap-agent',
+  'spore-client',
+  'basic-net',
+  'winston',
+  'prom-client',
+  '@grpc/reflection',
+  'grpc-health-check',
+  '@grpc/proto-loader',
+  'dev-network'
+]
 
 describe('the release artifact', () => {
   const root = extractRelease()
 
   it('holds the launcher, the bundle and its code cache, the Kubernetes chunk, the protos, the unit, a sample config and checksums — and nothing else', () => {
     expect(readdirSync(root).sort()).toEqual(
-      ['SHA256SUMS', 'kubernetes-client.mjs', 'mycelium-node.service', 'node-core-main.cjs', 'node-core-main.cjs.cache', 'node-core.cjs', 'node.example.yaml', 'protos', 'vendor'].sort()
+      [
+        'SHA256SUMS',
+        'kubernetes-client.mjs',
+        'mycelium-node.service',
+        'node-core-main.cjs',
+        'node-core-main.cjs.cache',
+        'node-core.cjs',
+        'node.example.yaml',
+        'protos',
+        'vendor'
+      ].sort()
     )
     expect(existsSync(join(root, 'protos', 'mycelium', 'core', 'v1', 'node_status.proto'))).toBe(true)
     expect(existsSync(join(root, 'vendor', 'grpc-health-check', 'proto', 'health', 'v1', 'health.proto'))).toBe(true)

@@ -35,7 +35,16 @@ describe('MyceliumNode start/stop', () => {
     writeFileSync(tokenFile, joinToken)
     const socket = join(dir, 'run', 'status.sock')
     const file = join(dir, 'node.yaml')
-    writeFileSync(file, net.nodeConfigYaml({ nodeId: 'start-node', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket, httpListenAddress: `127.0.0.1:${port}` }))
+    writeFileSync(
+      file,
+      net.nodeConfigYaml({
+        nodeId: 'start-node',
+        stateDir: join(dir, 'state'),
+        joinTokenFile: tokenFile,
+        socketPath: socket,
+        httpListenAddress: `127.0.0.1:${port}`
+      })
+    )
     const config = await loadConfig({ file })
     const node = new MyceliumNode(config, silentLogger(), { joinToken }) // the CLI reads joinTokenFile
     try {
@@ -67,7 +76,16 @@ describe('MyceliumNode start/stop', () => {
     writeFileSync(join(dir, 'token-early'), joinToken)
     const socket = join(dir, 'run', 'status-early.sock')
     const file = join(dir, 'node-early.yaml')
-    writeFileSync(file, net.nodeConfigYaml({ nodeId: 'early-stop-node', stateDir: join(dir, 'state-early'), joinTokenFile: join(dir, 'token-early'), socketPath: socket, httpListenAddress: '127.0.0.1:0' }))
+    writeFileSync(
+      file,
+      net.nodeConfigYaml({
+        nodeId: 'early-stop-node',
+        stateDir: join(dir, 'state-early'),
+        joinTokenFile: join(dir, 'token-early'),
+        socketPath: socket,
+        httpListenAddress: '127.0.0.1:0'
+      })
+    )
     const node = new MyceliumNode(await loadConfig({ file }), silentLogger(), { joinToken })
     const starting = node.start()
     await node.stop()

@@ -17,7 +17,13 @@ describe('Supervisor', () => {
     const now = 0
     const t = target()
     const gaveUp: unknown[] = []
-    const s = new Supervisor(t, { maxRestarts: 2, windowMs: 60_000 }, silentLogger(), (e) => gaveUp.push(e), () => now)
+    const s = new Supervisor(
+      t,
+      { maxRestarts: 2, windowMs: 60_000 },
+      silentLogger(),
+      (e) => gaveUp.push(e),
+      () => now
+    )
     await s.crashed(new Error('one'))
     await s.crashed(new Error('two'))
     expect([t.stops, t.starts]).toEqual([2, 2])
@@ -30,7 +36,13 @@ describe('Supervisor', () => {
     let now = 0
     const t = target()
     const gaveUp: unknown[] = []
-    const s = new Supervisor(t, { maxRestarts: 1, windowMs: 1000 }, silentLogger(), (e) => gaveUp.push(e), () => now)
+    const s = new Supervisor(
+      t,
+      { maxRestarts: 1, windowMs: 1000 },
+      silentLogger(),
+      (e) => gaveUp.push(e),
+      () => now
+    )
     await s.crashed(new Error('a'))
     now = 5000
     await s.crashed(new Error('b'))

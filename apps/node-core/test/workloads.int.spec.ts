@@ -76,7 +76,9 @@ describeIf('workloads survive agent restarts and manager failures (real containe
       await scenario()
     } catch (err) {
       // What the daemon said is the first thing to read when this fails.
-      console.log(`${logs.slice(-8000)}\n--- node-core status ---\n${await runBinOut(['status', '--socket', join(dir, 'run', 'status.sock')])}`)
+      console.log(
+        `${logs.slice(-8000)}\n--- node-core status ---\n${await runBinOut(['status', '--socket', join(dir, 'run', 'status.sock')])}`
+      )
       throw err
     }
   }, 180_000)
@@ -91,7 +93,16 @@ describeIf('workloads survive agent restarts and manager failures (real containe
     writeFileSync(join(dir, 'k3s-token'), 'K10::server:secret\n')
     const socket = join(dir, 'run', 'status.sock')
     const config = join(dir, 'node.yaml')
-    writeFileSync(config, net.nodeConfigYaml({ nodeId: 'worker-1', stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket, httpListenAddress: '127.0.0.1:0' }))
+    writeFileSync(
+      config,
+      net.nodeConfigYaml({
+        nodeId: 'worker-1',
+        stateDir: join(dir, 'state'),
+        joinTokenFile: tokenFile,
+        socketPath: socket,
+        httpListenAddress: '127.0.0.1:0'
+      })
+    )
     appendFileSync(
       config,
       [
@@ -109,13 +120,23 @@ describeIf('workloads survive agent restarts and manager failures (real containe
     )
 
     const status = (): Promise<string> => runBinOut(['status', '--socket', socket])
-    const heartbeatWorkloads = (): string[] => (net.networkManager.nodes.get('worker-1')?.lastHealth?.workloads ?? []).map((w) => `${w.kind}:${w.id}:${w.state}`)
-    const k3sStarts = (): number => readFileSync(join(dir, 'k3s-data', 'starts.log'), 'utf8').trim().split('\n').length
+    const heartbeatWorkloads = (): string[] =>
+      (net.networkManager.nodes.get('worker-1')?.lastHealth?.workloads ?? []).map((w) => `${w.kind}:${w.id}:${w.state}`)
+    const k3sStarts = (): number =>
+      readFileSync(join(dir, 'k3s-data', 'starts.log'), 'utf8')
+        .trim()
+        .split('\n').length
 
     startAgent(config)
-    await until("MANAGED with the runtime available", async () => /phase\s+MANAGED/.test(await status()) && /runtime\s+k3s v1\.30\.4\+k3s1: available/.test(await status()))
+    await until(
+      'MANAGED with the runtime available',
+      async () => /phase\s+MANAGED/.test(await status()) && /runtime\s+k3s v1\.30\.4\+k3s1: available/.test(await status())
+    )
     await until('the container in node status', async () => (await status()).includes(`running, id ${containerId.slice(0, 13)}`))
-    await until('workloads in heartbeats to the Network Manager', () => heartbeatWorkloads().includes(`container:${containerId}:running`) && heartbeatWorkloads().includes(`pod:${podId}:ready`))
+    await until(
+      'workloads in heartbeats to the Network Manager',
+      () => heartbeatWorkloads().includes(`container:${containerId}:running`) && heartbeatWorkloads().includes(`pod:${podId}:ready`)
+    )
     expect(k3sStarts()).toBe(1)
     const httpAddress = (JSON.parse(logs.split('\n').find((l) => l.includes('HTTP status serving'))!) as { address: string }).address
     const metrics = await (await fetch(`http://${httpAddress}/metrics`)).text()
@@ -165,5 +186,4 @@ describeIf('workloads survive agent restarts and manager failures (real containe
     await stopAgent()
     expect(readdirSync(join(dir, 'state', 'k3s')).sort()).toEqual(expect.arrayContaining(['config.yaml', 'k3s.log', 'supervisor.state']))
   }
-
 })

@@ -56,7 +56,10 @@ export {
   DEFAULT_EXPECTED_INTERVAL_MS,
   DEFAULT_SUSPECT_PHI,
   DEFAULT_DETECTOR_WINDOW,
-  type PhiAccrualInit, type DetectorState, type DetectorTransition } from './failure-detector.js'
+  type PhiAccrualInit,
+  type DetectorState,
+  type DetectorTransition
+} from './failure-detector.js'
 export {
   createPeerMonitor,
   type PeerMonitor,

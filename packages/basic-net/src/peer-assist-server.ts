@@ -160,7 +160,10 @@ class DefaultPeerAssistServer implements PeerAssistServer {
           return
         }
         if (!DISTRESS_ID_PATTERN.test(signal.distressId)) {
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: `RelayDistressRequest.signal.distress_id must match ${DISTRESS_ID_PATTERN.source}` })
+          callback({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `RelayDistressRequest.signal.distress_id must match ${DISTRESS_ID_PATTERN.source}`
+          })
           return
         }
         if (this.seenDistress.has(signal.distressId)) {
@@ -173,7 +176,11 @@ class DefaultPeerAssistServer implements PeerAssistServer {
           return
         }
         const from = callerIdentity(call, required)
-        this.log.warn('distress signal from peer', { from: from.name, node: signal.node?.nodeId.slice(0, 64), reason: signal.reason.slice(0, 256) })
+        this.log.warn('distress signal from peer', {
+          from: from.name,
+          node: signal.node?.nodeId.slice(0, 64),
+          reason: signal.reason.slice(0, 256)
+        })
         const relay = this.components.onDistress
         if (relay == null) {
           callback(null, { delivered: false, reason: 'this node has no route to a manager' })

@@ -18,7 +18,12 @@ function loadX509(): Promise<typeof X509> {
   })()
   return loaded
 }
-import { InvalidInputError, NETWORK_KEY_ALGORITHM as EC, NETWORK_SIGNATURE_ALGORITHM as SIGNING, parseSpiffeId } from '@mycelium/core-interfaces'
+import {
+  InvalidInputError,
+  NETWORK_KEY_ALGORITHM as EC,
+  NETWORK_SIGNATURE_ALGORITHM as SIGNING,
+  parseSpiffeId
+} from '@mycelium/core-interfaces'
 
 async function cryptoKeys(privateKey: KeyObject): Promise<CryptoKeyPair> {
   const subtle = webcrypto.subtle

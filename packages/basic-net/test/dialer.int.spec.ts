@@ -55,7 +55,10 @@ describe('dialFirst (happy eyeballs over real mTLS)', () => {
     new PeerAssistClient(e.address, clientCredentials(client, { networkId: NET, role: 'node' }), defaultChannelOptions(NET))
 
   it('reaches the live endpoint behind a hanging and a closed one without waiting for their timeouts', async () => {
-    const dialed = await dialFirst([ep(blackholeAddress), ep(closedAddress), ep(server.address)], connect, { timeoutMs: 10_000, staggerMs: 100 })
+    const dialed = await dialFirst([ep(blackholeAddress), ep(closedAddress), ep(server.address)], connect, {
+      timeoutMs: 10_000,
+      staggerMs: 100
+    })
     expect(dialed.endpoint.address).toBe(server.address)
     expect(dialed.elapsedMs).toBeLessThan(5_000)
     const states: string[] = []
@@ -67,8 +70,10 @@ describe('dialFirst (happy eyeballs over real mTLS)', () => {
     expect(states).toContain('SHUTDOWN')
   })
 
-  it('fails with every endpoint\'s reason when none becomes ready', async () => {
-    const err = await dialFirst([ep(closedAddress), ep(blackholeAddress)], connect, { timeoutMs: 500, staggerMs: 50 }).catch((e: unknown) => e)
+  it("fails with every endpoint's reason when none becomes ready", async () => {
+    const err = await dialFirst([ep(closedAddress), ep(blackholeAddress)], connect, { timeoutMs: 500, staggerMs: 50 }).catch(
+      (e: unknown) => e
+    )
     expect(isUnavailableError(err)).toBe(true)
     expect((err as Error).message).toContain(closedAddress)
     expect((err as Error).message).toContain(blackholeAddress)

@@ -48,17 +48,28 @@ describe('announcement verification', () => {
   })
 
   it.each([
-    ['unsigned', () => SignedPeerAnnouncement.encode({ announcement: Buffer.from(PeerAnnouncement.encode(announcement(NET, 'node-b')).finish()), signature: Buffer.alloc(0), certificateChainDer: [] }).finish()],
+    [
+      'unsigned',
+      () =>
+        SignedPeerAnnouncement.encode({
+          announcement: Buffer.from(PeerAnnouncement.encode(announcement(NET, 'node-b')).finish()),
+          signature: Buffer.alloc(0),
+          certificateChainDer: []
+        }).finish()
+    ],
     ['malformed', () => Buffer.from([0x0a, 0xff, 0x01, 0x02])],
     ['untrusted-certificate', () => signAnnouncement(announcement('net2', 'node-f'), foreign.material()!)],
     ['identity-mismatch', () => signAnnouncement(announcement(NET, 'node-c'), b.material()!)],
     ['self', () => signAnnouncement(announcement(NET, 'node-a'), a.material()!)],
     ['stale', () => signAnnouncement(announcement(NET, 'node-b', new Date(Date.now() - 120_000)), b.material()!)],
-    ['bad-signature', () => {
-      const signed = SignedPeerAnnouncement.decode(signAnnouncement(announcement(NET, 'node-b'), b.material()!))
-      signed.announcement = Buffer.from(PeerAnnouncement.encode({ ...announcement(NET, 'node-b'), sequence: 99 }).finish()) as Buffer
-      return SignedPeerAnnouncement.encode(signed).finish()
-    }]
+    [
+      'bad-signature',
+      () => {
+        const signed = SignedPeerAnnouncement.decode(signAnnouncement(announcement(NET, 'node-b'), b.material()!))
+        signed.announcement = Buffer.from(PeerAnnouncement.encode({ ...announcement(NET, 'node-b'), sequence: 99 }).finish()) as Buffer
+        return SignedPeerAnnouncement.encode(signed).finish()
+      }
+    ]
   ] as const)('ignores %s announcements', (reason, make) => {
     const v = verifyAnnouncement(make(), opts())
     expect(v).toMatchObject({ ok: false, reason })
@@ -74,14 +85,28 @@ describe('discovery over real UDP sockets (unicast targets; multicast is covered
   it('finds a peer, and ignores and counts unsigned and foreign-network datagrams', async () => {
     const listener = createMulticastDiscovery(
       { identity: a },
-      { networkId: NET, nodeId: 'node-a', port: 0, multicast: false, endpoints: () => [{ address: '127.0.0.1:1', expectedIdentity: '', zone: '', priority: 0 }] }
+      {
+        networkId: NET,
+        nodeId: 'node-a',
+        port: 0,
+        multicast: false,
+        endpoints: () => [{ address: '127.0.0.1:1', expectedIdentity: '', zone: '', priority: 0 }]
+      }
     )
     await listener.start()
     started.push(listener)
     const target = `127.0.0.1:${listener.port}`
     const announcer = createMulticastDiscovery(
       { identity: b },
-      { networkId: NET, nodeId: 'node-b', port: 0, multicast: false, unicastTargets: [target], announceIntervalMs: 50, endpoints: () => [{ address: '127.0.0.1:2', expectedIdentity: '', zone: '', priority: 0 }] }
+      {
+        networkId: NET,
+        nodeId: 'node-b',
+        port: 0,
+        multicast: false,
+        unicastTargets: [target],
+        announceIntervalMs: 50,
+        endpoints: () => [{ address: '127.0.0.1:2', expectedIdentity: '', zone: '', priority: 0 }]
+      }
     )
     const found = once(listener, 'peer') as Promise<[DiscoveredPeer]>
     await announcer.start()
@@ -93,7 +118,15 @@ describe('discovery over real UDP sockets (unicast targets; multicast is covered
     // A foreign network's node announces, and someone sends junk.
     const stranger = createMulticastDiscovery(
       { identity: foreign },
-      { networkId: 'net2', nodeId: 'node-f', port: 0, multicast: false, unicastTargets: [target], announceIntervalMs: 50, endpoints: () => [{ address: '127.0.0.1:3', expectedIdentity: '', zone: '', priority: 0 }] }
+      {
+        networkId: 'net2',
+        nodeId: 'node-f',
+        port: 0,
+        multicast: false,
+        unicastTargets: [target],
+        announceIntervalMs: 50,
+        endpoints: () => [{ address: '127.0.0.1:3', expectedIdentity: '', zone: '', priority: 0 }]
+      }
     )
     await stranger.start()
     started.push(stranger)
@@ -101,7 +134,11 @@ describe('discovery over real UDP sockets (unicast targets; multicast is covered
     await new Promise<void>((r) => junk.send(Buffer.from([0x0a, 0x02, 0x08, 0x01]), listener.port, '127.0.0.1', () => r()))
     junk.close()
     const end = Date.now() + 5000
-    while ((listener.counters.ignored['untrusted-certificate'] === 0 || listener.counters.ignored.unsigned + listener.counters.ignored.malformed === 0) && Date.now() < end) {
+    while (
+      (listener.counters.ignored['untrusted-certificate'] === 0 ||
+        listener.counters.ignored.unsigned + listener.counters.ignored.malformed === 0) &&
+      Date.now() < end
+    ) {
       await new Promise((r) => setTimeout(r, 20))
     }
     expect(listener.counters.ignored['untrusted-certificate']).toBeGreaterThan(0)

@@ -39,12 +39,19 @@ describe('heartbeats between three nodes on 127.0.0.1', () => {
       await server.start()
       const monitor = createPeerMonitor(
         { credentials: clientCredentials(identity, { networkId: NET, role: 'node' }) },
-        { selfNodeId: id, pingIntervalMs: PING_MS, pingTimeoutMs: PING_MS, channelOptions: { ...defaultChannelOptions(NET), 'grpc.max_reconnect_backoff_ms': 200 } }
+        {
+          selfNodeId: id,
+          pingIntervalMs: PING_MS,
+          pingTimeoutMs: PING_MS,
+          channelOptions: { ...defaultChannelOptions(NET), 'grpc.max_reconnect_backoff_ms': 200 }
+        }
       )
       nodes.push({ id, identity, server, monitor, port: server.port })
     }
     for (const n of nodes) {
-      for (const other of nodes) if (other !== n) n.monitor.addPeer({ endpoint: { address: other.server.address, expectedIdentity: '', zone: '', priority: 0 }, source: 'seed' })
+      for (const other of nodes)
+        if (other !== n)
+          n.monitor.addPeer({ endpoint: { address: other.server.address, expectedIdentity: '', zone: '', priority: 0 }, source: 'seed' })
       n.monitor.start()
     }
   })

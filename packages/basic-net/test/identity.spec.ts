@@ -33,8 +33,18 @@ describe('inspectIdentity', () => {
 
   it.each([
     ['expired', { notBefore: new Date(Date.now() - 2 * DAY), notAfter: new Date(Date.now() - DAY) }, IdentityState.EXPIRED, 'expired at'],
-    ['not yet valid', { notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 2 * DAY) }, IdentityState.NOT_YET_VALID, 'not valid before'],
-    ['due for renewal', { notBefore: new Date(Date.now() - 20 * DAY), notAfter: new Date(Date.now() + DAY) }, IdentityState.RENEWAL_DUE, 'renewal due']
+    [
+      'not yet valid',
+      { notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 2 * DAY) },
+      IdentityState.NOT_YET_VALID,
+      'not valid before'
+    ],
+    [
+      'due for renewal',
+      { notBefore: new Date(Date.now() - 20 * DAY), notAfter: new Date(Date.now() + DAY) },
+      IdentityState.RENEWAL_DUE,
+      'renewal due'
+    ]
   ])('reports a certificate %s as a clear state', async (_w, validity, state, reason) => {
     const r = inspectIdentity(await material('spiffe://net1/node/n1', validity), opts)
     expect(r.state).toBe(state)
@@ -44,7 +54,10 @@ describe('inspectIdentity', () => {
   it('finds a key that does not match the certificate', async () => {
     const m = await material('spiffe://net1/node/n1')
     m.keyPem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
-    expect(inspectIdentity(m, opts)).toMatchObject({ state: IdentityState.INVALID, reason: 'the private key does not match the certificate' })
+    expect(inspectIdentity(m, opts)).toMatchObject({
+      state: IdentityState.INVALID,
+      reason: 'the private key does not match the certificate'
+    })
   })
 
   it('finds a certificate from another CA', async () => {
@@ -67,7 +80,10 @@ describe('inspectIdentity', () => {
 describe('identity store', () => {
   it('creates the key 0600 on first start, reports MISSING, enrols through a CSR, and refuses bad material', async () => {
     const dir = join(tmp.dir, 'store')
-    const store = createIdentityStore({}, { networkId: NET, name: 'n1', keyFile: join(dir, 'node.key'), certificateFile: join(dir, 'node.crt'), caFile: join(dir, 'ca.crt') })
+    const store = createIdentityStore(
+      {},
+      { networkId: NET, name: 'n1', keyFile: join(dir, 'node.key'), certificateFile: join(dir, 'node.crt'), caFile: join(dir, 'ca.crt') }
+    )
     await store.start()
     try {
       expect(statSync(join(dir, 'node.key')).mode & 0o777).toBe(0o600)
@@ -103,7 +119,10 @@ describe('identity store', () => {
     const generated: string[] = []
     const logger = silentLogger()
     const recording = { ...logger, info: (msg: string) => generated.push(msg), forComponent: () => recording, child: () => recording }
-    const store = createIdentityStore({ logger: recording }, { networkId: NET, name: 'n1', keyFile: join(dir, 'node.key'), certificateFile: join(dir, 'node.crt'), caFile: join(dir, 'ca.crt') })
+    const store = createIdentityStore(
+      { logger: recording },
+      { networkId: NET, name: 'n1', keyFile: join(dir, 'node.key'), certificateFile: join(dir, 'node.crt'), caFile: join(dir, 'ca.crt') }
+    )
     await Promise.all([store.start(), store.start()])
     try {
       expect(generated.filter((m) => m === 'generated a new identity key')).toHaveLength(1)
@@ -118,7 +137,10 @@ describe('identity store', () => {
 
   it('a CSR for another network is refused by the CA', async () => {
     const dir = join(tmp.dir, 'other')
-    const store = createIdentityStore({}, { networkId: 'net9', name: 'n1', keyFile: join(dir, 'k'), certificateFile: join(dir, 'c'), caFile: join(dir, 'a') })
+    const store = createIdentityStore(
+      {},
+      { networkId: 'net9', name: 'n1', keyFile: join(dir, 'k'), certificateFile: join(dir, 'c'), caFile: join(dir, 'a') }
+    )
     await store.start()
     const err = await ca.issueFromCsr(await store.createCsr()).catch((e: unknown) => e)
     store.stop()

@@ -46,7 +46,10 @@ beforeAll(async () => {
   otherCa = await CertificateAuthority.create(NET, { commonName: 'impostor CA' })
   nodeA = await enrolledIdentity(ca, 'node', 'node-a', tmp.dir, { reloadIntervalMs: 100 })
   nodeB = await enrolledIdentity(ca, 'node', 'node-b', tmp.dir)
-  server = createPeerAssistServer({ identity: nodeA, state: () => ({ phase: Phase.FALLBACK, managersReachable: false }) }, { networkId: NET, nodeId: 'node-a' })
+  server = createPeerAssistServer(
+    { identity: nodeA, state: () => ({ phase: Phase.FALLBACK, managersReachable: false }) },
+    { networkId: NET, nodeId: 'node-a' }
+  )
   await server.start()
 })
 
@@ -94,15 +97,23 @@ describe('mTLS between nodes (real TLS, certificates from a CA made in the test)
   })
 
   it('a client requiring a manager refuses a node certificate, saying so', async () => {
-    const err = (await ping(client(server.address, clientCredentials(nodeB, { networkId: NET, role: 'manager' }))).catch((e: unknown) => e)) as grpc.ServiceError
+    const err = (await ping(client(server.address, clientCredentials(nodeB, { networkId: NET, role: 'manager' }))).catch(
+      (e: unknown) => e
+    )) as grpc.ServiceError
     expect(err.code).toBe(grpc.status.UNAVAILABLE)
     expect(err.details).toContain('spiffe://net1/node/node-a is a node identity; a manager identity is required')
   })
 
   it('a client refuses a server certificate from another CA, and an expired one, with the TLS reason', async () => {
     const impostor = await rawIdentity(otherCa, 'spiffe://net1/node/node-x')
-    const expired = await rawIdentity(ca, 'spiffe://net1/node/node-y', { notBefore: new Date(Date.now() - 2 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) })
-    for (const [material, reason] of [[impostor, /self.signed|unable to verify|unknown ca/i], [expired, /certificate has expired/]] as const) {
+    const expired = await rawIdentity(ca, 'spiffe://net1/node/node-y', {
+      notBefore: new Date(Date.now() - 2 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000)
+    })
+    for (const [material, reason] of [
+      [impostor, /self.signed|unable to verify|unknown ca/i],
+      [expired, /certificate has expired/]
+    ] as const) {
       const srv = new grpc.Server()
       srv.addService((await import('@mycelium/core-interfaces')).PeerAssistService, {
         ping: (_c: unknown, cb: grpc.sendUnaryData<PingResponse>) => cb(null, { sequence: 1, phase: 0, managersReachable: false }),
@@ -110,10 +121,16 @@ describe('mTLS between nodes (real TLS, certificates from a CA made in the test)
         relayDistress: () => undefined
       } as never)
       const port = await new Promise<number>((res, rej) =>
-        srv.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: material.keyPem, cert_chain: material.certPem }], false), (e, p) => (e != null ? rej(e) : res(p)))
+        srv.bindAsync(
+          '127.0.0.1:0',
+          grpc.ServerCredentials.createSsl(null, [{ private_key: material.keyPem, cert_chain: material.certPem }], false),
+          (e, p) => (e != null ? rej(e) : res(p))
+        )
       )
       try {
-        const err = (await ping(client(`127.0.0.1:${port}`, clientCredentials(nodeB, { networkId: NET, role: 'node' }))).catch((e: unknown) => e)) as grpc.ServiceError
+        const err = (await ping(client(`127.0.0.1:${port}`, clientCredentials(nodeB, { networkId: NET, role: 'node' }))).catch(
+          (e: unknown) => e
+        )) as grpc.ServiceError
         expect(err.code).toBe(grpc.status.UNAVAILABLE)
         expect(err.details).toMatch(reason)
       } finally {
@@ -131,7 +148,11 @@ describe('mTLS between nodes (real TLS, certificates from a CA made in the test)
       relayDistress: () => undefined
     } as never)
     const port = await new Promise<number>((res, rej) =>
-      srv.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: sporeManager.keyPem, cert_chain: sporeManager.certPem }], false), (e, p) => (e != null ? rej(e) : res(p)))
+      srv.bindAsync(
+        '127.0.0.1:0',
+        grpc.ServerCredentials.createSsl(null, [{ private_key: sporeManager.keyPem, cert_chain: sporeManager.certPem }], false),
+        (e, p) => (e != null ? rej(e) : res(p))
+      )
     )
     const address = `127.0.0.1:${port}`
     const credsFor = endpointCredentials(nodeB, { networkId: NET, role: 'manager' })
@@ -151,7 +172,9 @@ describe('mTLS between nodes (real TLS, certificates from a CA made in the test)
         expect(err.code).toBe(grpc.status.UNAVAILABLE)
         expect(err.details).toMatch(reason)
       }
-      expect(() => requirementForEndpoint(endpoint('spiffe://net1/manager/x'), { networkId: NET, role: 'manager', name: 'y' })).toThrow(/not a manager "y"/)
+      expect(() => requirementForEndpoint(endpoint('spiffe://net1/manager/x'), { networkId: NET, role: 'manager', name: 'y' })).toThrow(
+        /not a manager "y"/
+      )
     } finally {
       srv.forceShutdown()
     }
@@ -184,8 +207,11 @@ describe('mTLS between nodes (real TLS, certificates from a CA made in the test)
   it('refuses TLS 1.1 (openssl s_client)', async () => {
     const port = server.port
     const out = await new Promise<string>((resolve) => {
-      const child = execFile('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_1'], { timeout: 10_000 }, (_e, stdout, stderr) =>
-        resolve(`${stdout}\n${stderr}`)
+      const child = execFile(
+        'openssl',
+        ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_1'],
+        { timeout: 10_000 },
+        (_e, stdout, stderr) => resolve(`${stdout}\n${stderr}`)
       )
       // Keep stdin open a moment so a refusal is not mistaken for a clean close.
       setTimeout(() => child.stdin?.end(), 1000)

@@ -45,7 +45,12 @@ interface NodeEvent {
 maybe('multi-host: three namespaces, multicast discovery, partition and recovery', () => {
   const tag = randomBytes(2).toString('hex')
   const sw = `myc-sw-${tag}`
-  const hosts = ['a', 'b', 'c'].map((h, i) => ({ name: `node-${h}`, ns: `myc-${h}-${tag}`, veth: `mv${h}${tag}`, address: `10.77.${Number.parseInt(tag.slice(0, 2), 16) % 200 + 10}.${i + 1}` }))
+  const hosts = ['a', 'b', 'c'].map((h, i) => ({
+    name: `node-${h}`,
+    ns: `myc-${h}-${tag}`,
+    veth: `mv${h}${tag}`,
+    address: `10.77.${(Number.parseInt(tag.slice(0, 2), 16) % 200) + 10}.${i + 1}`
+  }))
   const children: ChildProcess[] = []
   const events: NodeEvent[] = []
   let tmp: ReturnType<typeof tempDir>
@@ -102,9 +107,20 @@ maybe('multi-host: three namespaces, multicast discovery, partition and recovery
       })
 
       for (const h of hosts) {
-        const child = spawn('ip', ['netns', 'exec', h.ns, process.execPath, bundle, JSON.stringify({ networkId: 'net1', nodeId: h.name, dir: tmp.dir, address: h.address, port: 7000 })], {
-          stdio: ['ignore', 'pipe', 'inherit']
-        })
+        const child = spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            h.ns,
+            process.execPath,
+            bundle,
+            JSON.stringify({ networkId: 'net1', nodeId: h.name, dir: tmp.dir, address: h.address, port: 7000 })
+          ],
+          {
+            stdio: ['ignore', 'pipe', 'inherit']
+          }
+        )
         children.push(child)
         createInterface({ input: child.stdout! }).on('line', (line) => {
           try {
@@ -125,7 +141,8 @@ maybe('multi-host: three namespaces, multicast discovery, partition and recovery
     tmp?.cleanup()
   })
 
-  const until = (what: string, probe: () => boolean, timeoutMs = 20_000): Promise<true> => untilTrue(what, probe, timeoutMs, 50, () => ({ events: events.slice(-20) }))
+  const until = (what: string, probe: () => boolean, timeoutMs = 20_000): Promise<true> =>
+    untilTrue(what, probe, timeoutMs, 50, () => ({ events: events.slice(-20) }))
 
   const lastState = (viewer: string, peer: string): string | undefined =>
     events.filter((e) => e.node === viewer && e.peer === peer && e.event.startsWith('peer:')).at(-1)?.event

@@ -97,13 +97,15 @@ describe('PeerAssist limits (real mTLS)', () => {
     expect(err.details).toMatch(/deserializing request/)
   })
 
-  it.each([['a 65-character id', 'x'.repeat(65)], ['spaces', 'a b'], ['a NUL', 'a\u0000'], ['non-ASCII', 'dé']])(
-    'refuses a distress id with %s (INVALID_ARGUMENT)',
-    async (_what, id) => {
-      const err = await refusal(relay(id))
-      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT)
-    }
-  )
+  it.each([
+    ['a 65-character id', 'x'.repeat(65)],
+    ['spaces', 'a b'],
+    ['a NUL', 'a\u0000'],
+    ['non-ASCII', 'dé']
+  ])('refuses a distress id with %s (INVALID_ARGUMENT)', async (_what, id) => {
+    const err = await refusal(relay(id))
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT)
+  })
 
   it('bounds the dedup memory by bytes: many distinct ids keep it under the limit', async () => {
     for (let i = 0; i < 200; i++) await relay(`${String(i).padStart(4, '0')}-${'y'.repeat(59)}`)

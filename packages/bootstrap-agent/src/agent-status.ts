@@ -1,11 +1,4 @@
-import {
-  HealthState,
-  Phase,
-  type ComponentHealth,
-  type PhaseTransition,
-  type StatusReport,
-  SERVICE_NAMES
-} from '@mycelium/core-interfaces'
+import { HealthState, Phase, type ComponentHealth, type PhaseTransition, type StatusReport, SERVICE_NAMES } from '@mycelium/core-interfaces'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClientStatus } from '@mycelium/spore-client'
 import type { ConfigStore } from './config-store.js'
@@ -42,7 +35,12 @@ export function buildStatusReport(i: StatusInput): StatusReport {
   const lastTrial = i.config?.lastTrial()
   const link = i.link
   return {
-    identity: { networkId: i.networkId, nodeId: i.nodeId, spiffeId: i.identity.spiffeId, certificateSha256: identity.certificateSha256 ?? '' },
+    identity: {
+      networkId: i.networkId,
+      nodeId: i.nodeId,
+      spiffeId: i.identity.spiffeId,
+      certificateSha256: identity.certificateSha256 ?? ''
+    },
     phase: i.state.phase,
     reason: i.state.reason,
     phaseSince: new Date(i.phaseSince),
@@ -68,13 +66,24 @@ export function buildStatusReport(i: StatusInput): StatusReport {
       trialVersion: trial?.version ?? 0,
       ...(trial != null ? { trialEndsAt: new Date(trial.endsAtMs) } : {}),
       sectionVersions: {},
-      ...(lastTrial != null ? { lastTrial: { version: lastTrial.version, outcome: lastTrial.outcome, reason: lastTrial.reason, at: new Date(lastTrial.atMs) } } : {})
+      ...(lastTrial != null
+        ? { lastTrial: { version: lastTrial.version, outcome: lastTrial.outcome, reason: lastTrial.reason, at: new Date(lastTrial.atMs) } }
+        : {})
     },
     components: [
-      { name: 'state', state: i.problems.length > 0 ? HealthState.DEGRADED : HealthState.HEALTHY, reason: i.problems.join('; '), restarts: 0 },
+      {
+        name: 'state',
+        state: i.problems.length > 0 ? HealthState.DEGRADED : HealthState.HEALTHY,
+        reason: i.problems.join('; '),
+        restarts: 0
+      },
       ...i.extraComponents
     ],
-    identityStatus: { state: identity.state, reason: identity.reason, ...(identity.notAfter != null ? { notAfter: identity.notAfter } : {}) },
+    identityStatus: {
+      state: identity.state,
+      reason: identity.reason,
+      ...(identity.notAfter != null ? { notAfter: identity.notAfter } : {})
+    },
     runtime: i.runtime.capability(),
     workloads: i.runtime.workloads?.() ?? [],
     spores: {

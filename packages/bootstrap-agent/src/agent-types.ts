@@ -1,5 +1,17 @@
 import type { EventEmitter } from 'node:events'
-import type { AbortOptions, ComponentInfo, EmergencyAction, Phase, Endpoint, Logger, NodeConfig, PhaseTransition, Startable, StatusReport, TrustBundle } from '@mycelium/core-interfaces'
+import type {
+  AbortOptions,
+  ComponentInfo,
+  EmergencyAction,
+  Phase,
+  Endpoint,
+  Logger,
+  NodeConfig,
+  PhaseTransition,
+  Startable,
+  StatusReport,
+  TrustBundle
+} from '@mycelium/core-interfaces'
 import type { BackoffOptions } from '@mycelium/core-utils'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
@@ -107,7 +119,10 @@ export interface AgentCounters {
 }
 
 /** The timings node-core may change on a running agent (all manager-owned). */
-export type AgentTunables = Pick<BootstrapAgentInit, 'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'>
+export type AgentTunables = Pick<
+  BootstrapAgentInit,
+  'handoffDeadlineMs' | 'defaultHeartbeatIntervalMs' | 'configConfirmWindowMs' | 'reconnect' | 'missedAcksBeforeFallback'
+>
 
 /**
  * The bootstrap agent (see `createBootstrapAgent`): runs the handoff state

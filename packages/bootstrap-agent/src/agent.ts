@@ -28,8 +28,24 @@ import { ManagerLink } from './manager-link.js'
 import { capabilityTracker, commitStep, registerStep, type ManagerStepDeps } from './registration.js'
 import type { ManagerClock } from './manager-clock.js'
 import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
-import { attemptOf, failureEventOf, INITIAL_STATE, nextPhase, retryDelay, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
-import type { AgentCounters, AgentTunables, BootstrapAgent, BootstrapAgentComponents, BootstrapAgentEvents, BootstrapAgentInit } from './agent-types.js'
+import {
+  attemptOf,
+  failureEventOf,
+  INITIAL_STATE,
+  nextPhase,
+  retryDelay,
+  type AgentAction,
+  type AgentEvent,
+  type MachineState
+} from './phase-machine.js'
+import type {
+  AgentCounters,
+  AgentTunables,
+  BootstrapAgent,
+  BootstrapAgentComponents,
+  BootstrapAgentEvents,
+  BootstrapAgentInit
+} from './agent-types.js'
 
 /**
  * The runner of the handoff state machine. It feeds `nextPhase` events,
@@ -133,24 +149,30 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     const history = await this.stateStore.loadHistory()
     const config =
       (await this.components.openConfigStore?.()) ??
-      (await this.files.openConfig(this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId })))
+      (await this.files.openConfig(
+        this.init.initialConfig ?? NodeConfig.fromPartial({ networkId: this.init.networkId, nodeId: this.init.nodeId })
+      ))
     if (signal.aborted) return
     const journal = await this.files.openJournal()
-    const commandExecutor = new CommandExecutor(this.duties.commandHandlers(() => this.controller?.signal), journal, {
-      networkId: this.init.networkId,
-      nodeId: this.init.nodeId,
-      operatorKeys: () => {
-        const bundle = this.spores?.bootstrap().trustBundle
-        try {
-          return bundle != null ? trustedOperatorKeys(bundle, this.init.networkId) : undefined
-        } catch {
-          return undefined
-        }
-      },
-      // Command deadlines are the manager's times: judged on its clock as followed on the monotonic one.
-      now: () => this.link.clock.managerNowOrWall(),
-      logger: this.log
-    })
+    const commandExecutor = new CommandExecutor(
+      this.duties.commandHandlers(() => this.controller?.signal),
+      journal,
+      {
+        networkId: this.init.networkId,
+        nodeId: this.init.nodeId,
+        operatorKeys: () => {
+          const bundle = this.spores?.bootstrap().trustBundle
+          try {
+            return bundle != null ? trustedOperatorKeys(bundle, this.init.networkId) : undefined
+          } catch {
+            return undefined
+          }
+        },
+        // Command deadlines are the manager's times: judged on its clock as followed on the monotonic one.
+        now: () => this.link.clock.managerNowOrWall(),
+        logger: this.log
+      }
+    )
     // Stopped while starting: stop() already undid the run; nothing to begin.
     if (signal.aborted) {
       journal.close()
@@ -298,8 +320,19 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         return undefined
       case 'schedule-retry': {
         // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
-        const { delayMs: delay, ceilingMs: ceiling } = retryDelay(this.state, action.retryAfterMs, { ...DEFAULT_RECONNECT, ...this.init.reconnect }, this.random)
-        this.log.info('retry scheduled', { phase: Phase[this.state.phase], attempt: attemptOf(this.state), delayMs: delay, ceilingMs: ceiling, retryAfterMs: action.retryAfterMs })
+        const { delayMs: delay, ceilingMs: ceiling } = retryDelay(
+          this.state,
+          action.retryAfterMs,
+          { ...DEFAULT_RECONNECT, ...this.init.reconnect },
+          this.random
+        )
+        this.log.info('retry scheduled', {
+          phase: Phase[this.state.phase],
+          attempt: attemptOf(this.state),
+          delayMs: delay,
+          ceilingMs: ceiling,
+          retryAfterMs: action.retryAfterMs
+        })
         if (!(await this.retry.wait(delay, signal))) return undefined
         if (this.state.phase === Phase.FALLBACK) this.counters.reconnectAttempts++
         return { type: 'retry-timer' }
@@ -331,7 +364,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     if (endpoints.length === 0) {
       endpoints = spores.bootstrap().seeds.filter((e) => isManagerIdentity(e.expectedIdentity, SERVICE_NAMES.networkManager))
     }
-    if (endpoints.length === 0) return { type: 'no-endpoints', reason: 'no spore names a Network Manager (cache empty and sources unreachable?)' }
+    if (endpoints.length === 0)
+      return { type: 'no-endpoints', reason: 'no spore names a Network Manager (cache empty and sources unreachable?)' }
     // The dial order: priority, the node's own zone first, shuffled so a fleet spreads over managers.
     const zone = zoneOf(effectiveConfig(this.config!.local(), this.config!.current()).config.labels)
     return { type: 'endpoints-found', endpoints: orderEndpoints(endpoints, { zone, random: this.random }) }
@@ -380,7 +414,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
       },
       onLost: (failure) =>
-        this.dispatch({ type: 'link-lost', reason: failure.message, ...(failure.retryAfterMs != null ? { retryAfterMs: failure.retryAfterMs } : {}) }, epoch),
+        this.dispatch(
+          { type: 'link-lost', reason: failure.message, ...(failure.retryAfterMs != null ? { retryAfterMs: failure.retryAfterMs } : {}) },
+          epoch
+        ),
       missedAcks: () => this.init.missedAcksBeforeFallback ?? DEFAULT_MISSED_ACKS_BEFORE_FALLBACK
     })
     // Management commands are accepted only now, after the handoff committed.
@@ -390,7 +427,12 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         endpoint: this.link.endpoint,
         credentials: endpointCredentials(identity, { networkId: this.init.networkId, role: 'manager' }),
         channelOptions: defaultChannelOptions(this.init.networkId),
-        identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: identity.spiffeId, certificateSha256: identity.report().certificateSha256 ?? '' },
+        identity: {
+          networkId: this.init.networkId,
+          nodeId: this.init.nodeId,
+          spiffeId: identity.spiffeId,
+          certificateSha256: identity.report().certificateSha256 ?? ''
+        },
         leaseId: r.leaseId,
         logger: this.log
       })
@@ -401,7 +443,13 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   /** What the node can do now (sent at registration, and with a heartbeat whenever it changed). */
   private capabilities(): Capabilities {
     this.host ??= hostFacts()
-    return nodeCapabilities(this.components.runtime ?? NO_RUNTIME, effectiveConfig(this.config!.local(), this.config!.current()).config.labels, this.init.agentVersion ?? '', this.components.installedComponents?.() ?? [], this.host)
+    return nodeCapabilities(
+      this.components.runtime ?? NO_RUNTIME,
+      effectiveConfig(this.config!.local(), this.config!.current()).config.labels,
+      this.init.agentVersion ?? '',
+      this.components.installedComponents?.() ?? [],
+      this.host
+    )
   }
 
   private readonly onIdentityState = (report: { usable: boolean }): void => {
@@ -445,8 +493,6 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     })
   }
 }
-
-
 
 export function createBootstrapAgent(components: BootstrapAgentComponents, init: BootstrapAgentInit): BootstrapAgent {
   return new DefaultBootstrapAgent(components, init)

@@ -63,7 +63,10 @@ const SECTIONS = ['identity', 'discovery', 'peers', 'handoff', 'reconnect', 'k3s
 export type ConfigSection = (typeof SECTIONS)[number]
 
 /** Sections holding at least one manager-owned key (and `labels`): what status reports a version for. */
-export const MANAGER_SECTIONS: readonly string[] = Object.freeze(['labels', ...SECTIONS.filter((s) => Object.entries(CONFIG_OWNERSHIP).some(([k, o]) => o === 'manager' && (k === s || k.startsWith(`${s}.`))))])
+export const MANAGER_SECTIONS: readonly string[] = Object.freeze([
+  'labels',
+  ...SECTIONS.filter((s) => Object.entries(CONFIG_OWNERSHIP).some(([k, o]) => o === 'manager' && (k === s || k.startsWith(`${s}.`))))
+])
 
 const isUnset = (v: unknown): boolean =>
   v == null ||
@@ -96,7 +99,6 @@ export function nodeOwnedKeysTouched(remote: NodeConfig, local: NodeConfig): str
   }
   return out
 }
-
 
 /** Where each manager-owned section of an effective config came from: the manager config's version, or 0 for the local YAML. */
 export type SectionVersions = Record<string, number>

@@ -1,13 +1,7 @@
 import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  findTimerDurationProblem,
-  InvalidConfigError,
-  NodeConfig,
-  type AbortOptions,
-  type Logger
-} from '@mycelium/core-interfaces'
+import { findTimerDurationProblem, InvalidConfigError, NodeConfig, type AbortOptions, type Logger } from '@mycelium/core-interfaces'
 import { isCorruptStateError, readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { nodeOwnedKeysTouched } from './config-ownership.js'
 
@@ -53,7 +47,8 @@ export class ConfigStore {
       try {
         const content = await readStateFile(path)
         if (content == null) return undefined
-        if (content.recoveredFromPrevious != null) problems.push(`${path}: ${content.recoveredFromPrevious.reason}; started on its previous good copy`)
+        if (content.recoveredFromPrevious != null)
+          problems.push(`${path}: ${content.recoveredFromPrevious.reason}; started on its previous good copy`)
         return NodeConfig.decode(content.data)
       } catch (err) {
         problems.push(isCorruptStateError(err) ? `${err.message}; ignored` : `${path}: ${(err as Error).message}; ignored`)
@@ -220,7 +215,10 @@ export function validateRemoteConfig(config: NodeConfig, current: NodeConfig, wh
   // Node-owned keys (identity, state dir, listen addresses, bootstrap discovery…) are the local YAML's alone.
   const touched = nodeOwnedKeysTouched(config, local ?? current)
   if (touched.length > 0) {
-    throw new InvalidConfigError(`node-owned key${touched.length > 1 ? 's' : ''} ${touched.join(', ')} cannot be set by a manager (the node's local config owns ${touched.length > 1 ? 'them' : 'it'})`, where)
+    throw new InvalidConfigError(
+      `node-owned key${touched.length > 1 ? 's' : ''} ${touched.join(', ')} cannot be set by a manager (the node's local config owns ${touched.length > 1 ? 'them' : 'it'})`,
+      where
+    )
   }
 }
 
@@ -258,7 +256,8 @@ async function runTrial(store: ConfigStore, config: NodeConfig, options: TrialOp
     return { outcome: 'rejected', version: config.version, reason: (err as Error).message }
   }
   // Aborted while queued (an emergency reset, a stop): never put into effect.
-  if (options.signal?.aborted === true) return { outcome: 'rejected', version: config.version, reason: `not tried: ${abortReason(options.signal)}` }
+  if (options.signal?.aborted === true)
+    return { outcome: 'rejected', version: config.version, reason: `not tried: ${abortReason(options.signal)}` }
   await store.beginTrial(config, options.windowMs)
   const revert = async (reason: string): Promise<TrialOutcome> => {
     await store.revert(reason)
@@ -284,7 +283,9 @@ async function runTrial(store: ConfigStore, config: NodeConfig, options: TrialOp
       return revert(`health check failed: ${(err as Error).message}`)
     }
     if (healthy !== true) {
-      return revert(`unhealthy during the ${options.windowMs} ms confirmation window${typeof healthy === 'string' && healthy !== '' ? `: ${healthy}` : ''}`)
+      return revert(
+        `unhealthy during the ${options.windowMs} ms confirmation window${typeof healthy === 'string' && healthy !== '' ? `: ${healthy}` : ''}`
+      )
     }
   }
   // Reverted meanwhile by someone else (the last-known-good is in force again): promoting now

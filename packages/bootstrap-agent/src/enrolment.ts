@@ -70,7 +70,12 @@ export function fetchPinnedCa(address: string, caSha256: string, timeoutMs: numb
   })
 }
 
-const PERMANENT = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION])
+const PERMANENT = new Set([
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION
+])
 
 export interface EnrolOptions {
   identity: IdentityStore
@@ -94,7 +99,10 @@ export async function enrol(options: EnrolOptions): Promise<TrustBundle> {
     throw new EnrolmentError((err as Error).message, false)
   }
   if (token.networkId !== options.networkId) {
-    throw new EnrolmentError(`the join token is for network "${token.networkId}", this node is configured for "${options.networkId}"`, false)
+    throw new EnrolmentError(
+      `the join token is for network "${token.networkId}", this node is configured for "${options.networkId}"`,
+      false
+    )
   }
   if (options.endpoints.length === 0) throw new EnrolmentError('no enrolment endpoints configured', false)
   const failures: string[] = []
@@ -107,7 +115,11 @@ export async function enrol(options: EnrolOptions): Promise<TrustBundle> {
         grpc.credentials.createSsl(Buffer.from(caPem), null, null, {
           checkServerIdentity: (_host, cert) => {
             try {
-              checkPeerIdentity(cert.subjectaltname, requirementForEndpoint(endpoint, { networkId: options.networkId, role: 'manager' }), 'enrolment server')
+              checkPeerIdentity(
+                cert.subjectaltname,
+                requirementForEndpoint(endpoint, { networkId: options.networkId, role: 'manager' }),
+                'enrolment server'
+              )
               return undefined
             } catch (err) {
               return err as Error
@@ -121,7 +133,13 @@ export async function enrol(options: EnrolOptions): Promise<TrustBundle> {
         const csrDer = await options.identity.createCsr()
         res = await new Promise<EnrollResponse>((resolve, reject) =>
           client.enroll(
-            { joinToken: options.joinToken, csrDer, networkId: options.networkId, nodeId: options.nodeId, contractVersions: supportedContractVersions() },
+            {
+              joinToken: options.joinToken,
+              csrDer,
+              networkId: options.networkId,
+              nodeId: options.nodeId,
+              contractVersions: supportedContractVersions()
+            },
             new grpc.Metadata(),
             { deadline: Date.now() + options.timeoutMs },
             (err, r) => (err != null ? reject(err) : resolve(r))

@@ -32,7 +32,8 @@ export async function checkIdentity(
 ): Promise<{ event: AgentEvent; spores?: SporeClient } | undefined> {
   const report = await deps.components.identity.reload()
   if (signal.aborted) return undefined
-  if (report.state === IdentityState.MISSING) return { event: { type: 'identity-missing', reason: report.reason, canEnrol: canEnrol(deps.init) } }
+  if (report.state === IdentityState.MISSING)
+    return { event: { type: 'identity-missing', reason: report.reason, canEnrol: canEnrol(deps.init) } }
   if (!report.usable) return { event: { type: 'identity-invalid', reason: report.reason } }
   if (haveSpores) return { event: { type: 'identity-valid' } }
   const bundle = (await deps.stateStore.loadTrustBundle()) ?? deps.init.trustBundle

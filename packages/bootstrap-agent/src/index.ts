@@ -28,7 +28,15 @@ export {
   DEFAULT_RANDOM
 } from './defaults.js'
 export { ManagerClock } from './manager-clock.js'
-export { ConfigStore, tryConfig, validateRemoteConfig, type TrialInfo, type TrialOptions, type TrialOutcome, type LastTrial } from './config-store.js'
+export {
+  ConfigStore,
+  tryConfig,
+  validateRemoteConfig,
+  type TrialInfo,
+  type TrialOptions,
+  type TrialOutcome,
+  type LastTrial
+} from './config-store.js'
 export {
   CONFIG_OWNERSHIP,
   MANAGER_SECTIONS,
@@ -54,7 +62,16 @@ export { enrol, fetchPinnedCa, EnrolmentError, isEnrolmentError, type EnrolOptio
 export type { LinkFailure } from './manager-link.js'
 export { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
 export { agentStatePaths, displaced, diagnosticsPath, type AgentStatePaths } from './state-layout.js'
-export { nodeCapabilities, hostFacts, resourceUsage, NO_RUNTIME, ALWAYS_HEALTHY, type RuntimeView, type NodeHealth, type HostFacts } from './node-facts.js'
+export {
+  nodeCapabilities,
+  hostFacts,
+  resourceUsage,
+  NO_RUNTIME,
+  ALWAYS_HEALTHY,
+  type RuntimeView,
+  type NodeHealth,
+  type HostFacts
+} from './node-facts.js'
 export { CommandExecutor, type CommandHandlers, type ExecutorInit, type ExecutorEvents } from './commands/executor.js'
 export {
   CommandJournal,

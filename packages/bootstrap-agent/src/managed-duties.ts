@@ -1,4 +1,13 @@
-import { EmergencyAction, HealthState, IdentityState, NotFoundError, type ComponentHealth, type Logger, type NodeConfig, type ReportHealthResponse } from '@mycelium/core-interfaces'
+import {
+  EmergencyAction,
+  HealthState,
+  IdentityState,
+  NotFoundError,
+  type ComponentHealth,
+  type Logger,
+  type NodeConfig,
+  type ReportHealthResponse
+} from '@mycelium/core-interfaces'
 import { anySignal } from '@mycelium/core-utils'
 import type { BootstrapAgentComponents } from './agent-types.js'
 import type { CommandHandlers } from './commands/executor.js'
@@ -8,7 +17,10 @@ import { ALWAYS_HEALTHY, type NodeHealth } from './node-facts.js'
 import { DEFAULT_CONFIG_CONFIRM_WINDOW_MS, DEFAULT_RENEW_RETRY_MS } from './defaults.js'
 
 /** The agent's own components these duties use, plus its link, config store and logger. */
-export type ManagedDutiesComponents = Pick<BootstrapAgentComponents, 'identity' | 'health' | 'applyConfig' | 'validateConfig' | 'restart' | 'emergency'> & {
+export type ManagedDutiesComponents = Pick<
+  BootstrapAgentComponents,
+  'identity' | 'health' | 'applyConfig' | 'validateConfig' | 'restart' | 'emergency'
+> & {
   link: ManagerLink
   /** The config store, once the agent opened it. */
   config: () => ConfigStore
@@ -178,7 +190,8 @@ export class ManagedDuties {
           await this.rollbackConfig(`emergency: ${reason}`)
           return
         }
-        if (this.components.emergency == null) throw new NotFoundError(`emergency action ${EmergencyAction[action]} is not supported on this node`)
+        if (this.components.emergency == null)
+          throw new NotFoundError(`emergency action ${EmergencyAction[action]} is not supported on this node`)
         await this.components.emergency(action, reason)
       }
     }
@@ -200,13 +213,15 @@ export function trialVerdict(before: ComponentHealth[], now: NodeHealth, final: 
   }
   for (const c of now.components) {
     const prev = before.find((b) => b.name === c.name)
-    if (prev != null && c.restarts > prev.restarts) return `${c.name} restarted ${c.restarts - prev.restarts} time(s) during the trial${c.reason ? ` (${c.reason})` : ''}`
+    if (prev != null && c.restarts > prev.restarts)
+      return `${c.name} restarted ${c.restarts - prev.restarts} time(s) during the trial${c.reason ? ` (${c.reason})` : ''}`
   }
   if (final) {
     for (const prev of before) {
       if (prev.state !== HealthState.HEALTHY) continue
       const c = now.components.find((x) => x.name === prev.name)
-      if (c != null && c.state !== HealthState.HEALTHY) return `${c.name} was healthy before the trial and is ${HealthState[c.state]} at its end${c.reason ? ` (${c.reason})` : ''}`
+      if (c != null && c.state !== HealthState.HEALTHY)
+        return `${c.name} was healthy before the trial and is ${HealthState[c.state]} at its end${c.reason ? ` (${c.reason})` : ''}`
     }
   }
   return true

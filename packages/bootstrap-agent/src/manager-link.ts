@@ -93,10 +93,14 @@ export class ManagerLink {
   }
 
   async connect(endpoints: Endpoint[], signal: AbortSignal): Promise<Endpoint> {
-    const dialed = await dialFirst(endpoints, (e) => new StrictNetworkManagerClient(e.address, credentialsFor(this.init.credentials, e), this.init.channelOptions), {
-      timeoutMs: this.init.dialTimeoutMs,
-      signal
-    })
+    const dialed = await dialFirst(
+      endpoints,
+      (e) => new StrictNetworkManagerClient(e.address, credentialsFor(this.init.credentials, e), this.init.channelOptions),
+      {
+        timeoutMs: this.init.dialTimeoutMs,
+        signal
+      }
+    )
     this.client = dialed.client
     this.endpoint = dialed.endpoint
     return dialed.endpoint
@@ -109,7 +113,13 @@ export class ManagerLink {
   }
 
   /** Second phase of the handoff; resolves `timeout` when no answer comes before `deadlineMs`. */
-  async commit(handoffId: string, leaseId: string, configVersion: number, deadlineMs: number, signal: AbortSignal): Promise<CommitHandoffResponse | 'timeout'> {
+  async commit(
+    handoffId: string,
+    leaseId: string,
+    configVersion: number,
+    deadlineMs: number,
+    signal: AbortSignal
+  ): Promise<CommitHandoffResponse | 'timeout'> {
     const client = this.connected()
     try {
       return await callUnary(client.commitHandoff.bind(client), { handoffId, leaseId, configVersion }, signal, deadlineMs)
@@ -185,9 +195,12 @@ export class ManagerLink {
     }
     beat()
     const beats = setInterval(beat, intervalMs)
-    const watchdog = setInterval(() => {
-      if (this.leaseDeadline != null && clock.now() > this.leaseDeadline) lose(new UnavailableError('lease expired without renewal'))
-    }, Math.max(20, Math.floor(intervalMs / 4)))
+    const watchdog = setInterval(
+      () => {
+        if (this.leaseDeadline != null && clock.now() > this.leaseDeadline) lose(new UnavailableError('lease expired without renewal'))
+      },
+      Math.max(20, Math.floor(intervalMs / 4))
+    )
     beats.unref()
     watchdog.unref()
     this.timers = [beats, watchdog]

@@ -41,7 +41,10 @@ export function nodeCapabilities(
   host: HostFacts = hostFacts()
 ): Capabilities {
   const rt = runtime.capability()
-  const components: ComponentInfo[] = [...(rt.availability === Availability.AVAILABLE ? [{ name: rt.name, version: rt.version, artifactDigest: '' }] : []), ...installed]
+  const components: ComponentInfo[] = [
+    ...(rt.availability === Availability.AVAILABLE ? [{ name: rt.name, version: rt.version, artifactDigest: '' }] : []),
+    ...installed
+  ]
   return {
     ...host,
     runtime: rt,
@@ -63,7 +66,14 @@ export interface HostFacts {
 
 export function hostFacts(): HostFacts {
   const cpu = cpus()
-  return { cpuCores: cpu.length, cpuModel: cpu[0]?.model ?? '', memoryBytes: totalmem(), os: process.platform, osRelease: release(), arch: process.arch }
+  return {
+    cpuCores: cpu.length,
+    cpuModel: cpu[0]?.model ?? '',
+    memoryBytes: totalmem(),
+    os: process.platform,
+    osRelease: release(),
+    arch: process.arch
+  }
 }
 
 export function resourceUsage(): ResourceUsage {

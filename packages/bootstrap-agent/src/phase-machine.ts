@@ -93,16 +93,33 @@ export interface Transition {
   actions: AgentAction[]
 }
 
-export const INITIAL_STATE: MachineState = { phase: Phase.BOOTSTRAP, reason: 'agent starting', step: 'checking the identity', lastError: '', failures: 0, endpoints: [] }
+export const INITIAL_STATE: MachineState = {
+  phase: Phase.BOOTSTRAP,
+  reason: 'agent starting',
+  step: 'checking the identity',
+  lastError: '',
+  failures: 0,
+  endpoints: []
+}
 
 /** Whether a transition changes the phase (history, metrics) or is a step inside it (logged, visible in status). */
 export const changesPhase = (from: MachineState, t: Transition): boolean => from.phase !== t.state.phase
 
 /** The retry attempt in progress or scheduled next in a phase that retries; 0 elsewhere. */
-export const attemptOf = (s: MachineState): number => (s.phase === Phase.FALLBACK || s.phase === Phase.RECOVERY ? Math.max(1, s.failures) : 0)
+export const attemptOf = (s: MachineState): number =>
+  s.phase === Phase.FALLBACK || s.phase === Phase.RECOVERY ? Math.max(1, s.failures) : 0
 
 /** A phase change; the data (endpoints, registration) carries over unless `data` replaces it. */
-const enter = (s: MachineState, phase: Phase, reason: string, failures: number, actions: AgentAction[], step = '', lastError = '', data: Partial<Pick<MachineState, 'endpoints' | 'registration'>> = {}): Transition => ({
+const enter = (
+  s: MachineState,
+  phase: Phase,
+  reason: string,
+  failures: number,
+  actions: AgentAction[],
+  step = '',
+  lastError = '',
+  data: Partial<Pick<MachineState, 'endpoints' | 'registration'>> = {}
+): Transition => ({
   state: { ...s, ...data, phase, reason, step, lastError, failures },
   actions
 })
@@ -113,11 +130,22 @@ const stay = (s: MachineState, step: string, actions: AgentAction[]): Transition
 const failedAttempt = (s: MachineState, error: string, retryAfterMs = 0): Transition => {
   const failures = s.failures + 1
   const what = s.phase === Phase.FALLBACK ? 'reconnection' : 'identity'
-  return { state: { ...s, failures, lastError: error, step: `waiting before ${what} attempt ${failures}` }, actions: [{ type: 'schedule-retry', retryAfterMs }] }
+  return {
+    state: { ...s, failures, lastError: error, step: `waiting before ${what} attempt ${failures}` },
+    actions: [{ type: 'schedule-retry', retryAfterMs }]
+  }
 }
 
 const fallback = (s: MachineState, reason: string, retryAfterMs = 0, extra: AgentAction[] = []): Transition =>
-  enter(s, Phase.FALLBACK, reason, s.failures + 1, [...extra, { type: 'schedule-retry', retryAfterMs }], `waiting before reconnection attempt ${s.failures + 1}`, reason)
+  enter(
+    s,
+    Phase.FALLBACK,
+    reason,
+    s.failures + 1,
+    [...extra, { type: 'schedule-retry', retryAfterMs }],
+    `waiting before reconnection attempt ${s.failures + 1}`,
+    reason
+  )
 
 const recovery = (s: MachineState, reason: string): Transition =>
   enter(s, Phase.RECOVERY, reason, 1, [{ type: 'schedule-retry', retryAfterMs: 0 }], 'waiting before identity attempt 1', reason)
@@ -126,9 +154,13 @@ const recovery = (s: MachineState, reason: string): Transition =>
 function identityStep(s: MachineState, e: AgentEvent, fail: (reason: string) => Transition): Transition | undefined {
   switch (e.type) {
     case 'identity-valid':
-      return enter(s, Phase.DISCOVERY, 'identity valid; resolving Network Manager endpoints from spores', 0, [{ type: 'discover', refresh: false }])
+      return enter(s, Phase.DISCOVERY, 'identity valid; resolving Network Manager endpoints from spores', 0, [
+        { type: 'discover', refresh: false }
+      ])
     case 'identity-missing':
-      return e.canEnrol ? stay(s, `${e.reason}; enrolling with the join token`, [{ type: 'enrol' }]) : fail(`${e.reason}; no join token to enrol with`)
+      return e.canEnrol
+        ? stay(s, `${e.reason}; enrolling with the join token`, [{ type: 'enrol' }])
+        : fail(`${e.reason}; no join token to enrol with`)
     case 'identity-invalid':
       return fail(`identity invalid: ${e.reason}`)
     case 'enrolled':
@@ -149,12 +181,22 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
     case Phase.BOOTSTRAP:
       return identityStep(s, e, (reason) => recovery(s, reason))
     case Phase.RECOVERY:
-      if (e.type === 'retry-timer') return stay(s, `identity attempt ${s.failures}: re-reading the identity files`, [{ type: 'check-identity' }])
+      if (e.type === 'retry-timer')
+        return stay(s, `identity attempt ${s.failures}: re-reading the identity files`, [{ type: 'check-identity' }])
       return identityStep(s, e, (reason) => failedAttempt(s, reason))
     case Phase.DISCOVERY:
       switch (e.type) {
         case 'endpoints-found':
-          return enter(s, Phase.REGISTRATION, `found ${e.endpoints.length} Network Manager endpoint(s); registering`, s.failures, [{ type: 'register' }], '', '', { endpoints: e.endpoints })
+          return enter(
+            s,
+            Phase.REGISTRATION,
+            `found ${e.endpoints.length} Network Manager endpoint(s); registering`,
+            s.failures,
+            [{ type: 'register' }],
+            '',
+            '',
+            { endpoints: e.endpoints }
+          )
         case 'no-endpoints':
           return fallback(s, `no Network Manager endpoint: ${e.reason}`)
         default:
@@ -163,7 +205,16 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
     case Phase.REGISTRATION:
       switch (e.type) {
         case 'registered':
-          return enter(s, Phase.HANDOFF, `registered with lease ${e.registration.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }], '', '', { registration: e.registration })
+          return enter(
+            s,
+            Phase.HANDOFF,
+            `registered with lease ${e.registration.leaseId}; committing handoff`,
+            s.failures,
+            [{ type: 'commit-handoff' }],
+            '',
+            '',
+            { registration: e.registration }
+          )
         case 'registration-failed':
           return fallback(s, `registration failed: ${e.reason}`, e.retryAfterMs)
         default:
@@ -189,7 +240,9 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
           return undefined
       }
     case Phase.MANAGED:
-      return e.type === 'link-lost' ? fallback(s, `manager link lost: ${e.reason}`, e.retryAfterMs, [{ type: 'stop-monitoring' }]) : undefined
+      return e.type === 'link-lost'
+        ? fallback(s, `manager link lost: ${e.reason}`, e.retryAfterMs, [{ type: 'stop-monitoring' }])
+        : undefined
     case Phase.FALLBACK: {
       const attempt = `reconnection attempt ${s.failures}`
       switch (e.type) {
@@ -197,15 +250,26 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
         case 'retry-timer':
           return stay(s, `${attempt}: resolving Network Manager endpoints`, [{ type: 'discover', refresh: s.failures > 0 }])
         case 'endpoints-found':
-          return stay({ ...s, endpoints: e.endpoints }, `${attempt}: registering (${e.endpoints.length} endpoint(s))`, [{ type: 'register' }])
+          return stay({ ...s, endpoints: e.endpoints }, `${attempt}: registering (${e.endpoints.length} endpoint(s))`, [
+            { type: 'register' }
+          ])
         case 'no-endpoints':
           return failedAttempt(s, `no Network Manager endpoint: ${e.reason}`)
         case 'registration-failed':
           return failedAttempt(s, `registration failed: ${e.reason}`, e.retryAfterMs)
         case 'registered':
-          return enter(s, Phase.HANDOFF, `reconnected (${attempt}): registered with lease ${e.registration.leaseId}; committing handoff`, s.failures, [{ type: 'commit-handoff' }], '', '', {
-            registration: e.registration
-          })
+          return enter(
+            s,
+            Phase.HANDOFF,
+            `reconnected (${attempt}): registered with lease ${e.registration.leaseId}; committing handoff`,
+            s.failures,
+            [{ type: 'commit-handoff' }],
+            '',
+            '',
+            {
+              registration: e.registration
+            }
+          )
         default:
           return undefined
       }
@@ -220,7 +284,12 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
  * exponential with full jitter (`random() × ceiling`), never shorter than a
  * manager's retry-after. Pure: the runner injects `random`.
  */
-export function retryDelay(s: MachineState, retryAfterMs: number, reconnect: BackoffOptions, random: () => number): { delayMs: number; ceilingMs: number } {
+export function retryDelay(
+  s: MachineState,
+  retryAfterMs: number,
+  reconnect: BackoffOptions,
+  random: () => number
+): { delayMs: number; ceilingMs: number } {
   const ceilingMs = backoffCeilingMs(Math.max(0, s.failures - 1), reconnect)
   return { delayMs: Math.max(retryAfterMs, Math.floor(random() * ceilingMs)), ceilingMs }
 }

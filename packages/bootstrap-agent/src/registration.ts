@@ -43,16 +43,24 @@ export async function registerStep(d: ManagerStepDeps, signal: AbortSignal): Pro
     return { type: 'registration-failed', reason: (err as Error).message }
   }
   try {
-    const res = await d.link.register({
-      identity: { networkId: d.init.networkId, nodeId: d.init.nodeId, spiffeId: d.identity.spiffeId, certificateSha256: d.identity.report().certificateSha256 ?? '' },
-      capabilities: d.capabilities(),
-      contractVersions: supportedContractVersions(),
-      configVersion: d.configVersion,
-      bootId: d.bootId,
-      fromPhase: d.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
-      completedCommandIds: d.journal?.completedIds() ?? [],
-      ...(d.journal != null ? { commandRetention: msToDuration(d.journal.retention) } : {})
-    }, signal)
+    const res = await d.link.register(
+      {
+        identity: {
+          networkId: d.init.networkId,
+          nodeId: d.init.nodeId,
+          spiffeId: d.identity.spiffeId,
+          certificateSha256: d.identity.report().certificateSha256 ?? ''
+        },
+        capabilities: d.capabilities(),
+        contractVersions: supportedContractVersions(),
+        configVersion: d.configVersion,
+        bootId: d.bootId,
+        fromPhase: d.state.phase === Phase.FALLBACK ? Phase.FALLBACK : Phase.DISCOVERY,
+        completedCommandIds: d.journal?.completedIds() ?? [],
+        ...(d.journal != null ? { commandRetention: msToDuration(d.journal.retention) } : {})
+      },
+      signal
+    )
     const fallbacks = {
       handoffDeadlineMs: d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS,
       heartbeatIntervalMs: d.init.defaultHeartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
@@ -67,12 +75,19 @@ export async function registerStep(d: ManagerStepDeps, signal: AbortSignal): Pro
 export async function commitStep(d: ManagerStepDeps, signal: AbortSignal): Promise<AgentEvent> {
   const r = d.state.registration!
   // Both measured from receipt, on the monotonic clock.
-  const deadlineMs = Math.max(0, Math.floor(Math.min(d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS, d.link.clock.remainingMs(r.handoffDeadline))))
+  const deadlineMs = Math.max(
+    0,
+    Math.floor(Math.min(d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS, d.link.clock.remainingMs(r.handoffDeadline)))
+  )
   try {
     const res = await d.link.commit(r.handoffId, r.leaseId, d.configVersion, deadlineMs, signal)
     if (res === 'timeout') return { type: 'handoff-timeout', reason: `no confirmation within ${deadlineMs} ms` }
     if (res.outcome === HandoffOutcome.CONFIRMED) return { type: 'handoff-confirmed' }
-    return { type: 'handoff-refused', reason: res.reason || 'refused', ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {}) }
+    return {
+      type: 'handoff-refused',
+      reason: res.reason || 'refused',
+      ...(res.retryAfter != null ? { retryAfterMs: durationToMs(res.retryAfter, 0) } : {})
+    }
   } catch (err) {
     return failureOf('link-lost', err)
   }
@@ -95,10 +110,13 @@ export function registrationFrom(
   if (remainingMs == null && expiresAtMs != null && res.lease?.ttl != null) clock.observeGrant(expiresAtMs, durationToMs(res.lease.ttl, 0))
   const leaseDeadline = clock.deadline({ absoluteMs: expiresAtMs, relativeMs: remainingMs }) ?? clock.now()
   const handoffDeadline =
-    clock.deadline({ absoluteMs: res.handoffDeadline?.getTime(), relativeMs: res.handoffTimeout != null ? durationToMs(res.handoffTimeout, 0) : undefined }) ??
-    clock.now() + fallbacks.handoffDeadlineMs
+    clock.deadline({
+      absoluteMs: res.handoffDeadline?.getTime(),
+      relativeMs: res.handoffTimeout != null ? durationToMs(res.handoffTimeout, 0) : undefined
+    }) ?? clock.now() + fallbacks.handoffDeadlineMs
   const skewMs = clock.skewMs()
-  if (skewMs != null && Math.abs(skewMs) > 1000) log.warn('clock skew with the Network Manager', { skewMs, note: 'deadlines are kept on the monotonic clock' })
+  if (skewMs != null && Math.abs(skewMs) > 1000)
+    log.warn('clock skew with the Network Manager', { skewMs, note: 'deadlines are kept on the monotonic clock' })
   return {
     leaseId: res.lease?.leaseId ?? '',
     leaseDeadline,
@@ -111,7 +129,10 @@ export function registrationFrom(
 /** A failed manager call as the machine's event, with the wait the manager asked for. */
 export function failureOf<T extends 'registration-failed' | 'link-lost'>(type: T, err: unknown): Extract<AgentEvent, { type: T }> {
   const f = describeGrpcError(err)
-  return { type, reason: f.message, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) } as Extract<AgentEvent, { type: T }>
+  return { type, reason: f.message, ...(f.retryAfterMs != null ? { retryAfterMs: f.retryAfterMs } : {}) } as Extract<
+    AgentEvent,
+    { type: T }
+  >
 }
 
 /**
@@ -131,7 +152,10 @@ export function capabilityTracker(log: Logger, onChange: () => void): (capabilit
       const significant =
         was.runtime?.availability !== capabilities.runtime?.availability ||
         JSON.stringify([was.components, was.labels]) !== JSON.stringify([capabilities.components, capabilities.labels])
-      log[significant ? 'info' : 'debug']('capabilities changed; sending them with the heartbeat', { runtime: capabilities.runtime, components: capabilities.components })
+      log[significant ? 'info' : 'debug']('capabilities changed; sending them with the heartbeat', {
+        runtime: capabilities.runtime,
+        components: capabilities.components
+      })
     }
     sent = fingerprint
     return changed

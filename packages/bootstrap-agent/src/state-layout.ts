@@ -53,4 +53,5 @@ export function agentStatePaths(stateDir: string): AgentStatePaths {
 export const displaced = (path: string): string => `${path}.old`
 
 /** Where a diagnostics export made at `at` goes (the DUMP_DIAGNOSTICS emergency action). */
-export const diagnosticsPath = (stateDir: string, at: Date): string => join(stateDir, `diagnostics-${at.toISOString().replace(/[:.]/g, '-')}.tar.gz`)
+export const diagnosticsPath = (stateDir: string, at: Date): string =>
+  join(stateDir, `diagnostics-${at.toISOString().replace(/[:.]/g, '-')}.tar.gz`)

@@ -2,15 +2,7 @@ import { sign } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  CommandState,
-  EmergencyAction,
-  EmergencyOperation,
-  HealthState,
-  NodeConfig,
-  Phase,
-  type Command
-} from '@mycelium/core-interfaces'
+import { CommandState, EmergencyAction, EmergencyOperation, HealthState, NodeConfig, Phase, type Command } from '@mycelium/core-interfaces'
 import { signingKeyFromPem, newSigningKey } from '@mycelium/spore-tools'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import type { BootstrapAgent, TrialOutcome } from '../src/index.js'
@@ -63,10 +55,20 @@ const command = (kind: Command['kind'], overrides: Partial<Command> = {}): Comma
 
 function emergency(nodeId: string, commandId: string, action: EmergencyAction, keyPems: string[]): Command['kind'] {
   const operation = Buffer.from(
-    EmergencyOperation.encode({ commandId, networkId: 'net1', nodeId, action, reason: 'drill', expiresAt: new Date(Date.now() + 60_000) }).finish()
+    EmergencyOperation.encode({
+      commandId,
+      networkId: 'net1',
+      nodeId,
+      action,
+      reason: 'drill',
+      expiresAt: new Date(Date.now() + 60_000)
+    }).finish()
   )
   const keys = keyPems.map((pem) => signingKeyFromPem(pem))
-  return { $case: 'emergency', value: { operation, signatures: keys.map((k) => ({ keyId: k.keyId, signature: sign(null, operation, k.privateKey) })) } }
+  return {
+    $case: 'emergency',
+    value: { operation, signatures: keys.map((k) => ({ keyId: k.keyId, signature: sign(null, operation, k.privateKey) })) }
+  }
 }
 
 const states = (updates: Array<{ state: CommandState }>): string[] => updates.map((u) => CommandState[u.state])
@@ -80,14 +82,26 @@ async function outcome(nodeId: string, cmd: Command): Promise<{ states: string[]
 describe('management commands from the dev Network Manager (real mTLS)', () => {
   it('runs each kind and reports its statuses in order', async () => {
     await managedAgent('cmd-a')
-    expect(await outcome('cmd-a', command({ $case: 'restart', value: { component: 'k3s-runtime' } }))).toEqual({ states: ['ACCEPTED', 'RUNNING', 'SUCCEEDED'], reason: '' })
+    expect(await outcome('cmd-a', command({ $case: 'restart', value: { component: 'k3s-runtime' } }))).toEqual({
+      states: ['ACCEPTED', 'RUNNING', 'SUCCEEDED'],
+      reason: ''
+    })
     expect(restarts).toEqual(['k3s-runtime'])
 
     const version = 100
-    const reconf = await outcome('cmd-a', command({ $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version, networkId: 'net1', labels: { via: 'command' } }) } }))
+    const reconf = await outcome(
+      'cmd-a',
+      command({
+        $case: 'reconfigure',
+        value: { config: NodeConfig.fromPartial({ version, networkId: 'net1', labels: { via: 'command' } }) }
+      })
+    )
     expect(reconf.states).toEqual(['ACCEPTED', 'RUNNING', 'SUCCEEDED'])
 
-    const update = await outcome('cmd-a', command({ $case: 'update', value: { component: '', version: '9.9.9', artifactDigest: 'sha256:00', artifactUrls: [] } }))
+    const update = await outcome(
+      'cmd-a',
+      command({ $case: 'update', value: { component: '', version: '9.9.9', artifactDigest: 'sha256:00', artifactUrls: [] } })
+    )
     expect(update).toEqual({ states: ['REJECTED'], reason: 'update is not supported by this agent version (no self-update path yet)' })
 
     const id = `cmd-${++seq}`
@@ -105,7 +119,10 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
     const id1 = `cmd-${++seq}`
     cases.push([command(emergency('cmd-b', id1, EmergencyAction.ISOLATE, []), { commandId: id1 }), 'lacks a valid operator signature'])
     const id2 = `cmd-${++seq}`
-    cases.push([command(emergency('cmd-b', id2, EmergencyAction.ISOLATE, [newSigningKey().pem]), { commandId: id2 }), 'signed by unknown key'])
+    cases.push([
+      command(emergency('cmd-b', id2, EmergencyAction.ISOLATE, [newSigningKey().pem]), { commandId: id2 }),
+      'signed by unknown key'
+    ])
     const id3 = `cmd-${++seq}`
     cases.push([command(emergency('cmd-other', id3, EmergencyAction.ISOLATE, net.state.operatorKeys), { commandId: id3 }), 'not this node'])
     const id4 = `cmd-${++seq}`
@@ -122,10 +139,16 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
 
   it('a reconfigure whose health window fails is reverted and reported failed', async () => {
     const agent = await managedAgent('cmd-c')
-    await until('initial config adopted', () => agent.configStore!.lastKnownGood().version === net.networkManager.desiredConfig.version && agent.configStore!.trial() == null)
+    await until(
+      'initial config adopted',
+      () => agent.configStore!.lastKnownGood().version === net.networkManager.desiredConfig.version && agent.configStore!.trial() == null
+    )
     const before = agent.configStore!.current().version
     healthy = false
-    const o = await outcome('cmd-c', command({ $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: 500, networkId: 'net1' }) } }))
+    const o = await outcome(
+      'cmd-c',
+      command({ $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: 500, networkId: 'net1' }) } })
+    )
     expect(o.states).toEqual(['ACCEPTED', 'RUNNING', 'FAILED'])
     expect(o.reason).toContain('reverted')
     expect(agent.configStore!.current().version).toBe(before)
@@ -133,11 +156,29 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
 
   it('a reconfigure setting a node-owned key is refused naming the key, nothing applied', async () => {
     const agent = await managedAgent('cmd-e')
-    await until('initial config adopted', () => agent.configStore!.trial() == null && agent.configStore!.current().version === net.networkManager.desiredConfig.version)
+    await until(
+      'initial config adopted',
+      () => agent.configStore!.trial() == null && agent.configStore!.current().version === net.networkManager.desiredConfig.version
+    )
     const before = agent.configStore!.current().version
-    const o = await outcome('cmd-e', command({ $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: 600, networkId: 'net1', stateDir: '/tmp/elsewhere', peers: { listenAddress: '0.0.0.0:1' } }) } }))
+    const o = await outcome(
+      'cmd-e',
+      command({
+        $case: 'reconfigure',
+        value: {
+          config: NodeConfig.fromPartial({
+            version: 600,
+            networkId: 'net1',
+            stateDir: '/tmp/elsewhere',
+            peers: { listenAddress: '0.0.0.0:1' }
+          })
+        }
+      })
+    )
     expect(o.states).toEqual(['ACCEPTED', 'RUNNING', 'FAILED'])
-    expect(o.reason).toBe("config v600 rejected: remote NodeConfig: node-owned keys stateDir, peers.listenAddress cannot be set by a manager (the node's local config owns them)")
+    expect(o.reason).toBe(
+      "config v600 rejected: remote NodeConfig: node-owned keys stateDir, peers.listenAddress cannot be set by a manager (the node's local config owns them)"
+    )
     expect(agent.configStore!.current().version).toBe(before)
     expect(agent.configStore!.lastTrial()).toMatchObject({ version: 600, outcome: 'rejected' })
   })
@@ -153,7 +194,10 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
     await agent.start()
     await until('MANAGED', () => agent.phase === Phase.MANAGED)
     await until('command session', () => net.commands.isConnected('cmd-g'))
-    await until('initial config adopted', () => agent.configStore!.trial() == null && agent.configStore!.lastKnownGood().version === net.networkManager.desiredConfig.version)
+    await until(
+      'initial config adopted',
+      () => agent.configStore!.trial() == null && agent.configStore!.lastKnownGood().version === net.networkManager.desiredConfig.version
+    )
     const good = agent.configStore!.current().version
     agent.retune({ configConfirmWindowMs: 60_000 }) // the next trial stays in its window until the reset
     const pushed = good + 1
@@ -161,7 +205,10 @@ describe('management commands from the dev Network Manager (real mTLS)', () => {
     await net.networkManager.setConfig(NodeConfig.fromPartial({ version: pushed, networkId: 'net1', labels: { pushed: 'yes' } }))
     await until('pushed config on trial', () => agent.configStore!.trial()?.version === pushed)
     const id = `cmd-${++seq}`
-    const em = await outcome('cmd-g', command(emergency('cmd-g', id, EmergencyAction.RESET_TO_LAST_KNOWN_GOOD, net.state.operatorKeys), { commandId: id }))
+    const em = await outcome(
+      'cmd-g',
+      command(emergency('cmd-g', id, EmergencyAction.RESET_TO_LAST_KNOWN_GOOD, net.state.operatorKeys), { commandId: id })
+    )
     expect(em.states).toEqual(['ACCEPTED', 'RUNNING', 'SUCCEEDED'])
     expect(await trial).toEqual({ outcome: 'reverted', version: pushed, reason: 'trial interrupted: emergency: drill' })
     expect(agent.configStore!.current().version).toBe(good)
@@ -198,7 +245,16 @@ describe('a command sender with a node certificate', () => {
     const { CommandSession } = await import('../src/commands/session.js')
     const ca = await CertificateAuthority.create('net1')
     const store = (name: string) =>
-      createIdentityStore({}, { networkId: 'net1', name, keyFile: join(dir, `${name}.key`), certificateFile: join(dir, `${name}.crt`), caFile: join(dir, `${name}-ca.crt`) })
+      createIdentityStore(
+        {},
+        {
+          networkId: 'net1',
+          name,
+          keyFile: join(dir, `${name}.key`),
+          certificateFile: join(dir, `${name}.crt`),
+          caFile: join(dir, `${name}-ca.crt`)
+        }
+      )
     const impostor = store('impostor')
     const victim = store('victim')
     for (const s of [impostor, victim]) {
@@ -215,11 +271,17 @@ describe('a command sender with a node certificate', () => {
     } as never)
     // A node-role server (it would need a node peer, so it accepts any node client).
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', serverCredentials(impostor, { networkId: 'net1', role: 'node' }), (e, p) => (e != null ? reject(e) : resolve(p)))
+      server.bindAsync('127.0.0.1:0', serverCredentials(impostor, { networkId: 'net1', role: 'node' }), (e, p) =>
+        e != null ? reject(e) : resolve(p)
+      )
     )
     const ran: string[] = []
     const executor = new CommandExecutor(
-      { restart: async (c) => void ran.push(c), reconfigure: async () => ({ outcome: 'rejected', version: 0, reason: '' }), emergency: async () => undefined },
+      {
+        restart: async (c) => void ran.push(c),
+        reconfigure: async () => ({ outcome: 'rejected', version: 0, reason: '' }),
+        emergency: async () => undefined
+      },
       await CommandJournal.open(join(dir, 'victim-commands.bin')),
       { networkId: 'net1', nodeId: 'victim', operatorKeys: () => undefined }
     )

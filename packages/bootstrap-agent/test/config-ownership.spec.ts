@@ -48,7 +48,14 @@ describe('config ownership', () => {
     expect(nodeOwnedKeysTouched(remote, local).sort()).toEqual(
       ['discovery.bootstrapFile', 'identity.caFile', 'logging.format', 'peers.listenAddress', 'stateDir', 'status.httpListenAddress'].sort()
     )
-    const managerOnly = NodeConfig.fromPartial({ version: 3, networkId: 'net1', labels: { tier: 'edge' }, peers: { phiThreshold: 12 }, k3s: { enabled: false }, logging: { level: 'debug' } })
+    const managerOnly = NodeConfig.fromPartial({
+      version: 3,
+      networkId: 'net1',
+      labels: { tier: 'edge' },
+      peers: { phiThreshold: 12 },
+      k3s: { enabled: false },
+      logging: { level: 'debug' }
+    })
     expect(nodeOwnedKeysTouched(managerOnly, local)).toEqual([])
   })
 
@@ -95,15 +102,23 @@ describe('trial verdicts', () => {
   })
 
   it('fails an UNHEALTHY node, a component that restarted, or one not healthy again at the end', () => {
-    expect(trialVerdict(healthy, { state: HealthState.UNHEALTHY, components: [c('k3s-runtime', HealthState.UNHEALTHY, 5, 'restart budget spent')] }, false)).toBe(
-      'node UNHEALTHY (k3s-runtime: restart budget spent)'
-    )
-    expect(trialVerdict(healthy, { state: HealthState.DEGRADED, components: [c('k3s-runtime', HealthState.DEGRADED, 1, 'backoff: k3s exited 7')] }, false)).toBe(
-      'k3s-runtime restarted 1 time(s) during the trial (backoff: k3s exited 7)'
-    )
-    expect(trialVerdict(healthy, { state: HealthState.DEGRADED, components: [c('k3s-runtime', HealthState.DEGRADED, 0, 'not-ready')] }, true)).toBe(
-      'k3s-runtime was healthy before the trial and is DEGRADED at its end (not-ready)'
-    )
+    expect(
+      trialVerdict(
+        healthy,
+        { state: HealthState.UNHEALTHY, components: [c('k3s-runtime', HealthState.UNHEALTHY, 5, 'restart budget spent')] },
+        false
+      )
+    ).toBe('node UNHEALTHY (k3s-runtime: restart budget spent)')
+    expect(
+      trialVerdict(
+        healthy,
+        { state: HealthState.DEGRADED, components: [c('k3s-runtime', HealthState.DEGRADED, 1, 'backoff: k3s exited 7')] },
+        false
+      )
+    ).toBe('k3s-runtime restarted 1 time(s) during the trial (backoff: k3s exited 7)')
+    expect(
+      trialVerdict(healthy, { state: HealthState.DEGRADED, components: [c('k3s-runtime', HealthState.DEGRADED, 0, 'not-ready')] }, true)
+    ).toBe('k3s-runtime was healthy before the trial and is DEGRADED at its end (not-ready)')
   })
 })
 
@@ -117,7 +132,12 @@ describe('trials and ownership', () => {
   it('a manager config setting a node-owned key is rejected naming it, and never applied', async () => {
     const store = await ConfigStore.open(dir, local)
     const applied: number[] = []
-    const bad = NodeConfig.fromPartial({ version: 2, networkId: 'net1', status: { httpListenAddress: '0.0.0.0:1' }, k3s: { enabled: false } })
+    const bad = NodeConfig.fromPartial({
+      version: 2,
+      networkId: 'net1',
+      status: { httpListenAddress: '0.0.0.0:1' },
+      k3s: { enabled: false }
+    })
     const r = await tryConfig(store, bad, { windowMs: 10, apply: async (c) => void applied.push(c.version), isHealthy: () => true })
     expect(r.outcome).toBe('rejected')
     expect(r.outcome === 'rejected' && r.reason).toContain('status.httpListenAddress')
@@ -143,7 +163,11 @@ describe('trials and ownership', () => {
     const store = await ConfigStore.open(dir, local)
     await store.beginTrial(NodeConfig.fromPartial({ version: 4 }), 60_000) // the process dies here
     const reopened = await ConfigStore.open(dir, local)
-    expect(reopened.lastTrial()).toMatchObject({ version: 4, outcome: 'reverted', reason: 'trial of config version 4 was interrupted by a restart' })
+    expect(reopened.lastTrial()).toMatchObject({
+      version: 4,
+      outcome: 'reverted',
+      reason: 'trial of config version 4 was interrupted by a restart'
+    })
     const again = await ConfigStore.open(dir, local)
     expect(again.lastTrial()).toMatchObject({ version: 4, outcome: 'reverted' })
   })

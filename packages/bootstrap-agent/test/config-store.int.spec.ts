@@ -6,7 +6,8 @@ import { NodeConfig } from '@mycelium/core-interfaces'
 import { writeStateFile } from '@mycelium/core-utils'
 import { ConfigStore, tryConfig } from '../src/index.js'
 
-const cfg = (version: number, labels: Record<string, string> = {}): NodeConfig => NodeConfig.fromPartial({ version, networkId: 'net1', nodeId: 'n1', labels })
+const cfg = (version: number, labels: Record<string, string> = {}): NodeConfig =>
+  NodeConfig.fromPartial({ version, networkId: 'net1', nodeId: 'n1', labels })
 
 describe('ConfigStore and try-mode', () => {
   let dir: string
@@ -18,7 +19,11 @@ describe('ConfigStore and try-mode', () => {
   it('promotes a config that stays healthy through its window to last-known-good', async () => {
     const store = await ConfigStore.open(dir, cfg(1))
     const applied: number[] = []
-    const r = await tryConfig(store, cfg(2, { tier: 'edge' }), { windowMs: 100, apply: async (c) => void applied.push(c.version), isHealthy: () => true })
+    const r = await tryConfig(store, cfg(2, { tier: 'edge' }), {
+      windowMs: 100,
+      apply: async (c) => void applied.push(c.version),
+      isHealthy: () => true
+    })
     expect(r).toEqual({ outcome: 'promoted', version: 2 })
     expect(store.lastKnownGood().labels).toEqual({ tier: 'edge' })
     expect(applied).toEqual([2])
@@ -31,7 +36,11 @@ describe('ConfigStore and try-mode', () => {
     const store = await ConfigStore.open(dir, cfg(1))
     const applied: number[] = []
     let checks = 0
-    const r = await tryConfig(store, cfg(2), { windowMs: 100, apply: async (c) => void applied.push(c.version), isHealthy: () => ++checks < 3 })
+    const r = await tryConfig(store, cfg(2), {
+      windowMs: 100,
+      apply: async (c) => void applied.push(c.version),
+      isHealthy: () => ++checks < 3
+    })
     expect(r).toMatchObject({ outcome: 'reverted', version: 2 })
     expect(r.outcome === 'reverted' && r.reason).toContain('unhealthy during the 100 ms confirmation window')
     expect(store.current().version).toBe(1)
@@ -57,7 +66,12 @@ describe('ConfigStore and try-mode', () => {
   it('a trial aborted before it began is never put into effect', async () => {
     const store = await ConfigStore.open(dir, cfg(1))
     const applied: number[] = []
-    const r = await tryConfig(store, cfg(2), { windowMs: 20, apply: async (c) => void applied.push(c.version), isHealthy: () => true, signal: AbortSignal.abort('emergency: reset') })
+    const r = await tryConfig(store, cfg(2), {
+      windowMs: 20,
+      apply: async (c) => void applied.push(c.version),
+      isHealthy: () => true,
+      signal: AbortSignal.abort('emergency: reset')
+    })
     expect(r).toEqual({ outcome: 'rejected', version: 2, reason: 'not tried: emergency: reset' })
     expect(applied).toEqual([])
     expect(store.current().version).toBe(1)
@@ -65,11 +79,17 @@ describe('ConfigStore and try-mode', () => {
 
   it('rejects an older version or another node without touching anything', async () => {
     const store = await ConfigStore.open(dir, cfg(5))
-    expect(await tryConfig(store, cfg(5), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({ outcome: 'rejected', reason: 'remote NodeConfig.version: version 5 is not above the current 5' })
+    expect(await tryConfig(store, cfg(5), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({
+      outcome: 'rejected',
+      reason: 'remote NodeConfig.version: version 5 is not above the current 5'
+    })
     const other = NodeConfig.fromPartial({ version: 6, nodeId: 'n2' })
     expect((await tryConfig(store, other, { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).outcome).toBe('rejected')
     const overflowing = NodeConfig.fromPartial({ version: 7, discovery: { refreshInterval: { seconds: 720 * 3600, nanos: 0 } } })
-    expect(await tryConfig(store, overflowing, { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/discovery.refreshInterval is 2592000000 ms, longer than/) })
+    expect(await tryConfig(store, overflowing, { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toMatchObject({
+      outcome: 'rejected',
+      reason: expect.stringMatching(/discovery.refreshInterval is 2592000000 ms, longer than/)
+    })
     expect(store.current().version).toBe(5)
   })
 
@@ -105,7 +125,11 @@ describe('ConfigStore and try-mode', () => {
     const store = await ConfigStore.open(dir, cfg(1))
     await store.beginTrial(cfg(2), 60_000)
     const reopened = await ConfigStore.open(dir, cfg(1))
-    expect(reopened.lastTrial()).toMatchObject({ version: 2, outcome: 'reverted', reason: 'trial of config version 2 was interrupted by a restart' })
+    expect(reopened.lastTrial()).toMatchObject({
+      version: 2,
+      outcome: 'reverted',
+      reason: 'trial of config version 2 was interrupted by a restart'
+    })
   })
 
   it('a trial outcome that cannot be written is a reported problem until a write succeeds (the outcome itself is kept)', async () => {
@@ -121,7 +145,10 @@ describe('ConfigStore and try-mode', () => {
     mkdirSync(blocker)
     execFileSync('mount', ['--bind', source, blocker])
     try {
-      expect(await tryConfig(store, cfg(2), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toEqual({ outcome: 'promoted', version: 2 })
+      expect(await tryConfig(store, cfg(2), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })).toEqual({
+        outcome: 'promoted',
+        version: 2
+      })
       expect(store.lastTrial()).toMatchObject({ version: 2, outcome: 'promoted' })
       expect(store.problems).toEqual([expect.stringContaining(`${blocker}: cannot record how the trial of config v2 ended (promoted)`)])
     } finally {

@@ -35,7 +35,12 @@ describe(`a fleet of ${FLEET} agents`, () => {
       // dialTimeoutMs: 200 agents and their manager share one event loop on 2 cores here; a TLS
       // handshake can wait seconds behind key generation and CSR signing, and the helper's 2 s
       // limit turns that wait into a retry storm (the product's default is 5 s).
-      agents.push(devAgent(net, dir, `node-${String(i).padStart(3, '0')}`, { joinToken: await net.newJoinToken(), init: { reconnect: { initialMs: 500, maxMs: 8000 }, configConfirmWindowMs: 1000, dialTimeoutMs: 10_000 } }))
+      agents.push(
+        devAgent(net, dir, `node-${String(i).padStart(3, '0')}`, {
+          joinToken: await net.newJoinToken(),
+          init: { reconnect: { initialMs: 500, maxMs: 8000 }, configConfirmWindowMs: 1000, dialTimeoutMs: 10_000 }
+        })
+      )
     }
     const t0 = Date.now()
     await Promise.all(agents.map((a) => a.start()))
@@ -60,7 +65,12 @@ describe(`a fleet of ${FLEET} agents`, () => {
     await new Promise((r) => setTimeout(r, 3000))
     const restartedAt = Date.now()
     await net.startManager('network-manager')
-    await until('all MANAGED again', () => managedAgain.size === FLEET, 120_000, () => FLEET - managedAgain.size)
+    await until(
+      'all MANAGED again',
+      () => managedAgain.size === FLEET,
+      120_000,
+      () => FLEET - managedAgain.size
+    )
 
     const perSecond = new Map<number, number>()
     for (const at of managedAgain.values()) {

@@ -42,11 +42,19 @@ describe('the handoff against a dev network (real mTLS)', () => {
     const steps: string[] = []
     agent.on('step', (s) => steps.push(`${Phase[s.phase]}: ${s.step}`))
     await agent.start()
-    await until('MANAGED', () => agent.phase === Phase.MANAGED, 20_000, () => path(agent))
+    await until(
+      'MANAGED',
+      () => agent.phase === Phase.MANAGED,
+      20_000,
+      () => path(agent)
+    )
     const history = agent.status().history.map((h) => [Phase[h.to], h.reason])
     // Enrolment is a step inside BOOTSTRAP (logged, shown in status), not a BOOTSTRAP → BOOTSTRAP transition.
     expect(history.map(([p]) => p)).toEqual(['BOOTSTRAP', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
-    expect(steps).toEqual([expect.stringMatching(/^BOOTSTRAP: no certificate at .*node.crt: enrolment needed; enrolling with the join token$/), 'BOOTSTRAP: enrolled; checking the new identity'])
+    expect(steps).toEqual([
+      expect.stringMatching(/^BOOTSTRAP: no certificate at .*node.crt: enrolment needed; enrolling with the join token$/),
+      'BOOTSTRAP: enrolled; checking the new identity'
+    ])
     expect(agent.counters.transitions).toEqual({ BOOTSTRAP: 1, DISCOVERY: 1, REGISTRATION: 1, HANDOFF: 1, MANAGED: 1 })
     expect(history[2]![1]).toMatch(/found \d Network Manager endpoint/)
     expect(history[4]![1]).toBe('handoff confirmed by the Network Manager')
@@ -68,7 +76,12 @@ describe('the handoff against a dev network (real mTLS)', () => {
     expect(agent.status().reason).toMatch(/manager link lost: /)
     await new Promise((r) => setTimeout(r, 1500))
     await net.startManager('network-manager')
-    await until('MANAGED again', () => agent.phase === Phase.MANAGED, 20_000, () => path(agent).slice(-4))
+    await until(
+      'MANAGED again',
+      () => agent.phase === Phase.MANAGED,
+      20_000,
+      () => path(agent).slice(-4)
+    )
     expect(agent.counters.reconnectAttempts).toBeGreaterThan(0)
   })
 
@@ -77,7 +90,9 @@ describe('the handoff against a dev network (real mTLS)', () => {
     const applied: number[] = []
     const agent = await agentFor('node-c', { applyConfig: async (c) => void applied.push(c.version) })
     await agent.start()
-    await until('refused handoff', () => agent.status().history.some((h) => h.to === Phase.FALLBACK && h.reason.includes('handoff refused')))
+    await until('refused handoff', () =>
+      agent.status().history.some((h) => h.to === Phase.FALLBACK && h.reason.includes('handoff refused'))
+    )
     expect(agent.configStore?.current().version).toBe(agent.configStore?.lastKnownGood().version)
     net.networkManager.handoffFaults.refuseHandoff = false
     await until('MANAGED once allowed', () => agent.phase === Phase.MANAGED)
@@ -97,7 +112,10 @@ describe('the handoff against a dev network (real mTLS)', () => {
   it('a config update failing its health window is reverted; a good one becomes last-known-good', async () => {
     let healthy = true
     const outcomes: TrialOutcome[] = []
-    const agent = await agentFor('node-e', { health: () => ({ state: healthy ? HealthState.HEALTHY : HealthState.UNHEALTHY, components: [] }), init: { configConfirmWindowMs: 600 } })
+    const agent = await agentFor('node-e', {
+      health: () => ({ state: healthy ? HealthState.HEALTHY : HealthState.UNHEALTHY, components: [] }),
+      init: { configConfirmWindowMs: 600 }
+    })
     agent.on('config:trial', (o) => outcomes.push(o))
     await agent.start()
     await until('MANAGED', () => agent.phase === Phase.MANAGED)
@@ -117,8 +135,15 @@ describe('the handoff against a dev network (real mTLS)', () => {
     expect(agent.configStore?.current().version).toBe(base + 1)
     expect(agent.configStore?.current().labels).toEqual({ good: 'yes' })
     // The manager is told, with the reason; the reverted version is not tried again (it needs a newer one).
-    await until('the revert in a heartbeat', () => net.networkManager.nodes.get('node-e')?.lastHealth?.lastConfigTrial?.outcome === 'reverted', 10_000)
-    expect(net.networkManager.nodes.get('node-e')?.lastHealth?.lastConfigTrial).toMatchObject({ version: base + 2, reason: expect.stringContaining('node UNHEALTHY') })
+    await until(
+      'the revert in a heartbeat',
+      () => net.networkManager.nodes.get('node-e')?.lastHealth?.lastConfigTrial?.outcome === 'reverted',
+      10_000
+    )
+    expect(net.networkManager.nodes.get('node-e')?.lastHealth?.lastConfigTrial).toMatchObject({
+      version: base + 2,
+      reason: expect.stringContaining('node UNHEALTHY')
+    })
     healthy = true
     const acks = agent.counters.heartbeatAcks
     await until('five more heartbeats acked', () => agent.counters.heartbeatAcks >= acks + 5, 10_000)
@@ -137,7 +162,12 @@ describe('the handoff against a dev network (real mTLS)', () => {
     const second = devAgent(net, dir, 'node-f')
     agents.push(second)
     await second.start()
-    await until('FALLBACK from cache', () => second.phase === Phase.FALLBACK, 10_000, () => path(second))
+    await until(
+      'FALLBACK from cache',
+      () => second.phase === Phase.FALLBACK,
+      10_000,
+      () => path(second)
+    )
     const status = second.status()
     expect(status.spores?.activeSource).toBe('cache')
     expect(status.identityStatus?.state).toBe(2)
@@ -152,7 +182,11 @@ describe('the handoff against a dev network (real mTLS)', () => {
     const first = await agentFor('node-g', { init: { configConfirmWindowMs: 300 } })
     await first.start()
     await until('MANAGED', () => first.phase === Phase.MANAGED)
-    await until('config adopted (so config files have previous copies)', () => first.configStore?.lastKnownGood().version === net.networkManager.desiredConfig.version, 10_000)
+    await until(
+      'config adopted (so config files have previous copies)',
+      () => first.configStore?.lastKnownGood().version === net.networkManager.desiredConfig.version,
+      10_000
+    )
     await first.stop()
     const agentFile = join(dir, 'node-g', 'agent.bin')
     const bytes = readFileSync(agentFile)
@@ -164,7 +198,12 @@ describe('the handoff against a dev network (real mTLS)', () => {
     const second = devAgent(net, dir, 'node-g')
     agents.push(second)
     await second.start()
-    await until('MANAGED on the previous copies', () => second.phase === Phase.MANAGED, 20_000, () => second.status().components)
+    await until(
+      'MANAGED on the previous copies',
+      () => second.phase === Phase.MANAGED,
+      20_000,
+      () => second.status().components
+    )
     const state = second.status().components.find((c) => c.name === 'state')!
     expect(state.state).toBe(HealthState.DEGRADED)
     expect(state.reason).toMatch(/agent.bin: checksum mismatch; started on its previous good copy/)
@@ -183,7 +222,12 @@ describe('the handoff against a dev network (real mTLS)', () => {
     const steps: string[] = []
     second.on('step', (s) => steps.push(s.step))
     await second.start()
-    await until('MANAGED after re-enrolling', () => second.phase === Phase.MANAGED, 20_000, () => path(second).slice(-5))
+    await until(
+      'MANAGED after re-enrolling',
+      () => second.phase === Phase.MANAGED,
+      20_000,
+      () => path(second).slice(-5)
+    )
     expect(steps).toContain('trust bundle missing or unreadable; enrolling with the join token')
     expect(second.status().components.find((c) => c.name === 'state')?.reason).toMatch(/trust-bundle.bin: truncated/)
   })

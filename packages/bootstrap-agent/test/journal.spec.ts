@@ -29,7 +29,10 @@ const restart = (component: string, overrides: Partial<Command> = {}): Command =
   ...overrides
 })
 
-function executorOn(journal: CommandJournal, handlers: Partial<CommandHandlers> = {}): { executor: CommandExecutor; ran: string[]; updates: CommandUpdate[] } {
+function executorOn(
+  journal: CommandJournal,
+  handlers: Partial<CommandHandlers> = {}
+): { executor: CommandExecutor; ran: string[]; updates: CommandUpdate[] } {
   const ran: string[] = []
   const executor = new CommandExecutor(
     {
@@ -46,7 +49,8 @@ function executorOn(journal: CommandJournal, handlers: Partial<CommandHandlers> 
   return { executor, ran, updates }
 }
 
-const states = (updates: CommandUpdate[], id: string): string[] => updates.filter((u) => u.commandId === id).map((u) => CommandState[u.state])
+const states = (updates: CommandUpdate[], id: string): string[] =>
+  updates.filter((u) => u.commandId === id).map((u) => CommandState[u.state])
 
 describe('command journal', () => {
   it('runs an id once across restarts, also past the old 500-entry bound, and answers a re-send with its current status', async () => {
@@ -57,7 +61,12 @@ describe('command journal', () => {
     first.executor.journal.close()
     // 520 newer finished entries (the old journal kept 500 and dropped the oldest finished first).
     const at = new Date().toISOString()
-    const newer: JournalEntry[] = Array.from({ length: 520 }, (_, i) => ({ commandId: `newer-${i}`, kind: 'restart', source: 'remote', updates: [{ state: CommandState.SUCCEEDED, reason: '', at }] }))
+    const newer: JournalEntry[] = Array.from({ length: 520 }, (_, i) => ({
+      commandId: `newer-${i}`,
+      kind: 'restart',
+      source: 'remote',
+      updates: [{ state: CommandState.SUCCEEDED, reason: '', at }]
+    }))
     const kept = JSON.parse((await readStateFile(path))!.data.toString()) as JournalEntry[]
     await writeStateFile(path, Buffer.from(JSON.stringify([...kept, ...newer])))
 
@@ -95,10 +104,21 @@ describe('command journal', () => {
     expect(ran.sort()).toEqual(['http', 'k3s'])
     expect(states(updates, 'running-in-time')).toEqual(['RUNNING', 'SUCCEEDED'])
     expect(states(updates, 'accepted-in-time')).toEqual(['RUNNING', 'SUCCEEDED'])
-    expect(updates.find((u) => u.commandId === 'running-late')).toMatchObject({ state: CommandState.FAILED, reason: expect.stringContaining('interrupted by an agent restart') })
-    expect(updates.find((u) => u.commandId === 'no-command')).toMatchObject({ state: CommandState.FAILED, reason: expect.stringContaining('interrupted by an agent restart') })
+    expect(updates.find((u) => u.commandId === 'running-late')).toMatchObject({
+      state: CommandState.FAILED,
+      reason: expect.stringContaining('interrupted by an agent restart')
+    })
+    expect(updates.find((u) => u.commandId === 'no-command')).toMatchObject({
+      state: CommandState.FAILED,
+      reason: expect.stringContaining('interrupted by an agent restart')
+    })
     // Nothing was delivered yet: a session opening now sends all four final statuses.
-    expect(executor.undelivered().map((u) => [u.commandId, CommandState[u.state]]).sort()).toEqual([
+    expect(
+      executor
+        .undelivered()
+        .map((u) => [u.commandId, CommandState[u.state]])
+        .sort()
+    ).toEqual([
       ['accepted-in-time', 'SUCCEEDED'],
       ['no-command', 'FAILED'],
       ['running-in-time', 'SUCCEEDED'],
@@ -143,7 +163,13 @@ describe('command journal', () => {
       const cmd = restart('x')
       await executor.submit(cmd, 'remote')
       expect(ran).toEqual([])
-      expect(updates).toEqual([expect.objectContaining({ commandId: cmd.commandId, state: CommandState.REJECTED, reason: expect.stringContaining(`cannot write: ${join(blocked, 'commands.bin')}`) })])
+      expect(updates).toEqual([
+        expect.objectContaining({
+          commandId: cmd.commandId,
+          state: CommandState.REJECTED,
+          reason: expect.stringContaining(`cannot write: ${join(blocked, 'commands.bin')}`)
+        })
+      ])
       expect(journal.problems.join()).toContain(join(blocked, 'commands.bin'))
       rmSync(blocked)
       mkdirSync(blocked)
@@ -174,7 +200,11 @@ describe('command journal', () => {
     const cmds = [restart('a'), restart('b'), restart('c'), restart('d')]
     for (const c of cmds) await executor.submit(c, 'remote')
     expect(ran).toEqual(['a', 'b', 'c'])
-    expect(updates.at(-1)).toMatchObject({ commandId: cmds[3]!.commandId, state: CommandState.REJECTED, reason: expect.stringContaining('command journal full') })
+    expect(updates.at(-1)).toMatchObject({
+      commandId: cmds[3]!.commandId,
+      state: CommandState.REJECTED,
+      reason: expect.stringContaining('command journal full')
+    })
     await executor.submit(cmds[0]!, 'remote')
     expect(ran).toEqual(['a', 'b', 'c'])
     journal.close()
@@ -190,12 +220,25 @@ describe('command journal', () => {
       updates: [{ state: CommandState.SUCCEEDED, reason: '', at: new Date(Date.now() + atMs).toISOString() }],
       ...(deadlineMs != null ? { deadline: new Date(Date.now() + deadlineMs).toISOString() } : {})
     })
-    await writeStateFile(path, Buffer.from(JSON.stringify([finished('old', -2 * day, -day), finished('old-no-deadline', -2 * day), finished('old-deadline-ahead', -2 * day, day), finished('recent', -1000, -500)])))
+    await writeStateFile(
+      path,
+      Buffer.from(
+        JSON.stringify([
+          finished('old', -2 * day, -day),
+          finished('old-no-deadline', -2 * day),
+          finished('old-deadline-ahead', -2 * day, day),
+          finished('recent', -1000, -500)
+        ])
+      )
+    )
     const journal = await CommandJournal.open(path, { maxEntries: 3 })
     const { executor, ran } = executorOn(journal)
     await executor.submit(restart('new'), 'remote')
     expect(ran).toEqual(['new'])
-    expect(['old', 'old-no-deadline', 'old-deadline-ahead', 'recent'].filter((id) => journal.get(id) != null)).toEqual(['old-deadline-ahead', 'recent'])
+    expect(['old', 'old-no-deadline', 'old-deadline-ahead', 'recent'].filter((id) => journal.get(id) != null)).toEqual([
+      'old-deadline-ahead',
+      'recent'
+    ])
     journal.close()
   })
 

@@ -32,22 +32,25 @@ describe('ManagerClock', () => {
     expect(c.clock.skewMs()).toBe(0 - offset) // manager minus node (0 - x: toBe tells -0 from 0)
   })
 
-  it.each([10_000, -10_000])('absolute times only: the estimate from the registration lease (expires_at − ttl, its grant) follows the monotonic clock (%i ms skew)', (offset) => {
-    const c = clocks(offset)
-    // Registration from an older manager: Lease.expires_at and the lease length ttl, no lease_remaining.
-    c.clock.observeGrant(c.managerNow() + 1500, 1500)
-    expect(c.clock.managerNowOrWall()).toBe(c.managerNow())
-    const first = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
-    expect(c.clock.remainingMs(first)).toBe(1500)
-    c.advance(400)
-    // A later ack from an older manager: only lease_expires_at.
-    const lease = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
-    expect(c.clock.remainingMs(lease)).toBe(1500)
-    // The node's wall clock jumps 2 h: nothing the manager set moves.
-    c.stepWall(7_200_000)
-    const next = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
-    expect(c.clock.remainingMs(next)).toBe(1500)
-  })
+  it.each([10_000, -10_000])(
+    'absolute times only: the estimate from the registration lease (expires_at − ttl, its grant) follows the monotonic clock (%i ms skew)',
+    (offset) => {
+      const c = clocks(offset)
+      // Registration from an older manager: Lease.expires_at and the lease length ttl, no lease_remaining.
+      c.clock.observeGrant(c.managerNow() + 1500, 1500)
+      expect(c.clock.managerNowOrWall()).toBe(c.managerNow())
+      const first = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
+      expect(c.clock.remainingMs(first)).toBe(1500)
+      c.advance(400)
+      // A later ack from an older manager: only lease_expires_at.
+      const lease = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
+      expect(c.clock.remainingMs(lease)).toBe(1500)
+      // The node's wall clock jumps 2 h: nothing the manager set moves.
+      c.stepWall(7_200_000)
+      const next = c.clock.deadline({ absoluteMs: c.managerNow() + 1500 })!
+      expect(c.clock.remainingMs(next)).toBe(1500)
+    }
+  )
 
   it('with no estimate and no duration, only the node wall clock is left (a manager sending neither)', () => {
     const c = clocks(5000)

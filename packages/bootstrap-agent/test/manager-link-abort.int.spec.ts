@@ -41,8 +41,10 @@ describe('manager link: unary calls follow the AbortSignal', () => {
       reportHealth: unimplemented
     } as unknown as grpc.UntypedServiceImplementation)
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(pki.caPem, [{ private_key: manager.keyPem, cert_chain: manager.certPem }], true), (err, p) =>
-        err != null ? reject(err) : resolve(p)
+      server.bindAsync(
+        '127.0.0.1:0',
+        grpc.ServerCredentials.createSsl(pki.caPem, [{ private_key: manager.keyPem, cert_chain: manager.certPem }], true),
+        (err, p) => (err != null ? reject(err) : resolve(p))
       )
     )
     address = `127.0.0.1:${port}`
@@ -55,7 +57,10 @@ describe('manager link: unary calls follow the AbortSignal', () => {
 
   const connectedLink = async (): Promise<ManagerLink> => {
     const link = new ManagerLink({ credentials, dialTimeoutMs: HOUR_MS })
-    await link.connect([{ address, expectedIdentity: `spiffe://${NETWORK}/manager/network-manager`, zone: '', priority: 0 }], new AbortController().signal)
+    await link.connect(
+      [{ address, expectedIdentity: `spiffe://${NETWORK}/manager/network-manager`, zone: '', priority: 0 }],
+      new AbortController().signal
+    )
     return link
   }
 
@@ -63,7 +68,10 @@ describe('manager link: unary calls follow the AbortSignal', () => {
     const link = await connectedLink()
     const agent = new AbortController()
     const before = pending.length
-    const register = link.register({ completedCommandIds: [], configVersion: 0, bootId: 'boot-1', fromPhase: 0 } as unknown as RegisterNodeRequest, agent.signal)
+    const register = link.register(
+      { completedCommandIds: [], configVersion: 0, bootId: 'boot-1', fromPhase: 0 } as unknown as RegisterNodeRequest,
+      agent.signal
+    )
     const outcome = register.then(
       () => 'answered',
       (err: unknown) => err

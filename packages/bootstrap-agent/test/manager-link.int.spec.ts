@@ -33,7 +33,9 @@ describe('manager link: missed acks before fallback', () => {
         call.on('error', () => undefined)
       }
     } as unknown as grpc.UntypedServiceImplementation)
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))))
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)))
+    )
     address = `127.0.0.1:${port}`
   })
   afterAll(() => server.forceShutdown())

@@ -1,7 +1,18 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Availability, CommandState, IdentityState, NodeConfig, Phase, silentLogger, type Logger, type LogFields, type PhaseTransition, type RuntimeCapability } from '@mycelium/core-interfaces'
+import {
+  Availability,
+  CommandState,
+  IdentityState,
+  NodeConfig,
+  Phase,
+  silentLogger,
+  type Logger,
+  type LogFields,
+  type PhaseTransition,
+  type RuntimeCapability
+} from '@mycelium/core-interfaces'
 import type { SporeClient } from '@mycelium/spore-client'
 import { AgentStateStore } from '../src/agent-state.js'
 import { startDevNetwork, type DevNetwork, type ManagerClockFaults } from '@mycelium/dev-network'
@@ -47,10 +58,9 @@ const phases = (ts: PhaseTransition[]): string[] => ts.map((t) => Phase[t.to])
 
 /** A logger that keeps every line (message and fields) for the test to read. */
 function recordingLogger(lines: Array<{ msg: string; fields: LogFields }>): Logger {
-  const keep =
-    (msg: string, fields: LogFields = {}): void => {
-      lines.push({ msg, fields })
-    }
+  const keep = (msg: string, fields: LogFields = {}): void => {
+    lines.push({ msg, fields })
+  }
   const logger: Logger = { error: keep, warn: keep, info: keep, debug: keep, forComponent: () => logger, child: () => logger }
   return logger
 }
@@ -71,7 +81,11 @@ describe('FALLBACK while the manager is unreachable', () => {
       () => {
         const s = agent.status()
         seen.add(Phase[s.phase])
-        progress.push({ attempt: s.progress?.attempt ?? 0, lastError: s.progress?.lastError ?? '', next: s.progress?.nextAttemptAt != null })
+        progress.push({
+          attempt: s.progress?.attempt ?? 0,
+          lastError: s.progress?.lastError ?? '',
+          next: s.progress?.nextAttemptAt != null
+        })
         return agent.counters.reconnectAttempts >= 3 && s.progress?.nextAttemptAt != null && (s.progress?.attempt ?? 0) >= 4
       },
       20_000,
@@ -88,7 +102,12 @@ describe('FALLBACK while the manager is unreachable', () => {
     expect(agent.counters.transitions).toMatchObject({ FALLBACK: 1, DISCOVERY: 1, REGISTRATION: 1, HANDOFF: 1, MANAGED: 1 })
 
     await net.startManager('network-manager')
-    await until('MANAGED again', () => agent.phase === Phase.MANAGED, 20_000, () => agent.status().progress)
+    await until(
+      'MANAGED again',
+      () => agent.phase === Phase.MANAGED,
+      20_000,
+      () => agent.status().progress
+    )
     expect(phases(after)).toEqual(['FALLBACK', 'HANDOFF', 'MANAGED'])
     expect(after[1]!.reason).toMatch(/^reconnected \(reconnection attempt \d+\): registered with lease /)
     expect(agent.status().progress).toMatchObject({ attempt: 0, lastError: '' })
@@ -99,44 +118,74 @@ describe('RECOVERY with a broken identity file', () => {
   it.each([
     ['node.crt', 'garbage, not a certificate'],
     ['ca.crt', '']
-  ])('%s replaced by %j: one RECOVERY transition, retries inside it with backoff naming the file; repaired → MANAGED', async (file, content) => {
-    const nodeId = `node-rc-${file.split('.')[0]!}`
-    const first = await freshAgent(nodeId)
-    await first.start()
-    await until('MANAGED', () => first.phase === Phase.MANAGED)
-    await first.stop()
-    const path = join(dir, nodeId, 'identity', file)
-    const good = readFileSync(path)
-    writeFileSync(path, content)
+  ])(
+    '%s replaced by %j: one RECOVERY transition, retries inside it with backoff naming the file; repaired → MANAGED',
+    async (file, content) => {
+      const nodeId = `node-rc-${file.split('.')[0]!}`
+      const first = await freshAgent(nodeId)
+      await first.start()
+      await until('MANAGED', () => first.phase === Phase.MANAGED)
+      await first.stop()
+      const path = join(dir, nodeId, 'identity', file)
+      const good = readFileSync(path)
+      writeFileSync(path, content)
 
-    const lines: Array<{ msg: string; fields: LogFields }> = []
-    // Jitter pinned near its top: each wait is just under its ceiling, so the backoff shows in the delays.
-    const second = track(devAgent(net, dir, nodeId, { logger: recordingLogger(lines), init: { random: () => 0.999, reconnect: { initialMs: 100, maxMs: 800 } } }))
-    const transitions: PhaseTransition[] = []
-    const failures: string[] = []
-    second.on('transition', (t) => transitions.push(t))
-    second.on('step', (s) => {
-      if (s.lastError !== '' && s.step.startsWith('waiting')) failures.push(s.lastError)
-    })
-    await second.start()
-    await until('five failed identity attempts', () => (second.status().progress?.attempt ?? 0) >= 5, 20_000, () => second.status().progress)
-    expect(phases(transitions)).toEqual(['BOOTSTRAP', 'RECOVERY'])
-    expect(second.phase).toBe(Phase.RECOVERY)
-    expect(second.counters.transitions).toEqual({ BOOTSTRAP: 1, RECOVERY: 1 })
-    expect(transitions[1]!.reason).toContain(path)
-    expect(failures.length).toBeGreaterThanOrEqual(4)
-    for (const f of failures) expect(f).toContain(`${path}: contains no PEM certificate`)
-    const delays = lines.filter((l) => l.msg === 'retry scheduled').map((l) => l.fields.delayMs)
-    expect(delays.slice(0, 5)).toEqual([99, 199, 399, 799, 799]) // doubling from 100 ms, capped at 800 ms
+      const lines: Array<{ msg: string; fields: LogFields }> = []
+      // Jitter pinned near its top: each wait is just under its ceiling, so the backoff shows in the delays.
+      const second = track(
+        devAgent(net, dir, nodeId, {
+          logger: recordingLogger(lines),
+          init: { random: () => 0.999, reconnect: { initialMs: 100, maxMs: 800 } }
+        })
+      )
+      const transitions: PhaseTransition[] = []
+      const failures: string[] = []
+      second.on('transition', (t) => transitions.push(t))
+      second.on('step', (s) => {
+        if (s.lastError !== '' && s.step.startsWith('waiting')) failures.push(s.lastError)
+      })
+      await second.start()
+      await until(
+        'five failed identity attempts',
+        () => (second.status().progress?.attempt ?? 0) >= 5,
+        20_000,
+        () => second.status().progress
+      )
+      expect(phases(transitions)).toEqual(['BOOTSTRAP', 'RECOVERY'])
+      expect(second.phase).toBe(Phase.RECOVERY)
+      expect(second.counters.transitions).toEqual({ BOOTSTRAP: 1, RECOVERY: 1 })
+      expect(transitions[1]!.reason).toContain(path)
+      expect(failures.length).toBeGreaterThanOrEqual(4)
+      for (const f of failures) expect(f).toContain(`${path}: contains no PEM certificate`)
+      const delays = lines.filter((l) => l.msg === 'retry scheduled').map((l) => l.fields.delayMs)
+      expect(delays.slice(0, 5)).toEqual([99, 199, 399, 799, 799]) // doubling from 100 ms, capped at 800 ms
 
-    writeFileSync(path, good)
-    await until('MANAGED once repaired', () => second.phase === Phase.MANAGED, 20_000, () => second.status().progress)
-    expect(phases(transitions)).toEqual(['BOOTSTRAP', 'RECOVERY', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
-    // Only phase changes are persisted: agent.bin holds both runs' transitions and one RECOVERY, not one per attempt.
-    await second.stop()
-    const onDisk = await new AgentStateStore(join(dir, nodeId), silentLogger()).loadHistory()
-    expect(phases(onDisk)).toEqual(['BOOTSTRAP', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED', 'BOOTSTRAP', 'RECOVERY', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
-  })
+      writeFileSync(path, good)
+      await until(
+        'MANAGED once repaired',
+        () => second.phase === Phase.MANAGED,
+        20_000,
+        () => second.status().progress
+      )
+      expect(phases(transitions)).toEqual(['BOOTSTRAP', 'RECOVERY', 'DISCOVERY', 'REGISTRATION', 'HANDOFF', 'MANAGED'])
+      // Only phase changes are persisted: agent.bin holds both runs' transitions and one RECOVERY, not one per attempt.
+      await second.stop()
+      const onDisk = await new AgentStateStore(join(dir, nodeId), silentLogger()).loadHistory()
+      expect(phases(onDisk)).toEqual([
+        'BOOTSTRAP',
+        'DISCOVERY',
+        'REGISTRATION',
+        'HANDOFF',
+        'MANAGED',
+        'BOOTSTRAP',
+        'RECOVERY',
+        'DISCOVERY',
+        'REGISTRATION',
+        'HANDOFF',
+        'MANAGED'
+      ])
+    }
+  )
 
   it('a retry cut short by a repaired identity supersedes the old wait: the next attempt stays visible until it runs', async () => {
     const nodeId = 'node-rc-short'
@@ -147,7 +196,12 @@ describe('RECOVERY with a broken identity file', () => {
     writeFileSync(join(dir, nodeId, 'identity', 'node.crt'), 'garbage')
     let identity!: import('@mycelium/basic-net').IdentityStore
     // Waits of 400, 800, 1600 ms: the cut-short wait would outlive the early retry's failure by far.
-    const second = track(devAgent(net, dir, nodeId, { onIdentity: (i) => (identity = i), init: { random: () => 0.999, reconnect: { initialMs: 400, maxMs: 1600 } } }))
+    const second = track(
+      devAgent(net, dir, nodeId, {
+        onIdentity: (i) => (identity = i),
+        init: { random: () => 0.999, reconnect: { initialMs: 400, maxMs: 1600 } }
+      })
+    )
     await second.start()
     await until('waiting before identity attempt 2', () => second.status().progress?.step === 'waiting before identity attempt 2')
     // The identity store says "usable" (an operator's repair that did not hold): retry now, not after the backoff.
@@ -183,7 +237,12 @@ describe('RECOVERY with a broken identity file', () => {
     await agent.start()
     await until('RECOVERY after the failed enrolment', () => agent.phase === Phase.RECOVERY)
     await net.startManager('network-manager')
-    await until('MANAGED', () => agent.phase === Phase.MANAGED, 20_000, () => agent.status().progress)
+    await until(
+      'MANAGED',
+      () => agent.phase === Phase.MANAGED,
+      20_000,
+      () => agent.status().progress
+    )
     expect(installs).toBe(1)
   })
 })
@@ -238,7 +297,10 @@ describe('stop() while starting', () => {
     await agent.stop()
     const before = clients.length
     release()
-    await until('the stopped run finished its identity check', () => lines.some((l) => l.msg.startsWith('identity check abandoned')) || clients.slice(before).some((c) => c.isStarted()))
+    await until(
+      'the stopped run finished its identity check',
+      () => lines.some((l) => l.msg.startsWith('identity check abandoned')) || clients.slice(before).some((c) => c.isStarted())
+    )
     expect(clients.filter((c) => c.isStarted())).toEqual([])
     expect(agent.sporeClient).toBeUndefined()
 
@@ -293,7 +355,11 @@ describe('truthful capabilities', () => {
   it('registers with the given agent version, lists K3s once available, and re-sends a change with the next heartbeat', async () => {
     let runtime: RuntimeCapability = { name: 'k3s', availability: Availability.UNAVAILABLE, version: '', reason: 'k3s binary not found' }
     let installed = [{ name: 'log-shipper', version: '1.2.0', artifactDigest: 'sha256:ab' }]
-    const agent = await freshAgent('node-cap', { runtime: { capability: () => runtime }, installedComponents: () => installed, init: { agentVersion: '9.8.7' } })
+    const agent = await freshAgent('node-cap', {
+      runtime: { capability: () => runtime },
+      installedComponents: () => installed,
+      init: { agentVersion: '9.8.7' }
+    })
     await agent.start()
     await until('MANAGED', () => agent.phase === Phase.MANAGED)
     const record = () => net.networkManager.nodes.get('node-cap')!
@@ -311,7 +377,11 @@ describe('truthful capabilities', () => {
       { name: 'log-shipper', version: '1.2.0', artifactDigest: 'sha256:ab' }
     ])
     installed = [...installed, { name: 'metrics', version: '0.3.0', artifactDigest: 'sha256:cd' }]
-    await until('a newly installed component reaches the manager', () => record().capabilities?.components.some((c) => c.name === 'metrics') === true, 10_000)
+    await until(
+      'a newly installed component reaches the manager',
+      () => record().capabilities?.components.some((c) => c.name === 'metrics') === true,
+      10_000
+    )
     expect(record().capabilityReports).toBe(reports + 2) // one per change, not one per heartbeat
     expect(agent.counters.capabilityUpdates).toBe(2)
     expect(record().registrations).toBe(1) // no re-registration: the lease and the handoff stand
@@ -332,55 +402,77 @@ describe('manager deadlines under clock skew', () => {
     ['manager 10 s behind', { offsetMs: -10_000 }],
     ['manager 10 s ahead, absolute times only (skew estimated)', { offsetMs: 10_000, absoluteTimesOnly: true }],
     ['manager 10 s behind, absolute times only (skew estimated)', { offsetMs: -10_000, absoluteTimesOnly: true }]
-  ])('%s: reaches MANAGED and stays through many lease lengths', async (_what, clock) => {
-    // Lease 3 × 200 ms: 10 s of skew is 16 lease lengths.
-    const skewed = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, handoffDeadlineMs: 5000, managerClock: clock })
-    const d = mkdtempSync(join(tmpdir(), 'agent-skew-'))
-    const agent = devAgent(skewed, d, 'node-skew', { joinToken: await skewed.newJoinToken() })
-    const left: PhaseTransition[] = []
-    agent.on('transition', (t) => {
-      if (t.from === Phase.MANAGED || t.to === Phase.FALLBACK) left.push(t)
-    })
-    try {
-      await agent.start()
-      await until('MANAGED', () => agent.phase === Phase.MANAGED, 20_000, () => agent.status().history.map((h) => h.reason))
-      const acks = agent.counters.heartbeatAcks
-      await until('15 more heartbeats acked (5 lease lengths)', () => agent.counters.heartbeatAcks >= acks + 15, 20_000)
-      expect(left).toEqual([])
-      expect(agent.phase).toBe(Phase.MANAGED)
-      // Status shows the lease expiry on the node's own clock: within a lease length of now, not 10 s off.
-      const expires = agent.status().managers[0]!.leaseExpiresAt!.getTime()
-      expect(Math.abs(expires - Date.now())).toBeLessThan(2000)
-    } finally {
-      await agent.stop()
-      await skewed.stop()
-      rmSync(d, { recursive: true, force: true })
-    }
-  }, 40_000)
+  ])(
+    '%s: reaches MANAGED and stays through many lease lengths',
+    async (_what, clock) => {
+      // Lease 3 × 200 ms: 10 s of skew is 16 lease lengths.
+      const skewed = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, handoffDeadlineMs: 5000, managerClock: clock })
+      const d = mkdtempSync(join(tmpdir(), 'agent-skew-'))
+      const agent = devAgent(skewed, d, 'node-skew', { joinToken: await skewed.newJoinToken() })
+      const left: PhaseTransition[] = []
+      agent.on('transition', (t) => {
+        if (t.from === Phase.MANAGED || t.to === Phase.FALLBACK) left.push(t)
+      })
+      try {
+        await agent.start()
+        await until(
+          'MANAGED',
+          () => agent.phase === Phase.MANAGED,
+          20_000,
+          () => agent.status().history.map((h) => h.reason)
+        )
+        const acks = agent.counters.heartbeatAcks
+        await until('15 more heartbeats acked (5 lease lengths)', () => agent.counters.heartbeatAcks >= acks + 15, 20_000)
+        expect(left).toEqual([])
+        expect(agent.phase).toBe(Phase.MANAGED)
+        // Status shows the lease expiry on the node's own clock: within a lease length of now, not 10 s off.
+        const expires = agent.status().managers[0]!.leaseExpiresAt!.getTime()
+        expect(Math.abs(expires - Date.now())).toBeLessThan(2000)
+      } finally {
+        await agent.stop()
+        await skewed.stop()
+        rmSync(d, { recursive: true, force: true })
+      }
+    },
+    40_000
+  )
 })
 
 describe('command deadlines under clock skew', () => {
   it.each<[string, ManagerClockFaults]>([
     ['manager 10 s behind', { offsetMs: -10_000 }],
     ['manager 10 s behind, absolute times only (skew estimated)', { offsetMs: -10_000, absoluteTimesOnly: true }]
-  ])('%s: a command due in 5 s on the manager\'s clock runs (not "deadline exceeded" by the node\'s clock)', async (_what, clock) => {
-    const skewed = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, handoffDeadlineMs: 5000, managerClock: clock })
-    const d = mkdtempSync(join(tmpdir(), 'agent-skew-cmd-'))
-    const restarted: string[] = []
-    const agent = devAgent(skewed, d, 'node-skew-cmd', { joinToken: await skewed.newJoinToken(), restart: async (c) => void restarted.push(c) })
-    try {
-      await agent.start()
-      await until('command session', () => agent.phase === Phase.MANAGED && skewed.commands.isConnected('node-skew-cmd'), 20_000)
-      const managerNow = Date.now() + (clock.offsetMs ?? 0)
-      const cmd = { commandId: 'skewed-deadline', issuedAt: new Date(managerNow), deadline: new Date(managerNow + 5000), issuer: 'test', kind: { $case: 'restart' as const, value: { component: 'k3s-runtime' } } }
-      skewed.commands.send('node-skew-cmd', cmd)
-      const updates = await skewed.commands.waitForOutcome(cmd.commandId)
-      expect(updates.map((u) => CommandState[u.state])).toEqual(['ACCEPTED', 'RUNNING', 'SUCCEEDED'])
-      expect(restarted).toEqual(['k3s-runtime'])
-    } finally {
-      await agent.stop()
-      await skewed.stop()
-      rmSync(d, { recursive: true, force: true })
-    }
-  }, 40_000)
+  ])(
+    '%s: a command due in 5 s on the manager\'s clock runs (not "deadline exceeded" by the node\'s clock)',
+    async (_what, clock) => {
+      const skewed = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, handoffDeadlineMs: 5000, managerClock: clock })
+      const d = mkdtempSync(join(tmpdir(), 'agent-skew-cmd-'))
+      const restarted: string[] = []
+      const agent = devAgent(skewed, d, 'node-skew-cmd', {
+        joinToken: await skewed.newJoinToken(),
+        restart: async (c) => void restarted.push(c)
+      })
+      try {
+        await agent.start()
+        await until('command session', () => agent.phase === Phase.MANAGED && skewed.commands.isConnected('node-skew-cmd'), 20_000)
+        const managerNow = Date.now() + (clock.offsetMs ?? 0)
+        const cmd = {
+          commandId: 'skewed-deadline',
+          issuedAt: new Date(managerNow),
+          deadline: new Date(managerNow + 5000),
+          issuer: 'test',
+          kind: { $case: 'restart' as const, value: { component: 'k3s-runtime' } }
+        }
+        skewed.commands.send('node-skew-cmd', cmd)
+        const updates = await skewed.commands.waitForOutcome(cmd.commandId)
+        expect(updates.map((u) => CommandState[u.state])).toEqual(['ACCEPTED', 'RUNNING', 'SUCCEEDED'])
+        expect(restarted).toEqual(['k3s-runtime'])
+      } finally {
+        await agent.stop()
+        await skewed.stop()
+        rmSync(d, { recursive: true, force: true })
+      }
+    },
+    40_000
+  )
 })

@@ -15,10 +15,7 @@ export function supportedContractVersions(): ContractVersionRange {
  * The highest version both ranges contain, or `undefined` when they do not
  * overlap (the manager then refuses with FAILED_PRECONDITION).
  */
-export function negotiateContractVersion(
-  ours: ContractVersionRange,
-  theirs: ContractVersionRange
-): number | undefined {
+export function negotiateContractVersion(ours: ContractVersionRange, theirs: ContractVersionRange): number | undefined {
   const low = Math.max(ours.min, theirs.min)
   const high = Math.min(ours.max, theirs.max)
   return low <= high && high > 0 ? high : undefined

@@ -48,8 +48,7 @@ export class InvalidConfigError extends Error {
     super(`${where}: ${message}`, options)
   }
 }
-export const isInvalidConfigError = (err: unknown): err is InvalidConfigError =>
-  hasName(err, InvalidConfigError.NAME)
+export const isInvalidConfigError = (err: unknown): err is InvalidConfigError => hasName(err, InvalidConfigError.NAME)
 
 /**
  * A message, file or argument failed to parse or validate. `where` names what
@@ -66,8 +65,7 @@ export class InvalidInputError extends Error {
     super(`${where}: ${message}`, options)
   }
 }
-export const isInvalidInputError = (err: unknown): err is InvalidInputError =>
-  hasName(err, InvalidInputError.NAME)
+export const isInvalidInputError = (err: unknown): err is InvalidInputError => hasName(err, InvalidInputError.NAME)
 
 /** A component was used before `start()` or after `stop()`. */
 export class NotStartedError extends Error {

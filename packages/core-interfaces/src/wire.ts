@@ -175,7 +175,10 @@ function runStrict<T>(decode: (reader: StrictBinaryReader) => T, bytes: Uint8Arr
     throw new InvalidInputError(`not a valid protobuf message: ${(err as Error).message}`, where, { cause: err })
   }
   if (reader.pos !== reader.len) {
-    throw new InvalidInputError(`not a valid protobuf message: stray byte 0x${(bytes[reader.pos - 1] ?? 0).toString(16).padStart(2, '0')} (tag 0 or end-group) at offset ${reader.pos - 1}`, where)
+    throw new InvalidInputError(
+      `not a valid protobuf message: stray byte 0x${(bytes[reader.pos - 1] ?? 0).toString(16).padStart(2, '0')} (tag 0 or end-group) at offset ${reader.pos - 1}`,
+      where
+    )
   }
   const dateProblem = findBadDate(message, 0)
   if (dateProblem != null) throw new InvalidInputError(`not a valid protobuf message: ${dateProblem}`, where)
@@ -257,7 +260,8 @@ export class TooManyFieldsError extends Error {
     super(`${where}: more than ${maxFields} top-level fields (refused as a whole)`)
   }
 }
-export const isTooManyFieldsError = (err: unknown): err is TooManyFieldsError => err instanceof Error && err.name === TooManyFieldsError.NAME
+export const isTooManyFieldsError = (err: unknown): err is TooManyFieldsError =>
+  err instanceof Error && err.name === TooManyFieldsError.NAME
 
 interface GrpcMethodDefinition {
   requestDeserialize: (bytes: Buffer) => unknown
@@ -296,5 +300,8 @@ export function strictService<S extends Record<string, object>>(definition: S, o
  * responses decode strictly: `new (strictClient(SporeServiceClient))(…)`.
  */
 export function strictClient<C extends { service: object; serviceName: string }>(ctor: C, options: StrictDecodeOptions = {}): C {
-  return makeGenericClientConstructor(strictService(ctor.service as Record<string, object>, options) as never, ctor.serviceName) as unknown as C
+  return makeGenericClientConstructor(
+    strictService(ctor.service as Record<string, object>, options) as never,
+    ctor.serviceName
+  ) as unknown as C
 }

@@ -109,8 +109,7 @@ describe('generated messages', () => {
     expect(back).toEqual(config)
     // optional bool keeps presence: false is not the same as unset
     expect(back.status?.readyInFallback).toBe(false)
-    expect(NodeConfig.decode(NodeConfig.encode(NodeConfig.fromPartial({ status: {} })).finish()).status?.readyInFallback)
-      .toBeUndefined()
+    expect(NodeConfig.decode(NodeConfig.encode(NodeConfig.fromPartial({ status: {} })).finish()).status?.readyInFallback).toBeUndefined()
   })
   it('throw on truncated protobuf instead of returning garbage', () => {
     const bytes = Spore.encode({ networkId: 'net1', name: 'bootstrap', sequence: 1 }).finish()

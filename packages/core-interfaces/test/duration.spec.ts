@@ -10,7 +10,11 @@ describe('timer-bounded durations', () => {
   })
 
   it('finds the first bad duration in a NodeConfig, with its path', () => {
-    const config = NodeConfig.fromPartial({ networkId: 'n', discovery: { refreshInterval: { seconds: 720 * 3600, nanos: 0 } }, reconnect: { initial: { seconds: 1, nanos: 0 } } })
+    const config = NodeConfig.fromPartial({
+      networkId: 'n',
+      discovery: { refreshInterval: { seconds: 720 * 3600, nanos: 0 } },
+      reconnect: { initial: { seconds: 1, nanos: 0 } }
+    })
     expect(findTimerDurationProblem(config)).toMatch(/^discovery.refreshInterval is 2592000000 ms/)
     expect(findTimerDurationProblem(NodeConfig.fromPartial({ reconnect: { initial: { seconds: 1, nanos: 0 } } }))).toBeUndefined()
   })

@@ -18,7 +18,13 @@ interface MessageType extends MessageDecoder<unknown> {
 }
 const isMessageType = (v: unknown): v is MessageType => {
   const t = v as Partial<MessageType> | null
-  return typeof t === 'object' && t != null && typeof t.decode === 'function' && typeof t.encode === 'function' && typeof t.fromPartial === 'function'
+  return (
+    typeof t === 'object' &&
+    t != null &&
+    typeof t.decode === 'function' &&
+    typeof t.encode === 'function' &&
+    typeof t.fromPartial === 'function'
+  )
 }
 const messages = (Object.entries(contracts) as Array<[string, unknown]>)
   .flatMap(([name, v]): Array<[string, MessageType]> => (isMessageType(v) ? [[name, v]] : []))
@@ -35,27 +41,44 @@ function varint(n: bigint): number[] {
 }
 
 /** Protobuf-shaped bytes: fields 1–15 of any wire type, nested a few levels, with hostile varints and lengths mixed in. */
-const wireBytes: fc.Arbitrary<Uint8Array> = fc.letrec<{ msg: number[] }>((tie) => ({
-  msg: fc
-    .array(
-      fc.oneof(
-        fc.record({ f: fc.integer({ min: 1, max: 15 }), v: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n + 9n }), fc.constantFrom(0n, 1n, 2n ** 53n + 1n, 2n ** 63n)) }).map(({ f, v }) => [f << 3, ...varint(v)]),
-        fc.record({ f: fc.integer({ min: 1, max: 15 }), b: fc.uint8Array({ maxLength: 24 }) }).map(({ f, b }) => [(f << 3) | 2, b.length, ...b]),
-        fc.record({ f: fc.integer({ min: 1, max: 15 }), m: tie('msg') as fc.Arbitrary<number[]> }).map(({ f, m }) => [(f << 3) | 2, ...varint(BigInt(m.length)), ...m]),
-        fc.record({ f: fc.integer({ min: 1, max: 15 }), b: fc.uint8Array({ minLength: 4, maxLength: 4 }) }).map(({ f, b }) => [(f << 3) | 5, ...b]),
-        fc.record({ f: fc.integer({ min: 1, max: 15 }), b: fc.uint8Array({ minLength: 8, maxLength: 8 }) }).map(({ f, b }) => [(f << 3) | 1, ...b]),
-        fc.constantFrom([0], [0x80, 0x00], [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], [0x0b], [0x0c])
-      ),
-      { maxLength: 6, depthIdentifier: 'msg' }
-    )
-    .map((parts) => parts.flat())
-})).msg.map((a) => Uint8Array.from(a))
+const wireBytes: fc.Arbitrary<Uint8Array> = fc
+  .letrec<{ msg: number[] }>((tie) => ({
+    msg: fc
+      .array(
+        fc.oneof(
+          fc
+            .record({
+              f: fc.integer({ min: 1, max: 15 }),
+              v: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n + 9n }), fc.constantFrom(0n, 1n, 2n ** 53n + 1n, 2n ** 63n))
+            })
+            .map(({ f, v }) => [f << 3, ...varint(v)]),
+          fc
+            .record({ f: fc.integer({ min: 1, max: 15 }), b: fc.uint8Array({ maxLength: 24 }) })
+            .map(({ f, b }) => [(f << 3) | 2, b.length, ...b]),
+          fc
+            .record({ f: fc.integer({ min: 1, max: 15 }), m: tie('msg') as fc.Arbitrary<number[]> })
+            .map(({ f, m }) => [(f << 3) | 2, ...varint(BigInt(m.length)), ...m]),
+          fc
+            .record({ f: fc.integer({ min: 1, max: 15 }), b: fc.uint8Array({ minLength: 4, maxLength: 4 }) })
+            .map(({ f, b }) => [(f << 3) | 5, ...b]),
+          fc
+            .record({ f: fc.integer({ min: 1, max: 15 }), b: fc.uint8Array({ minLength: 8, maxLength: 8 }) })
+            .map(({ f, b }) => [(f << 3) | 1, ...b]),
+          fc.constantFrom([0], [0x80, 0x00], [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], [0x0b], [0x0c])
+        ),
+        { maxLength: 6, depthIdentifier: 'msg' }
+      )
+      .map((parts) => parts.flat())
+  }))
+  .msg.map((a) => Uint8Array.from(a))
 
 const anyBytes = fc.oneof(wireBytes, fc.uint8Array({ maxLength: 256 }))
 
 it('finds the message types', () => {
   expect(messages.length).toBeGreaterThan(40)
-  expect(messages.map(([name]) => name)).toEqual(expect.arrayContaining(['SignedSpore', 'Spore', 'RelayDistressRequest', 'NodeConfig', 'Timestamp']))
+  expect(messages.map(([name]) => name)).toEqual(
+    expect.arrayContaining(['SignedSpore', 'Spore', 'RelayDistressRequest', 'NodeConfig', 'Timestamp'])
+  )
 })
 
 describe.each(messages)('%s', (_name, type) => {

@@ -77,10 +77,7 @@ describe('generated v1 code over real grpc-js mTLS', () => {
         (err, p) => (err != null ? reject(err) : resolve(p))
       )
     })
-    client = new SporeServiceClient(
-      `127.0.0.1:${port}`,
-      grpc.credentials.createSsl(pki.caPem, node.keyPem, node.certPem)
-    )
+    client = new SporeServiceClient(`127.0.0.1:${port}`, grpc.credentials.createSsl(pki.caPem, node.keyPem, node.certPem))
   })
 
   afterAll(async () => {
@@ -105,9 +102,7 @@ describe('generated v1 code over real grpc-js mTLS', () => {
   })
 
   it('carries a status error to the client', async () => {
-    const err = await new Promise<grpc.ServiceError>((resolve) =>
-      client.getSpore({ name: 'nope' }, (e) => resolve(e!))
-    )
+    const err = await new Promise<grpc.ServiceError>((resolve) => client.getSpore({ name: 'nope' }, (e) => resolve(e!)))
     expect(err.code).toBe(grpc.status.NOT_FOUND)
     expect(err.details).toContain('nope')
   })
@@ -130,9 +125,7 @@ describe('generated v1 code over real grpc-js mTLS', () => {
     const anonymous = new SporeServiceClient(address, grpc.credentials.createSsl(pki.caPem))
     try {
       const err = await new Promise<grpc.ServiceError>((resolve) =>
-        anonymous.listSpores({ namePrefix: '' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e) =>
-          resolve(e!)
-        )
+        anonymous.listSpores({ namePrefix: '' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e) => resolve(e!))
       )
       expect(err).toBeDefined()
       expect(err.code).toBe(grpc.status.UNAVAILABLE)

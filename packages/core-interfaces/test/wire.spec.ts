@@ -45,7 +45,14 @@ describe('decodeStrict', () => {
       sequence: 2 ** 53 - 1,
       issuedAt: new Date('0001-01-01T00:00:00Z'),
       expiresAt: new Date('9999-12-31T23:59:59.999Z'),
-      body: { $case: 'service', value: { service: 'x', endpoints: [{ address: 'a:1', priority: 5, expectedIdentity: 'spiffe://n/manager/x', zone: 'z' }], contractVersions: undefined } }
+      body: {
+        $case: 'service',
+        value: {
+          service: 'x',
+          endpoints: [{ address: 'a:1', priority: 5, expectedIdentity: 'spiffe://n/manager/x', zone: 'z' }],
+          contractVersions: undefined
+        }
+      }
     }
     const back = decodeStrict(Spore, Spore.encode(spore).finish(), 'test')
     expect(back).toEqual(spore)

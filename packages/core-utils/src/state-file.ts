@@ -28,8 +28,7 @@ export class CorruptStateError extends Error {
     super(`${path}: ${reason}`)
   }
 }
-export const isCorruptStateError = (err: unknown): err is CorruptStateError =>
-  err instanceof Error && err.name === CorruptStateError.NAME
+export const isCorruptStateError = (err: unknown): err is CorruptStateError => err instanceof Error && err.name === CorruptStateError.NAME
 
 /**
  * A state file could not be written. `kind` says why in terms an operator
@@ -45,14 +44,18 @@ export class StateWriteError extends Error {
     readonly code: string | undefined,
     cause: Error
   ) {
-    const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'disk-full' : code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'read-only' : 'other'
+    const kind =
+      code === 'ENOSPC' || code === 'EDQUOT'
+        ? 'disk-full'
+        : code === 'EROFS' || code === 'EACCES' || code === 'EPERM'
+          ? 'read-only'
+          : 'other'
     const what = kind === 'disk-full' ? 'disk full' : kind === 'read-only' ? 'read-only' : 'cannot write'
     super(`${what}: ${path} (${cause.message})`, { cause })
     this.kind = kind
   }
 }
-export const isStateWriteError = (err: unknown): err is StateWriteError =>
-  err instanceof Error && err.name === StateWriteError.NAME
+export const isStateWriteError = (err: unknown): err is StateWriteError => err instanceof Error && err.name === StateWriteError.NAME
 
 export interface StateFileContent {
   data: Buffer

@@ -1,7 +1,14 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { isCorruptStateError, isStateWriteError, readStateFile, removeStaleTempFiles, writeStateFile, type StateWriteError } from '../src/index.js'
+import {
+  isCorruptStateError,
+  isStateWriteError,
+  readStateFile,
+  removeStaleTempFiles,
+  writeStateFile,
+  type StateWriteError
+} from '../src/index.js'
 
 describe('state files (atomic, checksummed, previous copy kept)', () => {
   let dir: string
@@ -24,7 +31,14 @@ describe('state files (atomic, checksummed, previous copy kept)', () => {
   })
 
   it.each([
-    ['a flipped payload byte', (b: Buffer) => { b[b.length - 1] ^= 1; return b }, 'checksum mismatch'],
+    [
+      'a flipped payload byte',
+      (b: Buffer) => {
+        b[b.length - 1] ^= 1
+        return b
+      },
+      'checksum mismatch'
+    ],
     ['truncation', (b: Buffer) => b.subarray(0, b.length - 1), 'truncated'],
     ['foreign content', () => Buffer.from('{"hello":1}'), 'bad magic']
   ])('falls back to the previous good copy after %s and says why', async (_what, damage, reason) => {

@@ -8,7 +8,13 @@ import { promisify } from 'node:util'
  * Returns the path, or why there is none.
  */
 export async function findK3sBinary(configured: string, path = ''): Promise<{ binary: string } | { missing: string }> {
-  const candidates = configured !== '' ? [configured] : path.split(delimiter).filter(Boolean).map((d) => join(d, 'k3s'))
+  const candidates =
+    configured !== ''
+      ? [configured]
+      : path
+          .split(delimiter)
+          .filter(Boolean)
+          .map((d) => join(d, 'k3s'))
   for (const candidate of candidates) {
     try {
       await access(candidate, constants.X_OK)

@@ -90,17 +90,32 @@ export class CriClient {
   }
 
   async listPodSandboxes(options?: AbortOptions): Promise<cri.PodSandbox[]> {
-    const res = await this.call<cri.ListPodSandboxRequest, cri.ListPodSandboxResponse>('ListPodSandbox', this.client.listPodSandbox, {}, options)
+    const res = await this.call<cri.ListPodSandboxRequest, cri.ListPodSandboxResponse>(
+      'ListPodSandbox',
+      this.client.listPodSandbox,
+      {},
+      options
+    )
     return res.items
   }
 
   async listContainers(options?: AbortOptions): Promise<cri.Container[]> {
-    const res = await this.call<cri.ListContainersRequest, cri.ListContainersResponse>('ListContainers', this.client.listContainers, {}, options)
+    const res = await this.call<cri.ListContainersRequest, cri.ListContainersResponse>(
+      'ListContainers',
+      this.client.listContainers,
+      {},
+      options
+    )
     return res.containers
   }
 
   async containerStatus(containerId: string, options?: AbortOptions): Promise<cri.ContainerStatus> {
-    const res = await this.call<cri.ContainerStatusRequest, cri.ContainerStatusResponse>('ContainerStatus', this.client.containerStatus, { containerId, verbose: false }, options)
+    const res = await this.call<cri.ContainerStatusRequest, cri.ContainerStatusResponse>(
+      'ContainerStatus',
+      this.client.containerStatus,
+      { containerId, verbose: false },
+      options
+    )
     if (res.status == null) throw new NotFoundError(`CRI ContainerStatus on ${this.socket}: no status for container ${containerId}`)
     return res.status
   }
@@ -110,26 +125,22 @@ export class CriClient {
     const [pods, containers] = await Promise.all([this.listPodSandboxes(options), this.listContainers(options)])
     const podNamespace = new Map(pods.map((p) => [p.id, p.metadata?.namespace ?? '']))
     return [
-      ...pods.map(
-        (p): WorkloadStatus => ({
-          id: p.id,
-          name: p.metadata?.name ?? '',
-          namespace: p.metadata?.namespace ?? '',
-          kind: 'pod',
-          state: p.state === cri.PodSandboxState.SANDBOX_READY ? 'ready' : 'notready',
-          createdAt: criTime(p.createdAt)
-        })
-      ),
-      ...containers.map(
-        (c): WorkloadStatus => ({
-          id: c.id,
-          name: c.metadata?.name ?? '',
-          namespace: c.labels[POD_NAMESPACE_LABEL] ?? podNamespace.get(c.podSandboxId) ?? '',
-          kind: 'container',
-          state: CONTAINER_STATES[c.state] ?? 'unknown',
-          createdAt: criTime(c.createdAt)
-        })
-      )
+      ...pods.map((p): WorkloadStatus => ({
+        id: p.id,
+        name: p.metadata?.name ?? '',
+        namespace: p.metadata?.namespace ?? '',
+        kind: 'pod',
+        state: p.state === cri.PodSandboxState.SANDBOX_READY ? 'ready' : 'notready',
+        createdAt: criTime(p.createdAt)
+      })),
+      ...containers.map((c): WorkloadStatus => ({
+        id: c.id,
+        name: c.metadata?.name ?? '',
+        namespace: c.labels[POD_NAMESPACE_LABEL] ?? podNamespace.get(c.podSandboxId) ?? '',
+        kind: 'container',
+        state: CONTAINER_STATES[c.state] ?? 'unknown',
+        createdAt: criTime(c.createdAt)
+      }))
     ]
   }
 

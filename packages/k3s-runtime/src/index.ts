@@ -9,13 +9,7 @@ export { renderK3s, k3sConfigYaml, validateK3sConfig, STRIPPED_COMPONENTS, type 
 export { planK3s, describeChanges, type K3sStep, type K3sObserved } from './planner.js'
 export { findK3sBinary, k3sVersion } from './binary.js'
 export { createK3sRuntime, type K3sRuntime, type K3sRuntimeComponents, type K3sRuntimeInit } from './runtime.js'
-export {
-  K3sSupervisor,
-  type K3sSupervisorInit,
-  type K3sProcessState,
-  type K3sProcessStatus,
-  type RestartBudget
-} from './supervisor.js'
+export { K3sSupervisor, type K3sSupervisorInit, type K3sProcessState, type K3sProcessStatus, type RestartBudget } from './supervisor.js'
 export {
   DEFAULT_K3S_STOP_TIMEOUT_MS,
   K3S_KILL_WAIT_MS,

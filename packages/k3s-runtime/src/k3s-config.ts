@@ -32,12 +32,21 @@ export function renderK3s(k3s: K3sConfig, nodeId: string, binary: string, paths:
     ...(k3s.dataDir ? { 'data-dir': k3s.dataDir } : {}),
     ...(k3s.serverUrl ? { server: k3s.serverUrl } : {}),
     ...(k3s.tokenFile ? { 'token-file': k3s.tokenFile } : {}),
-    ...(Object.keys(k3s.nodeLabels).length > 0 ? { 'node-label': Object.entries(k3s.nodeLabels).sort().map(([k, v]) => `${k}=${v}`) } : {}),
+    ...(Object.keys(k3s.nodeLabels).length > 0
+      ? {
+          'node-label': Object.entries(k3s.nodeLabels)
+            .sort()
+            .map(([k, v]) => `${k}=${v}`)
+        }
+      : {}),
     ...(k3s.protectKernelDefaults ? { 'protect-kernel-defaults': true } : {})
   }
   // Custom CNI locations: K3s takes them as kubelet args and configures its
   // embedded containerd from the same values.
-  const kubeletArgs = [...(k3s.cniConfDir ? [`cni-conf-dir=${k3s.cniConfDir}`] : []), ...(k3s.cniBinDir ? [`cni-bin-dir=${k3s.cniBinDir}`] : [])]
+  const kubeletArgs = [
+    ...(k3s.cniConfDir ? [`cni-conf-dir=${k3s.cniConfDir}`] : []),
+    ...(k3s.cniBinDir ? [`cni-bin-dir=${k3s.cniBinDir}`] : [])
+  ]
   if (kubeletArgs.length > 0) config['kubelet-arg'] = kubeletArgs
   if (role === 'server') {
     const disable = STRIPPED_COMPONENTS.filter((c) => !enabled.has(c))
@@ -113,7 +122,11 @@ export function validateK3sConfig(k3s: K3sConfig, where: string): void {
     if (k3s[key] && !k3s[key].startsWith('/')) fail(key, `must be an absolute path, not "${k3s[key]}"`)
   }
   for (const [key, value] of Object.entries(k3s.nodeLabels)) {
-    const problem = labelKeyProblem(key) ?? (value !== '' && !LABEL_NAME.test(value) ? `label "${key}": value "${value}" must be ≤ 63 characters [A-Za-z0-9-_.], starting and ending alphanumeric` : undefined)
+    const problem =
+      labelKeyProblem(key) ??
+      (value !== '' && !LABEL_NAME.test(value)
+        ? `label "${key}": value "${value}" must be ≤ 63 characters [A-Za-z0-9-_.], starting and ending alphanumeric`
+        : undefined)
     if (problem != null) fail('nodeLabels', problem)
   }
 }

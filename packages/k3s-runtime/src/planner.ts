@@ -25,7 +25,11 @@ export function planK3s(observed: K3sObserved, desired: RenderedK3s | undefined,
   const applied = observed.applied
   const changes = applied == null ? ['first start'] : describeChanges(applied, desired)
   const write: K3sStep[] = changes.length > 0 ? [{ type: 'write-config', yaml: yaml(desired) }] : []
-  if (!observed.running) return [...write, { type: 'start', reason: applied == null ? 'k3s not running' : `k3s not running (${changes.join(', ') || 'same config'})` }]
+  if (!observed.running)
+    return [
+      ...write,
+      { type: 'start', reason: applied == null ? 'k3s not running' : `k3s not running (${changes.join(', ') || 'same config'})` }
+    ]
   if (changes.length === 0) return []
   return [...write, { type: 'restart', reason: `changed: ${changes.join(', ')}` }]
 }

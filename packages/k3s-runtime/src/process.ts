@@ -47,7 +47,12 @@ export class LogFollower {
 
   /** Starts following; `fromEnd` skips what is already there (an adopted process's old output). */
   async start(fromEnd: boolean): Promise<void> {
-    this.offset = fromEnd ? await stat(this.path).then((s) => s.size, () => 0) : 0
+    this.offset = fromEnd
+      ? await stat(this.path).then(
+          (s) => s.size,
+          () => 0
+        )
+      : 0
     this.timer = setInterval(() => void this.poll(), this.init.intervalMs)
     this.timer.unref()
   }
@@ -57,7 +62,10 @@ export class LogFollower {
     if (this.reading) return
     this.reading = true
     try {
-      const size = await stat(this.path).then((s) => s.size, () => 0)
+      const size = await stat(this.path).then(
+        (s) => s.size,
+        () => 0
+      )
       if (size < this.offset) this.offset = 0 // truncated or replaced
       if (size > this.offset) {
         const handle = await open(this.path, 'r')

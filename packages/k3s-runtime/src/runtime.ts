@@ -260,7 +260,10 @@ class DefaultK3sRuntime extends EventEmitter<{ change: [] }> implements K3sRunti
   async writeSnapshot(): Promise<void> {
     const dir = this.dir()
     if (dir == null) return
-    await writeFileAtomic(join(dir, 'kubernetes.json'), JSON.stringify({ at: new Date(), workloads: this.workloads(), ...(await this.kubernetes()) }, null, 2))
+    await writeFileAtomic(
+      join(dir, 'kubernetes.json'),
+      JSON.stringify({ at: new Date(), workloads: this.workloads(), ...(await this.kubernetes()) }, null, 2)
+    )
   }
 
   /** The runtime's own files (config.yaml, k3s.log, kubeconfig.yaml, supervisor state); none without a state dir. */
@@ -302,6 +305,12 @@ class DefaultK3sRuntime extends EventEmitter<{ change: [] }> implements K3sRunti
             ? HealthState.UNHEALTHY
             : HealthState.STOPPED
     const cri = this.criError != null ? `; CRI: ${this.criError}` : ''
-    return { name: 'k3s-runtime', state, reason: `${cap.reason}${cri}`, ...(s != null ? { since: s.since } : {}), restarts: s?.restarts ?? 0 }
+    return {
+      name: 'k3s-runtime',
+      state,
+      reason: `${cap.reason}${cri}`,
+      ...(s != null ? { since: s.since } : {}),
+      restarts: s?.restarts ?? 0
+    }
   }
 }

@@ -3,17 +3,16 @@ import { EventEmitter } from 'node:events'
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { silentLogger, UnavailableError, type Logger, type Startable } from '@mycelium/core-interfaces'
-import {
-  Backoff,
-  readStateFile,
-  writeFileAtomic,
-  writeStateFile,
-  type BackoffOptions
-} from '@mycelium/core-utils'
+import { Backoff, readStateFile, writeFileAtomic, writeStateFile, type BackoffOptions } from '@mycelium/core-utils'
 import { k3sConfigYaml, type RenderedK3s } from './k3s-config.js'
 import { planK3s, type K3sStep } from './planner.js'
 import { findByConfigArg, isAlive, LogFollower, processStartTime, type ProcessIdentity } from './process.js'
-import { DEFAULT_K3S_MONITOR_INTERVAL_MS, DEFAULT_K3S_PROBE_INTERVAL_MS, DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS } from './defaults.js'
+import {
+  DEFAULT_K3S_MONITOR_INTERVAL_MS,
+  DEFAULT_K3S_PROBE_INTERVAL_MS,
+  DEFAULT_K3S_STOP_TIMEOUT_MS,
+  K3S_KILL_WAIT_MS
+} from './defaults.js'
 
 /**
  * - `stopped`: not running and not asked to run.
@@ -120,7 +119,10 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     this.k3sLog = (components.logger ?? silentLogger()).forComponent('k3s')
     this.backoff = new Backoff(init.restartBackoff ?? { initialMs: 1000, maxMs: 60_000, multiplier: 2 })
     this.budget = init.restartBudget ?? { restarts: 5, windowMs: 10 * 60_000 }
-    this.follower = new LogFollower(this.logPath, (line) => this.forwardLine(line), { intervalMs: 250, maxBytes: init.logMaxBytes ?? 10 * 1024 * 1024 })
+    this.follower = new LogFollower(this.logPath, (line) => this.forwardLine(line), {
+      intervalMs: 250,
+      maxBytes: init.logMaxBytes ?? 10 * 1024 * 1024
+    })
   }
 
   get configPath(): string {
@@ -332,8 +334,16 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     if (!this.started) return
     const lastOutput = this.lastOutput
     if (crashes > this.budget.restarts) {
-      this.log.error('k3s keeps exiting; restart budget spent, not restarting', { lastExit: how, crashes, windowMs: this.budget.windowMs, lastOutput })
-      this.setState('failed', `${this.exitedTimes(crashes)} (last: ${how}); restart budget spent${lastOutput ? `; last output: ${lastOutput}` : ''}`)
+      this.log.error('k3s keeps exiting; restart budget spent, not restarting', {
+        lastExit: how,
+        crashes,
+        windowMs: this.budget.windowMs,
+        lastOutput
+      })
+      this.setState(
+        'failed',
+        `${this.exitedTimes(crashes)} (last: ${how}); restart budget spent${lastOutput ? `; last output: ${lastOutput}` : ''}`
+      )
       return
     }
     const delay = this.backoff.next()
@@ -366,7 +376,9 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     const running = this.running
     this.probing = new AbortController()
     try {
-      const result = await this.init.probe(this.applied, this.probing.signal).catch((err: unknown) => ({ ready: false, reason: (err as Error).message }))
+      const result = await this.init
+        .probe(this.applied, this.probing.signal)
+        .catch((err: unknown) => ({ ready: false, reason: (err as Error).message }))
       if (this.running !== running || !this.started) return
       if (result.ready) {
         if (this.current.state !== 'ready') this.backoff.reset()
@@ -418,7 +430,8 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     try {
       const content = await readStateFile(join(this.init.dir, STATE_FILE))
       if (content == null) return { crashes: [] }
-      if (content.recoveredFromPrevious != null) this.log.warn('k3s supervisor state recovered from its previous copy', { reason: content.recoveredFromPrevious.reason })
+      if (content.recoveredFromPrevious != null)
+        this.log.warn('k3s supervisor state recovered from its previous copy', { reason: content.recoveredFromPrevious.reason })
       const parsed = JSON.parse(Buffer.from(content.data).toString('utf8')) as Persisted
       return { ...parsed, crashes: Array.isArray(parsed.crashes) ? parsed.crashes : [] }
     } catch (err) {

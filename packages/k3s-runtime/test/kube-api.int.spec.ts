@@ -11,8 +11,6 @@ import { isUnavailableError } from '@mycelium/core-interfaces'
 import { FAKE_K3S, until } from '@mycelium/testing'
 import { KubeApiView } from '../src/index.js'
 
-
-
 const waitForFile = (path: string): Promise<true> => until(`${path} to be written`, () => existsSync(path), 15_000)
 
 describe('KubeApiView (real @kubernetes/client-node)', () => {
@@ -23,9 +21,16 @@ describe('KubeApiView (real @kubernetes/client-node)', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mycelium-kubeapi-'))
     const kubeconfig = join(dir, 'kubeconfig.yaml')
-    writeFileSync(join(dir, 'config.yaml'), `data-dir: ${dir}/data\nwrite-kubeconfig: ${kubeconfig}\nnode-name: edge-7\nnode-label: [zone=lab]\n`)
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      `data-dir: ${dir}/data\nwrite-kubeconfig: ${kubeconfig}\nnode-name: edge-7\nnode-label: [zone=lab]\n`
+    )
     const pods = [
-      { metadata: { namespace: 'kube-system', name: 'coredns-1' }, spec: { nodeName: 'edge-7' }, status: { phase: 'Running', containerStatuses: [{ name: 'coredns', restartCount: 2, ready: true, image: 'c', imageID: 'c' }] } },
+      {
+        metadata: { namespace: 'kube-system', name: 'coredns-1' },
+        spec: { nodeName: 'edge-7' },
+        status: { phase: 'Running', containerStatuses: [{ name: 'coredns', restartCount: 2, ready: true, image: 'c', imageID: 'c' }] }
+      },
       { metadata: { namespace: 'default', name: 'web-0' }, spec: { nodeName: 'edge-7' }, status: { phase: 'Pending' } }
     ]
     rmSync(join(dir, 'data'), { recursive: true, force: true })
@@ -66,7 +71,10 @@ describe('KubeApiView (real @kubernetes/client-node)', () => {
     const bad = join(dir, 'bad.yaml')
     const { readFileSync } = await import('node:fs')
     const good = readFileSync(join(dir, 'kubeconfig.yaml'), 'utf8')
-    writeFileSync(bad, good.replace(/client-certificate-data: \S+/, 'client-certificate-data: ' + Buffer.from('not a cert').toString('base64')))
+    writeFileSync(
+      bad,
+      good.replace(/client-certificate-data: \S+/, 'client-certificate-data: ' + Buffer.from('not a cert').toString('base64'))
+    )
     const err = await new KubeApiView({ kubeconfig: bad }).nodes().catch((e: unknown) => e)
     expect(isUnavailableError(err)).toBe(true)
   })

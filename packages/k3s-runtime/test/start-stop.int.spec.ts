@@ -30,14 +30,33 @@ describe('K3sRuntime start/stop', () => {
 
   it('concurrent and repeated starts supervise one K3s; stop twice is harmless and leaves K3s running', async () => {
     const dataDir = join(root, 'data')
-    const k3s = K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, binaryPath: FAKE_K3S, dataDir, extraArgs: ['--https-listen-port', '0'], criSocket: join(root, 'no-cri.sock') })
+    const k3s = K3sConfig.fromPartial({
+      enabled: true,
+      role: K3sRole.SERVER,
+      binaryPath: FAKE_K3S,
+      dataDir,
+      extraArgs: ['--https-listen-port', '0'],
+      criSocket: join(root, 'no-cri.sock')
+    })
     const rt = createK3sRuntime(
       {},
-      { k3s, nodeId: 'node-s', stateDir: join(root, 'state'), workloadsIntervalMs: 60_000, supervisor: { probeIntervalMs: 50, monitorIntervalMs: 50, stopTimeoutMs: 5000, restartBackoff: { initialMs: 100, maxMs: 400 } } }
+      {
+        k3s,
+        nodeId: 'node-s',
+        stateDir: join(root, 'state'),
+        workloadsIntervalMs: 60_000,
+        supervisor: { probeIntervalMs: 50, monitorIntervalMs: 50, stopTimeoutMs: 5000, restartBackoff: { initialMs: 100, maxMs: 400 } }
+      }
     )
     const starts = (): Array<{ pid: number }> => {
       const file = join(dataDir, 'starts.log')
-      return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { pid: number }) : []
+      return existsSync(file)
+        ? readFileSync(file, 'utf8')
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as { pid: number })
+        : []
     }
     const first = rt.start()
     await rt.start() // the second caller returns only once the shared start configured the runtime
@@ -45,7 +64,13 @@ describe('K3sRuntime start/stop', () => {
     await first
     await rt.start()
     try {
-      await until('ready', () => rt.capability().availability === Availability.AVAILABLE, 30_000, 25, () => [rt.capability(), rt.processStatus(), starts()])
+      await until(
+        'ready',
+        () => rt.capability().availability === Availability.AVAILABLE,
+        30_000,
+        25,
+        () => [rt.capability(), rt.processStatus(), starts()]
+      )
       pids.push(...starts().map((s) => s.pid))
       expect(starts()).toHaveLength(1)
     } finally {

@@ -11,8 +11,6 @@ import { Availability, K3sConfig, K3sRole, type Logger, type LogFields } from '@
 import { FAKE_K3S, until as untilTrue } from '@mycelium/testing'
 import { createK3sRuntime, processStartTime, type K3sRuntimeInit } from '../src/index.js'
 
-
-
 interface Line {
   level: string
   msg: string
@@ -55,20 +53,45 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
   const starts = (dataDir: string): Array<{ pid: number; config: Record<string, unknown> }> => {
     const file = join(dataDir, 'starts.log')
     if (!existsSync(file)) return []
-    const list = readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { pid: number; config: Record<string, unknown> })
+    const list = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { pid: number; config: Record<string, unknown> })
     for (const s of list) everyPid.add(s.pid)
     return list
   }
 
-  function runtime(name: string, over: Partial<K3sConfig> = {}, env: Record<string, string> = {}, tuning: K3sRuntimeInit['supervisor'] = {}, lines: Line[] = []) {
+  function runtime(
+    name: string,
+    over: Partial<K3sConfig> = {},
+    env: Record<string, string> = {},
+    tuning: K3sRuntimeInit['supervisor'] = {},
+    lines: Line[] = []
+  ) {
     const dataDir = join(root, name, 'data')
-    const k3s = K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, binaryPath: FAKE_K3S, dataDir, extraArgs: ['--https-listen-port', '0'], criSocket: join(root, name, 'no-cri.sock'), ...over })
+    const k3s = K3sConfig.fromPartial({
+      enabled: true,
+      role: K3sRole.SERVER,
+      binaryPath: FAKE_K3S,
+      dataDir,
+      extraArgs: ['--https-listen-port', '0'],
+      criSocket: join(root, name, 'no-cri.sock'),
+      ...over
+    })
     const init: K3sRuntimeInit = {
       k3s,
       nodeId: 'node-7',
       stateDir: join(root, name, 'state'),
       workloadsIntervalMs: 60_000,
-      supervisor: { probeIntervalMs: 50, monitorIntervalMs: 50, stopTimeoutMs: 5000, restartBackoff: { initialMs: 100, maxMs: 400 }, env: { ...process.env, ...env }, ...tuning }
+      supervisor: {
+        probeIntervalMs: 50,
+        monitorIntervalMs: 50,
+        stopTimeoutMs: 5000,
+        restartBackoff: { initialMs: 100, maxMs: 400 },
+        env: { ...process.env, ...env },
+        ...tuning
+      }
     }
     return { rt: createK3sRuntime({ logger: capturingLogger(lines) }, init), k3s, dataDir, init, lines }
   }
@@ -106,7 +129,11 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       // The Kubernetes API view of the supervised server, through the kubeconfig it wrote.
       expect(await rt.kubernetes()).toEqual({ nodes: [expect.objectContaining({ name: 'node-7', ready: true })], pods: [] })
       await rt.writeSnapshot() // what a diagnostics dump carries
-      expect(JSON.parse(readFileSync(join(init.stateDir!, 'k3s', 'kubernetes.json'), 'utf8'))).toMatchObject({ workloads: [], nodes: [{ name: 'node-7' }], pods: [] })
+      expect(JSON.parse(readFileSync(join(init.stateDir!, 'k3s', 'kubernetes.json'), 'utf8'))).toMatchObject({
+        workloads: [],
+        nodes: [{ name: 'node-7' }],
+        pods: []
+      })
       await until('k3s output in our log', () => lines.find((l) => l.fields.component === 'k3s' && l.msg.includes('Starting k3s server')))
       expect(lines.find((l) => l.fields.component === 'k3s' && l.msg.includes('stand-in: no containers'))?.level).toBe('warn')
     } finally {
@@ -127,19 +154,28 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       await until('ready again', () => rt.processStatus()?.state === 'ready' && rt.processStatus()!.pid !== firstPid)
       expect(rt.processStatus()!.restarts).toBe(1)
       expect(starts(dataDir)).toHaveLength(2)
-      expect(lines.some((l) => l.level === 'warn' && l.msg.includes('restarting after backoff') && typeof l.fields.delayMs === 'number')).toBe(true)
+      expect(
+        lines.some((l) => l.level === 'warn' && l.msg.includes('restarting after backoff') && typeof l.fields.delayMs === 'number')
+      ).toBe(true)
     } finally {
       rt.stop()
     }
   })
 
   it('gives up when the restart budget is spent and reports the runtime unavailable, saying why', async () => {
-    const { rt, dataDir } = runtime('budget', {}, { FAKE_K3S_CRASH_AFTER_MS: '150' }, { restartBudget: { restarts: 2, windowMs: 60_000 }, restartBackoff: { initialMs: 50, maxMs: 100 } })
+    const { rt, dataDir } = runtime(
+      'budget',
+      {},
+      { FAKE_K3S_CRASH_AFTER_MS: '150' },
+      { restartBudget: { restarts: 2, windowMs: 60_000 }, restartBackoff: { initialMs: 50, maxMs: 100 } }
+    )
     await rt.start()
     try {
       await until('failed', () => rt.processStatus()?.state === 'failed', 20_000)
       expect(rt.capability().availability).toBe(Availability.UNAVAILABLE)
-      expect(rt.capability().reason).toMatch(/exited 3 times within 60 s \(last: exit code 7\); restart budget spent; last output: .*level=error msg="simulated crash"/)
+      expect(rt.capability().reason).toMatch(
+        /exited 3 times within 60 s \(last: exit code 7\); restart budget spent; last output: .*level=error msg="simulated crash"/
+      )
       expect(rt.health()).toMatchObject({ name: 'k3s-runtime', state: 3 /* UNHEALTHY */ })
       await new Promise((r) => setTimeout(r, 600))
       expect(starts(dataDir)).toHaveLength(3) // first start + 2 restarts, then nothing
@@ -190,7 +226,9 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       // the planner restarts it exactly once (pods survive a K3s restart).
       await until('ready after one restart', () => second.rt.processStatus()?.state === 'ready' && second.rt.processStatus()!.pid !== pid)
       expect(alive(pid)).toBe(false)
-      expect(second.lines.some((l) => l.msg === 'k3s state' && String(l.fields.reason).startsWith(`adopted k3s already running (pid ${pid})`))).toBe(true)
+      expect(
+        second.lines.some((l) => l.msg === 'k3s state' && String(l.fields.reason).startsWith(`adopted k3s already running (pid ${pid})`))
+      ).toBe(true)
       const list = starts(second.dataDir)
       expect(list).toHaveLength(2)
       expect(list.map((s) => s.pid).filter(alive)).toEqual([second.rt.processStatus()!.pid])
@@ -244,7 +282,10 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       const pid = rt.processStatus()!.pid!
       const steps = await rt.reconfigure(K3sConfig.fromPartial({ enabled: false }))
       expect(steps.map((s) => s.type)).toEqual(['unmanage'])
-      expect(rt.capability()).toMatchObject({ availability: Availability.UNAVAILABLE, reason: 'disabled in NodeConfig (k3s.enabled is false)' })
+      expect(rt.capability()).toMatchObject({
+        availability: Availability.UNAVAILABLE,
+        reason: 'disabled in NodeConfig (k3s.enabled is false)'
+      })
       await new Promise((r) => setTimeout(r, 300))
       expect(alive(pid)).toBe(true)
     } finally {
@@ -260,7 +301,15 @@ function crashViaApi(dataDir: string, code: number): Promise<void> {
   const port = Number(/server: https:\/\/127\.0\.0\.1:(\d+)/.exec(kubeconfig)![1])
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method: 'POST', path: `/fake/crash?code=${code}`, ca: readFileSync(join(tls, 'ca.crt')), cert: readFileSync(join(tls, 'client.crt')), key: readFileSync(join(tls, 'client.key')) },
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `/fake/crash?code=${code}`,
+        ca: readFileSync(join(tls, 'ca.crt')),
+        cert: readFileSync(join(tls, 'client.crt')),
+        key: readFileSync(join(tls, 'client.key'))
+      },
       (res) => {
         res.resume()
         res.on('end', () => resolve())

@@ -1,4 +1,12 @@
-import { decodeStrict, InvalidInputError, isTooManyFieldsError, readWireFields, SporeBundle, type SignedSpore, type WireField } from '@mycelium/core-interfaces'
+import {
+  decodeStrict,
+  InvalidInputError,
+  isTooManyFieldsError,
+  readWireFields,
+  SporeBundle,
+  type SignedSpore,
+  type WireField
+} from '@mycelium/core-interfaces'
 
 /**
  * A bundle with more spores than this is refused as a whole: a network has a
@@ -79,7 +87,10 @@ function parseBinary(buf: Buffer, where: string): SignedSpore[] {
   }
   const stray = fields.find((f) => f.fieldNo !== 1 || f.bytes == null)
   if (stray != null) {
-    throw new InvalidInputError(`not a spore bundle: top-level field ${stray.fieldNo} (wire type ${stray.wireType}), only field 1 (spores) is allowed`, where)
+    throw new InvalidInputError(
+      `not a spore bundle: top-level field ${stray.fieldNo} (wire type ${stray.wireType}), only field 1 (spores) is allowed`,
+      where
+    )
   }
   // Counted before any record is decoded: the bundle is refused as a whole.
   checkCount(fields.length, where)

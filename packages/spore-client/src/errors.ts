@@ -96,5 +96,4 @@ export class RateLimitedError extends Error {
     super(`${source}: rate limit reached, next call allowed in ${retryAfterMs} ms`)
   }
 }
-export const isRateLimitedError = (err: unknown): err is RateLimitedError =>
-  err instanceof Error && err.name === RateLimitedError.NAME
+export const isRateLimitedError = (err: unknown): err is RateLimitedError => err instanceof Error && err.name === RateLimitedError.NAME

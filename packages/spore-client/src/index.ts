@@ -25,7 +25,12 @@ export {
   SPORE_NAME_MAX_LENGTH,
   MAX_SPORE_SIGNATURES,
   MAX_SPORE_BYTES,
-  tallySignatures, type SignatureTally, type VerifiedSpore, type VerifyContext, type TrustMark } from './verify.js'
+  tallySignatures,
+  type SignatureTally,
+  type VerifiedSpore,
+  type VerifyContext,
+  type TrustMark
+} from './verify.js'
 export { orderEndpoints, zoneOf, ZONE_LABEL, type EndpointOrderOptions } from './endpoint-order.js'
 export { trustedSporeKeys, trustedOperatorKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
 export { parseSporeBundle, formatSporeBundleJson, MAX_SPORES_PER_BUNDLE, MAX_SPORE_BUNDLE_BYTES } from './bundle-format.js'

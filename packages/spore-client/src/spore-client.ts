@@ -127,8 +127,13 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
    * InvalidConfigError and changes nothing (never silently ignored).
    */
   retune(t: { clockSlackMs?: number; refreshIntervalMs?: number }): void {
-    if (t.clockSlackMs != null && !(Number.isFinite(t.clockSlackMs) && t.clockSlackMs >= 0)) throw new InvalidConfigError(`${t.clockSlackMs} ms is not a clock slack (must be 0 or more)`, 'spore client clockSlackMs')
-    if (t.refreshIntervalMs != null && !(Number.isFinite(t.refreshIntervalMs) && t.refreshIntervalMs > 0)) throw new InvalidConfigError(`${t.refreshIntervalMs} ms is not a refresh interval (must be above 0)`, 'spore client refreshIntervalMs')
+    if (t.clockSlackMs != null && !(Number.isFinite(t.clockSlackMs) && t.clockSlackMs >= 0))
+      throw new InvalidConfigError(`${t.clockSlackMs} ms is not a clock slack (must be 0 or more)`, 'spore client clockSlackMs')
+    if (t.refreshIntervalMs != null && !(Number.isFinite(t.refreshIntervalMs) && t.refreshIntervalMs > 0))
+      throw new InvalidConfigError(
+        `${t.refreshIntervalMs} ms is not a refresh interval (must be above 0)`,
+        'spore client refreshIntervalMs'
+      )
     if (t.clockSlackMs != null) this.clockSlackMs = t.clockSlackMs
     if (t.refreshIntervalMs != null) this.refreshIntervalMs = t.refreshIntervalMs
   }
@@ -179,7 +184,10 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
     if (batch.length > MAX_SPORES_PER_BUNDLE) {
       // One refusal for the whole batch: verifying and logging each of
       // hundreds of thousands of records would stall the event loop.
-      throw new InvalidInputError(`${batch.length} spores in one batch, more than the ${MAX_SPORES_PER_BUNDLE} allowed (refused as a whole)`, source)
+      throw new InvalidInputError(
+        `${batch.length} spores in one batch, more than the ${MAX_SPORES_PER_BUNDLE} allowed (refused as a whole)`,
+        source
+      )
     }
     const accepted: string[] = []
     const rejected: SporeRejectedError[] = []
@@ -349,7 +357,11 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
         }
       }
     }
-    this.setStatus({ sporeCount: this.spores.size, rejectedCount: this.state.rejectedCount + rejected, ...(restored > 0 ? { activeSource: 'cache' } : {}) })
+    this.setStatus({
+      sporeCount: this.spores.size,
+      rejectedCount: this.state.rejectedCount + rejected,
+      ...(restored > 0 ? { activeSource: 'cache' } : {})
+    })
   }
 
   /** Queues a cache write; writes never overlap and the last one wins. */
@@ -360,7 +372,10 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
       try {
         await saveCache(path, {
           trustBundle: this.trustBundle,
-          spores: [...this.spores.values()].map((s) => ({ signed: s.signed, acceptedUnder: this.acceptedUnder.get(s.name) ?? this.trustBundle })),
+          spores: [...this.spores.values()].map((s) => ({
+            signed: s.signed,
+            acceptedUnder: this.acceptedUnder.get(s.name) ?? this.trustBundle
+          })),
           marks: Object.fromEntries(this.marks)
         })
       } catch (err) {

@@ -152,7 +152,11 @@ export interface SignatureTally {
  * once the threshold is reached (the rest need not cost a verification).
  * Used for spores and for operator-signed emergency operations.
  */
-export function tallySignatures(bytes: Uint8Array, signatures: Array<{ keyId: string; signature: Uint8Array }>, trust: TrustedKeys): SignatureTally {
+export function tallySignatures(
+  bytes: Uint8Array,
+  signatures: Array<{ keyId: string; signature: Uint8Array }>,
+  trust: TrustedKeys
+): SignatureTally {
   const tally: SignatureTally = { valid: new Set(), unknown: [], duplicated: [], failed: [] }
   const seen = new Set<string>()
   for (const sig of signatures) {

@@ -54,7 +54,7 @@ function varint(value: bigint, n = 0): number[] {
   return out.map((b, i) => (i < out.length - 1 ? b | 0x80 : b))
 }
 
-describe('class 2: timestamps outside protobuf\'s range are refused', () => {
+describe("class 2: timestamps outside protobuf's range are refused", () => {
   it.each([
     ['expires_at seconds 1e13', { ...good(), expiresAt: undefined }, timestampField(5, 1e13, 0)],
     ['issued_at seconds 1e13', { ...good(), issuedAt: undefined }, timestampField(4, 1e13, 0)],
@@ -67,7 +67,10 @@ describe('class 2: timestamps outside protobuf\'s range are refused', () => {
   })
 
   it('accepts the edges of the range (and still judges expiry by them)', () => {
-    const farFuture = signSporeForTest(withFields({ ...good(), expiresAt: undefined }, timestampField(5, 253_402_300_799, 999_999_999)), keys)
+    const farFuture = signSporeForTest(
+      withFields({ ...good(), expiresAt: undefined }, timestampField(5, 253_402_300_799, 999_999_999)),
+      keys
+    )
     expect(outcome(farFuture)).toBe('accepted')
   })
 
@@ -120,7 +123,10 @@ describe('class 4: garbage is not an empty bundle', () => {
     ['1 KB of NULs', () => Buffer.alloc(1024)],
     ['an empty file', () => Buffer.alloc(0)],
     ['a stray field', () => Buffer.from([0x10, 0x01])],
-    ['a trailing NUL', () => Buffer.concat([Buffer.from(SporeBundle.encode({ spores: [signSporeForTest(good(), keys)] }).finish()), Buffer.from([0])])],
+    [
+      'a trailing NUL',
+      () => Buffer.concat([Buffer.from(SporeBundle.encode({ spores: [signSporeForTest(good(), keys)] }).finish()), Buffer.from([0])])
+    ],
     ['an empty record', () => Buffer.from([0x0a, 0x00])]
   ])('%s → InvalidInputError naming the file', (_what, make) => {
     let err: unknown
@@ -230,21 +236,32 @@ describe('class 12: the spore name grammar', () => {
     ['an unknown kind', 'other/x']
   ])('%s is refused', (_what, name) => {
     expect(sporeNameProblem(name)).toBeDefined()
-    const spore: Spore = { ...good(), name, body: { $case: 'service', value: { service: name.slice(name.indexOf('/') + 1), endpoints: [], contractVersions: undefined } } }
+    const spore: Spore = {
+      ...good(),
+      name,
+      body: { $case: 'service', value: { service: name.slice(name.indexOf('/') + 1), endpoints: [], contractVersions: undefined } }
+    }
     expect(outcome(signSporeForTest(spore, keys))).toBe('MalformedSporeError')
   })
 
-  it.each(['bootstrap', 'service/network-manager', 'component/log-shipper', `service/${'a'.repeat(63)}`, 'service/0'])('%s is a valid name', (name) => {
-    expect(sporeNameProblem(name)).toBeUndefined()
-  })
+  it.each(['bootstrap', 'service/network-manager', 'component/log-shipper', `service/${'a'.repeat(63)}`, 'service/0'])(
+    '%s is a valid name',
+    (name) => {
+      expect(sporeNameProblem(name)).toBeUndefined()
+    }
+  )
 
   it('property: a name is accepted exactly when it matches the grammar', () => {
     fc.assert(
-      fc.property(fc.constantFrom('service/', 'component/', ''), fc.string({ unit: fc.constantFrom('a', 'z', '0', '9', '-', '/', '.', '_', ' ', '\u0000', 'A', 'о', 'é', '\u200b'), maxLength: 70 }), (prefix, label) => {
-        const name = `${prefix}${label}`
-        const ok = /^(bootstrap|(service|component)\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/.test(name)
-        return (sporeNameProblem(name) == null) === ok
-      }),
+      fc.property(
+        fc.constantFrom('service/', 'component/', ''),
+        fc.string({ unit: fc.constantFrom('a', 'z', '0', '9', '-', '/', '.', '_', ' ', '\u0000', 'A', 'о', 'é', '\u200b'), maxLength: 70 }),
+        (prefix, label) => {
+          const name = `${prefix}${label}`
+          const ok = /^(bootstrap|(service|component)\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/.test(name)
+          return (sporeNameProblem(name) == null) === ok
+        }
+      ),
       { numRuns: RUNS }
     )
   })
@@ -278,15 +295,21 @@ describe('property: verifySpore over hostile signed bytes', () => {
       return copy
     })
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), mutated), (bytes) => {
-        const result = outcome(signSporeForTest(bytes, keys))
-        expect(result).not.toMatch(/^crashed/)
-        if (result === 'accepted') {
-          const spore = Spore.decode(bytes)
-          expect(spore.networkId).toBe(NET)
-          expect(sporeNameProblem(spore.name)).toBeUndefined()
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+          mutated
+        ),
+        (bytes) => {
+          const result = outcome(signSporeForTest(bytes, keys))
+          expect(result).not.toMatch(/^crashed/)
+          if (result === 'accepted') {
+            const spore = Spore.decode(bytes)
+            expect(spore.networkId).toBe(NET)
+            expect(sporeNameProblem(spore.name)).toBeUndefined()
+          }
         }
-      }),
+      ),
       { numRuns: RUNS }
     )
   })

@@ -29,24 +29,34 @@ function tempDir(): { dir: string; cleanup: () => void } {
 }
 
 for (const format of ['json', 'binary'] as const) {
-  sporeSourceCompliance(`bootstrap file (${format})`, async (init) => {
-    const { dir, cleanup } = tempDir()
-    const path = join(dir, `bootstrap.${format}`)
-    return {
-      source: fileSource({ ...init, path }),
-      serve: async (spores) =>
-        writeFileSync(path, format === 'json' ? formatSporeBundleJson(spores) : SporeBundle.encode({ spores }).finish()),
-      breakBackend: async () => rmSync(path),
-      close: async () => cleanup()
-    }
-  }, { canHang: false })
+  sporeSourceCompliance(
+    `bootstrap file (${format})`,
+    async (init) => {
+      const { dir, cleanup } = tempDir()
+      const path = join(dir, `bootstrap.${format}`)
+      return {
+        source: fileSource({ ...init, path }),
+        serve: async (spores) =>
+          writeFileSync(path, format === 'json' ? formatSporeBundleJson(spores) : SporeBundle.encode({ spores }).finish()),
+        breakBackend: async () => rmSync(path),
+        close: async () => cleanup()
+      }
+    },
+    { canHang: false }
+  )
 }
 
 async function startHttps(pkiToUse: TestPki, handler: (body: () => Buffer, hang: () => boolean) => Parameters<typeof createServer>[1]) {
   const id = pkiToUse.issue(`https-${Date.now()}`, 'spiffe://net1/manager/spore-manager')
   let body: Buffer = Buffer.alloc(0)
   let hanging = false
-  const server: Server = createServer({ key: id.keyPem, cert: id.certPem }, handler(() => body, () => hanging))
+  const server: Server = createServer(
+    { key: id.keyPem, cert: id.certPem },
+    handler(
+      () => body,
+      () => hanging
+    )
+  )
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/spores`,
@@ -118,11 +128,15 @@ describe('source specifics', () => {
     try {
       const path = join(dir, 'bootstrap.json')
       writeFileSync(path, '{"spores": [ {"spore": 12} ]}')
-      const err = await fileSource({ path }).fetch().catch((e: unknown) => e)
+      const err = await fileSource({ path })
+        .fetch()
+        .catch((e: unknown) => e)
       expect(isInvalidInputError(err)).toBe(true)
       expect((err as Error).message).toContain(`${path}: spores[0].spore must be a non-empty base64 string`)
       writeFileSync(path, Buffer.from([0x0a, 0xff, 0xff]))
-      const err2 = await fileSource({ path }).fetch().catch((e: unknown) => e)
+      const err2 = await fileSource({ path })
+        .fetch()
+        .catch((e: unknown) => e)
       expect((err2 as Error).message).toContain('neither JSON nor a binary SporeBundle')
     } finally {
       cleanup()
@@ -134,7 +148,9 @@ describe('source specifics', () => {
     const server = await startHttps(otherPki, bundleHandler)
     try {
       server.setBody(Buffer.from(SporeBundle.encode({ spores: [spore] }).finish()))
-      const err = await httpsSource({ url: server.url, caPem: pki.caPem }).fetch().catch((e: unknown) => e)
+      const err = await httpsSource({ url: server.url, caPem: pki.caPem })
+        .fetch()
+        .catch((e: unknown) => e)
       expect(isUnavailableError(err)).toBe(true)
       expect((err as Error).message).toMatch(/certificate/)
       // the same server passes with its own CA pinned
@@ -148,7 +164,9 @@ describe('source specifics', () => {
   it('HTTPS: a non-200 answer carries Retry-After', async () => {
     const server = await startHttps(pki, () => (_req, res) => res.writeHead(503, { 'retry-after': '7' }).end())
     try {
-      const err = await httpsSource({ url: server.url, caPem: pki.caPem }).fetch().catch((e: unknown) => e)
+      const err = await httpsSource({ url: server.url, caPem: pki.caPem })
+        .fetch()
+        .catch((e: unknown) => e)
       expect(isUnavailableError(err) && err.retryAfterMs).toBe(7000)
       expect((err as Error).message).toContain('HTTP 503')
     } finally {
@@ -159,7 +177,10 @@ describe('source specifics', () => {
   it('Spore Manager: watch streams the snapshot then live changes, and fails when the server dies', async () => {
     const server = await startTestSporeServer(pki, 'manager')
     server.serve([spore])
-    const source = sporeServiceSource({ credentials: nodeCredentials(pki), endpoints: () => [{ address: server.address, expectedIdentity: '', zone: '', priority: 0 }] })
+    const source = sporeServiceSource({
+      credentials: nodeCredentials(pki),
+      endpoints: () => [{ address: server.address, expectedIdentity: '', zone: '', priority: 0 }]
+    })
     const controller = new AbortController()
     const batches: number[] = []
     const watching = (async () => {

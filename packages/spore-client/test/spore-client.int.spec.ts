@@ -44,7 +44,10 @@ afterEach(async () => {
 const sign = (spore: Spore): SignedSpore => signSporeForTest(spore, keys)
 const writeBundle = (path: string, spores: SignedSpore[]): void => writeFileSync(path, formatSporeBundleJson(spores))
 
-function client(sources: Parameters<typeof createSporeClient>[0], init: Partial<Parameters<typeof createSporeClient>[1]> = {}): SporeClient {
+function client(
+  sources: Parameters<typeof createSporeClient>[0],
+  init: Partial<Parameters<typeof createSporeClient>[1]> = {}
+): SporeClient {
   const c = createSporeClient(sources, { networkId: NET, trustBundle, cachePath: join(dir, 'cache', 'spores.bin'), ...init })
   clients.push(c)
   return c
@@ -63,10 +66,7 @@ describe('SporeClient', () => {
     // Second boot: the file is gone, HTTPS points at a closed port.
     rmSync(bootstrapPath)
     const offline = client({
-      sources: [
-        fileSource({ path: bootstrapPath }),
-        httpsSource({ url: 'https://127.0.0.1:9/spores', caPem: '', timeoutMs: 500 })
-      ]
+      sources: [fileSource({ path: bootstrapPath }), httpsSource({ url: 'https://127.0.0.1:9/spores', caPem: '', timeoutMs: 500 })]
     })
     await offline.start()
     // Served from the cache before any source answered.
@@ -80,13 +80,17 @@ describe('SporeClient', () => {
   it("leaves a caller's long-lived signal as it found it after many refreshes (no per-call residue)", async () => {
     const bootstrapPath = join(dir, 'bootstrap.json')
     writeBundle(bootstrapPath, [sign(serviceSpore(NET, 'network-manager', 3, ['10.1.0.1:7000']))])
-    const c = client({ sources: [fileSource({ path: bootstrapPath }), httpsSource({ url: 'https://127.0.0.1:9/spores', caPem: '', timeoutMs: 500 })] })
+    const c = client({
+      sources: [fileSource({ path: bootstrapPath }), httpsSource({ url: 'https://127.0.0.1:9/spores', caPem: '', timeoutMs: 500 })]
+    })
     await c.start()
     const lifetime = new AbortController()
     for (let i = 0; i < 50; i++) await c.refresh({ signal: lifetime.signal })
     // Node 20's AbortSignal.any kept one WeakRef per call in the input's dependant set, forever.
     const dependants = Object.getOwnPropertySymbols(lifetime.signal).find((s) => s.description === 'kDependantSignals')
-    expect((dependants != null ? (lifetime.signal as unknown as Record<symbol, Set<unknown> | undefined>)[dependants]?.size : 0) ?? 0).toBe(0)
+    expect((dependants != null ? (lifetime.signal as unknown as Record<symbol, Set<unknown> | undefined>)[dependants]?.size : 0) ?? 0).toBe(
+      0
+    )
     expect(getEventListeners(lifetime.signal, 'abort')).toHaveLength(0)
     expect(c.resolveService('network-manager')).toHaveLength(1)
   })
@@ -107,7 +111,8 @@ describe('SporeClient', () => {
     await b.refresh()
     // The background poll and this refresh may both have read the file: each read is refused.
     expect(rejected.length).toBeGreaterThanOrEqual(1)
-    for (const e of rejected) expect([e.name, e.sporeName, e.source]).toEqual(['SporeRollbackError', 'service/network-manager', `file:${path}`])
+    for (const e of rejected)
+      expect([e.name, e.sporeName, e.source]).toEqual(['SporeRollbackError', 'service/network-manager', `file:${path}`])
     expect(b.resolveService('network-manager').map((e) => e.address)).toEqual(['10.0.0.5:1'])
     expect(b.status().rejectedCount).toBe(rejected.length)
   })
@@ -206,10 +211,20 @@ describe('SporeClient', () => {
       b.on('spore:rejected', (e) => dropped.push(e))
       await b.start()
       expect(dropped).toEqual([])
-      expect(b.list().map((s) => s.name).sort()).toEqual(['bootstrap', 'service/network-manager', 'service/spore-manager', 'service/update-manager'])
+      expect(
+        b
+          .list()
+          .map((s) => s.name)
+          .sort()
+      ).toEqual(['bootstrap', 'service/network-manager', 'service/spore-manager', 'service/update-manager'])
       expect(b.resolveService('network-manager')[0]?.address).toBe('10.4.0.1:7000')
       // The rotated bundle is in force: old keys alone no longer suffice for new spores.
-      expect(b.bootstrap().trustBundle.sporeKeys.map((key) => key.keyId).sort()).toEqual(n.map((key) => key.keyId).sort())
+      expect(
+        b
+          .bootstrap()
+          .trustBundle.sporeKeys.map((key) => key.keyId)
+          .sort()
+      ).toEqual(n.map((key) => key.keyId).sort())
       const oldKeysOnly = signSporeForTest(serviceSpore(NET, 'network-manager', 5, ['10.6.6.6:1']), [k[0]!, k[1]!])
       expect(b.ingest([oldKeysOnly], 'test').rejected.map((e) => e.name)).toEqual(['UnknownSporeKeyError'])
       await b.stop() // the second round reads the cache this client wrote (format 2 again)
@@ -252,7 +267,11 @@ describe('SporeClient', () => {
       const bootstrapPath = join(dir, 'bootstrap.json')
       writeBundle(bootstrapPath, [smSpore])
       let c: SporeClient | undefined
-      const sm = sporeServiceSource({ credentials: nodeCredentials(pki), endpoints: () => c!.resolveService('spore-manager'), rateLimit: { burst: 50, perSecond: 50 } })
+      const sm = sporeServiceSource({
+        credentials: nodeCredentials(pki),
+        endpoints: () => c!.resolveService('spore-manager'),
+        rateLimit: { burst: 50, perSecond: 50 }
+      })
       c = client({ sources: [fileSource({ path: bootstrapPath })], sporeManager: sm }, { reconnect: { initialMs: 50, maxMs: 400 } })
       const statuses: SporeClientStatus[] = []
       c.on('status', (s) => statuses.push(s))

@@ -21,7 +21,10 @@ function ctx(marks: Record<string, TrustMark> = {}, nowMs = NOW): VerifyContext 
   return { trust, nowMs, clockSlackMs: 30_000, source: 'test-source', markFor: (n) => marks[n] }
 }
 
-const spore = (overrides: Partial<Spore> = {}): Spore => ({ ...serviceSpore(NET, 'network-manager', 5, ['10.0.0.1:7000'], NOW), ...overrides })
+const spore = (overrides: Partial<Spore> = {}): Spore => ({
+  ...serviceSpore(NET, 'network-manager', 5, ['10.0.0.1:7000'], NOW),
+  ...overrides
+})
 
 function rejection(signed: SignedSpore, c = ctx()): SporeRejectedError {
   try {
@@ -60,12 +63,20 @@ describe('verifySpore', () => {
     expect(verifySpore(stripped, ctx(mark)).unchanged).toBe(true)
     expect(rejection(stripped, ctx(mark, NOW + 2 * 86_400_000)).name).toBe('ExpiredSporeError')
     // other bytes at the trusted sequence still need (and lack) signatures
-    const other = { spore: Buffer.from(Spore.encode({ ...spore(), name: 'service/network-manager', issuedAt: new Date(NOW) }).finish()), signatures: [] }
+    const other = {
+      spore: Buffer.from(Spore.encode({ ...spore(), name: 'service/network-manager', issuedAt: new Date(NOW) }).finish()),
+      signatures: []
+    }
     expect(rejection(other, ctx(mark)).name).toBe('InsufficientSporeSignaturesError')
   })
 
   const cases: Array<[string, () => SignedSpore, string, string, VerifyContext?]> = [
-    ['one signature short of the threshold', () => signSporeForTest(spore(), [keys[0]!]), 'InsufficientSporeSignaturesError', '1 valid of 2'],
+    [
+      'one signature short of the threshold',
+      () => signSporeForTest(spore(), [keys[0]!]),
+      'InsufficientSporeSignaturesError',
+      '1 valid of 2'
+    ],
     ['a signature by an unknown key', () => signSporeForTest(spore(), [keys[0]!, stranger]), 'UnknownSporeKeyError', stranger.keyId],
     ['the same key counted twice', () => signSporeForTest(spore(), [keys[1]!, keys[1]!]), 'DuplicateSporeSignatureError', keys[1]!.keyId],
     [
@@ -78,7 +89,12 @@ describe('verifySpore', () => {
       'InvalidSporeSignatureError',
       'does not verify'
     ],
-    ['another network\'s spore', () => signSporeForTest(spore({ networkId: 'net2' }), [keys[0]!, keys[1]!]), 'WrongNetworkSporeError', '"net2"'],
+    [
+      "another network's spore",
+      () => signSporeForTest(spore({ networkId: 'net2' }), [keys[0]!, keys[1]!]),
+      'WrongNetworkSporeError',
+      '"net2"'
+    ],
     [
       'an expired one',
       () => signSporeForTest(spore({ issuedAt: new Date(NOW - 7200_000), expiresAt: new Date(NOW - 3600_000) }), [keys[0]!, keys[1]!]),
@@ -105,11 +121,21 @@ describe('verifySpore', () => {
       'different content',
       ctx({ 'service/network-manager': { sequence: 5, digest: 'feed' } })
     ],
-    ['truncated bytes', () => {
-      const signed = signSporeForTest(spore(), [keys[0]!, keys[1]!])
-      return { ...signed, spore: signed.spore.subarray(0, signed.spore.length - 5) }
-    }, 'MalformedSporeError', 'not a Spore'],
-    ['a body that does not match the name', () => signSporeForTest(spore({ name: 'service/spore-manager' }), [keys[0]!, keys[1]!]), 'MalformedSporeError', 'service body for "spore-manager"'],
+    [
+      'truncated bytes',
+      () => {
+        const signed = signSporeForTest(spore(), [keys[0]!, keys[1]!])
+        return { ...signed, spore: signed.spore.subarray(0, signed.spore.length - 5) }
+      },
+      'MalformedSporeError',
+      'not a Spore'
+    ],
+    [
+      'a body that does not match the name',
+      () => signSporeForTest(spore({ name: 'service/spore-manager' }), [keys[0]!, keys[1]!]),
+      'MalformedSporeError',
+      'service body for "spore-manager"'
+    ],
     ['no expiry', () => signSporeForTest(spore({ expiresAt: undefined }), [keys[0]!, keys[1]!]), 'MalformedSporeError', 'expires_at']
   ]
 
@@ -152,7 +178,7 @@ describe('trustedSporeKeys', () => {
     bundle.sporeKeys[1] = { ...bundle.sporeKeys[1]!, keyId: keys[0]!.keyId.replace(/.$/, '0') }
     expect(() => trustedSporeKeys(bundle, NET)).toThrow(/sporeKeys\[1\]: key id/)
   })
-  it('refuses another network\'s bundle', () => {
+  it("refuses another network's bundle", () => {
     expect(() => trustedSporeKeys(testTrustBundle('net9', keys, 2), NET)).toThrow(/networkId/)
   })
 })

@@ -73,7 +73,11 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
         if (v == null) throw new Error(`scenario ${scenario.id} did not report ${m.name}`)
         samples.get(m.name)!.push(v)
       }
-      log(`  run ${i + 1}/${scenario.runs}: ${Object.entries(values).map(([k, v]) => `${k}=${round(v)}`).join(' ')}`)
+      log(
+        `  run ${i + 1}/${scenario.runs}: ${Object.entries(values)
+          .map(([k, v]) => `${k}=${round(v)}`)
+          .join(' ')}`
+      )
     }
   } catch (err) {
     error = (err as Error).message
@@ -85,13 +89,15 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
     id: scenario.id,
     description: scenario.description,
     ...(error != null ? { error } : {}),
-    metrics: scenario.metrics.filter((m) => samples.get(m.name)!.length > 0).map((m) => {
-      const s = [...samples.get(m.name)!].sort((a, b) => a - b)
-      const med = median(s)
-      const result: MetricResult = { ...m, samples: samples.get(m.name)!, min: s[0]!, median: med, max: s[s.length - 1]! }
-      if (m.target != null) result.meetsTarget = m.better === 'higher' ? med >= m.target : med <= m.target
-      return result
-    })
+    metrics: scenario.metrics
+      .filter((m) => samples.get(m.name)!.length > 0)
+      .map((m) => {
+        const s = [...samples.get(m.name)!].sort((a, b) => a - b)
+        const med = median(s)
+        const result: MetricResult = { ...m, samples: samples.get(m.name)!, min: s[0]!, median: med, max: s[s.length - 1]! }
+        if (m.target != null) result.meetsTarget = m.better === 'higher' ? med >= m.target : med <= m.target
+        return result
+      })
   }
 }
 

@@ -35,7 +35,12 @@ export function buildProgram(io: CliIo, onUp?: (net: DevNetwork) => void): Comma
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--heartbeat <duration>', 'heartbeat interval given to nodes', '1s')
     .action(async (opts: { dir: string; network: string; host: string; heartbeat: string }) => {
-      const net = await startDevNetwork({ dir: opts.dir, networkId: opts.network, host: opts.host, heartbeatIntervalMs: parseMs(opts.heartbeat) })
+      const net = await startDevNetwork({
+        dir: opts.dir,
+        networkId: opts.network,
+        host: opts.host,
+        heartbeatIntervalMs: parseMs(opts.heartbeat)
+      })
       const control = await startControlServer(net)
       const e = net.endpoints
       io.out(
@@ -59,7 +64,9 @@ export function buildProgram(io: CliIo, onUp?: (net: DevNetwork) => void): Comma
 
   program
     .command('fault')
-    .description('change a running dev network: stop|start <manager>, kill-streams, delay <manager> <ms>, refuse <manager> <CODE|off>, refuse-handoff on|off, ignore-handoff on|off, rollback-spore <name>, republish, join-token, push-config <NodeConfig.json>, nodes')
+    .description(
+      'change a running dev network: stop|start <manager>, kill-streams, delay <manager> <ms>, refuse <manager> <CODE|off>, refuse-handoff on|off, ignore-handoff on|off, rollback-spore <name>, republish, join-token, push-config <NodeConfig.json>, nodes'
+    )
     .requiredOption('--dir <dir>', 'state directory of the running `up`')
     .argument('<action>', 'what to do')
     .argument('[args...]', 'its arguments')

@@ -112,9 +112,13 @@ export class DevCommandChannel extends EventEmitter<CommandChannelEvents> {
             const queued = this.pending.get(caller) ?? []
             this.pending.delete(caller)
             const unfinished = [...this.records.values()].filter(
-              (r) => r.nodeId === caller && !queued.some((c) => c.commandId === r.command.commandId) && !r.updates.some((u) => TERMINAL.has(u.state))
+              (r) =>
+                r.nodeId === caller &&
+                !queued.some((c) => c.commandId === r.command.commandId) &&
+                !r.updates.some((u) => TERMINAL.has(u.state))
             )
-            for (const command of [...queued, ...unfinished.map((r) => r.command)]) call.write({ message: { $case: 'command', value: command } })
+            for (const command of [...queued, ...unfinished.map((r) => r.command)])
+              call.write({ message: { $case: 'command', value: command } })
             this.emit('session', caller, 'open')
             return
           }

@@ -52,7 +52,8 @@ export function parseFaultAction(input: unknown): FaultAction {
     case 'nodes':
       return { action: a.action }
     case 'push-config':
-      if (typeof a.config !== 'object' || a.config == null || Array.isArray(a.config)) throw new Error('config must be a NodeConfig in proto JSON form')
+      if (typeof a.config !== 'object' || a.config == null || Array.isArray(a.config))
+        throw new Error('config must be a NodeConfig in proto JSON form')
       return { action: 'push-config', config: a.config as Record<string, unknown> }
     case 'delay': {
       const ms = Number(a.ms)
@@ -163,15 +164,23 @@ export async function sendFault(dir: string, action: FaultAction): Promise<strin
     throw new Error(`no running dev-network found in ${dir} (start one with: dev-network up --dir ${dir})`)
   }
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: control.port, method: 'POST', headers: { authorization: `Bearer ${control.token}`, 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8').trim()
-        if (res.statusCode === 200) resolve(text)
-        else reject(new Error(text))
-      })
-    })
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: control.port,
+        method: 'POST',
+        headers: { authorization: `Bearer ${control.token}`, 'content-type': 'application/json' }
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8').trim()
+          if (res.statusCode === 200) resolve(text)
+          else reject(new Error(text))
+        })
+      }
+    )
     req.on('error', (err) => reject(new Error(`dev-network in ${dir} is not answering (${err.message}); is it still running?`)))
     req.end(JSON.stringify(action))
   })

@@ -104,7 +104,14 @@ export class DevNetwork {
       const base = join(dir, 'managers', service)
       const store = createIdentityStore(
         { ...(init.logger != null ? { logger: init.logger } : {}) },
-        { networkId: state.networkId, name: service, role: 'manager', keyFile: `${base}.key`, certificateFile: `${base}.crt`, caFile: join(dir, 'ca.crt') }
+        {
+          networkId: state.networkId,
+          name: service,
+          role: 'manager',
+          keyFile: `${base}.key`,
+          certificateFile: `${base}.crt`,
+          caFile: join(dir, 'ca.crt')
+        }
       )
       await store.start()
       const { certificatePem } = await ca.issueFromCsr(await store.createCsr(), {
@@ -125,7 +132,9 @@ export class DevNetwork {
         async start() {
           if (m.server != null) return
           const { server: s, creds } = build()
-          m.port = await new Promise<number>((resolve, reject) => s.bindAsync(`${host}:${m.port}`, creds, (err, p) => (err != null ? reject(err) : resolve(p))))
+          m.port = await new Promise<number>((resolve, reject) =>
+            s.bindAsync(`${host}:${m.port}`, creds, (err, p) => (err != null ? reject(err) : resolve(p)))
+          )
           m.server = s
         }
       }
@@ -144,7 +153,11 @@ export class DevNetwork {
         const m = nmIdentity.material()!
         // The chain includes the CA, so a node holding only the join token's
         // CA hash can check what it is shown.
-        const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(m.keyPem), cert_chain: Buffer.from(`${m.certificateChainPem.trim()}\n${ca.certificatePem}`) }], false)
+        const creds = grpc.ServerCredentials.createSsl(
+          null,
+          [{ private_key: Buffer.from(m.keyPem), cert_chain: Buffer.from(`${m.certificateChainPem.trim()}\n${ca.certificatePem}`) }],
+          false
+        )
         return { server: s, creds }
       }),
       'spore-manager': server(init.ports?.sporeManager ?? state.ports.sporeManager ?? 0, () => {
@@ -161,7 +174,11 @@ export class DevNetwork {
       throw err
     }
     manager.start()
-    state.ports = { networkManager: servers['network-manager'].port, enrollment: servers.enrollment.port, sporeManager: servers['spore-manager'].port }
+    state.ports = {
+      networkManager: servers['network-manager'].port,
+      enrollment: servers.enrollment.port,
+      sporeManager: servers['spore-manager'].port
+    }
     await save()
     await net.publishAll()
     await net.writeFiles()
@@ -206,7 +223,15 @@ export class DevNetwork {
    * A node-core config (YAML) pointing a node at this network: enrolment
    * endpoint, bootstrap file, and the given local settings.
    */
-  nodeConfigYaml(node: { nodeId: string; stateDir: string; joinTokenFile: string; socketPath: string; httpListenAddress?: string; readyInFallback?: boolean; logLevel?: string }): string {
+  nodeConfigYaml(node: {
+    nodeId: string
+    stateDir: string
+    joinTokenFile: string
+    socketPath: string
+    httpListenAddress?: string
+    readyInFallback?: boolean
+    logLevel?: string
+  }): string {
     return [
       `networkId: ${this.networkId}`,
       `nodeId: ${node.nodeId}`,
@@ -235,7 +260,8 @@ export class DevNetwork {
 
   /** Crash-stops one manager (open streams die); `startManager` brings it back on the same port. */
   async stopManager(name: ManagerName): Promise<void> {
-    const targets = name === 'network-manager' ? [this.servers['network-manager'], this.servers.enrollment] : [this.servers['spore-manager']]
+    const targets =
+      name === 'network-manager' ? [this.servers['network-manager'], this.servers.enrollment] : [this.servers['spore-manager']]
     if (name === 'network-manager') this.networkManager.stop()
     for (const t of targets) {
       t.server?.forceShutdown()
@@ -275,7 +301,12 @@ export class DevNetwork {
   }
 
   private formatToken(t: { tokenId: string; secret: string }): string {
-    return formatJoinToken({ networkId: this.state.networkId, tokenId: t.tokenId, secret: t.secret, caSha256: caCertificateSha256(this.ca.certificatePem) })
+    return formatJoinToken({
+      networkId: this.state.networkId,
+      tokenId: t.tokenId,
+      secret: t.secret,
+      caSha256: caCertificateSha256(this.ca.certificatePem)
+    })
   }
 
   /** (Re)publishes bootstrap and service spores with the current endpoints (sequences bump). */
@@ -291,10 +322,20 @@ export class DevNetwork {
     const range = { min: 1, max: 1 }
     await this.spores.publish('bootstrap', {
       $case: 'bootstrap',
-      value: { trustBundle: this.trustBundleOf(), seeds: [endpoint(e.networkManager, networkManager), endpoint(e.sporeManager, sporeManager)], httpsUrls: [] }
+      value: {
+        trustBundle: this.trustBundleOf(),
+        seeds: [endpoint(e.networkManager, networkManager), endpoint(e.sporeManager, sporeManager)],
+        httpsUrls: []
+      }
     })
-    await this.spores.publish(`service/${networkManager}`, { $case: 'service', value: { service: networkManager, endpoints: [endpoint(e.networkManager, networkManager)], contractVersions: range } })
-    await this.spores.publish(`service/${sporeManager}`, { $case: 'service', value: { service: sporeManager, endpoints: [endpoint(e.sporeManager, sporeManager)], contractVersions: range } })
+    await this.spores.publish(`service/${networkManager}`, {
+      $case: 'service',
+      value: { service: networkManager, endpoints: [endpoint(e.networkManager, networkManager)], contractVersions: range }
+    })
+    await this.spores.publish(`service/${sporeManager}`, {
+      $case: 'service',
+      value: { service: sporeManager, endpoints: [endpoint(e.sporeManager, sporeManager)], contractVersions: range }
+    })
   }
 
   /** ca.crt, trust-bundle.json, bootstrap.json, join-token and endpoints.json in the state dir. */
@@ -303,7 +344,9 @@ export class DevNetwork {
     await writeFileAtomic(this.bootstrapFile, formatSporeBundleJsonForFile(this.spores.list()), { mode: 0o644 })
     await writeFileAtomic(join(this.dir, 'join-token'), `${this.joinToken}\n`, { mode: 0o600 })
     await writeFileAtomic(join(this.dir, 'endpoints.json'), `${JSON.stringify(this.endpoints, null, 2)}\n`, { mode: 0o644 })
-    await writeFileAtomic(join(this.dir, 'trust-bundle.json'), `${JSON.stringify(TrustBundle.toJSON(this.trustBundleOf()), null, 2)}\n`, { mode: 0o644 })
+    await writeFileAtomic(join(this.dir, 'trust-bundle.json'), `${JSON.stringify(TrustBundle.toJSON(this.trustBundleOf()), null, 2)}\n`, {
+      mode: 0o644
+    })
   }
 }
 

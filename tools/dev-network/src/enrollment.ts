@@ -26,7 +26,8 @@ const same = (a: string, b: string): boolean => a.length === b.length && timingS
 
 /** A status error for a refused enrolment. */
 // An Error (with a stack) that grpc-js sends as its status: code and details.
-const refuse = (code: grpc.status, details: string): grpc.ServiceError => Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() })
+const refuse = (code: grpc.status, details: string): grpc.ServiceError =>
+  Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() })
 
 /**
  * Enrol: a join token (which pins our CA) and a CSR for
@@ -46,14 +47,17 @@ export async function enroll(ctx: EnrollmentContext, req: EnrollRequest): Promis
     throw refuse(grpc.status.PERMISSION_DENIED, `join token is for network "${token.networkId}", this is "${ctx.state.networkId}"`)
   }
   if (token.caSha256 !== caCertificateSha256(ctx.ca.certificatePem)) {
-    throw refuse(grpc.status.FAILED_PRECONDITION, 'join token pins another CA than this network\'s')
+    throw refuse(grpc.status.FAILED_PRECONDITION, "join token pins another CA than this network's")
   }
   if (known.usedBy != null && known.usedBy !== req.nodeId) {
     throw refuse(grpc.status.PERMISSION_DENIED, `join token already used by node "${known.usedBy}"`)
   }
   if (req.contractVersions == null || negotiateContractVersion(supportedContractVersions(), req.contractVersions) == null) {
     const r = req.contractVersions
-    throw refuse(grpc.status.FAILED_PRECONDITION, `unsupported contract versions ${r?.min ?? '?'}–${r?.max ?? '?'}; this manager speaks 1–1`)
+    throw refuse(
+      grpc.status.FAILED_PRECONDITION,
+      `unsupported contract versions ${r?.min ?? '?'}–${r?.max ?? '?'}; this manager speaks 1–1`
+    )
   }
   let csr
   try {
@@ -71,7 +75,10 @@ export async function enroll(ctx: EnrollmentContext, req: EnrollRequest): Promis
   const notAfter = new Date(Date.now() + ctx.certificateTtlMs)
   const certificatePem = await ctx.ca.issue(csr.spiffeUri, csr.publicKey, { notAfter })
   known.usedBy = req.nodeId
-  ctx.state.nodes[req.nodeId] = { enrolledAt: new Date().toISOString(), certificateSerial: new X509Certificate(certificatePem).serialNumber }
+  ctx.state.nodes[req.nodeId] = {
+    enrolledAt: new Date().toISOString(),
+    certificateSerial: new X509Certificate(certificatePem).serialNumber
+  }
   await ctx.save()
   return { certificateChainPem: [certificatePem], trustBundle: ctx.trustBundle(), notAfter }
 }

@@ -24,7 +24,11 @@ export function faultInterceptor(faults: () => Faults, exempt: (path: string) =>
             if (exempt(method.path)) {
               mdNext(metadata)
             } else if (f.refuseWith != null) {
-              call.sendStatus({ code: f.refuseWith, details: `refused by fault control (${grpc.status[f.refuseWith]})`, metadata: new grpc.Metadata() })
+              call.sendStatus({
+                code: f.refuseWith,
+                details: `refused by fault control (${grpc.status[f.refuseWith]})`,
+                metadata: new grpc.Metadata()
+              })
             } else if (f.delayMs > 0) {
               setTimeout(() => mdNext(metadata), f.delayMs)
             } else {
@@ -37,6 +41,9 @@ export function faultInterceptor(faults: () => Faults, exempt: (path: string) =>
 }
 
 /** Ends a server stream abruptly with UNAVAILABLE, as a crashed link would look to the client. */
-export function killStream(call: { emit(event: 'error', status: Partial<grpc.StatusObject>): boolean }, details = 'killed by fault control'): void {
+export function killStream(
+  call: { emit(event: 'error', status: Partial<grpc.StatusObject>): boolean },
+  details = 'killed by fault control'
+): void {
   call.emit('error', { code: grpc.status.UNAVAILABLE, details })
 }

@@ -6,7 +6,14 @@
  * fault controls, for node-core's tests, `npm start` and manager teams.
  */
 export { DevNetwork, startDevNetwork, type DevNetworkInit, type DevNetworkEndpoints, type ManagerName } from './dev-network.js'
-export { DevNetworkManager, type NetworkManagerInit, type ManagerClockFaults, type NodeRecord, type HandoffFaults, type NetworkManagerEvents } from './network-manager.js'
+export {
+  DevNetworkManager,
+  type NetworkManagerInit,
+  type ManagerClockFaults,
+  type NodeRecord,
+  type HandoffFaults,
+  type NetworkManagerEvents
+} from './network-manager.js'
 export { DevCommandChannel, type CommandRecord, type CommandChannelEvents } from './command-channel.js'
 export { DevSporeManager, type SporeManagerInit } from './spore-manager.js'
 export { type Faults, faultInterceptor, noFaults } from './faults.js'

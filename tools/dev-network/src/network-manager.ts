@@ -205,7 +205,10 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         const node = this.caller(call)
         const req = call.request
         if (req.identity?.nodeId !== node.nodeId) {
-          cb({ code: grpc.status.PERMISSION_DENIED, details: `request names node "${req.identity?.nodeId}", certificate is "${node.nodeId}"` })
+          cb({
+            code: grpc.status.PERMISSION_DENIED,
+            details: `request names node "${req.identity?.nodeId}", certificate is "${node.nodeId}"`
+          })
           return
         }
         const waitMs = this.registrations.take()
@@ -216,9 +219,13 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
           cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'registration rate exceeded; retry later', metadata })
           return
         }
-        const version = req.contractVersions == null ? undefined : negotiateContractVersion(supportedContractVersions(), req.contractVersions)
+        const version =
+          req.contractVersions == null ? undefined : negotiateContractVersion(supportedContractVersions(), req.contractVersions)
         if (version == null) {
-          cb({ code: grpc.status.FAILED_PRECONDITION, details: `unsupported contract versions ${req.contractVersions?.min ?? '?'}–${req.contractVersions?.max ?? '?'}; this manager speaks 1–1` })
+          cb({
+            code: grpc.status.FAILED_PRECONDITION,
+            details: `unsupported contract versions ${req.contractVersions?.min ?? '?'}–${req.contractVersions?.max ?? '?'}; this manager speaks 1–1`
+          })
           return
         }
         if (req.capabilities == null) {
@@ -237,7 +244,9 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         this.emit('registered', node)
         cb(null, {
           lease: { leaseId: node.lease.leaseId, expiresAt: new Date(node.lease.expiresAtMs), ttl: msToDuration(this.leaseTtlMs) },
-          ...(this.init.clock?.absoluteTimesOnly ? {} : { handoffTimeout: msToDuration(node.handoff.deadlineMs - now), leaseRemaining: msToDuration(node.lease.expiresAtMs - now) }),
+          ...(this.init.clock?.absoluteTimesOnly
+            ? {}
+            : { handoffTimeout: msToDuration(node.handoff.deadlineMs - now), leaseRemaining: msToDuration(node.lease.expiresAtMs - now) }),
           heartbeatInterval: msToDuration(this.heartbeatIntervalMs),
           assignments: assignments?.list ?? [],
           assignmentsGeneration: assignments?.generation ?? 0,
@@ -294,7 +303,13 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         call.on('data', (req: ReportHealthRequest) => {
           const problem = this.validLease(node, req.leaseId)
           if (problem != null) {
-            call.write({ sequence: req.sequence, leaseRevoked: true, reason: `${problem}; register again`, latestConfigVersion: this.config.version, assignmentsGeneration: 0 })
+            call.write({
+              sequence: req.sequence,
+              leaseRevoked: true,
+              reason: `${problem}; register again`,
+              latestConfigVersion: this.config.version,
+              assignmentsGeneration: 0
+            })
             call.end()
             return
           }

@@ -1,11 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
 import { killStream } from './faults.js'
-import {
-  Spore,
-  type SignedSpore,
-  type SporeServiceServer,
-  type WatchSporesResponse
-} from '@mycelium/core-interfaces'
+import { Spore, type SignedSpore, type SporeServiceServer, type WatchSporesResponse } from '@mycelium/core-interfaces'
 import { signSpore, type SigningPrivateKey } from '@mycelium/spore-tools'
 import type { DevNetworkState } from './state.js'
 

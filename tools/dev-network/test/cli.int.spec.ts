@@ -8,7 +8,11 @@ function io() {
   let stop: () => void = () => undefined
   const stopped = new Promise<void>((r) => (stop = r))
   const lines = { out: '', err: '' }
-  return { lines, stop: () => stop(), io: { out: (t: string) => void (lines.out += t), err: (t: string) => void (lines.err += t), untilStopped: () => stopped } }
+  return {
+    lines,
+    stop: () => stop(),
+    io: { out: (t: string) => void (lines.out += t), err: (t: string) => void (lines.err += t), untilStopped: () => stopped }
+  }
 }
 
 async function up(dir: string): Promise<{ net: DevNetwork; stop: () => Promise<number>; out: () => string }> {

@@ -10,11 +10,20 @@ describe('dev-network config controls', () => {
 
   it('push-config offers the next version (or the given one) and refuses a lower one', async () => {
     const start = net.networkManager.desiredConfig.version
-    expect(await applyFault(net, parseFaultAction({ action: 'push-config', config: { logging: { level: 'debug' } } }))).toBe(`config v${start + 1} offered to every node`)
+    expect(await applyFault(net, parseFaultAction({ action: 'push-config', config: { logging: { level: 'debug' } } }))).toBe(
+      `config v${start + 1} offered to every node`
+    )
     expect(net.networkManager.desiredConfig).toMatchObject({ version: start + 1, networkId: 'net1', logging: { level: 'debug' } })
-    expect(await applyFault(net, parseFaultAction({ action: 'push-config', config: { version: start + 5, k3s: { enabled: true, role: 'K3S_ROLE_SERVER' } } }))).toBe(`config v${start + 5} offered to every node`)
+    expect(
+      await applyFault(
+        net,
+        parseFaultAction({ action: 'push-config', config: { version: start + 5, k3s: { enabled: true, role: 'K3S_ROLE_SERVER' } } })
+      )
+    ).toBe(`config v${start + 5} offered to every node`)
     expect(net.networkManager.desiredConfig.k3s).toMatchObject({ enabled: true, role: 1 })
-    await expect(applyFault(net, parseFaultAction({ action: 'push-config', config: { version: 1 } }))).rejects.toThrow(`config version 1 is not above ${start + 5}`)
+    await expect(applyFault(net, parseFaultAction({ action: 'push-config', config: { version: 1 } }))).rejects.toThrow(
+      `config version 1 is not above ${start + 5}`
+    )
     expect(() => parseFaultAction({ action: 'push-config', config: 'k3s' })).toThrow('config must be a NodeConfig in proto JSON form')
   })
 

@@ -18,7 +18,17 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-const capabilities = { cpuCores: 2, cpuModel: 'test', memoryBytes: 1 << 30, os: 'linux', osRelease: '6', arch: 'x64', components: [], labels: {}, agentVersion: '0.1.0' }
+const capabilities = {
+  cpuCores: 2,
+  cpuModel: 'test',
+  memoryBytes: 1 << 30,
+  os: 'linux',
+  osRelease: '6',
+  arch: 'x64',
+  components: [],
+  labels: {},
+  agentVersion: '0.1.0'
+}
 
 let net: DevNetwork
 let dir: string
@@ -27,7 +37,12 @@ const closers: Array<() => void> = []
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dev-net-nm-'))
-  net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, leaseTtlMs: 600, registrationRate: { burst: 1000, perSecond: 1000 } })
+  net = await startDevNetwork({
+    networkId: 'net1',
+    heartbeatIntervalMs: 200,
+    leaseTtlMs: 600,
+    registrationRate: { burst: 1000, perSecond: 1000 }
+  })
   node = (await enrolledNode(net, 'node-1', dir)).store
 })
 afterAll(async () => {
@@ -64,16 +79,38 @@ describe('Enroll', () => {
   })
 
   it.each([
-    ['a bad join token', async () => ({ joinToken: 'myc1.net1.abcdef.' + 'x'.repeat(32) + '.' + 'a'.repeat(64) }), grpc.status.UNAUTHENTICATED, 'join token not recognised'],
+    [
+      'a bad join token',
+      async () => ({ joinToken: 'myc1.net1.abcdef.' + 'x'.repeat(32) + '.' + 'a'.repeat(64) }),
+      grpc.status.UNAUTHENTICATED,
+      'join token not recognised'
+    ],
     ['garbage instead of a token', async () => ({ joinToken: 'hello' }), grpc.status.UNAUTHENTICATED, 'not a join token'],
-    ['a CSR for another network', async () => ({ csrDer: await (await nodeStore(net, 'node-x', dir, 'net9')).createCsr(), nodeId: 'node-x' }), grpc.status.INVALID_ARGUMENT, 'CSR is for network "net9"'],
-    ['an unsupported contract version', async () => ({ contractVersions: { min: 7, max: 9 } }), grpc.status.FAILED_PRECONDITION, 'unsupported contract versions 7–9'],
+    [
+      'a CSR for another network',
+      async () => ({ csrDer: await (await nodeStore(net, 'node-x', dir, 'net9')).createCsr(), nodeId: 'node-x' }),
+      grpc.status.INVALID_ARGUMENT,
+      'CSR is for network "net9"'
+    ],
+    [
+      'an unsupported contract version',
+      async () => ({ contractVersions: { min: 7, max: 9 } }),
+      grpc.status.FAILED_PRECONDITION,
+      'unsupported contract versions 7–9'
+    ],
     ['a CSR that is not one', async () => ({ csrDer: Buffer.from('not a csr') }), grpc.status.INVALID_ARGUMENT, 'EnrollRequest.csr_der']
   ])('refuses %s', async (_what, override, code, details) => {
     const store = await nodeStore(net, 'node-3', dir)
     const client = enrollmentClient(net)
     closers.push(() => client.close())
-    const req = { joinToken: await net.newJoinToken(), csrDer: await store.createCsr(), networkId: 'net1', nodeId: 'node-3', contractVersions: supportedContractVersions(), ...(await override()) }
+    const req = {
+      joinToken: await net.newJoinToken(),
+      csrDer: await store.createCsr(),
+      networkId: 'net1',
+      nodeId: 'node-3',
+      contractVersions: supportedContractVersions(),
+      ...(await override())
+    }
     const err = (await unary(client.enroll.bind(client), req).catch((e: unknown) => e)) as grpc.ServiceError
     store.stop()
     expect(err.code).toBe(code)
@@ -96,7 +133,11 @@ describe('NetworkManager over mTLS', () => {
     expect(res.contractVersion).toBe(1)
     expect(res.heartbeatInterval).toEqual({ seconds: 0, nanos: 200_000_000 })
     expect(res.lease?.leaseId).toMatch(/[0-9a-f-]{36}/)
-    const commit = await unary(client.commitHandoff.bind(client), { handoffId: res.handoffId, leaseId: res.lease!.leaseId, configVersion: 0 })
+    const commit = await unary(client.commitHandoff.bind(client), {
+      handoffId: res.handoffId,
+      leaseId: res.lease!.leaseId,
+      configVersion: 0
+    })
     expect(commit.outcome).toBe(HandoffOutcome.CONFIRMED)
     expect(net.networkManager.nodes.get('node-1')?.managed).toBe(true)
   })
@@ -108,7 +149,11 @@ describe('NetworkManager over mTLS', () => {
     try {
       const client = nm()
       const res = await register(client)
-      const commit = await unary(client.commitHandoff.bind(client), { handoffId: res.handoffId, leaseId: res.lease!.leaseId, configVersion: 0 })
+      const commit = await unary(client.commitHandoff.bind(client), {
+        handoffId: res.handoffId,
+        leaseId: res.lease!.leaseId,
+        configVersion: 0
+      })
       expect(commit.outcome).toBe(HandoffOutcome.REFUSED)
       expect(commit.reason).toContain('refused')
     } finally {
@@ -119,11 +164,15 @@ describe('NetworkManager over mTLS', () => {
   it('serves assignments and config updates by version', async () => {
     const client = nm()
     const res = await register(client)
-    net.networkManager.setAssignments('node-1', [{ assignmentId: 'a1', componentSpore: 'component/log-shipper', desiredState: 'running', parameters: {} }])
+    net.networkManager.setAssignments('node-1', [
+      { assignmentId: 'a1', componentSpore: 'component/log-shipper', desiredState: 'running', parameters: {} }
+    ])
     const a = await unary(client.requestAssignments.bind(client), { leaseId: res.lease!.leaseId, knownGeneration: 0 })
     expect(a.changed).toBe(true)
     expect(a.assignments.map((x) => x.assignmentId)).toEqual(['a1'])
-    expect((await unary(client.requestAssignments.bind(client), { leaseId: res.lease!.leaseId, knownGeneration: a.generation })).changed).toBe(false)
+    expect(
+      (await unary(client.requestAssignments.bind(client), { leaseId: res.lease!.leaseId, knownGeneration: a.generation })).changed
+    ).toBe(false)
 
     const version = net.networkManager.desiredConfig.version + 1
     await net.networkManager.setConfig(NodeConfig.fromPartial({ version, networkId: 'net1', labels: { tier: 'edge' } }))
@@ -141,14 +190,32 @@ describe('NetworkManager over mTLS', () => {
     stream.on('data', (a: ReportHealthResponse) => acks.push(a))
     const ended = new Promise<void>((resolve) => stream.on('end', resolve).on('error', () => resolve()))
     for (let seq = 1; seq <= 3; seq++) {
-      stream.write({ leaseId, sequence: seq, sentAt: new Date(), phase: Phase.MANAGED, state: 1, components: [], workloads: [], configVersion: 0 })
+      stream.write({
+        leaseId,
+        sequence: seq,
+        sentAt: new Date(),
+        phase: Phase.MANAGED,
+        state: 1,
+        components: [],
+        workloads: [],
+        configVersion: 0
+      })
       await new Promise((r) => setTimeout(r, 100))
     }
     expect(acks.map((a) => a.sequence)).toEqual([1, 2, 3])
     expect(acks.every((a) => !a.leaseRevoked && a.leaseExpiresAt!.getTime() > Date.now())).toBe(true)
     // Silence beyond the lease TTL (600 ms): the lease expires.
     await new Promise((r) => setTimeout(r, 900))
-    stream.write({ leaseId, sequence: 4, sentAt: new Date(), phase: Phase.MANAGED, state: 1, components: [], workloads: [], configVersion: 0 })
+    stream.write({
+      leaseId,
+      sequence: 4,
+      sentAt: new Date(),
+      phase: Phase.MANAGED,
+      state: 1,
+      components: [],
+      workloads: [],
+      configVersion: 0
+    })
     await ended
     expect(acks.at(-1)).toMatchObject({ sequence: 4, leaseRevoked: true })
     expect(acks.at(-1)?.reason).toContain('expired')
@@ -165,7 +232,11 @@ describe('NetworkManager over mTLS', () => {
     try {
       const burstNode = (await enrolledNode(burstNet, 'node-b', dir)).store
       const client = managerClient(burstNet, burstNode)
-      const results = await Promise.allSettled(Array.from({ length: 10 }, () => register(client, supportedContractVersions(), 'node-b').catch((e: grpc.ServiceError) => Promise.reject(e))))
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, () =>
+          register(client, supportedContractVersions(), 'node-b').catch((e: grpc.ServiceError) => Promise.reject(e))
+        )
+      )
       client.close()
       burstNode.stop()
       const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as grpc.ServiceError)
@@ -183,7 +254,10 @@ describe('NetworkManager over mTLS', () => {
   it('refuses a client without a certificate', async () => {
     const anonymous = enrollmentClient(net)
     closers.push(() => anonymous.close())
-    const noCert = new (anonymous.constructor as typeof import('@mycelium/core-interfaces').NetworkManagerClient)(net.endpoints.networkManager, grpc.credentials.createSsl(Buffer.from(net.caPem), null, null, { checkServerIdentity: () => undefined }))
+    const noCert = new (anonymous.constructor as typeof import('@mycelium/core-interfaces').NetworkManagerClient)(
+      net.endpoints.networkManager,
+      grpc.credentials.createSsl(Buffer.from(net.caPem), null, null, { checkServerIdentity: () => undefined })
+    )
     closers.push(() => noCert.close())
     const err = (await register(noCert).catch((e: unknown) => e)) as grpc.ServiceError
     expect(err.code).toBe(grpc.status.UNAVAILABLE)
@@ -194,8 +268,18 @@ describe('CommandChannel.Open', () => {
   it('delivers queued and live commands and records their statuses in order', async () => {
     const client = nm()
     const res = await register(client)
-    net.commands.send('node-1', { commandId: 'c-queued', issuedAt: new Date(), deadline: new Date(Date.now() + 60_000), issuer: 'test', kind: { $case: 'restart', value: { component: 'k3s-runtime' } } })
-    const channel = new CommandChannelClient(net.endpoints.networkManager, clientCredentials(node, { networkId: 'net1', role: 'manager' }), defaultChannelOptions('net1'))
+    net.commands.send('node-1', {
+      commandId: 'c-queued',
+      issuedAt: new Date(),
+      deadline: new Date(Date.now() + 60_000),
+      issuer: 'test',
+      kind: { $case: 'restart', value: { component: 'k3s-runtime' } }
+    })
+    const channel = new CommandChannelClient(
+      net.endpoints.networkManager,
+      clientCredentials(node, { networkId: 'net1', role: 'manager' }),
+      defaultChannelOptions('net1')
+    )
     closers.push(() => channel.close())
     const session = channel.open()
     const received: string[] = []
@@ -208,23 +292,55 @@ describe('CommandChannel.Open', () => {
       }
     })
     session.on('error', () => undefined)
-    session.write({ message: { $case: 'hello', value: { identity: { networkId: 'net1', nodeId: 'node-1', spiffeId: '', certificateSha256: '' }, contractVersions: supportedContractVersions(), leaseId: res.lease!.leaseId } } })
+    session.write({
+      message: {
+        $case: 'hello',
+        value: {
+          identity: { networkId: 'net1', nodeId: 'node-1', spiffeId: '', certificateSha256: '' },
+          contractVersions: supportedContractVersions(),
+          leaseId: res.lease!.leaseId
+        }
+      }
+    })
     const queued = await net.commands.waitForOutcome('c-queued')
     expect(queued.map((u) => u.state)).toEqual([CommandState.ACCEPTED, CommandState.RUNNING, CommandState.SUCCEEDED])
-    net.commands.send('node-1', { commandId: 'c-live', issuedAt: new Date(), deadline: new Date(Date.now() + 60_000), issuer: 'test', kind: { $case: 'restart', value: { component: '' } } })
-    expect((await net.commands.waitForOutcome('c-live')).map((u) => u.state)).toEqual([CommandState.ACCEPTED, CommandState.RUNNING, CommandState.SUCCEEDED])
+    net.commands.send('node-1', {
+      commandId: 'c-live',
+      issuedAt: new Date(),
+      deadline: new Date(Date.now() + 60_000),
+      issuer: 'test',
+      kind: { $case: 'restart', value: { component: '' } }
+    })
+    expect((await net.commands.waitForOutcome('c-live')).map((u) => u.state)).toEqual([
+      CommandState.ACCEPTED,
+      CommandState.RUNNING,
+      CommandState.SUCCEEDED
+    ])
     expect(received).toEqual(['c-queued', 'c-live'])
     session.end()
   })
 
   it('refuses a session whose hello names a lease it does not hold', async () => {
-    const channel = new CommandChannelClient(net.endpoints.networkManager, clientCredentials(node, { networkId: 'net1', role: 'manager' }), defaultChannelOptions('net1'))
+    const channel = new CommandChannelClient(
+      net.endpoints.networkManager,
+      clientCredentials(node, { networkId: 'net1', role: 'manager' }),
+      defaultChannelOptions('net1')
+    )
     closers.push(() => channel.close())
     const session = channel.open()
     const err = await new Promise<grpc.ServiceError>((resolve) => {
       session.on('error', resolve)
       session.on('data', () => undefined)
-      session.write({ message: { $case: 'hello', value: { identity: { networkId: 'net1', nodeId: 'node-1', spiffeId: '', certificateSha256: '' }, contractVersions: supportedContractVersions(), leaseId: 'nope' } } })
+      session.write({
+        message: {
+          $case: 'hello',
+          value: {
+            identity: { networkId: 'net1', nodeId: 'node-1', spiffeId: '', certificateSha256: '' },
+            contractVersions: supportedContractVersions(),
+            leaseId: 'nope'
+          }
+        }
+      })
     })
     expect(err.code).toBe(grpc.status.FAILED_PRECONDITION)
     expect(err.details).toContain('lease "nope" is not valid')

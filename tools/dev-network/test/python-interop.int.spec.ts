@@ -49,8 +49,17 @@ maybe('interop: Python grpcio calls the dev managers over mTLS', () => {
     node = (await enrolledNode(net, 'py-node', dir)).store
     const protos = ['common', 'node_config', 'spore', 'network_manager'].map((f) => join(PROTOS, 'mycelium/core/v1', `${f}.proto`))
     // The well-known types (google/protobuf/*.proto) ship inside python3-grpc-tools.
-    const wkt = execFileSync(PYTHON, ['-c', 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'], { encoding: 'utf8' }).trim()
-    execFileSync(PROTOC, [`-I${PROTOS}`, `-I${wkt}`, `--python_out=${dir}`, `--grpc_out=${dir}`, `--plugin=protoc-gen-grpc=${GRPC_PLUGIN}`, ...protos])
+    const wkt = execFileSync(PYTHON, ['-c', 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'], {
+      encoding: 'utf8'
+    }).trim()
+    execFileSync(PROTOC, [
+      `-I${PROTOS}`,
+      `-I${wkt}`,
+      `--python_out=${dir}`,
+      `--grpc_out=${dir}`,
+      `--plugin=protoc-gen-grpc=${GRPC_PLUGIN}`,
+      ...protos
+    ])
   }, 60_000)
 
   afterAll(async () => {

@@ -3,13 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
-import {
-  Phase,
-  Spore,
-  SporeServiceClient,
-  supportedContractVersions,
-  type WatchSporesResponse
-} from '@mycelium/core-interfaces'
+import { Phase, Spore, SporeServiceClient, supportedContractVersions, type WatchSporesResponse } from '@mycelium/core-interfaces'
 import { clientCredentials, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
 import { createSporeClient, fileSource, sporeServiceSource, trustedSporeKeys, verifySpore, type SporeClient } from '@mycelium/spore-client'
 import { loadState, startDevNetwork, type DevNetwork } from '../src/index.js'
@@ -33,7 +27,11 @@ afterAll(async () => {
 })
 
 function sm(): SporeServiceClient {
-  const c = new SporeServiceClient(net.endpoints.sporeManager, clientCredentials(node, { networkId: 'net1', role: 'manager' }), defaultChannelOptions('net1'))
+  const c = new SporeServiceClient(
+    net.endpoints.sporeManager,
+    clientCredentials(node, { networkId: 'net1', role: 'manager' }),
+    defaultChannelOptions('net1')
+  )
   closers.push(() => c.close())
   return c
 }
@@ -76,7 +74,10 @@ describe('SporeService', () => {
     const sporeClient: SporeClient | undefined = createSporeClient(
       {
         sources: [fileSource({ path: net.bootstrapFile })],
-        sporeManager: sporeServiceSource({ credentials: clientCredentials(node, { networkId: 'net1', role: 'manager' }), endpoints: () => sporeClient!.resolveService('spore-manager') })
+        sporeManager: sporeServiceSource({
+          credentials: clientCredentials(node, { networkId: 'net1', role: 'manager' }),
+          endpoints: () => sporeClient!.resolveService('spore-manager')
+        })
       },
       { networkId: 'net1', trustBundle: net.trustBundle }
     )
@@ -98,7 +99,17 @@ describe('fault controls', () => {
       client.registerNode.bind(client),
       {
         identity: { networkId: 'net1', nodeId: 'node-1', spiffeId: '', certificateSha256: '' },
-        capabilities: { cpuCores: 1, cpuModel: '', memoryBytes: 1, os: 'linux', osRelease: '', arch: 'x64', components: [], labels: {}, agentVersion: '' },
+        capabilities: {
+          cpuCores: 1,
+          cpuModel: '',
+          memoryBytes: 1,
+          os: 'linux',
+          osRelease: '',
+          arch: 'x64',
+          components: [],
+          labels: {},
+          agentVersion: ''
+        },
         contractVersions: supportedContractVersions(),
         configVersion: 0,
         bootId: 'b',
@@ -129,7 +140,11 @@ describe('fault controls', () => {
     const res = await registration(client)
     net.networkManager.handoffFaults.ignoreHandoff = true
     try {
-      const err = (await unary(client.commitHandoff.bind(client), { handoffId: res.handoffId, leaseId: res.lease!.leaseId, configVersion: 0 }, 300).catch((e: unknown) => e)) as grpc.ServiceError
+      const err = (await unary(
+        client.commitHandoff.bind(client),
+        { handoffId: res.handoffId, leaseId: res.lease!.leaseId, configVersion: 0 },
+        300
+      ).catch((e: unknown) => e)) as grpc.ServiceError
       expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED)
     } finally {
       net.networkManager.handoffFaults.ignoreHandoff = false

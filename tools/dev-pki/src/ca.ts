@@ -1,7 +1,13 @@
 import 'reflect-metadata'
 import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
-import { InvalidInputError, NETWORK_KEY_ALGORITHM as EC, NETWORK_SIGNATURE_ALGORITHM as SIGNING, parseSpiffeId, type SpiffeId } from '@mycelium/core-interfaces'
+import {
+  InvalidInputError,
+  NETWORK_KEY_ALGORITHM as EC,
+  NETWORK_SIGNATURE_ALGORITHM as SIGNING,
+  parseSpiffeId,
+  type SpiffeId
+} from '@mycelium/core-interfaces'
 
 // @peculiar/x509 resolves its ASN.1 schemas through tsyringe, which needs the Reflect
 // metadata API (the import above only adds functions to `Reflect`). A dev tool loads it
@@ -110,10 +116,7 @@ export class CertificateAuthority {
     if (id.networkId !== this.networkId) {
       throw new InvalidInputError(`is for network "${id.networkId}", this CA signs for "${this.networkId}"`, 'certificate subject')
     }
-    const key =
-      publicKey instanceof x509.PublicKey
-        ? publicKey
-        : new x509.PublicKey(publicKey.export({ type: 'spki', format: 'der' }))
+    const key = publicKey instanceof x509.PublicKey ? publicKey : new x509.PublicKey(publicKey.export({ type: 'spki', format: 'der' }))
     const notBefore = options.notBefore ?? new Date(Date.now() - 60_000)
     this.serial++
     const cert = await x509.X509CertificateGenerator.create({
@@ -149,4 +152,3 @@ export class CertificateAuthority {
     return { certificatePem: await this.issue(csr.spiffeUri, csr.publicKey, options), spiffeId: csr.spiffeId }
   }
 }
-

@@ -14,7 +14,9 @@ runCli(process.argv.slice(2), {
   },
   (err: unknown) => {
     // One line; the stack only when asked for.
-    const text = debug ? ((err as Error).stack ?? String(err)) : `${(err as Error).name}: ${(err as Error).message} (run with --debug for the stack)`
+    const text = debug
+      ? ((err as Error).stack ?? String(err))
+      : `${(err as Error).name}: ${(err as Error).message} (run with --debug for the stack)`
     process.stderr.write(`spore: unexpected error: ${text}\n`)
     process.exitCode = EXIT_INTERNAL
   }

@@ -1,21 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import {
-  decodeStrict,
-  InvalidInputError,
-  isInvalidInputError,
-  Spore,
-  TrustBundle,
-  type SignedSpore
-} from '@mycelium/core-interfaces'
+import { decodeStrict, InvalidInputError, isInvalidInputError, Spore, TrustBundle, type SignedSpore } from '@mycelium/core-interfaces'
 import { writeFileAtomic } from '@mycelium/core-utils'
-import {
-  formatSporeBundleJson,
-  isSporeRejectedError,
-  parseSporeBundle,
-  trustedSporeKeys,
-  verifySpore
-} from '@mycelium/spore-client'
+import { formatSporeBundleJson, isSporeRejectedError, parseSporeBundle, trustedSporeKeys, verifySpore } from '@mycelium/spore-client'
 import { parseSporeInput, parseTtl } from './input.js'
 import { generateSigningKey, loadPrivateKey, loadPublicKey } from './keys.js'
 import { signSpore } from './sign.js'
@@ -114,19 +101,31 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--operator-threshold <k>', 'signatures an emergency command needs', parseCount(1, 1024), 1)
     .option('--ca <pem...>', 'network CA certificate files', [])
     .requiredOption('--out <file>', 'trust bundle file to write')
-    .action(async (opts: { network: string; key: string[]; threshold: number; operatorKey: string[]; operatorThreshold: number; ca: string[]; out: string }) => {
-      const bundle: TrustBundle = {
-        networkId: opts.network,
-        caCertificatesPem: await Promise.all(opts.ca.map(readText)),
-        sporeKeys: await Promise.all(opts.key.map(loadPublicKey)),
-        sporeThreshold: opts.threshold,
-        operatorKeys: await Promise.all(opts.operatorKey.map(loadPublicKey)),
-        operatorThreshold: opts.operatorKey.length > 0 ? opts.operatorThreshold : 0
+    .action(
+      async (opts: {
+        network: string
+        key: string[]
+        threshold: number
+        operatorKey: string[]
+        operatorThreshold: number
+        ca: string[]
+        out: string
+      }) => {
+        const bundle: TrustBundle = {
+          networkId: opts.network,
+          caCertificatesPem: await Promise.all(opts.ca.map(readText)),
+          sporeKeys: await Promise.all(opts.key.map(loadPublicKey)),
+          sporeThreshold: opts.threshold,
+          operatorKeys: await Promise.all(opts.operatorKey.map(loadPublicKey)),
+          operatorThreshold: opts.operatorKey.length > 0 ? opts.operatorThreshold : 0
+        }
+        trustedSporeKeys(bundle, opts.network, 'trust bundle') // refuse to write a bundle a node would refuse
+        await writeAtomically(opts.out, `${JSON.stringify(TrustBundle.toJSON(bundle), null, 2)}\n`)
+        io.out(
+          `trust bundle for ${opts.network}: ${bundle.sporeKeys.length} spore keys, threshold ${bundle.sporeThreshold} → ${opts.out}\n`
+        )
       }
-      trustedSporeKeys(bundle, opts.network, 'trust bundle') // refuse to write a bundle a node would refuse
-      await writeAtomically(opts.out, `${JSON.stringify(TrustBundle.toJSON(bundle), null, 2)}\n`)
-      io.out(`trust bundle for ${opts.network}: ${bundle.sporeKeys.length} spore keys, threshold ${bundle.sporeThreshold} → ${opts.out}\n`)
-    })
+    )
 
   program
     .command('sign')
@@ -147,7 +146,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         throw new InvalidInputError(`sequence of "${parsed.spore.name}" cannot go above ${Number.MAX_SAFE_INTEGER}`, opts.out)
       }
       if (sequence <= current) {
-        throw new InvalidInputError(`sequence ${sequence} is not above the current ${current} of "${parsed.spore.name}" (nodes would refuse it as a rollback)`, opts.out)
+        throw new InvalidInputError(
+          `sequence ${sequence} is not above the current ${current} of "${parsed.spore.name}" (nodes would refuse it as a rollback)`,
+          opts.out
+        )
       }
       const keys = await Promise.all(opts.key.map(loadPrivateKey))
       const signed = signSpore({ ...parsed.spore, sequence }, keys)
@@ -161,7 +163,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description('verify every spore of a bundle as a node would (exit 1 if any is rejected)')
     .argument('<bundle>', 'spore bundle (JSON or binary)')
     .requiredOption('--trust <file>', 'trust bundle (JSON)')
-    .option('--network <id>', 'network id; default the trust bundle\'s')
+    .option('--network <id>', "network id; default the trust bundle's")
     .option('--clock-slack <duration>', 'accepted clock difference', '30s')
     .addOption(new Option('--at <iso-time>', 'verify as of this time instead of now'))
     .action(async (file: string, opts: { trust: string; network?: string; clockSlack: string; at?: string }) => {

@@ -1,13 +1,5 @@
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Pair, type YAMLMap } from 'yaml'
-import {
-  BootstrapBody,
-  ComponentBody,
-  Endpoint,
-  dateProblem,
-  InvalidInputError,
-  ServiceBody,
-  Spore
-} from '@mycelium/core-interfaces'
+import { BootstrapBody, ComponentBody, Endpoint, dateProblem, InvalidInputError, ServiceBody, Spore } from '@mycelium/core-interfaces'
 import { sporeNameProblem } from '@mycelium/spore-client'
 
 /**
@@ -97,7 +89,10 @@ export function parseSporeInput(text: string, file: string, nowMs = Date.now()):
   else if (obj.ttl != null) expiresAt = new Date(issuedAt.getTime() + parseTtl(String(obj.ttl), at(doc.contents.get('ttl', true) as never)))
   else throw new InvalidInputError('needs "expiresAt" or "ttl": every spore expires', `${file}:1`)
   /* eslint-enable @typescript-eslint/no-base-to-string */
-  for (const [field, date] of [['issuedAt', issuedAt], ['expiresAt', expiresAt]] as const) {
+  for (const [field, date] of [
+    ['issuedAt', issuedAt],
+    ['expiresAt', expiresAt]
+  ] as const) {
     if (Number.isNaN(date.getTime())) throw new InvalidInputError(`"${field}" is not a date`, at(doc.contents.get(field, true) as never))
     // Nodes refuse timestamps outside protobuf's range; never sign one.
     const problem = dateProblem(date)

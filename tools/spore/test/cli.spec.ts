@@ -33,8 +33,19 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'spore-cli-'))
   for (const label of ['ops-a', 'ops-b', 'ops-c']) expect(await spore('keygen', '--label', label, '--out-dir', dir)).toBe(EXIT_OK)
   expect(
-    await spore('trust-bundle', '--network', 'net1', '--threshold', '2', '--out', p('trust.json'),
-      '--key', p('ops-a.pub.json'), p('ops-b.pub.json'), p('ops-c.pub.json'))
+    await spore(
+      'trust-bundle',
+      '--network',
+      'net1',
+      '--threshold',
+      '2',
+      '--out',
+      p('trust.json'),
+      '--key',
+      p('ops-a.pub.json'),
+      p('ops-b.pub.json'),
+      p('ops-c.pub.json')
+    )
   ).toBe(EXIT_OK)
   writeFileSync(p('nm.yaml'), SERVICE_YAML)
 })
@@ -117,14 +128,19 @@ describe('spore CLI', () => {
       expect(err).not.toMatch(/\n\s+at /)
     }
 
-    it.each(['NaN', 'Infinity', '1.5', '1e30', '9007199254740993', '-1', '0', '0x10', '', 'abc'])('sign --sequence %j is refused', async (value) => {
-      expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'), '--sequence', value)).toBe(EXIT_USAGE)
-      expect(err).toContain('--sequence')
-      oneLine()
-    })
+    it.each(['NaN', 'Infinity', '1.5', '1e30', '9007199254740993', '-1', '0', '0x10', '', 'abc'])(
+      'sign --sequence %j is refused',
+      async (value) => {
+        expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'), '--sequence', value)).toBe(EXIT_USAGE)
+        expect(err).toContain('--sequence')
+        oneLine()
+      }
+    )
 
     it('sign --sequence 9007199254740991 is written exactly', async () => {
-      expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'), '--sequence', '9007199254740991')).toBe(EXIT_OK)
+      expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'), '--sequence', '9007199254740991')).toBe(
+        EXIT_OK
+      )
       expect(sequences(p('s.json'))).toEqual([9007199254740991])
       // and the next bump would leave the safe range: refused
       expect(await spore('sign', p('nm.yaml'), '--key', p('ops-a.key'), '--out', p('s.json'))).toBe(EXIT_USAGE)
@@ -174,10 +190,26 @@ describe('spore CLI', () => {
       expect(await spore('verify', p('spores.json'), '--trust', p('t.json'))).toBe(EXIT_USAGE)
       oneLine()
       writeFileSync(p('k.pub.json'), 'null')
-      expect(await spore('trust-bundle', '--network', 'net1', '--threshold', '1', '--out', p('t3.json'), '--key', p('k.pub.json'))).toBe(EXIT_USAGE)
+      expect(await spore('trust-bundle', '--network', 'net1', '--threshold', '1', '--out', p('t3.json'), '--key', p('k.pub.json'))).toBe(
+        EXIT_USAGE
+      )
       expect(err).toContain(p('k.pub.json'))
       oneLine()
-      expect(await spore('trust-bundle', '--network', 'net1', '--threshold', '1', '--out', p('t3.json'), '--key', p('ops-a.pub.json'), '--ca', p('none.pem'))).toBe(EXIT_USAGE)
+      expect(
+        await spore(
+          'trust-bundle',
+          '--network',
+          'net1',
+          '--threshold',
+          '1',
+          '--out',
+          p('t3.json'),
+          '--key',
+          p('ops-a.pub.json'),
+          '--ca',
+          p('none.pem')
+        )
+      ).toBe(EXIT_USAGE)
       expect(err).toContain(p('none.pem'))
       oneLine()
     })

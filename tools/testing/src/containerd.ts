@@ -1,6 +1,17 @@
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -85,7 +96,8 @@ export function buildBusyboxImage(work: string, name: string, cmd: string[]): st
   mkdirSync(join(rootfs, 'bin'), { recursive: true })
   for (const d of ['proc', 'sys', 'dev', 'etc', 'tmp']) mkdirSync(join(rootfs, d), { recursive: true })
   if (!existsSync(join(rootfs, 'bin/busybox'))) copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'))
-  for (const link of ['sh', 'sleep', 'cat', 'echo']) if (!existsSync(join(rootfs, 'bin', link))) symlinkSync('busybox', join(rootfs, 'bin', link))
+  for (const link of ['sh', 'sleep', 'cat', 'echo'])
+    if (!existsSync(join(rootfs, 'bin', link))) symlinkSync('busybox', join(rootfs, 'bin', link))
   const layerTar = join(work, `${name.replace(/[^a-z0-9]/gi, '_')}-layer.tar`)
   // Fixed owner and mtime so the same input gives the same digest.
   execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-C', rootfs, '-cf', layerTar, '.'])
@@ -131,7 +143,6 @@ export function buildBusyboxImage(work: string, name: string, cmd: string[]): st
   execFileSync('tar', ['-C', layout, '-cf', archive, '.'])
   return archive
 }
-
 
 /** Processes whose command line mentions `needle` (containerd-shim-runc-v2 carries the socket path). */
 function pidsMentioning(needle: string): number[] {
@@ -179,7 +190,11 @@ export async function startContainerd(): Promise<TestContainerd> {
     } catch {
       // already gone
     }
-    await until('containerd to exit', async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z', 10_000).catch(() => {
+    await until(
+      'containerd to exit',
+      async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z',
+      10_000
+    ).catch(() => {
       try {
         process.kill(pid, 'SIGKILL')
       } catch {
@@ -193,7 +208,11 @@ export async function startContainerd(): Promise<TestContainerd> {
         // gone
       }
     }
-    for (const m of mountsUnder([dir, '/run/containerd/io.containerd.grpc.v1.cri/sandboxes/', '/run/containerd/io.containerd.runtime.v2.task/k8s.io/'])) {
+    for (const m of mountsUnder([
+      dir,
+      '/run/containerd/io.containerd.grpc.v1.cri/sandboxes/',
+      '/run/containerd/io.containerd.runtime.v2.task/k8s.io/'
+    ])) {
       try {
         execFileSync('umount', ['-l', m], { stdio: 'ignore' })
       } catch {
@@ -203,7 +222,16 @@ export async function startContainerd(): Promise<TestContainerd> {
     rmSync(dir, { recursive: true, force: true })
   }
   try {
-    await until('containerd socket', async () => existsSync(socket) && (await ctr(['version']).then(() => true, () => false)), 15_000)
+    await until(
+      'containerd socket',
+      async () =>
+        existsSync(socket) &&
+        (await ctr(['version']).then(
+          () => true,
+          () => false
+        )),
+      15_000
+    )
     await ctr(['images', 'import', buildBusyboxImage(join(dir, 'images'), PAUSE_IMAGE, ['/bin/sleep', '2147483647'])])
     await ctr(['images', 'import', buildBusyboxImage(join(dir, 'images'), BUSYBOX_IMAGE, ['/bin/sh'])])
   } catch (err) {
@@ -215,7 +243,12 @@ export async function startContainerd(): Promise<TestContainerd> {
 }
 
 /** Runs a host-network pod with one `sleep` container, as the kubelet would through the CRI. */
-export async function runSleepPod(raw: cri.RuntimeServiceClient, image: string, name: string, logDir: string): Promise<{ podId: string; containerId: string }> {
+export async function runSleepPod(
+  raw: cri.RuntimeServiceClient,
+  image: string,
+  name: string,
+  logDir: string
+): Promise<{ podId: string; containerId: string }> {
   const signal = new AbortController().signal
   const sandboxConfig: cri.PodSandboxConfig = {
     metadata: { name, uid: `${name}-uid`, namespace: 'default', attempt: 0 },
@@ -223,9 +256,17 @@ export async function runSleepPod(raw: cri.RuntimeServiceClient, image: string, 
     logDirectory: logDir,
     labels: {},
     annotations: {},
-    linux: { cgroupParent: '', securityContext: { namespaceOptions: { network: cri.NamespaceMode.NODE, pid: cri.NamespaceMode.POD, ipc: cri.NamespaceMode.POD } } }
+    linux: {
+      cgroupParent: '',
+      securityContext: { namespaceOptions: { network: cri.NamespaceMode.NODE, pid: cri.NamespaceMode.POD, ipc: cri.NamespaceMode.POD } }
+    }
   }
-  const pod = await callUnary<cri.RunPodSandboxRequest, cri.RunPodSandboxResponse>(raw.runPodSandbox.bind(raw), { config: sandboxConfig, runtimeHandler: '' }, signal, 30_000)
+  const pod = await callUnary<cri.RunPodSandboxRequest, cri.RunPodSandboxResponse>(
+    raw.runPodSandbox.bind(raw),
+    { config: sandboxConfig, runtimeHandler: '' },
+    signal,
+    30_000
+  )
   const created = await callUnary<cri.CreateContainerRequest, cri.CreateContainerResponse>(
     raw.createContainer.bind(raw),
     {
@@ -246,6 +287,11 @@ export async function runSleepPod(raw: cri.RuntimeServiceClient, image: string, 
     signal,
     30_000
   )
-  await callUnary<cri.StartContainerRequest, cri.StartContainerResponse>(raw.startContainer.bind(raw), { containerId: created.containerId }, signal, 30_000)
+  await callUnary<cri.StartContainerRequest, cri.StartContainerResponse>(
+    raw.startContainer.bind(raw),
+    { containerId: created.containerId },
+    signal,
+    30_000
+  )
   return { podId: pod.podSandboxId, containerId: created.containerId }
 }

@@ -4,13 +4,7 @@
  * signatures by node's Ed25519.
  */
 export { createTestPki, type TestPki } from './openssl-pki.js'
-export {
-  testSigningKey,
-  testTrustBundle,
-  signSporeForTest,
-  serviceSpore,
-  type TestSigningKey
-} from './spore-fixtures.js'
+export { testSigningKey, testTrustBundle, signSporeForTest, serviceSpore, type TestSigningKey } from './spore-fixtures.js'
 export {
   startContainerd,
   containerdMissing,

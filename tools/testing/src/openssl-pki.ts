@@ -22,10 +22,7 @@ function openssl(args: string[], cwd: string): void {
 export function createTestPki(networkId = 'net1'): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'mycelium-pki-'))
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir)
-  openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '2', '-subj', `/CN=${networkId} test CA`, '-out', 'ca.crt'],
-    dir
-  )
+  openssl(['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '2', '-subj', `/CN=${networkId} test CA`, '-out', 'ca.crt'], dir)
   return {
     dir,
     caPem: readFileSync(join(dir, 'ca.crt')),
@@ -37,8 +34,24 @@ export function createTestPki(networkId = 'net1'): TestPki {
         `subjectAltName=URI:${spiffeId},IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n`
       )
       openssl(
-        ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
-          '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`],
+        [
+          'x509',
+          '-req',
+          '-in',
+          `${name}.csr`,
+          '-CA',
+          'ca.crt',
+          '-CAkey',
+          'ca.key',
+          '-CAcreateserial',
+          '-days',
+          '1',
+          '-sha256',
+          '-extfile',
+          `${name}.ext`,
+          '-out',
+          `${name}.crt`
+        ],
         dir
       )
       return { keyPem: readFileSync(join(dir, `${name}.key`)), certPem: readFileSync(join(dir, `${name}.crt`)) }

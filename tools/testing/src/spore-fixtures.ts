@@ -1,11 +1,5 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
-import {
-  signingKeyId,
-  Spore,
-  type SignedSpore,
-  type SigningKey,
-  type TrustBundle
-} from '@mycelium/core-interfaces'
+import { signingKeyId, Spore, type SignedSpore, type SigningKey, type TrustBundle } from '@mycelium/core-interfaces'
 
 /** An Ed25519 spore-signing key for tests. */
 export interface TestSigningKey {
@@ -43,13 +37,7 @@ export function signSporeForTest(spore: Spore | Uint8Array, keys: TestSigningKey
 const DAY_MS = 86_400_000
 
 /** A valid service spore for `networkId`, issued now, expiring in a day. */
-export function serviceSpore(
-  networkId: string,
-  service: string,
-  sequence: number,
-  addresses: string[],
-  nowMs = Date.now()
-): Spore {
+export function serviceSpore(networkId: string, service: string, sequence: number, addresses: string[], nowMs = Date.now()): Spore {
   return {
     networkId,
     name: `service/${service}`,

@@ -17,7 +17,8 @@ export async function until<T>(
       .then(probe)
       .catch(() => undefined)
     if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail != null ? `: ${JSON.stringify(detail())}` : ''}`)
+    if (Date.now() > end)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail != null ? `: ${JSON.stringify(detail())}` : ''}`)
     await new Promise((r) => setTimeout(r, intervalMs))
   }
 }

@@ -25,7 +25,14 @@ async function main() {
   const config = join(dir, 'node.yaml')
   writeFileSync(
     config,
-    net.nodeConfigYaml({ nodeId, stateDir: stateDirArg ?? join(dir, 'state'), joinTokenFile: tokenFile, socketPath: join(dir, 'status.sock'), httpListenAddress: '127.0.0.1:0', logLevel: 'info' })
+    net.nodeConfigYaml({
+      nodeId,
+      stateDir: stateDirArg ?? join(dir, 'state'),
+      joinTokenFile: tokenFile,
+      socketPath: join(dir, 'status.sock'),
+      httpListenAddress: '127.0.0.1:0',
+      logLevel: 'info'
+    })
   )
   appendFileSync(config, 'handoff:\n  configConfirmWindow: 300ms\n')
   let sending = true
@@ -39,10 +46,22 @@ async function main() {
     // confirmation window (in flight when a kill lands), and a refused update.
     const kinds = [
       { $case: 'restart', value: { component: 'http' } },
-      { $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: ++version, networkId: 'crash', labels: { seq: String(n) } }), confirmWindow: { seconds: 0, nanos: 300_000_000 } } },
+      {
+        $case: 'reconfigure',
+        value: {
+          config: NodeConfig.fromPartial({ version: ++version, networkId: 'crash', labels: { seq: String(n) } }),
+          confirmWindow: { seconds: 0, nanos: 300_000_000 }
+        }
+      },
       { $case: 'update', value: { component: '', version: '9.9.9', artifactDigest: 'sha256:00', artifactUrls: [] } }
     ]
-    const slow = { $case: 'reconfigure', value: { config: NodeConfig.fromPartial({ version: ++version, networkId: 'crash', labels: { seq: String(n) } }), confirmWindow: { seconds: 5, nanos: 0 } } }
+    const slow = {
+      $case: 'reconfigure',
+      value: {
+        config: NodeConfig.fromPartial({ version: ++version, networkId: 'crash', labels: { seq: String(n) } }),
+        confirmWindow: { seconds: 5, nanos: 0 }
+      }
+    }
     const kind = only === 'slow-reconfigure' ? slow : only != null ? kinds.find((k) => k.$case === only) : kinds[n % kinds.length]
     const commandId = `crash-${n}`
     net.commands.send(nodeId, { commandId, issuedAt: new Date(), deadline, issuer: 'crash-loop', kind })
@@ -52,7 +71,9 @@ async function main() {
     out({ type: 'session', state })
     if (state === 'open' && sending) for (let i = 0; i < perSession; i++) send()
   })
-  net.commands.on('update', (id, u) => out({ type: 'update', id: u.commandId, state: CommandState[u.state], replayed: u.replayed, reason: u.reason }))
+  net.commands.on('update', (id, u) =>
+    out({ type: 'update', id: u.commandId, state: CommandState[u.state], replayed: u.replayed, reason: u.reason })
+  )
   createInterface({ input: process.stdin }).on('line', (line) => {
     if (line === 'stop-sending') sending = false
     const m = /^send (\d+)(?: ([a-z-]+))?$/.exec(line)

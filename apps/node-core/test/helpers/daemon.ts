@@ -44,8 +44,16 @@ export interface Manager {
   stop(): Promise<void>
 }
 
-export async function startManager(dir: string, nodeId: string, options: { perSession?: number; stateDir?: string } = {}): Promise<Manager> {
-  const child = spawn(process.execPath, [HARNESS, dir, nodeId, String(options.perSession ?? 0), ...(options.stateDir != null ? [options.stateDir] : [])], { stdio: ['pipe', 'pipe', 'pipe'] })
+export async function startManager(
+  dir: string,
+  nodeId: string,
+  options: { perSession?: number; stateDir?: string } = {}
+): Promise<Manager> {
+  const child = spawn(
+    process.execPath,
+    [HARNESS, dir, nodeId, String(options.perSession ?? 0), ...(options.stateDir != null ? [options.stateDir] : [])],
+    { stdio: ['pipe', 'pipe', 'pipe'] }
+  )
   const events: ManagerEvent[] = []
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
@@ -84,7 +92,9 @@ export function startDaemon(config: string, onLine: (line: string) => void = () 
   }
   createInterface({ input: child.stdout! }).on('line', line)
   createInterface({ input: child.stderr! }).on('line', line)
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  )
   return {
     child,
     logs,
@@ -97,7 +107,9 @@ export function startDaemon(config: string, onLine: (line: string) => void = () 
 }
 
 /** `node-core status --json` of the daemon on `socket`. */
-export function statusJson(socket: string): Promise<{ phase: string; components: Array<{ name: string; state: string; reason: string }> } | undefined> {
+export function statusJson(
+  socket: string
+): Promise<{ phase: string; components: Array<{ name: string; state: string; reason: string }> } | undefined> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, 'status', '--socket', socket, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] })
     let out = ''

@@ -1,29 +1,14 @@
 import { createPrivateKey, sign, verify, X509Certificate } from 'node:crypto'
-import {
-  decodeStrict,
-  PeerAnnouncement,
-  SignedPeerAnnouncement,
-  type Endpoint,
-  type NodeIdentity
-} from '@mycelium/core-interfaces'
+import { decodeStrict, PeerAnnouncement, SignedPeerAnnouncement, type Endpoint, type NodeIdentity } from '@mycelium/core-interfaces'
 import { checkPeerIdentity } from '../tls/peer-identity.js'
 import { validityProblem, verifyChain, type IdentityMaterial } from '../identity/inspect.js'
 import { parseCertificates } from '../x509.js'
 
 /** Why an announcement was ignored. Each is counted separately. */
 export type IgnoreReason =
-  | 'malformed'
-  | 'unsigned'
-  | 'untrusted-certificate'
-  | 'foreign-network'
-  | 'bad-signature'
-  | 'identity-mismatch'
-  | 'stale'
-  | 'self'
+  'malformed' | 'unsigned' | 'untrusted-certificate' | 'foreign-network' | 'bad-signature' | 'identity-mismatch' | 'stale' | 'self'
 
-export type AnnouncementVerdict =
-  | { ok: true; announcement: PeerAnnouncement }
-  | { ok: false; reason: IgnoreReason; detail: string }
+export type AnnouncementVerdict = { ok: true; announcement: PeerAnnouncement } | { ok: false; reason: IgnoreReason; detail: string }
 
 /** Signs an announcement with the identity's key and attaches its certificate chain. */
 export function signAnnouncement(announcement: PeerAnnouncement, material: IdentityMaterial): Uint8Array {
@@ -85,7 +70,11 @@ export function verifyAnnouncement(datagram: Uint8Array, options: VerifyAnnounce
   }
   const claimed: NodeIdentity | undefined = announcement.identity
   if (claimed?.networkId !== spiffe.networkId || claimed.nodeId !== spiffe.name) {
-    return { ok: false, reason: 'identity-mismatch', detail: `claims ${claimed?.networkId}/${claimed?.nodeId}, certificate is ${spiffe.networkId}/${spiffe.name}` }
+    return {
+      ok: false,
+      reason: 'identity-mismatch',
+      detail: `claims ${claimed?.networkId}/${claimed?.nodeId}, certificate is ${spiffe.networkId}/${spiffe.name}`
+    }
   }
   if (spiffe.name === options.selfNodeId) return { ok: false, reason: 'self', detail: 'our own announcement' }
   const sentAt = announcement.sentAt?.getTime() ?? 0

@@ -1,11 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram'
 import { EventEmitter } from 'node:events'
-import {
-  silentLogger,
-  type Endpoint,
-  type Logger,
-  type Startable
-} from '@mycelium/core-interfaces'
+import { silentLogger, type Endpoint, type Logger, type Startable } from '@mycelium/core-interfaces'
 import type { IdentityStore } from '../identity/identity-store.js'
 import { announcedEndpoints, signAnnouncement, verifyAnnouncement, type IgnoreReason } from './announcement.js'
 
@@ -69,7 +64,16 @@ class DefaultMulticastDiscovery extends EventEmitter<MulticastDiscoveryEvents> i
   private readonly counts: DiscoveryCounters = {
     sent: 0,
     accepted: 0,
-    ignored: { malformed: 0, unsigned: 0, 'untrusted-certificate': 0, 'foreign-network': 0, 'bad-signature': 0, 'identity-mismatch': 0, stale: 0, self: 0 }
+    ignored: {
+      malformed: 0,
+      unsigned: 0,
+      'untrusted-certificate': 0,
+      'foreign-network': 0,
+      'bad-signature': 0,
+      'identity-mismatch': 0,
+      stale: 0,
+      self: 0
+    }
   }
 
   constructor(
@@ -148,14 +152,22 @@ class DefaultMulticastDiscovery extends EventEmitter<MulticastDiscoveryEvents> i
     if (socket == null || material == null) return // nothing to sign with yet
     const datagram = signAnnouncement(
       {
-        identity: { networkId: this.init.networkId, nodeId: this.init.nodeId, spiffeId: this.components.identity.spiffeId, certificateSha256: '' },
+        identity: {
+          networkId: this.init.networkId,
+          nodeId: this.init.nodeId,
+          spiffeId: this.components.identity.spiffeId,
+          certificateSha256: ''
+        },
         endpoints: this.init.endpoints(),
         sentAt: new Date(),
         sequence: ++this.sequence
       },
       material
     )
-    const targets = [...(this.init.multicast !== false ? [`${this.group}:${this.init.port ?? DEFAULT_MULTICAST_PORT}`] : []), ...(this.init.unicastTargets ?? [])]
+    const targets = [
+      ...(this.init.multicast !== false ? [`${this.group}:${this.init.port ?? DEFAULT_MULTICAST_PORT}`] : []),
+      ...(this.init.unicastTargets ?? [])
+    ]
     for (const target of targets) {
       const i = target.lastIndexOf(':')
       socket.send(datagram, Number(target.slice(i + 1)), target.slice(0, i), (err) => {

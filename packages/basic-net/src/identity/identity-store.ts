@@ -55,7 +55,11 @@ async function readOptional(path: string): Promise<string | undefined> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return undefined
-    throw new InvalidInputError(code === 'EISDIR' ? 'a directory is in place of the file' : `cannot read (${code ?? (err as Error).message})`, path, { cause: err })
+    throw new InvalidInputError(
+      code === 'EISDIR' ? 'a directory is in place of the file' : `cannot read (${code ?? (err as Error).message})`,
+      path,
+      { cause: err }
+    )
   }
 }
 
@@ -79,7 +83,10 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   private readonly caListeners = new Set<CaListener>()
   private readonly identityListeners = new Set<IdentityListener>()
 
-  constructor(components: IdentityStoreComponents, private readonly init: IdentityStoreInit) {
+  constructor(
+    components: IdentityStoreComponents,
+    private readonly init: IdentityStoreInit
+  ) {
     super()
     this.log = (components.logger ?? silentLogger()).forComponent('basic-net:identity')
     this.role = init.role ?? 'node'
@@ -99,7 +106,10 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
     await this.loadKey(true)
     await this.reload()
     if (this.timer != null) return // a concurrent start() got here first: one reload timer only
-    this.timer = setInterval(() => void this.reload().catch((err: unknown) => this.log.error('identity reload failed', { err })), this.init.reloadIntervalMs ?? DEFAULT_IDENTITY_RELOAD_INTERVAL_MS)
+    this.timer = setInterval(
+      () => void this.reload().catch((err: unknown) => this.log.error('identity reload failed', { err })),
+      this.init.reloadIntervalMs ?? DEFAULT_IDENTITY_RELOAD_INTERVAL_MS
+    )
     this.timer.unref()
   }
 
@@ -178,7 +188,8 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
     } else if (chain == null || ca == null) {
       report = {
         state: IdentityState.MISSING,
-        reason: chain == null ? `no certificate at ${this.init.certificateFile}: enrolment needed` : `no trust bundle at ${this.init.caFile}`,
+        reason:
+          chain == null ? `no certificate at ${this.init.certificateFile}: enrolment needed` : `no trust bundle at ${this.init.caFile}`,
         usable: false
       }
     } else {

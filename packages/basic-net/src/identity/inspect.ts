@@ -94,7 +94,11 @@ export function inspectIdentity(material: IdentityMaterial, options: InspectOpti
 
   let spiffeId: SpiffeId
   try {
-    spiffeId = checkPeerIdentity(leaf.subjectAltName, { networkId: options.networkId, role: options.role, ...(options.name != null ? { name: options.name } : {}) }, 'own certificate')
+    spiffeId = checkPeerIdentity(
+      leaf.subjectAltName,
+      { networkId: options.networkId, role: options.role, ...(options.name != null ? { name: options.name } : {}) },
+      'own certificate'
+    )
   } catch (err) {
     return invalid((err as Error).message)
   }

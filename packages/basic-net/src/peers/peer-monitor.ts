@@ -13,7 +13,14 @@ import {
   type Startable
 } from '@mycelium/core-interfaces'
 import { anySignal } from '@mycelium/core-utils'
-import { DEFAULT_EXPECTED_INTERVAL_MS, DEFAULT_SUSPECT_PHI, PhiAccrualDetector, type DetectorState, type DetectorTransition, type PhiAccrualInit } from '../failure-detector.js'
+import {
+  DEFAULT_EXPECTED_INTERVAL_MS,
+  DEFAULT_SUSPECT_PHI,
+  PhiAccrualDetector,
+  type DetectorState,
+  type DetectorTransition,
+  type PhiAccrualInit
+} from '../failure-detector.js'
 
 /** Peers' answers are decoded strictly and bounded (a peer is not trusted). */
 const StrictPeerAssistClient = strictClient(PeerAssistClient, { maxBytes: 8 * 1024 * 1024 })
@@ -158,8 +165,10 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Peer
    * shown in force).
    */
   retune(t: { pingIntervalMs?: number; suspectPhi?: number }): void {
-    if (t.pingIntervalMs != null && !(Number.isFinite(t.pingIntervalMs) && t.pingIntervalMs > 0)) throw new InvalidConfigError(`${t.pingIntervalMs} ms is not a ping interval (must be above 0)`, 'peer monitor pingIntervalMs')
-    if (t.suspectPhi != null && !(Number.isFinite(t.suspectPhi) && t.suspectPhi > 0)) throw new InvalidConfigError(`${t.suspectPhi} is not a suspicion threshold (must be above 0)`, 'peer monitor suspectPhi')
+    if (t.pingIntervalMs != null && !(Number.isFinite(t.pingIntervalMs) && t.pingIntervalMs > 0))
+      throw new InvalidConfigError(`${t.pingIntervalMs} ms is not a ping interval (must be above 0)`, 'peer monitor pingIntervalMs')
+    if (t.suspectPhi != null && !(Number.isFinite(t.suspectPhi) && t.suspectPhi > 0))
+      throw new InvalidConfigError(`${t.suspectPhi} is not a suspicion threshold (must be above 0)`, 'peer monitor suspectPhi')
     if (t.pingIntervalMs != null) {
       this.timeoutMs = this.init.pingTimeoutMs ?? t.pingIntervalMs
       this.intervalMs = t.pingIntervalMs

@@ -90,7 +90,9 @@ export function endpointCredentials(identity: IdentityStore, base: PeerRequireme
       }
       credentials =
         required instanceof Error
-          ? grpc.experimental.createCertificateProviderChannelCredentials(identity, identity, { checkServerIdentity: () => required as Error })
+          ? grpc.experimental.createCertificateProviderChannelCredentials(identity, identity, {
+              checkServerIdentity: () => required as Error
+            })
           : clientCredentials(identity, required)
       cache.set(key, credentials)
     }
@@ -128,6 +130,9 @@ export function serverCredentials(identity: IdentityStore, required: PeerRequire
 }
 
 /** The SPIFFE identity of the caller of a server handler (already checked by the interceptor). */
-export function callerIdentity(call: { getAuthContext(): { sslPeerCertificate?: { subjectaltname?: string } } }, required: PeerRequirement): ReturnType<typeof checkPeerIdentity> {
+export function callerIdentity(
+  call: { getAuthContext(): { sslPeerCertificate?: { subjectaltname?: string } } },
+  required: PeerRequirement
+): ReturnType<typeof checkPeerIdentity> {
   return checkPeerIdentity(call.getAuthContext().sslPeerCertificate?.subjectaltname, required, 'caller')
 }

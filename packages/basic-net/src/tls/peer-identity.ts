@@ -5,8 +5,7 @@ export class PeerIdentityError extends Error {
   static readonly NAME = 'PeerIdentityError'
   override readonly name = PeerIdentityError.NAME
 }
-export const isPeerIdentityError = (err: unknown): err is PeerIdentityError =>
-  err instanceof Error && err.name === PeerIdentityError.NAME
+export const isPeerIdentityError = (err: unknown): err is PeerIdentityError => err instanceof Error && err.name === PeerIdentityError.NAME
 
 export interface PeerRequirement {
   networkId: string

@@ -92,12 +92,27 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
           return
         }
         const cmd = plan.command
-        const verdict = validateCommand(cmd, { nowMs: this.now(), networkId: this.init.networkId, nodeId: this.init.nodeId, operatorKeys: this.init.operatorKeys() })
+        const verdict = validateCommand(cmd, {
+          nowMs: this.now(),
+          networkId: this.init.networkId,
+          nodeId: this.init.nodeId,
+          operatorKeys: this.init.operatorKeys()
+        })
         if (!verdict.ok) {
-          await this.report(cmd.commandId, entry.kind, entry.source, CommandState.FAILED, `interrupted by an agent restart and not resumed: ${verdict.reason}`)
+          await this.report(
+            cmd.commandId,
+            entry.kind,
+            entry.source,
+            CommandState.FAILED,
+            `interrupted by an agent restart and not resumed: ${verdict.reason}`
+          )
           return
         }
-        this.log.info('resuming a command interrupted by an agent restart', { commandId: cmd.commandId, kind: entry.kind, wasRunning: plan.wasRunning })
+        this.log.info('resuming a command interrupted by an agent restart', {
+          commandId: cmd.commandId,
+          kind: entry.kind,
+          wasRunning: plan.wasRunning
+        })
         await this.run(cmd, entry.source, verdict, plan.wasRunning ? 'resumed after an agent restart' : 'started after an agent restart')
       })
     }
@@ -130,7 +145,14 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
    * made durable; the update is still reported (it is what happened) and the
    * journal keeps retrying the write in the background.
    */
-  private async report(commandId: string, kind: string, source: 'remote' | 'local', state: CommandState, reason = '', cmd?: Command): Promise<boolean> {
+  private async report(
+    commandId: string,
+    kind: string,
+    source: 'remote' | 'local',
+    state: CommandState,
+    reason = '',
+    cmd?: Command
+  ): Promise<boolean> {
     let durable = true
     try {
       await this.journal.record(commandId, kind, source, state, reason, cmd != null ? { command: cmd } : {})
@@ -138,7 +160,8 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
       durable = false
       this.log.error('command state not journaled', { commandId, state: CommandState[state], err })
     }
-    const log = state === CommandState.FAILED || state === CommandState.REJECTED ? this.log.warn.bind(this.log) : this.log.info.bind(this.log)
+    const log =
+      state === CommandState.FAILED || state === CommandState.REJECTED ? this.log.warn.bind(this.log) : this.log.info.bind(this.log)
     log('command', { commandId, kind, state: CommandState[state], reason, source })
     this.emitUpdate({ commandId, state, reason, at: new Date(), replayed: false }, source)
     return durable
@@ -158,7 +181,12 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
       this.emitUpdate(current, source)
       return
     }
-    const verdict = validateCommand(cmd, { nowMs: this.now(), networkId: this.init.networkId, nodeId: this.init.nodeId, operatorKeys: this.init.operatorKeys() })
+    const verdict = validateCommand(cmd, {
+      nowMs: this.now(),
+      networkId: this.init.networkId,
+      nodeId: this.init.nodeId,
+      operatorKeys: this.init.operatorKeys()
+    })
     if (!verdict.ok) {
       await this.reportRefusal(cmd, source, verdict.reason)
       return
@@ -199,7 +227,13 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
     // RUNNING is durable before the handler runs: after a crash the node knows it may have run.
     if (resumeReason != null && !(await this.report(cmd.commandId, kindOf(cmd), source, CommandState.RUNNING, resumeReason, cmd))) {
       // Still unfinished on disk: the next start applies the restart rule again.
-      await this.report(cmd.commandId, kindOf(cmd), source, CommandState.FAILED, `not resumed: the command journal cannot be written (${this.journal.writeFailure ?? 'write failed'})`)
+      await this.report(
+        cmd.commandId,
+        kindOf(cmd),
+        source,
+        CommandState.FAILED,
+        `not resumed: the command journal cannot be written (${this.journal.writeFailure ?? 'write failed'})`
+      )
       return
     }
     const work = (async (): Promise<string | undefined> => {
@@ -208,7 +242,10 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
           await this.handlers.restart(kind.value.component)
           return undefined
         case 'reconfigure': {
-          const outcome = await this.handlers.reconfigure(kind.value.config!, kind.value.confirmWindow != null ? durationToMs(kind.value.confirmWindow, 0) : undefined)
+          const outcome = await this.handlers.reconfigure(
+            kind.value.config!,
+            kind.value.confirmWindow != null ? durationToMs(kind.value.confirmWindow, 0) : undefined
+          )
           return outcome.outcome === 'promoted' ? undefined : `config v${outcome.version} ${outcome.outcome}: ${outcome.reason}`
         }
         case 'emergency':
@@ -221,7 +258,8 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
     const deadlineMs = cmd.deadline != null ? cmd.deadline.getTime() - this.now() : undefined
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<string>((resolve) => {
-      if (deadlineMs != null) timer = setTimeout(() => resolve(`deadline exceeded while running (${cmd.deadline!.toISOString()})`), Math.max(0, deadlineMs))
+      if (deadlineMs != null)
+        timer = setTimeout(() => resolve(`deadline exceeded while running (${cmd.deadline!.toISOString()})`), Math.max(0, deadlineMs))
     })
     try {
       const failure = await Promise.race([work, timeout])

@@ -8,13 +8,7 @@ import {
   type CommandUpdate,
   type Logger
 } from '@mycelium/core-interfaces'
-import {
-  Backoff,
-  isCorruptStateError,
-  readStateFile,
-  writeStateFile,
-  type BackoffOptions
-} from '@mycelium/core-utils'
+import { Backoff, isCorruptStateError, readStateFile, writeStateFile, type BackoffOptions } from '@mycelium/core-utils'
 
 /**
  * The command journal: a write-ahead record of every command the node saw,
@@ -125,7 +119,8 @@ export function planInterrupted(entry: JournalEntry, nowMs: number): Interrupted
     command = undefined
   }
   if (command == null) return { action: 'fail', reason: `${INTERRUPTED_REASON} (the journal did not keep the command to resume it)` }
-  if (wasRunning && !isIdempotent(command)) return { action: 'fail', reason: `${INTERRUPTED_REASON} while running (${entry.kind} is not safe to run again)` }
+  if (wasRunning && !isIdempotent(command))
+    return { action: 'fail', reason: `${INTERRUPTED_REASON} while running (${entry.kind} is not safe to run again)` }
   return { action: 'resume', command, wasRunning }
 }
 
@@ -171,11 +166,13 @@ export class CommandJournal {
     const problems: string[] = []
     try {
       const content = await readStateFile(path)
-      if (content?.recoveredFromPrevious != null) problems.push(`${path}: ${content.recoveredFromPrevious.reason}; started on its previous good copy`)
+      if (content?.recoveredFromPrevious != null)
+        problems.push(`${path}: ${content.recoveredFromPrevious.reason}; started on its previous good copy`)
       if (content != null) {
         const parsed = JSON.parse(content.data.toString('utf8')) as unknown
         if (!Array.isArray(parsed)) throw new InvalidInputError('not a journal (expected a list of entries)', path)
-        for (const e of parsed as JournalEntry[]) if (typeof e?.commandId === 'string' && Array.isArray(e.updates)) entries.set(e.commandId, e)
+        for (const e of parsed as JournalEntry[])
+          if (typeof e?.commandId === 'string' && Array.isArray(e.updates)) entries.set(e.commandId, e)
       }
     } catch (err) {
       // Both name the file already (CorruptStateError by path, InvalidInputError by `where`).
@@ -187,7 +184,8 @@ export class CommandJournal {
     for (const p of problems) journal.log.error('command journal problem', { problem: p })
     const now = Date.now()
     for (const entry of entries.values()) {
-      if (!FINAL_STATES.has(entry.updates.at(-1)?.state ?? CommandState.UNSPECIFIED)) journal.interrupted.push({ entry, plan: planInterrupted(entry, now) })
+      if (!FINAL_STATES.has(entry.updates.at(-1)?.state ?? CommandState.UNSPECIFIED))
+        journal.interrupted.push({ entry, plan: planInterrupted(entry, now) })
     }
     return journal
   }
@@ -230,7 +228,11 @@ export class CommandJournal {
 
   /** Ids of finished commands, newest first (sent at registration). */
   completedIds(max = 50): string[] {
-    return [...this.entries.values()].filter((e) => this.outcome(e.commandId) != null).map((e) => e.commandId).reverse().slice(0, max)
+    return [...this.entries.values()]
+      .filter((e) => this.outcome(e.commandId) != null)
+      .map((e) => e.commandId)
+      .reverse()
+      .slice(0, max)
   }
 
   /**
@@ -265,7 +267,14 @@ export class CommandJournal {
     }
   }
 
-  private apply(commandId: string, kind: string, source: JournalEntry['source'], states: CommandState[], reason: string, extra: { command?: Command }): void {
+  private apply(
+    commandId: string,
+    kind: string,
+    source: JournalEntry['source'],
+    states: CommandState[],
+    reason: string,
+    extra: { command?: Command }
+  ): void {
     let entry = this.entries.get(commandId)
     if (entry == null) {
       this.prune(Date.now())
@@ -333,7 +342,8 @@ export class CommandJournal {
         this.settle(version)
       } catch (err) {
         const error = err as Error
-        if (this.writeProblem !== error.message) this.log.error('command journal write failed; retrying with backoff', { path: this.path, err: error })
+        if (this.writeProblem !== error.message)
+          this.log.error('command journal write failed; retrying with backoff', { path: this.path, err: error })
         this.writeProblem = error.message
         for (const w of this.waiters.splice(0)) w.reject(error)
         const delayMs = this.backoff.next()

@@ -76,7 +76,11 @@ export class CommandSession {
 
   private async loop(signal: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: 250, maxMs: 10_000, ...this.init.reconnect })
-    this.client = new StrictCommandChannelClient(this.init.endpoint.address, credentialsFor(this.init.credentials, this.init.endpoint), this.init.channelOptions)
+    this.client = new StrictCommandChannelClient(
+      this.init.endpoint.address,
+      credentialsFor(this.init.credentials, this.init.endpoint),
+      this.init.channelOptions
+    )
     while (!signal.aborted) {
       const reason = await this.once(signal)
       if (signal.aborted) return
@@ -110,7 +114,12 @@ export class CommandSession {
         stream.cancel()
         return
       }
-      stream.write({ message: { $case: 'hello', value: { identity: this.init.identity, contractVersions: supportedContractVersions(), leaseId: this.init.leaseId } } })
+      stream.write({
+        message: {
+          $case: 'hello',
+          value: { identity: this.init.identity, contractVersions: supportedContractVersions(), leaseId: this.init.leaseId }
+        }
+      })
       this.open = true
       // Statuses the manager may have missed (commands finished while no
       // session was open, or resolved after a restart) go first.

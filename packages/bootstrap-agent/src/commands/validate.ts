@@ -62,6 +62,10 @@ function validateEmergency(
   if (keys == null || keys.keys.size === 0) return { ok: false, reason: 'no operator keys are trusted; emergency commands are refused' }
   const { valid, unknown } = tallySignatures(bytes, signatures, keys)
   if (valid.size >= keys.threshold) return { ok: true, operation: op }
-  if (unknown.length > 0) return { ok: false, reason: `emergency operation signed by unknown key ${unknown.join(', ')} (${valid.size} valid of ${keys.threshold})` }
+  if (unknown.length > 0)
+    return {
+      ok: false,
+      reason: `emergency operation signed by unknown key ${unknown.join(', ')} (${valid.size} valid of ${keys.threshold})`
+    }
   return { ok: false, reason: `emergency operation lacks a valid operator signature (${valid.size} valid of ${keys.threshold})` }
 }

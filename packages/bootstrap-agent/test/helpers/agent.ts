@@ -4,7 +4,13 @@ import { clientCredentials, createIdentityStore, type IdentityStore } from '@myc
 import { createSporeClient, fileSource, sporeServiceSource, type SporeClient } from '@mycelium/spore-client'
 import type { DevNetwork } from '@mycelium/dev-network'
 import { until as untilTrue } from '@mycelium/testing'
-import { createBootstrapAgent, type BootstrapAgent, type BootstrapAgentComponents, type BootstrapAgentInit, type NodeHealth } from '../../src/index.js'
+import {
+  createBootstrapAgent,
+  type BootstrapAgent,
+  type BootstrapAgentComponents,
+  type BootstrapAgentInit,
+  type NodeHealth
+} from '../../src/index.js'
 
 export interface AgentOptions {
   joinToken?: string
@@ -47,7 +53,12 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
             endpoints: () => client!.resolveService('spore-manager')
           })
         },
-        { networkId: net.networkId, trustBundle, cachePath: join(stateDir, 'spores', 'cache.bin'), reconnect: { initialMs: 200, maxMs: 2000 } }
+        {
+          networkId: net.networkId,
+          trustBundle,
+          cachePath: join(stateDir, 'spores', 'cache.bin'),
+          reconnect: { initialMs: 200, maxMs: 2000 }
+        }
       )
       options.onSporeClient?.(client)
       return client

@@ -54,10 +54,7 @@ class HttpsSporeSource implements SporeSource {
             res.resume()
             const retryAfterS = Number(res.headers['retry-after'])
             reject(
-              new UnavailableError(
-                `${this.id}: HTTP ${res.statusCode}`,
-                Number.isFinite(retryAfterS) ? retryAfterS * 1000 : undefined
-              )
+              new UnavailableError(`${this.id}: HTTP ${res.statusCode}`, Number.isFinite(retryAfterS) ? retryAfterS * 1000 : undefined)
             )
             return
           }

@@ -39,16 +39,21 @@ class PeerSporeSource implements SporeSource {
     return this.guard.run(options, async (signal) => {
       const peers = this.init.peers().slice(0, this.init.maxPeersPerFetch ?? 3)
       if (peers.length === 0) throw new UnavailableError(`${this.id}: no peers known`)
-      return firstAnswer(`${this.id}: no peer answered`, peers.map((p) => p.address), signal, async (address) => {
-        const client = this.pool.get(address)
-        const res = await callUnary<GetSporesRequest, GetSporesResponse>(
-          client.getSpores.bind(client),
-          { knownSequences: options.knownSequences ?? {} },
-          signal,
-          this.guard.timeoutMs
-        )
-        return res.spores
-      })
+      return firstAnswer(
+        `${this.id}: no peer answered`,
+        peers.map((p) => p.address),
+        signal,
+        async (address) => {
+          const client = this.pool.get(address)
+          const res = await callUnary<GetSporesRequest, GetSporesResponse>(
+            client.getSpores.bind(client),
+            { knownSequences: options.knownSequences ?? {} },
+            signal,
+            this.guard.timeoutMs
+          )
+          return res.spores
+        }
+      )
     })
   }
 

@@ -12,12 +12,7 @@ import {
 } from '@mycelium/core-interfaces'
 import { credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import { callUnary, ClientPool, firstAnswer, unavailable } from './grpc-call.js'
-import {
-  SourceGuard,
-  type SourceGuardInit,
-  type SporeFetchOptions,
-  type WatchableSporeSource
-} from './source.js'
+import { SourceGuard, type SourceGuardInit, type SporeFetchOptions, type WatchableSporeSource } from './source.js'
 
 /** Responses are decoded strictly (canonical varints, timestamps in range, size-bounded). */
 const StrictSporeServiceClient = strictClient(SporeServiceClient, { maxBytes: 8 * 1024 * 1024 })
@@ -78,7 +73,12 @@ class SporeServiceSource implements WatchableSporeSource {
         signal,
         async (address) => {
           const client = this.pool.get(address)
-          const res = await callUnary<{ namePrefix: string }, ListSporesResponse>(client.listSpores.bind(client), { namePrefix: '' }, signal, this.guard.timeoutMs)
+          const res = await callUnary<{ namePrefix: string }, ListSporesResponse>(
+            client.listSpores.bind(client),
+            { namePrefix: '' },
+            signal,
+            this.guard.timeoutMs
+          )
           return res.spores
         },
         () => this.next++
@@ -89,9 +89,7 @@ class SporeServiceSource implements WatchableSporeSource {
   async *watch(options: SporeFetchOptions): AsyncIterable<SignedSpore[]> {
     this.guard.admit(options)
     const endpoint = this.ordered()[0]!
-    const call = this.pool
-      .get(this.keyOf(endpoint))
-      .watchSpores({ namePrefix: '', knownSequences: options.knownSequences ?? {} })
+    const call = this.pool.get(this.keyOf(endpoint)).watchSpores({ namePrefix: '', knownSequences: options.knownSequences ?? {} })
     const onAbort = (): void => call.cancel()
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {

@@ -67,7 +67,8 @@ export function startAgentProcess(
   writeFileSync(tokenFile, joinToken)
   writeFileSync(
     config,
-    net.nodeConfigYaml({ nodeId, stateDir: join(dir, nodeId), joinTokenFile: tokenFile, socketPath: socket, logLevel: 'warn' }) + extra.join('\n')
+    net.nodeConfigYaml({ nodeId, stateDir: join(dir, nodeId), joinTokenFile: tokenFile, socketPath: socket, logLevel: 'warn' }) +
+      extra.join('\n')
   )
   const startedAt = performance.now()
   const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), releaseArtifact().bin, 'run', '--config', config], {
@@ -82,7 +83,13 @@ export function startAgentProcess(
 }
 
 /** Polls NodeStatus until `predicate`; returns ms since `since` (performance.now()). */
-export async function untilStatus(socket: string, since: number, predicate: (phase: Phase) => boolean, timeoutMs = 60_000, pollMs = 5): Promise<number> {
+export async function untilStatus(
+  socket: string,
+  since: number,
+  predicate: (phase: Phase) => boolean,
+  timeoutMs = 60_000,
+  pollMs = 5
+): Promise<number> {
   const end = Date.now() + timeoutMs
   for (;;) {
     try {
@@ -118,7 +125,9 @@ const GNU_TIME = '/usr/bin/time'
 export function timedRun(args: string[]): { ms: number; peakRssMb: number } {
   const wrapped = existsSync(GNU_TIME)
   const t = performance.now()
-  const r = wrapped ? spawnSync(GNU_TIME, ['-f', '%M', process.execPath, ...args], { encoding: 'utf8' }) : spawnSync(process.execPath, args, { encoding: 'utf8' })
+  const r = wrapped
+    ? spawnSync(GNU_TIME, ['-f', '%M', process.execPath, ...args], { encoding: 'utf8' })
+    : spawnSync(process.execPath, args, { encoding: 'utf8' })
   const ms = performance.now() - t
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${r.stderr.slice(-500)}`)
   const kb = wrapped ? Number(/(\d+)\s*$/.exec(r.stderr)?.[1] ?? 'NaN') : Number.NaN

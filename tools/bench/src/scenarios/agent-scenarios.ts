@@ -119,7 +119,10 @@ export function agentScenarios(): Scenario[] {
       let probe: { nodeArgs: string[]; env: Record<string, string> } | undefined
       if (heapSnapshots !== '') {
         mkdirSync(heapSnapshots, { recursive: true })
-        probe = { nodeArgs: ['--expose-gc', '-r', writeHeapProbe(heapSnapshots)], env: { PROBE_OUT: join(heapSnapshots, 'memory.json'), PROBE_SNAP: join(heapSnapshots, 'current.heapsnapshot') } }
+        probe = {
+          nodeArgs: ['--expose-gc', '-r', writeHeapProbe(heapSnapshots)],
+          env: { PROBE_OUT: join(heapSnapshots, 'memory.json'), PROBE_SNAP: join(heapSnapshots, 'current.heapsnapshot') }
+        }
       }
       const agent = startAgentProcess(net, dir, 'bench-node', token, [], probe ?? {})
       await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
@@ -161,12 +164,27 @@ export function agentScenarios(): Scenario[] {
       growth[`churn-rss-growth-${churnMinutes}min`] = (rssBytes(agent.child.pid!) - before) / 2 ** 20
       if (probe != null) {
         growth['churn-heap-growth'] = (await snapshot('churn-end')) - heapBefore
-        console.log(`  heap diff churn-start → churn-end (self size by type:constructor):\n    ${heapDiff(join(heapSnapshots, 'churn-start.heapsnapshot'), join(heapSnapshots, 'churn-end.heapsnapshot')).join('\n    ')}`)
+        console.log(
+          `  heap diff churn-start → churn-end (self size by type:constructor):\n    ${heapDiff(join(heapSnapshots, 'churn-start.heapsnapshot'), join(heapSnapshots, 'churn-end.heapsnapshot')).join('\n    ')}`
+        )
       }
       await stopAgent(agent)
-      return { bundle: bundleMb, 'bundle-with-kubernetes-client': withKubernetesClientMb, 'idle-rss': idle, 'node-idle-rss': nodeIdle, 'idle-vs-node': idle / nodeIdle, ...growth }
+      return {
+        bundle: bundleMb,
+        'bundle-with-kubernetes-client': withKubernetesClientMb,
+        'idle-rss': idle,
+        'node-idle-rss': nodeIdle,
+        'idle-vs-node': idle / nodeIdle,
+        ...growth
+      }
     }
   }
 
-  return [coldStart, failureDetection, footprint].map((s) => ({ ...s, teardown: async () => { await shared?.cleanup(); shared = undefined } }))
+  return [coldStart, failureDetection, footprint].map((s) => ({
+    ...s,
+    teardown: async () => {
+      await shared?.cleanup()
+      shared = undefined
+    }
+  }))
 }

@@ -26,7 +26,6 @@ async function fleet(net: DevNetwork, dir: string, n: number): Promise<MyceliumN
   return nodes
 }
 
-
 function scale(n: number): Scenario {
   return {
     id: `scale-${n}`,
@@ -54,7 +53,8 @@ function scale(n: number): Scenario {
         const cpu = process.cpuUsage(cpu0)
         const acks = nodes.reduce((a, x) => a + x.agent.counters.heartbeatAcks, 0) - acks0
         const back = new Map<MyceliumNode, number>()
-        for (const x of nodes) x.agent.on('transition', (t) => void (t.to === Phase.MANAGED && !back.has(x) && back.set(x, performance.now())))
+        for (const x of nodes)
+          x.agent.on('transition', (t) => void (t.to === Phase.MANAGED && !back.has(x) && back.set(x, performance.now())))
         await net.stopManager('network-manager')
         await new Promise((r) => setTimeout(r, 3000))
         const restarted = performance.now()
@@ -66,7 +66,12 @@ function scale(n: number): Scenario {
           perSecond.set(s, (perSecond.get(s) ?? 0) + 1)
         }
         const last = Math.max(...back.values())
-        process.stdout.write(`    reconnections per second: ${[...perSecond.entries()].sort((a, b) => a[0] - b[0]).map(([s, c]) => `${s}s:${c}`).join(' ')}\n`)
+        process.stdout.write(
+          `    reconnections per second: ${[...perSecond.entries()]
+            .sort((a, b) => a[0] - b[0])
+            .map(([s, c]) => `${s}s:${c}`)
+            .join(' ')}\n`
+        )
         return {
           'start-to-all-managed': started,
           'restart-to-all-managed': (last - restarted) / 1000,
@@ -84,7 +89,8 @@ function scale(n: number): Scenario {
 
 const micro: Scenario = {
   id: 'micro-commands',
-  description: 'command round trip on one CommandChannel stream (an update command: validated, journaled with fsync, REJECTED, reported) and commands per second, 500 in flight',
+  description:
+    'command round trip on one CommandChannel stream (an update command: validated, journaled with fsync, REJECTED, reported) and commands per second, 500 in flight',
   runs: 5,
   metrics: [
     { name: 'round-trip', unit: 'ms', better: 'lower' },
@@ -129,6 +135,9 @@ const micro: Scenario = {
 }
 
 export function fleetScenarios(): Scenario[] {
-  const sizes = (process.env.BENCH_SCALE_N ?? '100,500,1000').split(',').map(Number).filter((x) => x > 0)
+  const sizes = (process.env.BENCH_SCALE_N ?? '100,500,1000')
+    .split(',')
+    .map(Number)
+    .filter((x) => x > 0)
   return [...sizes.map(scale), micro]
 }

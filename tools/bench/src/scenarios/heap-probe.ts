@@ -56,7 +56,11 @@ export function heapDiff(a: string, b: string, top = 15): string[] {
   const after = heapByConstructor(b)
   const keys = new Set([...before.keys(), ...after.keys()])
   return [...keys]
-    .map((k) => ({ k, bytes: (after.get(k)?.bytes ?? 0) - (before.get(k)?.bytes ?? 0), count: (after.get(k)?.count ?? 0) - (before.get(k)?.count ?? 0) }))
+    .map((k) => ({
+      k,
+      bytes: (after.get(k)?.bytes ?? 0) - (before.get(k)?.bytes ?? 0),
+      count: (after.get(k)?.count ?? 0) - (before.get(k)?.count ?? 0)
+    }))
     .filter((d) => d.bytes !== 0 || d.count !== 0)
     .sort((x, y) => Math.abs(y.bytes) - Math.abs(x.bytes))
     .slice(0, top)

@@ -38,7 +38,14 @@ const supervision: Scenario = (() => {
       const runtime = createK3sRuntime(
         {},
         {
-          k3s: K3sConfig.fromPartial({ enabled: true, role: K3sRole.SERVER, binaryPath: FAKE_K3S, dataDir: join(dir, 'data'), extraArgs: ['--https-listen-port', '0'], criSocket: join(dir, 'none.sock') }),
+          k3s: K3sConfig.fromPartial({
+            enabled: true,
+            role: K3sRole.SERVER,
+            binaryPath: FAKE_K3S,
+            dataDir: join(dir, 'data'),
+            extraArgs: ['--https-listen-port', '0'],
+            criSocket: join(dir, 'none.sock')
+          }),
           nodeId: 'bench',
           stateDir: dir,
           workloadsIntervalMs: 60_000,

@@ -8,7 +8,10 @@ import type { Scenario } from '../harness.js'
  * Spore verifications per second on one core: decode, Ed25519 signature
  * check(s), network/time/rollback checks — the node's full verifySpore.
  */
-function keysAndBundle(n: number, threshold: number): { bundle: TrustBundle; keys: Array<{ keyId: string; privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'] }> } {
+function keysAndBundle(
+  n: number,
+  threshold: number
+): { bundle: TrustBundle; keys: Array<{ keyId: string; privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'] }> } {
   const keys = Array.from({ length: n }, () => {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519')
     const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
@@ -27,7 +30,10 @@ function keysAndBundle(n: number, threshold: number): { bundle: TrustBundle; key
   }
 }
 
-function makeSpores(count: number, signers: Array<{ keyId: string; privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'] }>): SignedSpore[] {
+function makeSpores(
+  count: number,
+  signers: Array<{ keyId: string; privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'] }>
+): SignedSpore[] {
   const now = Date.now()
   return Array.from({ length: count }, (_, i) => {
     const bytes = Buffer.from(
@@ -119,8 +125,4 @@ const reverify: Scenario = {
   }
 }
 
-export const sporeVerifyScenarios: Scenario[] = [
-  scenario('spore-verify-1of1', 1, 1, 10_000),
-  scenario('spore-verify-2of3', 3, 2),
-  reverify
-]
+export const sporeVerifyScenarios: Scenario[] = [scenario('spore-verify-1of1', 1, 1, 10_000), scenario('spore-verify-2of3', 3, 2), reverify]

@@ -1,10 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
 import { join } from 'node:path'
-import {
-  NetworkManagerClient,
-  supportedContractVersions,
-  type EnrollResponse
-} from '@mycelium/core-interfaces'
+import { NetworkManagerClient, supportedContractVersions, type EnrollResponse } from '@mycelium/core-interfaces'
 import { clientCredentials, createIdentityStore, defaultChannelOptions, type IdentityStore } from '@mycelium/basic-net'
 import type { DevNetwork } from '../../src/index.js'
 
@@ -20,18 +16,36 @@ export function unary<Req, Res>(
 
 /** A node's identity store in `dir` (key created there). */
 export async function nodeStore(net: DevNetwork, nodeId: string, dir: string, networkId = net.networkId): Promise<IdentityStore> {
-  const store = createIdentityStore({}, { networkId, name: nodeId, keyFile: join(dir, `${nodeId}.key`), certificateFile: join(dir, `${nodeId}.crt`), caFile: join(dir, `${nodeId}-ca.crt`) })
+  const store = createIdentityStore(
+    {},
+    {
+      networkId,
+      name: nodeId,
+      keyFile: join(dir, `${nodeId}.key`),
+      certificateFile: join(dir, `${nodeId}.crt`),
+      caFile: join(dir, `${nodeId}-ca.crt`)
+    }
+  )
   await store.start()
   return store
 }
 
 /** A client for the enrolment endpoint: TLS trusting the CA, no client certificate. */
 export function enrollmentClient(net: DevNetwork): NetworkManagerClient {
-  return new NetworkManagerClient(net.endpoints.enrollment, grpc.credentials.createSsl(Buffer.from(net.caPem), null, null, { checkServerIdentity: () => undefined }), defaultChannelOptions(net.networkId))
+  return new NetworkManagerClient(
+    net.endpoints.enrollment,
+    grpc.credentials.createSsl(Buffer.from(net.caPem), null, null, { checkServerIdentity: () => undefined }),
+    defaultChannelOptions(net.networkId)
+  )
 }
 
 /** Enrols through the real rpc and installs the certificate. */
-export async function enrolledNode(net: DevNetwork, nodeId: string, dir: string, joinToken?: string): Promise<{ store: IdentityStore; response: EnrollResponse }> {
+export async function enrolledNode(
+  net: DevNetwork,
+  nodeId: string,
+  dir: string,
+  joinToken?: string
+): Promise<{ store: IdentityStore; response: EnrollResponse }> {
   const store = await nodeStore(net, nodeId, dir)
   const client = enrollmentClient(net)
   try {
@@ -51,5 +65,9 @@ export async function enrolledNode(net: DevNetwork, nodeId: string, dir: string,
 
 /** A NetworkManager client presenting the node identity and requiring a manager. */
 export function managerClient(net: DevNetwork, store: IdentityStore): NetworkManagerClient {
-  return new NetworkManagerClient(net.endpoints.networkManager, clientCredentials(store, { networkId: net.networkId, role: 'manager' }), defaultChannelOptions(net.networkId))
+  return new NetworkManagerClient(
+    net.endpoints.networkManager,
+    clientCredentials(store, { networkId: net.networkId, role: 'manager' }),
+    defaultChannelOptions(net.networkId)
+  )
 }
