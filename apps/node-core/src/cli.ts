@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { NodeConfig } from '@mycelium/core-interfaces'
 import { devStatusSocket } from './dev-socket.js'
@@ -63,15 +62,23 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--set <key=value>', 'override a config key, e.g. --set logging.level=debug (repeatable)', collect, [])
     .option('--join-token-file <file>', 'file holding the join token for the first enrolment')
     .action(async (opts: { config: string; set: string[]; joinTokenFile?: string }) => {
-      const [{ loadConfig }, { stateDirOf }, { prepareStatusSocket }, { createLogger }, { MyceliumNode }, { Supervisor }] =
-        await Promise.all([
-          import('./config.js'),
-          import('./identity.js'),
-          import('./status-server.js'),
-          import('./logging.js'),
-          import('./node.js'),
-          import('./supervisor.js')
-        ])
+      const [
+        { loadConfig },
+        { stateDirOf },
+        { prepareStatusSocket },
+        { createLogger },
+        { MyceliumNode },
+        { Supervisor },
+        { logLevel, statusSocketPath }
+      ] = await Promise.all([
+        import('./config.js'),
+        import('./identity.js'),
+        import('./status-server.js'),
+        import('./logging.js'),
+        import('./node.js'),
+        import('./supervisor.js'),
+        import('./package-init.js')
+      ])
       // Everything that can be refused is checked before anything is written.
       const config = await loadConfig({ file: opts.config, env: io.env, sets: opts.set })
       const tokenFile = opts.joinTokenFile ?? (config.identity?.joinTokenFile || undefined)
@@ -79,10 +86,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         tokenFile != null
           ? await readJoinToken(tokenFile, opts.joinTokenFile != null ? '--join-token-file' : 'identity.joinTokenFile')
           : undefined
-      const socketPath = config.status?.socketPath ?? join(stateDirOf(config), 'status.sock')
+      const socketPath = statusSocketPath(config, stateDirOf(config))
       if (socketPath !== '') await prepareStatusSocket(socketPath, { dryRun: true })
       const log = createLogger({
-        level: config.logging?.level || 'info',
+        level: logLevel(config),
         ...(config.logging?.format ? { format: config.logging.format } : {}),
         defaults: { nodeId: config.nodeId },
         ...(io.logStream != null ? { stream: io.logStream } : {})

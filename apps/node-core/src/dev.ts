@@ -79,7 +79,8 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
         discovery: { bootstrapFile: net.bootstrapFile },
         peers: { listenAddress: '127.0.0.1:0' },
         status: {
-          socketPath: first ? (options.socketPath ?? devStatusSocket()) : join(dir, nodeId, 'status.sock'),
+          // The other nodes keep the default: the socket in their own state directory.
+          ...(first ? { socketPath: options.socketPath ?? devStatusSocket() } : {}),
           httpListenAddress: first ? (options.httpAddress ?? '127.0.0.1:0') : 'off',
           readyInFallback: true
         }

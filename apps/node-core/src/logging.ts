@@ -2,6 +2,7 @@ import winston from 'winston'
 import type { LogFields, Logger } from '@mycelium/core-interfaces'
 import { LOG_LEVELS } from './config-rules.js'
 import { DEFAULT_LOG_LEVEL } from './defaults.js'
+import { InvalidConfigError } from '@mycelium/core-interfaces'
 
 export interface LoggingOptions {
   /** One of LOG_LEVELS. @default DEFAULT_LOG_LEVEL */
@@ -44,7 +45,7 @@ const pretty = winston.format.printf((info) => {
  */
 export function createLogger(options: LoggingOptions = {}): NodeLogger {
   const level = options.level ?? DEFAULT_LOG_LEVEL
-  if (!LEVELS.includes(level)) throw new Error(`log level "${level}" is not one of ${LEVELS.join(', ')}`)
+  if (!LEVELS.includes(level)) throw new InvalidConfigError(`log level "${level}" is not one of ${LEVELS.join(', ')}`, 'logging.level')
   const usePretty = options.format === 'pretty' || (options.format == null && process.stdout.isTTY === true)
   const root = winston.createLogger({
     level,
@@ -67,7 +68,7 @@ export function createLogger(options: LoggingOptions = {}): NodeLogger {
   return Object.assign(wrap(root), {
     close: () => root.close(),
     setLevel: (next: string) => {
-      if (!LEVELS.includes(next)) throw new Error(`log level "${next}" is not one of ${LEVELS.join(', ')}`)
+      if (!LEVELS.includes(next)) throw new InvalidConfigError(`log level "${next}" is not one of ${LEVELS.join(', ')}`, 'logging.level')
       // Children share the root's transports and level: one assignment changes every component's logger.
       root.level = next
     },

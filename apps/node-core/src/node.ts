@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events'
 import {
+  NotFoundError,
+  InvalidInputError,
   EmergencyAction,
   HealthState,
   InvalidConfigError,
@@ -38,7 +40,7 @@ import { StatusServer } from './status-server.js'
 import { exportDiagnostics } from './recover.js'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
-import { agentTimings, logLevel, secureRandom } from './package-init.js'
+import { agentTimings, logLevel, secureRandom, statusSocketPath } from './package-init.js'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
@@ -160,7 +162,7 @@ export class MyceliumNode implements Startable {
     }
     this.statusServer = new StatusServer(
       source,
-      { socketPath: status?.socketPath ?? agentStatePaths(stateDir).statusSocket, listenAddress: status?.grpcListenAddress ?? '' },
+      { socketPath: statusSocketPath(config, stateDir), listenAddress: status?.grpcListenAddress ?? '' },
       log.forComponent('node-core:status')
     )
     this.http = new HttpStatusServer(
@@ -355,7 +357,8 @@ export class MyceliumNode implements Startable {
       return
     }
     const list = targets[component]
-    if (list == null) throw new Error(`unknown component "${component}" (known: agent, k3s-runtime, ${Object.keys(targets).join(', ')})`)
+    if (list == null)
+      throw new NotFoundError(`unknown component "${component}" (known: agent, k3s-runtime, ${Object.keys(targets).join(', ')})`)
     for (const c of [...list].reverse()) await c.stop()
     for (const c of list) await c.start()
   }
@@ -379,7 +382,7 @@ export class MyceliumNode implements Startable {
         break
       }
       default:
-        throw new Error(`emergency action ${EmergencyAction[action]} is not handled by node-core`)
+        throw new InvalidInputError(`emergency action ${EmergencyAction[action]} is not handled by node-core`, 'emergency command')
     }
     this.log.warn('emergency action applied', { action: EmergencyAction[action], reason })
     this.changes.emit('change')

@@ -5,7 +5,8 @@ import {
   DEFAULT_HANDOFF_DEADLINE_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_MISSED_ACKS_BEFORE_FALLBACK,
-  DEFAULT_RECONNECT
+  DEFAULT_RECONNECT,
+  agentStatePaths
 } from '@mycelium/bootstrap-agent'
 import { DEFAULT_CLOCK_SLACK_MS, DEFAULT_REFRESH_INTERVAL_MS, DEFAULT_SOURCE_TIMEOUT_MS } from '@mycelium/spore-client'
 import { DEFAULT_LOG_LEVEL } from './defaults.js'
@@ -82,3 +83,8 @@ export function logLevel(c: NodeConfig): string {
  * share a Math.random sequence.
  */
 export const secureRandom = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48
+
+/** The NodeStatus unix socket: `status.socketPath`, else the state directory's (its layout owns the name); "" turns it off. */
+export function statusSocketPath(c: NodeConfig, stateDir: string): string {
+  return c.status?.socketPath ?? agentStatePaths(stateDir).statusSocket
+}

@@ -1,5 +1,5 @@
 import { rename } from 'node:fs/promises'
-import { IdentityState, Phase, type NodeConfig } from '@mycelium/core-interfaces'
+import { InvalidConfigError, IdentityState, Phase, type NodeConfig } from '@mycelium/core-interfaces'
 import { displaced, enrol, openAgentState } from '@mycelium/bootstrap-agent'
 import { CommandState } from '@mycelium/core-interfaces'
 import { identityPaths, identityStoreFor, stateDirOf } from './identity.js'
@@ -30,7 +30,8 @@ export async function initIdentity(config: Readonly<NodeConfig>, joinToken: stri
   await store.start()
   try {
     if (store.report().usable) return `already enrolled as ${store.spiffeId} (until ${store.report().notAfter?.toISOString()})`
-    if (joinToken == null) throw new Error('no join token: pass --join-token-file or set identity.joinTokenFile')
+    if (joinToken == null)
+      throw new InvalidConfigError('no join token: pass --join-token-file or set identity.joinTokenFile', 'recover re-enrol')
     const bundle = await enrol({
       identity: store,
       networkId: config.networkId,

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
-import { HealthState, NodeStatusClient, Phase, StatusReport, type GetStatusResponse } from '@mycelium/core-interfaces'
+import { UnavailableError, HealthState, NodeStatusClient, Phase, StatusReport, type GetStatusResponse } from '@mycelium/core-interfaces'
 
 /** Reads NodeStatus from a running agent. */
 export function fetchStatus(socketPath: string, timeoutMs = 3000): Promise<StatusReport> {
@@ -7,7 +7,8 @@ export function fetchStatus(socketPath: string, timeoutMs = 3000): Promise<Statu
   return new Promise<StatusReport>((resolve, reject) =>
     client.getStatus({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res: GetStatusResponse) => {
       client.close()
-      if (err != null) reject(new Error(`no agent answering on ${socketPath}: ${err.details || err.message}`))
+      if (err != null)
+        reject(new UnavailableError(`no agent answering on ${socketPath}: ${err.details || err.message}`, undefined, { cause: err }))
       else resolve(res.status ?? StatusReport.fromPartial({}))
     })
   )

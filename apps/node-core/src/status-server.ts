@@ -5,6 +5,8 @@ import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { HealthImplementation } from 'grpc-health-check'
 import {
+  NotFoundError,
+  UnavailableError,
   InvalidConfigError,
   NodeStatusService,
   type Logger,
@@ -17,7 +19,7 @@ import {
 export function protosDir(): string {
   const candidates = [join(__dirname, 'protos'), join(__dirname, '..', '..', '..', 'protos')]
   const found = candidates.find((d) => existsSync(join(d, 'mycelium', 'core', 'v1', 'node_status.proto')))
-  if (found == null) throw new Error(`v1 protos not found (looked in ${candidates.join(', ')})`)
+  if (found == null) throw new NotFoundError(`v1 protos not found (looked in ${candidates.join(', ')})`)
   return found
 }
 
@@ -118,7 +120,7 @@ function addLazyReflection(server: grpc.Server, protos: string): void {
   const real = (path: string): { method: ReflectionMethod; handler: grpc.handleBidiStreamingCall<unknown, unknown> } => {
     const found = ready?.get(path)
     // Unreachable: grpc-js decodes a request only once the handler reads the stream, which the real handler does after the load.
-    if (found == null) throw new Error(`server reflection is still loading (${path})`)
+    if (found == null) throw new UnavailableError(`server reflection is still loading (${path})`)
     return found
   }
   for (const version of ['v1', 'v1alpha']) {

@@ -135,10 +135,12 @@ describe('what each command loads (dist/bin.cjs with node_modules, so each packa
     expect(l.packages.filter((p) => HEAVY.includes(p))).toEqual([])
   })
 
-  it('`run` loads the agent (the recorder sees what the light commands do not)', async () => {
+  it('`run` loads the agent (the recorder sees what the light commands do not), but not prom-client before the first scrape', async () => {
     // An unreadable join-token file is refused after the modules load and before anything is written.
     const l = await loads(DIST_BIN, ['run', '--config', EXAMPLE, '--join-token-file', join(tmpdir(), 'node-core-no-such-token')])
     expect(l.code).toBe(2)
-    expect(l.packages).toEqual(expect.arrayContaining(['bootstrap-agent', 'winston', 'prom-client']))
+    expect(l.packages).toEqual(expect.arrayContaining(['bootstrap-agent', 'winston']))
+    // Metrics load on the first /metrics scrape (memory at rest); they are computed from the agent's counters then.
+    expect(l.packages).not.toContain('prom-client')
   })
 })

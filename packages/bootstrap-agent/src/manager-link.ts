@@ -20,6 +20,7 @@ import {
 } from '@mycelium/core-interfaces'
 import { callUnary, credentialsFor, type EndpointCredentials } from '@mycelium/core-utils'
 import { dialFirst } from '@mycelium/basic-net'
+import { DEFAULT_MISSED_ACKS_BEFORE_FALLBACK } from './defaults.js'
 import { ManagerClock } from './manager-clock.js'
 
 /** The manager's answers are decoded strictly (canonical varints, timestamps in range). */
@@ -183,7 +184,7 @@ export class ManagerLink {
       if (this.lost) return
       // handoff.missedAcksBeforeFallback: that many beats outstanding when the next is due means down.
       const missed = sequence - lastAcked
-      const allowed = Math.max(1, handlers.missedAcks?.() ?? 3)
+      const allowed = Math.max(1, handlers.missedAcks?.() ?? DEFAULT_MISSED_ACKS_BEFORE_FALLBACK)
       if (missed >= allowed) {
         lose(new UnavailableError(`${missed} heartbeats unanswered in a row (missedAcksBeforeFallback ${allowed})`))
         return

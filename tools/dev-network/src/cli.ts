@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { Command, CommanderError } from 'commander'
 import { startDevNetwork, type DevNetwork } from './dev-network.js'
 import { parseFaultAction, sendFault, startControlServer } from './control.js'
+import { InvalidInputError } from '@mycelium/core-interfaces'
 
 export interface CliIo {
   out(text: string): void
@@ -16,7 +17,7 @@ export const EXIT_USAGE = 2
 
 const parseMs = (v: string): number => {
   const m = /^(\d+)(ms|s)?$/.exec(v.trim())
-  if (m == null) throw new Error(`"${v}" is not a duration like 500ms or 2s`)
+  if (m == null) throw new InvalidInputError(`"${v}" is not a duration like 500ms or 2s`, 'duration')
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1)
 }
 
@@ -78,7 +79,7 @@ export function buildProgram(io: CliIo, onUp?: (net: DevNetwork) => void): Comma
       if (action === 'refuse-handoff' || action === 'ignore-handoff') raw.on = args[0]
       if (action === 'rollback-spore') raw.name = args[0]
       if (action === 'push-config') {
-        if (args[0] == null) throw new Error('push-config needs a NodeConfig JSON file')
+        if (args[0] == null) throw new InvalidInputError('needs a NodeConfig JSON file', 'push-config')
         raw.config = JSON.parse(await readFile(args[0], 'utf8')) as unknown
       }
       io.out(`${await sendFault(opts.dir, parseFaultAction(raw))}\n`)

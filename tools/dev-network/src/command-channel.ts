@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { killStream } from './faults.js'
 import { EventEmitter } from 'node:events'
 import {
+  TimeoutError,
   CommandState,
   type Command,
   type CommandChannelServer,
@@ -66,7 +67,7 @@ export class DevCommandChannel extends EventEmitter<CommandChannelEvents> {
     const done = (): boolean => this.records.get(commandId)?.updates.some((u) => TERMINAL.has(u.state)) === true
     const end = Date.now() + timeoutMs
     while (!done()) {
-      if (Date.now() > end) throw new Error(`command ${commandId} did not finish within ${timeoutMs} ms`)
+      if (Date.now() > end) throw new TimeoutError(`command ${commandId} did not finish within ${timeoutMs} ms`, timeoutMs)
       await new Promise((r) => setTimeout(r, 10))
     }
     return this.records.get(commandId)!.updates

@@ -4,7 +4,7 @@ import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { HealthState, NodeConfig, SERVICE_NAMES } from '@mycelium/core-interfaces'
+import { InvalidInputError, NotFoundError, UnavailableError, HealthState, NodeConfig, SERVICE_NAMES } from '@mycelium/core-interfaces'
 import { writeFileAtomic } from '@mycelium/core-utils'
 import type { DevNetwork, ManagerName } from './dev-network.js'
 
@@ -39,7 +39,8 @@ const MANAGERS: ManagerName[] = [SERVICE_NAMES.networkManager, SERVICE_NAMES.spo
 export function parseFaultAction(input: unknown): FaultAction {
   const a = input as Record<string, unknown>
   const manager = (): ManagerName => {
-    if (!MANAGERS.includes(a.manager as ManagerName)) throw new Error(`manager must be one of ${MANAGERS.join(', ')}`)
+    if (!MANAGERS.includes(a.manager as ManagerName))
+      throw new InvalidInputError(`manager must be one of ${MANAGERS.join(', ')}`, 'control request')
     return a.manager as ManagerName
   }
   switch (a?.action) {
@@ -53,26 +54,27 @@ export function parseFaultAction(input: unknown): FaultAction {
       return { action: a.action }
     case 'push-config':
       if (typeof a.config !== 'object' || a.config == null || Array.isArray(a.config))
-        throw new Error('config must be a NodeConfig in proto JSON form')
+        throw new InvalidInputError('config must be a NodeConfig in proto JSON form', 'control request')
       return { action: 'push-config', config: a.config as Record<string, unknown> }
     case 'delay': {
       const ms = Number(a.ms)
-      if (!Number.isInteger(ms) || ms < 0) throw new Error('ms must be a non-negative integer')
+      if (!Number.isInteger(ms) || ms < 0) throw new InvalidInputError('ms must be a non-negative integer', 'control request')
       return { action: 'delay', manager: manager(), ms }
     }
     case 'refuse': {
       const code = String(a.code)
-      if (code !== 'off' && !(code in grpc.status)) throw new Error(`code must be "off" or a gRPC status name such as UNAVAILABLE`)
+      if (code !== 'off' && !(code in grpc.status))
+        throw new InvalidInputError('code must be "off" or a gRPC status name such as UNAVAILABLE', 'control request')
       return { action: 'refuse', manager: manager(), code: code as keyof typeof grpc.status | 'off' }
     }
     case 'refuse-handoff':
     case 'ignore-handoff':
       return { action: a.action, on: a.on === true || a.on === 'on' }
     case 'rollback-spore':
-      if (typeof a.name !== 'string' || a.name === '') throw new Error('name is required')
+      if (typeof a.name !== 'string' || a.name === '') throw new InvalidInputError('name is required', 'control request')
       return { action: 'rollback-spore', name: a.name }
     default:
-      throw new Error(`unknown action "${String(a?.action)}"`)
+      throw new InvalidInputError(`unknown action "${String(a?.action)}"`, 'control request')
   }
 }
 
@@ -161,7 +163,7 @@ export async function sendFault(dir: string, action: FaultAction): Promise<strin
   try {
     control = JSON.parse(await readFile(join(dir, CONTROL_FILE), 'utf8')) as ControlFile
   } catch {
-    throw new Error(`no running dev-network found in ${dir} (start one with: dev-network up --dir ${dir})`)
+    throw new NotFoundError(`no running dev-network found in ${dir} (start one with: dev-network up --dir ${dir})`)
   }
   return new Promise((resolve, reject) => {
     const req = request(
@@ -177,11 +179,15 @@ export async function sendFault(dir: string, action: FaultAction): Promise<strin
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8').trim()
           if (res.statusCode === 200) resolve(text)
-          else reject(new Error(text))
+          else reject(new UnavailableError(text))
         })
       }
     )
-    req.on('error', (err) => reject(new Error(`dev-network in ${dir} is not answering (${err.message}); is it still running?`)))
+    req.on('error', (err) =>
+      reject(
+        new UnavailableError(`dev-network in ${dir} is not answering (${err.message}); is it still running?`, undefined, { cause: err })
+      )
+    )
     req.end(JSON.stringify(action))
   })
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import {
+  InvalidConfigError,
   caCertificateSha256,
   CommandChannelService,
   formatJoinToken,
@@ -85,7 +86,7 @@ export class DevNetwork {
     const networkId = init.networkId ?? 'dev'
     const state = (await loadState(dir)) ?? (await createState(networkId))
     if (state.networkId !== networkId && init.networkId != null) {
-      throw new Error(`${dir} holds network "${state.networkId}", not "${networkId}"`)
+      throw new InvalidConfigError(`holds network "${state.networkId}", not "${networkId}"`, dir)
     }
     const save = (): Promise<void> => saveState(dir, state)
     await save()

@@ -3,6 +3,7 @@ import { killStream } from './faults.js'
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import {
+  InvalidInputError,
   HandoffOutcome,
   msToDuration,
   negotiateContractVersion,
@@ -128,7 +129,8 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
   }
 
   async setConfig(config: NodeConfig): Promise<void> {
-    if (config.version <= this.config.version) throw new Error(`config version ${config.version} is not above ${this.config.version}`)
+    if (config.version <= this.config.version)
+      throw new InvalidInputError(`config version ${config.version} is not above ${this.config.version}`, 'push-config')
     this.config = config
     this.enrollment.state.configVersion = config.version
     await this.enrollment.save()

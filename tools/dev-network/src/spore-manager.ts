@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
 import { killStream } from './faults.js'
-import { Spore, type SignedSpore, type SporeServiceServer, type WatchSporesResponse } from '@mycelium/core-interfaces'
+import { NotFoundError, Spore, type SignedSpore, type SporeServiceServer, type WatchSporesResponse } from '@mycelium/core-interfaces'
 import { signSpore, type SigningPrivateKey } from '@mycelium/spore-tools'
 import type { DevNetworkState } from './state.js'
 
@@ -42,7 +42,7 @@ export class DevSporeManager {
    */
   publishLowerSequence(name: string): SignedSpore {
     const spore = this.current.get(name)
-    if (spore == null) throw new Error(`no spore "${name}" to roll back`)
+    if (spore == null) throw new NotFoundError(`no spore "${name}" to roll back`)
     const decoded = Spore.decode(spore.spore)
     return this.put(this.sign(name, Math.max(0, decoded.sequence - 1), decoded.body!), { force: true })
   }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { CertificateAuthority } from '@mycelium/dev-pki'
 import { newSigningKey } from '@mycelium/spore-tools'
+import { InvalidInputError } from '@mycelium/core-interfaces'
 
 /**
  * Everything a dev network must keep across restarts of `dev-network up
@@ -53,7 +54,7 @@ export async function loadState(dir: string): Promise<DevNetworkState | undefine
   const content = await readStateFile(join(dir, STATE_FILE))
   if (content == null) return undefined
   const state = JSON.parse(content.data.toString('utf8')) as DevNetworkState
-  if (state.format !== 1) throw new Error(`${join(dir, STATE_FILE)}: unsupported format ${String(state.format)}`)
+  if (state.format !== 1) throw new InvalidInputError(`unsupported format ${String(state.format)}`, join(dir, STATE_FILE))
   return state
 }
 

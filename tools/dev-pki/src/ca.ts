@@ -106,7 +106,7 @@ export class CertificateAuthority {
   /** The CA's private key as PKCS#8 PEM, for persisting it (mode 0600). */
   async privateKeyPem(): Promise<string> {
     const der = await webcrypto.subtle.exportKey('pkcs8', this.keys.privateKey).catch(() => undefined)
-    if (der == null) throw new Error('this CA was loaded with a non-extractable key; keep the original PEM')
+    if (der == null) throw new InvalidInputError('this CA was loaded with a non-extractable key; keep the original PEM', 'CA key')
     return x509.PemConverter.encode(der, 'PRIVATE KEY')
   }
 
