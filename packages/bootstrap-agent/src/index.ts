@@ -27,7 +27,8 @@ export {
   DEFAULT_RENEW_RETRY_MS,
   DEFAULT_RANDOM
 } from './defaults.js'
-export { ManagerClock } from './manager-clock.js'
+// Types only: the agent builds these; callers read them through BootstrapAgent.
+export type { ManagerClock } from './manager-clock.js'
 export {
   ConfigStore,
   tryConfig,
@@ -72,9 +73,9 @@ export {
   type NodeHealth,
   type HostFacts
 } from './node-facts.js'
-export { CommandExecutor, type CommandHandlers, type ExecutorInit, type ExecutorEvents } from './commands/executor.js'
+export type { CommandExecutor, CommandHandlers, ExecutorInit, ExecutorEvents } from './commands/executor.js'
+export type { CommandJournal } from './commands/journal.js'
 export {
-  CommandJournal,
   DEFAULT_COMMAND_JOURNAL,
   FINAL_STATES,
   INTERRUPTED_REASON,

@@ -241,7 +241,8 @@ describe('a command sender with a node certificate', () => {
     const { CertificateAuthority } = await import('@mycelium/dev-pki')
     const grpc = await import('@grpc/grpc-js')
     const { CommandChannelService } = await import('@mycelium/core-interfaces')
-    const { CommandExecutor, CommandJournal } = await import('../src/index.js')
+    const { CommandExecutor } = await import('../src/commands/executor.js')
+    const { CommandJournal } = await import('../src/commands/journal.js')
     const { CommandSession } = await import('../src/commands/session.js')
     const ca = await CertificateAuthority.create('net1')
     const store = (name: string) =>

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Command, CommandState, type CommandUpdate } from '@mycelium/core-interfaces'
 import { readStateFile, writeStateFile } from '@mycelium/core-utils'
-import { CommandExecutor, CommandJournal, planInterrupted, type CommandHandlers, type JournalEntry } from '../src/index.js'
+import { planInterrupted, type CommandHandlers, type JournalEntry } from '../src/index.js'
+import { CommandExecutor } from '../src/commands/executor.js'
+import { CommandJournal } from '../src/commands/journal.js'
 
 /**
  * The command journal and executor on real files (no sockets): write-ahead

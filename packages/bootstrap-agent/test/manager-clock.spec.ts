@@ -1,4 +1,4 @@
-import { ManagerClock } from '../src/index.js'
+import { ManagerClock } from '../src/manager-clock.js'
 
 /** A node whose wall clock is `wallOffsetMs` off the manager's; both advance with `mono`. */
 function clocks(wallOffsetMs: number) {

@@ -19,7 +19,7 @@ export {
 } from './defaults.js'
 export { processStartTime, isAlive, type ProcessIdentity } from './process.js'
 export { CriClient, criTime, DEFAULT_CRI_SOCKET, type CriClientInit, type CriRuntimeInfo } from './cri.js'
-export { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'
+export type { KubeApiView, KubeNode, KubePod } from './kube-api.js'
 // The Kubernetes CRI subset (package runtime.v1, upstream names and numbers),
 // generated from protos/runtime by `npm run generate`: not a Mycelium
 // contract, only this package speaks it, so it lives here in its own namespace.

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isUnavailableError } from '@mycelium/core-interfaces'
 import { FAKE_K3S, until } from '@mycelium/testing'
-import { KubeApiView } from '../src/index.js'
+import { KubeApiView } from '../src/kube-api.js'
 
 const waitForFile = (path: string): Promise<true> => until(`${path} to be written`, () => existsSync(path), 15_000)
 
