@@ -16,7 +16,7 @@ import {
 } from '@mycelium/core-interfaces'
 import { DISTRESS_ID_PATTERN, PEER_ASSIST_MAX_REQUEST_BYTES, requirementForEndpoint } from '@mycelium/basic-net'
 import { createSporeClient, isSporeRejectedError, parseSporeBundle, trustedSporeKeys, verifySpore } from '@mycelium/spore-client'
-import { serviceSpore, signSporeForTest, testSigningKey, testTrustBundle } from '@mycelium/testing'
+import { serviceSpore, signSporeForTest, testSigningKey, testTrustBundle, encodeVarint } from '@mycelium/testing'
 import { loadConfig, parseDuration } from '../src/index.js'
 import { parseWhole } from '../src/cli.js'
 import { prepareStatusSocket } from '../src/status-server.js'
@@ -66,16 +66,6 @@ const verify = (signed: SignedSpore) => () =>
   verifySpore(signed, { trust, nowMs: NOW, clockSlackMs: 30_000, source: 'table', markFor: () => undefined })
 const good = (): Spore => serviceSpore(NET, 'network-manager', 5, ['10.0.0.1:7000'], NOW)
 const rawSpore = (spore: Spore, extra: number[]): Buffer => Buffer.concat([Buffer.from(Spore.encode(spore).finish()), Buffer.from(extra)])
-function varint(value: bigint, pad = 0): number[] {
-  const out: number[] = []
-  let v = value
-  do {
-    out.push(Number(v & 0x7fn))
-    v >>= 7n
-  } while (v > 0n)
-  while (out.length < pad) out.push(0)
-  return out.map((b, i) => (i < out.length - 1 ? b | 0x80 : b))
-}
 
 let dir: string
 beforeAll(() => {
@@ -169,10 +159,10 @@ it("class 2: timestamps outside protobuf's range", async () => {
 
 it('class 3: over-long and overflowing uint64 varints', async () => {
   const bad = fc.oneof(
-    fc.bigInt({ min: 2n ** 53n, max: 2n ** 64n + 2n ** 20n }).map((v) => varint(v)),
+    fc.bigInt({ min: 2n ** 53n, max: 2n ** 64n + 2n ** 20n }).map((v) => encodeVarint(v)),
     fc
       .tuple(fc.bigInt({ min: 0n, max: 2n ** 40n }), fc.integer({ min: 1, max: 10 }))
-      .map(([v, extra]) => varint(v, varint(v).length + extra)),
+      .map(([v, extra]) => encodeVarint(v, encodeVarint(v).length + extra)),
     fc.integer({ min: 11, max: 20 }).map((len) => [...Array(len - 1).fill(0x81), 0x01])
   )
   for (const raw of fc.sample(bad, N * 2)) {

@@ -11,19 +11,7 @@ import {
   Endpoint,
   ComponentHealth
 } from '../src/index.js'
-
-/** Encodes a uint64 as a varint of exactly `n` bytes (padding with 0x80 … 0x00 when longer than needed). */
-function varint(value: bigint, n?: number): number[] {
-  const out: number[] = []
-  let v = value
-  do {
-    out.push(Number(v & 0x7fn))
-    v >>= 7n
-  } while (v > 0n)
-  while (n != null && out.length < n) out.push(0)
-  for (let i = 0; i < out.length - 1; i++) out[i]! |= 0x80
-  return out
-}
+import { encodeVarint } from '@mycelium/testing'
 
 /** A Spore whose field 3 (sequence) is the given raw varint bytes. */
 const sporeWithSequenceBytes = (raw: number[]): Uint8Array => Uint8Array.from([0x18, ...raw])
@@ -59,13 +47,13 @@ describe('decodeStrict', () => {
   })
 
   it.each([
-    ['2^64 in 10 bytes (wraps to 0 leniently)', varint(2n ** 64n)],
-    ['2^64+7 (wraps to 7 leniently)', varint(2n ** 64n + 7n)],
+    ['2^64 in 10 bytes (wraps to 0 leniently)', encodeVarint(2n ** 64n)],
+    ['2^64+7 (wraps to 7 leniently)', encodeVarint(2n ** 64n + 7n)],
     ['11-byte varint', [...Array(10).fill(0x81), 0x01]],
-    ['over-long 7 (0x87 0x00)', varint(7n, 2)],
-    ['over-long 0 in 10 bytes', varint(0n, 10)],
-    ['2^53 + 1 (would round)', varint(2n ** 53n + 1n)],
-    ['2^63 (would round)', varint(2n ** 63n)],
+    ['over-long 7 (0x87 0x00)', encodeVarint(7n, 2)],
+    ['over-long 0 in 10 bytes', encodeVarint(0n, 10)],
+    ['2^53 + 1 (would round)', encodeVarint(2n ** 53n + 1n)],
+    ['2^63 (would round)', encodeVarint(2n ** 63n)],
     ['truncated varint', [0x80, 0x80]]
   ])('refuses %s as a uint64 sequence', (_what, raw) => {
     const err = refusal(() => decodeStrict(Spore, sporeWithSequenceBytes(raw), 'spore.bin'))
@@ -75,18 +63,20 @@ describe('decodeStrict', () => {
   })
 
   it('accepts the largest safe sequence and negative int32 (sign-extended) values', () => {
-    expect(decodeStrict(Spore, sporeWithSequenceBytes(varint(2n ** 53n - 1n)), 't').sequence).toBe(2 ** 53 - 1)
+    expect(decodeStrict(Spore, sporeWithSequenceBytes(encodeVarint(2n ** 53n - 1n)), 't').sequence).toBe(2 ** 53 - 1)
     const negative = ComponentHealth.encode({ name: '', state: -1 as never, reason: '', restarts: 0 }).finish()
     expect(decodeStrict(ComponentHealth, negative, 't').state).toBe(-1)
     // ComponentHealth.state (field 2, enum/int32) = 2^40
-    expect(isInvalidInputError(refusal(() => decodeStrict(ComponentHealth, Uint8Array.from([0x10, ...varint(2n ** 40n)]), 't')))).toBe(true)
+    expect(
+      isInvalidInputError(refusal(() => decodeStrict(ComponentHealth, Uint8Array.from([0x10, ...encodeVarint(2n ** 40n)]), 't')))
+    ).toBe(true)
   })
 
   it('refuses an int32 outside int32 and a uint32 length over 5 bytes', () => {
     // Endpoint.priority (field 4, uint32) = 2^40
-    expect(isInvalidInputError(refusal(() => decodeStrict(Endpoint, Uint8Array.from([0x20, ...varint(2n ** 40n)]), 't')))).toBe(true)
+    expect(isInvalidInputError(refusal(() => decodeStrict(Endpoint, Uint8Array.from([0x20, ...encodeVarint(2n ** 40n)]), 't')))).toBe(true)
     // Spore.name (field 2, string) with a 6-byte length
-    expect(isInvalidInputError(refusal(() => decodeStrict(Spore, Uint8Array.from([0x12, ...varint(1n, 6), 0x41]), 't')))).toBe(true)
+    expect(isInvalidInputError(refusal(() => decodeStrict(Spore, Uint8Array.from([0x12, ...encodeVarint(1n, 6), 0x41]), 't')))).toBe(true)
   })
 
   it('refuses invalid UTF-8, tag 0, trailing NULs, groups and truncation', () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { isInvalidInputError, Spore, SporeBundle, Timestamp, type SignedSpore } from '@mycelium/core-interfaces'
-import { serviceSpore, signSporeForTest, testSigningKey, testTrustBundle } from '@mycelium/testing'
+import { serviceSpore, signSporeForTest, testSigningKey, testTrustBundle, encodeVarint } from '@mycelium/testing'
 import {
   formatSporeBundleJson,
   isSporeRejectedError,
@@ -43,16 +43,6 @@ const timestampField = (field: 4 | 5, seconds: number, nanos: number): number[] 
   const ts = Timestamp.encode({ seconds, nanos }).finish()
   return [(field << 3) | 2, ts.length, ...ts]
 }
-function varint(value: bigint, n = 0): number[] {
-  const out: number[] = []
-  let v = value
-  do {
-    out.push(Number(v & 0x7fn))
-    v >>= 7n
-  } while (v > 0n)
-  while (out.length < n) out.push(0)
-  return out.map((b, i) => (i < out.length - 1 ? b | 0x80 : b))
-}
 
 describe("class 2: timestamps outside protobuf's range are refused", () => {
   it.each([
@@ -93,11 +83,11 @@ describe("class 2: timestamps outside protobuf's range are refused", () => {
 describe('class 3: over-long and overflowing varints are refused, never wrapped or rounded', () => {
   const base = (): Spore => ({ ...good(), sequence: 0 })
   it.each([
-    ['2^64 (wraps to 0)', varint(2n ** 64n)],
-    ['2^64 + 7 (wraps to 7)', varint(2n ** 64n + 7n)],
-    ['over-long 7', varint(7n, 3)],
-    ['2^53 + 1 (rounds)', varint(2n ** 53n + 1n)],
-    ['2^64 - 1', varint(2n ** 64n - 1n)]
+    ['2^64 (wraps to 0)', encodeVarint(2n ** 64n)],
+    ['2^64 + 7 (wraps to 7)', encodeVarint(2n ** 64n + 7n)],
+    ['over-long 7', encodeVarint(7n, 3)],
+    ['2^53 + 1 (rounds)', encodeVarint(2n ** 53n + 1n)],
+    ['2^64 - 1', encodeVarint(2n ** 64n - 1n)]
   ])('sequence %s → MalformedSporeError', (_what, raw) => {
     expect(outcome(signSporeForTest(withFields(base(), [0x18, ...raw]), keys))).toBe('MalformedSporeError')
   })
@@ -105,9 +95,9 @@ describe('class 3: over-long and overflowing varints are refused, never wrapped 
   it('property: a sequence is either decoded exactly or refused', () => {
     fc.assert(
       fc.property(fc.bigInt({ min: 0n, max: 2n ** 70n }), fc.integer({ min: 0, max: 12 }), (value, pad) => {
-        const raw = varint(value, pad)
+        const raw = encodeVarint(value, pad)
         const result = outcome(signSporeForTest(withFields(base(), [0x18, ...raw]), keys))
-        const canonical = raw.length === varint(value).length && value < 2n ** 64n
+        const canonical = raw.length === encodeVarint(value).length && value < 2n ** 64n
         if (canonical && value <= BigInt(Number.MAX_SAFE_INTEGER)) return result === 'accepted'
         return result === 'MalformedSporeError'
       }),

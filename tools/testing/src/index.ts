@@ -16,3 +16,4 @@ export {
 } from './containerd.js'
 export { FAKE_K3S } from './fake-k3s.js'
 export { until } from './until.js'
+export { encodeVarint } from './wire.js'
