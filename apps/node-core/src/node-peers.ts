@@ -1,4 +1,4 @@
-import { Phase, type Logger, type NodeConfig } from '@mycelium/core-interfaces'
+import { Phase, type Logger, type NodeConfig, type PeerStatus } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   createMulticastDiscovery,
@@ -8,7 +8,8 @@ import {
   type IdentityStore,
   type MulticastDiscovery,
   type PeerAssistServer,
-  type PeerMonitor
+  type PeerMonitor,
+  type PeerEntry
 } from '@mycelium/basic-net'
 import type { BootstrapAgent } from '@mycelium/bootstrap-agent'
 import { multicastGroup, peerTimings } from './package-init.js'
@@ -81,4 +82,21 @@ export function createNodeMulticast(
   )
   multicast.on('peer', (p) => peers.monitor.addPeer({ endpoint: p.endpoints[0]!, nodeId: p.nodeId, source: 'multicast' }))
   return multicast
+}
+
+/** The peer table as NodeStatus reports it (a peer's SPIFFE id follows from its node id). */
+export function peerStatuses(networkId: string, peers: readonly PeerEntry[]): PeerStatus[] {
+  return peers.map((p) => ({
+    identity: {
+      networkId,
+      nodeId: p.nodeId ?? '',
+      spiffeId: p.nodeId != null ? `spiffe://${networkId}/node/${p.nodeId}` : '',
+      certificateSha256: ''
+    },
+    endpoint: { address: p.address, expectedIdentity: '', zone: '', priority: 0 },
+    state: p.state,
+    ...(p.lastSeenMs != null ? { lastSeen: new Date(p.lastSeenMs) } : {}),
+    phi: Number.isFinite(p.phi) ? p.phi : 0,
+    source: p.source
+  }))
 }

@@ -1,7 +1,5 @@
 import { EventEmitter } from 'node:events'
 import {
-  NotFoundError,
-  InvalidInputError,
   EmergencyAction,
   HealthState,
   InvalidConfigError,
@@ -15,7 +13,6 @@ import {
 import type { IdentityStore, MulticastDiscovery } from '@mycelium/basic-net'
 import {
   agentStatePaths,
-  diagnosticsPath,
   openAgentState,
   type ConfigStore,
   createBootstrapAgent,
@@ -24,20 +21,14 @@ import {
   type EffectiveConfig
 } from '@mycelium/bootstrap-agent'
 import { aggregateHealth, type AggregatedHealth } from './health.js'
-import {
-  planReconfiguration,
-  readCaFile,
-  validateAgainstLocal,
-  validateManagedValues,
-  withoutSecrets,
-  type ConfigStep
-} from './live-config.js'
+import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues, withoutSecrets } from './live-config.js'
+import { runConfigStep } from './config-steps.js'
 import { nodeSporeClientFactory } from './spore-sources.js'
 import { bootOnStoredConfig } from './boot-config.js'
-import { createNodeMulticast, createNodePeers, type NodePeers } from './node-peers.js'
+import { createNodeMulticast, createNodePeers, peerStatuses, type NodePeers } from './node-peers.js'
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
-import { exportDiagnostics } from './recover.js'
+import { applyEmergency, restartComponent, type NodeCommandTargets } from './node-commands.js'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { agentTimings, logLevel, secureRandom, statusSocketPath } from './package-init.js'
@@ -122,7 +113,7 @@ export class MyceliumNode implements Startable {
         applyConfig: (next) => this.applyEffective(next),
         validateConfig: (next) => this.validateManaged(next),
         openConfigStore: () => this.openConfigStore(),
-        restart: (component) => this.restartComponent(component),
+        restart: (component) => restartComponent(component, this.commandTargets()),
         emergency: (action, reason) => this.emergency(action, reason),
         health: () => {
           const h = this.health()
@@ -287,103 +278,41 @@ export class MyceliumNode implements Startable {
     // every step back; restoring the previous config here would plan "nothing to change".
     this.httpsCaPem = caPem
     this.effective = next
-    for (const step of steps) await this.runStep(step)
+    const targets = {
+      setLogLevel: this.options.setLogLevel,
+      agent: this.agent,
+      peers: this.peers,
+      runtime: this.runtime,
+      replaceMulticast: () => this.replaceMulticast()
+    }
+    for (const step of steps) await runConfigStep(step, targets)
     if (steps.length > 0)
       this.log.info('config in effect', { version: next.config.version, steps: steps.map((s) => s.type), sections: next.versions })
     this.changes.emit('change')
   }
 
-  private async runStep(step: ConfigStep): Promise<void> {
-    switch (step.type) {
-      case 'log-level':
-        this.options.setLogLevel?.(step.level)
-        return
-      case 'agent-timing':
-        this.agent.retune(step.tunables)
-        return
-      case 'spore-timing':
-        this.agent.sporeClient?.retune(step)
-        return
-      case 'spore-sources':
-        // Read from the effective config at the next poll (liveHttpsSources / liveFileSource).
-        return
-      case 'peer-seeds': {
-        const monitor = this.peers?.monitor
-        if (monitor == null) return
-        const wanted = new Set(step.seeds.map((e) => e.address))
-        for (const p of monitor.peers()) if (p.source === 'seed' && !wanted.has(p.address)) monitor.removePeer(p.address)
-        for (const seed of step.seeds) monitor.addPeer({ endpoint: seed, source: 'seed' })
-        return
-      }
-      case 'peer-timing':
-        this.peers?.monitor.retune({ pingIntervalMs: step.pingIntervalMs, suspectPhi: step.suspectPhi })
-        return
-      case 'multicast':
-        await this.replaceMulticast()
-        return
-      case 'k3s':
-        // A config without a k3s section leaves the local one (effectiveConfig): only an explicit
-        // `k3s.enabled: false` disables K3s (and even then it is left running, unsupervised).
-        await this.runtime.reconfigure(step.k3s)
-        return
-      case 'labels':
-        // Read from the effective config at the next registration (capabilities).
-        return
+  /** What restart and emergency commands act on (node-commands.ts). */
+  private commandTargets(): NodeCommandTargets {
+    const p = this.peers
+    return {
+      config: this.config,
+      log: this.log,
+      runtime: this.runtime,
+      peers: p,
+      components: {
+        status: [this.statusServer],
+        http: [this.http],
+        identity: [this.identity],
+        ...(p != null ? { peers: [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])] } : {})
+      },
+      restartNode: () => this.stop().then(() => this.start())
     }
-  }
-
-  /** The restart command: a core component by name, or the whole agent for "" / "agent". */
-  private async restartComponent(component: string): Promise<void> {
-    const targets: Record<string, Startable[]> = {
-      status: [this.statusServer],
-      http: [this.http],
-      identity: [this.identity],
-      ...(this.peers != null
-        ? { peers: [this.peers.server, this.peers.monitor, ...(this.peers.multicast != null ? [this.peers.multicast] : [])] }
-        : {})
-    }
-    if (component === 'k3s-runtime' || component === 'k3s') {
-      await this.runtime.restart(`restart command for ${component}`)
-      return
-    }
-    if (component === '' || component === 'agent') {
-      // After the command is journaled as succeeded: a restart from inside would cut its own report.
-      setImmediate(
-        () =>
-          void this.stop()
-            .then(() => this.start())
-            .catch((err: unknown) => this.log.error('agent restart failed', { err }))
-      )
-      return
-    }
-    const list = targets[component]
-    if (list == null)
-      throw new NotFoundError(`unknown component "${component}" (known: agent, k3s-runtime, ${Object.keys(targets).join(', ')})`)
-    for (const c of [...list].reverse()) await c.stop()
-    for (const c of list) await c.start()
   }
 
   private async emergency(action: EmergencyAction, reason: string): Promise<void> {
-    switch (action) {
-      case EmergencyAction.ISOLATE:
-        if (this.peers != null) {
-          for (const c of [this.peers.multicast, this.peers.monitor, this.peers.server]) await c?.stop()
-        }
-        this.isolated = true
-        break
-      case EmergencyAction.STOP_ACCEPTING_WORKLOADS:
-        this.acceptingWorkloads = false
-        break
-      case EmergencyAction.DUMP_DIAGNOSTICS: {
-        const out = diagnosticsPath(stateDirOf(this.config), new Date())
-        await this.runtime.writeSnapshot()
-        await exportDiagnostics(this.config, out)
-        this.log.info('diagnostics written', { path: out })
-        break
-      }
-      default:
-        throw new InvalidInputError(`emergency action ${EmergencyAction[action]} is not handled by node-core`, 'emergency command')
-    }
+    const flags = await applyEmergency(action, this.commandTargets())
+    this.isolated = flags.isolated ?? this.isolated
+    this.acceptingWorkloads = flags.acceptingWorkloads ?? this.acceptingWorkloads
     this.log.warn('emergency action applied', { action: EmergencyAction[action], reason })
     this.changes.emit('change')
   }
@@ -399,19 +328,7 @@ export class MyceliumNode implements Startable {
       effectiveConfig: withoutSecrets(this.effective.config),
       health: health.state,
       healthReason: health.reason,
-      peers: peers.map((p) => ({
-        identity: {
-          networkId: this.config.networkId,
-          nodeId: p.nodeId ?? '',
-          spiffeId: p.nodeId != null ? `spiffe://${this.config.networkId}/node/${p.nodeId}` : '',
-          certificateSha256: ''
-        },
-        endpoint: { address: p.address, expectedIdentity: '', zone: '', priority: 0 },
-        state: p.state,
-        ...(p.lastSeenMs != null ? { lastSeen: new Date(p.lastSeenMs) } : {}),
-        phi: Number.isFinite(p.phi) ? p.phi : 0,
-        source: p.source
-      }))
+      peers: peerStatuses(this.config.networkId, peers)
     }
   }
 
