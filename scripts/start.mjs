@@ -13,7 +13,13 @@ const build = spawnSync('npx', ['nx', 'run', '@mycelium/node-core:build', '--out
   env: { ...process.env, NX_DAEMON: process.env.NX_DAEMON ?? 'false' }
 })
 if (build.status !== 0) process.exit(build.status ?? 1)
-const child = spawn(process.execPath, ['apps/node-core/dist/bin.cjs', 'dev', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' })
-// The child receives Ctrl-C from the terminal itself; just mirror its exit.
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => undefined)
+// The child runs in its own process group (detached), so a terminal's Ctrl-C reaches it once,
+// forwarded from here like a SIGTERM sent to this process (a service manager, `kill`): each
+// signal arrives exactly once, and a second one forces the child's exit as it would directly.
+const child = spawn(process.execPath, ['apps/node-core/dist/bin.cjs', 'dev', ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: 'inherit',
+  detached: true
+})
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
 child.on('exit', (code, signal) => process.exit(code ?? (signal != null ? 130 : 1)))

@@ -12,7 +12,7 @@ import {
   type PeerEntry
 } from '@mycelium/basic-net'
 import type { BootstrapAgent } from '@mycelium/bootstrap-agent'
-import { multicastGroup, peerTimings } from './package-init.js'
+import { multicastGroup, peerTimings, secureRandom } from './package-init.js'
 
 /** The node's basic networking: present when its local config sets peers.listenAddress. */
 export interface NodePeers {
@@ -46,7 +46,8 @@ export function createNodePeers(d: NodePeersDeps): Omit<NodePeers, 'multicast'> 
       selfNodeId: config.nodeId,
       pingIntervalMs: timings.pingIntervalMs,
       detector: { suspectPhi: timings.suspectPhi },
-      channelOptions: defaultChannelOptions(config.networkId)
+      channelOptions: defaultChannelOptions(config.networkId),
+      random: secureRandom
     }
   )
   for (const seed of config.peers?.seeds ?? []) monitor.addPeer({ endpoint: seed, source: 'seed' })

@@ -68,7 +68,8 @@ export {
   type PeerMonitorEvents,
   type PeerEntry,
   type PeerSource,
-  DEFAULT_PING_INTERVAL_MS
+  DEFAULT_PING_INTERVAL_MS,
+  DEFAULT_PING_RANDOM
 } from './peers/peer-monitor.js'
 export {
   signAnnouncement,

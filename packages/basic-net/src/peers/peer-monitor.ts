@@ -66,7 +66,17 @@ export interface PeerMonitorInit {
   /** @default expectedIntervalMs = pingIntervalMs, other defaults of PhiAccrualDetector */
   detector?: PhiAccrualInit
   channelOptions?: grpc.ChannelOptions
+  /**
+   * The jitter source of the ping interval, a number in [0, 1): each wait is
+   * `pingIntervalMs × (0.9 + 0.2 × random())`. Injected by the composition
+   * (node-core passes its CSPRNG-based source); tests pin it.
+   * @default DEFAULT_PING_RANDOM
+   */
+  random?: () => number
 }
+
+/** The ping jitter source when the composition injects none. */
+export const DEFAULT_PING_RANDOM: () => number = Math.random
 
 /** Peers are pinged at the interval a failure detector expects by default. */
 export const DEFAULT_PING_INTERVAL_MS = DEFAULT_EXPECTED_INTERVAL_MS
@@ -92,6 +102,7 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Peer
   private controller?: AbortController
   private evaluator?: NodeJS.Timeout
   private sequence = 0
+  private readonly random: () => number
 
   constructor(
     private readonly components: PeerMonitorComponents,
@@ -101,6 +112,7 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Peer
     this.log = (components.logger ?? silentLogger()).forComponent('basic-net:peers')
     this.intervalMs = init.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS
     this.timeoutMs = init.pingTimeoutMs ?? this.intervalMs
+    this.random = init.random ?? DEFAULT_PING_RANDOM
   }
 
   isStarted(): boolean {
@@ -228,7 +240,7 @@ class DefaultPeerMonitor extends EventEmitter<PeerMonitorEvents> implements Peer
         // A failed ping is just silence: the detector judges the silence.
       }
       // ±10% jitter keeps a fleet's pings from synchronising.
-      const wait = Math.max(0, this.intervalMs * (0.9 + Math.random() * 0.2) - (Date.now() - started))
+      const wait = Math.max(0, this.intervalMs * (0.9 + this.random() * 0.2) - (Date.now() - started))
       try {
         await sleep(wait, undefined, { signal, ref: false })
       } catch {
