@@ -5,12 +5,31 @@
 // cache ~20 ms (tools/bench cold-start). A cache V8 rejects (another node binary
 // or V8 flags) is ignored and replaced, best effort; the bundle then runs as it
 // would without one.
+//
+// `node-core --help` (or `-h`, `help`) answers from node-core-help.txt without compiling the
+// bundle: that text is the bundle's own `--help` output, captured at package time (package.mjs),
+// so the CLI stays its one source. Only where the bundle would print the same bytes: commander
+// wraps at 80 columns unless stdout is a terminal of another width.
 'use strict'
-const { readFileSync, writeFileSync, renameSync } = require('node:fs')
+const { readFileSync, writeFileSync, renameSync, writeSync } = require('node:fs')
 const { join } = require('node:path')
+
+const args = process.argv.slice(2)
+if (args.length === 1 && (args[0] === '--help' || args[0] === '-h' || args[0] === 'help')) {
+  let help
+  try {
+    help = readFileSync(join(__dirname, 'node-core-help.txt'))
+  } catch {
+    // not packaged yet (package.mjs writes it from this very output): the bundle answers
+  }
+  if (help != null && (!require('node:tty').isatty(1) || process.stdout.columns === 80)) {
+    writeSync(1, help)
+    process.exit(0)
+  }
+}
+
 const Module = require('node:module')
 const vm = require('node:vm')
-
 const file = join(__dirname, 'node-core-main.cjs')
 const cacheFile = `${file}.cache`
 let cachedData

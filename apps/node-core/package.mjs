@@ -4,6 +4,7 @@
 //   node-core.cjs           the entry: compiles the bundle with the V8 code cache (launcher.cjs)
 //   node-core-main.cjs      the daemon and CLI, every dependency inlined (esbuild, minified)
 //   node-core-main.cjs.cache  its V8 code cache, made by the node that packaged it
+//   node-core-help.txt      the bundle's `--help` output: the launcher prints it without loading the bundle
 //   kubernetes-client.mjs   @kubernetes/client-node (ESM-only, 3.6 MB), loaded only on
 //                           K3s servers on first use
 //   protos/                 the v1 .proto files server reflection loads at run time
@@ -122,8 +123,11 @@ for (const [pkg, protos] of VENDORED_PROTOS) {
 }
 cpSync(join(here, 'launcher.cjs'), join(stage, 'node-core.cjs'))
 // The code cache, made by this node: the launcher writes it itself on its first start if it is missing.
-execFileSync(process.execPath, [join(stage, 'node-core.cjs'), '--help'], { stdio: 'ignore' })
+// The same run's output (not a terminal: 80 columns) is the help text the launcher answers `--help` with.
+const help = execFileSync(process.execPath, [join(stage, 'node-core.cjs'), '--help'], { stdio: ['ignore', 'pipe', 'ignore'] })
 if (!existsSync(join(stage, 'node-core-main.cjs.cache'))) throw new Error('the launcher wrote no code cache')
+if (!help.toString().startsWith('Usage: node-core')) throw new Error(`node-core --help printed no usage: ${help.toString().slice(0, 200)}`)
+writeFileSync(join(stage, 'node-core-help.txt'), help)
 cpSync(join(here, 'deploy', 'mycelium-node.service'), join(stage, 'mycelium-node.service'))
 cpSync(join(here, 'node.example.yaml'), join(stage, 'node.example.yaml'))
 chmodSync(join(stage, 'node-core.cjs'), 0o755)

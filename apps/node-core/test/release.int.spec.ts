@@ -77,6 +77,7 @@ describe('the release artifact', () => {
         'mycelium-node.service',
         'node-core-main.cjs',
         'node-core-main.cjs.cache',
+        'node-core-help.txt',
         'node-core.cjs',
         'node.example.yaml',
         'protos',
@@ -106,10 +107,22 @@ describe('the release artifact', () => {
     expect([code, out]).toEqual([0, expect.stringContaining('node.example.yaml: valid')])
   })
 
-  it('`--help` loads neither gRPC (http2) nor the agent', async () => {
+  it("`--help` prints the CLI's own help without compiling the bundle", async () => {
     const l = await loads(join(root, 'node-core.cjs'), ['--help'])
     expect(l.code).toBe(0)
     expect(l.packages).toEqual([]) // every dependency is inlined
+    expect(l.builtins).not.toContain('http2')
+    expect(l.builtins).not.toContain('vm') // the launcher answered from node-core-help.txt
+    // The same bytes the CLI itself prints (dist/bin.cjs, not a terminal): one source of the text.
+    const [fast, cli] = await Promise.all([run(join(root, 'node-core.cjs'), ['--help']), run(DIST_BIN, ['--help'])])
+    expect(fast).toEqual({ code: 0, out: cli.out })
+    expect(fast.out).toMatch(/^Usage: node-core /)
+  })
+
+  it('any other help (`run --help`) comes from the bundle, loading neither gRPC (http2) nor the agent', async () => {
+    const l = await loads(join(root, 'node-core.cjs'), ['run', '--help'])
+    expect(l.code).toBe(0)
+    expect(l.packages).toEqual([])
     expect(l.builtins).not.toContain('http2')
     expect(l.builtins).toContain('vm') // the recorder sees the launcher's loads
   })
