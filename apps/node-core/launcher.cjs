@@ -41,7 +41,9 @@ try {
 // Node 20 drops a vm.Script's dynamic-import callback when the script comes from a code
 // cache, so the bundle holds no `import()`: it loads its one ESM chunk (the Kubernetes
 // client) through this module's own import, as `require.importEsm(url)`.
-const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData })
+// latin1, not utf8: the bundle is ASCII (package.mjs checks), and decoding 2.2 MB as UTF-8 costs
+// Node 20 ~50 ms, as latin1 ~1 ms, for the same string.
+const script = new vm.Script(Module.wrap(readFileSync(file, 'latin1')), { filename: file, cachedData })
 if (cachedData == null || script.cachedDataRejected === true) {
   try {
     writeFileSync(`${cacheFile}.${process.pid}`, script.createCachedData())
