@@ -1,8 +1,12 @@
-import { applyDaemonV8Flags } from './v8-flags.js'
+import { applyDaemonV8Flags, startIdleGc } from './v8-flags.js'
 
 // The daemon's V8 flags (see v8-flags.ts) must be in force before its dependencies load and
 // compile (set after loading, idle RSS measured ~6 MB higher): hence cli is imported below, lazily.
-if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'run') applyDaemonV8Flags()
+if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'run') {
+  applyDaemonV8Flags()
+  // Reconnections' promoted garbage would hold RSS in a sawtooth well above the live heap (see v8-flags.ts).
+  startIdleGc()
+}
 
 let requestStop: () => void = () => undefined
 const stopped = new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
-import { setFlagsFromString } from 'node:v8'
+import { getHeapStatistics, setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 /**
  * V8 flags the daemon (`node-core run`) sets for itself, trading peak
@@ -41,4 +42,45 @@ export function applyDaemonV8Flags(flags: readonly string[] = DEFAULT_DAEMON_V8_
   const applied = daemonV8Flags(flags)
   if (applied.length > 0) setFlagsFromString(applied.join(' '))
   return applied
+}
+
+/**
+ * How often the daemon checks whether its JavaScript heap has grown since its
+ * last full collection. Why at all: each manager reconnection leaves a few
+ * hundred KB of garbage (TLS, HTTP/2 sessions, channels) that lives long enough
+ * to be promoted; V8 collects the old generation only when it reaches its limit
+ * and keeps the freed pages afterwards, so RSS climbs in a sawtooth (measured:
+ * 62 → 70 MB over 20 reconnections, 67 after V8's own collection, 70 again 20
+ * later) while the live heap stays flat (+0.3 MB over 25 reconnections after
+ * forced collections). A full collection when the heap has grown releases those
+ * pages: RSS stays at the live size (tools/bench footprint).
+ * @default 60 s
+ */
+export const DEFAULT_IDLE_GC_INTERVAL_MS = 60_000
+
+/**
+ * Growth of the heap (V8 total heap size) since the last collection that
+ * triggers one: below it a collection would not return memory worth its pause.
+ * @default 2 MiB
+ */
+export const DEFAULT_IDLE_GC_GROWTH_BYTES = 2 * 2 ** 20
+
+/**
+ * Starts the daemon's periodic heap check (see DEFAULT_IDLE_GC_INTERVAL_MS): a
+ * full collection when the heap grew by `growthBytes` since the last one. The
+ * collector is reached without node's `--expose-gc` (the flag is set at run
+ * time; `gc` exists only in a context created after it). The timer does not
+ * keep the process alive. Returns a stop function. Process-wide: only bin calls it.
+ */
+export function startIdleGc(intervalMs = DEFAULT_IDLE_GC_INTERVAL_MS, growthBytes = DEFAULT_IDLE_GC_GROWTH_BYTES): () => void {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  let afterLast = getHeapStatistics().total_heap_size
+  const timer = setInterval(() => {
+    if (getHeapStatistics().total_heap_size - afterLast < growthBytes) return
+    gc()
+    afterLast = getHeapStatistics().total_heap_size
+  }, intervalMs)
+  timer.unref()
+  return () => clearInterval(timer)
 }

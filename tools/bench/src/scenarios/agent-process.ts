@@ -4,8 +4,8 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DevNetwork } from '@mycelium/dev-network'
-import { fetchStatus } from '@mycelium/node-core'
-import { Phase } from '@mycelium/core-interfaces'
+import * as grpc from '@grpc/grpc-js'
+import { NodeStatusClient, Phase, type GetStatusResponse } from '@mycelium/core-interfaces'
 
 const require = createRequire(import.meta.url)
 
@@ -82,7 +82,15 @@ export function startAgentProcess(
   return { child, socket, startedAt, exited, logs: () => logs }
 }
 
-/** Polls NodeStatus until `predicate`; returns ms since `since` (performance.now()). */
+/**
+ * Polls NodeStatus until `predicate`; returns ms since `since` (performance.now()).
+ * One client for the whole wait, closed at the end: a fresh client per poll whose
+ * call times out while its connection is still being set up (an agent busy starting,
+ * a loaded machine) leaves that connection open in grpc-js after `close()`, and the
+ * agent then holds an idle HTTP/2 session for it — measured 23 such sessions (~0.6 MB
+ * of nghttp2 memory in its heap snapshot) inflating the footprint it was measuring.
+ * Reconnection backoff is kept at a few ms so that "serving" is seen as soon as it is.
+ */
 export async function untilStatus(
   socket: string,
   since: number,
@@ -90,16 +98,27 @@ export async function untilStatus(
   timeoutMs = 60_000,
   pollMs = 5
 ): Promise<number> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      const s = await fetchStatus(socket, 1000)
-      if (predicate(s.phase)) return performance.now() - since
-    } catch {
-      // not serving yet
+  const client = new NodeStatusClient(`unix://${socket}`, grpc.credentials.createInsecure(), {
+    'grpc.initial_reconnect_backoff_ms': pollMs,
+    'grpc.min_reconnect_backoff_ms': pollMs,
+    'grpc.max_reconnect_backoff_ms': pollMs
+  })
+  const phase = (): Promise<Phase | undefined> =>
+    new Promise((resolve) =>
+      client.getStatus({}, new grpc.Metadata(), { deadline: Date.now() + 1000 }, (err, res?: GetStatusResponse) =>
+        resolve(err == null ? (res?.status?.phase ?? Phase.UNSPECIFIED) : undefined)
+      )
+    )
+  try {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      const p = await phase()
+      if (p !== undefined && predicate(p)) return performance.now() - since
+      if (Date.now() > end) throw new Error(`status on ${socket} did not satisfy the condition within ${timeoutMs} ms`)
+      await new Promise((r) => setTimeout(r, pollMs))
     }
-    if (Date.now() > end) throw new Error(`status on ${socket} did not satisfy the condition within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, pollMs))
+  } finally {
+    client.close()
   }
 }
 
@@ -118,18 +137,34 @@ export function rssBytes(pid: number): number {
 const GNU_TIME = '/usr/bin/time'
 
 /**
- * Wall time (ms) and peak RSS (MB, GNU time's %M; NaN without /usr/bin/time) of
- * `node <args>` run to its end. Both commands compared in a scenario go through
- * the same wrapper, so its own cost is on both sides.
+ * Wall time (ms), CPU time (user + system, ms) and peak RSS (MB, GNU time's %M;
+ * NaN without /usr/bin/time) of `node <args>` run to its end. Both commands
+ * compared in a scenario go through the same wrapper, so its own cost is on
+ * both sides. CPU time is what a shared machine's load disturbs least.
  */
-export function timedRun(args: string[]): { ms: number; peakRssMb: number } {
+export function timedRun(args: string[]): { ms: number; cpuMs: number; peakRssMb: number } {
   const wrapped = existsSync(GNU_TIME)
   const t = performance.now()
   const r = wrapped
-    ? spawnSync(GNU_TIME, ['-f', '%M', process.execPath, ...args], { encoding: 'utf8' })
+    ? spawnSync(GNU_TIME, ['-f', '%M %U %S', process.execPath, ...args], { encoding: 'utf8' })
     : spawnSync(process.execPath, args, { encoding: 'utf8' })
   const ms = performance.now() - t
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${r.stderr.slice(-500)}`)
-  const kb = wrapped ? Number(/(\d+)\s*$/.exec(r.stderr)?.[1] ?? 'NaN') : Number.NaN
-  return { ms, peakRssMb: kb / 1024 }
+  const m = wrapped ? /(\d+) ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr) : null
+  return {
+    ms,
+    cpuMs: m != null ? (Number(m[2]) + Number(m[3])) * 1000 : Number.NaN,
+    peakRssMb: m != null ? Number(m[1]) / 1024 : Number.NaN
+  }
+}
+
+/** CPU time (user + system, ms) a running process has used so far (Linux /proc, clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+/** The machine's 1-minute load average (`uptime`), recorded beside each timing: the machine may be shared. */
+export function loadAverage(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0])
 }

@@ -6,7 +6,7 @@ import { Phase } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import type { Scenario } from '../harness.js'
 import { writeHeapProbe, heapDiff } from './heap-probe.js'
-import { releaseArtifact, rssBytes, startAgentProcess, stopAgent, timedRun, untilStatus } from './agent-process.js'
+import { cpuMs, loadAverage, releaseArtifact, rssBytes, startAgentProcess, stopAgent, timedRun, untilStatus } from './agent-process.js'
 
 const envNumber = (name: string, fallback: number): number => {
   const v = Number(process.env[name])
@@ -40,18 +40,28 @@ export function agentScenarios(): Scenario[] {
       { name: 'help', unit: 'ms', better: 'lower' },
       { name: 'node-floor', unit: 'ms', better: 'lower' },
       { name: 'help-vs-floor', unit: 'ratio', better: 'lower', target: 1.5 },
+      { name: 'serving-vs-floor', unit: 'ratio', better: 'lower' },
       { name: 'managed-vs-floor', unit: 'ratio', better: 'lower' },
+      { name: 'help-cpu', unit: 'ms', better: 'lower' },
+      { name: 'node-floor-cpu', unit: 'ms', better: 'lower' },
+      { name: 'managed-cpu', unit: 'ms', better: 'lower' },
+      { name: 'help-cpu-vs-floor', unit: 'ratio', better: 'lower' },
+      { name: 'managed-cpu-vs-floor', unit: 'ratio', better: 'lower' },
       { name: 'help-peak-rss', unit: 'MB', better: 'lower' },
-      { name: 'node-floor-peak-rss', unit: 'MB', better: 'lower' }
+      { name: 'node-floor-peak-rss', unit: 'MB', better: 'lower' },
+      { name: 'load-1min', unit: 'loadavg', better: 'lower' }
     ],
     async run() {
       const { net, dir, token } = await ensure()
       const { bin } = releaseArtifact()
+      const load = loadAverage()
       const floor = timedRun(['-e', '0'])
       const help = timedRun([bin, '--help'])
       const agent = startAgentProcess(net, dir, 'bench-node', token)
       const serving = await untilStatus(agent.socket, agent.startedAt, () => true, 30_000, 2)
       const managed = await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED, 30_000, 2)
+      // CPU the agent used to get there: what a shared machine's load disturbs least (10 ms ticks).
+      const managedCpu = cpuMs(agent.child.pid!)
       await stopAgent(agent)
       return {
         'to-status-serving': serving,
@@ -59,9 +69,16 @@ export function agentScenarios(): Scenario[] {
         help: help.ms,
         'node-floor': floor.ms,
         'help-vs-floor': help.ms / floor.ms,
+        'serving-vs-floor': serving / floor.ms,
         'managed-vs-floor': managed / floor.ms,
+        'help-cpu': help.cpuMs,
+        'node-floor-cpu': floor.cpuMs,
+        'managed-cpu': managedCpu,
+        'help-cpu-vs-floor': help.cpuMs / floor.cpuMs,
+        'managed-cpu-vs-floor': managedCpu / floor.cpuMs,
         'help-peak-rss': help.peakRssMb,
-        'node-floor-peak-rss': floor.peakRssMb
+        'node-floor-peak-rss': floor.peakRssMb,
+        'load-1min': load
       }
     }
   }
@@ -103,6 +120,8 @@ export function agentScenarios(): Scenario[] {
       { name: 'idle-rss', unit: 'MB', better: 'lower', target: 55 },
       { name: 'node-idle-rss', unit: 'MB', better: 'lower' },
       { name: 'idle-vs-node', unit: 'ratio', better: 'lower' },
+      { name: 'idle-cpu', unit: 'ms/min', better: 'lower' },
+      { name: 'churn-cpu', unit: 'ms/min', better: 'lower' },
       { name: `churn-rss-growth-${Math.min(10, churnMinutes)}min`, unit: 'MB', better: 'lower', target: 2 },
       ...(churnMinutes > 10 ? [{ name: `churn-rss-growth-${churnMinutes}min`, unit: 'MB', better: 'lower' as const, target: 3 }] : []),
       ...(heapSnapshots !== '' ? [{ name: 'churn-heap-growth', unit: 'MB', better: 'lower' as const }] : [])
@@ -124,11 +143,16 @@ export function agentScenarios(): Scenario[] {
           env: { PROBE_OUT: join(heapSnapshots, 'memory.json'), PROBE_SNAP: join(heapSnapshots, 'current.heapsnapshot') }
         }
       }
-      const agent = startAgentProcess(net, dir, 'bench-node', token, [], probe ?? {})
+      // BENCH_NODE_ARGS: node flags for the agent, e.g. `--opt --sparkplug --no-optimize-for-size` to
+      // measure without the daemon's V8 flags (v8-flags.ts leaves a flag given on node's command line).
+      const nodeArgs = [...(probe?.nodeArgs ?? []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')]
+      const agent = startAgentProcess(net, dir, 'bench-node', token, [], { nodeArgs, env: probe?.env ?? {} })
       await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
       const idleMs = envNumber('BENCH_IDLE_SECONDS', 60) * 1000
       const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'])
+      const idleCpuFrom = cpuMs(agent.child.pid!)
       await new Promise((r) => setTimeout(r, idleMs))
+      const idleCpu = ((cpuMs(agent.child.pid!) - idleCpuFrom) / idleMs) * 60_000
       const idle = rssBytes(agent.child.pid!) / 2 ** 20
       const nodeIdle = rssBytes(baseline.pid!) / 2 ** 20
       baseline.kill()
@@ -147,6 +171,7 @@ export function agentScenarios(): Scenario[] {
       const before = rssBytes(agent.child.pid!)
       const heapBefore = probe != null ? await snapshot('churn-start') : 0
       const started = Date.now()
+      const churnCpuFrom = cpuMs(agent.child.pid!)
       const growth: Record<string, number> = {}
       const at10 = started + Math.min(10, churnMinutes) * 60_000
       const end = started + churnMinutes * 60_000
@@ -162,6 +187,7 @@ export function agentScenarios(): Scenario[] {
       }
       await untilStatus(agent.socket, performance.now(), (p) => p === Phase.MANAGED)
       growth[`churn-rss-growth-${churnMinutes}min`] = (rssBytes(agent.child.pid!) - before) / 2 ** 20
+      const churnCpu = ((cpuMs(agent.child.pid!) - churnCpuFrom) / (Date.now() - started)) * 60_000
       if (probe != null) {
         growth['churn-heap-growth'] = (await snapshot('churn-end')) - heapBefore
         console.log(
@@ -175,6 +201,8 @@ export function agentScenarios(): Scenario[] {
         'idle-rss': idle,
         'node-idle-rss': nodeIdle,
         'idle-vs-node': idle / nodeIdle,
+        'idle-cpu': idleCpu,
+        'churn-cpu': churnCpu,
         ...growth
       }
     }
