@@ -90,7 +90,9 @@ export class ArtifactStore {
       } catch (err) {
         if (signal.aborted) throw err
         const text = `${(err as { stderr?: string }).stderr ?? (err as Error).message}`.trim()
-        throw new ComponentInstallError(spec.name, `artifact ${spec.digest} is not a readable .tar.gz: ${text}`, kindOf(text), { cause: err })
+        throw new ComponentInstallError(spec.name, `artifact ${spec.digest} is not a readable .tar.gz: ${text}`, kindOf(text), {
+          cause: err
+        })
       }
       if (!(await exists(join(tmp, spec.entry))))
         throw new ComponentInstallError(spec.name, `entry "${spec.entry}" missing in artifact ${spec.digest}`, 'entry-missing')
@@ -144,35 +146,39 @@ export class ArtifactStore {
     let size = 0
     try {
       await new Promise<void>((resolve, reject) => {
-        const req = request(url, { ...(ca != null ? { ca } : {}), signal, timeout: this.init.fetchTimeoutMs, minVersion: 'TLSv1.2' }, (res) => {
-          if (res.statusCode !== 200) {
-            res.resume()
-            reject(new Error(`HTTP ${res.statusCode}`))
-            return
-          }
-          const declared = Number(res.headers['content-length'] ?? NaN)
-          if (Number.isFinite(declared) && declared > limit) {
-            res.destroy()
-            reject(tooBig(spec, url, declared, limit))
-            return
-          }
-          const out = createWriteStream(tmp, { flags: 'wx' })
-          out.on('error', reject)
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length
-            if (size > limit) {
-              res.destroy()
-              out.destroy()
-              reject(tooBig(spec, url, size, limit))
+        const req = request(
+          url,
+          { ...(ca != null ? { ca } : {}), signal, timeout: this.init.fetchTimeoutMs, minVersion: 'TLSv1.2' },
+          (res) => {
+            if (res.statusCode !== 200) {
+              res.resume()
+              reject(new Error(`HTTP ${res.statusCode}`))
               return
             }
-            hash.update(chunk)
-            if (!out.write(chunk)) res.pause()
-          })
-          out.on('drain', () => res.resume())
-          res.on('error', reject)
-          res.on('end', () => out.end(() => resolve()))
-        })
+            const declared = Number(res.headers['content-length'] ?? NaN)
+            if (Number.isFinite(declared) && declared > limit) {
+              res.destroy()
+              reject(tooBig(spec, url, declared, limit))
+              return
+            }
+            const out = createWriteStream(tmp, { flags: 'wx' })
+            out.on('error', reject)
+            res.on('data', (chunk: Buffer) => {
+              size += chunk.length
+              if (size > limit) {
+                res.destroy()
+                out.destroy()
+                reject(tooBig(spec, url, size, limit))
+                return
+              }
+              hash.update(chunk)
+              if (!out.write(chunk)) res.pause()
+            })
+            out.on('drain', () => res.resume())
+            res.on('error', reject)
+            res.on('end', () => out.end(() => resolve()))
+          }
+        )
         req.on('timeout', () => req.destroy(new Error(`no answer within ${this.init.fetchTimeoutMs} ms`)))
         req.on('error', reject)
         req.end()

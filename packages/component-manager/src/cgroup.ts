@@ -32,7 +32,13 @@ export async function detectCgroupV2(root: string): Promise<CgroupSupport> {
 }
 
 /** Puts `pid` into a per-component cgroup with the given limits (0 = none). */
-export async function limitProcess(support: CgroupSupport, name: string, pid: number, memoryBytes: number, cpuMillis: number): Promise<void> {
+export async function limitProcess(
+  support: CgroupSupport,
+  name: string,
+  pid: number,
+  memoryBytes: number,
+  cpuMillis: number
+): Promise<void> {
   if (!support.available) return
   const dir = join(support.dir, name)
   await mkdir(dir, { recursive: true })

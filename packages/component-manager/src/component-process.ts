@@ -130,12 +130,7 @@ export class ComponentProcess {
     const name = this.record.name
     const res = await this.call<HelloResponse>(
       (cb, opts, md) =>
-        this.client.hello(
-          { contractVersion: COMPONENT_CONTRACT_VERSION, name, version: this.record.version, parameters },
-          md,
-          opts,
-          cb
-        ),
+        this.client.hello({ contractVersion: COMPONENT_CONTRACT_VERSION, name, version: this.record.version, parameters }, md, opts, cb),
       timeoutMs,
       signal
     ).catch((err: unknown) => {
@@ -145,7 +140,10 @@ export class ComponentProcess {
     })
     const v = COMPONENT_CONTRACT_VERSION
     if (res.contractVersionMin > v || res.contractVersionMax < v)
-      throw new ComponentStartError(name, `speaks contract versions ${res.contractVersionMin}..${res.contractVersionMax}, this node speaks ${v}`)
+      throw new ComponentStartError(
+        name,
+        `speaks contract versions ${res.contractVersionMin}..${res.contractVersionMax}, this node speaks ${v}`
+      )
     if (res.name !== name) throw new ComponentStartError(name, `answered Hello as "${res.name}"`)
     return res
   }
@@ -155,13 +153,17 @@ export class ComponentProcess {
   }
 
   /**
-   * Stop rpc, then SIGTERM to its group after `graceMs` if it still runs,
-   * then SIGKILL. Resolves once it is gone.
+   * Stop rpc, then SIGTERM to its group after `graceMs` if it still runs
+   * (at once if it did not take the call), then SIGKILL. Resolves once it is gone.
    */
   async stop(reason: string, graceMs: number): Promise<void> {
     const signal = AbortSignal.timeout(graceMs)
-    await this.call((cb, opts, md) => this.client.stop({ reason }, md, opts, cb), graceMs, signal, false).catch(() => undefined)
-    if (!(await this.waitGone(graceMs))) {
+    const asked = await this.call((cb, opts, md) => this.client.stop({ reason }, md, opts, cb), graceMs, signal, false).then(
+      () => true,
+      () => false
+    )
+    // A component that did not take the Stop call gets SIGTERM now, not after the grace period.
+    if (!asked || !(await this.waitGone(graceMs))) {
       this.kill('SIGTERM')
       if (!(await this.waitGone(graceMs))) {
         this.kill('SIGKILL')
@@ -213,7 +215,11 @@ export class ComponentProcess {
   }
 
   private call<T>(
-    invoke: (cb: (err: grpc.ServiceError | null, res: T) => void, opts: Partial<grpc.CallOptions>, md: grpc.Metadata) => grpc.ClientUnaryCall,
+    invoke: (
+      cb: (err: grpc.ServiceError | null, res: T) => void,
+      opts: Partial<grpc.CallOptions>,
+      md: grpc.Metadata
+    ) => grpc.ClientUnaryCall,
     timeoutMs: number,
     signal: AbortSignal,
     waitForReady = true

@@ -67,7 +67,11 @@ export function desiredComponents(
   for (const a of assignments) {
     const base = { assignmentId: a.assignmentId, run: a.desiredState !== 'stopped', parameters: { ...a.parameters } }
     if (!a.componentSpore.startsWith(COMPONENT_SPORE_PREFIX)) {
-      out.push({ ...base, name: a.componentSpore, problem: `component_spore "${a.componentSpore}" does not start with "${COMPONENT_SPORE_PREFIX}"` })
+      out.push({
+        ...base,
+        name: a.componentSpore,
+        problem: `component_spore "${a.componentSpore}" does not start with "${COMPONENT_SPORE_PREFIX}"`
+      })
       continue
     }
     const name = a.componentSpore.slice(COMPONENT_SPORE_PREFIX.length)
@@ -81,7 +85,9 @@ export function desiredComponents(
     if (body == null) {
       const last = known[name]
       out.push(
-        last != null ? { ...base, name, spec: last } : { ...base, name, problem: `no verified spore "${a.componentSpore}" (unknown, unsigned or expired)` }
+        last != null
+          ? { ...base, name, spec: last }
+          : { ...base, name, problem: `no verified spore "${a.componentSpore}" (unknown, unsigned or expired)` }
       )
       continue
     }

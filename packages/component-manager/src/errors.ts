@@ -68,4 +68,5 @@ export class ArtifactFetchError extends NamedComponentError {
   static readonly NAME = 'ArtifactFetchError'
   override readonly name = ArtifactFetchError.NAME
 }
-export const isArtifactFetchError = (err: unknown): err is ArtifactFetchError => err instanceof Error && err.name === ArtifactFetchError.NAME
+export const isArtifactFetchError = (err: unknown): err is ArtifactFetchError =>
+  err instanceof Error && err.name === ArtifactFetchError.NAME

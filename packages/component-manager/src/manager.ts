@@ -163,7 +163,11 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     const controller = new AbortController()
     this.controller = controller
     try {
-      await Promise.all([mkdir(this.runDir, { recursive: true }), mkdir(join(this.init.dir, 'logs'), { recursive: true }), this.store.open()])
+      await Promise.all([
+        mkdir(this.runDir, { recursive: true }),
+        mkdir(join(this.init.dir, 'logs'), { recursive: true }),
+        this.store.open()
+      ])
       this.cgroup = await detectCgroupV2(this.init.cgroupRoot ?? D.DEFAULT_CGROUP_ROOT)
       if (this.cgroup.available) this.log.info('cgroup v2 limits enabled for components', { dir: this.cgroup.dir })
       else this.log.info('component resource limits: Node heap limit only', { reason: this.cgroup.reason })
@@ -203,7 +207,8 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
   /**
    * A new full set of assignments. One older than the generation in force
    * is ignored (a late answer); an equal one is applied (a registration
-   * re-states the set). Persisted before it is acted on.
+   * re-states the set). Persisted before it is acted on; resolves once the
+   * runner acted on it (each component's outcome is in its status).
    */
   async setAssignments(generation: number, assignments: Assignment[]): Promise<void> {
     if (generation < this.generation) {
@@ -216,7 +221,7 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     for (const e of this.entries.values()) e.blocked = undefined
     this.log.info('assignments received', { generation, assignments: assignments.map((a) => `${a.componentSpore}=${a.desiredState}`) })
     await this.persist()
-    void this.reconcile()
+    await this.reconcile()
   }
 
   /**
@@ -341,7 +346,12 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
   private async persist(): Promise<void> {
     const running: Record<string, RunRecord> = {}
     for (const e of this.entries.values()) if (e.proc != null) running[e.name] = e.proc.record
-    const s: PersistedState = { generation: this.generation, assignments: this.assignments.map((a) => Assignment.toJSON(a)), known: this.known, running }
+    const s: PersistedState = {
+      generation: this.generation,
+      assignments: this.assignments.map((a) => Assignment.toJSON(a)),
+      known: this.known,
+      running
+    }
     try {
       await writeStateFile(this.stateFile, Buffer.from(JSON.stringify(s)))
     } catch (err) {
@@ -530,9 +540,12 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     }
     const steps = planComponents(observed, desired)
     if (steps.length > 0) this.log.debug('component plan', { steps: steps.map((s) => `${s.type} ${s.name}`) })
+    // A failed step ends its component's plan for this run (no start after a failed install).
+    const failed = new Set<string>()
     for (const step of steps) {
       if (signal.aborted) return
-      await this.execute(step, signal)
+      if (failed.has(step.name)) continue
+      if (!(await this.execute(step, signal))) failed.add(step.name)
     }
     // Nothing to do and not running: say where it stands.
     for (const d of desired) {
@@ -543,18 +556,19 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     }
   })
 
-  private async execute(step: ComponentStep, signal: AbortSignal): Promise<void> {
+  /** Executes one step; false when it failed (its reason is in the component's status). */
+  private async execute(step: ComponentStep, signal: AbortSignal): Promise<boolean> {
     const e = this.entry(step.name)
     switch (step.type) {
       case 'refuse':
         if (e.proc == null) this.setState(e, DynamicComponentState.FAILED, step.reason)
         else this.log.warn('assignment refused; the running version is kept', { name: e.name, reason: step.reason })
-        return
+        return false
       case 'stop':
         await this.stopProcess(e, step.reason)
         this.setState(e, DynamicComponentState.IDLE, step.reason)
         await this.persist()
-        return
+        return true
       case 'remove': {
         await this.stopProcess(e, step.reason)
         this.entries.delete(step.name)
@@ -564,21 +578,17 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
         this.log.info('component removed', { name: step.name, reason: step.reason, freedBytes: freed })
         this.emit('changed')
         await this.persist()
-        return
+        return true
       }
       case 'install':
-        await this.install(e, step.spec, signal)
-        return
+        return this.install(e, step.spec, signal)
       case 'start':
-        await this.startProcess(e, step.spec, step.parameters, step.reason, signal)
-        return
+        return this.startProcess(e, step.spec, step.parameters, step.reason, signal)
       case 'restart':
         await this.stopProcess(e, step.reason)
-        await this.startProcess(e, step.spec, step.parameters, step.reason, signal)
-        return
+        return this.startProcess(e, step.spec, step.parameters, step.reason, signal)
       case 'upgrade':
-        await this.upgrade(e, step.from, step.spec, step.parameters, signal)
-        return
+        return this.upgrade(e, step.from, step.spec, step.parameters, signal)
     }
   }
 
@@ -608,7 +618,9 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
       // Wrong bytes stay wrong: blocked until the spore names others. Anything else is tried again later.
       const permanent = !isArtifactFetchError(err) && !(isComponentInstallError(err) && err.kind === 'disk-full')
       const reason = `install failed: ${(err as Error).message}`
-      e.blocked = permanent ? { digest: spec.digest, reason } : { digest: spec.digest, reason, untilMs: Date.now() + (this.init.installRetryMs ?? D.DEFAULT_INSTALL_RETRY_MS) }
+      e.blocked = permanent
+        ? { digest: spec.digest, reason }
+        : { digest: spec.digest, reason, untilMs: Date.now() + (this.init.installRetryMs ?? D.DEFAULT_INSTALL_RETRY_MS) }
       if (e.proc == null) this.setState(e, DynamicComponentState.FAILED, reason)
       else this.log.warn('new version not installed; the running one is kept', { name: e.name, reason })
       return false
@@ -667,14 +679,20 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
   }
 
   /** New version started after the old one stopped; the old one (still installed) comes back if the new one fails. */
-  private async upgrade(e: Entry, from: string, spec: ComponentSpec, parameters: Record<string, string>, signal: AbortSignal): Promise<void> {
+  private async upgrade(
+    e: Entry,
+    from: string,
+    spec: ComponentSpec,
+    parameters: Record<string, string>,
+    signal: AbortSignal
+  ): Promise<boolean> {
     const old = e.spec?.digest === from ? e.spec : Object.values(this.known).find((s) => s.digest === from)
     await this.stopProcess(e, `upgrading to ${spec.version}`)
     if (await this.startProcess(e, spec, parameters, `upgrade from ${old?.version ?? from}`, signal)) {
       this.known[e.name] = spec
       await this.persist()
       await this.store.gc(this.keepDigests())
-      return
+      return true
     }
     const reason = `upgrade to ${spec.version} failed (${e.reason}); rolled back to ${old?.version ?? from}`
     e.blocked = { digest: spec.digest, reason }
@@ -683,6 +701,7 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
       this.setState(e, DynamicComponentState.RUNNING, reason)
       this.log.warn('component upgrade rolled back', { name: e.name, reason })
     }
+    return false
   }
 
   private async stopProcess(e: Entry, reason: string): Promise<void> {

@@ -67,7 +67,11 @@ export type ComponentStep =
 
 /** A stable key of assignment parameters: a change restarts the component. */
 export function parametersKey(parameters: Record<string, string>): string {
-  return JSON.stringify(Object.keys(parameters).sort().map((k) => [k, parameters[k]]))
+  return JSON.stringify(
+    Object.keys(parameters)
+      .sort()
+      .map((k) => [k, parameters[k]])
+  )
 }
 
 const ORDER: Record<ComponentStep['type'], number> = { refuse: 0, stop: 1, remove: 2, install: 3, restart: 4, upgrade: 5, start: 6 }
@@ -110,5 +114,8 @@ export function planComponents(observed: ObservedComponent[], desired: DesiredCo
     }
   }
   // Stable: by kind, then in the order they were planned.
-  return steps.map((s, i) => ({ s, i })).sort((a, b) => ORDER[a.s.type] - ORDER[b.s.type] || a.i - b.i).map((x) => x.s)
+  return steps
+    .map((s, i) => ({ s, i }))
+    .sort((a, b) => ORDER[a.s.type] - ORDER[b.s.type] || a.i - b.i)
+    .map((x) => x.s)
 }

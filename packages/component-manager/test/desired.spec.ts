@@ -3,7 +3,14 @@ import { COMPONENT_CONTRACT_VERSION, desiredComponents, specOf } from '../src/de
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`
 const body = (over: Partial<ComponentBody> = {}): ComponentBody =>
-  ComponentBody.fromPartial({ name: 'm', version: '1.0.0', artifactDigest: DIGEST, artifactUrls: ['https://a/x'], entry: 'index.cjs', ...over })
+  ComponentBody.fromPartial({
+    name: 'm',
+    version: '1.0.0',
+    artifactDigest: DIGEST,
+    artifactUrls: ['https://a/x'],
+    entry: 'index.cjs',
+    ...over
+  })
 const limits = { artifactMaxBytes: 1000 }
 const assign = (spore: string, desiredState = 'running'): Assignment =>
   Assignment.fromPartial({ assignmentId: `id-${spore}`, componentSpore: spore, desiredState, parameters: { k: 'v' } })
@@ -20,7 +27,7 @@ describe('specOf', () => {
     [{ entry: '../../bin/sh' }, 'entry "../../bin/sh"'],
     [{ entry: '/bin/sh' }, 'entry "/bin/sh"'],
     [{ contractVersion: 2 }, 'contract_version 2 is not spoken here'],
-    [{ artifactSizeBytes: 1001 }, 'exceeds the node\'s artifact cap 1000'],
+    [{ artifactSizeBytes: 1001 }, "exceeds the node's artifact cap 1000"],
     [{ name: 'Bad Name' }, 'is not a component name']
   ])('refuses %j naming the field', (over, text) => {
     const s = specOf(body(over), limits)

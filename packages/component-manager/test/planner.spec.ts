@@ -50,12 +50,18 @@ describe('planComponents', () => {
   })
 
   it('stops a component whose assignment says "stopped" and keeps it installed', () => {
-    const steps = planComponents([{ name: 'm', installed: ['sha256:aa'], running: running('sha256:aa') }], [want('m', spec('m'), { run: false })])
+    const steps = planComponents(
+      [{ name: 'm', installed: ['sha256:aa'], running: running('sha256:aa') }],
+      [want('m', spec('m'), { run: false })]
+    )
     expect(types(steps)).toEqual(['stop m'])
   })
 
   it('upgrades a running component to a new digest (the runner keeps the old install until the new is healthy)', () => {
-    const steps = planComponents([{ name: 'm', installed: ['sha256:aa'], running: running('sha256:aa') }], [want('m', spec('m', 'sha256:cc'))])
+    const steps = planComponents(
+      [{ name: 'm', installed: ['sha256:aa'], running: running('sha256:aa') }],
+      [want('m', spec('m', 'sha256:cc'))]
+    )
     expect(steps).toEqual([
       { type: 'install', name: 'm', spec: spec('m', 'sha256:cc') },
       { type: 'upgrade', name: 'm', from: 'sha256:aa', spec: spec('m', 'sha256:cc'), parameters: {} }

@@ -61,9 +61,28 @@ export async function buildComponentArtifact(name: ComponentName, outDir: string
     })
     await writeFile(join(work, 'component.json'), JSON.stringify({ name, entry: 'index.cjs' }))
     const path = join(outDir, `${name}.tar.gz`)
-    await run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-I', 'gzip -n', '-cf', path, '-C', work, '.'])
+    await run('tar', [
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '-I',
+      'gzip -n',
+      '-cf',
+      path,
+      '-C',
+      work,
+      '.'
+    ])
     const bytes = await readFile(path)
-    return { name, path, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, sizeBytes: (await stat(path)).size, entry: 'index.cjs' }
+    return {
+      name,
+      path,
+      digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+      sizeBytes: (await stat(path)).size,
+      entry: 'index.cjs'
+    }
   } finally {
     await rm(work, { recursive: true, force: true })
   }

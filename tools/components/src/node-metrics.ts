@@ -33,7 +33,10 @@ export function renderNodeMetrics(): string {
   for (const l of readFileSync('/proc/stat', 'utf8').split('\n')) {
     const m = /^cpu(\d+)\s+(.*)$/.exec(l)
     if (m == null) continue
-    m[2]!.split(' ').slice(0, modes.length).forEach((v, i) => cpu.push([`{cpu="${m[1]}",mode="${modes[i]}"}`, Number(v) / 100]))
+    m[2]!
+      .split(' ')
+      .slice(0, modes.length)
+      .forEach((v, i) => cpu.push([`{cpu="${m[1]}",mode="${modes[i]}"}`, Number(v) / 100]))
   }
   metric('node_cpu_seconds_total', 'Seconds the CPUs spent in each mode.', 'counter', cpu)
   const rx: Array<[string, number]> = []

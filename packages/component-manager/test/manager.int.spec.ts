@@ -1,0 +1,223 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Assignment, DynamicComponentState, type ComponentBody } from '@mycelium/core-interfaces'
+import { until } from '@mycelium/testing'
+import { ComponentManager, type ComponentManagerInit } from '../src/index.js'
+import { artifactHost, bodyFor, buildAndHost, processesUnder, recordingLogger, type ArtifactHost } from './helpers.js'
+
+/**
+ * The manager with real artifacts (esbuild bundles in .tar.gz) over real
+ * HTTPS, real child processes speaking the component contract on unix
+ * sockets, and real files.
+ */
+let host: ArtifactHost
+let built: Awaited<ReturnType<typeof buildAndHost>>
+const dirs: string[] = []
+const managers: ComponentManager[] = []
+
+beforeAll(async () => {
+  host = await artifactHost()
+  built = await buildAndHost(host, ['fixture', 'node-metrics'])
+}, 120_000)
+
+afterAll(async () => {
+  for (const m of managers) await m.unloadAll('test over').catch(() => undefined)
+  for (const m of managers) await m.stop()
+  await host.close()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+function newDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'cm-'))
+  dirs.push(d)
+  return d
+}
+
+function manager(dir: string, catalogue: () => ComponentBody[], over: Partial<ComponentManagerInit> = {}) {
+  const logger = recordingLogger()
+  const m = new ComponentManager(
+    { logger, catalogue },
+    {
+      dir,
+      caPem: () => host.pki.caPem.toString(),
+      healthIntervalMs: 50,
+      startTimeoutMs: 5000,
+      stopGraceMs: 2000,
+      restartBackoff: { initialMs: 20, maxMs: 100 },
+      restartBudget: { maxRestarts: 2, windowMs: 60_000 },
+      installRetryMs: 60_000,
+      ...over
+    }
+  )
+  managers.push(m)
+  return { m, logger }
+}
+
+const assign = (name: string, desiredState = 'running', parameters: Record<string, string> = {}): Assignment =>
+  Assignment.fromPartial({ assignmentId: `as-${name}`, componentSpore: `component/${name}`, desiredState, parameters })
+
+const stateOf = (m: ComponentManager, name: string) => m.status().find((s) => s.name === name)
+
+const reach = (m: ComponentManager, name: string, state: DynamicComponentState, timeoutMs = 20_000) =>
+  until(
+    `${name} ${DynamicComponentState[state]}`,
+    () => stateOf(m, name)?.state === state && stateOf(m, name),
+    timeoutMs,
+    20,
+    () => m.status()
+  )
+
+describe('ComponentManager (real artifacts, HTTPS, child processes)', () => {
+  it('assign → fetched, verified, running, reported; its output in the agent log; unassign → stopped and removed', async () => {
+    const dir = newDir()
+    const fixture = bodyFor(host, built.fixture!, { args: ['--mode', 'ok'] })
+    const { m, logger } = manager(dir, () => [fixture])
+    await m.start()
+    await m.setAssignments(1, [assign('fixture', 'running', { greeting: 'hi' })])
+    const s = await reach(m, 'fixture', DynamicComponentState.RUNNING)
+    expect(s).toMatchObject({ version: '1.0.0', artifactDigest: built.fixture!.digest, assignmentId: 'as-fixture', restarts: 0 })
+    expect(s.pid).toBeGreaterThan(0)
+    expect(s.rssBytes).toBeGreaterThan(1_000_000)
+    expect(m.installed()).toEqual([
+      {
+        name: 'fixture',
+        version: '1.0.0',
+        artifactDigest: built.fixture!.digest,
+        state: DynamicComponentState.RUNNING,
+        restarts: 0,
+        reason: ''
+      }
+    ])
+    expect(processesUnder(join(dir, 'run'))).toEqual([s.pid])
+    await until('component output in the agent log', () =>
+      logger.lines.some((l) => l.component === 'component:fixture' && l.msg === 'begin {"greeting":"hi"}')
+    )
+
+    await m.setAssignments(2, [])
+    await until('fixture removed', () => m.status().length === 0)
+    expect(processesUnder(join(dir, 'run'))).toEqual([])
+    expect(readdirSync(join(dir, 'store', 'installs'))).toEqual([])
+    expect(readdirSync(join(dir, 'store', 'blobs', 'sha256'))).toEqual([])
+  }, 60_000)
+
+  it('a stopped manager leaves components running; a new one adopts them (same process, never a second)', async () => {
+    const dir = newDir()
+    const fixture = bodyFor(host, built.fixture!)
+    const first = manager(dir, () => [fixture]).m
+    await first.start()
+    await first.setAssignments(1, [assign('fixture')])
+    const pid = (await reach(first, 'fixture', DynamicComponentState.RUNNING)).pid
+    await first.stop()
+    expect(processesUnder(join(dir, 'run'))).toEqual([pid])
+
+    // The managers and every spore source are gone too: the stored assignment and spec carry on.
+    const second = manager(dir, () => []).m
+    await second.start()
+    expect(stateOf(second, 'fixture')).toMatchObject({ state: DynamicComponentState.RUNNING, pid })
+    expect(second.assignmentsGeneration).toBe(1)
+    await second.reconcile()
+    expect(processesUnder(join(dir, 'run'))).toEqual([pid])
+    await second.unloadAll()
+  }, 60_000)
+
+  it('a component killed while the agent was away is started again, once', async () => {
+    const dir = newDir()
+    const fixture = bodyFor(host, built.fixture!)
+    const first = manager(dir, () => [fixture]).m
+    await first.start()
+    await first.setAssignments(1, [assign('fixture')])
+    const pid = (await reach(first, 'fixture', DynamicComponentState.RUNNING)).pid
+    await first.stop()
+    process.kill(pid, 'SIGKILL')
+    await until('old process gone', () => !processesUnder(join(dir, 'run')).includes(pid))
+
+    const second = manager(dir, () => [fixture]).m
+    await second.start()
+    const s = await reach(second, 'fixture', DynamicComponentState.RUNNING)
+    expect(s.pid).not.toBe(pid)
+    expect(processesUnder(join(dir, 'run'))).toEqual([s.pid])
+    await second.unloadAll()
+  }, 60_000)
+
+  describe('bad input: a clear reason, nothing half-installed, other components untouched', () => {
+    let dir: string
+    let m: ComponentManager
+    let catalogue: ComponentBody[]
+    const metricsPort = 20000 + (process.pid % 20000)
+
+    beforeAll(async () => {
+      dir = newDir()
+      catalogue = [bodyFor(host, built['node-metrics']!)]
+      m = manager(dir, () => catalogue, { startTimeoutMs: 1500 }).m
+      await m.start()
+      await m.setAssignments(1, [assign('node-metrics', 'running', { listen: `127.0.0.1:${metricsPort}` })])
+      await reach(m, 'node-metrics', DynamicComponentState.RUNNING)
+    }, 60_000)
+
+    let generation = 1
+    /** Assigns `name` (with `body` as its verified spore, or none) beside node-metrics; its FAILED reason. */
+    async function tryBad(body: ComponentBody | undefined, name = body!.name): Promise<string> {
+      catalogue = body != null ? [catalogue[0]!, body] : [catalogue[0]!]
+      await m.setAssignments(++generation, [assign('node-metrics', 'running', { listen: `127.0.0.1:${metricsPort}` }), assign(name)])
+      const s = await reach(m, name, DynamicComponentState.FAILED)
+      // The good one never stopped, nothing half-installed is left.
+      expect(stateOf(m, 'node-metrics')).toMatchObject({ state: DynamicComponentState.RUNNING, restarts: 0 })
+      expect(readdirSync(join(dir, 'store', 'installs')).filter((n) => n.startsWith('.tmp-'))).toEqual([])
+      expect(readdirSync(join(dir, 'store', 'blobs', 'sha256')).filter((n) => n.startsWith('.tmp-'))).toEqual([])
+      return s.reason
+    }
+
+    it('the node-metrics component serves Prometheus metrics', async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+      expect(text).toMatch(/^node_load1 [\d.]+$/m)
+      expect(text).toMatch(/^node_memory_MemAvailable_bytes \d+$/m)
+      expect(text).toMatch(/^node_cpu_seconds_total\{cpu="0",mode="idle"\} [\d.]+$/m)
+    })
+
+    it('digest mismatch', async () => {
+      const other = `sha256:${'0'.repeat(64)}`
+      const reason = await tryBad(
+        bodyFor(host, built.fixture!, { name: 'bad-digest', artifactDigest: other, artifactUrls: [host.url('/fixture.tar.gz')] })
+      )
+      expect(reason).toContain(`digest mismatch from ${host.url('/fixture.tar.gz')}`)
+      expect(readdirSync(join(dir, 'store', 'installs'))).not.toContain('0'.repeat(64))
+    }, 60_000)
+
+    it('size mismatch', async () => {
+      const reason = await tryBad(bodyFor(host, built.fixture!, { name: 'bad-size', artifactSizeBytes: built.fixture!.sizeBytes - 1 }))
+      expect(reason).toContain('larger than allowed')
+    }, 60_000)
+
+    it('entry missing', async () => {
+      const reason = await tryBad(bodyFor(host, built.fixture!, { name: 'no-entry', entry: 'missing.cjs' }))
+      expect(reason).toContain('entry "missing.cjs" missing in artifact')
+      expect(readdirSync(join(dir, 'store', 'installs'))).toHaveLength(1) // node-metrics only
+    }, 60_000)
+
+    it('unknown (or unsigned) spore', async () => {
+      // Unsigned, wrongly signed or expired spores never reach the verified catalogue the manager reads.
+      const reason = await tryBad(undefined, 'ghost')
+      expect(reason).toBe('no verified spore "component/ghost" (unknown, unsigned or expired)')
+    }, 60_000)
+
+    it('crashes at start: restarts with a budget, then FAILED', async () => {
+      const reason = await tryBad(bodyFor(host, built.fixture!, { name: 'crasher', args: ['--mode', 'crash'] }))
+      expect(reason).toMatch(
+        /start failed: crasher: process exit code 3 before answering Hello; 3 failures within 60 s: restart budget spent/
+      )
+      expect(stateOf(m, 'crasher')!.restarts).toBe(3)
+    }, 60_000)
+
+    it('never answers Hello', async () => {
+      const reason = await tryBad(bodyFor(host, built.fixture!, { name: 'silent', args: ['--mode', 'silent'] }))
+      expect(reason).toContain('no Hello answer within')
+      expect(processesUnder(join(dir, 'run')).length).toBe(1) // the silent ones were killed
+    }, 90_000)
+
+    it('speaks another contract version', async () => {
+      const reason = await tryBad(bodyFor(host, built.fixture!, { name: 'fixture', args: ['--mode', 'contract2'] }))
+      expect(reason).toContain('speaks contract versions 2..2, this node speaks 1')
+    }, 60_000)
+  })
+})
