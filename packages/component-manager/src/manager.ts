@@ -460,7 +460,8 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
           if (e.proc !== proc) continue
           if (e.lastWorkCount != null && h.workCount !== e.lastWorkCount) e.lastUseMs = now
           e.lastWorkCount = h.workCount
-          if (h.healthy) this.setState(e, DynamicComponentState.RUNNING, '')
+          // A running component keeps saying why a newer version is not the one running.
+          if (h.healthy) this.setState(e, DynamicComponentState.RUNNING, e.blocked?.reason ?? '')
           else this.setState(e, DynamicComponentState.UNHEALTHY, `unhealthy: ${h.reason || 'no reason given'}`)
         } catch (err) {
           if (signal.aborted || e.proc !== proc) continue
@@ -498,6 +499,7 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
   private crashed(e: Entry, digest: string, what: string): void {
     const budget = this.init.restartBudget ?? D.DEFAULT_RESTART_BUDGET
     const now = Date.now()
+    e.restarts++
     e.crashes = [...e.crashes.filter((t) => now - t < budget.windowMs), now]
     if (e.crashes.length > budget.maxRestarts) {
       const reason = `${what}; ${e.crashes.length} failures within ${Math.round(budget.windowMs / 1000)} s: restart budget spent`
@@ -672,7 +674,6 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
         await this.persist()
       }
       if (signal.aborted) return false
-      e.restarts++
       this.crashed(e, spec.digest, `start failed: ${(err as Error).message}`)
       return false
     }

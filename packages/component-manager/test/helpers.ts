@@ -74,6 +74,13 @@ export async function buildAndHost(host: ArtifactHost, names: ComponentName[]): 
       host.files.set(`/${n}.tar.gz`, bytes)
       out[n] = { ...a, bytes }
     }
+    // The fixture again with one more file: a second version (another digest) of the same component.
+    if (names.includes('fixture')) {
+      const a = await buildComponentArtifact('fixture', dir, { extraFiles: { 'CHANGES.txt': 'v2\n' }, fileName: 'fixture-v2.tar.gz' })
+      const bytes = await readFile(a.path)
+      host.files.set('/fixture-v2.tar.gz', bytes)
+      out['fixture-v2'] = { ...a, bytes }
+    }
     return out
   } finally {
     rmSync(dir, { recursive: true, force: true })
@@ -86,7 +93,7 @@ export function bodyFor(host: ArtifactHost, a: BuiltArtifact, over: Partial<Comp
     name: a.name,
     version: '1.0.0',
     artifactDigest: a.digest,
-    artifactUrls: [host.url(`/${a.name}.tar.gz`)],
+    artifactUrls: [host.url(`/${a.path.slice(a.path.lastIndexOf('/') + 1)}`)],
     entry: a.entry,
     artifactSizeBytes: a.sizeBytes,
     ...over

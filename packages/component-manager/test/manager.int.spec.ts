@@ -221,3 +221,83 @@ describe('ComponentManager (real artifacts, HTTPS, child processes)', () => {
     }, 60_000)
   })
 })
+
+describe('ComponentManager: on demand, upgrades, store cap', () => {
+  it('an on-demand component is installed at assignment, started on first use, stopped after its idle time (its memory freed)', async () => {
+    const dir = newDir()
+    const body = bodyFor(host, built.fixture!, { onDemand: true, idleTimeoutMs: 300 })
+    const { m } = manager(dir, () => [body])
+    await m.start()
+    await m.setAssignments(1, [assign('fixture')])
+    expect(stateOf(m, 'fixture')).toMatchObject({ state: DynamicComponentState.IDLE, pid: 0, rssBytes: 0, onDemand: true })
+    expect(processesUnder(join(dir, 'run'))).toEqual([])
+
+    const used = await m.use('fixture')
+    expect(used).toMatchObject({ state: DynamicComponentState.RUNNING })
+    expect(processesUnder(join(dir, 'run'))).toEqual([used.pid])
+    expect(m.memory().componentsRssBytes).toBeGreaterThan(1_000_000)
+
+    await reach(m, 'fixture', DynamicComponentState.IDLE)
+    expect(processesUnder(join(dir, 'run'))).toEqual([])
+    expect(m.memory().componentsRssBytes).toBe(0)
+    expect(stateOf(m, 'fixture')!.reason).toBe('on-demand component idle')
+  }, 60_000)
+
+  it('an upgrade that is healthy replaces the old version (then collected); one that fails is rolled back, the old one running', async () => {
+    const dir = newDir()
+    const v1 = bodyFor(host, built.fixture!)
+    let catalogue = [v1]
+    const { m } = manager(dir, () => catalogue, { startTimeoutMs: 1500 })
+    await m.start()
+    await m.setAssignments(1, [assign('fixture')])
+    const first = await reach(m, 'fixture', DynamicComponentState.RUNNING)
+
+    const v2 = bodyFor(host, built['fixture-v2']!, { version: '2.0.0' })
+    catalogue = [v2]
+    await m.reconcile()
+    const second = await until('v2 running', () => stateOf(m, 'fixture')?.version === '2.0.0' && stateOf(m, 'fixture'))
+    expect(second).toMatchObject({ state: DynamicComponentState.RUNNING, artifactDigest: v2.artifactDigest })
+    expect(processesUnder(join(dir, 'run'))).toEqual([second.pid])
+    expect(readdirSync(join(dir, 'store', 'installs'))).toEqual([v2.artifactDigest.slice(7)])
+    expect(first.pid).not.toBe(second.pid)
+
+    // v3: same code, a spore that makes it crash at start.
+    const v3 = bodyFor(host, built.fixture!, { version: '3.0.0', args: ['--mode', 'crash'] })
+    catalogue = [v3]
+    await m.reconcile()
+    const back = await until(
+      'rolled back',
+      () => /rolled back to 2\.0\.0/.test(stateOf(m, 'fixture')?.reason ?? '') && stateOf(m, 'fixture')
+    )
+    expect(back).toMatchObject({ state: DynamicComponentState.RUNNING, version: '2.0.0' })
+    expect(back.reason).toContain('upgrade to 3.0.0 failed')
+    expect(processesUnder(join(dir, 'run'))).toEqual([back.pid])
+    // Nothing more is tried for the refused version: the old one stays.
+    await m.reconcile()
+    expect(stateOf(m, 'fixture')!.pid).toBe(back.pid)
+  }, 90_000)
+
+  it('an artifact that does not fit the store is refused before it is fetched', async () => {
+    const dir = newDir()
+    const body = bodyFor(host, built.fixture!)
+    const { m } = manager(dir, () => [body], { storeMaxBytes: built.fixture!.sizeBytes })
+    await m.start()
+    const before = host.hits.get('/fixture.tar.gz') ?? 0
+    await m.setAssignments(1, [assign('fixture')])
+    const s = await reach(m, 'fixture', DynamicComponentState.FAILED)
+    expect(s.reason).toContain('does not fit the store')
+    expect(host.hits.get('/fixture.tar.gz') ?? 0).toBe(before)
+  }, 60_000)
+
+  it('a component that crashes while running is restarted after a backoff and counted', async () => {
+    const dir = newDir()
+    const body = bodyFor(host, built.fixture!, { args: ['--mode', 'crash-later', '--after-ms', '300'] })
+    const { m } = manager(dir, () => [body], { restartBudget: { maxRestarts: 1, windowMs: 60_000 } })
+    await m.start()
+    await m.setAssignments(1, [assign('fixture')])
+    const s = await reach(m, 'fixture', DynamicComponentState.FAILED)
+    expect(s.reason).toMatch(/process exit code 4; 2 failures within 60 s: restart budget spent/)
+    expect(s.restarts).toBe(2)
+    expect(processesUnder(join(dir, 'run'))).toEqual([])
+  }, 60_000)
+})

@@ -40,7 +40,11 @@ function srcDir(): string {
  * .tar.gz (sorted, zero mtimes and owners, gzip without a name), so the
  * same source always has the same digest.
  */
-export async function buildComponentArtifact(name: ComponentName, outDir: string): Promise<BuiltArtifact> {
+export async function buildComponentArtifact(
+  name: ComponentName,
+  outDir: string,
+  options: { extraFiles?: Record<string, string>; fileName?: string } = {}
+): Promise<BuiltArtifact> {
   const [file, fn] = COMPONENT_ENTRIES[name]
   const work = await mkdtemp(join(tmpdir(), `myc-component-${name}-`))
   try {
@@ -60,7 +64,9 @@ export async function buildComponentArtifact(name: ComponentName, outDir: string
       legalComments: 'none'
     })
     await writeFile(join(work, 'component.json'), JSON.stringify({ name, entry: 'index.cjs' }))
-    const path = join(outDir, `${name}.tar.gz`)
+    // Extra files (a changelog, test variants): another digest for the same code.
+    for (const [file, text] of Object.entries(options.extraFiles ?? {})) await writeFile(join(work, file), text)
+    const path = join(outDir, options.fileName ?? `${name}.tar.gz`)
     await run('tar', [
       '--sort=name',
       '--mtime=@0',
