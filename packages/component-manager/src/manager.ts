@@ -6,6 +6,7 @@ import {
   Assignment,
   DynamicComponentState,
   HealthState,
+  InvalidInputError,
   NotFoundError,
   UnavailableError,
   silentLogger,
@@ -107,6 +108,8 @@ interface PersistedState {
   assignments: unknown[]
   known: Record<string, ComponentSpec>
   running: Record<string, RunRecord>
+  /** Versions an `update` command put in place of the spore's, while the spore still names `base`. */
+  pinned?: Record<string, { spec: ComponentSpec; base: string }>
 }
 
 /**
@@ -128,6 +131,7 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
   private generation = 0
   private assignments: Assignment[] = []
   private known: Record<string, ComponentSpec> = {}
+  private pinned: Record<string, { spec: ComponentSpec; base: string }> = {}
   private cgroup: CgroupSupport = { available: false, reason: 'not detected yet' }
   private controller?: AbortController
   private timer?: NodeJS.Timeout
@@ -241,6 +245,45 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     return s
   }
 
+  /**
+   * An `update` command for a component: the given version (fetched and
+   * verified by its digest) replaces the running one through the same
+   * planner and runner — installed beside the old one, started, and kept
+   * only when it answers Hello; otherwise the old version runs again and
+   * this rejects with the reason. The version stays in place of the
+   * spore's until the spore names other bytes (a newer release).
+   */
+  async update(
+    target: { name: string; version: string; digest: string; urls: string[] },
+    options: { signal?: AbortSignal } = {}
+  ): Promise<void> {
+    const e = this.entries.get(target.name)
+    const current = e?.spec
+    if (e == null || current == null || this.controller == null)
+      throw new NotFoundError(`component ${target.name} is not assigned to this node (update command)`)
+    if (!/^sha256:[0-9a-f]{64}$/.test(target.digest))
+      throw new InvalidInputError(`artifact_digest "${target.digest}" is not "sha256:<64 hex>"`, 'update command')
+    const urls = target.urls.filter((u) => u.startsWith('https://'))
+    if (urls.length === 0) throw new InvalidInputError(`artifact_urls has no https:// URL (${target.urls.length} given)`, 'update command')
+    const base = this.components.catalogue().find((b) => b.name === target.name)?.artifactDigest ?? current.digest
+    const previous = this.pinned[target.name]
+    this.pinned[target.name] = { spec: { ...current, version: target.version, digest: target.digest, urls, sizeBytes: 0 }, base }
+    e.blocked = undefined
+    await this.persist()
+    await this.reconcile()
+    options.signal?.throwIfAborted()
+    const now = this.entries.get(target.name)
+    const done = now?.proc != null ? now.proc.record.digest === target.digest : this.known[target.name]?.digest === target.digest
+    if (done && now?.blocked == null) return
+    // What ran before (an earlier update's version, or the spore's) stays the desired one.
+    if (previous != null) this.pinned[target.name] = previous
+    else delete this.pinned[target.name]
+    await this.persist()
+    throw new UnavailableError(
+      `update of ${target.name} to ${target.version} failed: ${now?.blocked?.reason ?? (now?.reason || 'not installed')}`
+    )
+  }
+
   /** Dynamic components for NodeStatus and heartbeats (with memory). */
   status(): DynamicComponentStatus[] {
     return [...this.entries.values()].sort((a, b) => a.name.localeCompare(b.name)).map((e) => this.statusOf(e))
@@ -340,6 +383,7 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     this.generation = s.generation
     this.assignments = s.assignments.map((a) => Assignment.fromJSON(a))
     this.known = s.known
+    this.pinned = s.pinned ?? {}
     return s.running
   }
 
@@ -350,7 +394,8 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
       generation: this.generation,
       assignments: this.assignments.map((a) => Assignment.toJSON(a)),
       known: this.known,
-      running
+      running,
+      pinned: this.pinned
     }
     try {
       await writeStateFile(this.stateFile, Buffer.from(JSON.stringify(s)))
@@ -521,6 +566,13 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     const desired = desiredComponents(this.assignments, this.components.catalogue(), this.known, {
       artifactMaxBytes: this.init.artifactMaxBytes ?? D.DEFAULT_ARTIFACT_MAX_BYTES
     })
+    // An update command's version stands until the spore itself names other bytes.
+    for (const d of desired) {
+      const pin = this.pinned[d.name]
+      if (pin == null || d.spec == null) continue
+      if (pin.base === d.spec.digest) d.spec = pin.spec
+      else delete this.pinned[d.name]
+    }
     const installed = await this.store.installed()
     for (const d of desired) {
       const e = this.entry(d.name)
@@ -610,7 +662,8 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
       // Room first: artifacts nothing refers to any more go before a new one comes.
       await this.store.gc(new Set([...this.keepDigests(), spec.digest]))
       await this.store.install(spec, signal)
-      this.known[e.name] = spec
+      // What runs stays the known version until the new one proved itself (startProcess).
+      if (e.proc == null) this.known[e.name] = spec
       await this.persist()
       this.log.info('component installed', { name: e.name, version: spec.version, digest: spec.digest })
       if (e.proc == null) this.setState(e, DynamicComponentState.IDLE, 'installed')
@@ -663,6 +716,8 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
       e.lastUseMs = Date.now()
       e.lastWorkCount = undefined
       e.backoff.reset()
+      this.known[spec.name] = spec
+      await this.persist()
       this.setState(e, DynamicComponentState.RUNNING, '')
       this.log.info('component running', { name: spec.name, version: spec.version, pid: proc.record.pid, startMs: Date.now() - startedAt })
       return true

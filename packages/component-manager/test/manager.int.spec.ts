@@ -301,3 +301,32 @@ describe('ComponentManager: on demand, upgrades, store cap', () => {
     expect(processesUnder(join(dir, 'run'))).toEqual([])
   }, 60_000)
 })
+
+describe('ComponentManager: update commands', () => {
+  it('an update to a verified version replaces the running one; a bad one is refused with the reason and the old one keeps running', async () => {
+    const dir = newDir()
+    const v1 = bodyFor(host, built.fixture!)
+    const { m } = manager(dir, () => [v1])
+    await m.start()
+    await m.setAssignments(1, [assign('fixture')])
+    const first = await reach(m, 'fixture', DynamicComponentState.RUNNING)
+
+    const v2 = built['fixture-v2']!
+    await m.update({ name: 'fixture', version: '2.0.0', digest: v2.digest, urls: [host.url('/fixture-v2.tar.gz')] })
+    const second = stateOf(m, 'fixture')!
+    expect(second).toMatchObject({ state: DynamicComponentState.RUNNING, version: '2.0.0', artifactDigest: v2.digest })
+    expect(second.pid).not.toBe(first.pid)
+    // The spore still names v1: the update's version stands.
+    await m.reconcile()
+    expect(stateOf(m, 'fixture')!.pid).toBe(second.pid)
+
+    const wrong = `sha256:${'1'.repeat(64)}`
+    await expect(m.update({ name: 'fixture', version: '3.0.0', digest: wrong, urls: [host.url('/fixture.tar.gz')] })).rejects.toThrow(
+      /update of fixture to 3\.0\.0 failed: install failed: fixture: digest mismatch/
+    )
+    expect(stateOf(m, 'fixture')).toMatchObject({ state: DynamicComponentState.RUNNING, version: '2.0.0', pid: second.pid })
+    await m.reconcile()
+    expect(stateOf(m, 'fixture')!.pid).toBe(second.pid)
+    await expect(m.update({ name: 'ghost', version: '1', digest: wrong, urls: [] })).rejects.toThrow('component ghost is not assigned')
+  }, 60_000)
+})
