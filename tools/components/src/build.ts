@@ -43,7 +43,12 @@ function srcDir(): string {
 export async function buildComponentArtifact(
   name: ComponentName,
   outDir: string,
-  options: { extraFiles?: Record<string, string>; fileName?: string } = {}
+  options: {
+    extraFiles?: Record<string, string>
+    fileName?: string
+    /** This package's src/ (when bundled elsewhere, e.g. into the bench). @default the directory of this file */
+    srcDir?: string
+  } = {}
 ): Promise<BuiltArtifact> {
   const [file, fn] = COMPONENT_ENTRIES[name]
   const work = await mkdtemp(join(tmpdir(), `myc-component-${name}-`))
@@ -51,7 +56,7 @@ export async function buildComponentArtifact(
     await build({
       stdin: {
         contents: `import { ${fn} } from '${file}'\n${fn}().catch((err) => { console.error(err); process.exit(1) })\n`,
-        resolveDir: srcDir(),
+        resolveDir: options.srcDir ?? srcDir(),
         loader: 'ts'
       },
       bundle: true,
