@@ -52,7 +52,12 @@ export class ComponentProcess {
     readonly record: RunRecord,
     private readonly child?: ChildProcess
   ) {
-    this.client = new ComponentClient(`unix:${record.socket}`, grpc.credentials.createInsecure())
+    // A local socket that appears within milliseconds of the start: retry connecting at that pace,
+    // not at grpc's 1 s default backoff (which would add up to a second to every start).
+    this.client = new ComponentClient(`unix:${record.socket}`, grpc.credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': 20,
+      'grpc.max_reconnect_backoff_ms': 200
+    })
     child?.on('exit', (code, signal) => {
       this.exited = { code, signal }
       for (const w of this.exitWaiters) w()
