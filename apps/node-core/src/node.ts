@@ -313,6 +313,7 @@ export class MyceliumNode implements Startable {
         identity: [this.identity],
         ...(p != null ? { peers: [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])] } : {})
       },
+      dynamic: this.components,
       restartNode: () => this.stop().then(() => this.start())
     }
   }

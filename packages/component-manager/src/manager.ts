@@ -284,6 +284,26 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     )
   }
 
+  /**
+   * The restart command for `component/<name>`: an on-demand component is
+   * used (started if idle), any other one is stopped and started again with
+   * a fresh restart budget.
+   */
+  async restart(name: string): Promise<void> {
+    const e = this.entries.get(name)
+    if (e == null || this.controller == null) throw new NotFoundError(`component ${name} is not assigned to this node`)
+    if (e.spec?.onDemand === true) {
+      await this.use(name)
+      return
+    }
+    e.blocked = undefined
+    e.crashes = []
+    e.backoff.reset()
+    await this.stopProcess(e, 'restart command')
+    await this.reconcile()
+    if (e.proc == null) throw new UnavailableError(`component ${name} did not start again: ${e.reason}`)
+  }
+
   /** Dynamic components for NodeStatus and heartbeats (with memory). */
   status(): DynamicComponentStatus[] {
     return [...this.entries.values()].sort((a, b) => a.name.localeCompare(b.name)).map((e) => this.statusOf(e))
@@ -604,7 +624,8 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     // Nothing to do and not running: say where it stands.
     for (const d of desired) {
       const e = this.entries.get(d.name)
-      if (e == null || e.proc != null || e.blocked != null || d.spec == null) continue
+      // Already IDLE keeps the reason it became idle for (stopped by assignment, idled out).
+      if (e == null || e.proc != null || e.blocked != null || d.spec == null || e.state === DynamicComponentState.IDLE) continue
       if (!d.run) this.setState(e, DynamicComponentState.IDLE, 'assignment desired state is "stopped"')
       else if (d.spec.onDemand && !e.wanted) this.setState(e, DynamicComponentState.IDLE, 'on-demand: not in use')
     }

@@ -241,6 +241,9 @@ describe('ComponentManager: on demand, upgrades, store cap', () => {
     expect(processesUnder(join(dir, 'run'))).toEqual([])
     expect(m.memory().componentsRssBytes).toBe(0)
     expect(stateOf(m, 'fixture')!.reason).toBe('on-demand component idle')
+    // The restart command for an on-demand component is a use: it starts again.
+    await m.restart('fixture')
+    expect(stateOf(m, 'fixture')!.state).toBe(DynamicComponentState.RUNNING)
   }, 60_000)
 
   it('an upgrade that is healthy replaces the old version (then collected); one that fails is rolled back, the old one running', async () => {
@@ -260,6 +263,12 @@ describe('ComponentManager: on demand, upgrades, store cap', () => {
     expect(processesUnder(join(dir, 'run'))).toEqual([second.pid])
     expect(readdirSync(join(dir, 'store', 'installs'))).toEqual([v2.artifactDigest.slice(7)])
     expect(first.pid).not.toBe(second.pid)
+    // The restart command: one new process, the same version.
+    await m.restart('fixture')
+    const restarted = stateOf(m, 'fixture')!
+    expect(restarted).toMatchObject({ state: DynamicComponentState.RUNNING, version: '2.0.0' })
+    expect(processesUnder(join(dir, 'run'))).toEqual([restarted.pid])
+    expect(restarted.pid).not.toBe(second.pid)
 
     // v3: same code, a spore that makes it crash at start.
     const v3 = bodyFor(host, built.fixture!, { version: '3.0.0', args: ['--mode', 'crash'] })
