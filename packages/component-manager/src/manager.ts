@@ -140,6 +140,8 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
   private readonly runDir: string
   private readonly random: () => number
   private readonly stateFile: string
+  /** Why no component can be installed or started on this node (the store could not be opened). */
+  private unusable?: string
 
   constructor(
     private readonly components: ComponentManagerComponents,
@@ -167,11 +169,18 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
     const controller = new AbortController()
     this.controller = controller
     try {
-      await Promise.all([
-        mkdir(this.runDir, { recursive: true }),
-        mkdir(join(this.init.dir, 'logs'), { recursive: true }),
-        this.store.open()
-      ])
+      try {
+        await Promise.all([
+          mkdir(this.runDir, { recursive: true }),
+          mkdir(join(this.init.dir, 'logs'), { recursive: true }),
+          this.store.open()
+        ])
+        this.unusable = undefined
+      } catch (err) {
+        // A state dir we cannot write (read-only, full) must not keep the node from starting: every component says why.
+        this.unusable = `component store unusable: ${(err as Error).message}`
+        this.log.error('component store unusable; components cannot be installed', { err })
+      }
       this.cgroup = await detectCgroupV2(this.init.cgroupRoot ?? D.DEFAULT_CGROUP_ROOT)
       if (this.cgroup.available) this.log.info('cgroup v2 limits enabled for components', { dir: this.cgroup.dir })
       else this.log.info('component resource limits: Node heap limit only', { reason: this.cgroup.reason })
@@ -592,6 +601,13 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
       if (pin == null || d.spec == null) continue
       if (pin.base === d.spec.digest) d.spec = pin.spec
       else delete this.pinned[d.name]
+    }
+    if (this.unusable != null) {
+      for (const d of desired) {
+        const e = this.entry(d.name)
+        if (e.proc == null) this.setState(e, DynamicComponentState.FAILED, this.unusable)
+      }
+      return
     }
     const installed = await this.store.installed()
     for (const d of desired) {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -337,5 +338,47 @@ describe('ComponentManager: update commands', () => {
     await m.reconcile()
     expect(stateOf(m, 'fixture')!.pid).toBe(second.pid)
     await expect(m.update({ name: 'ghost', version: '1', digest: wrong, urls: [] })).rejects.toThrow('component ghost is not assigned')
+  }, 60_000)
+})
+
+const isRoot = process.getuid?.() === 0
+;(isRoot ? describe : describe.skip)('ComponentManager: a full disk and an unwritable store (tmpfs, root only)', () => {
+  let mnt: string
+  beforeAll(() => {
+    mnt = newDir()
+    // Room for the state file, not for the artifact.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'cm-disk-test', mnt])
+  })
+  afterAll(() => {
+    execFileSync('umount', [mnt])
+  })
+
+  it('a download that fills the disk fails with "disk full" and leaves nothing behind', async () => {
+    const dir = join(mnt, 'cm')
+    const body = bodyFor(host, built.fixture!)
+    const { m } = manager(dir, () => [body])
+    await m.start()
+    await m.setAssignments(1, [assign('fixture')])
+    const s = await reach(m, 'fixture', DynamicComponentState.FAILED)
+    expect(s.reason).toContain(`install failed: fixture: disk full while fetching ${body.artifactDigest}`)
+    expect(readdirSync(join(dir, 'store', 'blobs', 'sha256'))).toEqual([])
+    expect(readdirSync(join(dir, 'store', 'installs'))).toEqual([])
+    await m.stop()
+  }, 60_000)
+
+  it('a store that cannot be created does not keep the manager from starting: every component says why', async () => {
+    execFileSync('mount', ['-o', 'remount,ro', mnt])
+    try {
+      const { m } = manager(join(mnt, 'never'), () => [bodyFor(host, built.fixture!)])
+      await m.start()
+      await m.setAssignments(1, [assign('fixture')])
+      expect(stateOf(m, 'fixture')).toMatchObject({
+        state: DynamicComponentState.FAILED,
+        reason: expect.stringMatching(/^component store unusable: E(ROFS|NOENT)/)
+      })
+      await m.stop()
+    } finally {
+      execFileSync('mount', ['-o', 'remount,rw', mnt])
+    }
   }, 60_000)
 })
