@@ -80,7 +80,16 @@ describe('dynamic components end to end (bundled daemon, dev network over mTLS, 
     const config = join(dir, 'node.yaml')
     const logFile = join(dir, 'agent.log')
     const sink = join(dir, 'shipped.log')
-    writeFileSync(config, net.nodeConfigYaml({ nodeId: NODE, stateDir: join(dir, 'state'), joinTokenFile: tokenFile, socketPath: socket }))
+    writeFileSync(
+      config,
+      net.nodeConfigYaml({
+        nodeId: NODE,
+        stateDir: join(dir, 'state'),
+        joinTokenFile: tokenFile,
+        socketPath: socket,
+        httpListenAddress: '127.0.0.1:0'
+      })
+    )
     agent = startAgent(config, logFile)
     await until('MANAGED', () => net.networkManager.nodes.get(NODE)?.lastHealth?.phase === Phase.MANAGED, 60_000, 100)
 
@@ -104,6 +113,13 @@ describe('dynamic components end to end (bundled daemon, dev network over mTLS, 
     await until('capabilities list the components', () =>
       ['node-metrics', 'log-shipper'].every((n) => net.networkManager.nodes.get(NODE)?.capabilities?.components.some((c) => c.name === n))
     )
+    // /metrics: state and memory of each component.
+    const httpLine = readFileSync(logFile, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('"message":"HTTP status serving"'))!
+    const own = await (await fetch(`http://${(JSON.parse(httpLine) as { address: string }).address}/metrics`)).text()
+    expect(own).toMatch(/^mycelium_dynamic_component_state\{component="node-metrics",state="RUNNING"\} 1$/m)
+    expect(own).toMatch(/^mycelium_dynamic_component_rss_bytes\{component="log-shipper",version="1\.0\.0"\} [1-9]\d+$/m)
     const status = await runBin(['status', '--socket', socket])
     expect(status.out).toMatch(/component\/node-metrics\s+1\.0\.0 RUNNING pid \d+/)
 

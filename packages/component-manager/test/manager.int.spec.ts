@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Assignment, DynamicComponentState, type ComponentBody } from '@mycelium/core-interfaces'
@@ -91,6 +91,8 @@ describe('ComponentManager (real artifacts, HTTPS, child processes)', () => {
       }
     ])
     expect(processesUnder(join(dir, 'run'))).toEqual([s.pid])
+    // Its own V8 heap limit (the node's default: the spore sets none).
+    expect(readFileSync(`/proc/${s.pid}/cmdline`, 'utf8').split('\0')).toContain('--max-old-space-size=64')
     await until('component output in the agent log', () =>
       logger.lines.some((l) => l.component === 'component:fixture' && l.msg === 'begin {"greeting":"hi"}')
     )
