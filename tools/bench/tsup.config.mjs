@@ -1,7 +1,15 @@
 import { defineConfig } from 'tsup'
 import { libraryConfig } from '../../tsup.preset.mjs'
 
-// @mycelium/testing is TypeScript source only (never built): bundle it in.
+// @mycelium/testing and @mycelium/components are TypeScript source only (never built): bundle them in.
 export default defineConfig(
-  libraryConfig({ entry: ['src/main.ts'], format: ['esm'], dts: false, shims: true, noExternal: ['@mycelium/testing'] })
+  libraryConfig({
+    entry: ['src/main.ts'],
+    format: ['esm'],
+    dts: false,
+    shims: true,
+    noExternal: ['@mycelium/testing', '@mycelium/components'],
+    // The artifact builder's compiler stays a package (it has a native binary).
+    external: ['esbuild']
+  })
 )

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import { Availability, HealthState, Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import { registerComponentMetrics } from './components-status.js'
 
 export interface HttpMetricsSource {
   status(): StatusReport
@@ -165,6 +166,7 @@ export class HttpStatusServer implements Startable {
         this.inc(source.status().spores?.rejectedCount ?? 0)
       }
     })
+    registerComponentMetrics(Gauge, registry, () => source.status())
     return registry
   }
 

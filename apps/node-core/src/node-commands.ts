@@ -13,6 +13,8 @@ export interface NodeCommandTargets {
   peers?: NodePeers | undefined
   /** Core components a `restart <name>` restarts (stop in reverse, start in order). */
   components: Record<string, Startable[]>
+  /** Dynamic components: `restart component/<name>` restarts one (or starts an on-demand one: its first use). */
+  dynamic?: { restart(name: string): Promise<void> }
   /** Restarts the whole node (the `agent` component). */
   restartNode(): Promise<void>
 }
@@ -26,6 +28,10 @@ export async function restartComponent(component: string, t: NodeCommandTargets)
   if (component === '' || component === 'agent') {
     // After the command is journaled as succeeded: a restart from inside would cut its own report.
     setImmediate(() => void t.restartNode().catch((err: unknown) => t.log.error('agent restart failed', { err })))
+    return
+  }
+  if (component.startsWith('component/') && t.dynamic != null) {
+    await t.dynamic.restart(component.slice('component/'.length))
     return
   }
   const list = t.components[component]

@@ -29,6 +29,8 @@ import { createNodeMulticast, createNodePeers, peerStatuses, type NodePeers } fr
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { applyEmergency, restartComponent, type NodeCommandTargets } from './node-commands.js'
+import { agentComponentHooks, createNodeComponents } from './components.js'
+import type { ComponentManager } from '@mycelium/component-manager'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { agentTimings, logLevel, secureRandom, statusSocketPath } from './package-init.js'
@@ -64,6 +66,8 @@ export class MyceliumNode implements Startable {
   readonly statusServer: StatusServer
   readonly http: HttpStatusServer
   readonly runtime: K3sRuntime
+  /** Dynamic components from spores and assignments (components.ts). */
+  readonly components: ComponentManager
   /** Basic networking, present when `peers.listenAddress` is set. */
   readonly peers?: NodePeers
   private readonly changes = new EventEmitter()
@@ -101,6 +105,8 @@ export class MyceliumNode implements Startable {
     })
     this.runtime = createK3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
     this.runtime.on('change', () => this.changes.emit('change'))
+    this.components = createNodeComponents(stateDir, log, () => this.agent)
+    this.components.on('changed', () => this.changes.emit('change'))
     const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
       {
@@ -115,6 +121,7 @@ export class MyceliumNode implements Startable {
         openConfigStore: () => this.openConfigStore(),
         restart: (component) => restartComponent(component, this.commandTargets()),
         emergency: (action, reason) => this.emergency(action, reason),
+        ...agentComponentHooks(() => this.components, log),
         health: () => {
           const h = this.health()
           return { state: h.state, components: h.components }
@@ -202,6 +209,7 @@ export class MyceliumNode implements Startable {
     const extra: ComponentHealth[] = []
     if (!this.acceptingWorkloads)
       extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
+    extra.push(...this.components.health())
     if (this.isolated) extra.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
     const spores = this.agent.sporeClient
     const sporeStatus = spores?.status()
@@ -305,6 +313,7 @@ export class MyceliumNode implements Startable {
         identity: [this.identity],
         ...(p != null ? { peers: [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])] } : {})
       },
+      dynamic: this.components,
       restartNode: () => this.stop().then(() => this.start())
     }
   }
@@ -362,6 +371,8 @@ export class MyceliumNode implements Startable {
             ...(this.peers.multicast != null ? [['multicast', this.peers.multicast] as [string, Startable]] : [])
           ] as Array<[string, Startable]>)
         : []),
+      // Before the agent: components a previous run left are adopted before assignments arrive.
+      ['components', this.components],
       ['bootstrap-agent', this.agent]
     ]
     for (const [name, component] of order) {

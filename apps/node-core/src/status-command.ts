@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js'
 import { UnavailableError, HealthState, NodeStatusClient, Phase, StatusReport, type GetStatusResponse } from '@mycelium/core-interfaces'
+import { componentStatusRows } from './components-status.js'
 
 /** Reads NodeStatus from a running agent. */
 export function fetchStatus(socketPath: string, timeoutMs = 3000): Promise<StatusReport> {
@@ -71,7 +72,8 @@ export function formatStatus(s: StatusReport): string {
       `${w.kind} ${w.namespace ? `${w.namespace}/` : ''}${w.name}`,
       `${w.state}, id ${w.id.slice(0, 13)}, created ${ago(w.createdAt)}`
     ]),
-    ...s.components.filter((c) => c.reason !== '').map((c): [string, string] => [`component ${c.name}`, c.reason])
+    ...s.components.filter((c) => c.reason !== '').map((c): [string, string] => [`component ${c.name}`, c.reason]),
+    ...componentStatusRows(s)
   ]
   const width = Math.max(...rows.map(([k]) => k.length))
   const history = s.history

@@ -5,8 +5,11 @@ import type { ConfigStore } from './config-store.js'
 import type { ManagerLink } from './manager-link.js'
 import type { RuntimeView } from './node-facts.js'
 import { attemptOf, type MachineState } from './phase-machine.js'
+import { componentsReportFields, type ComponentsReport } from './assignments.js'
 
 export interface StatusInput {
+  /** Dynamic components and the assignment generation applied (none without a component manager). */
+  componentsReport?: () => ComponentsReport
   networkId: string
   nodeId: string
   identity: IdentityStore
@@ -30,6 +33,7 @@ export interface StatusInput {
 
 /** The NodeStatus message of an agent. */
 export function buildStatusReport(i: StatusInput): StatusReport {
+  const components = componentsReportFields(i.componentsReport)
   const identity = i.identity.report()
   const trial = i.config?.trial()
   const lastTrial = i.config?.lastTrial()
@@ -43,6 +47,8 @@ export function buildStatusReport(i: StatusInput): StatusReport {
     },
     phase: i.state.phase,
     reason: i.state.reason,
+    dynamicComponents: components.dynamicComponents,
+    assignmentsGeneration: components.appliedAssignmentsGeneration,
     phaseSince: new Date(i.phaseSince),
     history: i.history,
     managers:

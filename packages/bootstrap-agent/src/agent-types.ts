@@ -19,6 +19,7 @@ import type { ConfigStore, TrialOutcome } from './config-store.js'
 import type { CommandExecutor } from './commands/executor.js'
 import type { ManagerClock } from './manager-clock.js'
 import type { AgentEvent } from './phase-machine.js'
+import type { AssignmentsUpdate, ComponentsReport } from './assignments.js'
 import type { NodeHealth, RuntimeView } from './node-facts.js'
 
 /** What the agent is given (components) and told (init), what it emits, and what it counts. */
@@ -46,6 +47,10 @@ export interface BootstrapAgentComponents {
    * change is sent to the manager with the next heartbeat. @default none
    */
   installedComponents?: () => ComponentInfo[]
+  /** A new full set of assignments (registration reply, or RequestAssignments after an ack announced a newer generation). */
+  onAssignments?: (update: AssignmentsUpdate) => void
+  /** Dynamic components and the assignment generation applied, sent with every heartbeat. @default none */
+  componentsReport?: () => ComponentsReport
 }
 
 export interface BootstrapAgentInit {

@@ -25,6 +25,7 @@ import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
 import { checkIdentity, enrolStep, type IdentityStepDeps } from './identity-steps.js'
 import { ManagerLink } from './manager-link.js'
+import { AssignmentFollower, componentsReportFields } from './assignments.js'
 import { capabilityTracker, commitStep, registerStep, type ManagerStepDeps } from './registration.js'
 import type { ManagerClock } from './manager-clock.js'
 import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
@@ -73,6 +74,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private readonly stateStore: AgentStateStore
   private readonly link: ManagerLink
   private readonly duties: ManagedDuties
+  private readonly assignments: AssignmentFollower
   /** The retry wait (FALLBACK, RECOVERY): cut short or superseded without stopping the run. */
   private readonly retry = new RetryWait()
   private starting?: Promise<void>
@@ -107,6 +109,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       dialTimeoutMs: init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
       logger: this.log
     })
+    this.assignments = new AssignmentFollower(this.link, components.onAssignments, this.log)
     this.duties = new ManagedDuties(
       { ...components, link: this.link, config: () => this.config!, logger: this.log },
       { configConfirmWindowMs: () => this.init.configConfirmWindowMs, onTrial: (outcome) => this.emit('config:trial', outcome) }
@@ -383,6 +386,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       capabilities: () => this.capabilities(),
       bootId: this.bootId,
       ...(journal != null ? { journal } : {}),
+      onRegistered: (res) => this.assignments.onRegistered(res),
       log: this.log
     }
   }
@@ -406,12 +410,14 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           workloads: this.components.runtime?.workloads?.() ?? [],
           configVersion: this.config!.current().version,
           ...(changed ? { capabilities } : {}),
+          ...componentsReportFields(this.components.componentsReport),
           ...lastTrialReport(this.config!)
         }
       },
       onAck: (ack) => {
         this.counters.heartbeatAcks++
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
+        this.assignments.onAck(ack, r.leaseId, this.controller?.signal)
       },
       onLost: (failure) =>
         this.dispatch(
@@ -489,7 +495,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       runtime: this.components.runtime ?? NO_RUNTIME,
       agentVersion: this.init.agentVersion ?? '',
       startedAt: this.startedAt,
-      bootId: this.bootId
+      bootId: this.bootId,
+      componentsReport: this.components.componentsReport
     })
   }
 }

@@ -50,6 +50,7 @@ export {
   type SectionVersions
 } from './config-ownership.js'
 export { createBootstrapAgent } from './agent.js'
+export { AssignmentFollower, componentsReportFields, type AssignmentsUpdate, type ComponentsReport } from './assignments.js'
 export type {
   BootstrapAgent,
   BootstrapAgentComponents,

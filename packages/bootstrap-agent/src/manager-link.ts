@@ -14,6 +14,7 @@ import {
   type ReportHealthResponse,
   type RenewCertificateResponse,
   type RequestConfigUpdateResponse,
+  type RequestAssignmentsResponse,
   strictClient,
   UnavailableError,
   isUnavailableError
@@ -138,6 +139,11 @@ export class ManagerLink {
   async requestConfig(currentVersion: number, signal: AbortSignal): Promise<RequestConfigUpdateResponse> {
     const client = this.connected()
     return callUnary(client.requestConfigUpdate.bind(client), { currentVersion }, signal, this.init.dialTimeoutMs)
+  }
+
+  async requestAssignments(leaseId: string, knownGeneration: number, signal: AbortSignal): Promise<RequestAssignmentsResponse> {
+    const client = this.connected()
+    return callUnary(client.requestAssignments.bind(client), { leaseId, knownGeneration }, signal, this.init.dialTimeoutMs)
   }
 
   /** Starts heartbeats on the lease (`leaseDeadline` on `clock`); `onLost` fires at most once. */

@@ -1,6 +1,7 @@
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os'
 import {
   Availability,
+  DynamicComponentState,
   HealthState,
   type Capabilities,
   type ComponentHealth,
@@ -42,7 +43,9 @@ export function nodeCapabilities(
 ): Capabilities {
   const rt = runtime.capability()
   const components: ComponentInfo[] = [
-    ...(rt.availability === Availability.AVAILABLE ? [{ name: rt.name, version: rt.version, artifactDigest: '' }] : []),
+    ...(rt.availability === Availability.AVAILABLE
+      ? [{ name: rt.name, version: rt.version, artifactDigest: '', state: DynamicComponentState.UNSPECIFIED, restarts: 0, reason: '' }]
+      : []),
     ...installed
   ]
   return {

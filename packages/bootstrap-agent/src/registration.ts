@@ -31,6 +31,8 @@ export interface ManagerStepDeps {
   bootId: string
   /** Its completed commands are sent so a manager never re-sends them. */
   journal?: CommandJournal
+  /** The registration reply (its assignments), before the machine hears of it. */
+  onRegistered?: (res: RegisterNodeResponse) => void
   log: Logger
 }
 
@@ -65,7 +67,9 @@ export async function registerStep(d: ManagerStepDeps, signal: AbortSignal): Pro
       handoffDeadlineMs: d.init.handoffDeadlineMs ?? DEFAULT_HANDOFF_DEADLINE_MS,
       heartbeatIntervalMs: d.init.defaultHeartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS
     }
-    return { type: 'registered', registration: registrationFrom(res, d.link.clock, fallbacks, d.log) }
+    const registration = registrationFrom(res, d.link.clock, fallbacks, d.log)
+    d.onRegistered?.(res)
+    return { type: 'registered', registration }
   } catch (err) {
     return failureOf('registration-failed', err)
   }

@@ -46,7 +46,15 @@ describe('manager link: missed acks before fallback', () => {
     await link.connect([{ address, expectedIdentity: '', zone: '', priority: 0 }], new AbortController().signal)
     const failure = await new Promise<LinkFailure>((resolve) =>
       link.startHeartbeats('lease-1', 100, Date.now() + 3_600_000, {
-        report: () => ({ phase: Phase.MANAGED, state: HealthState.HEALTHY, components: [], workloads: [], configVersion: 0 }),
+        report: () => ({
+          phase: Phase.MANAGED,
+          state: HealthState.HEALTHY,
+          components: [],
+          workloads: [],
+          configVersion: 0,
+          dynamicComponents: [],
+          appliedAssignmentsGeneration: 0
+        }),
         onAck: () => undefined,
         onLost: resolve,
         missedAcks: () => missedAcks

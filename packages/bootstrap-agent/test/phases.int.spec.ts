@@ -354,7 +354,16 @@ describe('start is all or nothing', () => {
 describe('truthful capabilities', () => {
   it('registers with the given agent version, lists K3s once available, and re-sends a change with the next heartbeat', async () => {
     let runtime: RuntimeCapability = { name: 'k3s', availability: Availability.UNAVAILABLE, version: '', reason: 'k3s binary not found' }
-    let installed = [{ name: 'log-shipper', version: '1.2.0', artifactDigest: 'sha256:ab' }]
+    // ComponentInfo's dynamic-component fields (state, restarts, reason) at their defaults: not a dynamic component's report.
+    const info = (name: string, version: string, artifactDigest: string) => ({
+      name,
+      version,
+      artifactDigest,
+      state: 0,
+      restarts: 0,
+      reason: ''
+    })
+    let installed = [info('log-shipper', '1.2.0', 'sha256:ab')]
     const agent = await freshAgent('node-cap', {
       runtime: { capability: () => runtime },
       installedComponents: () => installed,
@@ -372,11 +381,8 @@ describe('truthful capabilities', () => {
 
     runtime = { name: 'k3s', availability: Availability.AVAILABLE, version: 'v1.31.4+k3s1', reason: '' }
     await until('the manager holds the change', () => record().capabilities?.runtime?.availability === Availability.AVAILABLE, 10_000)
-    expect(record().capabilities?.components).toEqual([
-      { name: 'k3s', version: 'v1.31.4+k3s1', artifactDigest: '' },
-      { name: 'log-shipper', version: '1.2.0', artifactDigest: 'sha256:ab' }
-    ])
-    installed = [...installed, { name: 'metrics', version: '0.3.0', artifactDigest: 'sha256:cd' }]
+    expect(record().capabilities?.components).toEqual([info('k3s', 'v1.31.4+k3s1', ''), info('log-shipper', '1.2.0', 'sha256:ab')])
+    installed = [...installed, info('metrics', '0.3.0', 'sha256:cd')]
     await until(
       'a newly installed component reaches the manager',
       () => record().capabilities?.components.some((c) => c.name === 'metrics') === true,

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { InvalidInputError, NotFoundError, UnavailableError, HealthState, NodeConfig, SERVICE_NAMES } from '@mycelium/core-interfaces'
 import { writeFileAtomic } from '@mycelium/core-utils'
 import type { DevNetwork, ManagerName } from './dev-network.js'
+import { assignComponent } from './component-artifacts.js'
 
 /**
  * Fault controls of a running `dev-network up`, reachable by `dev-network
@@ -32,6 +33,7 @@ export type FaultAction =
   | { action: 'join-token' }
   | { action: 'push-config'; config: Record<string, unknown> }
   | { action: 'nodes' }
+  | { action: 'assign'; node: string; component: string; state: 'running' | 'stopped' | 'none'; parameters: Record<string, string> }
 
 const MANAGERS: ManagerName[] = [SERVICE_NAMES.networkManager, SERVICE_NAMES.sporeManager]
 
@@ -70,6 +72,16 @@ export function parseFaultAction(input: unknown): FaultAction {
     case 'refuse-handoff':
     case 'ignore-handoff':
       return { action: a.action, on: a.on === true || a.on === 'on' }
+    case 'assign':
+      if (typeof a.node !== 'string' || typeof a.component !== 'string' || !['running', 'stopped', 'none'].includes(String(a.state)))
+        throw new InvalidInputError('assign needs node, component and state (running, stopped or none)', 'control request')
+      return {
+        action: 'assign',
+        node: a.node,
+        component: a.component,
+        state: a.state as 'running',
+        parameters: (a.parameters ?? {}) as Record<string, string>
+      }
     case 'rollback-spore':
       if (typeof a.name !== 'string' || a.name === '') throw new InvalidInputError('name is required', 'control request')
       return { action: 'rollback-spore', name: a.name }
@@ -117,6 +129,8 @@ export async function applyFault(net: DevNetwork, f: FaultAction): Promise<strin
       await net.networkManager.setConfig(config)
       return `config v${config.version} offered to every node`
     }
+    case 'assign':
+      return `${f.node}: ${assignComponent(net, f.node, f.component, f.state, f.parameters).length} assignment(s), generation moved`
     case 'nodes': {
       const rows = [...net.networkManager.nodes.values()].map((n) => {
         const h = n.lastHealth

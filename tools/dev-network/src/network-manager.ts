@@ -136,6 +136,11 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
     await this.enrollment.save()
   }
 
+  /** The node's current assignments (empty when none were set). */
+  assignmentsOf(nodeId: string): Assignment[] {
+    return [...(this.assignments.get(nodeId)?.list ?? [])]
+  }
+
   setAssignments(nodeId: string, list: Assignment[]): void {
     const current = this.assignments.get(nodeId)
     this.assignments.set(nodeId, { generation: (current?.generation ?? 0) + 1, list })

@@ -198,7 +198,9 @@ describe('NetworkManager over mTLS', () => {
         state: 1,
         components: [],
         workloads: [],
-        configVersion: 0
+        configVersion: 0,
+        dynamicComponents: [],
+        appliedAssignmentsGeneration: 0
       })
       await new Promise((r) => setTimeout(r, 100))
     }
@@ -214,7 +216,9 @@ describe('NetworkManager over mTLS', () => {
       state: 1,
       components: [],
       workloads: [],
-      configVersion: 0
+      configVersion: 0,
+      dynamicComponents: [],
+      appliedAssignmentsGeneration: 0
     })
     await ended
     expect(acks.at(-1)).toMatchObject({ sequence: 4, leaseRevoked: true })

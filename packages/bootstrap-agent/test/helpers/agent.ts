@@ -21,6 +21,8 @@ export interface AgentOptions {
   emergency?: BootstrapAgentComponents['emergency']
   runtime?: BootstrapAgentComponents['runtime']
   installedComponents?: BootstrapAgentComponents['installedComponents']
+  onAssignments?: BootstrapAgentComponents['onAssignments']
+  componentsReport?: BootstrapAgentComponents['componentsReport']
   init?: Partial<BootstrapAgentInit>
   logger?: Logger
   /** Sees the identity store the agent uses (to gate or observe it). */
@@ -70,7 +72,9 @@ export function devAgent(net: DevNetwork, dir: string, nodeId: string, options: 
     ...(options.emergency != null ? { emergency: options.emergency } : {}),
     ...(options.runtime != null ? { runtime: options.runtime } : {}),
     ...(options.installedComponents != null ? { installedComponents: options.installedComponents } : {}),
-    ...(options.openConfigStore != null ? { openConfigStore: options.openConfigStore } : {})
+    ...(options.openConfigStore != null ? { openConfigStore: options.openConfigStore } : {}),
+    ...(options.onAssignments != null ? { onAssignments: options.onAssignments } : {}),
+    ...(options.componentsReport != null ? { componentsReport: options.componentsReport } : {})
   }
   const agent = createBootstrapAgent(components, {
     networkId: net.networkId,

@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { DynamicComponentState, dynamicComponentStateFromJSON, dynamicComponentStateToJSON } from "./component.js";
 
 /** Availability of a capability the node may or may not have. */
 export enum Availability {
@@ -253,6 +254,12 @@ export interface ComponentInfo {
   version: string;
   /** Artifact digest, "sha256:<hex>", for dynamic components. */
   artifactDigest: string;
+  /** What the agent does with a dynamic component (unset for core components). */
+  state: DynamicComponentState;
+  /** Restarts of a dynamic component since the agent started supervising it. */
+  restarts: number;
+  /** Why a dynamic component is not running (empty when it is). */
+  reason: string;
 }
 
 /** What a node can do, sent at registration. */
@@ -809,7 +816,7 @@ export const RuntimeCapability: MessageFns<RuntimeCapability> = {
 };
 
 function createBaseComponentInfo(): ComponentInfo {
-  return { name: "", version: "", artifactDigest: "" };
+  return { name: "", version: "", artifactDigest: "", state: 0, restarts: 0, reason: "" };
 }
 
 export const ComponentInfo: MessageFns<ComponentInfo> = {
@@ -822,6 +829,15 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
     }
     if (message.artifactDigest !== "") {
       writer.uint32(26).string(message.artifactDigest);
+    }
+    if (message.state !== 0) {
+      writer.uint32(80).int32(message.state);
+    }
+    if (message.restarts !== 0) {
+      writer.uint32(88).uint32(message.restarts);
+    }
+    if (message.reason !== "") {
+      writer.uint32(98).string(message.reason);
     }
     return writer;
   },
@@ -863,6 +879,30 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
             message.artifactDigest = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.restarts = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -884,6 +924,9 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
         : isSet(object.artifact_digest)
         ? globalThis.String(object.artifact_digest)
         : "",
+      state: isSet(object.state) ? dynamicComponentStateFromJSON(object.state) : 0,
+      restarts: isSet(object.restarts) ? globalThis.Number(object.restarts) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
     };
   },
 
@@ -898,6 +941,15 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
     if (message.artifactDigest !== "") {
       obj.artifactDigest = message.artifactDigest;
     }
+    if (message.state !== 0) {
+      obj.state = dynamicComponentStateToJSON(message.state);
+    }
+    if (message.restarts !== 0) {
+      obj.restarts = Math.round(message.restarts);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
     return obj;
   },
 
@@ -909,6 +961,9 @@ export const ComponentInfo: MessageFns<ComponentInfo> = {
     message.name = object.name ?? "";
     message.version = object.version ?? "";
     message.artifactDigest = object.artifactDigest ?? "";
+    message.state = object.state ?? 0;
+    message.restarts = object.restarts ?? 0;
+    message.reason = object.reason ?? "";
     return message;
   },
 };

@@ -36,6 +36,7 @@ import {
   TrustBundle,
   WorkloadStatus,
 } from "./common.js";
+import { DynamicComponentStatus } from "./component.js";
 import { ConfigTrialReport, NodeConfig } from "./node_config.js";
 
 /** Outcome of a handoff commit. */
@@ -330,7 +331,19 @@ export interface ReportHealthRequest {
    * revert is seen by the manager even when it happened at a restart (a
    * trial interrupted by a crash is reverted at boot). Unset: no trial yet.
    */
-  lastConfigTrial?: ConfigTrialReport | undefined;
+  lastConfigTrial?:
+    | ConfigTrialReport
+    | undefined;
+  /**
+   * Dynamic components on the node (state, restarts, reason, memory), in
+   * every report; empty when none.
+   */
+  dynamicComponents: DynamicComponentStatus[];
+  /**
+   * Assignment generation the node has applied, so the manager sees when
+   * an assignment change took effect (0: none received yet).
+   */
+  appliedAssignmentsGeneration: number;
 }
 
 /** Ack of one heartbeat. */
@@ -2304,6 +2317,8 @@ function createBaseReportHealthRequest(): ReportHealthRequest {
     configVersion: 0,
     capabilities: undefined,
     lastConfigTrial: undefined,
+    dynamicComponents: [],
+    appliedAssignmentsGeneration: 0,
   };
 }
 
@@ -2341,6 +2356,12 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     }
     if (message.lastConfigTrial !== undefined) {
       ConfigTrialReport.encode(message.lastConfigTrial, writer.uint32(162).fork()).join();
+    }
+    for (const v of message.dynamicComponents) {
+      DynamicComponentStatus.encode(v!, writer.uint32(282).fork()).join();
+    }
+    if (message.appliedAssignmentsGeneration !== 0) {
+      writer.uint32(288).uint64(message.appliedAssignmentsGeneration);
     }
     return writer;
   },
@@ -2446,6 +2467,22 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
             message.lastConfigTrial = ConfigTrialReport.decode(reader, reader.uint32());
             continue;
           }
+          case 35: {
+            if (tag !== 282) {
+              break;
+            }
+
+            message.dynamicComponents.push(DynamicComponentStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 36: {
+            if (tag !== 288) {
+              break;
+            }
+
+            message.appliedAssignmentsGeneration = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2491,6 +2528,16 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
         : isSet(object.last_config_trial)
         ? ConfigTrialReport.fromJSON(object.last_config_trial)
         : undefined,
+      dynamicComponents: globalThis.Array.isArray(object?.dynamicComponents)
+        ? object.dynamicComponents.map((e: any) => DynamicComponentStatus.fromJSON(e))
+        : globalThis.Array.isArray(object?.dynamic_components)
+        ? object.dynamic_components.map((e: any) => DynamicComponentStatus.fromJSON(e))
+        : [],
+      appliedAssignmentsGeneration: isSet(object.appliedAssignmentsGeneration)
+        ? globalThis.Number(object.appliedAssignmentsGeneration)
+        : isSet(object.applied_assignments_generation)
+        ? globalThis.Number(object.applied_assignments_generation)
+        : 0,
     };
   },
 
@@ -2529,6 +2576,12 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     if (message.lastConfigTrial !== undefined) {
       obj.lastConfigTrial = ConfigTrialReport.toJSON(message.lastConfigTrial);
     }
+    if (message.dynamicComponents?.length) {
+      obj.dynamicComponents = message.dynamicComponents.map((e) => DynamicComponentStatus.toJSON(e));
+    }
+    if (message.appliedAssignmentsGeneration !== 0) {
+      obj.appliedAssignmentsGeneration = Math.round(message.appliedAssignmentsGeneration);
+    }
     return obj;
   },
 
@@ -2554,6 +2607,8 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     message.lastConfigTrial = (object.lastConfigTrial !== undefined && object.lastConfigTrial !== null)
       ? ConfigTrialReport.fromPartial(object.lastConfigTrial)
       : undefined;
+    message.dynamicComponents = object.dynamicComponents?.map((e) => DynamicComponentStatus.fromPartial(e)) || [];
+    message.appliedAssignmentsGeneration = object.appliedAssignmentsGeneration ?? 0;
     return message;
   },
 };

@@ -34,6 +34,7 @@ import {
   RuntimeCapability,
   WorkloadStatus,
 } from "./common.js";
+import { DynamicComponentStatus } from "./component.js";
 import { ConfigTrialReport, NodeConfig } from "./node_config.js";
 
 /** State of the node's identity. */
@@ -339,6 +340,13 @@ export interface StatusReport {
   health: HealthState;
   /** Why the node is not HEALTHY ("component: reason; …"); empty when it is. */
   healthReason: string;
+  /**
+   * Dynamic components (from component spores and assignments): state,
+   * restarts, reason, memory.
+   */
+  dynamicComponents: DynamicComponentStatus[];
+  /** Assignment generation the node has applied (0: none received yet). */
+  assignmentsGeneration: number;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -1739,6 +1747,8 @@ function createBaseStatusReport(): StatusReport {
     effectiveConfig: undefined,
     health: 0,
     healthReason: "",
+    dynamicComponents: [],
+    assignmentsGeneration: 0,
   };
 }
 
@@ -1803,6 +1813,12 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.healthReason !== "") {
       writer.uint32(178).string(message.healthReason);
+    }
+    for (const v of message.dynamicComponents) {
+      DynamicComponentStatus.encode(v!, writer.uint32(282).fork()).join();
+    }
+    if (message.assignmentsGeneration !== 0) {
+      writer.uint32(288).uint64(message.assignmentsGeneration);
     }
     return writer;
   },
@@ -1980,6 +1996,22 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.healthReason = reader.string();
             continue;
           }
+          case 35: {
+            if (tag !== 282) {
+              break;
+            }
+
+            message.dynamicComponents.push(DynamicComponentStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 36: {
+            if (tag !== 288) {
+              break;
+            }
+
+            message.assignmentsGeneration = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2052,6 +2084,16 @@ export const StatusReport: MessageFns<StatusReport> = {
         : isSet(object.health_reason)
         ? globalThis.String(object.health_reason)
         : "",
+      dynamicComponents: globalThis.Array.isArray(object?.dynamicComponents)
+        ? object.dynamicComponents.map((e: any) => DynamicComponentStatus.fromJSON(e))
+        : globalThis.Array.isArray(object?.dynamic_components)
+        ? object.dynamic_components.map((e: any) => DynamicComponentStatus.fromJSON(e))
+        : [],
+      assignmentsGeneration: isSet(object.assignmentsGeneration)
+        ? globalThis.Number(object.assignmentsGeneration)
+        : isSet(object.assignments_generation)
+        ? globalThis.Number(object.assignments_generation)
+        : 0,
     };
   },
 
@@ -2117,6 +2159,12 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.healthReason !== "") {
       obj.healthReason = message.healthReason;
     }
+    if (message.dynamicComponents?.length) {
+      obj.dynamicComponents = message.dynamicComponents.map((e) => DynamicComponentStatus.toJSON(e));
+    }
+    if (message.assignmentsGeneration !== 0) {
+      obj.assignmentsGeneration = Math.round(message.assignmentsGeneration);
+    }
     return obj;
   },
 
@@ -2159,6 +2207,8 @@ export const StatusReport: MessageFns<StatusReport> = {
       : undefined;
     message.health = object.health ?? 0;
     message.healthReason = object.healthReason ?? "";
+    message.dynamicComponents = object.dynamicComponents?.map((e) => DynamicComponentStatus.fromPartial(e)) || [];
+    message.assignmentsGeneration = object.assignmentsGeneration ?? 0;
     return message;
   },
 };

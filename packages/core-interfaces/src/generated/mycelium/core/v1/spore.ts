@@ -118,6 +118,40 @@ export interface ComponentBody {
   entry: string;
   /** Arguments to the entry point. */
   args: string[];
+  /**
+   * Exact artifact size in bytes; a download of any other size is refused
+   * before its digest is checked or anything is unpacked. 0: unknown (the
+   * node's size cap alone applies).
+   */
+  artifactSizeBytes: number;
+  /**
+   * The component contract (component.proto) version the component speaks;
+   * a node that does not speak it refuses the component before fetching it.
+   * 0: version 1.
+   */
+  contractVersion: number;
+  /**
+   * Memory limit for the component's process in bytes (cgroup v2 memory.max
+   * where available); 0: the node's default.
+   */
+  memoryLimitBytes: number;
+  /** CPU limit in millicores (cgroup v2 cpu.max where available); 0: none. */
+  cpuMillis: number;
+  /**
+   * V8 heap limit in MiB (--max-old-space-size) for Node.js entry points
+   * (".js", ".cjs", ".mjs"); 0: the node's default.
+   */
+  heapLimitMb: number;
+  /**
+   * Started on first use (an assignment parameter or a command) rather than
+   * at assignment, and stopped after `idle_timeout_ms` without use.
+   */
+  onDemand: boolean;
+  /**
+   * Idle time in milliseconds after which an on-demand component is
+   * stopped; 0: the node's default.
+   */
+  idleTimeoutMs: number;
 }
 
 /** GetSpore request. */
@@ -700,7 +734,21 @@ export const ServiceBody: MessageFns<ServiceBody> = {
 };
 
 function createBaseComponentBody(): ComponentBody {
-  return { name: "", version: "", artifactDigest: "", artifactUrls: [], entry: "", args: [] };
+  return {
+    name: "",
+    version: "",
+    artifactDigest: "",
+    artifactUrls: [],
+    entry: "",
+    args: [],
+    artifactSizeBytes: 0,
+    contractVersion: 0,
+    memoryLimitBytes: 0,
+    cpuMillis: 0,
+    heapLimitMb: 0,
+    onDemand: false,
+    idleTimeoutMs: 0,
+  };
 }
 
 export const ComponentBody: MessageFns<ComponentBody> = {
@@ -722,6 +770,27 @@ export const ComponentBody: MessageFns<ComponentBody> = {
     }
     for (const v of message.args) {
       writer.uint32(50).string(v!);
+    }
+    if (message.artifactSizeBytes !== 0) {
+      writer.uint32(56).uint64(message.artifactSizeBytes);
+    }
+    if (message.contractVersion !== 0) {
+      writer.uint32(64).uint32(message.contractVersion);
+    }
+    if (message.memoryLimitBytes !== 0) {
+      writer.uint32(72).uint64(message.memoryLimitBytes);
+    }
+    if (message.cpuMillis !== 0) {
+      writer.uint32(80).uint32(message.cpuMillis);
+    }
+    if (message.heapLimitMb !== 0) {
+      writer.uint32(88).uint32(message.heapLimitMb);
+    }
+    if (message.onDemand !== false) {
+      writer.uint32(96).bool(message.onDemand);
+    }
+    if (message.idleTimeoutMs !== 0) {
+      writer.uint32(104).uint64(message.idleTimeoutMs);
     }
     return writer;
   },
@@ -787,6 +856,62 @@ export const ComponentBody: MessageFns<ComponentBody> = {
             message.args.push(reader.string());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.artifactSizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.contractVersion = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.memoryLimitBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.cpuMillis = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.heapLimitMb = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.onDemand = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.idleTimeoutMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -815,6 +940,41 @@ export const ComponentBody: MessageFns<ComponentBody> = {
         : [],
       entry: isSet(object.entry) ? globalThis.String(object.entry) : "",
       args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [],
+      artifactSizeBytes: isSet(object.artifactSizeBytes)
+        ? globalThis.Number(object.artifactSizeBytes)
+        : isSet(object.artifact_size_bytes)
+        ? globalThis.Number(object.artifact_size_bytes)
+        : 0,
+      contractVersion: isSet(object.contractVersion)
+        ? globalThis.Number(object.contractVersion)
+        : isSet(object.contract_version)
+        ? globalThis.Number(object.contract_version)
+        : 0,
+      memoryLimitBytes: isSet(object.memoryLimitBytes)
+        ? globalThis.Number(object.memoryLimitBytes)
+        : isSet(object.memory_limit_bytes)
+        ? globalThis.Number(object.memory_limit_bytes)
+        : 0,
+      cpuMillis: isSet(object.cpuMillis)
+        ? globalThis.Number(object.cpuMillis)
+        : isSet(object.cpu_millis)
+        ? globalThis.Number(object.cpu_millis)
+        : 0,
+      heapLimitMb: isSet(object.heapLimitMb)
+        ? globalThis.Number(object.heapLimitMb)
+        : isSet(object.heap_limit_mb)
+        ? globalThis.Number(object.heap_limit_mb)
+        : 0,
+      onDemand: isSet(object.onDemand)
+        ? globalThis.Boolean(object.onDemand)
+        : isSet(object.on_demand)
+        ? globalThis.Boolean(object.on_demand)
+        : false,
+      idleTimeoutMs: isSet(object.idleTimeoutMs)
+        ? globalThis.Number(object.idleTimeoutMs)
+        : isSet(object.idle_timeout_ms)
+        ? globalThis.Number(object.idle_timeout_ms)
+        : 0,
     };
   },
 
@@ -838,6 +998,27 @@ export const ComponentBody: MessageFns<ComponentBody> = {
     if (message.args?.length) {
       obj.args = message.args;
     }
+    if (message.artifactSizeBytes !== 0) {
+      obj.artifactSizeBytes = Math.round(message.artifactSizeBytes);
+    }
+    if (message.contractVersion !== 0) {
+      obj.contractVersion = Math.round(message.contractVersion);
+    }
+    if (message.memoryLimitBytes !== 0) {
+      obj.memoryLimitBytes = Math.round(message.memoryLimitBytes);
+    }
+    if (message.cpuMillis !== 0) {
+      obj.cpuMillis = Math.round(message.cpuMillis);
+    }
+    if (message.heapLimitMb !== 0) {
+      obj.heapLimitMb = Math.round(message.heapLimitMb);
+    }
+    if (message.onDemand !== false) {
+      obj.onDemand = message.onDemand;
+    }
+    if (message.idleTimeoutMs !== 0) {
+      obj.idleTimeoutMs = Math.round(message.idleTimeoutMs);
+    }
     return obj;
   },
 
@@ -852,6 +1033,13 @@ export const ComponentBody: MessageFns<ComponentBody> = {
     message.artifactUrls = object.artifactUrls?.map((e) => e) || [];
     message.entry = object.entry ?? "";
     message.args = object.args?.map((e) => e) || [];
+    message.artifactSizeBytes = object.artifactSizeBytes ?? 0;
+    message.contractVersion = object.contractVersion ?? 0;
+    message.memoryLimitBytes = object.memoryLimitBytes ?? 0;
+    message.cpuMillis = object.cpuMillis ?? 0;
+    message.heapLimitMb = object.heapLimitMb ?? 0;
+    message.onDemand = object.onDemand ?? false;
+    message.idleTimeoutMs = object.idleTimeoutMs ?? 0;
     return message;
   },
 };
