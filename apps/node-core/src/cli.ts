@@ -158,7 +158,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       try {
         status = await fetchStatus(opts.socket)
       } catch (err) {
-        io.err(`${(err as Error).message}\n`)
+        io.err(`error: ${oneLine(err)}\n`)
         setExit(EXIT.UNREACHABLE)
         return
       }
@@ -240,6 +240,20 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   return program
 }
 
+/**
+ * An error as one line for an operator: the first line of its message,
+ * without grpc-js's connection boilerplate ("No connection established. Last
+ * error: Error: …" and a dangling "Resolution note:").
+ */
+export function oneLine(err: unknown): string {
+  const e = err as Error | undefined
+  const first = String(e?.message ?? err).split('\n')[0] ?? ''
+  return first
+    .replace(/No connection established\. Last error: (?:Error: )?/, '')
+    .replace(/\.?\s*Resolution note:.*$/, '')
+    .trim()
+}
+
 /** The command line is wrong: exit with EXIT.USAGE. */
 class UsageError extends Error {
   static readonly NAME = 'UsageError'
@@ -260,14 +274,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return code
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+    const e = err as Error
     if (isUsageError(err) || (await import('@mycelium/core-interfaces')).isInvalidConfigError(err)) {
-      io.err(`error: ${(err as Error).message}\n`)
+      io.err(`error: ${debug ? (e.stack ?? String(err)) : oneLine(err)}\n`)
       return EXIT.USAGE
     }
-    const e = err as Error
-    io.err(
-      `error: ${debug ? (e.stack ?? String(err)) : `${e.message?.split('\n')[0] ?? String(err)} (${e.name ?? 'Error'}; --debug for the stack)`}\n`
-    )
+    io.err(`error: ${debug ? (e.stack ?? String(err)) : `${oneLine(err)} (${e.name ?? 'Error'}; --debug for the stack)`}\n`)
     return EXIT.FAILED
   }
 }

@@ -26,7 +26,8 @@ export function buildProgram(io: CliIo, onUp?: (net: DevNetwork) => void): Comma
     .description('Reference managers for a local Mycelium network: Network Manager, Command Channel, Spore Manager.')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError()
+    .option('--debug', 'print the stack of an error')
+    .addHelpText('after', '\nExit codes: 0 ok, 1 refused or failed (one `error:` line; --debug for the stack), 2 bad command line.')
 
   program
     .command('up')
@@ -88,14 +89,23 @@ export function buildProgram(io: CliIo, onUp?: (net: DevNetwork) => void): Comma
   return program
 }
 
-/** Runs the CLI; resolves to the exit code (never exits the process itself). */
+/** The first line of an error's message (grpc-js and http errors may carry more). */
+export function oneLine(err: unknown): string {
+  return (String((err as Error | undefined)?.message ?? err).split('\n')[0] ?? '').trim()
+}
+
+/**
+ * Runs the CLI; resolves to the exit code (never exits the process itself).
+ * Every failure is one `error:` line; the stack only with --debug.
+ */
 export async function runCli(argv: string[], io: CliIo, onUp?: (net: DevNetwork) => void): Promise<number> {
   try {
     await buildProgram(io, onUp).parseAsync(argv, { from: 'user' })
     return EXIT_OK
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE
-    io.err(`error: ${(err as Error).message}\n`)
+    const debug = argv.includes('--debug')
+    io.err(`error: ${debug ? ((err as Error).stack ?? String(err)) : oneLine(err)}\n`)
     return EXIT_FAILED
   }
 }
