@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { NodeConfig } from '@mycelium/core-interfaces'
-import { devStatusSocket } from './dev-socket.js'
 
 // Each command loads what it needs when it runs (dynamic imports below): `--help`,
 // `status` and `config validate` never load the agent, winston, prom-client or
@@ -146,23 +145,52 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
   program
     .command('status')
-    .description('show the status of a running agent (a dev agent by default)')
-    .option('--socket <path>', 'NodeStatus unix socket', devStatusSocket())
-    .option('--json', 'print JSON')
-    .action(async (opts: { socket: string; json?: boolean }) => {
-      const [{ StatusReport }, { fetchStatus, formatStatus }] = await Promise.all([
+    .description(
+      'show the status of a running agent: --socket, else the daemon of --config (default /etc/mycelium/node.yaml when it exists: its runtime.json, status.socketPath or <stateDir>/status.sock), else a dev agent'
+    )
+    .option('--socket <path>', 'NodeStatus unix socket path (or host:port)')
+    .option('--config <file>', "the daemon's NodeConfig YAML: status finds the daemon it configures")
+    .option('--json', 'print JSON (with --watch: one JSON object per line)')
+    .option('--watch', 'stream changes until Ctrl-C: one line per change')
+    .action(async (opts: { socket?: string; config?: string; json?: boolean; watch?: boolean }) => {
+      const [{ StatusReport }, { fetchStatus, formatStatusLine, formatStatusWithRuntime, locateStatus, watchStatus }] = await Promise.all([
         import('@mycelium/core-interfaces'),
         import('./status-command.js')
       ])
+      const where = await locateStatus(opts, io.env)
+      if (opts.watch === true) {
+        const stop = new AbortController()
+        void io.untilStopped().then(() => stop.abort())
+        let last = ''
+        try {
+          await watchStatus(
+            where.address,
+            (s) => {
+              const line = opts.json === true ? JSON.stringify(StatusReport.toJSON(s)) : formatStatusLine(s)
+              // The server also resends every few seconds: print changes only.
+              if (line === last) return
+              last = line
+              io.out(opts.json === true ? `${line}\n` : `${new Date().toISOString()}  ${line}\n`)
+            },
+            stop.signal
+          )
+        } catch (err) {
+          io.err(`error: ${oneLine(err)}\n`)
+          setExit(EXIT.UNREACHABLE)
+        }
+        return
+      }
       let status: import('@mycelium/core-interfaces').StatusReport
       try {
-        status = await fetchStatus(opts.socket)
+        status = await fetchStatus(where.address)
       } catch (err) {
         io.err(`error: ${oneLine(err)}\n`)
         setExit(EXIT.UNREACHABLE)
         return
       }
-      io.out(opts.json === true ? `${JSON.stringify(StatusReport.toJSON(status), null, 2)}\n` : formatStatus(status))
+      io.out(
+        opts.json === true ? `${JSON.stringify(StatusReport.toJSON(status), null, 2)}\n` : formatStatusWithRuntime(status, where.runtime)
+      )
     })
 
   const readToken = async (file: string | undefined, config: NodeConfig): Promise<string | undefined> => {
