@@ -254,6 +254,24 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       }
     })
 
+  program
+    .command('peers')
+    .description("peer tools: ping <host:port> calls a peer's PeerAssist Ping over mTLS with this node's identity")
+    .argument('<action>', 'ping')
+    .argument('<address>', "the peer's PeerAssist address (peers.listenAddress)")
+    .requiredOption('--config <file>', 'NodeConfig YAML file (whose identity calls)')
+    .action(async (action: string, address: string, opts: { config: string }) => {
+      if (action !== 'ping') throw new UsageError(`unknown peers action "${action}" (ping)`)
+      const [{ loadConfig }, { pingPeer, formatPeerPing }] = await Promise.all([import('./config.js'), import('./peers-command.js')])
+      const config = await loadConfig({ file: opts.config, env: io.env })
+      try {
+        io.out(`${formatPeerPing(address, await pingPeer(config, address))}\n`)
+      } catch (err) {
+        io.err(`error: ${oneLine(err)}\n`)
+        setExit(EXIT.UNREACHABLE)
+      }
+    })
+
   const config = program.command('config').description('configuration tools')
   config
     .command('validate')

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NodeConfig, Phase, silentLogger } from '@mycelium/core-interfaces'
 import { runCli as devNetworkCli, startControlServer, startDevNetwork, type DevNetwork, type NodeRow } from '@mycelium/dev-network'
-import { MyceliumNode } from '../src/index.js'
+import { MyceliumNode, runCli as nodeCoreCli } from '../src/index.js'
 
 /**
  * An operator drives a node by hand through the dev network's CLI (and so
@@ -20,7 +21,7 @@ function capture() {
   }
 }
 
-describe('dev-network nodes, command and config push against a real agent', () => {
+describe('an operator against a real agent: dev-network nodes, command, config push; PEM files; peers ping', () => {
   let dir: string
   let net: DevNetwork
   let node: MyceliumNode
@@ -41,7 +42,8 @@ describe('dev-network nodes, command and config push against a real agent', () =
         discovery: { bootstrapFile: net.bootstrapFile },
         // Config trials (the network's first config, then the pushed one) confirm quickly.
         handoff: { configConfirmWindow: { seconds: 0, nanos: 300_000_000 } },
-        status: { socketPath: join(dir, 'status.sock'), httpListenAddress: 'off' }
+        status: { socketPath: join(dir, 'status.sock'), httpListenAddress: 'off' },
+        peers: { listenAddress: '127.0.0.1:0' }
       }),
       silentLogger(),
       { joinToken: await net.newJoinToken() }
@@ -124,5 +126,62 @@ describe('dev-network nodes, command and config push against a real agent', () =
     const e = capture()
     expect(await devNetworkCli(['command', '--dir', netDir, '--node', 'dev-node-1', 'emergency', 'nuke'], e.io)).toBe(1)
     expect(e.lines.err.trimEnd().split('\n')).toEqual([expect.stringMatching(/^error: command emergency: action must be one of isolate, /)])
+  })
+
+  describe('a second node (enrolled with `node-core identity init`)', () => {
+    let config: string
+    beforeAll(async () => {
+      config = join(dir, 'edge-2.yaml')
+      writeFileSync(join(dir, 'edge-2.token'), await net.newJoinToken())
+      writeFileSync(
+        config,
+        [
+          'networkId: dev',
+          'nodeId: edge-2',
+          `stateDir: ${join(dir, 'edge-2')}`,
+          'identity:',
+          `  joinTokenFile: ${join(dir, 'edge-2.token')}`,
+          '  enrollmentEndpoints:',
+          `    - address: ${net.endpoints.enrollment}`,
+          ''
+        ].join('\n')
+      )
+      const c = capture()
+      expect(await nodeCoreCli(['identity', 'init', '--config', config], { ...c.io, env: {} })).toBe(0)
+    })
+
+    it('PEM files end with a newline: `cat node.crt ca.crt` is a bundle; openssl verifies the certificate and shows its SPIFFE URI', () => {
+      const id = join(dir, 'edge-2', 'identity')
+      const managers = join(netDir, 'managers')
+      const pems = [
+        join(id, 'node.crt'),
+        join(id, 'ca.crt'),
+        join(id, 'node.key'),
+        join(netDir, 'ca.crt'),
+        ...readdirSync(managers).map((f) => join(managers, f))
+      ]
+      for (const file of pems) expect([file, readFileSync(file, 'utf8').endsWith('-----\n')]).toEqual([file, true])
+      const bundle = join(dir, 'bundle.pem')
+      writeFileSync(bundle, readFileSync(join(id, 'node.crt'), 'utf8') + readFileSync(join(id, 'ca.crt'), 'utf8'))
+      expect(execFileSync('openssl', ['storeutl', '-noout', '-certs', bundle], { encoding: 'utf8' })).toContain('Total found: 2')
+      expect(execFileSync('openssl', ['verify', '-CAfile', join(id, 'ca.crt'), join(id, 'node.crt')], { encoding: 'utf8' }).trim()).toBe(
+        `${join(id, 'node.crt')}: OK`
+      )
+      expect(
+        execFileSync('openssl', ['x509', '-in', join(id, 'node.crt'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' })
+      ).toContain('URI:spiffe://dev/node/edge-2')
+    })
+
+    it("`node-core peers ping` calls the first node's PeerAssist with edge-2's identity", async () => {
+      const c = capture()
+      expect(await nodeCoreCli(['peers', 'ping', node.peers!.server.address, '--config', config], { ...c.io, env: {} })).toBe(0)
+      expect(c.lines.out).toContain('identity   spiffe://dev/node/dev-node-1')
+      expect(c.lines.out).toMatch(/^phase\s+MANAGED$/m)
+      expect(c.lines.out).toMatch(/^managers\s+reachable$/m)
+      expect(c.lines.out).toMatch(/^rtt\s+\d+\.\d ms/m)
+      const down = capture()
+      expect(await nodeCoreCli(['peers', 'ping', '127.0.0.1:1', '--config', config], { ...down.io, env: {} })).toBe(3)
+      expect(down.lines.err.trimEnd().split('\n')).toEqual([expect.stringMatching(/^error: peer 127\.0\.0\.1:1 did not answer/)])
+    })
   })
 })
