@@ -16,6 +16,8 @@ export interface CliIo {
   logStream?: NodeJS.WritableStream
   /** Registers the handler for uncaught errors (the bin wires process events). */
   onUnexpectedError?(handler: (err: unknown) => void): void
+  /** stdout is a terminal: `dev` prints a live readable view instead of JSON log lines. @default false */
+  isTTY?: boolean
 }
 
 /** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
@@ -91,6 +93,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         level: logLevel(config),
         ...(config.logging?.format ? { format: config.logging.format } : {}),
         defaults: { nodeId: config.nodeId },
+        debug: program.opts<{ debug?: boolean }>().debug === true,
         ...(io.logStream != null ? { stream: io.logStream } : {})
       })
       const node = new MyceliumNode(config, log, {
@@ -119,15 +122,29 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       parseWhole(50, Number.MAX_SAFE_INTEGER),
       1000
     )
-    .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
-    .action(async (opts: { agents: number; heartbeat: number; logLevel: string }) => {
+    .addOption(
+      new Option(
+        '--log-level <level>',
+        'log level (default: info; warn on a terminal, where a live view of each node replaces the info lines)'
+      ).choices(['error', 'warn', 'info', 'debug'])
+    )
+    .action(async (opts: { agents: number; heartbeat: number; logLevel?: string }) => {
       const { MAX_TIMER_MS } = await import('@mycelium/core-interfaces')
       if (opts.heartbeat > MAX_TIMER_MS)
         throw new UsageError(
           `option '--heartbeat <ms>' argument '${opts.heartbeat}' is invalid. must be a whole number from 50 to ${MAX_TIMER_MS}`
         )
-      const [{ createLogger }, { startDev }] = await Promise.all([import('./logging.js'), import('./dev.js')])
-      const log = createLogger({ level: opts.logLevel, ...(io.logStream != null ? { stream: io.logStream } : {}) })
+      const [{ createLogger }, { startDev }, { attachDevView }] = await Promise.all([
+        import('./logging.js'),
+        import('./dev.js'),
+        import('./dev-view.js')
+      ])
+      const tty = io.isTTY === true
+      const log = createLogger({
+        level: opts.logLevel ?? (tty ? 'warn' : 'info'),
+        debug: program.opts<{ debug?: boolean }>().debug === true,
+        ...(io.logStream != null ? { stream: io.logStream } : {})
+      })
       const session = await startDev({ agents: opts.agents, heartbeatMs: opts.heartbeat }, log)
       io.out(
         [
@@ -135,10 +152,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
           `Mycelium dev network with ${opts.agents} agent(s) — Ctrl-C stops everything.`,
           `  status:  node-core status        (NodeStatus on ${session.endpoints.status})`,
           `  http:    http://${session.endpoints.http}/readyz  /metrics  /healthz`,
+          `  drive:   dev-network nodes --dir ${session.network.dir}   (and: command, config push, fault)`,
           ''
         ].join('\n')
       )
+      const detachView = tty ? attachDevView(session.nodes, io.out) : () => undefined
       await io.untilStopped()
+      detachView()
       await session.stop()
       log.close()
     })
