@@ -40,7 +40,7 @@ function warningLimiter(rate: WarningRate, now: () => number) {
   const seen = new Map<string, { windowStart: number; count: number; suppressed: number }>()
   return winston.format((info) => {
     if (info.level !== 'warn') return info
-    const key = `${String(info.component ?? '')}\u0000${String(info.message)}`
+    const key = `${typeof info.component === 'string' ? info.component : ''}\u0000${String(info.message)}`
     const t = now()
     let entry = seen.get(key)
     if (entry == null || t - entry.windowStart >= rate.windowMs) {
