@@ -351,6 +351,7 @@ export class MyceliumNode implements Startable {
   }
 
   private async startInOrder(): Promise<void> {
+    await removeRuntimeFile(stateDirOf(this.config)).catch(() => undefined) // a crash's leftovers are stale
     await this.bootConfig()
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],

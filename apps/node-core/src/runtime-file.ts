@@ -1,4 +1,4 @@
-import { readFile, rm } from 'node:fs/promises'
+import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
 /**
@@ -35,8 +35,16 @@ export async function writeRuntimeFile(stateDir: string, info: RuntimeInfo): Pro
   await writeFileAtomic(runtimeFilePath(stateDir), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 })
 }
 
+/**
+ * Removes the runtime file and the temp files of writes a crash cut short
+ * (`.runtime.json.<pid>.….tmp`, never this process's): at a clean stop, and
+ * at start, where a file left by a crash is stale.
+ */
 export async function removeRuntimeFile(stateDir: string): Promise<void> {
   await rm(runtimeFilePath(stateDir), { force: true })
+  const names = await readdir(stateDir).catch(() => [] as string[])
+  const stale = names.filter((n) => n.startsWith(`.${RUNTIME_FILE}.`) && n.endsWith('.tmp') && !n.includes(`.${process.pid}.`))
+  for (const name of stale) await rm(join(stateDir, name), { force: true })
 }
 
 /** The runtime file, or undefined when there is none (or it cannot be read: status then falls back to the config). */
