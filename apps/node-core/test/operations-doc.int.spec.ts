@@ -108,7 +108,7 @@ describe('docs/OPERATIONS.md', () => {
   it('pings a peer with the node identity', async () => {
     const out = await run('peers')
     expect(out).toContain('identity   spiffe://dev/node/doc-1')
-    expect(out).toMatch(/^phase\s+MANAGED$/m)
+    expect(out).toMatch(/^rtt\s+\d+\.\d ms/m)
   })
 
   it('the alert rules parse and use only metrics the agent serves', async () => {
