@@ -30,7 +30,7 @@ describe('an operator against a real agent: dev-network nodes, command, config p
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'nc-devnet-cli-'))
-    net = await startDevNetwork({ networkId: 'dev', dir: join(dir, 'net'), heartbeatIntervalMs: 200 })
+    net = await startDevNetwork({ networkId: 'dev', dir: join(dir, 'net'), heartbeatIntervalMs: 1000 })
     netDir = net.dir
     control = await startControlServer(net)
     node = new MyceliumNode(
