@@ -28,6 +28,7 @@ import('./cli.js')
       err: (t) => process.stderr.write(t),
       env: process.env,
       untilStopped: () => stopped,
+      isTTY: process.stdout.isTTY === true,
       // An error escaping a component goes to the supervisor, not to a crash.
       onUnexpectedError: (handler) => {
         process.on('uncaughtException', handler)

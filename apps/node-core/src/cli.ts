@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { NodeConfig } from '@mycelium/core-interfaces'
-import { devStatusSocket } from './dev-socket.js'
 
 // Each command loads what it needs when it runs (dynamic imports below): `--help`,
 // `status` and `config validate` never load the agent, winston, prom-client or
@@ -17,6 +16,8 @@ export interface CliIo {
   logStream?: NodeJS.WritableStream
   /** Registers the handler for uncaught errors (the bin wires process events). */
   onUnexpectedError?(handler: (err: unknown) => void): void
+  /** stdout is a terminal: `dev` prints a live readable view instead of JSON log lines. @default false */
+  isTTY?: boolean
 }
 
 /** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
@@ -92,6 +93,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         level: logLevel(config),
         ...(config.logging?.format ? { format: config.logging.format } : {}),
         defaults: { nodeId: config.nodeId },
+        debug: program.opts<{ debug?: boolean }>().debug === true,
         ...(io.logStream != null ? { stream: io.logStream } : {})
       })
       const node = new MyceliumNode(config, log, {
@@ -120,15 +122,29 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       parseWhole(50, Number.MAX_SAFE_INTEGER),
       1000
     )
-    .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
-    .action(async (opts: { agents: number; heartbeat: number; logLevel: string }) => {
+    .addOption(
+      new Option(
+        '--log-level <level>',
+        'log level (default: info; warn on a terminal, where a live view of each node replaces the info lines)'
+      ).choices(['error', 'warn', 'info', 'debug'])
+    )
+    .action(async (opts: { agents: number; heartbeat: number; logLevel?: string }) => {
       const { MAX_TIMER_MS } = await import('@mycelium/core-interfaces')
       if (opts.heartbeat > MAX_TIMER_MS)
         throw new UsageError(
           `option '--heartbeat <ms>' argument '${opts.heartbeat}' is invalid. must be a whole number from 50 to ${MAX_TIMER_MS}`
         )
-      const [{ createLogger }, { startDev }] = await Promise.all([import('./logging.js'), import('./dev.js')])
-      const log = createLogger({ level: opts.logLevel, ...(io.logStream != null ? { stream: io.logStream } : {}) })
+      const [{ createLogger }, { startDev }, { attachDevView }] = await Promise.all([
+        import('./logging.js'),
+        import('./dev.js'),
+        import('./dev-view.js')
+      ])
+      const tty = io.isTTY === true
+      const log = createLogger({
+        level: opts.logLevel ?? (tty ? 'warn' : 'info'),
+        debug: program.opts<{ debug?: boolean }>().debug === true,
+        ...(io.logStream != null ? { stream: io.logStream } : {})
+      })
       const session = await startDev({ agents: opts.agents, heartbeatMs: opts.heartbeat }, log)
       io.out(
         [
@@ -136,33 +152,65 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
           `Mycelium dev network with ${opts.agents} agent(s) — Ctrl-C stops everything.`,
           `  status:  node-core status        (NodeStatus on ${session.endpoints.status})`,
           `  http:    http://${session.endpoints.http}/readyz  /metrics  /healthz`,
+          `  drive:   dev-network nodes --dir ${session.network.dir}   (and: command, config push, fault)`,
           ''
         ].join('\n')
       )
+      const detachView = tty ? attachDevView(session.nodes, io.out) : () => undefined
       await io.untilStopped()
+      detachView()
       await session.stop()
       log.close()
     })
 
   program
     .command('status')
-    .description('show the status of a running agent (a dev agent by default)')
-    .option('--socket <path>', 'NodeStatus unix socket', devStatusSocket())
-    .option('--json', 'print JSON')
-    .action(async (opts: { socket: string; json?: boolean }) => {
-      const [{ StatusReport }, { fetchStatus, formatStatus }] = await Promise.all([
+    .description(
+      'show the status of a running agent: --socket, else the daemon of --config (default /etc/mycelium/node.yaml when it exists: its runtime.json, status.socketPath or <stateDir>/status.sock), else a dev agent'
+    )
+    .option('--socket <path>', 'NodeStatus unix socket path (or host:port)')
+    .option('--config <file>', "the daemon's NodeConfig YAML: status finds the daemon it configures")
+    .option('--json', 'print JSON (with --watch: one JSON object per line)')
+    .option('--watch', 'stream changes until Ctrl-C: one line per change')
+    .action(async (opts: { socket?: string; config?: string; json?: boolean; watch?: boolean }) => {
+      const [{ StatusReport }, { fetchStatus, formatStatusLine, formatStatusWithRuntime, locateStatus, watchStatus }] = await Promise.all([
         import('@mycelium/core-interfaces'),
         import('./status-command.js')
       ])
+      const where = await locateStatus(opts, io.env)
+      if (opts.watch === true) {
+        const stop = new AbortController()
+        void io.untilStopped().then(() => stop.abort())
+        let last = ''
+        try {
+          await watchStatus(
+            where.address,
+            (s) => {
+              const line = opts.json === true ? JSON.stringify(StatusReport.toJSON(s)) : formatStatusLine(s)
+              // The server also resends every few seconds: print changes only.
+              if (line === last) return
+              last = line
+              io.out(opts.json === true ? `${line}\n` : `${new Date().toISOString()}  ${line}\n`)
+            },
+            stop.signal
+          )
+        } catch (err) {
+          io.err(`error: ${oneLine(err)}\n`)
+          setExit(EXIT.UNREACHABLE)
+        }
+        return
+      }
       let status: import('@mycelium/core-interfaces').StatusReport
       try {
-        status = await fetchStatus(opts.socket)
+        status = await fetchStatus(where.address)
       } catch (err) {
-        io.err(`${(err as Error).message}\n`)
+        io.err(`error: ${oneLine(err)}\n`)
         setExit(EXIT.UNREACHABLE)
         return
       }
-      io.out(opts.json === true ? `${JSON.stringify(StatusReport.toJSON(status), null, 2)}\n` : formatStatus(status))
+      io.out(
+        opts.json === true ? `${JSON.stringify(StatusReport.toJSON(status), null, 2)}\n` : formatStatusWithRuntime(status, where.runtime)
+      )
     })
 
   const readToken = async (file: string | undefined, config: NodeConfig): Promise<string | undefined> => {
@@ -226,6 +274,24 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       }
     })
 
+  program
+    .command('peers')
+    .description("peer tools: ping <host:port> calls a peer's PeerAssist Ping over mTLS with this node's identity")
+    .argument('<action>', 'ping')
+    .argument('<address>', "the peer's PeerAssist address (peers.listenAddress)")
+    .requiredOption('--config <file>', 'NodeConfig YAML file (whose identity calls)')
+    .action(async (action: string, address: string, opts: { config: string }) => {
+      if (action !== 'ping') throw new UsageError(`unknown peers action "${action}" (ping)`)
+      const [{ loadConfig }, { pingPeer, formatPeerPing }] = await Promise.all([import('./config.js'), import('./peers-command.js')])
+      const config = await loadConfig({ file: opts.config, env: io.env })
+      try {
+        io.out(`${formatPeerPing(address, await pingPeer(config, address))}\n`)
+      } catch (err) {
+        io.err(`error: ${oneLine(err)}\n`)
+        setExit(EXIT.UNREACHABLE)
+      }
+    })
+
   const config = program.command('config').description('configuration tools')
   config
     .command('validate')
@@ -238,6 +304,20 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     })
 
   return program
+}
+
+/**
+ * An error as one line for an operator: the first line of its message,
+ * without grpc-js's connection boilerplate ("No connection established. Last
+ * error: Error: …" and a dangling "Resolution note:").
+ */
+export function oneLine(err: unknown): string {
+  const e = err as Error | undefined
+  const first = String(e?.message ?? err).split('\n')[0] ?? ''
+  return first
+    .replace(/No connection established\. Last error: (?:Error: )?/, '')
+    .replace(/\.?\s*Resolution note:.*$/, '')
+    .trim()
 }
 
 /** The command line is wrong: exit with EXIT.USAGE. */
@@ -260,14 +340,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return code
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+    const e = err as Error
     if (isUsageError(err) || (await import('@mycelium/core-interfaces')).isInvalidConfigError(err)) {
-      io.err(`error: ${(err as Error).message}\n`)
+      io.err(`error: ${debug ? (e.stack ?? String(err)) : oneLine(err)}\n`)
       return EXIT.USAGE
     }
-    const e = err as Error
-    io.err(
-      `error: ${debug ? (e.stack ?? String(err)) : `${e.message?.split('\n')[0] ?? String(err)} (${e.name ?? 'Error'}; --debug for the stack)`}\n`
-    )
+    io.err(`error: ${debug ? (e.stack ?? String(err)) : `${oneLine(err)} (${e.name ?? 'Error'}; --debug for the stack)`}\n`)
     return EXIT.FAILED
   }
 }

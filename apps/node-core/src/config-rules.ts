@@ -91,7 +91,8 @@ export function validateNodeConfig(config: NodeConfig, source: string): void {
     ['identity.joinTokenFile', config.identity?.joinTokenFile],
     ['discovery.bootstrapFile', config.discovery?.bootstrapFile],
     ['discovery.httpsCaFile', config.discovery?.httpsCaFile],
-    ['status.socketPath', config.status?.socketPath]
+    // "off": no socket (status.grpcListenAddress may still serve).
+    ['status.socketPath', config.status?.socketPath === 'off' ? undefined : config.status?.socketPath]
   ]
   for (const [key, path] of paths) {
     if (path == null || path === '') continue

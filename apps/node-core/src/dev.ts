@@ -57,7 +57,7 @@ async function loadDevNetwork(): Promise<typeof import('@mycelium/dev-network')>
  * dev-network is loaded only here, so `run` never pays for it.
  */
 export async function startDev(options: DevOptions, log: Logger): Promise<DevSession> {
-  const { startDevNetwork } = await loadDevNetwork()
+  const { startDevNetwork, startControlServer } = await loadDevNetwork()
   const dir = await mkdtemp(join(tmpdir(), 'mycelium-dev-'))
   const net = await startDevNetwork({
     networkId: 'dev',
@@ -65,7 +65,9 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
     heartbeatIntervalMs: options.heartbeatMs,
     logger: log.forComponent('dev-network')
   })
-  log.info('dev network up', { ...net.endpoints, stateDir: dir })
+  // `dev-network nodes|command|config push|fault --dir <network dir>` drive this session from another terminal.
+  const control = await startControlServer(net)
+  log.info('dev network up', { ...net.endpoints, stateDir: dir, networkDir: net.dir })
   const nodes: MyceliumNode[] = []
   try {
     for (let i = 1; i <= options.agents; i++) {
@@ -104,6 +106,7 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
     }
   } catch (err) {
     for (const n of nodes.reverse()) await n.stop()
+    control.close()
     await net.stop()
     throw err
   }
@@ -113,6 +116,7 @@ export async function startDev(options: DevOptions, log: Logger): Promise<DevSes
     endpoints: { ...net.endpoints, status: `unix://${options.socketPath ?? devStatusSocket()}`, http: nodes[0]?.http.address ?? '' },
     async stop() {
       for (const n of [...nodes].reverse()) await n.stop()
+      control.close()
       await net.stop()
       await rm(dir, { recursive: true, force: true })
     }

@@ -71,6 +71,16 @@ export class HttpStatusServer implements Startable {
         for (const [to, n] of Object.entries(source.counters().transitions)) this.inc({ to }, n)
       }
     })
+    new Gauge({
+      name: 'mycelium_identity_expiry_timestamp_seconds',
+      help: "The node certificate's notAfter (Unix seconds); absent without a certificate",
+      registers: [registry],
+      collect() {
+        this.reset()
+        const notAfter = source.status().identityStatus?.notAfter
+        if (notAfter != null) this.set(notAfter.getTime() / 1000)
+      }
+    })
     new Counter({
       name: 'mycelium_reconnect_attempts_total',
       help: 'Reconnection attempts in FALLBACK',

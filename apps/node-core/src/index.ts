@@ -12,7 +12,8 @@ export { MyceliumNode, DEFAULT_STATE_DIR, DEFAULT_HTTP_ADDRESS, type NodeOptions
 export { startDev, devStatusSocket, DevNetworkMissingError, isDevNetworkMissingError, type DevOptions, type DevSession } from './dev.js'
 export { StatusServer, protosDir } from './status-server.js'
 export { HttpStatusServer } from './http-server.js'
-export { fetchStatus, formatStatus } from './status-command.js'
+export { fetchStatus, formatStatus, locateStatus, watchStatus, formatStatusLine, type StatusLocation } from './status-command.js'
+export { readRuntimeFile, RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js'
 export { aggregateHealth, type HealthInput, type AggregatedHealth } from './health.js'
 export {
   planReconfiguration,

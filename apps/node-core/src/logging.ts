@@ -13,6 +13,51 @@ export interface LoggingOptions {
   defaults?: LogFields
   /** Where lines go. @default stdout */
   stream?: NodeJS.WritableStream
+  /** A stack on every line that logs an error (--debug); otherwise only `error` lines carry one. @default false */
+  debug?: boolean
+  /** How often one warning (same component and message) may repeat. @default DEFAULT_WARNING_RATE */
+  warningRate?: WarningRate
+  /** Clock for the warning rate (tests). @default Date.now */
+  now?: () => number
+}
+
+/** A warning that repeats is logged `perWindow` times per `windowMs`, then counted: the next one says how many were dropped. */
+export interface WarningRate {
+  perWindow: number
+  windowMs: number
+  /** Distinct warnings tracked at once; the oldest is forgotten beyond. */
+  maxKeys: number
+}
+
+/**
+ * @default 3 per minute per warning, 1000 warnings tracked: a reconnect loop
+ * or a failing source says so a few times a minute, not every attempt.
+ */
+export const DEFAULT_WARNING_RATE: WarningRate = { perWindow: 3, windowMs: 60_000, maxKeys: 1000 }
+
+/** Drops repeats of one warning beyond the rate; the first line after a dropped run carries `suppressed: n`. */
+function warningLimiter(rate: WarningRate, now: () => number) {
+  const seen = new Map<string, { windowStart: number; count: number; suppressed: number }>()
+  return winston.format((info) => {
+    if (info.level !== 'warn') return info
+    const key = `${typeof info.component === 'string' ? info.component : ''}\u0000${String(info.message)}`
+    const t = now()
+    let entry = seen.get(key)
+    if (entry == null || t - entry.windowStart >= rate.windowMs) {
+      const suppressed = entry?.suppressed ?? 0
+      seen.delete(key) // re-inserted last: the map's order is the eviction order
+      entry = { windowStart: t, count: 0, suppressed: 0 }
+      seen.set(key, entry)
+      if (seen.size > rate.maxKeys) seen.delete(seen.keys().next().value!)
+      if (suppressed > 0) info.suppressed = suppressed
+    }
+    entry.count++
+    if (entry.count > rate.perWindow) {
+      entry.suppressed++
+      return false
+    }
+    return info
+  })()
 }
 
 const LEVELS: readonly string[] = LOG_LEVELS
@@ -24,10 +69,11 @@ export interface NodeLogger extends Logger {
   level(): string
 }
 
-/** Errors become `{ error, stack }` so JSON lines keep the stack. */
-const errorsToFields = winston.format((info) => {
+/** Errors become `{ error, name }`, with the stack on `error` lines (every line with `debug`). */
+const errorsToFields = winston.format((info, opts: unknown) => {
+  const stack = (opts as { debug?: boolean } | undefined)?.debug === true || info.level === 'error'
   for (const [key, value] of Object.entries(info)) {
-    if (value instanceof Error) info[key] = { error: value.message, name: value.name, stack: value.stack }
+    if (value instanceof Error) info[key] = { error: value.message, name: value.name, ...(stack ? { stack: value.stack } : {}) }
   }
   return info
 })
@@ -51,7 +97,8 @@ export function createLogger(options: LoggingOptions = {}): NodeLogger {
     level,
     defaultMeta: options.defaults ?? {},
     format: winston.format.combine(
-      errorsToFields(),
+      warningLimiter(options.warningRate ?? DEFAULT_WARNING_RATE, options.now ?? Date.now),
+      errorsToFields({ debug: options.debug === true }),
       winston.format.timestamp(),
       usePretty ? winston.format.combine(winston.format.colorize(), pretty) : winston.format.json()
     ),

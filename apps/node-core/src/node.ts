@@ -37,6 +37,7 @@ import { agentTimings, logLevel, secureRandom, statusSocketPath } from './packag
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
+import { removeRuntimeFile, writeRuntimeFile } from './runtime-file.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
@@ -234,7 +235,8 @@ export class MyceliumNode implements Startable {
       statusServers: [
         {
           name: 'status-grpc',
-          configured: this.isStarted() && (status?.socketPath !== '' || (status?.grpcListenAddress ?? '') !== ''),
+          configured:
+            this.isStarted() && (statusSocketPath(this.config, stateDirOf(this.config)) !== '' || (status?.grpcListenAddress ?? '') !== ''),
           serving: this.statusServer.isStarted()
         },
         { name: 'status-http', configured: this.isStarted() && (status?.httpListenAddress ?? '') !== 'off', serving: this.http.isStarted() }
@@ -358,6 +360,7 @@ export class MyceliumNode implements Startable {
   }
 
   private async startInOrder(): Promise<void> {
+    await removeRuntimeFile(stateDirOf(this.config)).catch(() => undefined) // a crash's leftovers are stale
     await this.bootConfig()
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
@@ -386,6 +389,15 @@ export class MyceliumNode implements Startable {
       }
       this.started.push({ name, component })
     }
+    // Where it listens (ports may be chosen now), for `node-core status --config`: never a reason to fail a start.
+    await writeRuntimeFile(stateDirOf(this.config), {
+      pid: process.pid,
+      version: NODE_CORE_VERSION,
+      startedAt: new Date().toISOString(),
+      statusAddresses: [...this.statusServer.addresses],
+      httpAddress: this.http.address,
+      peerAddress: this.peers?.server.address ?? ''
+    }).catch((err: unknown) => this.log.warn('runtime.json not written', { err }))
   }
 
   /**
@@ -400,7 +412,9 @@ export class MyceliumNode implements Startable {
   async stop(): Promise<void> {
     // A stop during start waits for it: else the components after the current one start after stop() returned.
     await this.starting?.catch(() => undefined)
+    const wasStarted = this.started.length > 0
     await this.stopStarted()
+    if (wasStarted) await removeRuntimeFile(stateDirOf(this.config)).catch(() => undefined)
   }
 
   private async stopStarted(): Promise<void> {

@@ -84,7 +84,12 @@ export function logLevel(c: NodeConfig): string {
  */
 export const secureRandom = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48
 
-/** The NodeStatus unix socket: `status.socketPath`, else the state directory's (its layout owns the name); "" turns it off. */
+/**
+ * The NodeStatus unix socket: `status.socketPath`; unset or "" (proto3's
+ * unset), the state directory's (its layout owns the name); "off": none ("").
+ */
 export function statusSocketPath(c: NodeConfig, stateDir: string): string {
-  return c.status?.socketPath ?? agentStatePaths(stateDir).statusSocket
+  const configured = c.status?.socketPath ?? ''
+  if (configured === 'off') return ''
+  return configured !== '' ? configured : agentStatePaths(stateDir).statusSocket
 }

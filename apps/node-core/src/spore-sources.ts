@@ -126,13 +126,18 @@ export function nodeSporeClientFactory(d: NodeSporeClientDeps): (trustBundle: Tr
     const channelOptions = defaultChannelOptions(d.networkId)
     const alivePeers = d.alivePeers
     if (alivePeers != null) {
-      sources.push(
-        peerSource({
-          credentials: clientCredentials(d.identity, { networkId: d.networkId, role: 'node' }),
-          channelOptions,
-          peers: alivePeers
-        })
-      )
+      const peers = peerSource({
+        credentials: clientCredentials(d.identity, { networkId: d.networkId, role: 'node' }),
+        channelOptions,
+        peers: alivePeers
+      })
+      // No peer alive (a start with no seeds) is nothing to ask, not a failed source: no warning each poll.
+      sources.push({
+        id: peers.id,
+        kind: peers.kind,
+        fetch: (options?: SporeFetchOptions) => (alivePeers().length === 0 ? Promise.resolve([]) : peers.fetch(options)),
+        close: () => peers.close?.()
+      })
     }
     let client: SporeClient | undefined
     client = createSporeClient(

@@ -1,18 +1,125 @@
 import * as grpc from '@grpc/grpc-js'
-import { UnavailableError, HealthState, NodeStatusClient, Phase, StatusReport, type GetStatusResponse } from '@mycelium/core-interfaces'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  InvalidConfigError,
+  UnavailableError,
+  HealthState,
+  NodeStatusClient,
+  Phase,
+  StatusReport,
+  type GetStatusResponse,
+  type WatchStatusResponse
+} from '@mycelium/core-interfaces'
+import { DEFAULT_CONFIG_FILE, DEFAULT_STATE_DIR } from './defaults.js'
+import { devStatusSocket } from './dev-socket.js'
+import { readRuntimeFile, runtimeRows, type RuntimeInfo } from './runtime-file.js'
 import { componentStatusRows } from './components-status.js'
 
-/** Reads NodeStatus from a running agent. */
-export function fetchStatus(socketPath: string, timeoutMs = 3000): Promise<StatusReport> {
-  const client = new NodeStatusClient(`unix://${socketPath}`, grpc.credentials.createInsecure())
+/**
+ * The status socket's name in the state directory when status.socketPath is
+ * unset. The name belongs to the agent's state layout (bootstrap-agent
+ * agentStatePaths; a test holds them equal): restated here so `status` does
+ * not load the agent.
+ */
+export const STATUS_SOCKET_NAME = 'status.sock'
+
+/** "unix:///path" or "host:port" as given; a bare path becomes a unix address. */
+export function statusTarget(address: string): string {
+  return address.includes('://') || /^[^/]*:\d+$/.test(address) ? address : `unix://${address}`
+}
+
+/** Reads NodeStatus from a running agent (a socket path, "unix:///path" or "host:port"). */
+export function fetchStatus(address: string, timeoutMs = 3000): Promise<StatusReport> {
+  const client = new NodeStatusClient(statusTarget(address), grpc.credentials.createInsecure())
   return new Promise<StatusReport>((resolve, reject) =>
     client.getStatus({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res: GetStatusResponse) => {
       client.close()
       if (err != null)
-        reject(new UnavailableError(`no agent answering on ${socketPath}: ${err.details || err.message}`, undefined, { cause: err }))
+        reject(new UnavailableError(`no agent answering on ${address}: ${err.details || err.message}`, undefined, { cause: err }))
       else resolve(res.status ?? StatusReport.fromPartial({}))
     })
   )
+}
+
+/**
+ * Streams NodeStatus.WatchStatus to `onReport` until `signal` aborts
+ * (resolves) or the stream fails (rejects with UnavailableError).
+ */
+export function watchStatus(address: string, onReport: (status: StatusReport) => void, signal: AbortSignal): Promise<void> {
+  const client = new NodeStatusClient(statusTarget(address), grpc.credentials.createInsecure())
+  return new Promise<void>((resolve, reject) => {
+    const call = client.watchStatus({})
+    const stop = (): void => call.cancel()
+    signal.addEventListener('abort', stop, { once: true })
+    call.on('data', (res: WatchStatusResponse) => onReport(res.status ?? StatusReport.fromPartial({})))
+    const finish = (err?: grpc.ServiceError): void => {
+      signal.removeEventListener('abort', stop)
+      client.close()
+      if (err == null || signal.aborted) resolve()
+      else reject(new UnavailableError(`no agent answering on ${address}: ${err.details || err.message}`, undefined, { cause: err }))
+    }
+    call.on('error', finish)
+    call.on('end', () => finish())
+  })
+}
+
+/** Where `node-core status` looks, and what it knows of the daemon there. */
+export interface StatusLocation {
+  /** A socket path or host:port. */
+  address: string
+  /** How it was found, for errors ("--socket", "the config …", "the dev agent"). */
+  from: string
+  /** The daemon's <stateDir>/runtime.json, when found through a config. */
+  runtime?: RuntimeInfo
+}
+
+/**
+ * Finds the daemon: `--socket`; else the config (`--config`, or
+ * DEFAULT_CONFIG_FILE when it exists) — the addresses in its state
+ * directory's runtime.json, else its status.socketPath / the state
+ * directory's socket / status.grpcListenAddress; else the dev agent's socket.
+ */
+export async function locateStatus(opts: { socket?: string; config?: string }, env: NodeJS.ProcessEnv): Promise<StatusLocation> {
+  if (opts.socket != null) return { address: opts.socket, from: '--socket' }
+  const file = opts.config ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined)
+  if (file == null) return { address: devStatusSocket(), from: 'the dev agent (no --config, no ' + DEFAULT_CONFIG_FILE + ')' }
+  const { loadConfig } = await import('./config.js')
+  const config = await loadConfig({ file, env })
+  const stateDir = config.stateDir || DEFAULT_STATE_DIR
+  const runtime = await readRuntimeFile(stateDir)
+  const configured = config.status?.socketPath ?? ''
+  const socket = configured === 'off' ? '' : configured !== '' ? configured : join(stateDir, STATUS_SOCKET_NAME)
+  const address = runtime?.statusAddresses[0] ?? (socket !== '' ? socket : (config.status?.grpcListenAddress ?? ''))
+  if (address === '' || /:0$/.test(address))
+    throw new InvalidConfigError(
+      'no NodeStatus address: status.socketPath is "off" and status.grpcListenAddress is unset or chosen at run time (no runtime.json: is the daemon running?)',
+      file
+    )
+  return { address: address.replace(/^unix:\/\//, ''), from: `the config ${file}`, ...(runtime != null ? { runtime } : {}) }
+}
+
+/** One line per state worth noticing (`status --watch`): phase, why, health, manager link, peers, config. */
+export function formatStatusLine(s: StatusReport): string {
+  const managers = s.managers.map((m) => `${m.service} ${m.state}`).join(', ') || 'none'
+  const alive = s.peers.filter((p) => p.state === 'alive').length
+  return [
+    Phase[s.phase] ?? String(s.phase),
+    `(${s.reason || '-'})`,
+    `health ${HealthState[s.health] ?? '?'}`,
+    `managers ${managers}`,
+    `peers ${alive}/${s.peers.length}`,
+    `config v${s.config?.currentVersion ?? 0}`
+  ].join('  ')
+}
+
+/** The status table with where the daemon listens (from runtime.json). */
+export function formatStatusWithRuntime(s: StatusReport, runtime: RuntimeInfo | undefined): string {
+  const table = formatStatus(s)
+  if (runtime == null) return table
+  return `${runtimeRows(runtime)
+    .map(([k, v]) => `${k.padEnd(9)}  ${v}`)
+    .join('\n')}\n${table}`
 }
 
 const ago = (d: Date | undefined): string => (d == null ? '-' : `${Math.round((Date.now() - d.getTime()) / 1000)}s ago`)

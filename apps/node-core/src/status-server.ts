@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs'
 import { chmod, lstat, mkdir, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
-import { HealthImplementation } from 'grpc-health-check'
+import { createRequire } from 'node:module'
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check'
 import {
   NotFoundError,
   UnavailableError,
@@ -90,32 +91,53 @@ export interface StatusSource {
 type ReflectionMethod = grpc.MethodDefinition<unknown, unknown>
 type LoadedReflection = Map<string, { method: ReflectionMethod; handler: grpc.handleBidiStreamingCall<unknown, unknown> }>
 
+/** Every service the status server serves: what server reflection lists. */
+export const STATUS_SERVICES = [
+  'mycelium.core.v1.NodeStatus',
+  'grpc.health.v1.Health',
+  'grpc.reflection.v1.ServerReflection',
+  'grpc.reflection.v1alpha.ServerReflection'
+] as const
+
+/** Where @grpc/reflection's .proto files are: beside the release bundle (vendor/), else in node_modules. */
+export function reflectionProtosDir(): string {
+  const candidates = [join(__dirname, 'vendor', '@grpc', 'reflection', 'build', 'proto')]
+  try {
+    candidates.push(join(dirname(createRequire(__filename).resolve('@grpc/reflection/package.json')), 'build', 'proto'))
+  } catch {
+    // not installed beside the code: only the vendored copy can serve
+  }
+  const found = candidates.find((d) => existsSync(join(d, 'grpc', 'reflection', 'v1', 'reflection.proto')))
+  if (found == null) throw new NotFoundError(`grpc reflection protos not found (looked in ${candidates.join(', ')})`)
+  return found
+}
+
 /**
  * Server reflection (grpc.reflection.v1 and v1alpha) whose implementation —
- * @grpc/reflection, proto-loader, protobufjs and the parsed protos, ~2 MB of
- * heap at rest — is loaded on the first reflection call, not at start. The
- * service is registered at start under its real paths, so a client sees no
- * difference; `protosDir` is checked by the caller at start, so a missing
- * protos directory is still found then.
+ * reflection.ts: protobufjs parsing the shipped .proto files into one
+ * descriptor per real file, checked by a strict @bufbuild/protobuf registry —
+ * is loaded on the first reflection call, not at start. The service is
+ * registered at start under its real paths, so a client sees no difference;
+ * the proto directories are checked by the caller at start, so a missing one
+ * is still found then.
  */
-function addLazyReflection(server: grpc.Server, protos: string): void {
+function addLazyReflection(server: grpc.Server, protos: string, reflectionProtos: string): void {
   let loaded: Promise<LoadedReflection> | undefined
   let ready: LoadedReflection | undefined
   const load = (): Promise<LoadedReflection> =>
-    (loaded ??= Promise.all([import('@grpc/proto-loader'), import('@grpc/reflection')]).then(([{ loadSync }, { ReflectionService }]) => {
-      const methods: LoadedReflection = new Map()
-      // ReflectionService registers itself on a server: hand it a recorder and keep what it adds.
-      const recorder = {
-        addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation) {
-          for (const [name, method] of Object.entries(service)) {
-            methods.set(method.path, { method, handler: implementation[name] as grpc.handleBidiStreamingCall<unknown, unknown> })
-          }
-        }
-      }
-      new ReflectionService(loadSync(['mycelium/core/v1/node_status.proto'], { includeDirs: [protos] })).addToServer(
-        recorder as unknown as grpc.Server
-      )
-      return (ready = methods)
+    (loaded ??= import('./reflection.js').then(({ loadReflection }) => {
+      const file = (dir: string, name: string): { name: string; path: string } => ({ name, path: join(dir, name) })
+      return (ready = loadReflection({
+        includeDirs: [protos],
+        files: [
+          file(protos, 'mycelium/core/v1/node_status.proto'),
+          // grpc-health-check ships it as health/v1/health.proto; its import path everywhere else is grpc/health/v1/.
+          { name: 'grpc/health/v1/health.proto', path: healthProtoPath },
+          file(reflectionProtos, 'grpc/reflection/v1/reflection.proto'),
+          file(reflectionProtos, 'grpc/reflection/v1alpha/reflection.proto')
+        ],
+        services: [...STATUS_SERVICES]
+      }))
     }))
   const real = (path: string): { method: ReflectionMethod; handler: grpc.handleBidiStreamingCall<unknown, unknown> } => {
     const found = ready?.get(path)
@@ -193,7 +215,7 @@ export class StatusServer implements Startable {
     }
     server.addService(NodeStatusService, handlers)
     new HealthImplementation({ '': 'SERVING', 'mycelium.core.v1.NodeStatus': 'SERVING' }).addToServer(server)
-    addLazyReflection(server, protosDir())
+    addLazyReflection(server, protosDir(), reflectionProtosDir())
     const bind = (address: string): Promise<number> =>
       new Promise((resolve, reject) =>
         server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err != null ? reject(err) : resolve(port)))

@@ -52,7 +52,7 @@ describe('a manager config reaches every consumer', () => {
       nodeId: 'n1',
       stateDir: join(dir, `state-${Math.random().toString(36).slice(2)}`),
       peers: { listenAddress: '127.0.0.1:0', seeds: [{ address: '10.77.1.1:7000' }] },
-      status: { httpListenAddress: 'off', socketPath: '' },
+      status: { httpListenAddress: 'off', socketPath: 'off' },
       ...extra
     })
     const node = new MyceliumNode(config, log, {

@@ -20,7 +20,9 @@ runCli(process.argv.slice(2), {
 }).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`dev-network: unexpected error: ${(err as Error).stack ?? String(err)}\n`)
+    const debug = process.argv.includes('--debug')
+    const text = debug ? ((err as Error).stack ?? String(err)) : `${(err as Error).message} (--debug for the stack)`
+    process.stderr.write(`dev-network: unexpected error: ${text}\n`)
     process.exit(70)
   }
 )

@@ -8,6 +8,7 @@ import { InvalidInputError, NotFoundError, UnavailableError, HealthState, NodeCo
 import { writeFileAtomic } from '@mycelium/core-utils'
 import type { DevNetwork, ManagerName } from './dev-network.js'
 import { assignComponent } from './component-artifacts.js'
+import { nodeRows, parseCommandSpec, runCommand, type CommandSpec } from './operator.js'
 
 /**
  * Fault controls of a running `dev-network up`, reachable by `dev-network
@@ -34,6 +35,10 @@ export type FaultAction =
   | { action: 'push-config'; config: Record<string, unknown> }
   | { action: 'nodes' }
   | { action: 'assign'; node: string; component: string; state: 'running' | 'stopped' | 'none'; parameters: Record<string, string> }
+  /** Every node as JSON (NodeRow[]): `dev-network nodes`. */
+  | { action: 'node-list' }
+  /** Sends a command to one node; the answer streams CommandEvent JSON lines until a final status. */
+  | { action: 'command'; node: string; command: CommandSpec; timeoutMs?: number }
 
 const MANAGERS: ManagerName[] = [SERVICE_NAMES.networkManager, SERVICE_NAMES.sporeManager]
 
@@ -53,7 +58,15 @@ export function parseFaultAction(input: unknown): FaultAction {
     case 'republish':
     case 'join-token':
     case 'nodes':
+    case 'node-list':
       return { action: a.action }
+    case 'command': {
+      if (typeof a.node !== 'string' || a.node === '') throw new InvalidInputError('node is required', 'control request')
+      const timeoutMs = a.timeoutMs == null ? undefined : Number(a.timeoutMs)
+      if (timeoutMs != null && (!Number.isInteger(timeoutMs) || timeoutMs <= 0))
+        throw new InvalidInputError('timeoutMs must be a positive integer', 'control request')
+      return { action: 'command', node: a.node, command: parseCommandSpec(a.command), ...(timeoutMs != null ? { timeoutMs } : {}) }
+    }
     case 'push-config':
       if (typeof a.config !== 'object' || a.config == null || Array.isArray(a.config))
         throw new InvalidInputError('config must be a NodeConfig in proto JSON form', 'control request')
@@ -131,6 +144,14 @@ export async function applyFault(net: DevNetwork, f: FaultAction): Promise<strin
     }
     case 'assign':
       return `${f.node}: ${assignComponent(net, f.node, f.component, f.state, f.parameters).length} assignment(s), generation moved`
+    case 'node-list':
+      return JSON.stringify(nodeRows(net))
+    case 'command': {
+      // Without a stream (applyFault called in-process): the events as JSON lines once it ends.
+      const lines: string[] = []
+      await runCommand(net, f.node, f.command, (e) => lines.push(JSON.stringify(e)), f.timeoutMs != null ? { timeoutMs: f.timeoutMs } : {})
+      return lines.join('\n')
+    }
     case 'nodes': {
       const rows = [...net.networkManager.nodes.values()].map((n) => {
         const h = n.lastHealth
@@ -157,10 +178,26 @@ export async function startControlServer(net: DevNetwork): Promise<Server> {
     req.on('end', () => {
       void (async () => {
         try {
-          const text = await applyFault(net, parseFaultAction(JSON.parse(Buffer.concat(chunks).toString('utf8'))))
+          const action = parseFaultAction(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+          if (action.action === 'command') {
+            // Checked before the stream starts, so a refusal is still a 400.
+            if (!net.state.nodes[action.node] && !net.networkManager.nodes.has(action.node))
+              throw new InvalidInputError(`no node "${action.node}" in this network (see: dev-network nodes)`, 'command --node')
+            const gone = new AbortController()
+            res.on('close', () => gone.abort())
+            res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+            await runCommand(net, action.node, action.command, (e) => res.write(`${JSON.stringify(e)}\n`), {
+              signal: gone.signal,
+              ...(action.timeoutMs != null ? { timeoutMs: action.timeoutMs } : {})
+            })
+            res.end()
+            return
+          }
+          const text = await applyFault(net, action)
           res.writeHead(200, { 'content-type': 'text/plain' }).end(`${text}\n`)
         } catch (err) {
-          res.writeHead(400, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`)
+          if (res.headersSent) res.end()
+          else res.writeHead(400, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`)
         }
       })()
     })
@@ -172,13 +209,25 @@ export async function startControlServer(net: DevNetwork): Promise<Server> {
 }
 
 /** Sends an action to the `up` running on `dir`. */
-export async function sendFault(dir: string, action: FaultAction): Promise<string> {
-  let control: ControlFile
+export function sendFault(dir: string, action: FaultAction): Promise<string> {
+  return sendControl(dir, action)
+}
+
+/** The control file of the `up` running on `dir`, or NotFoundError saying how to start one. */
+export async function readControlFile(dir: string): Promise<ControlFile> {
   try {
-    control = JSON.parse(await readFile(join(dir, CONTROL_FILE), 'utf8')) as ControlFile
+    return JSON.parse(await readFile(join(dir, CONTROL_FILE), 'utf8')) as ControlFile
   } catch {
     throw new NotFoundError(`no running dev-network found in ${dir} (start one with: dev-network up --dir ${dir})`)
   }
+}
+
+/**
+ * Sends an action; `onLine` (when given) gets each line of the answer as it
+ * arrives (a command's progress streams). Resolves with the whole answer.
+ */
+export async function sendControl(dir: string, action: FaultAction, onLine?: (line: string) => void): Promise<string> {
+  const control = await readControlFile(dir)
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -189,8 +238,17 @@ export async function sendFault(dir: string, action: FaultAction): Promise<strin
       },
       (res) => {
         const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
+        let pending = ''
+        res.on('data', (c: Buffer) => {
+          chunks.push(c)
+          if (res.statusCode !== 200 || onLine == null) return
+          pending += c.toString('utf8')
+          const lines = pending.split('\n')
+          pending = lines.pop()!
+          for (const line of lines) if (line !== '') onLine(line)
+        })
         res.on('end', () => {
+          if (res.statusCode === 200 && onLine != null && pending !== '') onLine(pending)
           const text = Buffer.concat(chunks).toString('utf8').trim()
           if (res.statusCode === 200) resolve(text)
           else reject(new UnavailableError(text))

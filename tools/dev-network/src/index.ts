@@ -19,5 +19,27 @@ export { DevSporeManager, type SporeManagerInit } from './spore-manager.js'
 export { type Faults, faultInterceptor, noFaults } from './faults.js'
 export { type DevNetworkState, STATE_FILE, loadState } from './state.js'
 export { runCli, buildProgram, type CliIo, EXIT_OK, EXIT_FAILED, EXIT_USAGE } from './cli.js'
-export { applyFault, parseFaultAction, sendFault, startControlServer, type FaultAction, type ControlFile, CONTROL_FILE } from './control.js'
 export { DevArtifactServer, publishComponent, assignComponent, type DevComponent } from './component-artifacts.js'
+export {
+  applyFault,
+  parseFaultAction,
+  sendFault,
+  sendControl,
+  readControlFile,
+  startControlServer,
+  type FaultAction,
+  type ControlFile,
+  CONTROL_FILE
+} from './control.js'
+export {
+  nodeRows,
+  formatNodeRows,
+  parseCommandSpec,
+  buildCommand,
+  runCommand,
+  formatCommandEvent,
+  EMERGENCY_ACTION_NAMES,
+  type NodeRow,
+  type CommandSpec,
+  type CommandEvent
+} from './operator.js'

@@ -62,6 +62,8 @@ export interface NodeRecord {
   registrations: number
   healthReports: number
   lastHealth?: ReportHealthRequest
+  /** When `lastHealth` arrived (manager clock, ms). */
+  lastHealthAtMs?: number
 }
 
 export interface HandoffFaults {
@@ -323,6 +325,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
           node.lease!.expiresAtMs = this.now() + this.leaseTtlMs
           node.healthReports++
           node.lastHealth = req
+          node.lastHealthAtMs = this.now()
           if (req.capabilities != null) {
             node.capabilityReports++
             const changed = JSON.stringify(req.capabilities) !== JSON.stringify(node.capabilities)

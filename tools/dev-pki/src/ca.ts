@@ -99,15 +99,16 @@ export class CertificateAuthority {
     return new CertificateAuthority(networkId, certificate, await cryptoKeys(privateKey))
   }
 
+  /** The CA certificate as PEM (ending with a newline, so PEM files concatenate into bundles). */
   get certificatePem(): string {
-    return this.certificate.toString('pem')
+    return withNewline(this.certificate.toString('pem'))
   }
 
   /** The CA's private key as PKCS#8 PEM, for persisting it (mode 0600). */
   async privateKeyPem(): Promise<string> {
     const der = await webcrypto.subtle.exportKey('pkcs8', this.keys.privateKey).catch(() => undefined)
     if (der == null) throw new InvalidInputError('this CA was loaded with a non-extractable key; keep the original PEM', 'CA key')
-    return x509.PemConverter.encode(der, 'PRIVATE KEY')
+    return withNewline(x509.PemConverter.encode(der, 'PRIVATE KEY'))
   }
 
   /** Signs a certificate for `spiffeUri` over `publicKey`. Returns PEM. */
@@ -143,7 +144,7 @@ export class CertificateAuthority {
         await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey)
       ]
     })
-    return cert.toString('pem')
+    return withNewline(cert.toString('pem'))
   }
 
   /** Checks a CSR and issues its certificate. */
@@ -152,3 +153,6 @@ export class CertificateAuthority {
     return { certificatePem: await this.issue(csr.spiffeUri, csr.publicKey, options), spiffeId: csr.spiffeId }
   }
 }
+
+/** `pem` ending with exactly one newline. */
+const withNewline = (pem: string): string => `${pem.replace(/\s+$/, '')}\n`

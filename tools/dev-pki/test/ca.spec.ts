@@ -25,6 +25,14 @@ describe('CertificateAuthority', () => {
     expect(cert.verify(new X509Certificate(ca.certificatePem).publicKey)).toBe(true)
   })
 
+  it('writes PEM that ends with a newline, so files concatenate into a bundle', async () => {
+    const ca = await CertificateAuthority.create('net1')
+    const { certificatePem } = await ca.issueFromCsr(await csrFor('spiffe://net1/node/a'))
+    for (const pem of [certificatePem, ca.certificatePem, await ca.privateKeyPem()]) expect(pem).toMatch(/-----\n$/)
+    expect((certificatePem + ca.certificatePem).match(/-----BEGIN CERTIFICATE-----\n/g)).toHaveLength(2)
+    expect(certificatePem + ca.certificatePem).not.toContain('----------')
+  })
+
   it('refuses to sign for another network, with a typed error', async () => {
     const ca = await CertificateAuthority.create('net1')
     const err = await ca.issueFromCsr(await csrFor('spiffe://net2/node/a')).catch((e: unknown) => e)

@@ -158,8 +158,9 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
     const ca = caPem ?? (await readOptional(this.init.caFile)) ?? ''
     const report = inspectIdentity({ keyPem: key.pem, certificateChainPem, caPem: ca }, this.inspectOptions())
     if (!report.usable) throw new InvalidInputError(`refusing to install: ${report.reason}`, this.init.certificateFile)
-    if (caPem != null) await writeFileAtomic(this.init.caFile, caPem, { mode: 0o644 })
-    await writeFileAtomic(this.init.certificateFile, certificateChainPem, { mode: 0o644 })
+    // PEM files end with a newline, so `cat node.crt ca.crt` is a valid bundle.
+    if (caPem != null) await writeFileAtomic(this.init.caFile, withNewline(caPem), { mode: 0o644 })
+    await writeFileAtomic(this.init.certificateFile, withNewline(certificateChainPem), { mode: 0o644 })
     return this.reload()
   }
 
@@ -273,3 +274,6 @@ export interface IdentityStore extends EventEmitter<IdentityStoreEvents>, Starta
 export function createIdentityStore(components: IdentityStoreComponents, init: IdentityStoreInit): IdentityStore {
   return new DefaultIdentityStore(components, init)
 }
+
+/** `pem` ending with exactly one newline. */
+const withNewline = (pem: string): string => `${pem.replace(/\s+$/, '')}\n`

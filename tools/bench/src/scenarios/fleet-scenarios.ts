@@ -19,7 +19,7 @@ async function fleet(net: DevNetwork, dir: string, n: number): Promise<MyceliumN
       identity: { enrollmentEndpoints: [{ address: net.endpoints.enrollment, expectedIdentity: '', zone: '', priority: 0 }] },
       discovery: { bootstrapFile: net.bootstrapFile },
       reconnect: { initial: { seconds: 0, nanos: 500_000_000 }, max: { seconds: 8, nanos: 0 } },
-      status: { socketPath: '', httpListenAddress: 'off' }
+      status: { socketPath: 'off', httpListenAddress: 'off' }
     })
     nodes.push(new MyceliumNode(config, silentLogger(), { joinToken: await net.newJoinToken() }))
   }

@@ -339,7 +339,10 @@ export interface K3sConfig_NodeLabelsEntry {
 
 /** Local, read-only status surfaces. [node-owned: every field] */
 export interface StatusConfig {
-  /** Unix socket for NodeStatus gRPC; default "<state_dir>/status.sock". */
+  /**
+   * Unix socket for NodeStatus gRPC; unset or empty: "<state_dir>/status.sock";
+   * "off": no socket.
+   */
   socketPath: string;
   /** Also serve NodeStatus on this localhost address ("127.0.0.1:port"). Empty: off. */
   grpcListenAddress: string;
