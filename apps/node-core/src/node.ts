@@ -32,6 +32,8 @@ import { applyEmergency, restartComponent, type NodeCommandTargets } from './nod
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { agentTimings, logLevel, secureRandom, statusSocketPath } from './package-init.js'
+import { DistressBeacon, distressInitFor, distressRelay, type DistressBeaconInit } from './distress.js'
+import { clientCredentials, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
@@ -43,6 +45,8 @@ export interface NodeOptions {
   joinToken?: string
   /** Changes the process log level (logging.level from a manager); without it a level change is refused. */
   setLogLevel?: (level: string) => void
+  /** Emergency contact timings (tests); unset: derived from the config (distress.ts `distressInitFor`). */
+  distress?: Partial<DistressBeaconInit>
 }
 
 /**
@@ -66,6 +70,10 @@ export class MyceliumNode implements Startable {
   readonly runtime: K3sRuntime
   /** Basic networking, present when `peers.listenAddress` is set. */
   readonly peers?: NodePeers
+  /** Emergency contact to peers (present with peer networking). */
+  readonly distress?: DistressBeacon
+  /** Config trials reverted in a row (a loop raises a call for help). */
+  private configRevertsInRow = 0
   private readonly changes = new EventEmitter()
   private started: Array<{ name: string; component: Startable }> = []
   /** The config in force and where its manager-owned sections came from. */
@@ -87,7 +95,22 @@ export class MyceliumNode implements Startable {
     this.identity = identityStoreFor(config, log)
     const identity = this.identity
     const discovery = config.discovery
-    const basic = createNodePeers({ config, identity, logger: log, agent: () => this.agent })
+    const peerCredentials = clientCredentials(identity, { networkId: config.networkId, role: 'node' })
+    const basic = createNodePeers({
+      config,
+      identity,
+      logger: log,
+      agent: () => this.agent,
+      onSignedDistress: (relay) =>
+        distressRelay({
+          logger: log,
+          agent: this.agent,
+          managerCredentials: endpointCredentials(identity, { networkId: config.networkId, role: 'manager' }),
+          peerCredentials,
+          channelOptions: defaultChannelOptions(config.networkId),
+          alivePeers: () => this.peers?.monitor.peers().filter((p) => p.state === 'alive') ?? []
+        })(relay)
+    })
     const monitor = basic?.monitor
     const createSpores = nodeSporeClientFactory({
       logger: log,
@@ -141,7 +164,23 @@ export class MyceliumNode implements Startable {
       this.peers = { ...basic }
       this.peers.multicast = this.createMulticast()
       for (const kind of ['peer:up', 'peer:suspect', 'peer:down'] as const) basic.monitor.on(kind, () => this.changes.emit('change'))
+      this.distress = new DistressBeacon(
+        {
+          logger: log,
+          identity,
+          agent: this.agent,
+          peers: () => basic.monitor.peers(),
+          peerCredentials,
+          channelOptions: defaultChannelOptions(config.networkId),
+          facts: () => ({ k3s: this.runtime.health(), configRevertsInRow: this.configRevertsInRow })
+        },
+        { ...distressInitFor(config as NodeConfig, secureRandom), ...options.distress }
+      )
+      this.distress.onRound(() => this.changes.emit('change'))
     }
+    this.agent.on('config:trial', (t) => {
+      this.configRevertsInRow = t.outcome === 'reverted' ? this.configRevertsInRow + 1 : 0
+    })
     const status = config.status
     const source = {
       status: (): StatusReport => this.status(),
@@ -362,7 +401,8 @@ export class MyceliumNode implements Startable {
             ...(this.peers.multicast != null ? [['multicast', this.peers.multicast] as [string, Startable]] : [])
           ] as Array<[string, Startable]>)
         : []),
-      ['bootstrap-agent', this.agent]
+      ['bootstrap-agent', this.agent],
+      ...(this.distress != null ? [['distress', this.distress] as [string, Startable]] : [])
     ]
     for (const [name, component] of order) {
       this.log.info('starting component', { component: name })
