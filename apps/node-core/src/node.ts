@@ -32,6 +32,7 @@ import { applyEmergency, restartComponent, type NodeCommandTargets } from './nod
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { agentTimings, logLevel, secureRandom, statusSocketPath } from './package-init.js'
+import { loadEmergencyMeasures, NO_MEASURES, type EmergencyMeasures } from './emergency-state.js'
 import { DistressBeacon, distressInitFor, distressRelay, type DistressBeaconInit } from './distress.js'
 import { clientCredentials, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 
@@ -231,17 +232,26 @@ export class MyceliumNode implements Startable {
     }
   }
 
-  /** Set by the STOP_ACCEPTING_WORKLOADS emergency action. */
-  acceptingWorkloads = true
+  /** The emergency measures in force (emergency-state.ts): persisted, re-applied at start, undone by RESUME. */
+  emergencyMeasures: EmergencyMeasures = { ...NO_MEASURES }
+  /** Set by the STOP_ACCEPTING_WORKLOADS emergency action (the K3s node is cordoned). */
+  get acceptingWorkloads(): boolean {
+    return this.emergencyMeasures.acceptingWorkloads
+  }
   /** Set by the ISOLATE emergency action (peer networking stopped). */
-  isolated = false
+  get isolated(): boolean {
+    return this.emergencyMeasures.isolated
+  }
 
   /** Node health, aggregated from every component (heartbeats, /readyz, status and config trials). */
   health(): AggregatedHealth {
     const extra: ComponentHealth[] = []
+    const m = this.emergencyMeasures
+    const why = m.reason !== '' ? `: ${m.reason} (since ${m.since}; undo: RESUME)` : ''
     if (!this.acceptingWorkloads)
-      extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
-    if (this.isolated) extra.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
+      extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: `not accepting new workloads (emergency)${why}`, restarts: 0 })
+    if (this.isolated)
+      extra.push({ name: 'peers', state: HealthState.STOPPED, reason: `isolated from peers (emergency)${why}`, restarts: 0 })
     const spores = this.agent.sporeClient
     const sporeStatus = spores?.status()
     const identity = this.identity.report()
@@ -349,9 +359,10 @@ export class MyceliumNode implements Startable {
   }
 
   private async emergency(action: EmergencyAction, reason: string): Promise<void> {
-    const flags = await applyEmergency(action, this.commandTargets())
-    this.isolated = flags.isolated ?? this.isolated
-    this.acceptingWorkloads = flags.acceptingWorkloads ?? this.acceptingWorkloads
+    this.emergencyMeasures = await applyEmergency(action, reason, this.emergencyMeasures, {
+      ...this.commandTargets(),
+      startPeers: () => this.startPeers()
+    })
     this.log.warn('emergency action applied', { action: EmergencyAction[action], reason })
     this.changes.emit('change')
   }
@@ -387,14 +398,24 @@ export class MyceliumNode implements Startable {
     return this.starting
   }
 
+  /** Peer networking again after RESUME: the components ISOLATE stopped, in start order. */
+  private async startPeers(): Promise<void> {
+    const p = this.peers
+    if (p == null) return
+    for (const c of [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])]) await c.start()
+  }
+
   private async startInOrder(): Promise<void> {
     await this.bootConfig()
+    this.emergencyMeasures = await loadEmergencyMeasures(stateDirOf(this.config), this.log)
+    if (this.emergencyMeasures.isolated || !this.emergencyMeasures.acceptingWorkloads)
+      this.log.warn('emergency measures in force (RESUME undoes them)', { ...this.emergencyMeasures })
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],
       ['http', this.http],
       ['k3s-runtime', this.runtime],
-      ...(this.peers != null
+      ...(this.peers != null && !this.emergencyMeasures.isolated
         ? ([
             ['peer-assist', this.peers.server],
             ['peers', this.peers.monitor],
@@ -415,6 +436,22 @@ export class MyceliumNode implements Startable {
       }
       this.started.push({ name, component })
     }
+    if (!this.emergencyMeasures.acceptingWorkloads) this.recordon()
+  }
+
+  /** A cordon in force is put on the K3s node again after a start (K3s may have been reset meanwhile); retried while K3s comes up. */
+  private recordon(): void {
+    void (async () => {
+      for (let attempt = 0; attempt < 10 && this.isStarted() && !this.acceptingWorkloads; attempt++) {
+        try {
+          await this.runtime.setSchedulable(false)
+          return
+        } catch (err) {
+          this.log.warn('cordon not applied yet; retrying', { attempt, err })
+          await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt) * (0.5 + secureRandom() / 2)).unref())
+        }
+      }
+    })()
   }
 
   /**
