@@ -95,7 +95,7 @@ describe('RelayDistress with a signed envelope', () => {
 
   it('refuses an altered call (bad signature) and one signed by a key of another CA', async () => {
     const env = signDistress(distress('s-3'), caller.material()!, 2)
-    env.distress = Distress.encode({ ...distress('s-3'), evidence: ['altered by a relay'] }).finish()
+    env.distress = Buffer.from(Distress.encode({ ...distress('s-3'), evidence: ['altered by a relay'] }).finish())
     expect(await code(send(env))).toBe(grpc.status.PERMISSION_DENIED)
     expect(await code(send(signDistress(distress('s-4'), foreign.material()!, 2)))).toBe(grpc.status.PERMISSION_DENIED)
   })
