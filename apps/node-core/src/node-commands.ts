@@ -1,9 +1,10 @@
-import { EmergencyAction, InvalidInputError, NotFoundError, type Logger, type NodeConfig, type Startable } from '@mycelium/core-interfaces'
+import { EmergencyAction, NotFoundError, type Logger, type NodeConfig, type Startable } from '@mycelium/core-interfaces'
 import { diagnosticsPath } from '@mycelium/bootstrap-agent'
 import type { K3sRuntime } from '@mycelium/k3s-runtime'
 import type { NodePeers } from './node-peers.js'
 import { exportDiagnostics } from './recover.js'
 import { stateDirOf } from './identity.js'
+import { planEmergency, saveEmergencyMeasures, type EmergencyMeasures } from './emergency-state.js'
 
 /** What node-core's own command handlers (restart, emergency) act on: node.ts hands them in. */
 export interface NodeCommandTargets {
@@ -41,30 +42,46 @@ export async function restartComponent(component: string, t: NodeCommandTargets)
   for (const c of list) await c.start()
 }
 
-/** The state an emergency action leaves (node health reports it). */
-export interface EmergencyState {
-  acceptingWorkloads: boolean
-  isolated: boolean
-}
-
-/** Applies an emergency action; returns the flags it changes. */
-export async function applyEmergency(action: EmergencyAction, t: NodeCommandTargets): Promise<Partial<EmergencyState>> {
-  switch (action) {
-    case EmergencyAction.ISOLATE:
-      if (t.peers != null) {
-        for (const c of [t.peers.multicast, t.peers.monitor, t.peers.server]) await c?.stop()
+/**
+ * Applies an emergency action: plans it on the measures in force
+ * (emergency-state.ts), saves the new measures before acting (so a crash
+ * mid-way re-applies them at the next start), then runs each step. A cordon
+ * that fails (K3s not answering) fails the command; the measure stays in
+ * force and the cordon is tried again at the next start or command.
+ */
+export async function applyEmergency(
+  action: EmergencyAction,
+  reason: string,
+  current: EmergencyMeasures,
+  t: NodeCommandTargets & { startPeers(): Promise<void> }
+): Promise<EmergencyMeasures> {
+  const stateDir = stateDirOf(t.config)
+  const { next, steps } = planEmergency(current, action, reason, new Date())
+  await saveEmergencyMeasures(stateDir, next)
+  for (const step of steps) {
+    switch (step) {
+      case 'stop-peers':
+        if (t.peers != null) for (const c of [t.peers.multicast, t.peers.monitor, t.peers.server]) await c?.stop()
+        break
+      case 'start-peers':
+        await t.startPeers()
+        break
+      case 'cordon':
+      case 'uncordon': {
+        const done = await t.runtime.setSchedulable(step === 'uncordon')
+        t.log.info(`k3s node ${step === 'cordon' ? 'cordoned' : 'uncordoned'}`, { result: done })
+        break
       }
-      return { isolated: true }
-    case EmergencyAction.STOP_ACCEPTING_WORKLOADS:
-      return { acceptingWorkloads: false }
-    case EmergencyAction.DUMP_DIAGNOSTICS: {
-      const out = diagnosticsPath(stateDirOf(t.config), new Date())
-      await t.runtime.writeSnapshot()
-      await exportDiagnostics(t.config, out)
-      t.log.info('diagnostics written', { path: out })
-      return {}
+      case 'dump-diagnostics': {
+        const out = diagnosticsPath(stateDir, new Date())
+        await t.runtime.writeSnapshot()
+        await exportDiagnostics(t.config, out)
+        t.log.info('diagnostics written', { path: out })
+        next.lastDiagnostics = out
+        await saveEmergencyMeasures(stateDir, next)
+        break
+      }
     }
-    default:
-      throw new InvalidInputError(`emergency action ${EmergencyAction[action]} is not handled by node-core`, 'emergency command')
   }
+  return next
 }

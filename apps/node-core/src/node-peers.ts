@@ -8,6 +8,7 @@ import {
   type IdentityStore,
   type MulticastDiscovery,
   type PeerAssistServer,
+  type PeerAssistServerComponents,
   type PeerMonitor,
   type PeerEntry
 } from '@mycelium/basic-net'
@@ -28,6 +29,8 @@ export interface NodePeersDeps {
   logger: Logger
   /** The agent, once built (its phase is sent in pings; its spores are shared). */
   agent: () => BootstrapAgent
+  /** Emergency contact: forwards a peer's signed call for help (distress.ts `distressRelay`). */
+  onSignedDistress?: PeerAssistServerComponents['onSignedDistress']
 }
 
 /** The peer monitor (pinging the seeds) and the PeerAssist server, or undefined when peer networking is off. */
@@ -56,7 +59,8 @@ export function createNodePeers(d: NodePeersDeps): Omit<NodePeers, 'multicast'> 
       logger: d.logger,
       identity: d.identity,
       spores: () => (d.agent().sporeClient?.list() ?? []).map((v) => ({ name: v.name, sequence: v.sequence, signed: v.signed })),
-      state: () => ({ phase: d.agent().phase, managersReachable: d.agent().phase === Phase.MANAGED })
+      state: () => ({ phase: d.agent().phase, managersReachable: d.agent().phase === Phase.MANAGED }),
+      ...(d.onSignedDistress != null ? { onSignedDistress: d.onSignedDistress } : {})
     },
     { networkId: config.networkId, nodeId: config.nodeId, listenAddress }
   )

@@ -34,6 +34,9 @@ import type { ComponentManager } from '@mycelium/component-manager'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { agentTimings, logLevel, secureRandom, statusSocketPath } from './package-init.js'
+import { loadEmergencyMeasures, NO_MEASURES, type EmergencyMeasures } from './emergency-state.js'
+import { DistressBeacon, distressInitFor, distressRelay, type DistressBeaconInit } from './distress.js'
+import { clientCredentials, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
@@ -46,6 +49,8 @@ export interface NodeOptions {
   joinToken?: string
   /** Changes the process log level (logging.level from a manager); without it a level change is refused. */
   setLogLevel?: (level: string) => void
+  /** Emergency contact timings (tests); unset: derived from the config (distress.ts `distressInitFor`). */
+  distress?: Partial<DistressBeaconInit>
 }
 
 /**
@@ -71,6 +76,10 @@ export class MyceliumNode implements Startable {
   readonly components: ComponentManager
   /** Basic networking, present when `peers.listenAddress` is set. */
   readonly peers?: NodePeers
+  /** Emergency contact to peers (present with peer networking). */
+  readonly distress?: DistressBeacon
+  /** Config trials reverted in a row (a loop raises a call for help). */
+  private configRevertsInRow = 0
   private readonly changes = new EventEmitter()
   private started: Array<{ name: string; component: Startable }> = []
   /** The config in force and where its manager-owned sections came from. */
@@ -92,7 +101,22 @@ export class MyceliumNode implements Startable {
     this.identity = identityStoreFor(config, log)
     const identity = this.identity
     const discovery = config.discovery
-    const basic = createNodePeers({ config, identity, logger: log, agent: () => this.agent })
+    const peerCredentials = clientCredentials(identity, { networkId: config.networkId, role: 'node' })
+    const basic = createNodePeers({
+      config,
+      identity,
+      logger: log,
+      agent: () => this.agent,
+      onSignedDistress: (relay) =>
+        distressRelay({
+          logger: log,
+          agent: this.agent,
+          managerCredentials: endpointCredentials(identity, { networkId: config.networkId, role: 'manager' }),
+          peerCredentials,
+          channelOptions: defaultChannelOptions(config.networkId),
+          alivePeers: () => this.peers?.monitor.peers().filter((p) => p.state === 'alive') ?? []
+        })(relay)
+    })
     const monitor = basic?.monitor
     const createSpores = nodeSporeClientFactory({
       logger: log,
@@ -149,7 +173,23 @@ export class MyceliumNode implements Startable {
       this.peers = { ...basic }
       this.peers.multicast = this.createMulticast()
       for (const kind of ['peer:up', 'peer:suspect', 'peer:down'] as const) basic.monitor.on(kind, () => this.changes.emit('change'))
+      this.distress = new DistressBeacon(
+        {
+          logger: log,
+          identity,
+          agent: this.agent,
+          peers: () => basic.monitor.peers(),
+          peerCredentials,
+          channelOptions: defaultChannelOptions(config.networkId),
+          facts: () => ({ k3s: this.runtime.health(), configRevertsInRow: this.configRevertsInRow })
+        },
+        { ...distressInitFor(config as NodeConfig, secureRandom), ...options.distress }
+      )
+      this.distress.onRound(() => this.changes.emit('change'))
     }
+    this.agent.on('config:trial', (t) => {
+      this.configRevertsInRow = t.outcome === 'reverted' ? this.configRevertsInRow + 1 : 0
+    })
     const status = config.status
     const source = {
       status: (): StatusReport => this.status(),
@@ -200,18 +240,27 @@ export class MyceliumNode implements Startable {
     }
   }
 
-  /** Set by the STOP_ACCEPTING_WORKLOADS emergency action. */
-  acceptingWorkloads = true
+  /** The emergency measures in force (emergency-state.ts): persisted, re-applied at start, undone by RESUME. */
+  emergencyMeasures: EmergencyMeasures = { ...NO_MEASURES }
+  /** Set by the STOP_ACCEPTING_WORKLOADS emergency action (the K3s node is cordoned). */
+  get acceptingWorkloads(): boolean {
+    return this.emergencyMeasures.acceptingWorkloads
+  }
   /** Set by the ISOLATE emergency action (peer networking stopped). */
-  isolated = false
+  get isolated(): boolean {
+    return this.emergencyMeasures.isolated
+  }
 
   /** Node health, aggregated from every component (heartbeats, /readyz, status and config trials). */
   health(): AggregatedHealth {
     const extra: ComponentHealth[] = []
+    const m = this.emergencyMeasures
+    const why = m.reason !== '' ? `: ${m.reason} (since ${m.since}; undo: RESUME)` : ''
     if (!this.acceptingWorkloads)
-      extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: 'not accepting new workloads (emergency)', restarts: 0 })
+      extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: `not accepting new workloads (emergency)${why}`, restarts: 0 })
     extra.push(...this.components.health())
-    if (this.isolated) extra.push({ name: 'peers', state: HealthState.STOPPED, reason: 'isolated from peers (emergency)', restarts: 0 })
+    if (this.isolated)
+      extra.push({ name: 'peers', state: HealthState.STOPPED, reason: `isolated from peers (emergency)${why}`, restarts: 0 })
     const spores = this.agent.sporeClient
     const sporeStatus = spores?.status()
     const identity = this.identity.report()
@@ -321,9 +370,10 @@ export class MyceliumNode implements Startable {
   }
 
   private async emergency(action: EmergencyAction, reason: string): Promise<void> {
-    const flags = await applyEmergency(action, this.commandTargets())
-    this.isolated = flags.isolated ?? this.isolated
-    this.acceptingWorkloads = flags.acceptingWorkloads ?? this.acceptingWorkloads
+    this.emergencyMeasures = await applyEmergency(action, reason, this.emergencyMeasures, {
+      ...this.commandTargets(),
+      startPeers: () => this.startPeers()
+    })
     this.log.warn('emergency action applied', { action: EmergencyAction[action], reason })
     this.changes.emit('change')
   }
@@ -359,15 +409,25 @@ export class MyceliumNode implements Startable {
     return this.starting
   }
 
+  /** Peer networking again after RESUME: the components ISOLATE stopped, in start order. */
+  private async startPeers(): Promise<void> {
+    const p = this.peers
+    if (p == null) return
+    for (const c of [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])]) await c.start()
+  }
+
   private async startInOrder(): Promise<void> {
     await removeRuntimeFile(stateDirOf(this.config)).catch(() => undefined) // a crash's leftovers are stale
     await this.bootConfig()
+    this.emergencyMeasures = await loadEmergencyMeasures(stateDirOf(this.config), this.log)
+    if (this.emergencyMeasures.isolated || !this.emergencyMeasures.acceptingWorkloads)
+      this.log.warn('emergency measures in force (RESUME undoes them)', { ...this.emergencyMeasures })
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],
       ['http', this.http],
       ['k3s-runtime', this.runtime],
-      ...(this.peers != null
+      ...(this.peers != null && !this.emergencyMeasures.isolated
         ? ([
             ['peer-assist', this.peers.server],
             ['peers', this.peers.monitor],
@@ -376,7 +436,8 @@ export class MyceliumNode implements Startable {
         : []),
       // Before the agent: components a previous run left are adopted before assignments arrive.
       ['components', this.components],
-      ['bootstrap-agent', this.agent]
+      ['bootstrap-agent', this.agent],
+      ...(this.distress != null ? [['distress', this.distress] as [string, Startable]] : [])
     ]
     for (const [name, component] of order) {
       this.log.info('starting component', { component: name })
@@ -398,6 +459,22 @@ export class MyceliumNode implements Startable {
       httpAddress: this.http.address,
       peerAddress: this.peers?.server.address ?? ''
     }).catch((err: unknown) => this.log.warn('runtime.json not written', { err }))
+    if (!this.emergencyMeasures.acceptingWorkloads) this.recordon()
+  }
+
+  /** A cordon in force is put on the K3s node again after a start (K3s may have been reset meanwhile); retried while K3s comes up. */
+  private recordon(): void {
+    void (async () => {
+      for (let attempt = 0; attempt < 10 && this.isStarted() && !this.acceptingWorkloads; attempt++) {
+        try {
+          await this.runtime.setSchedulable(false)
+          return
+        } catch (err) {
+          this.log.warn('cordon not applied yet; retrying', { attempt, err })
+          await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt) * (0.5 + secureRandom() / 2)).unref())
+        }
+      }
+    })()
   }
 
   /**

@@ -109,6 +109,8 @@ export async function exportDiagnostics(config: Readonly<NodeConfig>, out: strin
   const included: string[] = []
   // Keys, tokens, sockets, and K3s's kubeconfig (it embeds the cluster admin's client key).
   const secret = (path: string): boolean => /\.key$|join-token|\.sock$|kubeconfig/.test(path)
+  // Earlier bundles, and this one: DUMP_DIAGNOSTICS writes into the state dir it archives (a tar reading its own growing output never ends).
+  const bundle = (path: string): boolean => /(^|\/)diagnostics-[^/]*\.tar\.gz$/.test(path)
   await tar.c(
     {
       gzip: true,
@@ -116,7 +118,7 @@ export async function exportDiagnostics(config: Readonly<NodeConfig>, out: strin
       cwd: stateDir,
       portable: true,
       filter: (path) => {
-        if (secret(path)) return false
+        if (secret(path) || bundle(path)) return false
         included.push(path)
         return true
       }

@@ -90,6 +90,20 @@ describe('node-core identity and recover', () => {
     )
   })
 
+  it('recover re-enrol moves the certificate aside and enrols again with a new token: same key, a new certificate', async () => {
+    const [, before] = await run('identity', 'show', '--config', configFile)
+    const shaBefore = /sha256\s+(\S+)/.exec(before)?.[1]
+    expect(shaBefore).toBeDefined()
+    // The first token is spent: an operator mints a new one for the re-enrolment.
+    const fresh = join(dir, 'join-token-2')
+    writeFileSync(fresh, `${await net.newJoinToken()}\n`)
+    const [code, text] = await run('recover', 're-enrol', '--config', configFile, '--join-token-file', fresh)
+    expect([code, text]).toEqual([0, expect.stringMatching(/^enrolled as spiffe:\/\/net1\/node\/edge-1 \(until /)])
+    const [, after] = await run('identity', 'show', '--config', configFile)
+    expect(after).toContain('state      VALID')
+    expect(/sha256\s+(\S+)/.exec(after)?.[1]).not.toBe(shaBefore)
+  })
+
   it('refuses an unknown recover action with usage exit 2', async () => {
     const [code, text] = await run('recover', 'explode', '--config', configFile)
     expect(code).toBe(2)

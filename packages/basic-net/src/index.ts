@@ -46,11 +46,23 @@ export {
   type PeerAssistServerComponents,
   type PeerAssistServerInit,
   type SharedSpore,
+  type SignedDistressRelay,
+  DEFAULT_DISTRESS_RATE,
   PEER_ASSIST_MAX_REQUEST_BYTES,
   PEER_ASSIST_MAX_RECEIVE_BYTES,
   DISTRESS_ID_PATTERN,
   DEFAULT_DISTRESS_MEMORY_BYTES
 } from './peer-assist-server.js'
+export {
+  signDistress,
+  verifyDistress,
+  csrKeyMatches,
+  DistressRefusedError,
+  isDistressRefusedError,
+  DISTRESS_MAX_EVIDENCE,
+  type DistressRefusal,
+  type VerifiedDistress
+} from './distress/envelope.js'
 export {
   PhiAccrualDetector,
   DEFAULT_EXPECTED_INTERVAL_MS,

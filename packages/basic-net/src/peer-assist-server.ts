@@ -4,6 +4,9 @@ import {
   Phase,
   silentLogger,
   strictService,
+  RETRY_AFTER_METADATA_KEY,
+  type DistressAnswer,
+  type DistressEnvelope,
   type DistressSignal,
   type Logger,
   type PeerAssistServer as PeerAssistHandlers,
@@ -12,6 +15,8 @@ import {
 } from '@mycelium/core-interfaces'
 import { DEFAULT_SERVER_OPTIONS, callerIdentity, serverCredentials } from './tls/credentials.js'
 import type { IdentityStore } from './identity/identity-store.js'
+import { TokenBucket, DEFAULT_RATE_LIMIT, type RateLimit } from '@mycelium/core-utils'
+import { DISTRESS_ID_PATTERN, isDistressRefusedError, verifyDistress, type VerifiedDistress } from './distress/envelope.js'
 
 /** A spore this node trusts, as spore-client lists it. */
 export interface SharedSpore {
@@ -32,6 +37,22 @@ export interface PeerAssistServerComponents {
    * to the Network Manager when MANAGED). Without it nothing is delivered.
    */
   onDistress?: (signal: DistressSignal) => Promise<{ delivered: boolean; reason: string }>
+  /**
+   * Delivers a signed call for help (already verified: signed by a member
+   * of the network, naming its signer) toward the managers and returns
+   * their answer. `envelope.hopsRemaining` is already decremented; `from`
+   * is the peer that sent it (the node itself or a relay). Without it
+   * nothing is delivered.
+   */
+  onSignedDistress?: (relay: SignedDistressRelay) => Promise<{ delivered: boolean; reason: string; answer?: DistressAnswer }>
+}
+
+/** A verified envelope handed to `onSignedDistress`. */
+export interface SignedDistressRelay {
+  envelope: DistressEnvelope
+  verified: VerifiedDistress
+  /** Node id of the peer that sent it. */
+  from: string
 }
 
 export interface PeerAssistServerInit {
@@ -43,7 +64,14 @@ export interface PeerAssistServerInit {
   distressMemory?: number
   /** Bytes of distress ids remembered (oldest forgotten first). @default DEFAULT_DISTRESS_MEMORY_BYTES */
   distressMemoryBytes?: number
+  /** Calls for help accepted per sending peer (beyond: RESOURCE_EXHAUSTED with retry-after). @default DEFAULT_DISTRESS_RATE */
+  distressRate?: RateLimit
 }
+
+/** Per sending peer: a burst of 5 calls for help, then one every 2 s. */
+export const DEFAULT_DISTRESS_RATE: Required<RateLimit> = { ...DEFAULT_RATE_LIMIT, burst: 5, perSecond: 0.5 }
+/** Sending peers whose rate is tracked (the oldest forgotten first). */
+const DISTRESS_RATE_PEERS = 256
 
 /** Largest request each PeerAssist rpc accepts (a peer is not trusted with more). */
 export const PEER_ASSIST_MAX_REQUEST_BYTES = {
@@ -56,9 +84,12 @@ export const PEER_ASSIST_MAX_REQUEST_BYTES = {
 } as const
 /** Receive limit of the PeerAssist server: the largest of the per-rpc limits. */
 export const PEER_ASSIST_MAX_RECEIVE_BYTES = Math.max(...Object.values(PEER_ASSIST_MAX_REQUEST_BYTES))
-/** Distress ids are short tokens (a UUID is 36 characters). */
-export const DISTRESS_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/
+export { DISTRESS_ID_PATTERN }
 export const DEFAULT_DISTRESS_MEMORY_BYTES = 64 * 1024
+
+/** An Error grpc-js sends as its status (code, details, metadata). */
+const statusError = (code: grpc.status, details: string, metadata = new grpc.Metadata()): grpc.ServiceError =>
+  Object.assign(new Error(details), { code, details, metadata })
 
 /**
  * Serves PeerAssist over mTLS to node identities only: Ping (for failure
@@ -71,6 +102,7 @@ class DefaultPeerAssistServer implements PeerAssistServer {
   private boundPort = 0
   private readonly seenDistress = new Set<string>()
   private seenDistressBytes = 0
+  private readonly distressRates = new Map<string, TokenBucket>()
 
   constructor(
     private readonly components: PeerAssistServerComponents,
@@ -154,6 +186,13 @@ class DefaultPeerAssistServer implements PeerAssistServer {
         callback(null, { spores })
       },
       relayDistress: (call, callback) => {
+        if (call.request.envelope != null) {
+          this.relaySigned(call.request.envelope, callerIdentity(call, required).name).then(
+            (res) => callback(null, res),
+            (err: Partial<grpc.ServiceError>) => callback(err)
+          )
+          return
+        }
         const signal = call.request.signal
         if (signal == null || signal.distressId === '') {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: 'RelayDistressRequest.signal.distress_id is required' })
@@ -192,6 +231,60 @@ class DefaultPeerAssistServer implements PeerAssistServer {
         )
       }
     }
+  }
+
+  /**
+   * A signed call for help: rate-limited per sending peer, verified (a
+   * member of the network signed it and it names its signer: a relay cannot
+   * forge another node's call), deduplicated by distress id, hop-limited,
+   * then handed to `onSignedDistress` with one hop less.
+   */
+  private async relaySigned(
+    envelope: DistressEnvelope,
+    from: string
+  ): Promise<{ delivered: boolean; reason: string; answer?: DistressAnswer }> {
+    const waitMs = this.rateOf(from).take()
+    if (waitMs > 0) {
+      const metadata = new grpc.Metadata()
+      metadata.set(RETRY_AFTER_METADATA_KEY, String(Math.ceil(waitMs)))
+      throw statusError(grpc.status.RESOURCE_EXHAUSTED, `too many distress calls from ${from}; retry later`, metadata)
+    }
+    let verified: VerifiedDistress
+    try {
+      verified = verifyDistress(envelope, { networkId: this.init.networkId, caPem: this.components.identity.material()?.caPem ?? '' })
+    } catch (err) {
+      if (!isDistressRefusedError(err)) throw err
+      this.log.warn('distress refused', { from, refusal: err.reason, detail: err.message })
+      throw statusError(err.reason === 'malformed' ? grpc.status.INVALID_ARGUMENT : grpc.status.PERMISSION_DENIED, err.message)
+    }
+    const id = verified.distress.distressId
+    if (this.seenDistress.has(id)) return { delivered: false, reason: 'already relayed' }
+    this.remember(id)
+    if (envelope.hopsRemaining === 0) return { delivered: false, reason: 'hop limit reached' }
+    this.log.warn('distress call from peer', {
+      from,
+      node: verified.nodeId,
+      distressId: id,
+      problem: verified.distress.problem,
+      evidence: verified.distress.evidence.slice(0, 4)
+    })
+    const relay = this.components.onSignedDistress
+    if (relay == null) return { delivered: false, reason: 'this node has no route to a manager' }
+    try {
+      return await relay({ envelope: { ...envelope, hopsRemaining: envelope.hopsRemaining - 1 }, verified, from })
+    } catch (err) {
+      return { delivered: false, reason: `relay failed: ${(err as Error).message}` }
+    }
+  }
+
+  private rateOf(peer: string): TokenBucket {
+    let bucket = this.distressRates.get(peer)
+    if (bucket == null) {
+      bucket = new TokenBucket(this.init.distressRate ?? DEFAULT_DISTRESS_RATE)
+      this.distressRates.set(peer, bucket)
+      if (this.distressRates.size > DISTRESS_RATE_PEERS) this.distressRates.delete(this.distressRates.keys().next().value as string)
+    }
+    return bucket
   }
 
   /** Remembers an id; the memory is bounded by count and by bytes (ids are bounded too). */

@@ -141,6 +141,8 @@ export interface BootstrapAgent extends EventEmitter<BootstrapAgentEvents>, Star
   readonly counters: AgentCounters
   /** The manager's clock as this node follows it (monotonic): for times a manager set, e.g. command deadlines. */
   readonly managerClock: ManagerClock
+  /** The Network Manager endpoint this node holds its lease with, while MANAGED (emergency contact relays to it). */
+  readonly managerEndpoint: Endpoint | undefined
   /** The spore client, once the trust bundle is known. */
   readonly sporeClient: SporeClient | undefined
   readonly configStore: ConfigStore | undefined

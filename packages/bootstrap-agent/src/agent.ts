@@ -6,6 +6,7 @@ import {
   Phase,
   silentLogger,
   type Capabilities,
+  type Endpoint,
   type Logger,
   type PhaseTransition,
   type StatusReport,
@@ -221,6 +222,11 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
    */
   get managerClock(): ManagerClock {
     return this.link.clock
+  }
+
+  /** The Network Manager endpoint this node holds its lease with, while MANAGED (emergency contact relays to it). */
+  get managerEndpoint(): Endpoint | undefined {
+    return this.state.phase === Phase.MANAGED ? this.link.endpoint : undefined
   }
 
   /** The spore client, once the trust bundle is known. */

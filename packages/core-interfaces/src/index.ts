@@ -16,6 +16,7 @@ export * from './generated/mycelium/core/v1/command.js'
 export * from './generated/mycelium/core/v1/node_status.js'
 export * from './generated/mycelium/core/v1/peer_assist.js'
 export * from './generated/mycelium/core/v1/component.js'
+export * from './generated/mycelium/core/v1/distress.js'
 
 // Hand-written contracts.
 export type { AbortOptions } from './abort.js'

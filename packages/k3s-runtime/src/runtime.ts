@@ -18,6 +18,7 @@ import { findK3sBinary, k3sVersion } from './binary.js'
 import { CriClient, DEFAULT_CRI_SOCKET } from './cri.js'
 import { renderK3s, validateK3sConfig, type RenderedK3s } from './k3s-config.js'
 import { KubeApiView, type KubeNode, type KubePod } from './kube-api.js'
+import { setUnschedulable } from './cordon.js'
 import type { K3sStep } from './planner.js'
 import { K3sSupervisor, type K3sProcessStatus, type K3sSupervisorInit } from './supervisor.js'
 import { DEFAULT_WORKLOADS_INTERVAL_MS } from './defaults.js'
@@ -56,6 +57,12 @@ export interface K3sRuntime extends EventEmitter<{ change: [] }>, Startable {
   kubernetes(): Promise<{ nodes: KubeNode[]; pods: KubePod[] } | { unavailable: string }>
   /** Writes `kubernetes.json` beside the runtime's own files, for a diagnostics dump. */
   writeSnapshot(): Promise<void>
+  /**
+   * Cordons (false) or uncordons (true) this node through the Kubernetes API
+   * when K3s runs here as a server; 'no-k3s' when K3s is not enabled (nothing
+   * to cordon). Throws UnavailableError when the API does not answer.
+   */
+  setSchedulable(schedulable: boolean): Promise<'done' | 'no-k3s'>
   processStatus(): K3sProcessStatus | undefined
   /** What the runtime offers (registration, heartbeats, status). */
   capability(): RuntimeCapability
@@ -264,6 +271,15 @@ class DefaultK3sRuntime extends EventEmitter<{ change: [] }> implements K3sRunti
       join(dir, 'kubernetes.json'),
       JSON.stringify({ at: new Date(), workloads: this.workloads(), ...(await this.kubernetes()) }, null, 2)
     )
+  }
+
+  async setSchedulable(schedulable: boolean): Promise<'done' | 'no-k3s'> {
+    const dir = this.dir()
+    if (dir == null || this.k3s?.enabled !== true) return 'no-k3s'
+    if (this.k3s.role === K3sRole.AGENT)
+      throw new UnavailableError('k3s runs as an agent here: its server cordons it (the Kubernetes API is there)')
+    await setUnschedulable(join(dir, 'kubeconfig.yaml'), this.k3s.nodeName || this.init.nodeId || '', !schedulable)
+    return 'done'
   }
 
   /** The runtime's own files (config.yaml, k3s.log, kubeconfig.yaml, supervisor state); none without a state dir. */

@@ -6,8 +6,16 @@ import { fleetScenarios } from './scenarios/fleet-scenarios.js'
 import { runtimeScenarios } from './scenarios/runtime-scenarios.js'
 import { sporeVerifyScenarios } from './scenarios/spore-verify.js'
 import { componentScenarios } from './scenarios/component-scenarios.js'
+import { distressScenarios } from './scenarios/distress-scenarios.js'
 
-const ALL: Scenario[] = [...agentScenarios(), ...fleetScenarios(), ...sporeVerifyScenarios, ...runtimeScenarios, ...componentScenarios]
+const ALL: Scenario[] = [
+  ...agentScenarios(),
+  ...fleetScenarios(),
+  ...sporeVerifyScenarios,
+  ...runtimeScenarios,
+  ...componentScenarios,
+  ...distressScenarios()
+]
 
 const program = new Command('bench')
   .description('Run the Mycelium core benchmarks and write bench-results.json and bench-results.md')

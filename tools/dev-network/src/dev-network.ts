@@ -24,6 +24,7 @@ import { DevCommandChannel } from './command-channel.js'
 import { faultInterceptor, noFaults, type Faults } from './faults.js'
 import { DevNetworkManager, type ManagerClockFaults } from './network-manager.js'
 import { DevSporeManager } from './spore-manager.js'
+import type { DistressDesk } from './distress-desk.js'
 import { createState, loadState, newJoinTokenSecret, saveState, type DevNetworkState } from './state.js'
 import { signingKeyFromPem } from '@mycelium/spore-tools'
 
@@ -94,9 +95,12 @@ export class DevNetwork {
     const sporeKeys = state.sporeKeys.map((pem, i) => signingKeyFromPem(pem, `${dir} spore key ${i}`))
     const trustBundle = (): TrustBundle => trustBundleFor(state, ca.certificatePem)
     const certificateTtlMs = init.certificateTtlMs ?? 86_400_000
-    const manager = new DevNetworkManager({ state, ca, trustBundle, certificateTtlMs, save }, { networkId: state.networkId, ...pick(init) })
-    const commands = new DevCommandChannel(manager, state.networkId)
     const spores = new DevSporeManager(state, sporeKeys, save)
+    const manager = new DevNetworkManager(
+      { state, ca, trustBundle, certificateTtlMs, save },
+      { networkId: state.networkId, ...pick(init), spores: () => spores.list() }
+    )
+    const commands = new DevCommandChannel(manager, state.networkId)
 
     // Manager identities, issued by our CA on every start.
     const identities: IdentityStore[] = []
@@ -197,6 +201,11 @@ export class DevNetwork {
       enrollment: `${this.host}:${this.servers.enrollment.port}`,
       sporeManager: `${this.host}:${this.servers['spore-manager'].port}`
     }
+  }
+
+  /** Emergency contact: calls for help relayed by peers, and emergency commands an operator prepares for them. */
+  get distress(): DistressDesk {
+    return this.networkManager.distressDesk
   }
 
   get caPem(): string {

@@ -15,11 +15,13 @@ import {
   type ContractVersionRange,
   type NetworkManagerServer,
   type ReportHealthRequest,
-  type ReportHealthResponse
+  type ReportHealthResponse,
+  type SignedSpore
 } from '@mycelium/core-interfaces'
 import { TokenBucket, type RateLimit } from '@mycelium/core-utils'
 import { callerIdentity } from '@mycelium/basic-net'
 import { enroll, type EnrollmentContext } from './enrollment.js'
+import { DistressDesk } from './distress-desk.js'
 
 export interface NetworkManagerInit {
   networkId: string
@@ -33,6 +35,8 @@ export interface NetworkManagerInit {
   registrationRate?: RateLimit
   /** Clock faults for skew tests (the manager's clock is otherwise the process clock). */
   clock?: ManagerClockFaults
+  /** The spores the network publishes now (given to nodes in distress). @default none */
+  spores?: () => SignedSpore[]
 }
 
 export interface ManagerClockFaults {
@@ -98,6 +102,8 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
   private readonly assignments = new Map<string, { generation: number; list: Assignment[] }>()
   private readonly healthStreams = new Set<grpc.ServerDuplexStream<ReportHealthRequest, ReportHealthResponse>>()
   private sweeper?: NodeJS.Timeout
+  /** Emergency contact (ReportDistress); spores are given once the network names their source. */
+  readonly distressDesk: DistressDesk
   /** Calls to CommitHandoff left unanswered by the ignore fault (answered on stop). */
   private readonly ignored = new Set<() => void>()
 
@@ -111,6 +117,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.handoffDeadlineMs = init.handoffDeadlineMs ?? 10_000
     this.registrations = new TokenBucket(init.registrationRate ?? { burst: 100, perSecond: 50 })
     this.config = NodeConfig.fromPartial({ version: enrollment.state.configVersion, networkId: init.networkId })
+    this.distressDesk = new DistressDesk({ enrollment, spores: () => init.spores?.() ?? [] }, init.networkId)
   }
 
   start(): void {
@@ -306,6 +313,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         this.caller(call)
         cb(null, this.config.version > call.request.currentVersion ? { config: this.config } : {})
       },
+      reportDistress: this.distressDesk.handler(),
       reportHealth: (call) => {
         const node = this.caller(call)
         this.healthStreams.add(call)

@@ -47,7 +47,9 @@ maybe('interop: Python grpcio calls the dev managers over mTLS', () => {
     dir = mkdtempSync(join(tmpdir(), 'dev-net-py-'))
     net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 500 })
     node = (await enrolledNode(net, 'py-node', dir)).store
-    const protos = ['common', 'node_config', 'spore', 'network_manager'].map((f) => join(PROTOS, 'mycelium/core/v1', `${f}.proto`))
+    const protos = ['common', 'node_config', 'spore', 'command', 'distress', 'network_manager'].map((f) =>
+      join(PROTOS, 'mycelium/core/v1', `${f}.proto`)
+    )
     // The well-known types (google/protobuf/*.proto) ship inside python3-grpc-tools.
     const wkt = execFileSync(PYTHON, ['-c', 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'], {
       encoding: 'utf8'

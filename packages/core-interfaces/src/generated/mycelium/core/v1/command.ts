@@ -33,6 +33,11 @@ export enum EmergencyAction {
   RESET_TO_LAST_KNOWN_GOOD = 3,
   /** DUMP_DIAGNOSTICS - Write a diagnostics bundle (no private keys) to the state dir. */
   DUMP_DIAGNOSTICS = 4,
+  /**
+   * RESUME - Undo ISOLATE and STOP_ACCEPTING_WORKLOADS (peer networking starts again,
+   * the node is uncordoned); the emergency state is cleared on disk too.
+   */
+  RESUME = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -53,6 +58,9 @@ export function emergencyActionFromJSON(object: any): EmergencyAction {
     case 4:
     case "EMERGENCY_ACTION_DUMP_DIAGNOSTICS":
       return EmergencyAction.DUMP_DIAGNOSTICS;
+    case 5:
+    case "EMERGENCY_ACTION_RESUME":
+      return EmergencyAction.RESUME;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -72,6 +80,8 @@ export function emergencyActionToJSON(object: EmergencyAction): string {
       return "EMERGENCY_ACTION_RESET_TO_LAST_KNOWN_GOOD";
     case EmergencyAction.DUMP_DIAGNOSTICS:
       return "EMERGENCY_ACTION_DUMP_DIAGNOSTICS";
+    case EmergencyAction.RESUME:
+      return "EMERGENCY_ACTION_RESUME";
     case EmergencyAction.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -37,6 +37,7 @@ import {
   WorkloadStatus,
 } from "./common.js";
 import { DynamicComponentStatus } from "./component.js";
+import { DistressAnswer, DistressEnvelope } from "./distress.js";
 import { ConfigTrialReport, NodeConfig } from "./node_config.js";
 
 /** Outcome of a handoff commit. */
@@ -377,6 +378,18 @@ export interface ReportHealthResponse {
    * lease_expires_at and its estimate of the manager's clock.
    */
   leaseRemaining?: Duration | undefined;
+}
+
+/** ReportDistress request (the caller is the relaying node). */
+export interface ReportDistressRequest {
+  /** The node's signed call for help, as the relay received it. */
+  envelope?: DistressEnvelope | undefined;
+}
+
+/** ReportDistress response. */
+export interface ReportDistressResponse {
+  /** The help given. */
+  answer?: DistressAnswer | undefined;
 }
 
 function createBaseEnrollRequest(): EnrollRequest {
@@ -2854,6 +2867,144 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
   },
 };
 
+function createBaseReportDistressRequest(): ReportDistressRequest {
+  return { envelope: undefined };
+}
+
+export const ReportDistressRequest: MessageFns<ReportDistressRequest> = {
+  encode(message: ReportDistressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.envelope !== undefined) {
+      DistressEnvelope.encode(message.envelope, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportDistressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportDistressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.envelope = DistressEnvelope.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportDistressRequest {
+    return { envelope: isSet(object.envelope) ? DistressEnvelope.fromJSON(object.envelope) : undefined };
+  },
+
+  toJSON(message: ReportDistressRequest): unknown {
+    const obj: any = {};
+    if (message.envelope !== undefined) {
+      obj.envelope = DistressEnvelope.toJSON(message.envelope);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportDistressRequest>): ReportDistressRequest {
+    return ReportDistressRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportDistressRequest>): ReportDistressRequest {
+    const message = createBaseReportDistressRequest();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? DistressEnvelope.fromPartial(object.envelope)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReportDistressResponse(): ReportDistressResponse {
+  return { answer: undefined };
+}
+
+export const ReportDistressResponse: MessageFns<ReportDistressResponse> = {
+  encode(message: ReportDistressResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.answer !== undefined) {
+      DistressAnswer.encode(message.answer, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportDistressResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportDistressResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.answer = DistressAnswer.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportDistressResponse {
+    return { answer: isSet(object.answer) ? DistressAnswer.fromJSON(object.answer) : undefined };
+  },
+
+  toJSON(message: ReportDistressResponse): unknown {
+    const obj: any = {};
+    if (message.answer !== undefined) {
+      obj.answer = DistressAnswer.toJSON(message.answer);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportDistressResponse>): ReportDistressResponse {
+    return ReportDistressResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportDistressResponse>): ReportDistressResponse {
+    const message = createBaseReportDistressResponse();
+    message.answer = (object.answer !== undefined && object.answer !== null)
+      ? DistressAnswer.fromPartial(object.answer)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * The Network Manager: enrols, registers and leases nodes, takes management
  * control in a two-phase handoff, and receives their heartbeats.
@@ -2976,6 +3127,26 @@ export const NetworkManagerService = {
       Buffer.from(ReportHealthResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReportHealthResponse => ReportHealthResponse.decode(value),
   },
+  /**
+   * Emergency contact: a MANAGED node forwards the signed call for help of a
+   * peer that cannot reach any manager; the answer (fresh spores, a renewed
+   * certificate for the relayed CSR, operator-signed commands) goes back
+   * through the relay. The caller is the relay (its node certificate); the
+   * node in distress is named and proven by the envelope's signature.
+   * PERMISSION_DENIED: the envelope is not signed by a member of the network
+   * or names another node than its certificate.
+   */
+  reportDistress: {
+    path: "/mycelium.core.v1.NetworkManager/ReportDistress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportDistressRequest): Buffer =>
+      Buffer.from(ReportDistressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportDistressRequest => ReportDistressRequest.decode(value),
+    responseSerialize: (value: ReportDistressResponse): Buffer =>
+      Buffer.from(ReportDistressResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportDistressResponse => ReportDistressResponse.decode(value),
+  },
 } as const;
 
 export interface NetworkManagerServer extends UntypedServiceImplementation {
@@ -3003,6 +3174,16 @@ export interface NetworkManagerServer extends UntypedServiceImplementation {
    * manager answers each with an ack that renews (or revokes) the lease.
    */
   reportHealth: handleBidiStreamingCall<ReportHealthRequest, ReportHealthResponse>;
+  /**
+   * Emergency contact: a MANAGED node forwards the signed call for help of a
+   * peer that cannot reach any manager; the answer (fresh spores, a renewed
+   * certificate for the relayed CSR, operator-signed commands) goes back
+   * through the relay. The caller is the relay (its node certificate); the
+   * node in distress is named and proven by the envelope's signature.
+   * PERMISSION_DENIED: the envelope is not signed by a member of the network
+   * or names another node than its certificate.
+   */
+  reportDistress: handleUnaryCall<ReportDistressRequest, ReportDistressResponse>;
 }
 
 export interface NetworkManagerClient extends Client {
@@ -3119,6 +3300,30 @@ export interface NetworkManagerClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<ReportHealthRequest, ReportHealthResponse>;
+  /**
+   * Emergency contact: a MANAGED node forwards the signed call for help of a
+   * peer that cannot reach any manager; the answer (fresh spores, a renewed
+   * certificate for the relayed CSR, operator-signed commands) goes back
+   * through the relay. The caller is the relay (its node certificate); the
+   * node in distress is named and proven by the envelope's signature.
+   * PERMISSION_DENIED: the envelope is not signed by a member of the network
+   * or names another node than its certificate.
+   */
+  reportDistress(
+    request: ReportDistressRequest,
+    callback: (error: ServiceError | null, response: ReportDistressResponse) => void,
+  ): ClientUnaryCall;
+  reportDistress(
+    request: ReportDistressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportDistressResponse) => void,
+  ): ClientUnaryCall;
+  reportDistress(
+    request: ReportDistressRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportDistressResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const NetworkManagerClient = makeGenericClientConstructor(

@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import { Endpoint, NodeIdentity, Phase, phaseFromJSON, phaseToJSON } from "./common.js";
+import { DistressAnswer, DistressEnvelope } from "./distress.js";
 import { SignedSpore } from "./spore.js";
 
 /** Ping request. */
@@ -87,8 +88,19 @@ export interface DistressSignal {
 
 /** RelayDistress request. */
 export interface RelayDistressRequest {
-  /** The signal. */
-  signal?: DistressSignal | undefined;
+  /**
+   * The signal (unsigned; kept for older nodes: relays answer it but cannot
+   * prove who sent it, so no help is delivered for it).
+   */
+  signal?:
+    | DistressSignal
+    | undefined;
+  /**
+   * The signed call for help; when set, `signal` is ignored. The relay
+   * checks the signature and that the signing certificate names the node in
+   * distress, then forwards it to its Network Manager.
+   */
+  envelope?: DistressEnvelope | undefined;
 }
 
 /** RelayDistress response. */
@@ -97,6 +109,8 @@ export interface RelayDistressResponse {
   delivered: boolean;
   /** Why not delivered. */
   reason: string;
+  /** The manager's answer, relayed back (set when `delivered`, for an envelope). */
+  answer?: DistressAnswer | undefined;
 }
 
 /**
@@ -786,13 +800,16 @@ export const DistressSignal: MessageFns<DistressSignal> = {
 };
 
 function createBaseRelayDistressRequest(): RelayDistressRequest {
-  return { signal: undefined };
+  return { signal: undefined, envelope: undefined };
 }
 
 export const RelayDistressRequest: MessageFns<RelayDistressRequest> = {
   encode(message: RelayDistressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.signal !== undefined) {
       DistressSignal.encode(message.signal, writer.uint32(10).fork()).join();
+    }
+    if (message.envelope !== undefined) {
+      DistressEnvelope.encode(message.envelope, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -818,6 +835,14 @@ export const RelayDistressRequest: MessageFns<RelayDistressRequest> = {
             message.signal = DistressSignal.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.envelope = DistressEnvelope.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -831,13 +856,19 @@ export const RelayDistressRequest: MessageFns<RelayDistressRequest> = {
   },
 
   fromJSON(object: any): RelayDistressRequest {
-    return { signal: isSet(object.signal) ? DistressSignal.fromJSON(object.signal) : undefined };
+    return {
+      signal: isSet(object.signal) ? DistressSignal.fromJSON(object.signal) : undefined,
+      envelope: isSet(object.envelope) ? DistressEnvelope.fromJSON(object.envelope) : undefined,
+    };
   },
 
   toJSON(message: RelayDistressRequest): unknown {
     const obj: any = {};
     if (message.signal !== undefined) {
       obj.signal = DistressSignal.toJSON(message.signal);
+    }
+    if (message.envelope !== undefined) {
+      obj.envelope = DistressEnvelope.toJSON(message.envelope);
     }
     return obj;
   },
@@ -850,12 +881,15 @@ export const RelayDistressRequest: MessageFns<RelayDistressRequest> = {
     message.signal = (object.signal !== undefined && object.signal !== null)
       ? DistressSignal.fromPartial(object.signal)
       : undefined;
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? DistressEnvelope.fromPartial(object.envelope)
+      : undefined;
     return message;
   },
 };
 
 function createBaseRelayDistressResponse(): RelayDistressResponse {
-  return { delivered: false, reason: "" };
+  return { delivered: false, reason: "", answer: undefined };
 }
 
 export const RelayDistressResponse: MessageFns<RelayDistressResponse> = {
@@ -865,6 +899,9 @@ export const RelayDistressResponse: MessageFns<RelayDistressResponse> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.answer !== undefined) {
+      DistressAnswer.encode(message.answer, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -898,6 +935,14 @@ export const RelayDistressResponse: MessageFns<RelayDistressResponse> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.answer = DistressAnswer.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -914,6 +959,7 @@ export const RelayDistressResponse: MessageFns<RelayDistressResponse> = {
     return {
       delivered: isSet(object.delivered) ? globalThis.Boolean(object.delivered) : false,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      answer: isSet(object.answer) ? DistressAnswer.fromJSON(object.answer) : undefined,
     };
   },
 
@@ -925,6 +971,9 @@ export const RelayDistressResponse: MessageFns<RelayDistressResponse> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.answer !== undefined) {
+      obj.answer = DistressAnswer.toJSON(message.answer);
+    }
     return obj;
   },
 
@@ -935,6 +984,9 @@ export const RelayDistressResponse: MessageFns<RelayDistressResponse> = {
     const message = createBaseRelayDistressResponse();
     message.delivered = object.delivered ?? false;
     message.reason = object.reason ?? "";
+    message.answer = (object.answer !== undefined && object.answer !== null)
+      ? DistressAnswer.fromPartial(object.answer)
+      : undefined;
     return message;
   },
 };
