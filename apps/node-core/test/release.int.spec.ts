@@ -80,6 +80,7 @@ describe('the release artifact', () => {
         'node-core.cjs',
         'node.example.yaml',
         'protos',
+        'slot-launcher.cjs',
         'vendor'
       ].sort()
     )
