@@ -20,7 +20,8 @@ export interface CliIo {
 }
 
 /** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3 } as const
+/** RESTART (75, EX_TEMPFAIL): start me again — the slot launcher does at once (into a trial slot after an update). */
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3, RESTART: 75 } as const
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
@@ -94,19 +95,26 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         defaults: { nodeId: config.nodeId },
         ...(io.logStream != null ? { stream: io.logStream } : {})
       })
-      const node = new MyceliumNode(config, log, {
-        ...(joinToken != null ? { joinToken } : {}),
-        setLogLevel: (level) => log.setLevel(level)
-      })
       let giveUp: () => void = () => undefined
       const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
+      let restart: () => void = () => undefined
+      const restarting = new Promise<'restart'>((resolve) => (restart = () => resolve('restart')))
+      const { slotPlaceFromEnv } = await import('./self-update.js')
+      const place = slotPlaceFromEnv(io.env)
+      const trialWindowMs = Number(io.env.MYCELIUM_UPDATE_TRIAL_WINDOW_MS) || undefined
+      const node = new MyceliumNode(config, log, {
+        ...(joinToken != null ? { joinToken } : {}),
+        setLogLevel: (level) => log.setLevel(level),
+        selfUpdate: { ...(place != null ? { place } : {}), requestRestart: restart, ...(trialWindowMs != null ? { trialWindowMs } : {}) }
+      })
       const supervisor = new Supervisor(node, {}, log.forComponent('node-core:supervisor'), giveUp)
       io.onUnexpectedError?.((err) => void supervisor.crashed(err))
       await node.start()
-      const why = await Promise.race([io.untilStopped(), gaveUp])
+      const why = await Promise.race([io.untilStopped(), gaveUp, restarting])
       await node.stop()
       log.close()
       if (why === 'gave-up') setExit(EXIT.FAILED)
+      if (why === 'restart') setExit(EXIT.RESTART)
     })
 
   program

@@ -35,6 +35,7 @@ import { agentTimings, logLevel, secureRandom, statusSocketPath } from './packag
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
+import { NodeSelfUpdate, type SlotPlace } from './self-update.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
@@ -43,6 +44,8 @@ export interface NodeOptions {
   joinToken?: string
   /** Changes the process log level (logging.level from a manager); without it a level change is refused. */
   setLogLevel?: (level: string) => void
+  /** Self-update (self-update.ts): where the slot launcher started this process, how to restart into a trial. */
+  selfUpdate?: { place?: SlotPlace; requestRestart: () => void; trialWindowMs?: number }
 }
 
 /**
@@ -64,6 +67,8 @@ export class MyceliumNode implements Startable {
   readonly statusServer: StatusServer
   readonly http: HttpStatusServer
   readonly runtime: K3sRuntime
+  /** The update command's handlers (self-update.ts). */
+  readonly selfUpdate: NodeSelfUpdate
   /** Basic networking, present when `peers.listenAddress` is set. */
   readonly peers?: NodePeers
   private readonly changes = new EventEmitter()
@@ -115,6 +120,7 @@ export class MyceliumNode implements Startable {
         openConfigStore: () => this.openConfigStore(),
         restart: (component) => restartComponent(component, this.commandTargets()),
         emergency: (action, reason) => this.emergency(action, reason),
+        selfUpdate: { refuseUpdate: (u, id) => this.selfUpdate.refuse(u, id), update: (u, id) => this.selfUpdate.run(u, id) },
         health: () => {
           const h = this.health()
           return { state: h.state, components: h.components }
@@ -131,6 +137,20 @@ export class MyceliumNode implements Startable {
         ...agentTimings(config as NodeConfig),
         random: secureRandom
       }
+    )
+    this.selfUpdate = new NodeSelfUpdate(
+      {
+        log,
+        version: NODE_CORE_VERSION,
+        caPem: () => this.identity.material()?.caPem,
+        phase: () => this.agent.phase,
+        health: () => this.health().state,
+        // A change event, or a second (health is computed: not every change of it is an event).
+        nextChange: () => new Promise<void>((resolve) => this.changes.once('change', resolve) && setTimeout(resolve, 1000).unref()),
+        requestRestart: () => options.selfUpdate?.requestRestart()
+      },
+      options.selfUpdate?.place,
+      { ...(options.selfUpdate?.trialWindowMs != null ? { trialWindowMs: options.selfUpdate.trialWindowMs } : {}) }
     )
     this.agent.on('transition', (t) => {
       this.phaseReason = t.reason

@@ -16,7 +16,7 @@ import type { BackoffOptions } from '@mycelium/core-utils'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import type { ConfigStore, TrialOutcome } from './config-store.js'
-import type { CommandExecutor } from './commands/executor.js'
+import type { CommandExecutor, CommandHandlers } from './commands/executor.js'
 import type { ManagerClock } from './manager-clock.js'
 import type { AgentEvent } from './phase-machine.js'
 import type { NodeHealth, RuntimeView } from './node-facts.js'
@@ -40,6 +40,8 @@ export interface BootstrapAgentComponents {
   restart?: (component: string) => Promise<void>
   /** Emergency actions other than reset-to-last-known-good (isolate, stop workloads, diagnostics). */
   emergency?: (action: EmergencyAction, reason: string) => Promise<void>
+  /** Self-update of the agent (node-core): the update command's handlers. Absent: updates are refused. */
+  selfUpdate?: Pick<CommandHandlers, 'refuseUpdate' | 'update'>
   /**
    * Components installed on the node beyond the container runtime (which is
    * listed when available). Read at registration and at every heartbeat: a

@@ -29,8 +29,8 @@ export interface SelfUpdaterComponents {
 export interface SelfUpdaterInit {
   /** Holds slots/{a,b}, boot.json and downloads/. */
   prefix: string
-  /** The network CA (PEM) artifact servers must present a certificate from. */
-  caPem?: string | Buffer
+  /** The network CA (PEM) artifact servers must present a certificate from (read at each download). */
+  caPem?: string | Buffer | (() => string | Buffer | undefined)
   /** @default DEFAULT_TRIAL_WINDOW_MS */
   trialWindowMs?: number
   /** @default DEFAULT_DOWNLOAD_ATTEMPTS */
@@ -182,11 +182,12 @@ export class SelfUpdater {
   }
 
   private get(url: string, method: string, headers: Record<string, string>, options: AbortOptions): Promise<IncomingMessage> {
+    const ca = typeof this.init.caPem === 'function' ? this.init.caPem() : this.init.caPem
     return new Promise((resolve, reject) => {
       const req = request(url, {
         method,
         headers,
-        ...(this.init.caPem != null ? { ca: this.init.caPem } : {}),
+        ...(ca != null ? { ca } : {}),
         minVersion: 'TLSv1.2',
         ...(options.signal != null ? { signal: options.signal } : {})
       } as RequestOptions)

@@ -1,0 +1,143 @@
+import { HealthState, Phase, type Logger, type UpdateCommand } from '@mycelium/core-interfaces'
+import {
+  SelfUpdater,
+  commitTrial,
+  isUpdateRefusedError,
+  planUpdate,
+  type BootRecord,
+  type Slot,
+  type UpdateRequest
+} from '@mycelium/self-update'
+
+/** Where the slot launcher started this process (MYCELIUM_SLOT, MYCELIUM_SLOT_PREFIX); absent: not under the launcher. */
+export interface SlotPlace {
+  slot: Slot
+  prefix: string
+}
+
+/** What the self-update handlers need from the node (node.ts hands them in). */
+export interface SelfUpdateTargets {
+  log: Logger
+  version: string
+  /** The network CA (PEM) the artifact server must present a certificate from. */
+  caPem: () => string | undefined
+  phase: () => Phase
+  health: () => HealthState
+  /** Resolves on the next status change (phase, health). */
+  nextChange: () => Promise<void>
+  /** Stops the node and exits with the launcher's restart code (into the trial slot). */
+  requestRestart: () => void
+}
+
+/** The trial window in ms (MYCELIUM_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
+export interface NodeSelfUpdateInit {
+  trialWindowMs?: number
+}
+
+const request = (u: UpdateCommand, commandId: string): UpdateRequest => ({
+  commandId,
+  component: u.component,
+  version: u.version,
+  artifactDigest: u.artifactDigest,
+  artifactUrls: u.artifactUrls
+})
+
+/**
+ * node-core's update command: the package's planner and runner, with the
+ * two waits only the node can judge — the trial version waits to be MANAGED
+ * and HEALTHY, then commits; a version that was rolled back to waits to be
+ * MANAGED, then reports the failed update with the launcher's reason.
+ */
+export class NodeSelfUpdate {
+  private readonly updater?: SelfUpdater
+
+  constructor(
+    private readonly targets: SelfUpdateTargets,
+    private readonly place: SlotPlace | undefined,
+    init: NodeSelfUpdateInit = {}
+  ) {
+    if (place != null)
+      this.updater = new SelfUpdater(
+        { logger: targets.log },
+        {
+          prefix: place.prefix,
+          caPem: () => targets.caPem(),
+          ...(init.trialWindowMs != null ? { trialWindowMs: init.trialWindowMs } : {})
+        }
+      )
+  }
+
+  /** The last boot record read (status). */
+  record?: BootRecord
+
+  /** Why a new update command is refused before it runs (REJECTED), or undefined. */
+  async refuse(u: UpdateCommand, commandId: string): Promise<string | undefined> {
+    if (u.component !== '') return `component updates ("${u.component}") are not handled by this agent version` // helper "components" replaces this line
+    if (this.updater == null || this.place == null)
+      return 'this agent was not started by the slot launcher (slot-launcher.cjs): it cannot update itself'
+    const plan = planUpdate(request(u, commandId), {
+      currentVersion: this.targets.version,
+      runningSlot: this.place.slot,
+      record: await this.updater.readRecord()
+    })
+    return plan.action === 'refuse' ? plan.reason : undefined
+  }
+
+  /** Runs an accepted update (or the rest of one, after the restart into its trial or back). */
+  async run(u: UpdateCommand, commandId: string): Promise<string | undefined> {
+    const updater = this.updater
+    if (updater == null || this.place == null) return 'this agent was not started by the slot launcher'
+    this.record = await updater.readRecord()
+    const plan = planUpdate(request(u, commandId), {
+      currentVersion: this.targets.version,
+      runningSlot: this.place.slot,
+      record: this.record
+    })
+    const log = this.targets.log
+    switch (plan.action) {
+      case 'refuse':
+        return `refused: ${plan.reason}`
+      case 'install':
+        try {
+          await updater.install(request(u, commandId), plan)
+        } catch (err) {
+          return isUpdateRefusedError(err) ? `refused: ${(err as Error).message}` : (err as Error).message
+        }
+        log.info('restarting into the trial slot', { slot: plan.slot, version: u.version })
+        this.targets.requestRestart()
+        // The process exits; the trial version finishes this command.
+        return new Promise<string | undefined>(() => undefined)
+      case 'confirm-trial': {
+        log.info('trial: waiting to be MANAGED and HEALTHY', { version: this.targets.version, slot: this.place.slot })
+        await this.until(() => this.targets.phase() === Phase.MANAGED && this.targets.health() === HealthState.HEALTHY)
+        const record = (await updater.readRecord()) ?? this.record!
+        if (record.trial?.commandId !== commandId) return 'the trial was ended by the launcher before it was committed'
+        this.record = { ...commitTrial(record, Date.now()), last: { ...commitTrial(record, Date.now()).last!, reported: true } }
+        await updater.writeRecord(this.record)
+        log.info('update committed', { version: this.targets.version, slot: this.place.slot })
+        return undefined
+      }
+      case 'report': {
+        await this.until(() => this.targets.phase() === Phase.MANAGED)
+        const record = (await updater.readRecord()) ?? this.record!
+        if (record.last != null && !record.last.reported) {
+          this.record = { ...record, last: { ...record.last, reported: true } }
+          await updater.writeRecord(this.record)
+        }
+        return plan.outcome === 'committed' ? undefined : `rolled back to ${this.targets.version}: ${plan.reason}`
+      }
+    }
+  }
+
+  private async until(ready: () => boolean): Promise<void> {
+    while (!ready()) await this.targets.nextChange()
+  }
+}
+
+/** The slot the launcher started this process from, when it did. */
+export function slotPlaceFromEnv(env: Record<string, string | undefined>): SlotPlace | undefined {
+  const slot = env.MYCELIUM_SLOT
+  const prefix = env.MYCELIUM_SLOT_PREFIX
+  if ((slot !== 'a' && slot !== 'b') || prefix == null || prefix === '') return undefined
+  return { slot, prefix }
+}
