@@ -8,7 +8,7 @@
 // <prefix>/boot.json is the boot record (format: packages/self-update/README.md). The
 // launcher chooses the slot from the record (`decideBoot`, pure), writes the record back
 // before it starts the child (a trial boot is counted before it can crash), runs the
-// child with MYCELIUM_SLOT / MYCELIUM_SLOT_PREFIX set and an IPC channel (the child stops
+// child with NODE_CORE_SLOT / NODE_CORE_SLOT_PREFIX set and an IPC channel (the child stops
 // when the launcher dies), and then:
 //   - the child exits with RESTART_EXIT_CODE (75: it asked to restart, e.g. into a new slot)
 //     or a trial child exits in any way: count it, decide again, start again;
@@ -176,7 +176,7 @@ function presentSlots(prefix) {
 // ---- the process ----
 
 function parseArgs(argv, env) {
-  let prefix = env.MYCELIUM_PREFIX || '/opt/mycelium'
+  let prefix = env.NODE_CORE_PREFIX || '/opt/mycelium'
   const rest = []
   let i = 0
   for (; i < argv.length && rest.length === 0; i++) {
@@ -224,7 +224,7 @@ async function main() {
     const entry = path.join(prefix, 'slots', decision.slot, 'node-core.cjs')
     child = spawn(process.execPath, [entry, ...args], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, MYCELIUM_SLOT: decision.slot, MYCELIUM_SLOT_PREFIX: prefix }
+      env: { ...process.env, NODE_CORE_SLOT: decision.slot, NODE_CORE_SLOT_PREFIX: prefix }
     })
     let windowTimer
     let killTimer

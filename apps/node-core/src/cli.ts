@@ -101,7 +101,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const restarting = new Promise<'restart'>((resolve) => (restart = () => resolve('restart')))
       const { slotPlaceFromEnv } = await import('./self-update.js')
       const place = slotPlaceFromEnv(io.env)
-      const trialWindowMs = Number(io.env.MYCELIUM_UPDATE_TRIAL_WINDOW_MS) || undefined
+      const trialWindowMs = Number(io.env.NODE_CORE_UPDATE_TRIAL_WINDOW_MS) || undefined
       const node = new MyceliumNode(config, log, {
         ...(joinToken != null ? { joinToken } : {}),
         setLogLevel: (level) => log.setLevel(level),

@@ -9,7 +9,7 @@ import {
   type UpdateRequest
 } from '@mycelium/self-update'
 
-/** Where the slot launcher started this process (MYCELIUM_SLOT, MYCELIUM_SLOT_PREFIX); absent: not under the launcher. */
+/** Where the slot launcher started this process (NODE_CORE_SLOT, NODE_CORE_SLOT_PREFIX); absent: not under the launcher. */
 export interface SlotPlace {
   slot: Slot
   prefix: string
@@ -29,7 +29,7 @@ export interface SelfUpdateTargets {
   requestRestart: () => void
 }
 
-/** The trial window in ms (MYCELIUM_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
+/** The trial window in ms (NODE_CORE_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
 export interface NodeSelfUpdateInit {
   trialWindowMs?: number
 }
@@ -136,8 +136,8 @@ export class NodeSelfUpdate {
 
 /** The slot the launcher started this process from, when it did. */
 export function slotPlaceFromEnv(env: Record<string, string | undefined>): SlotPlace | undefined {
-  const slot = env.MYCELIUM_SLOT
-  const prefix = env.MYCELIUM_SLOT_PREFIX
+  const slot = env.NODE_CORE_SLOT
+  const prefix = env.NODE_CORE_SLOT_PREFIX
   if ((slot !== 'a' && slot !== 'b') || prefix == null || prefix === '') return undefined
   return { slot, prefix }
 }
