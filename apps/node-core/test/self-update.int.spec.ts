@@ -7,7 +7,8 @@
  *   a new version that exits at start → rolled back, FAILED with the reason once the old one is MANAGED;
  *   one that never reaches MANAGED → rolled back at the window;
  *   a digest mismatch, a lower version → refused, nothing written to the slots;
- *   SIGKILL (launcher and agent) during the download → a good version boots and the update completes.
+ *   SIGKILL (launcher and agent) during the download or the first boot, or the state a kill mid-unpack
+ *   leaves → a good version boots and the update completes (the switch itself: self-update-launcher.int.spec.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { copyFileSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -194,5 +195,30 @@ describe('self-update through the Update Manager', () => {
     expect(final(updates)).toMatchObject({ state: CommandState.SUCCEEDED })
     await managedAt(n, HIGHER)
     expect(um.requests[0]).toMatch(/^bytes=[1-9]\d*-$/)
+  }, 240_000)
+
+  it('SIGKILL during the first boot of the new version: started again, the trial boots again and commits', async () => {
+    const n = await installNode()
+    const id = um.sendUpdate(n.id, { version: HIGHER, artifact: await um.addArtifact(artifacts[HIGHER]!) })
+    await until('the trial boots', () => (record(n).trial?.boots as number | undefined) === 1, 60_000)
+    await n.kill()
+    n.start()
+    expect(final(await net.commands.waitForOutcome(id, 120_000))).toMatchObject({ state: CommandState.SUCCEEDED })
+    await managedAt(n, HIGHER)
+    expect(record(n)).toMatchObject({ active: 'b', last: { outcome: 'committed' } })
+  }, 240_000)
+
+  it('what a SIGKILL during the unpack leaves (a temp dir, a half slot) boots the old version and is cleaned by the next update', async () => {
+    const n = await installNode()
+    await n.kill()
+    // The state a kill mid-unpack leaves: the temp dir of the unpack, and an older slot b half moved away.
+    mkdirSync(join(n.prefix, 'slots', '.unpack-b-4242', 'protos'), { recursive: true })
+    writeFileSync(join(n.prefix, 'slots', '.unpack-b-4242', 'node-core-main.cjs'), 'partial')
+    mkdirSync(join(n.prefix, 'slots', '.old-b-4242'), { recursive: true })
+    n.start()
+    await managedAt(n, CURRENT)
+    const id = um.sendUpdate(n.id, { version: HIGHER, artifact: await um.addArtifact(artifacts[HIGHER]!) })
+    expect(final(await net.commands.waitForOutcome(id, 120_000))).toMatchObject({ state: CommandState.SUCCEEDED })
+    expect(slotsOf(n)).toEqual(['a', 'b'])
   }, 240_000)
 })
