@@ -202,12 +202,20 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
   program
     .command('recover')
-    .description('manual recovery (stop the daemon first): show | reset-config | re-enrol | diagnostics --out <file.tar.gz>')
-    .argument('<action>', 'show, reset-config, re-enrol or diagnostics')
+    .description(
+      'manual recovery (stop the daemon first): show | reset-config | re-enrol | diagnostics --out <file.tar.gz> | rollback [--prefix <dir>]'
+    )
+    .argument('<action>', 'show, reset-config, re-enrol, diagnostics or rollback (switch A/B slots)')
     .requiredOption('--config <file>', 'NodeConfig YAML file')
     .option('--join-token-file <file>', 'join token for re-enrol')
     .option('--out <file>', 'diagnostics tarball to write')
-    .action(async (action: string, opts: { config: string; joinTokenFile?: string; out?: string }) => {
+    .option('--prefix <dir>', 'rollback: the slot launcher prefix (slots/, boot.json) (default: NODE_CORE_PREFIX or /opt/mycelium)')
+    .action(async (action: string, opts: { config: string; joinTokenFile?: string; out?: string; prefix?: string }) => {
+      if (action === 'rollback') {
+        const { rollbackSlots, DEFAULT_SLOT_PREFIX } = await import('./self-update-recover.js')
+        io.out(`${await rollbackSlots(opts.prefix ?? (io.env.NODE_CORE_PREFIX || DEFAULT_SLOT_PREFIX), 'node-core recover rollback')}\n`)
+        return
+      }
       const [{ loadConfig }, { exportDiagnostics, reEnrol, recoveryReport, resetToLastKnownGood }] = await Promise.all([
         import('./config.js'),
         import('./recover.js')
@@ -230,7 +238,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
           return
         }
         default:
-          throw new UsageError(`unknown recover action "${action}" (show, reset-config, re-enrol, diagnostics)`)
+          throw new UsageError(`unknown recover action "${action}" (show, reset-config, re-enrol, diagnostics, rollback)`)
       }
     })
 

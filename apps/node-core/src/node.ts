@@ -121,6 +121,7 @@ export class MyceliumNode implements Startable {
         restart: (component) => restartComponent(component, this.commandTargets()),
         emergency: (action, reason) => this.emergency(action, reason),
         selfUpdate: { refuseUpdate: (u, id) => this.selfUpdate.refuse(u, id), update: (u, id) => this.selfUpdate.run(u, id) },
+        updateStatus: () => this.selfUpdate.status(),
         health: () => {
           const h = this.health()
           return { state: h.state, components: h.components }
@@ -147,7 +148,8 @@ export class MyceliumNode implements Startable {
         health: () => this.health().state,
         // A change event, or a second (health is computed: not every change of it is an event).
         nextChange: () => new Promise<void>((resolve) => this.changes.once('change', resolve) && setTimeout(resolve, 1000).unref()),
-        requestRestart: () => options.selfUpdate?.requestRestart()
+        requestRestart: () => options.selfUpdate?.requestRestart(),
+        changed: () => this.changes.emit('change')
       },
       options.selfUpdate?.place,
       { ...(options.selfUpdate?.trialWindowMs != null ? { trialWindowMs: options.selfUpdate.trialWindowMs } : {}) }
@@ -348,6 +350,7 @@ export class MyceliumNode implements Startable {
       effectiveConfig: withoutSecrets(this.effective.config),
       health: health.state,
       healthReason: health.reason,
+      update: this.selfUpdate.status(),
       peers: peerStatuses(this.config.networkId, peers)
     }
   }
@@ -370,6 +373,7 @@ export class MyceliumNode implements Startable {
 
   private async startInOrder(): Promise<void> {
     await this.bootConfig()
+    await this.selfUpdate.refresh()
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],

@@ -1,4 +1,4 @@
-import { HealthState, Phase, type Logger, type UpdateCommand } from '@mycelium/core-interfaces'
+import { HealthState, Phase, type Logger, type UpdateCommand, type UpdateStatus } from '@mycelium/core-interfaces'
 import {
   SelfUpdater,
   commitTrial,
@@ -27,6 +27,8 @@ export interface SelfUpdateTargets {
   nextChange: () => Promise<void>
   /** Stops the node and exits with the launcher's restart code (into the trial slot). */
   requestRestart: () => void
+  /** The boot record was read or written (status changed). */
+  changed: () => void
 }
 
 /** The trial window in ms (NODE_CORE_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
@@ -67,8 +69,39 @@ export class NodeSelfUpdate {
       )
   }
 
-  /** The last boot record read (status). */
-  record?: BootRecord
+  /** The last boot record read or written (status). */
+  private recordRead?: BootRecord
+
+  private get record(): BootRecord | undefined {
+    return this.recordRead
+  }
+
+  private set record(r: BootRecord | undefined) {
+    this.recordRead = r
+    this.targets.changed()
+  }
+
+  /** Reads the boot record for status (at start; the launcher may have rolled back before this boot). */
+  async refresh(): Promise<void> {
+    if (this.updater != null) this.record = await this.updater.readRecord()
+  }
+
+  /** Slot, trial and last outcome for NodeStatus, heartbeats and /metrics; undefined when not under the launcher. */
+  status(): UpdateStatus | undefined {
+    if (this.place == null) return undefined
+    const t = this.record?.trial
+    const l = this.record?.last
+    return {
+      slot: this.place.slot,
+      version: this.targets.version,
+      trialVersion: t != null && t.slot === this.place.slot ? t.version : '',
+      lastOutcome: l?.outcome ?? '',
+      lastVersion: l?.version ?? '',
+      lastReason: l?.reason ?? '',
+      lastAt: l != null ? new Date(l.atMs) : undefined,
+      lastCommandId: l?.commandId ?? ''
+    }
+  }
 
   /** Why a new update command is refused before it runs (REJECTED), or undefined. */
   async refuse(u: UpdateCommand, commandId: string): Promise<string | undefined> {

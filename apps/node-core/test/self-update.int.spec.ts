@@ -11,13 +11,25 @@
  *   leaves → a good version boots and the update completes (the switch itself: self-update-launcher.int.spec.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { copyFileSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  openSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CommandState, type CommandUpdate } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork, type DevUpdateManager } from '@mycelium/dev-network'
 import { until } from '@mycelium/testing'
 import { releaseTarball } from './helpers/release.js'
+import { statusJson } from './helpers/daemon.js'
 
 const HERE = join(__dirname, '..')
 const CURRENT = (JSON.parse(readFileSync(join(HERE, 'package.json'), 'utf8')) as { version: string }).version
@@ -37,7 +49,9 @@ function variant(version: string, entry: string): string {
   const top = `node-core-${version}-linux-${ARCH}`
   execFileSync('mv', [join(src, `node-core-${HIGHER}-linux-${ARCH}`), join(src, top)])
   writeFileSync(join(src, top, 'node-core.cjs'), entry)
-  const sums = execFileSync('sh', ['-c', 'find . -type f ! -name SHA256SUMS | sed "s|^./||" | sort | xargs sha256sum'], { cwd: join(src, top) })
+  const sums = execFileSync('sh', ['-c', 'find . -type f ! -name SHA256SUMS | sed "s|^./||" | sort | xargs sha256sum'], {
+    cwd: join(src, top)
+  })
   writeFileSync(join(src, top, 'SHA256SUMS'), sums)
   const out = join(root, `${top}.tar.gz`)
   execFileSync('tar', ['-czf', out, '-C', src, top])
@@ -86,18 +100,27 @@ async function installNode(env: Record<string, string> = {}): Promise<Node> {
   writeFileSync(join(prefix, 'token'), await net.newJoinToken())
   writeFileSync(
     join(prefix, 'node.yaml'),
-    net.nodeConfigYaml({ nodeId: id, stateDir: join(prefix, 'state'), joinTokenFile: join(prefix, 'token'), socketPath: join(prefix, 'status.sock') })
+    net.nodeConfigYaml({
+      nodeId: id,
+      stateDir: join(prefix, 'state'),
+      joinTokenFile: join(prefix, 'token'),
+      socketPath: join(prefix, 'status.sock')
+    })
   )
   const node: Node = {
     id,
     prefix,
     launcher: undefined as unknown as ChildProcess,
     start() {
-      node.launcher = spawn(process.execPath, [join(prefix, 'slot-launcher.cjs'), '--prefix', prefix, 'run', '--config', join(prefix, 'node.yaml')], {
-        stdio: ['ignore', openSync(join(prefix, 'node.log'), 'a'), openSync(join(prefix, 'node.log'), 'a')],
-        detached: true, // its own process group: SIGKILL reaches launcher and agent at once
-        env: { ...process.env, NODE_CORE_UPDATE_TRIAL_WINDOW_MS: '90000', ...env }
-      })
+      node.launcher = spawn(
+        process.execPath,
+        [join(prefix, 'slot-launcher.cjs'), '--prefix', prefix, 'run', '--config', join(prefix, 'node.yaml')],
+        {
+          stdio: ['ignore', openSync(join(prefix, 'node.log'), 'a'), openSync(join(prefix, 'node.log'), 'a')],
+          detached: true, // its own process group: SIGKILL reaches launcher and agent at once
+          env: { ...process.env, NODE_CORE_UPDATE_TRIAL_WINDOW_MS: '90000', ...env }
+        }
+      )
     },
     async kill() {
       const p = node.launcher
@@ -123,7 +146,10 @@ async function managedAt(n: Node, version: string, timeoutMs = 60_000): Promise<
     },
     timeoutMs,
     50,
-    () => ({ version: net.networkManager.nodes.get(n.id)?.capabilities?.agentVersion, log: readFileSync(join(n.prefix, 'node.log'), 'utf8').slice(-3000) })
+    () => ({
+      version: net.networkManager.nodes.get(n.id)?.capabilities?.agentVersion,
+      log: readFileSync(join(n.prefix, 'node.log'), 'utf8').slice(-3000)
+    })
   )
 }
 const final = (updates: CommandUpdate[]): CommandUpdate => updates.find((u) => u.state >= CommandState.SUCCEEDED)!
@@ -140,6 +166,33 @@ describe('self-update through the Update Manager', () => {
     expect(record(n).trial).toBeUndefined()
     expect(slotsOf(n)).toEqual(['a', 'b'])
     expect(existsSync(join(n.prefix, 'slots', 'a', 'node-core.cjs'))).toBe(true)
+    // Visible in NodeStatus (`node-core status --json`), in heartbeats and in /metrics' source.
+    const status = await until(
+      'status with the update',
+      async () => {
+        const s = (await statusJson(join(n.prefix, 'status.sock'))) as { update?: Record<string, string> } | undefined
+        return s?.update?.lastOutcome === 'committed' ? s.update : undefined
+      },
+      30_000
+    )
+    expect(status).toMatchObject({ slot: 'b', version: HIGHER, lastVersion: HIGHER })
+    await until('a heartbeat with the update', () => net.networkManager.nodes.get(n.id)?.lastHealth?.update?.slot === 'b', 30_000)
+
+    // `node-core recover rollback` switches slots by hand; the restarted agent is the old version again.
+    const out = execFileSync(process.execPath, [
+      join(n.prefix, 'slots', 'b', 'node-core.cjs'),
+      'recover',
+      'rollback',
+      '--config',
+      join(n.prefix, 'node.yaml'),
+      '--prefix',
+      n.prefix
+    ]).toString()
+    expect(out).toContain('to slot a')
+    await n.kill()
+    n.start()
+    await managedAt(n, CURRENT)
+    expect(record(n)).toMatchObject({ active: 'a', last: { outcome: 'manual-rollback' } })
   }, 240_000)
 
   it('a new version that exits at start: rolled back within N restarts, FAILED with the reason once the old version is MANAGED', async () => {

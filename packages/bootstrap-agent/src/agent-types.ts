@@ -10,7 +10,8 @@ import type {
   PhaseTransition,
   Startable,
   StatusReport,
-  TrustBundle
+  TrustBundle,
+  UpdateStatus
 } from '@mycelium/core-interfaces'
 import type { BackoffOptions } from '@mycelium/core-utils'
 import type { IdentityStore } from '@mycelium/basic-net'
@@ -42,6 +43,8 @@ export interface BootstrapAgentComponents {
   emergency?: (action: EmergencyAction, reason: string) => Promise<void>
   /** Self-update of the agent (node-core): the update command's handlers. Absent: updates are refused. */
   selfUpdate?: Pick<CommandHandlers, 'refuseUpdate' | 'update'>
+  /** The self-update state sent with every heartbeat (slot, trial, last outcome). @default none */
+  updateStatus?: () => UpdateStatus | undefined
   /**
    * Components installed on the node beyond the container runtime (which is
    * listed when available). Read at registration and at every heartbeat: a

@@ -406,6 +406,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           workloads: this.components.runtime?.workloads?.() ?? [],
           configVersion: this.config!.current().version,
           ...(changed ? { capabilities } : {}),
+          update: this.components.updateStatus?.(),
           ...lastTrialReport(this.config!)
         }
       },

@@ -34,6 +34,7 @@ import {
   phaseFromJSON,
   phaseToJSON,
   TrustBundle,
+  UpdateStatus,
   WorkloadStatus,
 } from "./common.js";
 import { ConfigTrialReport, NodeConfig } from "./node_config.js";
@@ -330,7 +331,14 @@ export interface ReportHealthRequest {
    * revert is seen by the manager even when it happened at a restart (a
    * trial interrupted by a crash is reverted at boot). Unset: no trial yet.
    */
-  lastConfigTrial?: ConfigTrialReport | undefined;
+  lastConfigTrial?:
+    | ConfigTrialReport
+    | undefined;
+  /**
+   * Self-update state (slot, trial, last outcome), so the Update Manager sees
+   * a rollback without asking. Unset: not started by the slot launcher.
+   */
+  update?: UpdateStatus | undefined;
 }
 
 /** Ack of one heartbeat. */
@@ -2304,6 +2312,7 @@ function createBaseReportHealthRequest(): ReportHealthRequest {
     configVersion: 0,
     capabilities: undefined,
     lastConfigTrial: undefined,
+    update: undefined,
   };
 }
 
@@ -2341,6 +2350,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     }
     if (message.lastConfigTrial !== undefined) {
       ConfigTrialReport.encode(message.lastConfigTrial, writer.uint32(162).fork()).join();
+    }
+    if (message.update !== undefined) {
+      UpdateStatus.encode(message.update, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -2446,6 +2458,14 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
             message.lastConfigTrial = ConfigTrialReport.decode(reader, reader.uint32());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.update = UpdateStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2491,6 +2511,7 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
         : isSet(object.last_config_trial)
         ? ConfigTrialReport.fromJSON(object.last_config_trial)
         : undefined,
+      update: isSet(object.update) ? UpdateStatus.fromJSON(object.update) : undefined,
     };
   },
 
@@ -2529,6 +2550,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     if (message.lastConfigTrial !== undefined) {
       obj.lastConfigTrial = ConfigTrialReport.toJSON(message.lastConfigTrial);
     }
+    if (message.update !== undefined) {
+      obj.update = UpdateStatus.toJSON(message.update);
+    }
     return obj;
   },
 
@@ -2553,6 +2577,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
       : undefined;
     message.lastConfigTrial = (object.lastConfigTrial !== undefined && object.lastConfigTrial !== null)
       ? ConfigTrialReport.fromPartial(object.lastConfigTrial)
+      : undefined;
+    message.update = (object.update !== undefined && object.update !== null)
+      ? UpdateStatus.fromPartial(object.update)
       : undefined;
     return message;
   },

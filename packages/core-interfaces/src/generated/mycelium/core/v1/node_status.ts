@@ -32,6 +32,7 @@ import {
   phaseFromJSON,
   phaseToJSON,
   RuntimeCapability,
+  UpdateStatus,
   WorkloadStatus,
 } from "./common.js";
 import { ConfigTrialReport, NodeConfig } from "./node_config.js";
@@ -339,6 +340,11 @@ export interface StatusReport {
   health: HealthState;
   /** Why the node is not HEALTHY ("component: reason; …"); empty when it is. */
   healthReason: string;
+  /**
+   * Self-update: the slot this agent runs from, a trial in progress and the
+   * last update's outcome. Unset: not started by the slot launcher.
+   */
+  update?: UpdateStatus | undefined;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -1739,6 +1745,7 @@ function createBaseStatusReport(): StatusReport {
     effectiveConfig: undefined,
     health: 0,
     healthReason: "",
+    update: undefined,
   };
 }
 
@@ -1803,6 +1810,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.healthReason !== "") {
       writer.uint32(178).string(message.healthReason);
+    }
+    if (message.update !== undefined) {
+      UpdateStatus.encode(message.update, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -1980,6 +1990,14 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.healthReason = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.update = UpdateStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2052,6 +2070,7 @@ export const StatusReport: MessageFns<StatusReport> = {
         : isSet(object.health_reason)
         ? globalThis.String(object.health_reason)
         : "",
+      update: isSet(object.update) ? UpdateStatus.fromJSON(object.update) : undefined,
     };
   },
 
@@ -2117,6 +2136,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.healthReason !== "") {
       obj.healthReason = message.healthReason;
     }
+    if (message.update !== undefined) {
+      obj.update = UpdateStatus.toJSON(message.update);
+    }
     return obj;
   },
 
@@ -2159,6 +2181,9 @@ export const StatusReport: MessageFns<StatusReport> = {
       : undefined;
     message.health = object.health ?? 0;
     message.healthReason = object.healthReason ?? "";
+    message.update = (object.update !== undefined && object.update !== null)
+      ? UpdateStatus.fromPartial(object.update)
+      : undefined;
     return message;
   },
 };
