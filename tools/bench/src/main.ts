@@ -5,8 +5,9 @@ import { agentScenarios } from './scenarios/agent-scenarios.js'
 import { fleetScenarios } from './scenarios/fleet-scenarios.js'
 import { runtimeScenarios } from './scenarios/runtime-scenarios.js'
 import { sporeVerifyScenarios } from './scenarios/spore-verify.js'
+import { selfUpdateScenarios } from './scenarios/self-update.js'
 
-const ALL: Scenario[] = [...agentScenarios(), ...fleetScenarios(), ...sporeVerifyScenarios, ...runtimeScenarios]
+const ALL: Scenario[] = [...agentScenarios(), ...fleetScenarios(), ...sporeVerifyScenarios, ...runtimeScenarios, ...selfUpdateScenarios()]
 
 const program = new Command('bench')
   .description('Run the Mycelium core benchmarks and write bench-results.json and bench-results.md')

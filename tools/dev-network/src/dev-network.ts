@@ -283,7 +283,10 @@ export class DevNetwork {
 
   /** Starts the Update Manager (artifacts over HTTPS, `service/update-manager`, update commands); stopped with the network. */
   async startUpdateManager(): Promise<DevUpdateManager> {
-    const um = new DevUpdateManager({ ca: this.ca, commands: this.commands, spores: this.spores }, { networkId: this.networkId, dir: this.dir, host: this.host })
+    const um = new DevUpdateManager(
+      { ca: this.ca, commands: this.commands, spores: this.spores },
+      { networkId: this.networkId, dir: this.dir, host: this.host }
+    )
     await um.start()
     this.updateManagers.push(um)
     return um

@@ -91,9 +91,12 @@ export class DevUpdateManager {
     await identity.install(certificatePem, this.components.ca.certificatePem)
     this.identity = identity
     const m = identity.material()!
-    const server = createServer({ key: m.keyPem, cert: `${m.certificateChainPem.trim()}\n${this.components.ca.certificatePem}`, minVersion: 'TLSv1.2' }, (req, res) => {
-      void this.serve(req.method ?? 'GET', req.url ?? '', req.headers.range, res)
-    })
+    const server = createServer(
+      { key: m.keyPem, cert: `${m.certificateChainPem.trim()}\n${this.components.ca.certificatePem}`, minVersion: 'TLSv1.2' },
+      (req, res) => {
+        void this.serve(req.method ?? 'GET', req.url ?? '', req.headers.range, res)
+      }
+    )
     await new Promise<void>((resolve) => server.listen(0, host, resolve))
     this.server = server
     await this.components.spores.publish(`service/${SERVICE_NAMES.updateManager}`, {
@@ -130,7 +133,10 @@ export class DevUpdateManager {
   }
 
   /** Sends an `update` command for node-core itself (or `component`); returns its id. */
-  sendUpdate(nodeId: string, update: { version: string; artifact: Pick<Artifact, 'digest' | 'url'>; component?: string; deadlineMs?: number }): string {
+  sendUpdate(
+    nodeId: string,
+    update: { version: string; artifact: Pick<Artifact, 'digest' | 'url'>; component?: string; deadlineMs?: number }
+  ): string {
     const command: Command = {
       commandId: randomUUID(),
       issuedAt: new Date(),
@@ -138,7 +144,12 @@ export class DevUpdateManager {
       issuer: SERVICE_NAMES.updateManager,
       kind: {
         $case: 'update',
-        value: { component: update.component ?? '', version: update.version, artifactDigest: update.artifact.digest, artifactUrls: [update.artifact.url] }
+        value: {
+          component: update.component ?? '',
+          version: update.version,
+          artifactDigest: update.artifact.digest,
+          artifactUrls: [update.artifact.url]
+        }
       }
     }
     this.components.commands.send(nodeId, command)
