@@ -108,9 +108,8 @@ export async function writeBootRecord(prefix: string, record: BootRecord): Promi
 
 /** The trial proved itself (pure): its slot is active, the previous one is kept for a manual rollback. */
 export function commitTrial(record: BootRecord, nowMs: number): BootRecord {
-  const t = record.trial
+  const { trial: t, ...rest } = record
   if (t == null) return record
-  const { trial: _trial, ...rest } = record
   return {
     ...rest,
     active: t.slot,
