@@ -149,7 +149,14 @@ export class MyceliumNode implements Startable {
         // A change event, or a second (health is computed: not every change of it is an event).
         nextChange: () => new Promise<void>((resolve) => this.changes.once('change', resolve) && setTimeout(resolve, 1000).unref()),
         requestRestart: () => options.selfUpdate?.requestRestart(),
-        changed: () => this.changes.emit('change')
+        changed: () => this.changes.emit('change'),
+        networkId: config.networkId,
+        release: async () => {
+          const spores = this.agent.sporeClient
+          if (spores == null) return undefined
+          await spores.refresh().catch(() => undefined) // a release published a moment ago; the cached set otherwise
+          return { bundle: spores.bootstrap().trustBundle, spore: spores.list().find((s) => s.name === 'release/node-core')?.spore }
+        }
       },
       options.selfUpdate?.place,
       { ...(options.selfUpdate?.trialWindowMs != null ? { trialWindowMs: options.selfUpdate.trialWindowMs } : {}) }

@@ -1,4 +1,13 @@
-import { HealthState, Phase, type Logger, type UpdateCommand, type UpdateStatus } from '@mycelium/core-interfaces'
+import {
+  HealthState,
+  Phase,
+  type Logger,
+  type Spore,
+  type TrustBundle,
+  type UpdateCommand,
+  type UpdateStatus
+} from '@mycelium/core-interfaces'
+import { verifyReleaseManifest } from '@mycelium/spore-client'
 import {
   SelfUpdater,
   commitTrial,
@@ -29,6 +38,9 @@ export interface SelfUpdateTargets {
   requestRestart: () => void
   /** The boot record was read or written (status changed). */
   changed: () => void
+  networkId: string
+  /** The trust bundle in force and the `release/node-core` spore, after a refresh from the spore sources. */
+  release: () => Promise<{ bundle: TrustBundle; spore?: Spore } | undefined>
 }
 
 /** The trial window in ms (NODE_CORE_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
@@ -113,7 +125,29 @@ export class NodeSelfUpdate {
       runningSlot: this.place.slot,
       record: await this.updater.readRecord()
     })
-    return plan.action === 'refuse' ? plan.reason : undefined
+    if (plan.action === 'refuse') return plan.reason
+    return plan.action === 'install' ? this.releaseProblem(u) : undefined
+  }
+
+  /**
+   * When the trust bundle names release keys, the update must be the release a
+   * `release/node-core` spore names, its manifest signed by enough release keys.
+   * Without release keys the network signs no releases: the manager's command is trusted.
+   */
+  private async releaseProblem(u: UpdateCommand): Promise<string | undefined> {
+    const r = await this.targets.release()
+    if (r == null || (r.bundle.releaseKeys ?? []).length === 0) return undefined
+    const body = r.spore?.body
+    if (body?.$case !== 'release') return 'no release/node-core spore: this network signs its releases (release keys in the trust bundle)'
+    let manifest
+    try {
+      manifest = verifyReleaseManifest(body.value, r.bundle, this.targets.networkId, 'release/node-core')
+    } catch (err) {
+      return (err as Error).message
+    }
+    if (manifest.component !== '' || manifest.version !== u.version || manifest.artifactDigest !== u.artifactDigest)
+      return `release/node-core names ${manifest.version} (${manifest.artifactDigest}), not ${u.version} (${u.artifactDigest})`
+    return undefined
   }
 
   /** Runs an accepted update (or the rest of one, after the restart into its trial or back). */
@@ -130,7 +164,9 @@ export class NodeSelfUpdate {
     switch (plan.action) {
       case 'refuse':
         return `refused: ${plan.reason}`
-      case 'install':
+      case 'install': {
+        const problem = await this.releaseProblem(u)
+        if (problem != null) return `refused: ${problem}`
         try {
           await updater.install(request(u, commandId), plan)
         } catch (err) {
@@ -140,12 +176,15 @@ export class NodeSelfUpdate {
         this.targets.requestRestart()
         // The process exits; the trial version finishes this command.
         return new Promise<string | undefined>(() => undefined)
+      }
       case 'confirm-trial': {
         log.info('trial: waiting to be MANAGED and HEALTHY', { version: this.targets.version, slot: this.place.slot })
         await this.until(() => this.targets.phase() === Phase.MANAGED && this.targets.health() === HealthState.HEALTHY)
         const record = (await updater.readRecord()) ?? this.record!
         if (record.trial?.commandId !== commandId) return 'the trial was ended by the launcher before it was committed'
-        this.record = { ...commitTrial(record, Date.now()), last: { ...commitTrial(record, Date.now()).last!, reported: true } }
+        const committed = commitTrial(record, Date.now())
+        // Reported by the SUCCEEDED this returns (journaled first: a crash before it resumes to the same answer).
+        this.record = { ...committed, last: { ...committed.last!, reported: true } }
         await updater.writeRecord(this.record)
         log.info('update committed', { version: this.targets.version, slot: this.place.slot })
         return undefined

@@ -6,11 +6,12 @@
  *   happy path: `update` → 99.0.0 runs MANAGED, SUCCEEDED, the old slot kept;
  *   a new version that exits at start → rolled back, FAILED with the reason once the old one is MANAGED;
  *   one that never reaches MANAGED → rolled back at the window;
- *   a digest mismatch, a lower version → refused, nothing written to the slots;
+ *   a digest mismatch, a release not signed by a release key, a lower version → refused, nothing written to the slots;
  *   SIGKILL (launcher and agent) during the download or the first boot, or the state a kill mid-unpack
  *   leaves → a good version boots and the update completes (the switch itself: self-update-launcher.int.spec.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import {
   copyFileSync,
   existsSync,
@@ -152,13 +153,19 @@ async function managedAt(n: Node, version: string, timeoutMs = 60_000): Promise<
     })
   )
 }
+/** Publishes the release spore (signed by the network's release keys) and sends the `update` command. */
+async function offer(n: Node, version: string, file: string): Promise<string> {
+  const artifact = await um.addArtifact(file)
+  await um.publishRelease(version, artifact)
+  return um.sendUpdate(n.id, { version, artifact })
+}
 const final = (updates: CommandUpdate[]): CommandUpdate => updates.find((u) => u.state >= CommandState.SUCCEEDED)!
 const slotsOf = (n: Node): string[] => readdirSync(join(n.prefix, 'slots')).sort()
 
 describe('self-update through the Update Manager', () => {
   it('happy path: the node runs the new version, MANAGED, the command SUCCEEDED, the old slot kept', async () => {
     const n = await installNode()
-    const id = um.sendUpdate(n.id, { version: HIGHER, artifact: await um.addArtifact(artifacts[HIGHER]!) })
+    const id = await offer(n, HIGHER, artifacts[HIGHER]!)
     const updates = await net.commands.waitForOutcome(id, 120_000)
     expect(final(updates)).toMatchObject({ state: CommandState.SUCCEEDED })
     await managedAt(n, HIGHER)
@@ -197,7 +204,7 @@ describe('self-update through the Update Manager', () => {
 
   it('a new version that exits at start: rolled back within N restarts, FAILED with the reason once the old version is MANAGED', async () => {
     const n = await installNode()
-    const id = um.sendUpdate(n.id, { version: '99.0.1', artifact: await um.addArtifact(artifacts['99.0.1']!) })
+    const id = await offer(n, '99.0.1', artifacts['99.0.1']!)
     const updates = await net.commands.waitForOutcome(id, 120_000)
     expect(final(updates).state).toBe(CommandState.FAILED)
     expect(final(updates).reason).toMatch(new RegExp(`rolled back to ${CURRENT}: version 99.0.1 exited 3 times`))
@@ -207,16 +214,35 @@ describe('self-update through the Update Manager', () => {
 
   it('a new version that never reaches MANAGED: rolled back at the window', async () => {
     const n = await installNode({ NODE_CORE_UPDATE_TRIAL_WINDOW_MS: '6000' })
-    const id = um.sendUpdate(n.id, { version: '99.0.2', artifact: await um.addArtifact(artifacts['99.0.2']!) })
+    const id = await offer(n, '99.0.2', artifacts['99.0.2']!)
     const updates = await net.commands.waitForOutcome(id, 120_000)
     expect(final(updates).state).toBe(CommandState.FAILED)
     expect(final(updates).reason).toContain('version 99.0.2 did not reach MANAGED and HEALTHY within 6 s')
     await managedAt(n, CURRENT)
   }, 240_000)
 
-  it('a digest mismatch and a lower version are refused, nothing written to the slots', async () => {
+  it('a digest mismatch, a wrong release signature and a lower version are refused, nothing written to the slots', async () => {
     const n = await installNode()
     const good = await um.addArtifact(artifacts[HIGHER]!)
+    // A release manifest signed by a key the trust bundle does not name as a release key.
+    await um.publishRelease(HIGHER, good, {
+      signWith: [{ keyId: 'not-a-release-key', privateKey: generateKeyPairSync('ed25519').privateKey }]
+    })
+    const unsigned = final(await net.commands.waitForOutcome(um.sendUpdate(n.id, { version: HIGHER, artifact: good }), 60_000))
+    expect(unsigned).toMatchObject({ state: CommandState.REJECTED })
+    expect(unsigned.reason).toContain(
+      'release/node-core: signed by unknown key not-a-release-key (0 valid release signatures of 1 required)'
+    )
+    // A command for another artifact than the signed release names.
+    await um.publishRelease(HIGHER, good)
+    const other = final(
+      await net.commands.waitForOutcome(
+        um.sendUpdate(n.id, { version: HIGHER, artifact: { ...good, digest: `sha256:${'1'.repeat(64)}` } }),
+        60_000
+      )
+    )
+    expect(other).toMatchObject({ state: CommandState.REJECTED })
+    expect(other.reason).toContain(`release/node-core names ${HIGHER} (${good.digest})`)
     um.faults.corrupt = true
     try {
       const id = um.sendUpdate(n.id, { version: HIGHER, artifact: good })
@@ -236,6 +262,7 @@ describe('self-update through the Update Manager', () => {
   it('SIGKILL during the download: the old version boots, the update resumes by Range and completes', async () => {
     const n = await installNode()
     const artifact = await um.addArtifact(artifacts[HIGHER]!)
+    await um.publishRelease(HIGHER, artifact)
     um.faults.stallAfterBytes = 200_000
     const id = um.sendUpdate(n.id, { version: HIGHER, artifact })
     const part = join(n.prefix, 'downloads', `${artifact.digest.slice(7)}.part`)
@@ -252,7 +279,7 @@ describe('self-update through the Update Manager', () => {
 
   it('SIGKILL during the first boot of the new version: started again, the trial boots again and commits', async () => {
     const n = await installNode()
-    const id = um.sendUpdate(n.id, { version: HIGHER, artifact: await um.addArtifact(artifacts[HIGHER]!) })
+    const id = await offer(n, HIGHER, artifacts[HIGHER]!)
     await until('the trial boots', () => (record(n).trial?.boots as number | undefined) === 1, 60_000)
     await n.kill()
     n.start()
@@ -270,7 +297,7 @@ describe('self-update through the Update Manager', () => {
     mkdirSync(join(n.prefix, 'slots', '.old-b-4242'), { recursive: true })
     n.start()
     await managedAt(n, CURRENT)
-    const id = um.sendUpdate(n.id, { version: HIGHER, artifact: await um.addArtifact(artifacts[HIGHER]!) })
+    const id = await offer(n, HIGHER, artifacts[HIGHER]!)
     expect(final(await net.commands.waitForOutcome(id, 120_000))).toMatchObject({ state: CommandState.SUCCEEDED })
     expect(slotsOf(n)).toEqual(['a', 'b'])
   }, 240_000)

@@ -283,8 +283,9 @@ export class DevNetwork {
 
   /** Starts the Update Manager (artifacts over HTTPS, `service/update-manager`, update commands); stopped with the network. */
   async startUpdateManager(): Promise<DevUpdateManager> {
+    const releaseKeys = () => (this.state.releaseKeys ?? []).map((pem) => signingKeyFromPem(pem))
     const um = new DevUpdateManager(
-      { ca: this.ca, commands: this.commands, spores: this.spores },
+      { ca: this.ca, commands: this.commands, spores: this.spores, releaseKeys },
       { networkId: this.networkId, dir: this.dir, host: this.host }
     )
     await um.start()

@@ -20,4 +20,10 @@ export { type Faults, faultInterceptor, noFaults } from './faults.js'
 export { type DevNetworkState, STATE_FILE, loadState } from './state.js'
 export { runCli, buildProgram, type CliIo, EXIT_OK, EXIT_FAILED, EXIT_USAGE } from './cli.js'
 export { applyFault, parseFaultAction, sendFault, startControlServer, type FaultAction, type ControlFile, CONTROL_FILE } from './control.js'
-export { DevUpdateManager, type UpdateManagerComponents, type UpdateManagerInit, type ArtifactFaults, type Artifact } from './update-manager.js'
+export {
+  DevUpdateManager,
+  type UpdateManagerComponents,
+  type UpdateManagerInit,
+  type ArtifactFaults,
+  type Artifact
+} from './update-manager.js'

@@ -4,7 +4,9 @@ import { stat } from 'node:fs/promises'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { basename, join } from 'node:path'
-import { formatSpiffeId, NotFoundError, SERVICE_NAMES, type Command, type Logger } from '@mycelium/core-interfaces'
+import { sign } from 'node:crypto'
+import { formatSpiffeId, NotFoundError, ReleaseManifest, SERVICE_NAMES, type Command, type Logger } from '@mycelium/core-interfaces'
+import type { SigningPrivateKey } from '@mycelium/spore-tools'
 import { createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
 import type { CertificateAuthority } from '@mycelium/dev-pki'
 import type { DevCommandChannel } from './command-channel.js'
@@ -14,6 +16,8 @@ export interface UpdateManagerComponents {
   ca: CertificateAuthority
   commands: DevCommandChannel
   spores: DevSporeManager
+  /** The network's release keys (they sign release manifests). */
+  releaseKeys: () => SigningPrivateKey[]
   logger?: Logger
 }
 
@@ -130,6 +134,35 @@ export class DevUpdateManager {
     const hash = createHash('sha256')
     for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer)
     return { url: `https://${this.address}/artifacts/${name}`, digest: `sha256:${hash.digest('hex')}`, size: (await stat(file)).size }
+  }
+
+  /**
+   * Publishes `release/node-core`: a manifest of `version` and `artifact`, signed by the
+   * network's release keys (or by `signWith`: a key the trust bundle does not name, for tests).
+   */
+  async publishRelease(
+    version: string,
+    artifact: Artifact,
+    options: { channel?: string; signWith?: SigningPrivateKey[] } = {}
+  ): Promise<void> {
+    const manifest = ReleaseManifest.encode({
+      networkId: this.init.networkId,
+      component: '',
+      version,
+      artifactDigest: artifact.digest,
+      sizeBytes: artifact.size,
+      artifactUrls: [artifact.url],
+      minContractVersion: 1,
+      channel: options.channel ?? 'stable'
+    }).finish()
+    const keys = options.signWith ?? this.components.releaseKeys()
+    await this.components.spores.publish('release/node-core', {
+      $case: 'release',
+      value: {
+        manifest: Buffer.from(manifest),
+        signatures: keys.map((k) => ({ keyId: k.keyId, signature: sign(null, manifest, k.privateKey) }))
+      }
+    })
   }
 
   /** Sends an `update` command for node-core itself (or `component`); returns its id. */

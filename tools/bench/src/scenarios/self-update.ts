@@ -113,6 +113,7 @@ export function selfUpdateScenarios(): Scenario[] {
         const a = await installedNode(s)
         const b = await installedNode(s)
         try {
+          await s.um.publishRelease(HIGHER, good)
           const t0 = performance.now()
           const id = s.um.sendUpdate(a.id, { version: HIGHER, artifact: good })
           await until('the new version MANAGED', () => a.version() === HIGHER, 120_000, 5)
@@ -121,6 +122,7 @@ export function selfUpdateScenarios(): Scenario[] {
           const succeeded = performance.now() - t0
           if (!updates.some((u) => u.state === CommandState.SUCCEEDED)) throw new Error(`update not SUCCEEDED: ${JSON.stringify(updates)}`)
 
+          await s.um.publishRelease('99.0.1', broken)
           const t1 = performance.now()
           const failedId = s.um.sendUpdate(b.id, { version: '99.0.1', artifact: broken })
           const failed = await s.net.commands.waitForOutcome(failedId, 120_000)

@@ -33,6 +33,11 @@ export enum EmergencyAction {
   RESET_TO_LAST_KNOWN_GOOD = 3,
   /** DUMP_DIAGNOSTICS - Write a diagnostics bundle (no private keys) to the state dir. */
   DUMP_DIAGNOSTICS = 4,
+  /**
+   * ALLOW_DOWNGRADE - Allow the next self-update to install a lower version than the one
+   * running (refused otherwise), until the operation expires.
+   */
+  ALLOW_DOWNGRADE = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -53,6 +58,9 @@ export function emergencyActionFromJSON(object: any): EmergencyAction {
     case 4:
     case "EMERGENCY_ACTION_DUMP_DIAGNOSTICS":
       return EmergencyAction.DUMP_DIAGNOSTICS;
+    case 6:
+    case "EMERGENCY_ACTION_ALLOW_DOWNGRADE":
+      return EmergencyAction.ALLOW_DOWNGRADE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -72,6 +80,8 @@ export function emergencyActionToJSON(object: EmergencyAction): string {
       return "EMERGENCY_ACTION_RESET_TO_LAST_KNOWN_GOOD";
     case EmergencyAction.DUMP_DIAGNOSTICS:
       return "EMERGENCY_ACTION_DUMP_DIAGNOSTICS";
+    case EmergencyAction.ALLOW_DOWNGRADE:
+      return "EMERGENCY_ACTION_ALLOW_DOWNGRADE";
     case EmergencyAction.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -350,6 +350,16 @@ export interface TrustBundle {
   operatorKeys: SigningKey[];
   /** Valid signatures by distinct operator keys an emergency operation needs. */
   operatorThreshold: number;
+  /**
+   * Keys that may sign releases (ReleaseManifest). Empty: the network signs
+   * no releases and an update is trusted on the manager's command alone.
+   */
+  releaseKeys: SigningKey[];
+  /**
+   * Valid signatures by distinct release keys a release needs (at least 1
+   * when release_keys is set).
+   */
+  releaseThreshold: number;
 }
 
 /**
@@ -1799,6 +1809,8 @@ function createBaseTrustBundle(): TrustBundle {
     sporeThreshold: 0,
     operatorKeys: [],
     operatorThreshold: 0,
+    releaseKeys: [],
+    releaseThreshold: 0,
   };
 }
 
@@ -1821,6 +1833,12 @@ export const TrustBundle: MessageFns<TrustBundle> = {
     }
     if (message.operatorThreshold !== 0) {
       writer.uint32(48).uint32(message.operatorThreshold);
+    }
+    for (const v of message.releaseKeys) {
+      SigningKey.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.releaseThreshold !== 0) {
+      writer.uint32(64).uint32(message.releaseThreshold);
     }
     return writer;
   },
@@ -1886,6 +1904,22 @@ export const TrustBundle: MessageFns<TrustBundle> = {
             message.operatorThreshold = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.releaseKeys.push(SigningKey.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.releaseThreshold = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1930,6 +1964,16 @@ export const TrustBundle: MessageFns<TrustBundle> = {
         : isSet(object.operator_threshold)
         ? globalThis.Number(object.operator_threshold)
         : 0,
+      releaseKeys: globalThis.Array.isArray(object?.releaseKeys)
+        ? object.releaseKeys.map((e: any) => SigningKey.fromJSON(e))
+        : globalThis.Array.isArray(object?.release_keys)
+        ? object.release_keys.map((e: any) => SigningKey.fromJSON(e))
+        : [],
+      releaseThreshold: isSet(object.releaseThreshold)
+        ? globalThis.Number(object.releaseThreshold)
+        : isSet(object.release_threshold)
+        ? globalThis.Number(object.release_threshold)
+        : 0,
     };
   },
 
@@ -1953,6 +1997,12 @@ export const TrustBundle: MessageFns<TrustBundle> = {
     if (message.operatorThreshold !== 0) {
       obj.operatorThreshold = Math.round(message.operatorThreshold);
     }
+    if (message.releaseKeys?.length) {
+      obj.releaseKeys = message.releaseKeys.map((e) => SigningKey.toJSON(e));
+    }
+    if (message.releaseThreshold !== 0) {
+      obj.releaseThreshold = Math.round(message.releaseThreshold);
+    }
     return obj;
   },
 
@@ -1967,6 +2017,8 @@ export const TrustBundle: MessageFns<TrustBundle> = {
     message.sporeThreshold = object.sporeThreshold ?? 0;
     message.operatorKeys = object.operatorKeys?.map((e) => SigningKey.fromPartial(e)) || [];
     message.operatorThreshold = object.operatorThreshold ?? 0;
+    message.releaseKeys = object.releaseKeys?.map((e) => SigningKey.fromPartial(e)) || [];
+    message.releaseThreshold = object.releaseThreshold ?? 0;
     return message;
   },
 };
