@@ -339,6 +339,11 @@ export class MyceliumNode implements Startable {
   }
 
   private async emergency(action: EmergencyAction, reason: string): Promise<void> {
+    if (action === EmergencyAction.ALLOW_DOWNGRADE) {
+      this.selfUpdate.allowDowngrade()
+      this.log.warn('emergency action applied: the next self-update may install a lower version', { reason })
+      return
+    }
     const flags = await applyEmergency(action, this.commandTargets())
     this.isolated = flags.isolated ?? this.isolated
     this.acceptingWorkloads = flags.acceptingWorkloads ?? this.acceptingWorkloads

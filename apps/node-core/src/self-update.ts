@@ -43,6 +43,9 @@ export interface SelfUpdateTargets {
   release: () => Promise<{ bundle: TrustBundle; spore?: Spore } | undefined>
 }
 
+/** How long an ALLOW_DOWNGRADE operation lets the next update install a lower version. @default 1 hour */
+export const DOWNGRADE_ALLOWANCE_MS = 3_600_000
+
 /** The trial window in ms (NODE_CORE_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
 export interface NodeSelfUpdateInit {
   trialWindowMs?: number
@@ -64,6 +67,19 @@ const request = (u: UpdateCommand, commandId: string): UpdateRequest => ({
  */
 export class NodeSelfUpdate {
   private readonly updater?: SelfUpdater
+  private downgradeAllowedUntilMs = 0
+
+  /**
+   * An operator-signed ALLOW_DOWNGRADE emergency operation: the next update (within
+   * DOWNGRADE_ALLOWANCE_MS, in this process) may install a lower version.
+   */
+  allowDowngrade(): void {
+    this.downgradeAllowedUntilMs = Date.now() + DOWNGRADE_ALLOWANCE_MS
+  }
+
+  private get downgradeAllowed(): boolean {
+    return Date.now() < this.downgradeAllowedUntilMs
+  }
 
   constructor(
     private readonly targets: SelfUpdateTargets,
@@ -123,7 +139,8 @@ export class NodeSelfUpdate {
     const plan = planUpdate(request(u, commandId), {
       currentVersion: this.targets.version,
       runningSlot: this.place.slot,
-      record: await this.updater.readRecord()
+      record: await this.updater.readRecord(),
+      allowDowngrade: this.downgradeAllowed
     })
     if (plan.action === 'refuse') return plan.reason
     return plan.action === 'install' ? this.releaseProblem(u) : undefined
@@ -158,7 +175,8 @@ export class NodeSelfUpdate {
     const plan = planUpdate(request(u, commandId), {
       currentVersion: this.targets.version,
       runningSlot: this.place.slot,
-      record: this.record
+      record: this.record,
+      allowDowngrade: this.downgradeAllowed
     })
     const log = this.targets.log
     switch (plan.action) {
@@ -167,6 +185,7 @@ export class NodeSelfUpdate {
       case 'install': {
         const problem = await this.releaseProblem(u)
         if (problem != null) return `refused: ${problem}`
+        this.downgradeAllowedUntilMs = 0 // one update per allowance
         try {
           await updater.install(request(u, commandId), plan)
         } catch (err) {

@@ -7,6 +7,7 @@
  *   a new version that exits at start → rolled back, FAILED with the reason once the old one is MANAGED;
  *   one that never reaches MANAGED → rolled back at the window;
  *   a digest mismatch, a release not signed by a release key, a lower version → refused, nothing written to the slots;
+ *   a downgrade only after an operator-signed ALLOW_DOWNGRADE;
  *   SIGKILL (launcher and agent) during the download or the first boot, or the state a kill mid-unpack
  *   leaves → a good version boots and the update completes (the switch itself: self-update-launcher.int.spec.ts).
  */
@@ -300,5 +301,20 @@ describe('self-update through the Update Manager', () => {
     const id = await offer(n, HIGHER, artifacts[HIGHER]!)
     expect(final(await net.commands.waitForOutcome(id, 120_000))).toMatchObject({ state: CommandState.SUCCEEDED })
     expect(slotsOf(n)).toEqual(['a', 'b'])
+  }, 240_000)
+
+  it('a downgrade is refused until an operator-signed ALLOW_DOWNGRADE emergency operation allows one', async () => {
+    const n = await installNode()
+    expect(final(await net.commands.waitForOutcome(await offer(n, HIGHER, artifacts[HIGHER]!), 120_000)).state).toBe(CommandState.SUCCEEDED)
+    await managedAt(n, HIGHER)
+    const refused = final(await net.commands.waitForOutcome(await offer(n, CURRENT, artifacts[CURRENT]!), 60_000))
+    expect(refused).toMatchObject({ state: CommandState.REJECTED })
+    expect(refused.reason).toContain('needs an operator-signed emergency operation')
+    expect(final(await net.commands.waitForOutcome(um.sendAllowDowngrade(n.id, 'drill'), 60_000)).state).toBe(CommandState.SUCCEEDED)
+    expect(final(await net.commands.waitForOutcome(await offer(n, CURRENT, artifacts[CURRENT]!), 120_000)).state).toBe(
+      CommandState.SUCCEEDED
+    )
+    await managedAt(n, CURRENT)
+    expect(record(n)).toMatchObject({ active: 'a', last: { outcome: 'committed', version: CURRENT } })
   }, 240_000)
 })

@@ -285,7 +285,13 @@ export class DevNetwork {
   async startUpdateManager(): Promise<DevUpdateManager> {
     const releaseKeys = () => (this.state.releaseKeys ?? []).map((pem) => signingKeyFromPem(pem))
     const um = new DevUpdateManager(
-      { ca: this.ca, commands: this.commands, spores: this.spores, releaseKeys },
+      {
+        ca: this.ca,
+        commands: this.commands,
+        spores: this.spores,
+        releaseKeys,
+        operatorKeys: () => this.state.operatorKeys.map((pem) => signingKeyFromPem(pem))
+      },
       { networkId: this.networkId, dir: this.dir, host: this.host }
     )
     await um.start()

@@ -5,7 +5,16 @@ import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { basename, join } from 'node:path'
 import { sign } from 'node:crypto'
-import { formatSpiffeId, NotFoundError, ReleaseManifest, SERVICE_NAMES, type Command, type Logger } from '@mycelium/core-interfaces'
+import {
+  EmergencyAction,
+  EmergencyOperation,
+  formatSpiffeId,
+  NotFoundError,
+  ReleaseManifest,
+  SERVICE_NAMES,
+  type Command,
+  type Logger
+} from '@mycelium/core-interfaces'
 import type { SigningPrivateKey } from '@mycelium/spore-tools'
 import { createIdentityStore, type IdentityStore } from '@mycelium/basic-net'
 import type { CertificateAuthority } from '@mycelium/dev-pki'
@@ -18,6 +27,8 @@ export interface UpdateManagerComponents {
   spores: DevSporeManager
   /** The network's release keys (they sign release manifests). */
   releaseKeys: () => SigningPrivateKey[]
+  /** The network's operator keys (they sign emergency operations such as ALLOW_DOWNGRADE). */
+  operatorKeys: () => SigningPrivateKey[]
   logger?: Logger
 }
 
@@ -163,6 +174,30 @@ export class DevUpdateManager {
         signatures: keys.map((k) => ({ keyId: k.keyId, signature: sign(null, manifest, k.privateKey) }))
       }
     })
+  }
+
+  /** Sends an operator-signed ALLOW_DOWNGRADE emergency command (the next update may go lower); returns its id. */
+  sendAllowDowngrade(nodeId: string, reason: string): string {
+    const commandId = randomUUID()
+    const operation = Buffer.from(
+      EmergencyOperation.encode({
+        commandId,
+        networkId: this.init.networkId,
+        nodeId,
+        action: EmergencyAction.ALLOW_DOWNGRADE,
+        reason,
+        expiresAt: new Date(Date.now() + 600_000)
+      }).finish()
+    )
+    const signatures = this.components.operatorKeys().map((k) => ({ keyId: k.keyId, signature: sign(null, operation, k.privateKey) }))
+    this.components.commands.send(nodeId, {
+      commandId,
+      issuedAt: new Date(),
+      deadline: new Date(Date.now() + 600_000),
+      issuer: SERVICE_NAMES.updateManager,
+      kind: { $case: 'emergency', value: { operation, signatures } }
+    })
+    return commandId
   }
 
   /** Sends an `update` command for node-core itself (or `component`); returns its id. */
