@@ -262,7 +262,9 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
           await this.handlers.emergency(verdict.operation!.action, verdict.operation!.reason)
           return undefined
         case 'update':
-          return this.handlers.update != null ? this.handlers.update(kind.value, cmd.commandId) : 'update is not supported by this agent version'
+          return this.handlers.update != null
+            ? this.handlers.update(kind.value, cmd.commandId)
+            : 'update is not supported by this agent version'
         default:
           return `${(kind as { $case: string }).$case} cannot be run`
       }
