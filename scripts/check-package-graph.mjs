@@ -29,6 +29,7 @@ export const LAYERS = {
   '@mycelium/basic-net': 2,
   '@mycelium/spore-client': 2,
   '@mycelium/k3s-runtime': 2,
+  '@mycelium/self-update': 2,
   '@mycelium/bootstrap-agent': 3,
   '@mycelium/component-manager': 4,
   '@mycelium/node-core': 5

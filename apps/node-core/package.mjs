@@ -5,6 +5,7 @@
 //   node-core-main.cjs      the daemon and CLI, every dependency inlined (esbuild, minified)
 //   node-core-main.cjs.cache  its V8 code cache, made by the node that packaged it
 //   node-core-help.txt      the bundle's `--help` output: the launcher prints it without loading the bundle
+//   slot-launcher.cjs       the A/B slot launcher (the unit's ExecStart; installed once beside slots/)
 //   kubernetes-client.mjs   @kubernetes/client-node (ESM-only, 3.6 MB), loaded only on
 //                           K3s servers on first use
 //   protos/                 the v1 .proto files server reflection loads at run time
@@ -26,9 +27,13 @@ import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const { version } = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'))
+const { version: builtVersion } = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'))
+// `--version <v>` stamps another version into the same code (self-update tests need a higher one);
+// `--out <dir>` writes there instead of release/ (which is emptied first).
+const argOf = (flag) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1] : undefined)
+const version = argOf('--version') ?? builtVersion
 const name = `node-core-${version}-linux-${process.arch}`
-const releaseDir = join(here, 'release')
+const releaseDir = argOf('--out') ?? join(here, 'release')
 const stage = join(releaseDir, name)
 const bin = join(here, 'dist', 'bin.cjs')
 if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (npx nx run @mycelium/node-core:build)`)
@@ -67,6 +72,12 @@ await build({
     {
       name: 'release-externals',
       setup(b) {
+        b.onLoad({ filter: /dist\/bin\.cjs$/ }, (args) => {
+          const text = readFileSync(args.path, 'utf8')
+          const stamp = `name: "@mycelium/node-core",\n      version: "${builtVersion}",`
+          if (version !== builtVersion && !text.includes(stamp)) throw new Error(`${args.path}: no version stamp to replace`)
+          return { contents: text.replace(stamp, stamp.replace(builtVersion, version)), loader: 'js' }
+        })
         // The lazily loaded chunk: `import('@kubernetes/client-node')` becomes an import of the file beside the bundle.
         b.onResolve({ filter: /^@kubernetes\/client-node$/ }, () => ({ path: KUBERNETES_CHUNK, external: true }))
         // The lazily loaded ESM chunk, by absolute URL, through `require.importEsm` (the launcher's own
@@ -124,6 +135,7 @@ for (const [pkg, protos] of VENDORED_PROTOS) {
   cpSync(join(dirname(require.resolve(`${pkg}/package.json`)), protos), join(stage, 'vendor', pkg, protos), { recursive: true })
 }
 cpSync(join(here, 'launcher.cjs'), join(stage, 'node-core.cjs'))
+cpSync(join(here, 'slot-launcher.cjs'), join(stage, 'slot-launcher.cjs'))
 // The code cache, made by this node: the launcher writes it itself on its first start if it is missing.
 // The same run's output (not a terminal: 80 columns) is the help text the launcher answers `--help` with.
 const help = execFileSync(process.execPath, [join(stage, 'node-core.cjs'), '--help'], { stdio: ['ignore', 'pipe', 'ignore'] })

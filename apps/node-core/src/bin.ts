@@ -21,6 +21,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
+// Started by the slot launcher (an IPC channel): stop when it dies, so a restarted launcher never runs two agents.
+if (process.channel != null) {
+  process.channel.unref()
+  process.on('disconnect', () => requestStop())
+}
+
 import('./cli.js')
   .then(({ runCli }) =>
     runCli(process.argv.slice(2), {

@@ -21,7 +21,8 @@ export interface CliIo {
 }
 
 /** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3 } as const
+/** RESTART (75, EX_TEMPFAIL): start me again — the slot launcher does at once (into a trial slot after an update). */
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3, RESTART: 75 } as const
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
@@ -96,19 +97,26 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         debug: program.opts<{ debug?: boolean }>().debug === true,
         ...(io.logStream != null ? { stream: io.logStream } : {})
       })
-      const node = new MyceliumNode(config, log, {
-        ...(joinToken != null ? { joinToken } : {}),
-        setLogLevel: (level) => log.setLevel(level)
-      })
       let giveUp: () => void = () => undefined
       const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
+      let restart: () => void = () => undefined
+      const restarting = new Promise<'restart'>((resolve) => (restart = () => resolve('restart')))
+      const { slotPlaceFromEnv } = await import('./self-update.js')
+      const place = slotPlaceFromEnv(io.env)
+      const trialWindowMs = Number(io.env.NODE_CORE_UPDATE_TRIAL_WINDOW_MS) || undefined
+      const node = new MyceliumNode(config, log, {
+        ...(joinToken != null ? { joinToken } : {}),
+        setLogLevel: (level) => log.setLevel(level),
+        selfUpdate: { ...(place != null ? { place } : {}), requestRestart: restart, ...(trialWindowMs != null ? { trialWindowMs } : {}) }
+      })
       const supervisor = new Supervisor(node, {}, log.forComponent('node-core:supervisor'), giveUp)
       io.onUnexpectedError?.((err) => void supervisor.crashed(err))
       await node.start()
-      const why = await Promise.race([io.untilStopped(), gaveUp])
+      const why = await Promise.race([io.untilStopped(), gaveUp, restarting])
       await node.stop()
       log.close()
       if (why === 'gave-up') setExit(EXIT.FAILED)
+      if (why === 'restart') setExit(EXIT.RESTART)
     })
 
   program
@@ -242,12 +250,20 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
   program
     .command('recover')
-    .description('manual recovery (stop the daemon first): show | reset-config | re-enrol | diagnostics --out <file.tar.gz>')
-    .argument('<action>', 'show, reset-config, re-enrol or diagnostics')
+    .description(
+      'manual recovery (stop the daemon first): show | reset-config | re-enrol | diagnostics --out <file.tar.gz> | rollback [--prefix <dir>]'
+    )
+    .argument('<action>', 'show, reset-config, re-enrol, diagnostics or rollback (switch A/B slots)')
     .requiredOption('--config <file>', 'NodeConfig YAML file')
     .option('--join-token-file <file>', 'join token for re-enrol')
     .option('--out <file>', 'diagnostics tarball to write')
-    .action(async (action: string, opts: { config: string; joinTokenFile?: string; out?: string }) => {
+    .option('--prefix <dir>', 'rollback: the slot launcher prefix (slots/, boot.json) (default: NODE_CORE_PREFIX or /opt/mycelium)')
+    .action(async (action: string, opts: { config: string; joinTokenFile?: string; out?: string; prefix?: string }) => {
+      if (action === 'rollback') {
+        const { rollbackSlots, DEFAULT_SLOT_PREFIX } = await import('./self-update-recover.js')
+        io.out(`${await rollbackSlots(opts.prefix ?? (io.env.NODE_CORE_PREFIX || DEFAULT_SLOT_PREFIX), 'node-core recover rollback')}\n`)
+        return
+      }
       const [{ loadConfig }, { exportDiagnostics, reEnrol, recoveryReport, resetToLastKnownGood }] = await Promise.all([
         import('./config.js'),
         import('./recover.js')
@@ -270,7 +286,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
           return
         }
         default:
-          throw new UsageError(`unknown recover action "${action}" (show, reset-config, re-enrol, diagnostics)`)
+          throw new UsageError(`unknown recover action "${action}" (show, reset-config, re-enrol, diagnostics, rollback)`)
       }
     })
 

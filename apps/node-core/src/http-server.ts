@@ -167,6 +167,27 @@ export class HttpStatusServer implements Startable {
           this.set({ state: HealthState[st] }, st === h ? 1 : 0)
       }
     })
+    new Gauge({
+      name: 'mycelium_update_info',
+      help: 'Self-update: 1, labelled with the slot, the running version, whether it is on trial and the last outcome (absent without the slot launcher)',
+      labelNames: ['slot', 'version', 'trial', 'last_outcome', 'last_version'],
+      registers: [registry],
+      collect() {
+        this.reset()
+        const u = source.status().update
+        if (u != null)
+          this.set(
+            {
+              slot: u.slot,
+              version: u.version,
+              trial: u.trialVersion !== '' ? 'true' : 'false',
+              last_outcome: u.lastOutcome,
+              last_version: u.lastVersion
+            },
+            1
+          )
+      }
+    })
     new Counter({
       name: 'mycelium_spores_rejected_total',
       help: 'Spores rejected by verification',

@@ -29,7 +29,7 @@ import { createNodeMulticast, createNodePeers, peerStatuses, type NodePeers } fr
 import { HttpStatusServer } from './http-server.js'
 import { StatusServer } from './status-server.js'
 import { applyEmergency, restartComponent, type NodeCommandTargets } from './node-commands.js'
-import { agentComponentHooks, createNodeComponents } from './components.js'
+import { agentComponentHooks, createNodeComponents, updateComponent } from './components.js'
 import type { ComponentManager } from '@mycelium/component-manager'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
@@ -41,6 +41,7 @@ import { clientCredentials, defaultChannelOptions, endpointCredentials } from '@
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
 import { removeRuntimeFile, writeRuntimeFile } from './runtime-file.js'
+import { NodeSelfUpdate, type SlotPlace } from './self-update.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
@@ -51,6 +52,8 @@ export interface NodeOptions {
   setLogLevel?: (level: string) => void
   /** Emergency contact timings (tests); unset: derived from the config (distress.ts `distressInitFor`). */
   distress?: Partial<DistressBeaconInit>
+  /** Self-update (self-update.ts): where the slot launcher started this process, how to restart into a trial. */
+  selfUpdate?: { place?: SlotPlace; requestRestart: () => void; trialWindowMs?: number }
 }
 
 /**
@@ -74,6 +77,8 @@ export class MyceliumNode implements Startable {
   readonly runtime: K3sRuntime
   /** Dynamic components from spores and assignments (components.ts). */
   readonly components: ComponentManager
+  /** The update command's handlers (self-update.ts). */
+  readonly selfUpdate: NodeSelfUpdate
   /** Basic networking, present when `peers.listenAddress` is set. */
   readonly peers?: NodePeers
   /** Emergency contact to peers (present with peer networking). */
@@ -147,6 +152,12 @@ export class MyceliumNode implements Startable {
         restart: (component) => restartComponent(component, this.commandTargets()),
         emergency: (action, reason) => this.emergency(action, reason),
         ...agentComponentHooks(() => this.components, log),
+        // An update naming a component goes to the component manager (verified upgrade, rollback); an empty one updates the agent.
+        selfUpdate: {
+          refuseUpdate: (u, id) => (u.component !== '' ? Promise.resolve(undefined) : this.selfUpdate.refuse(u, id)),
+          update: (u, id) => (u.component !== '' ? updateComponent(this.components, u).then(() => undefined) : this.selfUpdate.run(u, id))
+        },
+        updateStatus: () => this.selfUpdate.status(),
         health: () => {
           const h = this.health()
           return { state: h.state, components: h.components }
@@ -163,6 +174,28 @@ export class MyceliumNode implements Startable {
         ...agentTimings(config as NodeConfig),
         random: secureRandom
       }
+    )
+    this.selfUpdate = new NodeSelfUpdate(
+      {
+        log,
+        version: NODE_CORE_VERSION,
+        caPem: () => this.identity.material()?.caPem,
+        phase: () => this.agent.phase,
+        health: () => this.health().state,
+        // A change event, or a second (health is computed: not every change of it is an event).
+        nextChange: () => new Promise<void>((resolve) => this.changes.once('change', resolve) && setTimeout(resolve, 1000).unref()),
+        requestRestart: () => options.selfUpdate?.requestRestart(),
+        changed: () => this.changes.emit('change'),
+        networkId: config.networkId,
+        release: async () => {
+          const spores = this.agent.sporeClient
+          if (spores == null) return undefined
+          await spores.refresh().catch(() => undefined) // a release published a moment ago; the cached set otherwise
+          return { bundle: spores.bootstrap().trustBundle, spore: spores.list().find((s) => s.name === 'release/node-core')?.spore }
+        }
+      },
+      options.selfUpdate?.place,
+      { ...(options.selfUpdate?.trialWindowMs != null ? { trialWindowMs: options.selfUpdate.trialWindowMs } : {}) }
     )
     this.agent.on('transition', (t) => {
       this.phaseReason = t.reason
@@ -370,6 +403,11 @@ export class MyceliumNode implements Startable {
   }
 
   private async emergency(action: EmergencyAction, reason: string): Promise<void> {
+    if (action === EmergencyAction.ALLOW_DOWNGRADE) {
+      this.selfUpdate.allowDowngrade()
+      this.log.warn('emergency action applied: the next self-update may install a lower version', { reason })
+      return
+    }
     this.emergencyMeasures = await applyEmergency(action, reason, this.emergencyMeasures, {
       ...this.commandTargets(),
       startPeers: () => this.startPeers()
@@ -389,6 +427,7 @@ export class MyceliumNode implements Startable {
       effectiveConfig: withoutSecrets(this.effective.config),
       health: health.state,
       healthReason: health.reason,
+      update: this.selfUpdate.status(),
       peers: peerStatuses(this.config.networkId, peers)
     }
   }
@@ -422,6 +461,7 @@ export class MyceliumNode implements Startable {
     this.emergencyMeasures = await loadEmergencyMeasures(stateDirOf(this.config), this.log)
     if (this.emergencyMeasures.isolated || !this.emergencyMeasures.acceptingWorkloads)
       this.log.warn('emergency measures in force (RESUME undoes them)', { ...this.emergencyMeasures })
+    await this.selfUpdate.refresh()
     const order: Array<[string, Startable]> = [
       ['identity', this.identity],
       ['status', this.statusServer],

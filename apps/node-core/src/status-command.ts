@@ -169,6 +169,14 @@ export function formatStatus(s: StatusReport): string {
           ] as [string, string]
         ]
       : []),
+    ...(s.update != null
+      ? [
+          [
+            'update',
+            `slot ${s.update.slot}, ${s.update.version}${s.update.trialVersion ? ' on trial' : ''}${s.update.lastOutcome ? `; last: ${s.update.lastVersion} ${s.update.lastOutcome}${s.update.lastReason ? ` (${s.update.lastReason})` : ''}` : ''}`
+          ] as [string, string]
+        ]
+      : []),
     ['spores', `${s.spores?.sporeCount ?? 0} from ${s.spores?.activeSource || '-'}, ${s.spores?.rejectedCount ?? 0} rejected`],
     ...s.peers.map((p): [string, string] => [
       `peer ${p.identity?.nodeId || '?'}`,

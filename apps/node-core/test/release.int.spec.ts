@@ -81,6 +81,7 @@ describe('the release artifact', () => {
         'node-core.cjs',
         'node.example.yaml',
         'protos',
+        'slot-launcher.cjs',
         'vendor'
       ].sort()
     )

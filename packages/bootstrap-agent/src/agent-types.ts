@@ -10,13 +10,14 @@ import type {
   PhaseTransition,
   Startable,
   StatusReport,
-  TrustBundle
+  TrustBundle,
+  UpdateStatus
 } from '@mycelium/core-interfaces'
 import type { BackoffOptions } from '@mycelium/core-utils'
 import type { IdentityStore } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import type { ConfigStore, TrialOutcome } from './config-store.js'
-import type { CommandExecutor } from './commands/executor.js'
+import type { CommandExecutor, CommandHandlers } from './commands/executor.js'
 import type { ManagerClock } from './manager-clock.js'
 import type { AgentEvent } from './phase-machine.js'
 import type { AssignmentsUpdate, ComponentsReport } from './assignments.js'
@@ -41,6 +42,10 @@ export interface BootstrapAgentComponents {
   restart?: (component: string) => Promise<void>
   /** Emergency actions other than reset-to-last-known-good (isolate, stop workloads, diagnostics). */
   emergency?: (action: EmergencyAction, reason: string) => Promise<void>
+  /** Self-update of the agent (node-core): the update command's handlers. Absent: updates are refused. */
+  selfUpdate?: Pick<CommandHandlers, 'refuseUpdate' | 'update'>
+  /** The self-update state sent with every heartbeat (slot, trial, last outcome). @default none */
+  updateStatus?: () => UpdateStatus | undefined
   /**
    * Components installed on the node beyond the container runtime (which is
    * listed when available). Read at registration and at every heartbeat: a

@@ -417,6 +417,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
           configVersion: this.config!.current().version,
           ...(changed ? { capabilities } : {}),
           ...componentsReportFields(this.components.componentsReport),
+          update: this.components.updateStatus?.(),
           ...lastTrialReport(this.config!)
         }
       },

@@ -19,7 +19,7 @@ import { DEFAULT_CONFIG_CONFIRM_WINDOW_MS, DEFAULT_RENEW_RETRY_MS } from './defa
 /** The agent's own components these duties use, plus its link, config store and logger. */
 export type ManagedDutiesComponents = Pick<
   BootstrapAgentComponents,
-  'identity' | 'health' | 'applyConfig' | 'validateConfig' | 'restart' | 'emergency'
+  'identity' | 'health' | 'applyConfig' | 'validateConfig' | 'restart' | 'emergency' | 'selfUpdate'
 > & {
   link: ManagerLink
   /** The config store, once the agent opened it. */
@@ -193,7 +193,8 @@ export class ManagedDuties {
         if (this.components.emergency == null)
           throw new NotFoundError(`emergency action ${EmergencyAction[action]} is not supported on this node`)
         await this.components.emergency(action, reason)
-      }
+      },
+      ...this.components.selfUpdate
     }
   }
 }

@@ -32,7 +32,8 @@ export {
   type TrustMark
 } from './verify.js'
 export { orderEndpoints, zoneOf, ZONE_LABEL, type EndpointOrderOptions } from './endpoint-order.js'
-export { trustedSporeKeys, trustedOperatorKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
+export { trustedSporeKeys, trustedOperatorKeys, trustedReleaseKeys, ed25519PublicKey, type TrustedKeys } from './trust.js'
+export { verifyReleaseManifest, ReleaseVerificationError, isReleaseVerificationError } from './release.js'
 export { parseSporeBundle, formatSporeBundleJson, MAX_SPORES_PER_BUNDLE, MAX_SPORE_BUNDLE_BYTES } from './bundle-format.js'
 export {
   type SporeSource,

@@ -63,3 +63,23 @@ export function trustedOperatorKeys(bundle: TrustBundle, networkId: string, wher
   const threshold = Math.max(1, bundle.operatorThreshold)
   return { networkId, threshold, keys }
 }
+
+/**
+ * The release keys of a trust bundle (they sign release manifests) with their
+ * threshold, or undefined when the bundle names none. Throws InvalidInputError naming the field.
+ */
+export function trustedReleaseKeys(bundle: TrustBundle, networkId: string, where = 'trust bundle'): TrustedKeys | undefined {
+  if (bundle.networkId !== networkId) {
+    throw new InvalidInputError(`is for network "${bundle.networkId}", not "${networkId}"`, `${where}.networkId`)
+  }
+  const releaseKeys = bundle.releaseKeys ?? []
+  if (releaseKeys.length === 0) return undefined
+  const keys = parseKeys(releaseKeys, `${where}.releaseKeys`)
+  if (bundle.releaseThreshold < 1 || bundle.releaseThreshold > keys.size) {
+    throw new InvalidInputError(
+      `threshold ${bundle.releaseThreshold} is not between 1 and the ${keys.size} release keys`,
+      `${where}.releaseThreshold`
+    )
+  }
+  return { networkId, threshold: bundle.releaseThreshold, keys }
+}

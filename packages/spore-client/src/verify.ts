@@ -51,7 +51,7 @@ const UNDECODABLE = '(undecodable)'
  * (a DNS label). ASCII only, so no look-alike, path separator, dot segment,
  * NUL or whitespace can reach a log line, a file name or a map key.
  */
-export const SPORE_NAME_PATTERN = /^(?:bootstrap|(?:service|component)\/[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/
+export const SPORE_NAME_PATTERN = /^(?:bootstrap|(?:service|component|release)\/[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/
 /** Longest name the grammar allows ("component/" + 63). */
 export const SPORE_NAME_MAX_LENGTH = 73
 /** More signatures than any trust bundle needs is an attempt to burn CPU. */
@@ -103,6 +103,11 @@ function checkNameAndBody(spore: Spore): string | undefined {
   }
   if (kind === 'component') {
     if (body.$case !== 'component' || body.value.name !== rest) return `must carry a component body for "${rest}"`
+    return undefined
+  }
+  if (kind === 'release') {
+    // Its manifest is verified against the release keys where it is used (verifyReleaseManifest).
+    if (body.$case !== 'release') return `must carry a release body for "${rest}"`
     return undefined
   }
   return `unknown spore kind "${kind}"`

@@ -7,6 +7,7 @@ import { runtimeScenarios } from './scenarios/runtime-scenarios.js'
 import { sporeVerifyScenarios } from './scenarios/spore-verify.js'
 import { componentScenarios } from './scenarios/component-scenarios.js'
 import { distressScenarios } from './scenarios/distress-scenarios.js'
+import { selfUpdateScenarios } from './scenarios/self-update.js'
 
 const ALL: Scenario[] = [
   ...agentScenarios(),
@@ -14,7 +15,8 @@ const ALL: Scenario[] = [
   ...sporeVerifyScenarios,
   ...runtimeScenarios,
   ...componentScenarios,
-  ...distressScenarios()
+  ...distressScenarios(),
+  ...selfUpdateScenarios()
 ]
 
 const program = new Command('bench')

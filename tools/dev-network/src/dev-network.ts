@@ -25,6 +25,7 @@ import { faultInterceptor, noFaults, type Faults } from './faults.js'
 import { DevNetworkManager, type ManagerClockFaults } from './network-manager.js'
 import { DevSporeManager } from './spore-manager.js'
 import type { DistressDesk } from './distress-desk.js'
+import { DevUpdateManager } from './update-manager.js'
 import { createState, loadState, newJoinTokenSecret, saveState, type DevNetworkState } from './state.js'
 import { signingKeyFromPem } from '@mycelium/spore-tools'
 
@@ -289,6 +290,26 @@ export class DevNetwork {
     }
   }
 
+  /** Starts the Update Manager (artifacts over HTTPS, `service/update-manager`, update commands); stopped with the network. */
+  async startUpdateManager(): Promise<DevUpdateManager> {
+    const releaseKeys = () => (this.state.releaseKeys ?? []).map((pem) => signingKeyFromPem(pem))
+    const um = new DevUpdateManager(
+      {
+        ca: this.ca,
+        commands: this.commands,
+        spores: this.spores,
+        releaseKeys,
+        operatorKeys: () => this.state.operatorKeys.map((pem) => signingKeyFromPem(pem))
+      },
+      { networkId: this.networkId, dir: this.dir, host: this.host }
+    )
+    await um.start()
+    this.updateManagers.push(um)
+    return um
+  }
+
+  private readonly updateManagers: DevUpdateManager[] = []
+
   /** Kills every open stream (health, commands, spore watches) without stopping servers. */
   killStreams(): void {
     this.networkManager.killHealthStreams()
@@ -297,6 +318,7 @@ export class DevNetwork {
   }
 
   async stop(): Promise<void> {
+    for (const um of this.updateManagers.splice(0)) um.stop()
     this.networkManager.stop()
     for (const s of Object.values(this.servers)) {
       s.server?.forceShutdown()

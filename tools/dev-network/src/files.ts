@@ -10,7 +10,10 @@ export function trustBundleFor(state: DevNetworkState, caPem: string): TrustBund
     sporeKeys: state.sporeKeys.map((pem) => publicSigningKey(signingKeyFromPem(pem))),
     sporeThreshold: state.sporeThreshold,
     operatorKeys: state.operatorKeys.map((pem) => publicSigningKey(signingKeyFromPem(pem))),
-    operatorThreshold: 1
+    operatorThreshold: 1,
+    // Dev networks made before release keys existed have none: their updates are trusted on the command.
+    releaseKeys: (state.releaseKeys ?? []).map((pem) => publicSigningKey(signingKeyFromPem(pem))),
+    releaseThreshold: state.releaseKeys != null && state.releaseKeys.length > 0 ? 1 : 0
   }
 }
 

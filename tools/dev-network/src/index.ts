@@ -44,3 +44,10 @@ export {
   type CommandSpec,
   type CommandEvent
 } from './operator.js'
+export {
+  DevUpdateManager,
+  type UpdateManagerComponents,
+  type UpdateManagerInit,
+  type ArtifactFaults,
+  type Artifact
+} from './update-manager.js'

@@ -18,6 +18,8 @@ export interface DevNetworkState {
   sporeKeys: string[]
   sporeThreshold: number
   operatorKeys: string[]
+  /** Release keys (1 of n signs a release manifest); absent in state dirs made before them. */
+  releaseKeys?: string[]
   joinTokens: Array<{ tokenId: string; secret: string; usedBy?: string }>
   sequences: Record<string, number>
   nodes: Record<string, { enrolledAt: string; certificateSerial: string }>
@@ -42,6 +44,7 @@ export async function createState(networkId: string, sporeKeyCount = 3, sporeThr
     sporeKeys: Array.from({ length: sporeKeyCount }, () => newSigningKey().pem),
     sporeThreshold,
     operatorKeys: [newSigningKey().pem],
+    releaseKeys: [newSigningKey().pem],
     joinTokens: [newJoinTokenSecret()],
     sequences: {},
     nodes: {},

@@ -117,7 +117,9 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
           sporeKeys: await Promise.all(opts.key.map(loadPublicKey)),
           sporeThreshold: opts.threshold,
           operatorKeys: await Promise.all(opts.operatorKey.map(loadPublicKey)),
-          operatorThreshold: opts.operatorKey.length > 0 ? opts.operatorThreshold : 0
+          operatorThreshold: opts.operatorKey.length > 0 ? opts.operatorThreshold : 0,
+          releaseKeys: [],
+          releaseThreshold: 0
         }
         trustedSporeKeys(bundle, opts.network, 'trust bundle') // refuse to write a bundle a node would refuse
         await writeAtomically(opts.out, `${JSON.stringify(TrustBundle.toJSON(bundle), null, 2)}\n`)

@@ -24,7 +24,9 @@ export function testTrustBundle(networkId: string, keys: TestSigningKey[], thres
     sporeKeys: keys.map((k) => k.signingKey),
     sporeThreshold: threshold,
     operatorKeys: [],
-    operatorThreshold: 0
+    operatorThreshold: 0,
+    releaseKeys: [],
+    releaseThreshold: 0
   }
 }
 

@@ -7,7 +7,8 @@ import {
   type Command,
   type CommandUpdate,
   type Logger,
-  type NodeConfig
+  type NodeConfig,
+  type UpdateCommand
 } from '@mycelium/core-interfaces'
 import type { TrustedKeys } from '@mycelium/spore-client'
 import type { TrialOutcome } from '../config-store.js'
@@ -22,6 +23,10 @@ export interface CommandHandlers {
   reconfigure(config: NodeConfig, confirmWindowMs: number | undefined): Promise<TrialOutcome>
   /** An operator-signed emergency action. */
   emergency(action: EmergencyAction, reason: string): Promise<void>
+  /** Self-update: why an update is refused before anything runs (REJECTED), or undefined. Absent: every update is refused. */
+  refuseUpdate?(update: UpdateCommand, commandId: string): Promise<string | undefined>
+  /** Runs an accepted update to its end (it may span agent restarts: resumed by id); a reason when it failed. */
+  update?(update: UpdateCommand, commandId: string): Promise<string | undefined>
 }
 
 export interface ExecutorInit {
@@ -192,9 +197,14 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
       return
     }
     if (cmd.kind!.$case === 'update') {
-      // No self-update path exists yet: say so instead of pretending.
-      await this.reportRefusal(cmd, source, 'update is not supported by this agent version (no self-update path yet)')
-      return
+      const refusal =
+        this.handlers.refuseUpdate != null
+          ? await this.handlers.refuseUpdate(cmd.kind!.value, cmd.commandId)
+          : 'update is not supported by this agent version (no self-update path yet)'
+      if (refusal != null) {
+        await this.reportRefusal(cmd, source, refusal)
+        return
+      }
     }
     // Write-ahead: the command is durable (ACCEPTED and RUNNING, with the
     // command) before anything runs; if it cannot be, it does not run.
@@ -251,8 +261,12 @@ export class CommandExecutor extends EventEmitter<ExecutorEvents> {
         case 'emergency':
           await this.handlers.emergency(verdict.operation!.action, verdict.operation!.reason)
           return undefined
+        case 'update':
+          return this.handlers.update != null
+            ? this.handlers.update(kind.value, cmd.commandId)
+            : 'update is not supported by this agent version'
         default:
-          return `${kind.$case} cannot be run`
+          return `${(kind as { $case: string }).$case} cannot be run`
       }
     })()
     const deadlineMs = cmd.deadline != null ? cmd.deadline.getTime() - this.now() : undefined

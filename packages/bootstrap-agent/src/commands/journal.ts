@@ -81,8 +81,8 @@ export const INTERRUPTED_REASON = 'interrupted by an agent restart'
 /**
  * Whether running a command again after a crash mid-run has the same effect
  * as running it once: restarting a component, applying a config version in
- * try-mode, isolating or closing the node to new workloads. An update is not
- * (and is refused anyway); diagnostics dumps are not either (a second file).
+ * try-mode, isolating or closing the node to new workloads, an update (its
+ * handler resumes it by id); diagnostics dumps are not (a second file).
  */
 export function isIdempotent(cmd: Command): boolean {
   const kind = cmd.kind
@@ -93,6 +93,9 @@ export function isIdempotent(cmd: Command): boolean {
       return true
     case 'emergency':
       // The action is inside the signed operation; the executor re-validates it when resuming.
+      return true
+    case 'update':
+      // The self-update handler answers an id seen again from its boot record (trial, outcome): never installed twice.
       return true
     default:
       return false

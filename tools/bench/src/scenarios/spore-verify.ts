@@ -25,7 +25,9 @@ function keysAndBundle(
       sporeKeys: keys.map((k) => ({ keyId: k.keyId, publicKey: k.raw, label: '' })),
       sporeThreshold: threshold,
       operatorKeys: [],
-      operatorThreshold: 0
+      operatorThreshold: 0,
+      releaseKeys: [],
+      releaseThreshold: 0
     }
   }
 }

@@ -38,6 +38,11 @@ export enum EmergencyAction {
    * the node is uncordoned); the emergency state is cleared on disk too.
    */
   RESUME = 5,
+  /**
+   * ALLOW_DOWNGRADE - Allow the next self-update to install a lower version than the one
+   * running (refused otherwise), until the operation expires.
+   */
+  ALLOW_DOWNGRADE = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -61,6 +66,9 @@ export function emergencyActionFromJSON(object: any): EmergencyAction {
     case 5:
     case "EMERGENCY_ACTION_RESUME":
       return EmergencyAction.RESUME;
+    case 6:
+    case "EMERGENCY_ACTION_ALLOW_DOWNGRADE":
+      return EmergencyAction.ALLOW_DOWNGRADE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -82,6 +90,8 @@ export function emergencyActionToJSON(object: EmergencyAction): string {
       return "EMERGENCY_ACTION_DUMP_DIAGNOSTICS";
     case EmergencyAction.RESUME:
       return "EMERGENCY_ACTION_RESUME";
+    case EmergencyAction.ALLOW_DOWNGRADE:
+      return "EMERGENCY_ACTION_ALLOW_DOWNGRADE";
     case EmergencyAction.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -357,6 +357,47 @@ export interface TrustBundle {
   operatorKeys: SigningKey[];
   /** Valid signatures by distinct operator keys an emergency operation needs. */
   operatorThreshold: number;
+  /**
+   * Keys that may sign releases (ReleaseManifest). Empty: the network signs
+   * no releases and an update is trusted on the manager's command alone.
+   */
+  releaseKeys: SigningKey[];
+  /**
+   * Valid signatures by distinct release keys a release needs (at least 1
+   * when release_keys is set).
+   */
+  releaseThreshold: number;
+}
+
+/**
+ * The agent's self-update state (A/B slots and the boot record the slot
+ * launcher reads; see packages/self-update).
+ */
+export interface UpdateStatus {
+  /** The slot this agent runs from: "a" or "b". */
+  slot: string;
+  /** The version running (the agent version). */
+  version: string;
+  /** The version on trial in this boot (not yet committed); empty: no trial. */
+  trialVersion: string;
+  /**
+   * The last update's outcome: "committed", "rolled-back" or
+   * "manual-rollback"; empty: none recorded.
+   */
+  lastOutcome: string;
+  /** The version that outcome is about. */
+  lastVersion: string;
+  /**
+   * Why (a rollback's reason: "exited 3 times within 300 s", "did not reach
+   * MANAGED and HEALTHY within 120 s", an operator's reason).
+   */
+  lastReason: string;
+  /** When the outcome was recorded. */
+  lastAt?:
+    | Date
+    | undefined;
+  /** The update command the outcome belongs to; empty for a manual rollback. */
+  lastCommandId: string;
 }
 
 function createBaseContractVersionRange(): ContractVersionRange {
@@ -1823,6 +1864,8 @@ function createBaseTrustBundle(): TrustBundle {
     sporeThreshold: 0,
     operatorKeys: [],
     operatorThreshold: 0,
+    releaseKeys: [],
+    releaseThreshold: 0,
   };
 }
 
@@ -1845,6 +1888,12 @@ export const TrustBundle: MessageFns<TrustBundle> = {
     }
     if (message.operatorThreshold !== 0) {
       writer.uint32(48).uint32(message.operatorThreshold);
+    }
+    for (const v of message.releaseKeys) {
+      SigningKey.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.releaseThreshold !== 0) {
+      writer.uint32(64).uint32(message.releaseThreshold);
     }
     return writer;
   },
@@ -1910,6 +1959,22 @@ export const TrustBundle: MessageFns<TrustBundle> = {
             message.operatorThreshold = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.releaseKeys.push(SigningKey.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.releaseThreshold = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1954,6 +2019,16 @@ export const TrustBundle: MessageFns<TrustBundle> = {
         : isSet(object.operator_threshold)
         ? globalThis.Number(object.operator_threshold)
         : 0,
+      releaseKeys: globalThis.Array.isArray(object?.releaseKeys)
+        ? object.releaseKeys.map((e: any) => SigningKey.fromJSON(e))
+        : globalThis.Array.isArray(object?.release_keys)
+        ? object.release_keys.map((e: any) => SigningKey.fromJSON(e))
+        : [],
+      releaseThreshold: isSet(object.releaseThreshold)
+        ? globalThis.Number(object.releaseThreshold)
+        : isSet(object.release_threshold)
+        ? globalThis.Number(object.release_threshold)
+        : 0,
     };
   },
 
@@ -1977,6 +2052,12 @@ export const TrustBundle: MessageFns<TrustBundle> = {
     if (message.operatorThreshold !== 0) {
       obj.operatorThreshold = Math.round(message.operatorThreshold);
     }
+    if (message.releaseKeys?.length) {
+      obj.releaseKeys = message.releaseKeys.map((e) => SigningKey.toJSON(e));
+    }
+    if (message.releaseThreshold !== 0) {
+      obj.releaseThreshold = Math.round(message.releaseThreshold);
+    }
     return obj;
   },
 
@@ -1991,6 +2072,222 @@ export const TrustBundle: MessageFns<TrustBundle> = {
     message.sporeThreshold = object.sporeThreshold ?? 0;
     message.operatorKeys = object.operatorKeys?.map((e) => SigningKey.fromPartial(e)) || [];
     message.operatorThreshold = object.operatorThreshold ?? 0;
+    message.releaseKeys = object.releaseKeys?.map((e) => SigningKey.fromPartial(e)) || [];
+    message.releaseThreshold = object.releaseThreshold ?? 0;
+    return message;
+  },
+};
+
+function createBaseUpdateStatus(): UpdateStatus {
+  return {
+    slot: "",
+    version: "",
+    trialVersion: "",
+    lastOutcome: "",
+    lastVersion: "",
+    lastReason: "",
+    lastAt: undefined,
+    lastCommandId: "",
+  };
+}
+
+export const UpdateStatus: MessageFns<UpdateStatus> = {
+  encode(message: UpdateStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slot !== "") {
+      writer.uint32(10).string(message.slot);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.trialVersion !== "") {
+      writer.uint32(26).string(message.trialVersion);
+    }
+    if (message.lastOutcome !== "") {
+      writer.uint32(34).string(message.lastOutcome);
+    }
+    if (message.lastVersion !== "") {
+      writer.uint32(42).string(message.lastVersion);
+    }
+    if (message.lastReason !== "") {
+      writer.uint32(50).string(message.lastReason);
+    }
+    if (message.lastAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastAt), writer.uint32(58).fork()).join();
+    }
+    if (message.lastCommandId !== "") {
+      writer.uint32(66).string(message.lastCommandId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.slot = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.trialVersion = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastOutcome = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastVersion = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastReason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.lastAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.lastCommandId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateStatus {
+    return {
+      slot: isSet(object.slot) ? globalThis.String(object.slot) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      trialVersion: isSet(object.trialVersion)
+        ? globalThis.String(object.trialVersion)
+        : isSet(object.trial_version)
+        ? globalThis.String(object.trial_version)
+        : "",
+      lastOutcome: isSet(object.lastOutcome)
+        ? globalThis.String(object.lastOutcome)
+        : isSet(object.last_outcome)
+        ? globalThis.String(object.last_outcome)
+        : "",
+      lastVersion: isSet(object.lastVersion)
+        ? globalThis.String(object.lastVersion)
+        : isSet(object.last_version)
+        ? globalThis.String(object.last_version)
+        : "",
+      lastReason: isSet(object.lastReason)
+        ? globalThis.String(object.lastReason)
+        : isSet(object.last_reason)
+        ? globalThis.String(object.last_reason)
+        : "",
+      lastAt: isSet(object.lastAt)
+        ? fromJsonTimestamp(object.lastAt)
+        : isSet(object.last_at)
+        ? fromJsonTimestamp(object.last_at)
+        : undefined,
+      lastCommandId: isSet(object.lastCommandId)
+        ? globalThis.String(object.lastCommandId)
+        : isSet(object.last_command_id)
+        ? globalThis.String(object.last_command_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UpdateStatus): unknown {
+    const obj: any = {};
+    if (message.slot !== "") {
+      obj.slot = message.slot;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.trialVersion !== "") {
+      obj.trialVersion = message.trialVersion;
+    }
+    if (message.lastOutcome !== "") {
+      obj.lastOutcome = message.lastOutcome;
+    }
+    if (message.lastVersion !== "") {
+      obj.lastVersion = message.lastVersion;
+    }
+    if (message.lastReason !== "") {
+      obj.lastReason = message.lastReason;
+    }
+    if (message.lastAt !== undefined) {
+      obj.lastAt = message.lastAt.toISOString();
+    }
+    if (message.lastCommandId !== "") {
+      obj.lastCommandId = message.lastCommandId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateStatus>): UpdateStatus {
+    return UpdateStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateStatus>): UpdateStatus {
+    const message = createBaseUpdateStatus();
+    message.slot = object.slot ?? "";
+    message.version = object.version ?? "";
+    message.trialVersion = object.trialVersion ?? "";
+    message.lastOutcome = object.lastOutcome ?? "";
+    message.lastVersion = object.lastVersion ?? "";
+    message.lastReason = object.lastReason ?? "";
+    message.lastAt = object.lastAt ?? undefined;
+    message.lastCommandId = object.lastCommandId ?? "";
     return message;
   },
 };

@@ -34,6 +34,7 @@ import {
   phaseFromJSON,
   phaseToJSON,
   TrustBundle,
+  UpdateStatus,
   WorkloadStatus,
 } from "./common.js";
 import { DynamicComponentStatus } from "./component.js";
@@ -345,6 +346,11 @@ export interface ReportHealthRequest {
    * an assignment change took effect (0: none received yet).
    */
   appliedAssignmentsGeneration: number;
+  /**
+   * Self-update state (slot, trial, last outcome), so the Update Manager sees
+   * a rollback without asking. Unset: not started by the slot launcher.
+   */
+  update?: UpdateStatus | undefined;
 }
 
 /** Ack of one heartbeat. */
@@ -2332,6 +2338,7 @@ function createBaseReportHealthRequest(): ReportHealthRequest {
     lastConfigTrial: undefined,
     dynamicComponents: [],
     appliedAssignmentsGeneration: 0,
+    update: undefined,
   };
 }
 
@@ -2375,6 +2382,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     }
     if (message.appliedAssignmentsGeneration !== 0) {
       writer.uint32(288).uint64(message.appliedAssignmentsGeneration);
+    }
+    if (message.update !== undefined) {
+      UpdateStatus.encode(message.update, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -2496,6 +2506,14 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
             message.appliedAssignmentsGeneration = longToNumber(reader.uint64());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.update = UpdateStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2551,6 +2569,7 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
         : isSet(object.applied_assignments_generation)
         ? globalThis.Number(object.applied_assignments_generation)
         : 0,
+      update: isSet(object.update) ? UpdateStatus.fromJSON(object.update) : undefined,
     };
   },
 
@@ -2595,6 +2614,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
     if (message.appliedAssignmentsGeneration !== 0) {
       obj.appliedAssignmentsGeneration = Math.round(message.appliedAssignmentsGeneration);
     }
+    if (message.update !== undefined) {
+      obj.update = UpdateStatus.toJSON(message.update);
+    }
     return obj;
   },
 
@@ -2622,6 +2644,9 @@ export const ReportHealthRequest: MessageFns<ReportHealthRequest> = {
       : undefined;
     message.dynamicComponents = object.dynamicComponents?.map((e) => DynamicComponentStatus.fromPartial(e)) || [];
     message.appliedAssignmentsGeneration = object.appliedAssignmentsGeneration ?? 0;
+    message.update = (object.update !== undefined && object.update !== null)
+      ? UpdateStatus.fromPartial(object.update)
+      : undefined;
     return message;
   },
 };

@@ -32,6 +32,7 @@ import {
   phaseFromJSON,
   phaseToJSON,
   RuntimeCapability,
+  UpdateStatus,
   WorkloadStatus,
 } from "./common.js";
 import { DynamicComponentStatus } from "./component.js";
@@ -347,6 +348,11 @@ export interface StatusReport {
   dynamicComponents: DynamicComponentStatus[];
   /** Assignment generation the node has applied (0: none received yet). */
   assignmentsGeneration: number;
+  /**
+   * Self-update: the slot this agent runs from, a trial in progress and the
+   * last update's outcome. Unset: not started by the slot launcher.
+   */
+  update?: UpdateStatus | undefined;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -1749,6 +1755,7 @@ function createBaseStatusReport(): StatusReport {
     healthReason: "",
     dynamicComponents: [],
     assignmentsGeneration: 0,
+    update: undefined,
   };
 }
 
@@ -1819,6 +1826,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.assignmentsGeneration !== 0) {
       writer.uint32(288).uint64(message.assignmentsGeneration);
+    }
+    if (message.update !== undefined) {
+      UpdateStatus.encode(message.update, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -2012,6 +2022,14 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.assignmentsGeneration = longToNumber(reader.uint64());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.update = UpdateStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2094,6 +2112,7 @@ export const StatusReport: MessageFns<StatusReport> = {
         : isSet(object.assignments_generation)
         ? globalThis.Number(object.assignments_generation)
         : 0,
+      update: isSet(object.update) ? UpdateStatus.fromJSON(object.update) : undefined,
     };
   },
 
@@ -2165,6 +2184,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.assignmentsGeneration !== 0) {
       obj.assignmentsGeneration = Math.round(message.assignmentsGeneration);
     }
+    if (message.update !== undefined) {
+      obj.update = UpdateStatus.toJSON(message.update);
+    }
     return obj;
   },
 
@@ -2209,6 +2231,9 @@ export const StatusReport: MessageFns<StatusReport> = {
     message.healthReason = object.healthReason ?? "";
     message.dynamicComponents = object.dynamicComponents?.map((e) => DynamicComponentStatus.fromPartial(e)) || [];
     message.assignmentsGeneration = object.assignmentsGeneration ?? 0;
+    message.update = (object.update !== undefined && object.update !== null)
+      ? UpdateStatus.fromPartial(object.update)
+      : undefined;
     return message;
   },
 };

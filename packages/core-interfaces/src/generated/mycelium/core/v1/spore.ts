@@ -79,6 +79,9 @@ export interface Spore {
     | //
     /** A dynamic component. */
     { $case: "component"; value: ComponentBody }
+    | //
+    /** A release of node-core (name "release/node-core"), for the self-update. */
+    { $case: "release"; value: ReleaseBody }
     | undefined;
 }
 
@@ -212,6 +215,40 @@ export interface SporeBundle {
   spores: SignedSpore[];
 }
 
+/**
+ * A release: a manifest signed by release keys of the trust bundle (their own
+ * role and threshold, separate from the spore keys that sign the spore).
+ */
+export interface ReleaseBody {
+  /** A serialized ReleaseManifest. */
+  manifest: Buffer;
+  /**
+   * Ed25519 signatures over `manifest` by release keys; release_threshold of
+   * them (distinct keys) are needed.
+   */
+  signatures: Signature[];
+}
+
+/** What a release is: the node installs only an artifact a verified manifest names. */
+export interface ReleaseManifest {
+  /** Network the release is for. */
+  networkId: string;
+  /** Empty: node-core itself. */
+  component: string;
+  /** Semantic version. */
+  version: string;
+  /** The artifact's digest, "sha256:<hex>". */
+  artifactDigest: string;
+  /** The artifact's size in bytes. */
+  sizeBytes: number;
+  /** Where to fetch the artifact (https). */
+  artifactUrls: string[];
+  /** The lowest contract version the release speaks with the managers. */
+  minContractVersion: number;
+  /** Release channel ("stable", "beta", ...). */
+  channel: string;
+}
+
 function createBaseSignedSpore(): SignedSpore {
   return { spore: Buffer.alloc(0), signatures: [] };
 }
@@ -330,6 +367,9 @@ export const Spore: MessageFns<Spore> = {
       case "component":
         ComponentBody.encode(message.body.value, writer.uint32(98).fork()).join();
         break;
+      case "release":
+        ReleaseBody.encode(message.body.value, writer.uint32(106).fork()).join();
+        break;
     }
     return writer;
   },
@@ -411,6 +451,14 @@ export const Spore: MessageFns<Spore> = {
             message.body = { $case: "component", value: ComponentBody.decode(reader, reader.uint32()) };
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.body = { $case: "release", value: ReleaseBody.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -448,6 +496,8 @@ export const Spore: MessageFns<Spore> = {
         ? { $case: "service", value: ServiceBody.fromJSON(object.service) }
         : isSet(object.component)
         ? { $case: "component", value: ComponentBody.fromJSON(object.component) }
+        : isSet(object.release)
+        ? { $case: "release", value: ReleaseBody.fromJSON(object.release) }
         : undefined,
     };
   },
@@ -475,6 +525,8 @@ export const Spore: MessageFns<Spore> = {
       obj.service = ServiceBody.toJSON(message.body.value);
     } else if (message.body?.$case === "component") {
       obj.component = ComponentBody.toJSON(message.body.value);
+    } else if (message.body?.$case === "release") {
+      obj.release = ReleaseBody.toJSON(message.body.value);
     }
     return obj;
   },
@@ -505,6 +557,12 @@ export const Spore: MessageFns<Spore> = {
       case "component": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "component", value: ComponentBody.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "release": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "release", value: ReleaseBody.fromPartial(object.body.value) };
         }
         break;
       }
@@ -1693,6 +1751,303 @@ export const SporeBundle: MessageFns<SporeBundle> = {
   fromPartial(object: DeepPartial<SporeBundle>): SporeBundle {
     const message = createBaseSporeBundle();
     message.spores = object.spores?.map((e) => SignedSpore.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReleaseBody(): ReleaseBody {
+  return { manifest: Buffer.alloc(0), signatures: [] };
+}
+
+export const ReleaseBody: MessageFns<ReleaseBody> = {
+  encode(message: ReleaseBody, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manifest.length !== 0) {
+      writer.uint32(10).bytes(message.manifest);
+    }
+    for (const v of message.signatures) {
+      Signature.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseBody {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseBody();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manifest = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signatures.push(Signature.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseBody {
+    return {
+      manifest: isSet(object.manifest) ? Buffer.from(bytesFromBase64(object.manifest)) : Buffer.alloc(0),
+      signatures: globalThis.Array.isArray(object?.signatures)
+        ? object.signatures.map((e: any) => Signature.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReleaseBody): unknown {
+    const obj: any = {};
+    if (message.manifest.length !== 0) {
+      obj.manifest = base64FromBytes(message.manifest);
+    }
+    if (message.signatures?.length) {
+      obj.signatures = message.signatures.map((e) => Signature.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReleaseBody>): ReleaseBody {
+    return ReleaseBody.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReleaseBody>): ReleaseBody {
+    const message = createBaseReleaseBody();
+    message.manifest = object.manifest ?? Buffer.alloc(0);
+    message.signatures = object.signatures?.map((e) => Signature.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReleaseManifest(): ReleaseManifest {
+  return {
+    networkId: "",
+    component: "",
+    version: "",
+    artifactDigest: "",
+    sizeBytes: 0,
+    artifactUrls: [],
+    minContractVersion: 0,
+    channel: "",
+  };
+}
+
+export const ReleaseManifest: MessageFns<ReleaseManifest> = {
+  encode(message: ReleaseManifest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.networkId !== "") {
+      writer.uint32(10).string(message.networkId);
+    }
+    if (message.component !== "") {
+      writer.uint32(18).string(message.component);
+    }
+    if (message.version !== "") {
+      writer.uint32(26).string(message.version);
+    }
+    if (message.artifactDigest !== "") {
+      writer.uint32(34).string(message.artifactDigest);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(40).uint64(message.sizeBytes);
+    }
+    for (const v of message.artifactUrls) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.minContractVersion !== 0) {
+      writer.uint32(56).uint32(message.minContractVersion);
+    }
+    if (message.channel !== "") {
+      writer.uint32(66).string(message.channel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseManifest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseManifest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.networkId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.component = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.artifactDigest = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.artifactUrls.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.minContractVersion = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.channel = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseManifest {
+    return {
+      networkId: isSet(object.networkId)
+        ? globalThis.String(object.networkId)
+        : isSet(object.network_id)
+        ? globalThis.String(object.network_id)
+        : "",
+      component: isSet(object.component) ? globalThis.String(object.component) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      artifactDigest: isSet(object.artifactDigest)
+        ? globalThis.String(object.artifactDigest)
+        : isSet(object.artifact_digest)
+        ? globalThis.String(object.artifact_digest)
+        : "",
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      artifactUrls: globalThis.Array.isArray(object?.artifactUrls)
+        ? object.artifactUrls.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.artifact_urls)
+        ? object.artifact_urls.map((e: any) => globalThis.String(e))
+        : [],
+      minContractVersion: isSet(object.minContractVersion)
+        ? globalThis.Number(object.minContractVersion)
+        : isSet(object.min_contract_version)
+        ? globalThis.Number(object.min_contract_version)
+        : 0,
+      channel: isSet(object.channel) ? globalThis.String(object.channel) : "",
+    };
+  },
+
+  toJSON(message: ReleaseManifest): unknown {
+    const obj: any = {};
+    if (message.networkId !== "") {
+      obj.networkId = message.networkId;
+    }
+    if (message.component !== "") {
+      obj.component = message.component;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.artifactDigest !== "") {
+      obj.artifactDigest = message.artifactDigest;
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.artifactUrls?.length) {
+      obj.artifactUrls = message.artifactUrls;
+    }
+    if (message.minContractVersion !== 0) {
+      obj.minContractVersion = Math.round(message.minContractVersion);
+    }
+    if (message.channel !== "") {
+      obj.channel = message.channel;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReleaseManifest>): ReleaseManifest {
+    return ReleaseManifest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReleaseManifest>): ReleaseManifest {
+    const message = createBaseReleaseManifest();
+    message.networkId = object.networkId ?? "";
+    message.component = object.component ?? "";
+    message.version = object.version ?? "";
+    message.artifactDigest = object.artifactDigest ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.artifactUrls = object.artifactUrls?.map((e) => e) || [];
+    message.minContractVersion = object.minContractVersion ?? 0;
+    message.channel = object.channel ?? "";
     return message;
   },
 };
