@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { IdentityStore } from '@mycelium/basic-net'
@@ -47,9 +47,10 @@ maybe('interop: Python grpcio calls the dev managers over mTLS', () => {
     dir = mkdtempSync(join(tmpdir(), 'dev-net-py-'))
     net = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 500 })
     node = (await enrolledNode(net, 'py-node', dir)).store
-    const protos = ['common', 'node_config', 'spore', 'command', 'distress', 'network_manager'].map((f) =>
-      join(PROTOS, 'mycelium/core/v1', `${f}.proto`)
-    )
+    // Every v1 contract file: the one the client uses import others (a list by hand fell behind each new file).
+    const protos = readdirSync(join(PROTOS, 'mycelium/core/v1'))
+      .filter((f) => f.endsWith('.proto'))
+      .map((f) => join(PROTOS, 'mycelium/core/v1', f))
     // The well-known types (google/protobuf/*.proto) ship inside python3-grpc-tools.
     const wkt = execFileSync(PYTHON, ['-c', 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'], {
       encoding: 'utf8'
