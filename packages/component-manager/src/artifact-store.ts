@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ArtifactFetchError, ArtifactTooLargeError, ArtifactVerificationError, ComponentInstallError } from './errors.js'
 import type { ComponentSpec } from './planner.js'
+import { fsyncDir, fsyncTree } from '@mycelium/core-utils'
 
 const run = promisify(execFile)
 
@@ -224,30 +225,4 @@ async function du(path: string): Promise<number> {
   let total = 0
   for (const n of await readdir(path)) total += await du(join(path, n))
   return total
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const fh = await open(path, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
-
-/** fsync every file and directory under `root` (before the rename that publishes it). */
-async function fsyncTree(root: string): Promise<void> {
-  for (const entry of await readdir(root, { withFileTypes: true })) {
-    const p = join(root, entry.name)
-    if (entry.isDirectory()) await fsyncTree(p)
-    else if (entry.isFile()) {
-      const fh = await open(p, 'r')
-      try {
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-    }
-  }
-  await fsyncDir(root)
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import { ComponentClient, type HealthResponse, type HelloResponse } from '@mycelium/core-interfaces'
 import { ComponentStartError } from './errors.js'
-import { isAlive, processStartTime, type ProcessIdentity } from './proc.js'
+import { isAlive, processStartTime, type ProcessIdentity } from '@mycelium/core-utils'
 import type { ComponentSpec } from './planner.js'
 import { COMPONENT_CONTRACT_VERSION } from './desired.js'
 

@@ -25,7 +25,8 @@ import * as D from './defaults.js'
 import { desiredComponents } from './desired.js'
 import { isArtifactFetchError, isComponentInstallError } from './errors.js'
 import { parametersKey, planComponents, type ComponentSpec, type ComponentStep, type ObservedComponent } from './planner.js'
-import { LogFollower, processStartTime, rssOf, rssOfTree } from './proc.js'
+import { processStartTime } from '@mycelium/core-utils'
+import { LogFollower, rssOf, rssOfTree } from './proc.js'
 
 export interface ComponentManagerComponents {
   logger?: Logger

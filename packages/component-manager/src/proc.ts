@@ -1,31 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { open, stat, truncate } from 'node:fs/promises'
 
-/**
- * Process identity and log following for components that outlive the agent
- * (the same technique as k3s-runtime's supervisor, kept local so this
- * package does not load the Kubernetes client).
- */
-export interface ProcessIdentity {
-  pid: number
-  /** Start time in clock ticks since boot (field 22 of /proc/<pid>/stat): a reused PID never matches. */
-  startTime: string
-}
-
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = s.slice(s.lastIndexOf(')') + 2).split(' ')
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined
-    return fields[19]
-  } catch {
-    return undefined
-  }
-}
-
-export function isAlive(id: ProcessIdentity): boolean {
-  return processStartTime(id.pid) === id.startTime
-}
+// Memory and log following for components that outlive the agent (their
+// identity, PID plus start time, is @mycelium/core-utils' ProcessIdentity).
 
 /** Resident set size of a process and its descendants in bytes (0 when gone). */
 export function rssOfTree(pid: number): number {

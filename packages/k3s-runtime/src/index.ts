@@ -17,7 +17,7 @@ export {
   DEFAULT_K3S_PROBE_INTERVAL_MS,
   DEFAULT_WORKLOADS_INTERVAL_MS
 } from './defaults.js'
-export { processStartTime, isAlive, type ProcessIdentity } from './process.js'
+export { processStartTime, isAlive, type ProcessIdentity } from '@mycelium/core-utils'
 export { CriClient, criTime, DEFAULT_CRI_SOCKET, type CriClientInit, type CriRuntimeInfo } from './cri.js'
 export type { KubeApiView, KubeNode, KubePod } from './kube-api.js'
 // The Kubernetes CRI subset (package runtime.v1, upstream names and numbers),

@@ -1,32 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { open, stat, truncate } from 'node:fs/promises'
-
-/**
- * Identity of a process that outlives us: its PID plus its start time in
- * clock ticks since boot (field 22 of /proc/<pid>/stat). A PID alone could
- * have been reused by an unrelated process after a reboot or a crash.
- */
-export interface ProcessIdentity {
-  pid: number
-  startTime: string
-}
-
-/** The start time of `pid`, or undefined when it is gone or a zombie. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // The command name (field 2) is in parentheses and may contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined
-    return fields[19]
-  } catch {
-    return undefined
-  }
-}
-
-export function isAlive(id: ProcessIdentity): boolean {
-  return processStartTime(id.pid) === id.startTime
-}
+import { processStartTime, type ProcessIdentity } from '@mycelium/core-utils'
 
 /**
  * Follows a log file another process appends to, handing over whole lines.

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { open, readFile, rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { fsyncDir } from '@mycelium/core-utils'
 
 /**
  * The boot record, `<prefix>/boot.json`: the one file the slot launcher
@@ -65,15 +66,6 @@ export async function readBootRecord(prefix: string): Promise<BootRecord | undef
     }
   }
   return undefined
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fd = await open(dir, 'r')
-  try {
-    await fd.sync()
-  } finally {
-    await fd.close()
-  }
 }
 
 /** temp file, fsync, rename, fsync of the directory. */

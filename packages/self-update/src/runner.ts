@@ -10,6 +10,7 @@ import { silentLogger, type AbortOptions, type Logger } from '@mycelium/core-int
 import { readBootRecord, writeBootRecord, type BootRecord, type Slot } from './boot-record.js'
 import { requiredBytes, type UpdateRequest } from './planner.js'
 import { ArtifactFetchError, UpdateRefusedError } from './errors.js'
+import { fsyncDir, fsyncTree } from '@mycelium/core-utils'
 
 /** How long a trial has to reach MANAGED and HEALTHY. @default 120000 */
 export const DEFAULT_TRIAL_WINDOW_MS = 120_000
@@ -267,11 +268,11 @@ export class SelfUpdater {
       await rm(tmp, { recursive: true, force: true })
       throw new UpdateRefusedError(`artifact is not a valid release: ${problem}`)
     }
-    await syncTree(tmp)
+    await fsyncTree(tmp)
     const old = join(slots, `.old-${slot}-${process.pid}`)
     await rename(join(slots, slot), old).catch(() => undefined)
     await rename(tmp, join(slots, slot))
-    await syncDir(slots)
+    await fsyncDir(slots)
     await rm(old, { recursive: true, force: true })
   }
 }
@@ -295,25 +296,4 @@ async function checkRelease(dir: string): Promise<string | undefined> {
   }
   if (!names.has('node-core.cjs')) return 'no node-core.cjs'
   return undefined
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fd = await open(dir, 'r')
-  try {
-    await fd.sync()
-  } finally {
-    await fd.close()
-  }
-}
-
-async function syncTree(dir: string): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) await syncTree(p)
-    else if (e.isFile()) {
-      const fd = await open(p, 'r')
-      await fd.sync().finally(() => fd.close())
-    }
-  }
-  await syncDir(dir)
 }
