@@ -36,6 +36,12 @@ const skipReason = whyNotRunnable()
 if (skipReason != null) process.stdout.write(`distress netns test skipped: ${skipReason}\n`)
 const maybe = skipReason == null ? describe : describe.skip
 
+/** TCP connections from `src` to `dst` this host still holds open (TIME-WAIT is the kernel's alone). */
+function openConnections(src: string, dst: string): string {
+  const states = ['established', 'fin-wait-1', 'fin-wait-2', 'close-wait', 'last-ack', 'closing']
+  return execFileSync('ss', ['-Htn', ...states.flatMap((s) => ['state', s]), 'src', src, 'dst', dst], { encoding: 'utf8' }).trim()
+}
+
 const ip = (...args: string[]): void => {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
 }
@@ -87,9 +93,17 @@ maybe('emergency contact across namespaces: A reaches only B, B reaches the mana
   })
 
   afterAll(async () => {
-    cleanup()
+    // A first (its kernel, still there, resets what it held open), then B and the managers, and
+    // the namespace last: deleted first, it took A's end of every connection with it, and this
+    // process's sockets to A sat in FIN-WAIT-1 retransmitting for minutes, holding jest open.
+    if (a != null && a.exitCode == null && a.signalCode == null) {
+      const exited = new Promise((resolve) => a!.once('exit', resolve))
+      a.kill('SIGKILL')
+      await exited
+    }
     await b?.stop()
     await net?.stop()
+    cleanup()
     rmSync(dir, { recursive: true, force: true })
   })
 
@@ -160,8 +174,10 @@ maybe('emergency contact across namespaces: A reaches only B, B reaches the mana
     await until('A MANAGED', () => net!.networkManager.nodes.get('node-a')?.managed === true)
     const certBefore = readFileSync(join(dir, 'a', 'identity', 'node.crt'), 'utf8')
 
-    // Cut A's route to the managers; B stays reachable. Then the Network Manager moves (new port, new spores).
-    ip('-n', ns, 'route', 'add', 'blackhole', `${managers}/32`)
+    // The managers stop, then A's route to them is cut (B stays reachable), then the Network Manager
+    // comes back moved (new port, new spores). Cut first, the old managers' closing connections to A
+    // would never be answered and sit in FIN-WAIT-1 for minutes, holding this process open: the cut
+    // waits until they are gone. Meanwhile A finds nothing listening, so it learns nothing new.
     const old = net.endpoints
     const ports = {
       networkManager: 0,
@@ -169,6 +185,8 @@ maybe('emergency contact across namespaces: A reaches only B, B reaches the mana
       sporeManager: Number(old.sporeManager.split(':')[1])
     }
     await net.stop()
+    await until('the old managers’ connections to A closed', () => openConnections(managers, nodeA) === '')
+    ip('-n', ns, 'route', 'add', 'blackhole', `${managers}/32`)
     net = await start(ports)
     expect(net.endpoints.networkManager).not.toBe(old.networkManager)
     await until('B MANAGED on the moved manager', () => net!.networkManager.nodes.get('node-b')?.managed === true)
