@@ -1,2 +1,0 @@
-const preset = require('../../jest.preset.cjs')
-module.exports = { ...preset, displayName: 'components' }
