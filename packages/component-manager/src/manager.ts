@@ -25,8 +25,8 @@ import * as D from './defaults.js'
 import { desiredComponents } from './desired.js'
 import { isArtifactFetchError, isComponentInstallError } from './errors.js'
 import { parametersKey, planComponents, type ComponentSpec, type ComponentStep, type ObservedComponent } from './planner.js'
-import { processStartTime } from '@mycelium/core-utils'
-import { LogFollower, rssOf, rssOfTree } from './proc.js'
+import { LogFollower, processStartTime } from '@mycelium/core-utils'
+import { rssOf, rssOfTree } from './proc.js'
 
 export interface ComponentManagerComponents {
   logger?: Logger
@@ -499,7 +499,9 @@ export class ComponentManager extends EventEmitter<ComponentManagerEvents> imple
 
   private async follow(e: Entry, fromEnd: boolean): Promise<void> {
     const log = this.log.forComponent(`component:${e.name}`)
-    e.follower = new LogFollower(this.logFile(e.name), (line) => log.info(line), this.init.logMaxBytes ?? D.DEFAULT_LOG_MAX_BYTES)
+    e.follower = new LogFollower(this.logFile(e.name), (line) => log.info(line), {
+      maxBytes: this.init.logMaxBytes ?? D.DEFAULT_LOG_MAX_BYTES
+    })
     await e.follower.begin(fromEnd)
   }
 

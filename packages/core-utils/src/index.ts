@@ -26,3 +26,4 @@ export { type EndpointCredentials, credentialsFor } from './endpoint-credentials
 export { type AnySignal, anySignal } from './any-signal.js'
 export { fsyncDir, fsyncTree } from './durable.js'
 export { type ProcessIdentity, processStartTime, isAlive } from './process-identity.js'
+export { type LogFollowerInit, LogFollower } from './log-follower.js'

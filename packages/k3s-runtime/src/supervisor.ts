@@ -6,8 +6,8 @@ import { silentLogger, UnavailableError, type Logger, type Startable } from '@my
 import { Backoff, readStateFile, writeFileAtomic, writeStateFile, type BackoffOptions } from '@mycelium/core-utils'
 import { k3sConfigYaml, type RenderedK3s } from './k3s-config.js'
 import { planK3s, type K3sStep } from './planner.js'
-import { isAlive, processStartTime, type ProcessIdentity } from '@mycelium/core-utils'
-import { findByConfigArg, LogFollower } from './process.js'
+import { isAlive, LogFollower, processStartTime, type ProcessIdentity } from '@mycelium/core-utils'
+import { findByConfigArg } from './process.js'
 import {
   DEFAULT_K3S_MONITOR_INTERVAL_MS,
   DEFAULT_K3S_PROBE_INTERVAL_MS,
