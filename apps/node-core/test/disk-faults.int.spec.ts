@@ -91,6 +91,15 @@ describeRoot('a full disk (small tmpfs) and a read-only state directory', () => 
   it('disk full while MANAGED: commands refused with "disk full: <path>", status DEGRADED, all back without a restart', async () => {
     daemon = startDaemon(manager.config)
     await managed()
+    // Healthy before the fill: a problem seen afterwards is one the fill made.
+    let before: unknown
+    await until(
+      'state healthy before the fill',
+      async () => (before = await stateComponent(socket()))?.state === 'HEALTH_STATE_HEALTHY',
+      15_000,
+      20,
+      () => before
+    )
     fill(mnt)
     const refused = await sendOne(manager)
     const journal = join(stateDir(), 'commands.bin')
@@ -103,7 +112,14 @@ describeRoot('a full disk (small tmpfs) and a read-only state directory', () => 
     expect(await outcome(manager, accepted)).toEqual({ state: 'SUCCEEDED', reason: '' })
     // The refused id was never journaled: re-sent now, it runs once.
     expect(manager.updates(refused).filter((u) => u.state === 'ACCEPTED')).toEqual([])
-    await until('state healthy again', async () => (await stateComponent(socket()))?.state === 'HEALTH_STATE_HEALTHY', 15_000)
+    let last: unknown
+    await until(
+      'state healthy again',
+      async () => (last = await stateComponent(socket()))?.state === 'HEALTH_STATE_HEALTHY',
+      15_000,
+      20,
+      () => last
+    )
     expect(daemon.child.exitCode).toBeNull()
   }, 120_000)
 
