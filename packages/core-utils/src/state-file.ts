@@ -183,7 +183,11 @@ async function writeAtomically(path: string, data: Uint8Array | string, options:
       await rename(prevTmp, `${path}.prev`)
     } catch (err) {
       await rm(prevTmp, { force: true })
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        // The new content is not in place: its temp file must not stay and fill the disk.
+        await rm(tmp, { force: true })
+        throw err
+      }
     }
   }
   try {
