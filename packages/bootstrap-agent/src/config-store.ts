@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { findTimerDurationProblem, InvalidConfigError, NodeConfig, type AbortOptions, type Logger } from '@mycelium/core-interfaces'
-import { isCorruptStateError, readStateFile, writeStateFile } from '@mycelium/core-utils'
+import { Backoff, isCorruptStateError, readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { nodeOwnedKeysTouched } from './config-ownership.js'
 
 /**
@@ -38,6 +38,9 @@ export class ConfigStore {
   ) {}
 
   private last: LastTrial | undefined
+  private trialRetry: NodeJS.Timeout | undefined
+  private readonly trialBackoff = new Backoff({ initialMs: 200, maxMs: 10_000 })
+  private closed = false
 
   /** Opens the store in `dir`; `initial` seeds an empty store. */
   static async open(dir: string, initial: NodeConfig, log?: Logger): Promise<ConfigStore> {
@@ -107,21 +110,49 @@ export class ConfigStore {
   /**
    * Records how a trial ended (durably: a revert at the next boot is still
    * reported). Never throws: the outcome is kept in memory (heartbeats and
-   * status still carry it); a failed write is logged and stays in
-   * `problems` (status: state DEGRADED) until a later write succeeds.
+   * status still carry it); a failed write is logged, stays in `problems`
+   * (status: state DEGRADED) and is retried with capped, jittered backoff
+   * until the disk takes it, a newer outcome replaces it, or `close()`.
    */
   async recordTrial(t: Omit<LastTrial, 'atMs'>): Promise<void> {
     this.last = { ...t, atMs: Date.now() }
+    this.cancelTrialRetry()
+    this.trialBackoff.reset()
+    await this.saveLastTrial(this.last)
+  }
+
+  /** Stops a pending retry of the last-trial record (what is not written by then stays in memory only). */
+  close(): void {
+    this.closed = true
+    this.cancelTrialRetry()
+  }
+
+  private cancelTrialRetry(): void {
+    clearTimeout(this.trialRetry)
+    this.trialRetry = undefined
+  }
+
+  private async saveLastTrial(last: LastTrial): Promise<void> {
     const path = join(this.dir, 'last-trial.bin')
     const stale = this.problems.findIndex((p) => p.startsWith(`${path}: `))
     try {
-      await writeStateFile(path, Buffer.from(JSON.stringify(this.last)))
-      if (stale >= 0) this.problems.splice(stale, 1)
+      await writeStateFile(path, Buffer.from(JSON.stringify(last)))
+      if (stale >= 0) {
+        this.problems.splice(stale, 1)
+        this.log?.info('config state writable again', { path })
+      }
     } catch (err) {
-      const problem = `${path}: cannot record how the trial of config v${t.version} ended (${t.outcome}): ${(err as Error).message}; kept in memory only`
+      const problem = `${path}: cannot record how the trial of config v${last.version} ended (${last.outcome}): ${(err as Error).message}; kept in memory, retrying`
       if (stale >= 0) this.problems.splice(stale, 1, problem)
       else this.problems.push(problem)
-      this.log?.error('config state problem', { problem, err })
+      if (stale < 0) this.log?.error('config state problem', { problem, err })
+      if (this.closed || this.last !== last) return
+      // Unref'd: a retry never keeps the process alive.
+      this.trialRetry = setTimeout(() => {
+        this.trialRetry = undefined
+        if (!this.closed && this.last === last) void this.saveLastTrial(last)
+      }, this.trialBackoff.next())
+      this.trialRetry.unref()
     }
   }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { NodeConfig } from '@mycelium/core-interfaces'
 import { writeStateFile } from '@mycelium/core-utils'
 import { ConfigStore, tryConfig } from '../src/index.js'
+import { until } from '@mycelium/testing'
 
 const cfg = (version: number, labels: Record<string, string> = {}): NodeConfig =>
   NodeConfig.fromPartial({ version, networkId: 'net1', nodeId: 'n1', labels })
@@ -132,7 +133,7 @@ describe('ConfigStore and try-mode', () => {
     })
   })
 
-  it('a trial outcome that cannot be written is a reported problem until a write succeeds (the outcome itself is kept)', async () => {
+  it('a trial outcome that cannot be written is a reported problem, retried until the disk takes it (the outcome itself is kept)', async () => {
     // A directory in a state file's place is moved aside on write, so the one file that cannot be
     // written is a mount point (rename gives EBUSY): needs root, as CI runs.
     if (process.getuid?.() !== 0) {
@@ -156,8 +157,12 @@ describe('ConfigStore and try-mode', () => {
       rmSync(source, { recursive: true, force: true })
     }
     rmSync(blocker, { recursive: true })
+    // The disk takes writes again: the retry lands the record without another trial.
+    await until('the trial record retried and written', () => store.problems.length === 0, 15_000)
+    expect((await ConfigStore.open(dir, cfg(1))).lastTrial()).toMatchObject({ version: 2, outcome: 'promoted' })
     await tryConfig(store, cfg(3), { windowMs: 10, apply: async () => undefined, isHealthy: () => true })
     expect(store.problems).toEqual([])
+    store.close()
     expect((await ConfigStore.open(dir, cfg(1))).lastTrial()).toMatchObject({ version: 3, outcome: 'promoted' })
   })
 
