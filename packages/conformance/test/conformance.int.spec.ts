@@ -1,0 +1,208 @@
+import * as grpc from '@grpc/grpc-js'
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  HandoffOutcome,
+  NetworkManagerService,
+  SporeServiceService,
+  type NetworkManagerServer,
+  type SporeServiceServer
+} from '@mycelium/core-interfaces'
+import { startDevNetwork, type DevNetwork, type DevUpdateManager } from '@mycelium/dev-network'
+import { CONFORMANCE_CHECKS, runCli, runConformance, type CheckResult, type ConformanceReport } from '@mycelium/conformance'
+import { devNetworkTriggers, wrongManager } from './helpers.js'
+import { enrolledIdentityFiles } from './identity.js'
+
+/**
+ * The kit against the reference managers (tools/dev-network, real mTLS on
+ * 127.0.0.1): every check passes. Then against managers that are wrong on
+ * purpose, each built from the dev network's own handlers with one behaviour
+ * broken: the check that owns that behaviour fails, by name.
+ */
+describe('conformance kit', () => {
+  let net: DevNetwork
+  let um: DevUpdateManager
+  let dir: string
+  let artifact: { url: string; digest: string }
+  const NODE = 'kit-node'
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'conformance-int-'))
+    net = await startDevNetwork({
+      networkId: 'conf',
+      heartbeatIntervalMs: 300,
+      handoffDeadlineMs: 1500,
+      registrationRate: { burst: 30, perSecond: 15 }
+    })
+    net.networkManager.setAssignments(NODE, [
+      { assignmentId: 'a1', componentSpore: 'component/example', desiredState: 'running', parameters: {} }
+    ])
+    um = await net.startUpdateManager()
+    const file = join(dir, 'artifact.bin')
+    writeFileSync(
+      file,
+      Buffer.alloc(64 * 1024, 7).map((_, i) => i % 251)
+    )
+    artifact = await um.addArtifact(file)
+  }, 30_000)
+
+  afterAll(async () => {
+    await net?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const byName = (report: ConformanceReport, name: string): CheckResult | undefined => report.results.find((r) => r.name === name)
+
+  it('passes every check on the dev network, enrolling with a join token', async () => {
+    const report = await runConformance({
+      networkManager: net.endpoints.networkManager,
+      enrollment: net.endpoints.enrollment,
+      sporeService: net.endpoints.sporeManager,
+      updateManager: artifact.url,
+      artifactDigest: artifact.digest,
+      joinToken: await net.newJoinToken(),
+      nodeId: NODE,
+      triggers: devNetworkTriggers(net),
+      admissionBurst: 80,
+      maxWaitMs: 10_000
+    })
+    const notPassed = report.results.filter((r) => r.status !== 'passed').map((r) => `${r.name}: ${r.status} ${r.detail}`)
+    expect(notPassed).toEqual([])
+    expect(report.results.map((r) => r.name)).toEqual(CONFORMANCE_CHECKS.map((c) => c.name))
+    // What the generations check saw: the published config and the assignment set.
+    expect(byName(report, 'heartbeat.generations')?.detail).toMatch(/config v1 served; assignments generation 1 served \(1\)/)
+    expect(byName(report, 'admission.retry-after')?.detail).toMatch(/refused with retry-after-ms/)
+  }, 90_000)
+
+  it('the CLI runs with an existing node identity, skips what it cannot provoke, writes JUnit XML and exits 0', async () => {
+    // The identity the kit enrolled above is gone with its temp dir: give the CLI files, as a CI job would.
+    const idDir = join(dir, 'cli')
+    const files = await enrolledIdentityFiles(net, 'cli-node', idDir)
+    const out: string[] = []
+    const junit = join(dir, 'report.xml')
+    const code = await runCli(
+      [
+        '--network-manager',
+        net.endpoints.networkManager,
+        '--spore-service',
+        net.endpoints.sporeManager,
+        '--ca',
+        files.caFile,
+        '--cert',
+        files.certificateFile,
+        '--key',
+        files.keyFile,
+        '--only',
+        'registration.',
+        'handoff.commit',
+        'spores.',
+        'commands.delivery',
+        '--junit',
+        junit
+      ],
+      { out: (t) => out.push(t), err: (t) => out.push(t) }
+    )
+    const text = out.join('')
+    expect(code).toBe(0)
+    expect(text).toMatch(/PASS {2}registration\.contract-negotiation/)
+    expect(text).toMatch(/SKIP {2}spores\.watch-changes .*no way to make the Spore Manager publish a change/)
+    expect(text).toMatch(/SKIP {2}commands\.delivery .*no way to make the manager send a restart command/)
+    const xml = readFileSync(junit, 'utf8')
+    expect(xml).toContain('<testcase classname="mycelium.conformance.handoff" name="handoff.commit"')
+    expect(xml).toMatch(/name="commands\.delivery"[^>]*>\s*<skipped message="no way/)
+    expect(
+      await runCli(['--only', 'nope.x', '--network-manager', 'x:1', '--join-token', junit], {
+        out: () => undefined,
+        err: (t) => out.push(t)
+      })
+    ).toBe(101)
+  }, 60_000)
+
+  it('fails handoff.refuse-unknown against a manager that confirms handoffs nobody committed', async () => {
+    const wrong = await wrongManager(net, 'network-manager', dir, (server) => {
+      const real = net.networkManager.handlers()
+      const handlers: NetworkManagerServer = {
+        ...real,
+        commitHandoff: (_call, cb) => cb(null, { outcome: HandoffOutcome.CONFIRMED, reason: '' })
+      }
+      server.addService(NetworkManagerService, handlers)
+    })
+    try {
+      const report = await runConformance({
+        networkManager: wrong.address,
+        enrollment: net.endpoints.enrollment,
+        joinToken: await net.newJoinToken(),
+        only: ['handoff.commit', 'handoff.refuse-unknown']
+      })
+      expect(byName(report, 'handoff.commit')?.status).toBe('passed')
+      expect(byName(report, 'handoff.refuse-unknown')).toMatchObject({
+        status: 'failed',
+        detail: 'a commit naming a handoff never opened was CONFIRMED'
+      })
+      expect(report.failed).toBe(1)
+    } finally {
+      wrong.stop()
+    }
+  }, 30_000)
+
+  it('fails admission.retry-after against a manager that refuses registrations without retry-after', async () => {
+    const wrong = await wrongManager(net, 'network-manager', dir, (server) => {
+      const real = net.networkManager.handlers()
+      let calls = 0
+      const handlers: NetworkManagerServer = {
+        ...real,
+        registerNode: (call, cb) => {
+          if (++calls % 2 === 0) cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'busy' })
+          else real.registerNode(call, cb)
+        }
+      }
+      server.addService(NetworkManagerService, handlers)
+    })
+    try {
+      const report = await runConformance({
+        networkManager: wrong.address,
+        enrollment: net.endpoints.enrollment,
+        joinToken: await net.newJoinToken(),
+        only: ['admission.retry-after'],
+        admissionBurst: 10
+      })
+      expect(byName(report, 'admission.retry-after')?.status).toBe('failed')
+      expect(byName(report, 'admission.retry-after')?.detail).toMatch(
+        /^5 of 5 refusals \(RESOURCE_EXHAUSTED: busy\) carry no usable "retry-after-ms" metadata \(absent\)$/
+      )
+    } finally {
+      wrong.stop()
+    }
+  }, 30_000)
+
+  it('fails spores.watch-changes against a Spore Manager whose watch drops changes', async () => {
+    const wrong = await wrongManager(net, 'spore-manager', dir, (server) => {
+      const real = net.spores.handlers()
+      const handlers: SporeServiceServer = {
+        ...real,
+        // The snapshot, then silence: changes published later never reach the stream.
+        watchSpores: (call) => {
+          call.write({ spores: [], snapshotComplete: true })
+        }
+      }
+      server.addService(SporeServiceService, handlers)
+    })
+    try {
+      const report = await runConformance({
+        sporeService: wrong.address,
+        enrollment: net.endpoints.enrollment,
+        joinToken: await net.newJoinToken(),
+        only: ['spores.watch-changes'],
+        triggers: devNetworkTriggers(net),
+        maxWaitMs: 2000
+      })
+      expect(byName(report, 'spores.watch-changes')?.status).toBe('failed')
+      expect(byName(report, 'spores.watch-changes')?.detail).toMatch(
+        /^the open watch never sent .*bootstrap@\d+.*, which ListSpores shows as changed/
+      )
+    } finally {
+      wrong.stop()
+    }
+  }, 30_000)
+})
