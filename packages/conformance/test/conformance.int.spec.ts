@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js'
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import {
   HandoffOutcome,
   NetworkManagerService,
@@ -11,8 +12,31 @@ import {
 } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork, type DevUpdateManager } from '@mycelium/dev-network'
 import { CONFORMANCE_CHECKS, runCli, runConformance, type CheckResult, type ConformanceReport } from '@mycelium/conformance'
-import { devNetworkTriggers, wrongManager } from './helpers.js'
+import { devNetworkTriggers, managerIdentity, wrongManager } from './helpers.js'
 import { enrolledIdentityFiles } from './identity.js'
+
+/**
+ * Python grpcio (a second gRPC implementation, see /work/shared/TESTBED.md):
+ * Debian's python by full path, stubs from Debian's protoc and
+ * grpc_python_plugin, as tools/dev-network's interop test does. `.ci/run`
+ * installs them; elsewhere the Python case says why and skips.
+ */
+const PYTHON = '/usr/bin/python3'
+const PROTOC = '/usr/bin/protoc'
+const GRPC_PLUGIN = '/usr/bin/grpc_python_plugin'
+const PROTOS = resolve(__dirname, '../../../protos')
+function pythonMissing(): string | undefined {
+  for (const bin of [PYTHON, PROTOC, GRPC_PLUGIN]) if (!existsSync(bin)) return `${bin} not found`
+  try {
+    execFileSync(PYTHON, ['-c', 'import grpc, grpc_tools'], { stdio: 'ignore' })
+  } catch {
+    return 'python3-grpcio / python3-grpc-tools are not installed'
+  }
+  return undefined
+}
+const noPython = pythonMissing()
+if (noPython != null) process.stdout.write(`conformance: the Python wrong manager is skipped: ${noPython}\n`)
+const itWithPython = noPython == null ? it : it.skip
 
 /**
  * The kit against the reference managers (tools/dev-network, real mTLS on
@@ -205,4 +229,62 @@ describe('conformance kit', () => {
       wrong.stop()
     }
   }, 30_000)
+
+  itWithPython(
+    'fails registration.contract-negotiation against a Python grpcio manager that answers a version outside the range',
+    async () => {
+      const stubs = join(dir, 'py')
+      const protos = readdirSync(join(PROTOS, 'mycelium/core/v1'))
+        .filter((f) => f.endsWith('.proto'))
+        .map((f) => join(PROTOS, 'mycelium/core/v1', f))
+      const wkt = execFileSync(
+        PYTHON,
+        ['-c', 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'],
+        {
+          encoding: 'utf8'
+        }
+      ).trim()
+      mkdirSync(stubs, { recursive: true })
+      execFileSync(PROTOC, [
+        `-I${PROTOS}`,
+        `-I${wkt}`,
+        `--python_out=${stubs}`,
+        `--grpc_out=${stubs}`,
+        `--plugin=protoc-gen-grpc=${GRPC_PLUGIN}`,
+        ...protos
+      ])
+      const identity = await managerIdentity(net, 'network-manager', stubs)
+      const m = identity.material()!
+      const files = { ca: join(stubs, 'ca.pem'), cert: join(stubs, 'nm.pem'), key: join(stubs, 'nm.key') }
+      writeFileSync(files.ca, net.caPem)
+      writeFileSync(files.cert, m.certificateChainPem)
+      writeFileSync(files.key, m.keyPem, { mode: 0o600 })
+      identity.stop()
+      const child = spawn(PYTHON, [join(__dirname, 'interop', 'wrong_manager.py'), stubs, JSON.stringify(files)], {
+        stdio: ['ignore', 'pipe', 'inherit']
+      })
+      try {
+        const port = await new Promise<number>((ok, fail) => {
+          child.stdout.once('data', (b: Buffer) => ok(Number(b.toString().trim())))
+          child.once('exit', (code) => fail(new Error(`the Python manager exited with ${code}`)))
+        })
+        const report = await runConformance({
+          networkManager: `127.0.0.1:${port}`,
+          enrollment: net.endpoints.enrollment,
+          joinToken: await net.newJoinToken(),
+          only: ['registration.contract-negotiation']
+        })
+        expect(report.results).toEqual([
+          expect.objectContaining({
+            name: 'registration.contract-negotiation',
+            status: 'failed',
+            detail: "chose contract version 7, outside the node's range 1–1"
+          })
+        ])
+      } finally {
+        child.kill()
+      }
+    },
+    60_000
+  )
 })
