@@ -99,7 +99,7 @@ describe('conformance kit', () => {
     expect(byName(report, 'admission.retry-after')?.detail).toMatch(/refused with retry-after-ms/)
   }, 90_000)
 
-  it('the CLI runs with an existing node identity, skips what it cannot provoke, writes JUnit XML and exits 0', async () => {
+  it('the CLI runs with an existing node identity, skips what it cannot provoke, runs hooks, writes JUnit XML, exits with the failure count', async () => {
     // The identity the kit enrolled above is gone with its temp dir: give the CLI files, as a CI job would.
     const idDir = join(dir, 'cli')
     const files = await enrolledIdentityFiles(net, 'cli-node', idDir)
@@ -135,6 +135,38 @@ describe('conformance kit', () => {
     const xml = readFileSync(junit, 'utf8')
     expect(xml).toContain('<testcase classname="mycelium.conformance.handoff" name="handoff.commit"')
     expect(xml).toMatch(/name="commands\.delivery"[^>]*>\s*<skipped message="no way/)
+    // Hooks run with the node's context; a failing command hook fails its check at once, and the exit code counts it.
+    const marker = join(dir, 'hook-ran')
+    out.length = 0
+    const failing = await runCli(
+      [
+        '--network-manager',
+        net.endpoints.networkManager,
+        '--spore-service',
+        net.endpoints.sporeManager,
+        '--ca',
+        files.caFile,
+        '--cert',
+        files.certificateFile,
+        '--key',
+        files.keyFile,
+        '--only',
+        'commands.delivery',
+        'spores.watch-changes',
+        '--command-hook',
+        `echo "$MYCELIUM_NODE_ID $MYCELIUM_COMMAND_KIND" > ${marker}; echo refused >&2; exit 3`,
+        '--spore-change-hook',
+        `echo "$MYCELIUM_NETWORK_ID" >> ${marker}`,
+        '--junit',
+        junit
+      ],
+      { out: (t) => out.push(t), err: (t) => out.push(t), env: { PATH: '/usr/bin:/bin' } }
+    )
+    expect(failing).toBe(1)
+    expect(out.join('')).toMatch(/FAIL {2}commands\.delivery .*the command trigger failed: hook `.*` exited with 3: refused/)
+    expect(out.join('')).toMatch(/SKIP {2}spores\.watch-changes .*the trigger published nothing new/)
+    expect(readFileSync(marker, 'utf8')).toBe('cli-node restart\nconf\n')
+    expect(readFileSync(junit, 'utf8')).toMatch(/<failure message="the command trigger failed/)
     expect(
       await runCli(['--only', 'nope.x', '--network-manager', 'x:1', '--join-token', junit], {
         out: () => undefined,

@@ -23,6 +23,17 @@ async function settle(p: Promise<void>, what: string): Promise<void> {
   }
 }
 
+/** The next command, or the trigger's failure as soon as it fails (not after the whole wait). */
+async function commandAfter(session: CommandSession, sent: Promise<void>, what: string, timeoutMs: number): Promise<Command | undefined> {
+  const failed = sent.then(
+    () => new Promise<never>(() => undefined),
+    (err: unknown) => {
+      throw new CheckFailedError(`the ${what} trigger failed: ${(err as Error).message}`)
+    }
+  )
+  return Promise.race([session.nextCommand(timeoutMs), failed])
+}
+
 function expectWellFormed(command: Command): void {
   expectThat(command.commandId !== '', 'a command arrived with an empty command_id')
   expectThat(command.kind != null, `command ${command.commandId} has no kind`)
@@ -62,7 +73,7 @@ export const commandsDelivery: Check = {
     let session = new CommandSession(ctx, leaseId)
     const sent = trigger(ctx, 'restart')
     try {
-      const first = await session.nextCommand(ctx.maxWaitMs)
+      const first = await commandAfter(session, sent, 'command', ctx.maxWaitMs)
       expectThat(first != null, `no command arrived after the trigger (${describeEnd(session)})`)
       expectWellFormed(first)
       session.update(first.commandId, CommandState.ACCEPTED)
@@ -79,7 +90,7 @@ export const commandsDelivery: Check = {
       // A second command on a fresh session: the finished one would be sent first if it were re-sent.
       session = new CommandSession(ctx, leaseId)
       const sentAgain = trigger(ctx, 'restart')
-      const next = await session.nextCommand(ctx.maxWaitMs)
+      const next = await commandAfter(session, sentAgain, 'command', ctx.maxWaitMs)
       expectThat(next != null, `no second command arrived (${describeEnd(session)})`)
       expectThat(next.commandId !== first.commandId, `command ${first.commandId}, reported SUCCEEDED, was sent again`)
       for (const state of [CommandState.ACCEPTED, CommandState.RUNNING, CommandState.SUCCEEDED]) session.update(next.commandId, state)
@@ -106,7 +117,7 @@ export const commandsEmergencySignature: Check = {
     const session = new CommandSession(ctx, reg.lease!.leaseId)
     const sent = trigger(ctx, 'emergency')
     try {
-      const command = await session.nextCommand(ctx.maxWaitMs)
+      const command = await commandAfter(session, sent, 'emergency command', ctx.maxWaitMs)
       expectThat(command != null, `no command arrived after the emergency trigger (${describeEnd(session)})`)
       expectWellFormed(command)
       expectThat(command.kind?.$case === 'emergency', `the emergency trigger sent a ${command.kind?.$case} command`)
