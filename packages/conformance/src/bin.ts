@@ -1,5 +1,10 @@
 import { runCli } from './cli.js'
 
+// Output piped into a reader that went away (`| head`): nothing more to say.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0)
+})
+
 const stop = new AbortController()
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {

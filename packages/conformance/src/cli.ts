@@ -140,7 +140,8 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
       )
       if (unknown.length > 0) throw new InvalidArgumentError(`--only: no check named ${unknown.join(', ')} (see --list)`)
       const report = await runConformance(init)
-      io.out(`\n${formatReport(report)}`)
+      // Every check was printed as it finished: end with what did not pass, and the totals.
+      io.out(`\n${formatReport(report, { passed: false })}`)
       const junit = str('junit')!
       await writeFileAtomic(junit, formatJUnit(report))
       io.out(`JUnit XML: ${junit}\n`)
@@ -159,11 +160,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     await program.parseAsync(argv, { from: 'user' })
     return code
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE
+    // Ours (thrown by the action): say why. Commander's own usage errors were printed by commander.
     if (err instanceof InvalidArgumentError || isInvalidInputError(err)) {
       io.err(`mycelium-conformance: ${(err as Error).message}\n`)
       return EXIT_USAGE
     }
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE
     throw err
   }
 }

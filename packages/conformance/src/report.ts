@@ -13,9 +13,14 @@ export function formatResultLine(r: CheckResult): string {
   return `${MARK[r.status]}  ${r.name.padEnd(34)} ${(r.durationMs / 1000).toFixed(1).padStart(5)}s${r.detail !== '' ? `  ${r.detail}` : ''}`
 }
 
-/** The report for a person: every check, what it proves when it did not pass, and the totals. */
-export function formatReport(report: ConformanceReport): string {
-  const lines = report.results.map((r) => {
+/**
+ * The report for a person: every check (or, with `passed: false`, only those
+ * that did not pass, e.g. after progress lines), what each non-passing one
+ * proves, and the totals.
+ */
+export function formatReport(report: ConformanceReport, options: { passed?: boolean } = {}): string {
+  const shown = options.passed === false ? report.results.filter((r) => r.status !== 'passed') : report.results
+  const lines = shown.map((r) => {
     const line = formatResultLine(r)
     return r.status === 'passed' ? line : `${line}\n      proves: ${r.proves}`
   })

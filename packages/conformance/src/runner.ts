@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { tmpdir } from 'node:os'
@@ -100,7 +101,14 @@ async function loadIdentity(
 export async function runConformance(init: ConformanceInit): Promise<ConformanceReport> {
   const startedAt = new Date()
   const results: CheckResult[] = []
-  const signal = init.signal ?? new AbortController().signal
+  // The run's own signal, following the caller's: every call listens on it (the admission burst
+  // alone sends hundreds at once), so the listener limit is raised here, not on the caller's.
+  const run = new AbortController()
+  setMaxListeners(0, run.signal)
+  const signal = run.signal
+  if (init.signal?.aborted) run.abort(init.signal.reason)
+  const follow = (): void => run.abort(init.signal?.reason)
+  init.signal?.addEventListener('abort', follow, { once: true })
   const callTimeoutMs = init.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS
   const record = (name: string, proves: string, status: CheckStatus, detail: string, t0: number): void => {
     const r: CheckResult = { name, proves, status, detail, durationMs: Date.now() - t0 }
@@ -198,6 +206,7 @@ export async function runConformance(init: ConformanceInit): Promise<Conformance
       await outcome(check, () => check.run(ctx))
     }
   } finally {
+    init.signal?.removeEventListener('abort', follow)
     clients?.close()
     node?.identity.stop()
     await rm(dir, { recursive: true, force: true })

@@ -173,6 +173,7 @@ describe('conformance kit', () => {
         err: (t) => out.push(t)
       })
     ).toBe(101)
+    expect(out.join('')).toContain('mycelium-conformance: --only: no check named nope.x (see --list)')
   }, 60_000)
 
   it('fails handoff.refuse-unknown against a manager that confirms handoffs nobody committed', async () => {

@@ -47,6 +47,9 @@ describe('report', () => {
     expect(text).toMatch(/^FAIL {2}handoff\.refuse-unknown +1\.5s {2}was CONFIRMED/m)
     expect(text).toContain('      proves: changes arrive')
     expect(text).toMatch(/1 passed, 1 failed, 1 skipped in 1\.5 s — failed: handoff\.refuse-unknown\n$/)
+    const problems = formatReport(report(1), { passed: false })
+    expect(problems).not.toContain('handoff.commit ')
+    expect(problems).toMatch(/^FAIL {2}handoff\.refuse-unknown/)
   })
 
   it('every check has a unique stable name and says what it proves', () => {
