@@ -32,6 +32,7 @@ export const LAYERS = {
   '@mycelium/self-update': 2,
   '@mycelium/bootstrap-agent': 3,
   '@mycelium/component-manager': 4,
+  '@mycelium/conformance': 4,
   '@mycelium/node-core': 5
 }
 
