@@ -355,6 +355,8 @@ describe('self-update through the Update Manager', () => {
     // The release names an Update Manager URL nobody answers: only the peer has the bytes.
     await um.publishRelease(HIGHER, { ...artifact, url: 'https://127.0.0.1:1/artifacts/gone.tar.gz' })
     await managedAt(b, HIGHER, 120_000)
+    // The trial commits itself once MANAGED and HEALTHY (no command to answer).
+    await until('B committed', () => record(b).last?.outcome === 'committed', 60_000)
     expect(record(b)).toMatchObject({ active: 'b', last: { outcome: 'committed', version: HIGHER } })
     expect(record(b).last.commandId).toMatch(/^watch:99\.0\.0:/)
     expect(readFileSync(join(b.prefix, 'node.log'), 'utf8')).toContain('artifact fetched from a peer')
