@@ -30,6 +30,35 @@ const SLOTS = ['a', 'b']
 const RECORD_FORMAT = 1
 /** Defaults of the trial policy: N exits within M ms roll back; boots also bound launcher deaths. */
 const DEFAULT_POLICY = { maxTrialExits: 3, trialExitWindowMs: 300_000, maxTrialBoots: 6 }
+/**
+ * The unit's environment may change the trial policy (and node-core's trial window, which
+ * the launcher checks too so a bad value is refused before anything boots): name → [policy
+ * field, lowest, highest]. Out of range or not an integer: the launcher refuses to start
+ * (exit EX_CONFIG, 78) naming the variable — a policy that silently fell back to its
+ * default would not be the one the operator wrote.
+ */
+const POLICY_ENV = {
+  NODE_CORE_TRIAL_MAX_EXITS: ['maxTrialExits', 1, 100],
+  NODE_CORE_TRIAL_EXIT_WINDOW_MS: ['trialExitWindowMs', 1000, 86_400_000],
+  NODE_CORE_TRIAL_MAX_BOOTS: ['maxTrialBoots', 1, 1000],
+  NODE_CORE_UPDATE_TRIAL_WINDOW_MS: [null, 1000, 86_400_000]
+}
+const EX_CONFIG = 78
+
+/** The trial policy from the environment (pure); throws an Error naming the variable and the range when a value is bad. */
+function policyFromEnv(env) {
+  const policy = { ...DEFAULT_POLICY }
+  for (const [name, [field, lo, hi]] of Object.entries(POLICY_ENV)) {
+    const text = env[name]
+    if (text == null || text === '') continue
+    const n = Number(text)
+    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi)
+      throw new Error(`${name}="${text}" is not an integer from ${lo} to ${hi} (the unit's environment)`)
+    if (field != null) policy[field] = n
+  }
+  return policy
+}
+
 /** Grace between SIGTERM and SIGKILL when a trial window passes. */
 const STOP_GRACE_MS = 45_000
 
@@ -198,6 +227,13 @@ function log(level, msg, fields = {}) {
 
 async function main() {
   const { prefix, args } = parseArgs(process.argv.slice(2), process.env)
+  let policy
+  try {
+    policy = policyFromEnv(process.env)
+  } catch (err) {
+    log('error', `refusing to start: ${err.message}`)
+    return EX_CONFIG
+  }
   let stopping = false
   let child
   for (const sig of ['SIGTERM', 'SIGINT']) {
@@ -212,7 +248,8 @@ async function main() {
     const decision = decideBoot(
       readRecord(prefix, (m) => log('warn', m)),
       presentSlots(prefix),
-      now
+      now,
+      policy
     )
     if (decision.slot == null) {
       log('error', 'no slot holds a release: nothing to boot', { prefix })
@@ -220,7 +257,7 @@ async function main() {
     }
     writeRecord(prefix, decision.record)
     const trial = decision.record.trial
-    log('info', 'booting slot', { slot: decision.slot, reason: decision.reason })
+    log('info', 'booting slot', { slot: decision.slot, reason: decision.reason, ...(trial != null ? { policy } : {}) })
     const entry = path.join(prefix, 'slots', decision.slot, 'node-core.cjs')
     child = spawn(process.execPath, [entry, ...args], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
@@ -256,7 +293,17 @@ async function main() {
   }
 }
 
-module.exports = { decideBoot, recordExit, rollback, readRecord, writeRecord, presentSlots, DEFAULT_POLICY, RESTART_EXIT_CODE }
+module.exports = {
+  decideBoot,
+  recordExit,
+  rollback,
+  readRecord,
+  writeRecord,
+  presentSlots,
+  policyFromEnv,
+  DEFAULT_POLICY,
+  RESTART_EXIT_CODE
+}
 
 if (require.main === module) {
   main().then(

@@ -101,9 +101,9 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const gaveUp = new Promise<'gave-up'>((resolve) => (giveUp = () => resolve('gave-up')))
       let restart: () => void = () => undefined
       const restarting = new Promise<'restart'>((resolve) => (restart = () => resolve('restart')))
-      const { slotPlaceFromEnv } = await import('./self-update.js')
+      const { slotPlaceFromEnv, trialWindowFromEnv } = await import('./self-update.js')
       const place = slotPlaceFromEnv(io.env)
-      const trialWindowMs = Number(io.env.NODE_CORE_UPDATE_TRIAL_WINDOW_MS) || undefined
+      const trialWindowMs = trialWindowFromEnv(io.env)
       const node = new MyceliumNode(config, log, {
         ...(joinToken != null ? { joinToken } : {}),
         setLogLevel: (level) => log.setLevel(level),

@@ -72,5 +72,6 @@ export const NODE_CONFIG_SCHEMA: Schema = {
     defaultLocalStoragePath: 'string'
   },
   status: { socketPath: 'string', grpcListenAddress: 'string', httpListenAddress: 'string', readyInFallback: 'bool' },
-  logging: { level: 'string', format: 'string' }
+  logging: { level: 'string', format: 'string' },
+  update: { channel: 'string', watch: 'bool', watchMinInterval: 'duration' }
 }

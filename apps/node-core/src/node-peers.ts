@@ -31,6 +31,8 @@ export interface NodePeersDeps {
   agent: () => BootstrapAgent
   /** Emergency contact: forwards a peer's signed call for help (distress.ts `distressRelay`). */
   onSignedDistress?: PeerAssistServerComponents['onSignedDistress']
+  /** Release artifacts this node holds, served to peers by digest (self-update). */
+  artifacts?: PeerAssistServerComponents['artifacts']
 }
 
 /** The peer monitor (pinging the seeds) and the PeerAssist server, or undefined when peer networking is off. */
@@ -60,7 +62,8 @@ export function createNodePeers(d: NodePeersDeps): Omit<NodePeers, 'multicast'> 
       identity: d.identity,
       spores: () => (d.agent().sporeClient?.list() ?? []).map((v) => ({ name: v.name, sequence: v.sequence, signed: v.signed })),
       state: () => ({ phase: d.agent().phase, managersReachable: d.agent().phase === Phase.MANAGED }),
-      ...(d.onSignedDistress != null ? { onSignedDistress: d.onSignedDistress } : {})
+      ...(d.onSignedDistress != null ? { onSignedDistress: d.onSignedDistress } : {}),
+      ...(d.artifacts != null ? { artifacts: d.artifacts } : {})
     },
     { networkId: config.networkId, nodeId: config.nodeId, listenAddress }
   )

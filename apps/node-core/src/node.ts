@@ -41,7 +41,8 @@ import { clientCredentials, defaultChannelOptions, endpointCredentials } from '@
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
 import { removeRuntimeFile, writeRuntimeFile } from './runtime-file.js'
-import { NodeSelfUpdate, type SlotPlace } from './self-update.js'
+import { NodeSelfUpdate, selfUpdateInitFor, type SlotPlace } from './self-update.js'
+import { peerArtifactSources } from './self-update-peers.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
@@ -112,6 +113,7 @@ export class MyceliumNode implements Startable {
       identity,
       logger: log,
       agent: () => this.agent,
+      artifacts: (digest) => this.selfUpdate.heldArtifact(digest),
       onSignedDistress: (relay) =>
         distressRelay({
           logger: log,
@@ -187,15 +189,28 @@ export class MyceliumNode implements Startable {
         requestRestart: () => options.selfUpdate?.requestRestart(),
         changed: () => this.changes.emit('change'),
         networkId: config.networkId,
-        release: async () => {
+        ...(monitor != null
+          ? {
+              peers: () =>
+                peerArtifactSources({
+                  alivePeers: () => monitor.alivePeers(),
+                  credentials: peerCredentials,
+                  channelOptions: defaultChannelOptions(config.networkId)
+                })
+            }
+          : {}),
+        release: async (refresh = true) => {
           const spores = this.agent.sporeClient
           if (spores == null) return undefined
-          await spores.refresh().catch(() => undefined) // a release published a moment ago; the cached set otherwise
-          return { bundle: spores.bootstrap().trustBundle, spore: spores.list().find((s) => s.name === 'release/node-core')?.spore }
+          if (refresh) await spores.refresh().catch(() => undefined) // a release published a moment ago; the cached set otherwise
+          return { bundle: spores.bootstrap().trustBundle, spores: spores.list() }
         }
       },
       options.selfUpdate?.place,
-      { ...(options.selfUpdate?.trialWindowMs != null ? { trialWindowMs: options.selfUpdate.trialWindowMs } : {}) }
+      {
+        ...selfUpdateInitFor(config, stateDir),
+        ...(options.selfUpdate?.trialWindowMs != null ? { trialWindowMs: options.selfUpdate.trialWindowMs } : {})
+      }
     )
     this.agent.on('transition', (t) => {
       this.phaseReason = t.reason
@@ -404,7 +419,7 @@ export class MyceliumNode implements Startable {
 
   private async emergency(action: EmergencyAction, reason: string): Promise<void> {
     if (action === EmergencyAction.ALLOW_DOWNGRADE) {
-      this.selfUpdate.allowDowngrade()
+      await this.selfUpdate.allowDowngrade(reason)
       this.log.warn('emergency action applied: the next self-update may install a lower version', { reason })
       return
     }
@@ -477,6 +492,7 @@ export class MyceliumNode implements Startable {
       // Before the agent: components a previous run left are adopted before assignments arrive.
       ['components', this.components],
       ['bootstrap-agent', this.agent],
+      ['self-update', this.selfUpdate], // the release watch (update.watch) and the rest of an update it started
       ...(this.distress != null ? [['distress', this.distress] as [string, Startable]] : [])
     ]
     for (const [name, component] of order) {

@@ -1,19 +1,32 @@
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   HealthState,
+  InvalidConfigError,
   Phase,
+  ReleaseManifest,
+  type AbortOptions,
   type Logger,
+  type NodeConfig,
   type Spore,
   type TrustBundle,
   type UpdateCommand,
   type UpdateStatus
 } from '@mycelium/core-interfaces'
+import { readStateFile, writeStateFile } from '@mycelium/core-utils'
 import { verifyReleaseManifest } from '@mycelium/spore-client'
 import {
+  DEFAULT_UPDATE_CHANNEL,
   SelfUpdater,
   commitTrial,
   isUpdateRefusedError,
+  networkContractMax,
   planUpdate,
+  releaseRefusal,
+  watchDecision,
   type BootRecord,
+  type PeerArtifactSource,
+  type RefusalCode,
   type Slot,
   type UpdateRequest
 } from '@mycelium/self-update'
@@ -39,17 +52,64 @@ export interface SelfUpdateTargets {
   /** The boot record was read or written (status changed). */
   changed: () => void
   networkId: string
-  /** The trust bundle in force and the `release/node-core` spore, after a refresh from the spore sources. */
-  release: () => Promise<{ bundle: TrustBundle; spore?: Spore } | undefined>
+  /**
+   * The trust bundle in force and every verified spore (`release/node-core`, `service/*`);
+   * with `refresh` after a poll of the spore sources (a release published a moment ago).
+   */
+  release: (refresh?: boolean) => Promise<{ bundle: TrustBundle; spores: Array<{ name: string; spore: Spore }> } | undefined>
+  /** Alive peers to fetch an artifact from when its URLs fail (self-update-peers.ts); none without peer networking. */
+  peers?: () => PeerArtifactSource[]
 }
 
 /** How long an ALLOW_DOWNGRADE operation lets the next update install a lower version. @default 1 hour */
 export const DOWNGRADE_ALLOWANCE_MS = 3_600_000
+/** The least time between two updates the channel watch starts (NodeConfig.update.watchMinInterval). @default 10 minutes */
+export const DEFAULT_UPDATE_WATCH_MIN_INTERVAL_MS = 600_000
+/** How often the channel watch looks at the verified spores (in memory; the spore client polls its sources). @default 5000 */
+export const DEFAULT_UPDATE_WATCH_POLL_MS = 5000
+/** The file under the state directory holding the downgrade allowance and the watch's last start (survive restarts). */
+export const SELF_UPDATE_STATE_FILE = 'self-update.state'
+/** The command id prefix of updates the channel watch starts (no manager command behind them). */
+export const WATCH_COMMAND_PREFIX = 'watch:'
 
-/** The trial window in ms (NODE_CORE_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
+/** Self-update settings (NodeConfig.update, NODE_CORE_UPDATE_TRIAL_WINDOW_MS, the state directory). */
 export interface NodeSelfUpdateInit {
+  /** The trial window in ms (NODE_CORE_UPDATE_TRIAL_WINDOW_MS; default DEFAULT_TRIAL_WINDOW_MS). */
   trialWindowMs?: number
+  /** Holds SELF_UPDATE_STATE_FILE; unset: the allowance and the watch's last start live in memory only. */
+  stateDir?: string
+  /** @default DEFAULT_UPDATE_CHANNEL */
+  channel?: string
+  /** @default false */
+  watch?: boolean
+  /** @default DEFAULT_UPDATE_WATCH_MIN_INTERVAL_MS */
+  watchMinIntervalMs?: number
+  /** @default DEFAULT_UPDATE_WATCH_POLL_MS */
+  watchPollMs?: number
 }
+
+/** NodeConfig.update → init (durations already validated by the config loader). */
+export function selfUpdateInitFor(config: Pick<NodeConfig, 'update'>, stateDir: string): NodeSelfUpdateInit {
+  const u = config.update
+  const interval = u?.watchMinInterval
+  return {
+    stateDir,
+    channel: u?.channel || DEFAULT_UPDATE_CHANNEL,
+    watch: u?.watch === true,
+    ...(interval != null ? { watchMinIntervalMs: interval.seconds * 1000 + Math.round(interval.nanos / 1e6) } : {})
+  }
+}
+
+/** What survives a restart (SELF_UPDATE_STATE_FILE). */
+interface SelfUpdateState {
+  /** An ALLOW_DOWNGRADE in force until then (0: none). */
+  downgradeAllowedUntilMs: number
+  downgradeReason: string
+  /** When the channel watch last started an update. */
+  watchLastStartMs: number
+}
+
+const NO_STATE: SelfUpdateState = { downgradeAllowedUntilMs: 0, downgradeReason: '', watchLastStartMs: 0 }
 
 const request = (u: UpdateCommand, commandId: string): UpdateRequest => ({
   commandId,
@@ -59,42 +119,100 @@ const request = (u: UpdateCommand, commandId: string): UpdateRequest => ({
   artifactUrls: u.artifactUrls
 })
 
+/** A named refusal (the command's REJECTED reason starts with the name). */
+interface Refusal {
+  code: RefusalCode
+  reason: string
+}
+const said = (r: Refusal): string => `${r.code}: ${r.reason}`
+
 /**
  * node-core's update command: the package's planner and runner, with the
  * two waits only the node can judge — the trial version waits to be MANAGED
  * and HEALTHY, then commits; a version that was rolled back to waits to be
  * MANAGED, then reports the failed update with the launcher's reason.
+ * Opt-in (`update.watch`), a new release on the node's channel starts the same
+ * path by itself (`start`, `watchOnce`).
  */
 export class NodeSelfUpdate {
   private readonly updater?: SelfUpdater
-  private downgradeAllowedUntilMs = 0
-
-  /**
-   * An operator-signed ALLOW_DOWNGRADE emergency operation: the next update (within
-   * DOWNGRADE_ALLOWANCE_MS, in this process) may install a lower version.
-   */
-  allowDowngrade(): void {
-    this.downgradeAllowedUntilMs = Date.now() + DOWNGRADE_ALLOWANCE_MS
-  }
-
-  private get downgradeAllowed(): boolean {
-    return Date.now() < this.downgradeAllowedUntilMs
-  }
+  private readonly init: Required<Omit<NodeSelfUpdateInit, 'stateDir' | 'trialWindowMs'>> & Pick<NodeSelfUpdateInit, 'stateDir'>
+  private state: SelfUpdateState = { ...NO_STATE }
+  private lastRefusal?: Refusal & { version: string; atMs: number }
+  /** An install under way (a command's or the watch's): a second one waits for the next turn. */
+  private installing = false
+  private watchAbort?: AbortController
+  private watching?: Promise<void>
 
   constructor(
     private readonly targets: SelfUpdateTargets,
     private readonly place: SlotPlace | undefined,
     init: NodeSelfUpdateInit = {}
   ) {
+    this.init = {
+      channel: init.channel || DEFAULT_UPDATE_CHANNEL,
+      watch: init.watch === true,
+      watchMinIntervalMs: init.watchMinIntervalMs ?? DEFAULT_UPDATE_WATCH_MIN_INTERVAL_MS,
+      watchPollMs: init.watchPollMs ?? DEFAULT_UPDATE_WATCH_POLL_MS,
+      ...(init.stateDir != null ? { stateDir: init.stateDir } : {})
+    }
     if (place != null)
       this.updater = new SelfUpdater(
-        { logger: targets.log },
+        { logger: targets.log, ...(targets.peers != null ? { peers: targets.peers } : {}) },
         {
           prefix: place.prefix,
           caPem: () => targets.caPem(),
           ...(init.trialWindowMs != null ? { trialWindowMs: init.trialWindowMs } : {})
         }
       )
+  }
+
+  /**
+   * An operator-signed ALLOW_DOWNGRADE emergency operation: the next update (within
+   * DOWNGRADE_ALLOWANCE_MS) may install a lower version. Kept in the state file: a
+   * restart (or the crash of a first attempt) does not lose it; the install it allows
+   * consumes it.
+   */
+  async allowDowngrade(reason = ''): Promise<void> {
+    await this.saveState({ ...this.state, downgradeAllowedUntilMs: Date.now() + DOWNGRADE_ALLOWANCE_MS, downgradeReason: reason })
+    this.targets.changed()
+  }
+
+  private get downgradeAllowed(): boolean {
+    return Date.now() < this.state.downgradeAllowedUntilMs
+  }
+
+  private get statePath(): string | undefined {
+    return this.init.stateDir != null ? join(this.init.stateDir, SELF_UPDATE_STATE_FILE) : undefined
+  }
+
+  private async loadState(): Promise<void> {
+    const path = this.statePath
+    if (path == null) return
+    try {
+      const content = await readStateFile(path)
+      if (content == null) return
+      const p = JSON.parse(content.data.toString('utf8')) as Partial<SelfUpdateState>
+      this.state = {
+        downgradeAllowedUntilMs: typeof p.downgradeAllowedUntilMs === 'number' ? p.downgradeAllowedUntilMs : 0,
+        downgradeReason: typeof p.downgradeReason === 'string' ? p.downgradeReason : '',
+        watchLastStartMs: typeof p.watchLastStartMs === 'number' ? p.watchLastStartMs : 0
+      }
+      if (this.state.downgradeAllowedUntilMs !== 0 && !this.downgradeAllowed) {
+        this.targets.log.info('the downgrade allowance expired unused', { reason: this.state.downgradeReason })
+        await this.saveState({ ...this.state, downgradeAllowedUntilMs: 0, downgradeReason: '' })
+      }
+    } catch (err) {
+      // Never a boot loop: an unreadable file means no allowance (the safe side), said loudly.
+      this.targets.log.error('self-update state unreadable; no downgrade allowance', { path, err })
+      this.state = { ...NO_STATE }
+    }
+  }
+
+  private async saveState(next: SelfUpdateState): Promise<void> {
+    this.state = next
+    const path = this.statePath
+    if (path != null) await writeStateFile(path, Buffer.from(JSON.stringify(next)))
   }
 
   /** The last boot record read or written (status). */
@@ -109,8 +227,9 @@ export class NodeSelfUpdate {
     this.targets.changed()
   }
 
-  /** Reads the boot record for status (at start; the launcher may have rolled back before this boot). */
+  /** Reads the boot record for status (at start; the launcher may have rolled back before this boot) and the state file. */
   async refresh(): Promise<void> {
+    await this.loadState()
     if (this.updater != null) this.record = await this.updater.readRecord()
   }
 
@@ -119,6 +238,7 @@ export class NodeSelfUpdate {
     if (this.place == null) return undefined
     const t = this.record?.trial
     const l = this.record?.last
+    const r = this.lastRefusal
     return {
       slot: this.place.slot,
       version: this.targets.version,
@@ -127,49 +247,106 @@ export class NodeSelfUpdate {
       lastVersion: l?.version ?? '',
       lastReason: l?.reason ?? '',
       lastAt: l != null ? new Date(l.atMs) : undefined,
-      lastCommandId: l?.commandId ?? ''
+      lastCommandId: l?.commandId ?? '',
+      lastRefusalCode: r?.code ?? '',
+      lastRefusalReason: r?.reason ?? '',
+      lastRefusalVersion: r?.version ?? '',
+      lastRefusalAt: r != null ? new Date(r.atMs) : undefined,
+      channel: this.init.channel,
+      watch: this.init.watch,
+      downgradeAllowedUntil: this.downgradeAllowed ? new Date(this.state.downgradeAllowedUntilMs) : undefined
     }
+  }
+
+  /** Remembers a refusal for status and says it (the command's reason). */
+  private refused(r: Refusal, version: string): string {
+    this.lastRefusal = { ...r, version, atMs: Date.now() }
+    this.targets.log.warn('update refused', { code: r.code, reason: r.reason, version })
+    this.targets.changed()
+    return said(r)
   }
 
   /** Why a new update command is refused before it runs (REJECTED), or undefined. */
   async refuse(u: UpdateCommand, commandId: string): Promise<string | undefined> {
     // node.ts routes an update naming a component to the component manager; here it could only be a caller's mistake.
-    if (u.component !== '') return `component "${u.component}": a component update is not a self-update`
+    if (u.component !== '')
+      return this.refused({ code: 'component', reason: `component "${u.component}": a component update is not a self-update` }, u.version)
     if (this.updater == null || this.place == null)
-      return 'this agent was not started by the slot launcher (slot-launcher.cjs): it cannot update itself'
+      return this.refused(
+        {
+          code: 'not-under-launcher',
+          reason: 'this agent was not started by the slot launcher (slot-launcher.cjs): it cannot update itself'
+        },
+        u.version
+      )
     const plan = planUpdate(request(u, commandId), {
       currentVersion: this.targets.version,
       runningSlot: this.place.slot,
       record: await this.updater.readRecord(),
       allowDowngrade: this.downgradeAllowed
     })
-    if (plan.action === 'refuse') return plan.reason
-    return plan.action === 'install' ? this.releaseProblem(u) : undefined
+    if (plan.action === 'refuse') return this.refused(plan, u.version)
+    if (plan.action !== 'install') return undefined
+    const { refusal } = await this.releaseProblem(u)
+    return refusal != null ? this.refused(refusal, u.version) : undefined
+  }
+
+  /** A verified artifact this node holds (kept after its install), served to peers by PeerAssist.FetchArtifact. */
+  heldArtifact(digest: string): Promise<{ path: string; size: number } | undefined> {
+    return this.updater?.heldArtifact(digest) ?? Promise.resolve(undefined)
   }
 
   /**
-   * When the trust bundle names release keys, the update must be the release a
-   * `release/node-core` spore names, its manifest signed by enough release keys.
-   * Without release keys the network signs no releases: the manager's command is trusted.
+   * The update must fit the `release/node-core` spore: when the trust bundle names release
+   * keys, the spore must name this version and digest, its manifest signed by enough
+   * release keys (without release keys the network signs no releases: the manager's
+   * command is trusted, and a spore naming the same artifact still says its channel and
+   * contract). The release's channel must be the node's, and its minimum contract version
+   * one the network's managers speak.
    */
-  private async releaseProblem(u: UpdateCommand): Promise<string | undefined> {
-    const r = await this.targets.release()
-    if (r == null || (r.bundle.releaseKeys ?? []).length === 0) return undefined
-    const body = r.spore?.body
-    if (body?.$case !== 'release') return 'no release/node-core spore: this network signs its releases (release keys in the trust bundle)'
-    let manifest
+  private async releaseProblem(u: UpdateCommand): Promise<{ refusal?: Refusal; sizeBytes: number }> {
+    const r = await this.targets.release(true)
+    if (r == null) return { sizeBytes: 0 }
+    const signed = (r.bundle.releaseKeys ?? []).length > 0
+    const body = r.spores.find((s) => s.name === 'release/node-core')?.spore.body
+    if (body?.$case !== 'release')
+      return signed
+        ? {
+            refusal: {
+              code: 'release-unverified',
+              reason: 'no release/node-core spore: this network signs its releases (release keys in the trust bundle)'
+            },
+            sizeBytes: 0
+          }
+        : { sizeBytes: 0 }
+    let manifest: ReleaseManifest
     try {
-      manifest = verifyReleaseManifest(body.value, r.bundle, this.targets.networkId, 'release/node-core')
+      manifest = signed
+        ? verifyReleaseManifest(body.value, r.bundle, this.targets.networkId, 'release/node-core')
+        : ReleaseManifest.decode(body.value.manifest)
     } catch (err) {
-      return (err as Error).message
+      return signed ? { refusal: { code: 'release-unverified', reason: (err as Error).message }, sizeBytes: 0 } : { sizeBytes: 0 }
     }
-    if (manifest.component !== '' || manifest.version !== u.version || manifest.artifactDigest !== u.artifactDigest)
-      return `release/node-core names ${manifest.version} (${manifest.artifactDigest}), not ${u.version} (${u.artifactDigest})`
-    return undefined
+    const same = manifest.component === '' && manifest.version === u.version && manifest.artifactDigest === u.artifactDigest
+    if (!same)
+      return signed
+        ? {
+            refusal: {
+              code: 'release-mismatch',
+              reason: `release/node-core names ${manifest.version} (${manifest.artifactDigest}), not ${u.version} (${u.artifactDigest})`
+            },
+            sizeBytes: 0
+          }
+        : { sizeBytes: 0 }
+    const refusal = releaseRefusal(
+      { version: manifest.version, minContractVersion: manifest.minContractVersion, channel: manifest.channel },
+      { channel: this.init.channel, networkContractMax: networkContractMax(r.spores) }
+    )
+    return { ...(refusal != null ? { refusal } : {}), sizeBytes: manifest.sizeBytes }
   }
 
   /** Runs an accepted update (or the rest of one, after the restart into its trial or back). */
-  async run(u: UpdateCommand, commandId: string): Promise<string | undefined> {
+  async run(u: UpdateCommand, commandId: string, options: AbortOptions = {}): Promise<string | undefined> {
     const updater = this.updater
     if (updater == null || this.place == null) return 'this agent was not started by the slot launcher'
     this.record = await updater.readRecord()
@@ -182,15 +359,22 @@ export class NodeSelfUpdate {
     const log = this.targets.log
     switch (plan.action) {
       case 'refuse':
-        return `refused: ${plan.reason}`
+        return `refused: ${this.refused(plan, u.version)}`
       case 'install': {
-        const problem = await this.releaseProblem(u)
-        if (problem != null) return `refused: ${problem}`
-        this.downgradeAllowedUntilMs = 0 // one update per allowance
+        const { refusal, sizeBytes } = await this.releaseProblem(u)
+        if (refusal != null) return `refused: ${this.refused(refusal, u.version)}`
+        if (this.installing)
+          return `refused: ${this.refused({ code: 'trial-in-progress', reason: 'another update is being installed' }, u.version)}`
+        this.installing = true
         try {
-          await updater.install(request(u, commandId), plan)
+          // One update per allowance: consumed (durably) before the install it allows.
+          if (this.state.downgradeAllowedUntilMs !== 0)
+            await this.saveState({ ...this.state, downgradeAllowedUntilMs: 0, downgradeReason: '' })
+          await updater.install({ ...request(u, commandId), sizeBytes }, plan, options)
         } catch (err) {
           return isUpdateRefusedError(err) ? `refused: ${(err as Error).message}` : (err as Error).message
+        } finally {
+          this.installing = false
         }
         log.info('restarting into the trial slot', { slot: plan.slot, version: u.version })
         this.targets.requestRestart()
@@ -199,7 +383,7 @@ export class NodeSelfUpdate {
       }
       case 'confirm-trial': {
         log.info('trial: waiting to be MANAGED and HEALTHY', { version: this.targets.version, slot: this.place.slot })
-        await this.until(() => this.targets.phase() === Phase.MANAGED && this.targets.health() === HealthState.HEALTHY)
+        await this.until(() => this.targets.phase() === Phase.MANAGED && this.targets.health() === HealthState.HEALTHY, options)
         const record = (await updater.readRecord()) ?? this.record!
         if (record.trial?.commandId !== commandId) return 'the trial was ended by the launcher before it was committed'
         const committed = commitTrial(record, Date.now())
@@ -210,7 +394,7 @@ export class NodeSelfUpdate {
         return undefined
       }
       case 'report': {
-        await this.until(() => this.targets.phase() === Phase.MANAGED)
+        await this.until(() => this.targets.phase() === Phase.MANAGED, options)
         const record = (await updater.readRecord()) ?? this.record!
         if (record.last != null && !record.last.reported) {
           this.record = { ...record, last: { ...record.last, reported: true } }
@@ -221,9 +405,117 @@ export class NodeSelfUpdate {
     }
   }
 
-  private async until(ready: () => boolean): Promise<void> {
-    while (!ready()) await this.targets.nextChange()
+  /**
+   * Starts the channel watch when `update.watch` is on (and this agent runs under the
+   * launcher), and finishes an update the watch started before a restart (confirm its
+   * trial, or log its rollback). Idempotent.
+   */
+  async start(): Promise<void> {
+    if (this.place == null || this.watchAbort != null) return
+    const signal = (this.watchAbort = new AbortController()).signal
+    const pending = this.record?.trial?.commandId ?? (this.record?.last?.reported === false ? this.record.last.commandId : undefined)
+    if (pending?.startsWith(WATCH_COMMAND_PREFIX) === true) void this.finishWatched(pending, signal)
+    if (!this.init.watch) return
+    this.targets.log.info('watching for releases', { channel: this.init.channel, minIntervalMs: this.init.watchMinIntervalMs })
+    this.watching = (async () => {
+      while (!signal.aborted) {
+        await this.watchOnce({ signal }).catch((err: unknown) => {
+          if (!signal.aborted) this.targets.log.warn('release watch failed; trying again', { err })
+        })
+        await sleep(this.init.watchPollMs, undefined, { signal, ref: false }).catch(() => undefined)
+      }
+    })()
   }
+
+  isStarted(): boolean {
+    return this.watchAbort != null
+  }
+
+  async stop(): Promise<void> {
+    this.watchAbort?.abort()
+    this.watchAbort = undefined
+    await this.watching
+    this.watching = undefined
+  }
+
+  /** The rest of an update the watch started (no command stream to answer: the log and status say it). */
+  private async finishWatched(commandId: string, signal: AbortSignal): Promise<void> {
+    const version = this.record?.trial?.version ?? this.record?.last?.version ?? ''
+    const outcome = await this.run({ component: '', version, artifactDigest: '', artifactUrls: [] }, commandId, { signal }).catch(
+      (err: unknown) => (err as Error).message
+    )
+    if (signal.aborted) return
+    if (outcome == null) this.targets.log.info('update from the release watch done', { version: this.targets.version, commandId })
+    else this.targets.log.error('update from the release watch failed', { version, commandId, reason: outcome })
+  }
+
+  /**
+   * One look of the channel watch (pure decision in `watchDecision`): a verified
+   * `release/node-core` on this node's channel, higher than the running version, not a
+   * version that was rolled back, no trial on, the last watch start long enough ago →
+   * the same path as an `update` command (`run`), under a `watch:` id.
+   */
+  async watchOnce(options: AbortOptions = {}): Promise<void> {
+    if (this.updater == null || this.installing) return
+    const r = await this.targets.release(false)
+    if (r == null) return
+    const body = r.spores.find((s) => s.name === 'release/node-core')?.spore.body
+    if (body?.$case !== 'release') return
+    let manifest: ReleaseManifest
+    try {
+      manifest =
+        (r.bundle.releaseKeys ?? []).length > 0
+          ? verifyReleaseManifest(body.value, r.bundle, this.targets.networkId, 'release/node-core')
+          : ReleaseManifest.decode(body.value.manifest)
+    } catch {
+      return // refused where it is used; an unverified release never starts anything
+    }
+    const record = await this.updater.readRecord()
+    const decision = watchDecision({
+      manifest,
+      channel: this.init.channel,
+      currentVersion: this.targets.version,
+      record,
+      nowMs: Date.now(),
+      lastStartMs: this.state.watchLastStartMs,
+      minIntervalMs: this.init.watchMinIntervalMs
+    })
+    if (decision !== 'update') return
+    const commandId = `${WATCH_COMMAND_PREFIX}${manifest.version}:${manifest.artifactDigest.slice(7, 19)}`
+    this.targets.log.info('a new release on the watched channel: updating', {
+      version: manifest.version,
+      channel: this.init.channel,
+      commandId
+    })
+    await this.saveState({ ...this.state, watchLastStartMs: Date.now() })
+    const outcome = await this.run(
+      { component: '', version: manifest.version, artifactDigest: manifest.artifactDigest, artifactUrls: manifest.artifactUrls },
+      commandId,
+      options
+    )
+    if (outcome != null)
+      this.targets.log.warn('update from the release watch not installed', { version: manifest.version, reason: outcome })
+  }
+
+  private async until(ready: () => boolean, options: AbortOptions): Promise<void> {
+    while (!ready()) {
+      options.signal?.throwIfAborted()
+      await this.targets.nextChange()
+    }
+  }
+}
+
+/**
+ * NODE_CORE_UPDATE_TRIAL_WINDOW_MS (the window written into a trial): an integer of ms from
+ * 1000 to 86400000 (the same bounds the launcher checks), else an InvalidConfigError naming it.
+ */
+export function trialWindowFromEnv(env: Record<string, string | undefined>): number | undefined {
+  const text = env.NODE_CORE_UPDATE_TRIAL_WINDOW_MS
+  if (text == null || text === '') return undefined
+  const n = Number(text)
+  if (!/^\d+$/.test(text.trim()) || n < 1000 || n > 86_400_000)
+    throw new InvalidConfigError(`"${text}" is not an integer of milliseconds from 1000 to 86400000`, 'NODE_CORE_UPDATE_TRIAL_WINDOW_MS')
+  return n
 }
 
 /** The slot the launcher started this process from, when it did. */

@@ -173,7 +173,7 @@ export function formatStatus(s: StatusReport): string {
       ? [
           [
             'update',
-            `slot ${s.update.slot}, ${s.update.version}${s.update.trialVersion ? ' on trial' : ''}${s.update.lastOutcome ? `; last: ${s.update.lastVersion} ${s.update.lastOutcome}${s.update.lastReason ? ` (${s.update.lastReason})` : ''}` : ''}`
+            `slot ${s.update.slot}, ${s.update.version}${s.update.trialVersion ? ' on trial' : ''}${s.update.channel ? `, channel ${s.update.channel}${s.update.watch ? ' (watched)' : ''}` : ''}${s.update.lastOutcome ? `; last: ${s.update.lastVersion} ${s.update.lastOutcome}${s.update.lastReason ? ` (${s.update.lastReason})` : ''}` : ''}${s.update.lastRefusalCode ? `; refused ${s.update.lastRefusalVersion}: ${s.update.lastRefusalCode}` : ''}`
           ] as [string, string]
         ]
       : []),

@@ -49,7 +49,10 @@ function prefixWith(behaviours: Record<string, string>): string {
   return prefix
 }
 
-function startLauncher(prefix: string, env: Record<string, string> = {}): ChildProcess & { exited: Promise<number | null> } {
+function startLauncher(
+  prefix: string,
+  env: Record<string, string> = {}
+): ChildProcess & { exited: Promise<number | null>; errText: () => string } {
   const p = spawn(process.execPath, [LAUNCHER, '--prefix', prefix, 'run', '--config', 'x.yaml'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, SLOT_LAUNCHER_PATH: LAUNCHER, ...env }
@@ -59,7 +62,8 @@ function startLauncher(prefix: string, env: Record<string, string> = {}): ChildP
   running.push(p)
   return Object.assign(p, {
     exited: new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code))),
-    toString: () => stderr
+    toString: () => stderr,
+    errText: () => stderr
   })
 }
 
@@ -107,6 +111,25 @@ describe('slot launcher (real processes)', () => {
     expect(launcher.readRecord(prefix)).toMatchObject({ active: 'a', last: { outcome: 'rolled-back' } })
     expect(launcher.readRecord(prefix).trial).toBeUndefined()
     expect(launcher.readRecord(prefix).last!.reason).toContain(`exited ${maxTrialExits} times`)
+  })
+
+  it('takes N exits from the unit environment; a bad value stops the launcher (exit 78) before anything boots', async () => {
+    const prefix = prefixWith({ a: 'switch', b: 'exit:1' })
+    launcher.writeRecord(prefix, { format: 1, active: 'a' })
+    const bad = startLauncher(prefix, { NODE_CORE_TRIAL_MAX_EXITS: 'three' })
+    expect(await bad.exited).toBe(78)
+    expect(bad.errText()).toContain('NODE_CORE_TRIAL_MAX_EXITS=\\"three\\" is not an integer from 1 to 100')
+    expect(boots(prefix)).toEqual([])
+    startLauncher(prefix, { NODE_CORE_TRIAL_MAX_EXITS: '2' })
+    await until(
+      'the previous slot boots again',
+      () => boots(prefix).length === 4,
+      20_000,
+      20,
+      () => boots(prefix)
+    )
+    expect(boots(prefix).map(([s]) => s)).toEqual(['a', 'b', 'b', 'a'])
+    expect(launcher.readRecord(prefix).last!.reason).toContain('exited 2 times')
   })
 
   it('a trial that never commits is stopped at the end of its window and the previous slot boots', async () => {

@@ -9,6 +9,7 @@ const launcher = require('../slot-launcher.cjs') as {
   decideBoot(record: unknown, present: Record<string, boolean>, nowMs: number, policy?: unknown): Decision
   recordExit(record: unknown, slot: string, nowMs: number): BootRecord
   DEFAULT_POLICY: { maxTrialExits: number; trialExitWindowMs: number; maxTrialBoots: number }
+  policyFromEnv(env: Record<string, string | undefined>): { maxTrialExits: number; trialExitWindowMs: number; maxTrialBoots: number }
 }
 
 interface Trial {
@@ -114,5 +115,25 @@ describe('slot launcher decision', () => {
     const d = launcher.decideBoot(trial({ failure: 'x' }), { a: false, b: true }, NOW)
     expect(d.slot).toBe('b')
     expect(d.record.active).toBe('b')
+  })
+
+  it('takes the trial policy from the unit environment, and a bad value is refused naming the variable', () => {
+    expect(launcher.policyFromEnv({})).toEqual(launcher.DEFAULT_POLICY)
+    const policy = launcher.policyFromEnv({
+      NODE_CORE_TRIAL_MAX_EXITS: '2',
+      NODE_CORE_TRIAL_EXIT_WINDOW_MS: '10000',
+      NODE_CORE_TRIAL_MAX_BOOTS: '4'
+    })
+    expect(policy).toEqual({ maxTrialExits: 2, trialExitWindowMs: 10_000, maxTrialBoots: 4 })
+    // Two exits now roll back with this policy (three with the default).
+    let r = trial()
+    for (let i = 0; i < 2; i++) r = launcher.recordExit(r, 'b', NOW - i)
+    expect(launcher.decideBoot(r, both, NOW, policy).record.last?.reason).toContain('exited 2 times within 10 s')
+    expect(launcher.decideBoot(r, both, NOW).slot).toBe('b')
+    expect(() => launcher.policyFromEnv({ NODE_CORE_TRIAL_MAX_EXITS: '0' })).toThrow(
+      'NODE_CORE_TRIAL_MAX_EXITS="0" is not an integer from 1 to 100'
+    )
+    expect(() => launcher.policyFromEnv({ NODE_CORE_TRIAL_EXIT_WINDOW_MS: '5m' })).toThrow('NODE_CORE_TRIAL_EXIT_WINDOW_MS="5m"')
+    expect(() => launcher.policyFromEnv({ NODE_CORE_UPDATE_TRIAL_WINDOW_MS: '-1' })).toThrow('NODE_CORE_UPDATE_TRIAL_WINDOW_MS="-1"')
   })
 })

@@ -6,8 +6,10 @@
  *   happy path: `update` → 99.0.0 runs MANAGED, SUCCEEDED, the old slot kept;
  *   a new version that exits at start → rolled back, FAILED with the reason once the old one is MANAGED;
  *   one that never reaches MANAGED → rolled back at the window;
- *   a digest mismatch, a release not signed by a release key, a lower version → refused, nothing written to the slots;
- *   a downgrade only after an operator-signed ALLOW_DOWNGRADE;
+ *   a digest mismatch, a release not signed by a release key, another channel, a contract the managers do not speak,
+ *   a lower version → refused by name, nothing written to the slots;
+ *   a downgrade only after an operator-signed ALLOW_DOWNGRADE (kept across a restart, consumed by the downgrade);
+ *   update.watch: a new release on the node's channel updates it by itself, the artifact from a peer (PeerAssist);
  *   SIGKILL (launcher and agent) during the download or the first boot, or the state a kill mid-unpack
  *   leaves → a good version boots and the update completes (the switch itself: self-update-launcher.int.spec.ts).
  */
@@ -25,6 +27,7 @@ import {
   statSync,
   writeFileSync
 } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CommandState, type CommandUpdate } from '@mycelium/core-interfaces'
@@ -92,7 +95,7 @@ afterEach(async () => {
 
 let count = 0
 /** A node installed from this version's artifact in slots/a, run by the slot launcher. */
-async function installNode(env: Record<string, string> = {}): Promise<Node> {
+async function installNode(env: Record<string, string> = {}, extraYaml = ''): Promise<Node> {
   const id = `upd-node-${++count}`
   const prefix = join(root, id)
   mkdirSync(join(prefix, 'slots'), { recursive: true })
@@ -107,7 +110,7 @@ async function installNode(env: Record<string, string> = {}): Promise<Node> {
       stateDir: join(prefix, 'state'),
       joinTokenFile: join(prefix, 'token'),
       socketPath: join(prefix, 'status.sock')
-    })
+    }) + extraYaml
   )
   const node: Node = {
     id,
@@ -253,6 +256,17 @@ describe('self-update through the Update Manager', () => {
     } finally {
       um.faults.corrupt = false
     }
+    // A release on another channel than the node's ("stable" by default), and one needing a newer contract than the managers speak.
+    await um.publishRelease(HIGHER, good, { channel: 'beta' })
+    const beta = final(await net.commands.waitForOutcome(um.sendUpdate(n.id, { version: HIGHER, artifact: good }), 60_000))
+    expect(beta).toMatchObject({ state: CommandState.REJECTED })
+    expect(beta.reason).toContain(`channel-mismatch: release ${HIGHER} is on channel "beta", this node follows "stable"`)
+    await um.publishRelease(HIGHER, good, { minContractVersion: 2 })
+    const contract = final(await net.commands.waitForOutcome(um.sendUpdate(n.id, { version: HIGHER, artifact: good }), 60_000))
+    expect(contract).toMatchObject({ state: CommandState.REJECTED })
+    expect(contract.reason).toContain('contract-unsupported: release 99.0.0 needs contract version 2 or higher')
+    const status = (await statusJson(join(n.prefix, 'status.sock'))) as { update?: Record<string, string> } | undefined
+    expect(status?.update).toMatchObject({ lastRefusalCode: 'contract-unsupported', lastRefusalVersion: HIGHER, channel: 'stable' })
     const lower = final(await net.commands.waitForOutcome(um.sendUpdate(n.id, { version: '0.0.1', artifact: good }), 60_000))
     expect(lower).toMatchObject({ state: CommandState.REJECTED })
     expect(lower.reason).toContain(`lower than the running ${CURRENT}`)
@@ -311,10 +325,54 @@ describe('self-update through the Update Manager', () => {
     expect(refused).toMatchObject({ state: CommandState.REJECTED })
     expect(refused.reason).toContain('needs an operator-signed emergency operation')
     expect(final(await net.commands.waitForOutcome(um.sendAllowDowngrade(n.id, 'drill'), 60_000)).state).toBe(CommandState.SUCCEEDED)
+    // The allowance is kept across a restart (self-update.state).
+    await n.kill()
+    n.start()
+    await managedAt(n, HIGHER)
     expect(final(await net.commands.waitForOutcome(await offer(n, CURRENT, artifacts[CURRENT]!), 120_000)).state).toBe(
       CommandState.SUCCEEDED
     )
     await managedAt(n, CURRENT)
     expect(record(n)).toMatchObject({ active: 'a', last: { outcome: 'committed', version: CURRENT } })
+    // Consumed by the downgrade it allowed.
+    const again = final(await net.commands.waitForOutcome(await offer(n, '0.0.1', artifacts[CURRENT]!), 60_000))
+    expect(again.reason).toContain('downgrade: version 0.0.1 is lower')
+  }, 240_000)
+
+  it('update.watch: a new release on the channel updates the node by itself, the artifact fetched from a peer that holds it', async () => {
+    const port = await freePort()
+    // A serves PeerAssist and holds the 99.0.0 artifact (as a node that installed it keeps it); its watch is off.
+    const [a, b] = await Promise.all([
+      installNode({}, `peers:\n  listenAddress: 127.0.0.1:${port}\n`),
+      installNode(
+        {},
+        `peers:\n  listenAddress: 127.0.0.1:0\n  seeds:\n    - address: 127.0.0.1:${port}\n  pingInterval: 500ms\nupdate:\n  channel: stable\n  watch: true\n  watchMinInterval: 1s\n`
+      )
+    ])
+    const artifact = await um.addArtifact(artifacts[HIGHER]!)
+    mkdirSync(join(a.prefix, 'artifacts'), { recursive: true })
+    copyFileSync(artifacts[HIGHER]!, join(a.prefix, 'artifacts', `${artifact.digest.slice(7)}.tar.gz`))
+    // The release names an Update Manager URL nobody answers: only the peer has the bytes.
+    await um.publishRelease(HIGHER, { ...artifact, url: 'https://127.0.0.1:1/artifacts/gone.tar.gz' })
+    await managedAt(b, HIGHER, 120_000)
+    // The trial commits itself once MANAGED and HEALTHY (no command to answer).
+    await until('B committed', () => record(b).last?.outcome === 'committed', 60_000)
+    expect(record(b)).toMatchObject({ active: 'b', last: { outcome: 'committed', version: HIGHER } })
+    expect(record(b).last.commandId).toMatch(/^watch:99\.0\.0:/)
+    expect(readFileSync(join(b.prefix, 'node.log'), 'utf8')).toContain('artifact fetched from a peer')
+    // B now holds it too (and would serve it); A, not watching, still runs its version.
+    expect(existsSync(join(b.prefix, 'artifacts', `${artifact.digest.slice(7)}.tar.gz`))).toBe(true)
+    expect(net.networkManager.nodes.get(a.id)?.capabilities?.agentVersion).toBe(CURRENT)
   }, 240_000)
 })
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo
+      srv.close(() => resolve(port))
+    })
+  })
+}

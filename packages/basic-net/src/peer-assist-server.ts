@@ -11,8 +11,11 @@ import {
   type Logger,
   type PeerAssistServer as PeerAssistHandlers,
   type SignedSpore,
-  type Startable
+  type Startable,
+  type FetchArtifactResponse,
+  type FetchArtifactRequest
 } from '@mycelium/core-interfaces'
+import { open, type FileHandle } from 'node:fs/promises'
 import { DEFAULT_SERVER_OPTIONS, callerIdentity, serverCredentials } from './tls/credentials.js'
 import type { IdentityStore } from './identity/identity-store.js'
 import { TokenBucket, DEFAULT_RATE_LIMIT, type RateLimit } from '@mycelium/core-utils'
@@ -45,6 +48,18 @@ export interface PeerAssistServerComponents {
    * nothing is delivered.
    */
   onSignedDistress?: (relay: SignedDistressRelay) => Promise<{ delivered: boolean; reason: string; answer?: DistressAnswer }>
+  /**
+   * The artifact this node holds with `digest` ("sha256:<hex>"), for FetchArtifact; undefined
+   * when it holds none. Without it FetchArtifact answers NOT_FOUND to every digest.
+   */
+  artifacts?: (digest: string) => Promise<HeldArtifact | undefined>
+}
+
+/** A release artifact this node holds and serves to peers by digest (FetchArtifact). */
+export interface HeldArtifact {
+  /** The file (already verified by its digest when it was fetched). */
+  path: string
+  size: number
 }
 
 /** A verified envelope handed to `onSignedDistress`. */
@@ -66,7 +81,19 @@ export interface PeerAssistServerInit {
   distressMemoryBytes?: number
   /** Calls for help accepted per sending peer (beyond: RESOURCE_EXHAUSTED with retry-after). @default DEFAULT_DISTRESS_RATE */
   distressRate?: RateLimit
+  /** Largest artifact FetchArtifact serves (a larger one is NOT_FOUND). @default DEFAULT_MAX_SERVED_ARTIFACT_BYTES */
+  maxServedArtifactBytes?: number
+  /** FetchArtifact streams at once, over all peers (beyond: RESOURCE_EXHAUSTED with retry-after). @default DEFAULT_ARTIFACT_STREAMS */
+  artifactStreams?: number
 }
+
+/** Largest artifact a node serves to peers. @default 256 MiB */
+export const DEFAULT_MAX_SERVED_ARTIFACT_BYTES = 256 * 1024 * 1024
+/** FetchArtifact streams served at once (an artifact is large; peers wait their turn). @default 2 */
+export const DEFAULT_ARTIFACT_STREAMS = 2
+/** Bytes per FetchArtifactResponse chunk. */
+export const ARTIFACT_CHUNK_BYTES = 64 * 1024
+const ARTIFACT_DIGEST = /^sha256:[0-9a-f]{64}$/
 
 /** Per sending peer: a burst of 5 calls for help, then one every 2 s. */
 export const DEFAULT_DISTRESS_RATE: Required<RateLimit> = { ...DEFAULT_RATE_LIMIT, burst: 5, perSecond: 0.5 }
@@ -80,7 +107,9 @@ export const PEER_ASSIST_MAX_REQUEST_BYTES = {
   /** Known sequences of at most ~1024 spore names. */
   getSpores: 128 * 1024,
   /** One signal: id, node identity, reason. */
-  relayDistress: 16 * 1024
+  relayDistress: 16 * 1024,
+  /** A digest and an offset. */
+  fetchArtifact: 1024
 } as const
 /** Receive limit of the PeerAssist server: the largest of the per-rpc limits. */
 export const PEER_ASSIST_MAX_RECEIVE_BYTES = Math.max(...Object.values(PEER_ASSIST_MAX_REQUEST_BYTES))
@@ -93,8 +122,9 @@ const statusError = (code: grpc.status, details: string, metadata = new grpc.Met
 
 /**
  * Serves PeerAssist over mTLS to node identities only: Ping (for failure
- * detectors), GetSpores (verified spores; the caller verifies again) and
- * RelayDistress (deduplicated, hop-limited).
+ * detectors), GetSpores (verified spores; the caller verifies again),
+ * RelayDistress (deduplicated, hop-limited) and FetchArtifact (release
+ * artifacts held by digest, size- and concurrency-limited).
  */
 class DefaultPeerAssistServer implements PeerAssistServer {
   private readonly log: Logger
@@ -103,6 +133,7 @@ class DefaultPeerAssistServer implements PeerAssistServer {
   private readonly seenDistress = new Set<string>()
   private seenDistressBytes = 0
   private readonly distressRates = new Map<string, TokenBucket>()
+  private artifactStreams = 0
 
   constructor(
     private readonly components: PeerAssistServerComponents,
@@ -184,6 +215,9 @@ class DefaultPeerAssistServer implements PeerAssistServer {
         const known = call.request.knownSequences
         const spores = (this.components.spores?.() ?? []).filter((s) => s.sequence > (known[s.name] ?? 0)).map((s) => s.signed)
         callback(null, { spores })
+      },
+      fetchArtifact: (call) => {
+        void this.serveArtifact(call, callerIdentity(call, required).name)
       },
       relayDistress: (call, callback) => {
         if (call.request.envelope != null) {
@@ -274,6 +308,57 @@ class DefaultPeerAssistServer implements PeerAssistServer {
       return await relay({ envelope: { ...envelope, hopsRemaining: envelope.hopsRemaining - 1 }, verified, from })
     } catch (err) {
       return { delivered: false, reason: `relay failed: ${(err as Error).message}` }
+    }
+  }
+
+  /**
+   * FetchArtifact: only an artifact this node holds by its digest, no larger than
+   * `maxServedArtifactBytes`, from the offset asked, in ARTIFACT_CHUNK_BYTES chunks written
+   * as the peer reads them (backpressure); at most `artifactStreams` at once. The
+   * fetching peer checks size and sha256 itself: nothing here is trusted by it.
+   */
+  private async serveArtifact(call: grpc.ServerWritableStream<FetchArtifactRequest, FetchArtifactResponse>, from: string): Promise<void> {
+    // grpc-js sends the status of an 'error' event on a server stream (and ends it).
+    const fail = (code: grpc.status, details: string, metadata?: grpc.Metadata): void => {
+      call.emit('error', statusError(code, details, metadata))
+    }
+    const { digest, offset } = call.request
+    if (!ARTIFACT_DIGEST.test(digest))
+      return fail(grpc.status.INVALID_ARGUMENT, 'FetchArtifactRequest.digest must be sha256:<64 lowercase hex>')
+    const held = await this.components.artifacts?.(digest).catch(() => undefined)
+    if (held == null || held.size > (this.init.maxServedArtifactBytes ?? DEFAULT_MAX_SERVED_ARTIFACT_BYTES))
+      return fail(grpc.status.NOT_FOUND, `this peer holds no artifact ${digest}`)
+    if (offset > held.size) return fail(grpc.status.OUT_OF_RANGE, `offset ${offset} is beyond the artifact's ${held.size} bytes`)
+    if (this.artifactStreams >= (this.init.artifactStreams ?? DEFAULT_ARTIFACT_STREAMS)) {
+      const metadata = new grpc.Metadata()
+      metadata.set(RETRY_AFTER_METADATA_KEY, '1000')
+      return fail(grpc.status.RESOURCE_EXHAUSTED, 'this peer serves as many artifacts as it can; retry later', metadata)
+    }
+    this.artifactStreams++
+    this.log.info('serving an artifact to a peer', { from, digest, offset, size: held.size })
+    let file: FileHandle | undefined
+    try {
+      file = await open(held.path, 'r')
+      let at = offset
+      while (at < held.size && !call.cancelled && !call.destroyed) {
+        const buf = Buffer.alloc(Math.min(ARTIFACT_CHUNK_BYTES, held.size - at))
+        const { bytesRead } = await file.read(buf, 0, buf.length, at)
+        if (bytesRead === 0) break
+        const more = call.write({ offset: at, data: buf.subarray(0, bytesRead), totalSize: held.size })
+        at += bytesRead
+        if (!more)
+          await new Promise<void>((resolve) => {
+            call.once('drain', resolve)
+            call.once('close', resolve)
+          })
+      }
+      call.end()
+    } catch (err) {
+      this.log.warn('artifact not served', { from, digest, err })
+      fail(grpc.status.UNAVAILABLE, `artifact ${digest} could not be read`)
+    } finally {
+      this.artifactStreams--
+      await file?.close().catch(() => undefined)
     }
   }
 

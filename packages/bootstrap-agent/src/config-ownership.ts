@@ -47,7 +47,8 @@ export const CONFIG_OWNERSHIP: Readonly<Record<string, ConfigOwner>> = Object.fr
   k3s: 'manager',
   status: 'node',
   'logging.level': 'manager',
-  'logging.format': 'node'
+  'logging.format': 'node',
+  update: 'node'
 })
 
 /** Owner of a key path ("peers.seeds", "k3s.role"), or undefined for a key the table does not know. */
@@ -59,7 +60,7 @@ export function ownerOf(path: string): ConfigOwner | undefined {
 }
 
 /** Top-level NodeConfig fields that are messages (sections) rather than scalars or maps. */
-const SECTIONS = ['identity', 'discovery', 'peers', 'handoff', 'reconnect', 'k3s', 'status', 'logging'] as const
+const SECTIONS = ['identity', 'discovery', 'peers', 'handoff', 'reconnect', 'k3s', 'status', 'logging', 'update'] as const
 export type ConfigSection = (typeof SECTIONS)[number]
 
 /** Sections holding at least one manager-owned key (and `labels`): what status reports a version for. */

@@ -13,3 +13,11 @@ export class ArtifactFetchError extends Error {
 }
 export const isArtifactFetchError = (err: unknown): err is ArtifactFetchError =>
   err instanceof Error && err.name === ArtifactFetchError.NAME
+
+/** A peer holds no artifact with that digest (PeerArtifactSource throws it): that peer is not asked again for this download. */
+export class ArtifactNotHeldError extends Error {
+  static readonly NAME = 'ArtifactNotHeldError'
+  override readonly name = ArtifactNotHeldError.NAME
+}
+export const isArtifactNotHeldError = (err: unknown): err is ArtifactNotHeldError =>
+  err instanceof Error && err.name === ArtifactNotHeldError.NAME

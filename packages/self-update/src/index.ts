@@ -16,11 +16,28 @@ export {
   commitTrial,
   manualRollback
 } from './boot-record.js'
-export { type UpdateRequest, type UpdateFacts, type UpdatePlan, compareVersions, planUpdate, requiredBytes } from './planner.js'
+export {
+  type UpdateRequest,
+  type UpdateFacts,
+  type UpdatePlan,
+  type RefusalCode,
+  type ReleaseDemands,
+  type ReleaseOffer,
+  DEFAULT_UPDATE_CHANNEL,
+  compareVersions,
+  planUpdate,
+  releaseRefusal,
+  networkContractMax,
+  watchDecision,
+  type WatchDecision,
+  requiredBytes
+} from './planner.js'
 export {
   type SelfUpdaterComponents,
   type SelfUpdaterInit,
   type InstallTarget,
+  type ArtifactPiece,
+  type PeerArtifactSource,
   SelfUpdater,
   DEFAULT_TRIAL_WINDOW_MS,
   DEFAULT_DOWNLOAD_ATTEMPTS,
@@ -28,4 +45,11 @@ export {
   DEFAULT_UNPACK_FACTOR,
   DEFAULT_RESERVE_BYTES
 } from './runner.js'
-export { UpdateRefusedError, isUpdateRefusedError, ArtifactFetchError, isArtifactFetchError } from './errors.js'
+export {
+  UpdateRefusedError,
+  isUpdateRefusedError,
+  ArtifactFetchError,
+  isArtifactFetchError,
+  ArtifactNotHeldError,
+  isArtifactNotHeldError
+} from './errors.js'

@@ -1,4 +1,4 @@
-import { compareVersions, planUpdate, type UpdateRequest } from '../src/index.js'
+import { compareVersions, networkContractMax, planUpdate, releaseRefusal, watchDecision, type UpdateRequest } from '../src/index.js'
 
 const SHA = 'a'.repeat(64)
 const req = (over: Partial<UpdateRequest> = {}): UpdateRequest => ({
@@ -31,6 +31,12 @@ describe('planUpdate', () => {
     const plan = planUpdate(r, facts)
     expect(plan.action).toBe('refuse')
     expect(plan.action === 'refuse' && plan.reason).toContain(reason)
+  })
+
+  it('names each refusal (the code status and the REJECTED reason carry)', () => {
+    expect(planUpdate(req({ version: '0.0.9' }), facts)).toMatchObject({ action: 'refuse', code: 'downgrade' })
+    expect(planUpdate(req({ version: '0.1.0' }), facts)).toMatchObject({ code: 'same-version' })
+    expect(planUpdate(req({ artifactDigest: 'md5:abc' }), facts)).toMatchObject({ code: 'bad-digest' })
   })
 
   it('a downgrade only with the operator allowance', () => {
@@ -78,5 +84,74 @@ describe('compareVersions', () => {
     expect(compareVersions('1.0.0-rc.1', '1.0.0')).toBe(-1)
     expect(compareVersions('1.0.0', '1.0.0')).toBe(0)
     expect(compareVersions('x', '1.0.0')).toBeUndefined()
+  })
+})
+
+describe('releaseRefusal', () => {
+  const release = { version: '0.2.0', minContractVersion: 1, channel: 'stable' }
+  it('takes a release on the node channel whose contract the managers speak', () => {
+    expect(releaseRefusal(release, { channel: 'stable', networkContractMax: 1 })).toBeUndefined()
+    // An empty channel on either side is "stable".
+    expect(releaseRefusal({ ...release, channel: '' }, { channel: '', networkContractMax: 1 })).toBeUndefined()
+    expect(releaseRefusal({ ...release, minContractVersion: 0 }, { channel: 'stable', networkContractMax: 1 })).toBeUndefined()
+  })
+  it('refuses another channel and a contract beyond the managers, by name', () => {
+    expect(releaseRefusal({ ...release, channel: 'beta' }, { channel: 'stable', networkContractMax: 1 })).toEqual({
+      code: 'channel-mismatch',
+      reason: 'release 0.2.0 is on channel "beta", this node follows "stable" (update.channel)'
+    })
+    expect(releaseRefusal({ ...release, minContractVersion: 3 }, { channel: 'stable', networkContractMax: 2 })).toMatchObject({
+      code: 'contract-unsupported',
+      reason: expect.stringContaining("needs contract version 3 or higher, the network's managers speak at most 2") as unknown
+    })
+  })
+  it("the network speaks the lowest max of its service spores, else this agent's", () => {
+    const service = (max: number) => ({
+      name: `service/s${max}`,
+      spore: {
+        networkId: 'n',
+        name: `service/s${max}`,
+        sequence: 1,
+        issuedAt: undefined,
+        expiresAt: undefined,
+        body: { $case: 'service' as const, value: { service: 's', endpoints: [], contractVersions: { min: 1, max } } }
+      }
+    })
+    expect(networkContractMax([service(3), service(2)])).toBe(2)
+    expect(networkContractMax([])).toBe(1)
+  })
+})
+
+describe('watchDecision', () => {
+  const base = {
+    manifest: { component: '', version: '0.2.0', channel: 'stable' },
+    channel: 'stable',
+    currentVersion: '0.1.0',
+    record: { format: 1 as const, active: 'a' as const },
+    nowMs: 1_000_000,
+    lastStartMs: 0,
+    minIntervalMs: 600_000
+  }
+  const last = { outcome: 'rolled-back' as const, slot: 'b' as const, version: '0.2.0', reason: 'x', atMs: 0, reported: true }
+  const trial = {
+    slot: 'b' as const,
+    previous: 'a' as const,
+    version: '0.3.0',
+    commandId: 'c',
+    startedAtMs: 0,
+    windowMs: 1,
+    boots: 1,
+    exits: []
+  }
+  it.each([
+    ['a higher version on the channel', base, 'update'],
+    ['another channel', { ...base, manifest: { ...base.manifest, channel: 'beta' } }, 'other-channel'],
+    ['the running version', { ...base, manifest: { ...base.manifest, version: '0.1.0' } }, 'not-newer'],
+    ['a lower version', { ...base, manifest: { ...base.manifest, version: '0.0.1' } }, 'not-newer'],
+    ['a trial on', { ...base, record: { ...base.record, trial } }, 'trial-on'],
+    ['a version rolled back before', { ...base, record: { ...base.record, last } }, 'rolled-back-before'],
+    ['a start within the interval', { ...base, lastStartMs: 900_000 }, 'too-soon']
+  ])('%s: %s', (_t, f, expected) => {
+    expect(watchDecision(f)).toBe(expected)
   })
 })

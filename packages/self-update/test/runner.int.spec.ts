@@ -12,7 +12,16 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTestPki, type TestPki } from '@mycelium/testing'
-import { SelfUpdater, isArtifactFetchError, isUpdateRefusedError, planUpdate, readBootRecord, type UpdateRequest } from '../src/index.js'
+import {
+  ArtifactNotHeldError,
+  SelfUpdater,
+  isArtifactFetchError,
+  isUpdateRefusedError,
+  planUpdate,
+  readBootRecord,
+  type PeerArtifactSource,
+  type UpdateRequest
+} from '../src/index.js'
 
 let pki: TestPki
 let root: string
@@ -75,11 +84,14 @@ beforeEach(() => {
 })
 
 let n = 0
-function setup(init: Partial<ConstructorParameters<typeof SelfUpdater>[1]> = {}): { prefix: string; updater: SelfUpdater } {
+function setup(
+  init: Partial<ConstructorParameters<typeof SelfUpdater>[1]> = {},
+  peers: PeerArtifactSource[] = []
+): { prefix: string; updater: SelfUpdater } {
   const prefix = join(root, `p${++n}`)
   mkdirSync(join(prefix, 'slots', 'a'), { recursive: true })
   writeFileSync(join(prefix, 'slots', 'a', 'node-core.cjs'), 'old')
-  return { prefix, updater: new SelfUpdater({}, { prefix, caPem: pki.caPem, retryBaseMs: 1, ...init }) }
+  return { prefix, updater: new SelfUpdater({ peers: () => peers }, { prefix, caPem: pki.caPem, retryBaseMs: 1, ...init }) }
 }
 const request = (over: Partial<UpdateRequest> = {}): UpdateRequest => ({
   commandId: 'c1',
@@ -169,5 +181,55 @@ describe('SelfUpdater.install', () => {
     } finally {
       other.cleanup()
     }
+  })
+})
+
+describe('SelfUpdater: from peers when every URL fails', () => {
+  const dead = (): UpdateRequest => request({ artifactUrls: ['https://127.0.0.1:1/gone.tar.gz'] })
+  const asked: string[] = []
+  /** A peer (the PeerAssist stream is basic-net's, tested there): `bytes` in 6 pieces, cut once after the second when `cutOnce`. */
+  const peer = (name: string, bytes: Buffer | undefined, cutOnce = false): PeerArtifactSource => {
+    const piece = Math.ceil((bytes?.length ?? 6) / 6)
+    let cut = cutOnce ? 2 * piece : undefined
+    return {
+      name,
+      async *fetch(_sha, offset) {
+        asked.push(`${name}@${offset}`)
+        if (bytes == null) throw new ArtifactNotHeldError(`${name} holds none`)
+        for (let at = offset; at < bytes.length; at += piece) {
+          if (cut != null && at >= cut) {
+            cut = undefined
+            throw new Error('stream cut')
+          }
+          yield { offset: at, data: bytes.subarray(at, Math.min(bytes.length, at + piece)), totalSize: bytes.length }
+        }
+      }
+    }
+  }
+  beforeEach(() => (asked.length = 0))
+
+  it('asks the peers that hold it, resumes a cut stream from its offset, and keeps the artifact to serve', async () => {
+    const { prefix, updater } = setup({ downloadAttempts: 2 }, [peer('p0', undefined), peer('p1', artifact, true)])
+    await install(updater, { ...dead(), sizeBytes: artifact.length })
+    expect(asked).toEqual(['p0@0', 'p1@0', `p1@${2 * Math.ceil(artifact.length / 6)}`]) // p0 holds none: asked once
+    expect((await readBootRecord(prefix))?.trial?.slot).toBe('b')
+    expect(await updater.heldArtifact(`sha256:${sha}`)).toEqual({ path: join(prefix, 'artifacts', `${sha}.tar.gz`), size: artifact.length })
+  })
+
+  it('trusts no peer: other bytes are deleted and the next peer is asked from zero; another size is refused', async () => {
+    const evil = Buffer.from(artifact)
+    evil[1000] = evil[1000]! ^ 0xff
+    const { prefix, updater } = setup({ downloadAttempts: 1 }, [peer('evil', evil), peer('good', artifact)])
+    await install(updater, dead())
+    expect(asked).toEqual(['evil@0', 'good@0'])
+    expect((await readBootRecord(prefix))?.trial?.slot).toBe('b')
+
+    const other = setup({ downloadAttempts: 1 }, [peer('short', artifact.subarray(10))])
+    const err = await install(other.updater, { ...dead(), sizeBytes: artifact.length }).catch((e: unknown) => e)
+    expect(isArtifactFetchError(err)).toBe(true)
+    expect((err as Error).message).toContain(
+      `short: says the artifact is ${artifact.length - 10} bytes, the release names ${artifact.length}`
+    )
+    expect(slots(other.prefix)).toEqual(['a:3'])
   })
 })

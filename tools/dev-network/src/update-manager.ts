@@ -154,7 +154,7 @@ export class DevUpdateManager {
   async publishRelease(
     version: string,
     artifact: Artifact,
-    options: { channel?: string; signWith?: SigningPrivateKey[] } = {}
+    options: { channel?: string; minContractVersion?: number; signWith?: SigningPrivateKey[] } = {}
   ): Promise<void> {
     const manifest = ReleaseManifest.encode({
       networkId: this.init.networkId,
@@ -163,7 +163,7 @@ export class DevUpdateManager {
       artifactDigest: artifact.digest,
       sizeBytes: artifact.size,
       artifactUrls: [artifact.url],
-      minContractVersion: 1,
+      minContractVersion: options.minContractVersion ?? 1,
       channel: options.channel ?? 'stable'
     }).finish()
     const keys = options.signWith ?? this.components.releaseKeys()

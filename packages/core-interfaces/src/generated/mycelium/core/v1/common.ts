@@ -398,6 +398,35 @@ export interface UpdateStatus {
     | undefined;
   /** The update command the outcome belongs to; empty for a manual rollback. */
   lastCommandId: string;
+  /**
+   * The last update this agent refused (since it started): its name, e.g.
+   * "channel-mismatch", "contract-unsupported", "downgrade",
+   * "release-unverified"; empty: none refused.
+   */
+  lastRefusalCode: string;
+  /**
+   * What was refused and why (the same text as the command's REJECTED
+   * reason).
+   */
+  lastRefusalReason: string;
+  /** The version that was refused. */
+  lastRefusalVersion: string;
+  /** When it was refused. */
+  lastRefusalAt?:
+    | Date
+    | undefined;
+  /** The release channel this node follows (NodeConfig.update.channel). */
+  channel: string;
+  /**
+   * Whether a new release on `channel` starts an update by itself
+   * (NodeConfig.update.watch).
+   */
+  watch: boolean;
+  /**
+   * Until when an operator-signed ALLOW_DOWNGRADE lets the next update
+   * install a lower version (kept across restarts); unset: no allowance.
+   */
+  downgradeAllowedUntil?: Date | undefined;
 }
 
 function createBaseContractVersionRange(): ContractVersionRange {
@@ -2088,6 +2117,13 @@ function createBaseUpdateStatus(): UpdateStatus {
     lastReason: "",
     lastAt: undefined,
     lastCommandId: "",
+    lastRefusalCode: "",
+    lastRefusalReason: "",
+    lastRefusalVersion: "",
+    lastRefusalAt: undefined,
+    channel: "",
+    watch: false,
+    downgradeAllowedUntil: undefined,
   };
 }
 
@@ -2116,6 +2152,27 @@ export const UpdateStatus: MessageFns<UpdateStatus> = {
     }
     if (message.lastCommandId !== "") {
       writer.uint32(66).string(message.lastCommandId);
+    }
+    if (message.lastRefusalCode !== "") {
+      writer.uint32(74).string(message.lastRefusalCode);
+    }
+    if (message.lastRefusalReason !== "") {
+      writer.uint32(82).string(message.lastRefusalReason);
+    }
+    if (message.lastRefusalVersion !== "") {
+      writer.uint32(90).string(message.lastRefusalVersion);
+    }
+    if (message.lastRefusalAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastRefusalAt), writer.uint32(98).fork()).join();
+    }
+    if (message.channel !== "") {
+      writer.uint32(106).string(message.channel);
+    }
+    if (message.watch !== false) {
+      writer.uint32(112).bool(message.watch);
+    }
+    if (message.downgradeAllowedUntil !== undefined) {
+      Timestamp.encode(toTimestamp(message.downgradeAllowedUntil), writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -2197,6 +2254,62 @@ export const UpdateStatus: MessageFns<UpdateStatus> = {
             message.lastCommandId = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.lastRefusalCode = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.lastRefusalReason = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.lastRefusalVersion = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.lastRefusalAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.channel = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.watch = reader.bool();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.downgradeAllowedUntil = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2243,6 +2356,33 @@ export const UpdateStatus: MessageFns<UpdateStatus> = {
         : isSet(object.last_command_id)
         ? globalThis.String(object.last_command_id)
         : "",
+      lastRefusalCode: isSet(object.lastRefusalCode)
+        ? globalThis.String(object.lastRefusalCode)
+        : isSet(object.last_refusal_code)
+        ? globalThis.String(object.last_refusal_code)
+        : "",
+      lastRefusalReason: isSet(object.lastRefusalReason)
+        ? globalThis.String(object.lastRefusalReason)
+        : isSet(object.last_refusal_reason)
+        ? globalThis.String(object.last_refusal_reason)
+        : "",
+      lastRefusalVersion: isSet(object.lastRefusalVersion)
+        ? globalThis.String(object.lastRefusalVersion)
+        : isSet(object.last_refusal_version)
+        ? globalThis.String(object.last_refusal_version)
+        : "",
+      lastRefusalAt: isSet(object.lastRefusalAt)
+        ? fromJsonTimestamp(object.lastRefusalAt)
+        : isSet(object.last_refusal_at)
+        ? fromJsonTimestamp(object.last_refusal_at)
+        : undefined,
+      channel: isSet(object.channel) ? globalThis.String(object.channel) : "",
+      watch: isSet(object.watch) ? globalThis.Boolean(object.watch) : false,
+      downgradeAllowedUntil: isSet(object.downgradeAllowedUntil)
+        ? fromJsonTimestamp(object.downgradeAllowedUntil)
+        : isSet(object.downgrade_allowed_until)
+        ? fromJsonTimestamp(object.downgrade_allowed_until)
+        : undefined,
     };
   },
 
@@ -2272,6 +2412,27 @@ export const UpdateStatus: MessageFns<UpdateStatus> = {
     if (message.lastCommandId !== "") {
       obj.lastCommandId = message.lastCommandId;
     }
+    if (message.lastRefusalCode !== "") {
+      obj.lastRefusalCode = message.lastRefusalCode;
+    }
+    if (message.lastRefusalReason !== "") {
+      obj.lastRefusalReason = message.lastRefusalReason;
+    }
+    if (message.lastRefusalVersion !== "") {
+      obj.lastRefusalVersion = message.lastRefusalVersion;
+    }
+    if (message.lastRefusalAt !== undefined) {
+      obj.lastRefusalAt = message.lastRefusalAt.toISOString();
+    }
+    if (message.channel !== "") {
+      obj.channel = message.channel;
+    }
+    if (message.watch !== false) {
+      obj.watch = message.watch;
+    }
+    if (message.downgradeAllowedUntil !== undefined) {
+      obj.downgradeAllowedUntil = message.downgradeAllowedUntil.toISOString();
+    }
     return obj;
   },
 
@@ -2288,6 +2449,13 @@ export const UpdateStatus: MessageFns<UpdateStatus> = {
     message.lastReason = object.lastReason ?? "";
     message.lastAt = object.lastAt ?? undefined;
     message.lastCommandId = object.lastCommandId ?? "";
+    message.lastRefusalCode = object.lastRefusalCode ?? "";
+    message.lastRefusalReason = object.lastRefusalReason ?? "";
+    message.lastRefusalVersion = object.lastRefusalVersion ?? "";
+    message.lastRefusalAt = object.lastRefusalAt ?? undefined;
+    message.channel = object.channel ?? "";
+    message.watch = object.watch ?? false;
+    message.downgradeAllowedUntil = object.downgradeAllowedUntil ?? undefined;
     return message;
   },
 };

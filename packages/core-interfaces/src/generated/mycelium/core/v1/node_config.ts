@@ -127,12 +127,47 @@ export interface NodeConfig {
     | StatusConfig
     | undefined;
   /** Logging. [level manager-owned, format node-owned] */
-  logging?: LoggingConfig | undefined;
+  logging?:
+    | LoggingConfig
+    | undefined;
+  /**
+   * Self-update: the release channel this node follows and whether it
+   * updates itself when a new release appears on it. [node-owned: every
+   * field]
+   */
+  update?: UpdateConfig | undefined;
 }
 
 export interface NodeConfig_LabelsEntry {
   key: string;
   value: string;
+}
+
+/**
+ * Self-update settings (node-core, packages/self-update). [node-owned: every
+ * field]
+ */
+export interface UpdateConfig {
+  /**
+   * The release channel this node installs from ("stable", "beta", ...): an
+   * update whose `release/node-core` manifest names another channel is
+   * refused (REJECTED, "channel-mismatch"). A manifest with an empty channel
+   * counts as "stable". Default "stable" (node-core DEFAULT_UPDATE_CHANNEL).
+   */
+  channel: string;
+  /**
+   * Opt-in: a new `release/node-core` spore on `channel` with a higher
+   * version than the running one starts the same update path as an `update`
+   * command (never while a trial is on, at most once per
+   * `watch_min_interval`, never again for a version that was rolled back).
+   * Default false.
+   */
+  watch: boolean;
+  /**
+   * The least time between two updates the watch starts. Default 10m
+   * (node-core DEFAULT_UPDATE_WATCH_MIN_INTERVAL_MS).
+   */
+  watchMinInterval?: Duration | undefined;
 }
 
 /** Identity and enrolment settings. [node-owned: every field] */
@@ -396,6 +431,7 @@ function createBaseNodeConfig(): NodeConfig {
     k3s: undefined,
     status: undefined,
     logging: undefined,
+    update: undefined,
   };
 }
 
@@ -439,6 +475,9 @@ export const NodeConfig: MessageFns<NodeConfig> = {
     }
     if (message.logging !== undefined) {
       LoggingConfig.encode(message.logging, writer.uint32(106).fork()).join();
+    }
+    if (message.update !== undefined) {
+      UpdateConfig.encode(message.update, writer.uint32(482).fork()).join();
     }
     return writer;
   },
@@ -563,6 +602,14 @@ export const NodeConfig: MessageFns<NodeConfig> = {
             message.logging = LoggingConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.update = UpdateConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -615,6 +662,7 @@ export const NodeConfig: MessageFns<NodeConfig> = {
       k3s: isSet(object.k3s) ? K3sConfig.fromJSON(object.k3s) : undefined,
       status: isSet(object.status) ? StatusConfig.fromJSON(object.status) : undefined,
       logging: isSet(object.logging) ? LoggingConfig.fromJSON(object.logging) : undefined,
+      update: isSet(object.update) ? UpdateConfig.fromJSON(object.update) : undefined,
     };
   },
 
@@ -665,6 +713,9 @@ export const NodeConfig: MessageFns<NodeConfig> = {
     if (message.logging !== undefined) {
       obj.logging = LoggingConfig.toJSON(message.logging);
     }
+    if (message.update !== undefined) {
+      obj.update = UpdateConfig.toJSON(message.update);
+    }
     return obj;
   },
 
@@ -707,6 +758,9 @@ export const NodeConfig: MessageFns<NodeConfig> = {
       : undefined;
     message.logging = (object.logging !== undefined && object.logging !== null)
       ? LoggingConfig.fromPartial(object.logging)
+      : undefined;
+    message.update = (object.update !== undefined && object.update !== null)
+      ? UpdateConfig.fromPartial(object.update)
       : undefined;
     return message;
   },
@@ -793,6 +847,113 @@ export const NodeConfig_LabelsEntry: MessageFns<NodeConfig_LabelsEntry> = {
     const message = createBaseNodeConfig_LabelsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateConfig(): UpdateConfig {
+  return { channel: "", watch: false, watchMinInterval: undefined };
+}
+
+export const UpdateConfig: MessageFns<UpdateConfig> = {
+  encode(message: UpdateConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.channel !== "") {
+      writer.uint32(10).string(message.channel);
+    }
+    if (message.watch !== false) {
+      writer.uint32(16).bool(message.watch);
+    }
+    if (message.watchMinInterval !== undefined) {
+      Duration.encode(message.watchMinInterval, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.channel = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.watch = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.watchMinInterval = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateConfig {
+    return {
+      channel: isSet(object.channel) ? globalThis.String(object.channel) : "",
+      watch: isSet(object.watch) ? globalThis.Boolean(object.watch) : false,
+      watchMinInterval: isSet(object.watchMinInterval)
+        ? Duration.fromJSON(object.watchMinInterval)
+        : isSet(object.watch_min_interval)
+        ? Duration.fromJSON(object.watch_min_interval)
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateConfig): unknown {
+    const obj: any = {};
+    if (message.channel !== "") {
+      obj.channel = message.channel;
+    }
+    if (message.watch !== false) {
+      obj.watch = message.watch;
+    }
+    if (message.watchMinInterval !== undefined) {
+      obj.watchMinInterval = Duration.toJSON(message.watchMinInterval);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateConfig>): UpdateConfig {
+    return UpdateConfig.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateConfig>): UpdateConfig {
+    const message = createBaseUpdateConfig();
+    message.channel = object.channel ?? "";
+    message.watch = object.watch ?? false;
+    message.watchMinInterval = (object.watchMinInterval !== undefined && object.watchMinInterval !== null)
+      ? Duration.fromPartial(object.watchMinInterval)
+      : undefined;
     return message;
   },
 };

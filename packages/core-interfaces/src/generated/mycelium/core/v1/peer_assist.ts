@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -22,6 +24,24 @@ import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import { Endpoint, NodeIdentity, Phase, phaseFromJSON, phaseToJSON } from "./common.js";
 import { DistressAnswer, DistressEnvelope } from "./distress.js";
 import { SignedSpore } from "./spore.js";
+
+/** FetchArtifact request. */
+export interface FetchArtifactRequest {
+  /** The artifact's digest, "sha256:<64 lowercase hex>". */
+  digest: string;
+  /** The first byte wanted (what the caller already holds). */
+  offset: number;
+}
+
+/** One piece of an artifact (FetchArtifact streams them in order). */
+export interface FetchArtifactResponse {
+  /** Where `data` starts in the artifact. */
+  offset: number;
+  /** The bytes (at most 64 KiB per chunk). */
+  data: Buffer;
+  /** The artifact's whole size in bytes (every chunk says it). */
+  totalSize: number;
+}
 
 /** Ping request. */
 export interface PingRequest {
@@ -141,6 +161,196 @@ export interface SignedPeerAnnouncement {
   /** The node certificate chain, DER, leaf first; must chain to the network CA. */
   certificateChainDer: Buffer[];
 }
+
+function createBaseFetchArtifactRequest(): FetchArtifactRequest {
+  return { digest: "", offset: 0 };
+}
+
+export const FetchArtifactRequest: MessageFns<FetchArtifactRequest> = {
+  encode(message: FetchArtifactRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== "") {
+      writer.uint32(10).string(message.digest);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).uint64(message.offset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchArtifactRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchArtifactRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchArtifactRequest {
+    return {
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+    };
+  },
+
+  toJSON(message: FetchArtifactRequest): unknown {
+    const obj: any = {};
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FetchArtifactRequest>): FetchArtifactRequest {
+    return FetchArtifactRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchArtifactRequest>): FetchArtifactRequest {
+    const message = createBaseFetchArtifactRequest();
+    message.digest = object.digest ?? "";
+    message.offset = object.offset ?? 0;
+    return message;
+  },
+};
+
+function createBaseFetchArtifactResponse(): FetchArtifactResponse {
+  return { offset: 0, data: Buffer.alloc(0), totalSize: 0 };
+}
+
+export const FetchArtifactResponse: MessageFns<FetchArtifactResponse> = {
+  encode(message: FetchArtifactResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.offset !== 0) {
+      writer.uint32(8).uint64(message.offset);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    if (message.totalSize !== 0) {
+      writer.uint32(24).uint64(message.totalSize);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchArtifactResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchArtifactResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalSize = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchArtifactResponse {
+    return {
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      totalSize: isSet(object.totalSize)
+        ? globalThis.Number(object.totalSize)
+        : isSet(object.total_size)
+        ? globalThis.Number(object.total_size)
+        : 0,
+    };
+  },
+
+  toJSON(message: FetchArtifactResponse): unknown {
+    const obj: any = {};
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.totalSize !== 0) {
+      obj.totalSize = Math.round(message.totalSize);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FetchArtifactResponse>): FetchArtifactResponse {
+    return FetchArtifactResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchArtifactResponse>): FetchArtifactResponse {
+    const message = createBaseFetchArtifactResponse();
+    message.offset = object.offset ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    message.totalSize = object.totalSize ?? 0;
+    return message;
+  },
+};
 
 function createBasePingRequest(): PingRequest {
   return { sequence: 0, sentAt: undefined, phase: 0 };
@@ -1258,6 +1468,23 @@ export const PeerAssistService = {
       Buffer.from(RelayDistressResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RelayDistressResponse => RelayDistressResponse.decode(value),
   },
+  /**
+   * A release artifact the peer holds, by digest, from an offset, in chunks
+   * (a node fetches its update from peers when the Update Manager is
+   * unreachable; it checks size and sha256 as for HTTPS and resumes by
+   * offset). NOT_FOUND when the peer holds no artifact with that digest;
+   * OUT_OF_RANGE when the offset is beyond its size.
+   */
+  fetchArtifact: {
+    path: "/mycelium.core.v1.PeerAssist/FetchArtifact" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: FetchArtifactRequest): Buffer => Buffer.from(FetchArtifactRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FetchArtifactRequest => FetchArtifactRequest.decode(value),
+    responseSerialize: (value: FetchArtifactResponse): Buffer =>
+      Buffer.from(FetchArtifactResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FetchArtifactResponse => FetchArtifactResponse.decode(value),
+  },
 } as const;
 
 export interface PeerAssistServer extends UntypedServiceImplementation {
@@ -1267,6 +1494,14 @@ export interface PeerAssistServer extends UntypedServiceImplementation {
   getSpores: handleUnaryCall<GetSporesRequest, GetSporesResponse>;
   /** Forward a node's distress signal toward the managers. */
   relayDistress: handleUnaryCall<RelayDistressRequest, RelayDistressResponse>;
+  /**
+   * A release artifact the peer holds, by digest, from an offset, in chunks
+   * (a node fetches its update from peers when the Update Manager is
+   * unreachable; it checks size and sha256 as for HTTPS and resumes by
+   * offset). NOT_FOUND when the peer holds no artifact with that digest;
+   * OUT_OF_RANGE when the offset is beyond its size.
+   */
+  fetchArtifact: handleServerStreamingCall<FetchArtifactRequest, FetchArtifactResponse>;
 }
 
 export interface PeerAssistClient extends Client {
@@ -1315,6 +1550,22 @@ export interface PeerAssistClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RelayDistressResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * A release artifact the peer holds, by digest, from an offset, in chunks
+   * (a node fetches its update from peers when the Update Manager is
+   * unreachable; it checks size and sha256 as for HTTPS and resumes by
+   * offset). NOT_FOUND when the peer holds no artifact with that digest;
+   * OUT_OF_RANGE when the offset is beyond its size.
+   */
+  fetchArtifact(
+    request: FetchArtifactRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<FetchArtifactResponse>;
+  fetchArtifact(
+    request: FetchArtifactRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<FetchArtifactResponse>;
 }
 
 export const PeerAssistClient = makeGenericClientConstructor(
