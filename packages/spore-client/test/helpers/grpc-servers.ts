@@ -101,6 +101,9 @@ export async function startTestSporeServer(pki: TestPki, role: 'manager' | 'peer
     },
     relayDistress(_call, cb) {
       cb(null, { delivered: false, reason: 'test peer' })
+    },
+    fetchArtifact(call) {
+      call.destroy(Object.assign(new Error('test peer holds no artifacts'), { code: grpc.status.NOT_FOUND }))
     }
   }
 
