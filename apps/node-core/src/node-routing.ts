@@ -1,0 +1,116 @@
+import { EventEmitter } from 'node:events'
+import type { EmergencyAction, HealthState, Logger, NodeConfig, Phase, Startable } from '@mycelium/core-interfaces'
+import type { K3sRuntime } from '@mycelium/k3s-runtime'
+import type { NodePeers } from './node-peers.js'
+import type { BootstrapAgent, BootstrapAgentComponents } from '@mycelium/bootstrap-agent'
+import type { ComponentManager } from '@mycelium/component-manager'
+import type { IdentityStore } from '@mycelium/basic-net'
+import { restartComponent, type NodeCommandTargets } from './node-commands.js'
+import { agentComponentHooks, updateComponent } from './components.js'
+import { NodeSelfUpdate, type SlotPlace } from './self-update.js'
+import { NODE_CORE_VERSION } from './version.js'
+
+/** What the agent's command hooks route to (node.ts hands them in; read lazily: they are built after the agent). */
+export interface CommandRoutes {
+  log: Logger
+  components: () => ComponentManager
+  selfUpdate: () => NodeSelfUpdate
+  emergency: (action: EmergencyAction, reason: string) => Promise<void>
+  /** What restart commands act on (node-commands.ts). */
+  targets: () => NodeCommandTargets
+}
+
+/**
+ * The agent's command hooks: restart (node-commands.ts), emergency
+ * (node-emergency.ts), and updates — one naming a component goes to the
+ * component manager (verified upgrade, rollback); an empty one updates the
+ * agent (self-update.ts) — plus the dynamic components' hooks.
+ */
+export function agentCommandRoutes(
+  r: CommandRoutes
+): Pick<
+  BootstrapAgentComponents,
+  'restart' | 'emergency' | 'selfUpdate' | 'updateStatus' | 'onAssignments' | 'installedComponents' | 'componentsReport'
+> {
+  return {
+    restart: (component) => restartComponent(component, r.targets()),
+    emergency: (action, reason) => r.emergency(action, reason),
+    ...agentComponentHooks(r.components, r.log),
+    selfUpdate: {
+      refuseUpdate: (u, id) => (u.component !== '' ? Promise.resolve(undefined) : r.selfUpdate().refuse(u, id)),
+      update: (u, id) => (u.component !== '' ? updateComponent(r.components(), u).then(() => undefined) : r.selfUpdate().run(u, id))
+    },
+    updateStatus: () => r.selfUpdate().status()
+  }
+}
+
+/** What the self-update handlers read from the node. */
+export interface NodeSelfUpdateSources {
+  log: Logger
+  networkId: string
+  identity: IdentityStore
+  agent: BootstrapAgent
+  health: () => HealthState
+  phase: () => Phase
+  /** The node's status change events ('change'). */
+  changes: EventEmitter
+  selfUpdate?: { place?: SlotPlace; requestRestart: () => void; trialWindowMs?: number }
+}
+
+/** The update command's handlers (self-update.ts), wired to the node's phase, health, CA and the `release/node-core` spore. */
+export function createNodeSelfUpdate(s: NodeSelfUpdateSources): NodeSelfUpdate {
+  return new NodeSelfUpdate(
+    {
+      log: s.log,
+      version: NODE_CORE_VERSION,
+      caPem: () => s.identity.material()?.caPem,
+      phase: s.phase,
+      health: s.health,
+      // A change event, or a second (health is computed: not every change of it is an event).
+      nextChange: () => new Promise<void>((resolve) => s.changes.once('change', resolve) && setTimeout(resolve, 1000).unref()),
+      requestRestart: () => s.selfUpdate?.requestRestart(),
+      changed: () => s.changes.emit('change'),
+      networkId: s.networkId,
+      release: async () => {
+        const spores = s.agent.sporeClient
+        if (spores == null) return undefined
+        await spores.refresh().catch(() => undefined) // a release published a moment ago; the cached set otherwise
+        return { bundle: spores.bootstrap().trustBundle, spore: spores.list().find((x) => x.name === 'release/node-core')?.spore }
+      }
+    },
+    s.selfUpdate?.place,
+    { ...(s.selfUpdate?.trialWindowMs != null ? { trialWindowMs: s.selfUpdate.trialWindowMs } : {}) }
+  )
+}
+
+/** The node's parts a restart or emergency command acts on. */
+export interface CommandTargetParts {
+  config: Readonly<NodeConfig>
+  log: Logger
+  runtime: K3sRuntime
+  peers?: NodePeers | undefined
+  statusServer: Startable
+  http: Startable
+  identity: Startable
+  components: ComponentManager
+  restartNode: () => Promise<void>
+}
+
+/** What restart and emergency commands act on (node-commands.ts), by the names `restart <component>` takes. */
+export function nodeCommandTargets(n: CommandTargetParts): NodeCommandTargets {
+  const p = n.peers
+  return {
+    config: n.config,
+    log: n.log,
+    runtime: n.runtime,
+    peers: p,
+    components: {
+      status: [n.statusServer],
+      http: [n.http],
+      identity: [n.identity],
+      ...(p != null ? { peers: [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])] } : {})
+    },
+    dynamic: n.components,
+    restartNode: n.restartNode
+  }
+}
