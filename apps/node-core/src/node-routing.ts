@@ -1,8 +1,20 @@
 import { EventEmitter } from 'node:events'
-import type { EmergencyAction, HealthState, Logger, NodeConfig, Phase, Startable } from '@mycelium/core-interfaces'
+import {
+  InvalidConfigError,
+  type EmergencyAction,
+  type Endpoint,
+  type HealthState,
+  type Logger,
+  type NodeConfig,
+  type Phase,
+  type Startable
+} from '@mycelium/core-interfaces'
 import type { K3sRuntime } from '@mycelium/k3s-runtime'
 import type { NodePeers } from './node-peers.js'
-import type { BootstrapAgent, BootstrapAgentComponents } from '@mycelium/bootstrap-agent'
+import { effectiveConfig, type BootstrapAgent, type BootstrapAgentComponents, type BootstrapAgentInit } from '@mycelium/bootstrap-agent'
+import { agentTimings, logLevel, secureRandom } from './package-init.js'
+import { validateAgainstLocal, validateManagedValues } from './live-config.js'
+import { stateDirOf } from './identity.js'
 import type { ComponentManager } from '@mycelium/component-manager'
 import type { IdentityStore } from '@mycelium/basic-net'
 import { restartComponent, type NodeCommandTargets } from './node-commands.js'
@@ -112,5 +124,39 @@ export function nodeCommandTargets(n: CommandTargetParts): NodeCommandTargets {
     },
     dynamic: n.components,
     restartNode: n.restartNode
+  }
+}
+
+/** The agent's init from the local config: identity, enrolment, timings (package-init.ts), the join token given. */
+export function nodeAgentInit(config: Readonly<NodeConfig>, joinToken: string | undefined): BootstrapAgentInit {
+  const id = config.identity
+  const token = joinToken || id?.joinToken || undefined
+  return {
+    networkId: config.networkId,
+    nodeId: config.nodeId,
+    stateDir: stateDirOf(config),
+    agentVersion: NODE_CORE_VERSION,
+    ...(token != null ? { joinToken: token } : {}),
+    enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
+    initialConfig: config as NodeConfig,
+    ...agentTimings(config as NodeConfig),
+    random: secureRandom
+  }
+}
+
+/**
+ * Refuses, before a trial, manager-owned values this node cannot take (names
+ * the key): node-owned keys that differ from the local config, invalid
+ * values, and a log level change when the node has no process logger to change.
+ */
+export function validateManagedConfig(next: NodeConfig, local: Readonly<NodeConfig>, inForce: NodeConfig, canSetLogLevel: boolean): void {
+  validateAgainstLocal(next, local as NodeConfig, 'remote NodeConfig')
+  validateManagedValues(effectiveConfig(local as NodeConfig, next).config, 'remote NodeConfig')
+  const level = next.logging?.level
+  if (level != null && level !== '' && level !== logLevel(inForce) && !canSetLogLevel) {
+    throw new InvalidConfigError(
+      'this node cannot change its log level while running (no process logger)',
+      'remote NodeConfig.logging.level'
+    )
   }
 }

@@ -57,6 +57,7 @@ export function nodeStartOrder(p: {
   components: Startable
   agent: Startable
   distress?: Startable | undefined
+  watchdog: Startable
 }): Array<[string, Startable]> {
   return [
     ['identity', p.identity],
@@ -73,6 +74,8 @@ export function nodeStartOrder(p: {
     // Before the agent: components a previous run left are adopted before assignments arrive.
     ['components', p.components],
     ['bootstrap-agent', p.agent],
-    ...(p.distress != null ? [['distress', p.distress] as [string, Startable]] : [])
+    ...(p.distress != null ? [['distress', p.distress] as [string, Startable]] : []),
+    // Last: it watches the others, and is stopped first so it never restarts one the node is stopping.
+    ['watchdog', p.watchdog]
   ]
 }

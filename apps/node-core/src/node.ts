@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { InvalidConfigError, NodeConfig, type Endpoint, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
+import { NodeConfig, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 import type { IdentityStore, MulticastDiscovery } from '@mycelium/basic-net'
 import {
   agentStatePaths,
@@ -12,7 +12,7 @@ import {
 } from '@mycelium/bootstrap-agent'
 import type { AggregatedHealth } from './health.js'
 import { createStatusSurfaces, nodeHealth, nodeStatusReport } from './node-status.js'
-import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues } from './live-config.js'
+import { planReconfiguration, readCaFile, validateManagedValues } from './live-config.js'
 import { runConfigStep } from './config-steps.js'
 import { nodeSporeClientFactory } from './spore-sources.js'
 import { bootOnStoredConfig } from './boot-config.js'
@@ -24,11 +24,13 @@ import { createNodeComponents } from './components.js'
 import type { ComponentManager } from '@mycelium/component-manager'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
-import { agentTimings, logLevel, secureRandom } from './package-init.js'
+import { sourceTimeoutMs } from './package-init.js'
+import type { Watchdog, WatchdogInit } from './watchdog.js'
+import { createNodeWatchdog } from './node-watchdog.js'
 import type { EmergencyMeasures } from './emergency-state.js'
 import { NodeEmergency } from './node-emergency.js'
 import { nodeStartOrder, startInOrder, stopInReverse, type StartedComponent } from './node-sequence.js'
-import { agentCommandRoutes, createNodeSelfUpdate, nodeCommandTargets } from './node-routing.js'
+import { agentCommandRoutes, createNodeSelfUpdate, nodeAgentInit, nodeCommandTargets, validateManagedConfig } from './node-routing.js'
 import type { DistressBeacon, DistressBeaconInit } from './distress.js'
 import { createNodeDistressBeacon, peerDistressRelay } from './node-distress.js'
 
@@ -46,6 +48,8 @@ export interface NodeOptions {
   setLogLevel?: (level: string) => void
   /** Emergency contact timings (tests); unset: derived from the config (distress.ts `distressInitFor`). */
   distress?: Partial<DistressBeaconInit>
+  /** Watchdog timings (watchdog.ts; tests shorten them); unset: DEFAULT_WATCHDOG. */
+  watchdog?: WatchdogInit
   /** Self-update (self-update.ts): where the slot launcher started this process, how to restart into a trial. */
   selfUpdate?: { place?: SlotPlace; requestRestart: () => void; trialWindowMs?: number }
 }
@@ -77,6 +81,10 @@ export class MyceliumNode implements Startable {
   readonly peers?: NodePeers
   /** Emergency contact to peers (present with peer networking). */
   readonly distress?: DistressBeacon
+  /** Liveness of the long-lived components (node-watchdog.ts): restarts within a budget, then escalates. */
+  readonly watchdog: Watchdog
+  /** When a spore source poll last ended (the spore refresh loop's progress). */
+  private lastSporePollMs = 0
   /** The emergency measures in force and the emergency command (node-emergency.ts). */
   private readonly emergency: NodeEmergency
   /** Config trials reverted in a row (a loop raises a call for help). */
@@ -98,7 +106,6 @@ export class MyceliumNode implements Startable {
   ) {
     const stateDir = stateDirOf(config)
     this.effective = effectiveConfig(config as NodeConfig, undefined)
-    const id = config.identity
     this.identity = identityStoreFor(config, log)
     const identity = this.identity
     const discovery = config.discovery
@@ -119,13 +126,15 @@ export class MyceliumNode implements Startable {
       cachePath: agentStatePaths(stateDir).sporeCache,
       effective: () => this.effective.config,
       httpsCaPem: () => this.httpsCaPem,
-      ...(monitor != null ? { alivePeers: () => monitor.alivePeers() } : {})
+      ...(monitor != null ? { alivePeers: () => monitor.alivePeers() } : {}),
+      onPoll: () => {
+        this.lastSporePollMs = Date.now()
+      }
     })
     this.runtime = createK3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
     this.runtime.on('change', () => this.changes.emit('change'))
     this.components = createNodeComponents(stateDir, log, () => this.agent)
     this.components.on('changed', () => this.changes.emit('change'))
-    const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
       {
         logger: log,
@@ -135,7 +144,7 @@ export class MyceliumNode implements Startable {
         // A config from the manager (or a revert) becomes the effective config: every manager-owned
         // key reaches its consumer (K3s through its planner: restarted only when its config changed).
         applyConfig: (next) => this.applyEffective(next),
-        validateConfig: (next) => this.validateManaged(next),
+        validateConfig: (next) => validateManagedConfig(next, config, this.effective.config, options.setLogLevel != null),
         openConfigStore: () => this.openConfigStore(),
         ...agentCommandRoutes({
           log,
@@ -149,17 +158,7 @@ export class MyceliumNode implements Startable {
           return { state: h.state, components: h.components }
         }
       },
-      {
-        networkId: config.networkId,
-        nodeId: config.nodeId,
-        stateDir,
-        agentVersion: NODE_CORE_VERSION,
-        ...(joinToken != null ? { joinToken } : {}),
-        enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
-        initialConfig: config as NodeConfig,
-        ...agentTimings(config as NodeConfig),
-        random: secureRandom
-      }
+      nodeAgentInit(config, options.joinToken)
     )
     this.selfUpdate = createNodeSelfUpdate({
       log,
@@ -193,7 +192,7 @@ export class MyceliumNode implements Startable {
       this.distress = createNodeDistressBeacon(
         distressSources,
         () => basic.monitor.peers(),
-        () => ({ k3s: this.runtime.health(), configRevertsInRow: this.configRevertsInRow }),
+        () => ({ k3s: this.runtime.health(), configRevertsInRow: this.configRevertsInRow, failedComponent: this.watchdog.failed() }),
         options.distress
       )
       this.distress.onRound(() => this.changes.emit('change'))
@@ -211,6 +210,17 @@ export class MyceliumNode implements Startable {
     })
     this.statusServer = surfaces.statusServer
     this.http = surfaces.http
+    const { statusServer, http, agent, runtime, components } = this
+    this.watchdog = createNodeWatchdog(
+      {
+        ...{ statusServer, http, agent, runtime, components, nodeStarted: () => this.isStarted() },
+        lastSporePollMs: () => this.lastSporePollMs,
+        sporeSourceTimeoutMs: () => sourceTimeoutMs(this.effective.config)
+      },
+      log,
+      options.watchdog ?? {},
+      () => this.changes.emit('change')
+    )
   }
 
   isStarted(): boolean {
@@ -271,7 +281,8 @@ export class MyceliumNode implements Startable {
       extra: [
         ...(measures.workloads != null ? [measures.workloads] : []),
         ...this.components.health(),
-        ...(measures.peers != null ? [measures.peers] : [])
+        ...(measures.peers != null ? [measures.peers] : []),
+        ...this.watchdog.health()
       ]
     })
   }
@@ -286,19 +297,6 @@ export class MyceliumNode implements Startable {
       logger: this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId })
     }).openConfig(this.config as NodeConfig)
     return this.configStore
-  }
-
-  /** Refuses, before a trial, manager-owned values this node cannot take (names the key). */
-  private validateManaged(next: NodeConfig): void {
-    validateAgainstLocal(next, this.config as NodeConfig, 'remote NodeConfig')
-    validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
-    const level = next.logging?.level
-    if (level != null && level !== '' && level !== logLevel(this.effective.config) && this.options.setLogLevel == null) {
-      throw new InvalidConfigError(
-        'this node cannot change its log level while running (no process logger)',
-        'remote NodeConfig.logging.level'
-      )
-    }
   }
 
   /**
@@ -368,10 +366,10 @@ export class MyceliumNode implements Startable {
     await this.bootConfig()
     await this.emergency.load()
     await this.selfUpdate.refresh()
-    const { identity, statusServer, http, runtime, components, agent, distress } = this
+    const { identity, statusServer, http, runtime, components, agent, distress, watchdog } = this
     // An ISOLATEd node starts no peer networking (RESUME starts it).
     const peers = this.emergency.isolated ? undefined : this.peers
-    const order = nodeStartOrder({ identity, statusServer, http, runtime, peers, components, agent, distress })
+    const order = nodeStartOrder({ identity, statusServer, http, runtime, peers, components, agent, distress, watchdog })
     try {
       await startInOrder(order, this.started, this.log)
     } catch (err) {
