@@ -1,4 +1,4 @@
-import type { NodeConfig, Logger } from '@mycelium/core-interfaces'
+import type { DistressRoundStatus, Logger, NodeConfig, StatusReport } from '@mycelium/core-interfaces'
 import {
   clientCredentials,
   defaultChannelOptions,
@@ -8,7 +8,14 @@ import {
   type PeerEntry
 } from '@mycelium/basic-net'
 import type { BootstrapAgent } from '@mycelium/bootstrap-agent'
-import { DistressBeacon, distressInitFor, distressRelay, type DistressBeaconComponents, type DistressBeaconInit } from './distress.js'
+import {
+  DistressBeacon,
+  distressInitFor,
+  distressRelay,
+  type DistressBeaconComponents,
+  type DistressBeaconInit,
+  type DistressRound
+} from './distress.js'
 import { secureRandom } from './package-init.js'
 
 /** What the node's emergency contact is wired to (node.ts hands them in; the agent is read lazily: it is built later). */
@@ -54,4 +61,26 @@ export function createNodeDistressBeacon(
     },
     { ...distressInitFor(config as NodeConfig, secureRandom), ...override }
   )
+}
+
+const roundStatus = (r: DistressRound): DistressRoundStatus => ({
+  distressId: r.distressId,
+  problem: r.problem,
+  sentAt: r.at,
+  peersTried: [...r.peersTried],
+  answered: r.delivered,
+  via: r.via,
+  reason: r.reason,
+  applied: [...r.applied]
+})
+
+/** StatusReport's emergency-contact fields: the last call for help sent, the last answered, and the rounds sent. */
+export function distressStatus(
+  beacon: DistressBeacon | undefined
+): Pick<StatusReport, 'lastDistressSent' | 'lastDistressAnswered' | 'distressRounds'> {
+  return {
+    lastDistressSent: beacon?.last != null ? roundStatus(beacon.last) : undefined,
+    lastDistressAnswered: beacon?.lastAnswered != null ? roundStatus(beacon.lastAnswered) : undefined,
+    distressRounds: beacon?.rounds ?? 0
+  }
 }

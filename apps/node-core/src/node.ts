@@ -32,7 +32,7 @@ import { NodeEmergency } from './node-emergency.js'
 import { nodeStartOrder, startInOrder, stopInReverse, type StartedComponent } from './node-sequence.js'
 import { agentCommandRoutes, createNodeSelfUpdate, nodeAgentInit, nodeCommandTargets, validateManagedConfig } from './node-routing.js'
 import type { DistressBeacon, DistressBeaconInit } from './distress.js'
-import { createNodeDistressBeacon, peerDistressRelay } from './node-distress.js'
+import { createNodeDistressBeacon, distressStatus, peerDistressRelay } from './node-distress.js'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
@@ -342,7 +342,10 @@ export class MyceliumNode implements Startable {
   /** The agent's status with the peer table. */
   status(): StatusReport {
     const peers = peerStatuses(this.config.networkId, this.peers?.monitor.peers() ?? [])
-    return nodeStatusReport(this.agent.status(), this.effective, this.health(), this.selfUpdate.status(), peers)
+    return {
+      ...nodeStatusReport(this.agent.status(), this.effective, this.health(), this.selfUpdate.status(), peers),
+      ...distressStatus(this.distress)
+    }
   }
 
   private starting?: Promise<void>
