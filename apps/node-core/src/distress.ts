@@ -124,6 +124,8 @@ export interface DistressRound {
   reason: string
   /** What the answer brought that the node took: spore names, "certificate", command ids. */
   applied: string[]
+  /** The peers offered the call, in the order asked (node id, or address). */
+  peersTried: string[]
 }
 
 export interface DistressBeaconComponents {
@@ -188,6 +190,8 @@ export class DistressBeacon implements Startable {
   private readonly log: Logger
   /** The last round (status). */
   last?: DistressRound
+  /** The last round a peer delivered and answered (status: the help received). */
+  lastAnswered?: DistressRound
   /** Rounds sent since start (metrics). */
   rounds = 0
   private readonly listeners = new Set<(round: DistressRound) => void>()
@@ -272,7 +276,16 @@ export class DistressBeacon implements Startable {
     const { identity, agent } = this.components
     const material = identity.material()
     const distressId = randomUUID()
-    const round: DistressRound = { distressId, problem: need.problem, at: new Date(), via: '', delivered: false, reason: '', applied: [] }
+    const round: DistressRound = {
+      distressId,
+      problem: need.problem,
+      at: new Date(),
+      via: '',
+      delivered: false,
+      reason: '',
+      applied: [],
+      peersTried: []
+    }
     if (material == null) {
       round.reason = 'no identity to sign with (not enrolled)'
       return this.finish(round)
@@ -316,6 +329,7 @@ export class DistressBeacon implements Startable {
     const reasons: string[] = []
     for (const peer of peers) {
       if (signal.aborted) break
+      round.peersTried.push(peer.nodeId ?? peer.address)
       try {
         const res = await relayTo(
           { address: peer.address, expectedIdentity: '', zone: '', priority: 0 },
@@ -376,6 +390,7 @@ export class DistressBeacon implements Startable {
   private finish(round: DistressRound): DistressRound {
     this.rounds++
     this.last = round
+    if (round.delivered) this.lastAnswered = round
     const level = round.delivered ? 'info' : 'warn'
     this.log[level]('distress round', {
       distressId: round.distressId,

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import { Availability, HealthState, Phase, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 import { registerComponentMetrics } from './components-status.js'
+import { registerDistressMetrics } from './distress-metrics.js'
 
 export interface HttpMetricsSource {
   status(): StatusReport
@@ -198,6 +199,7 @@ export class HttpStatusServer implements Startable {
       }
     })
     registerComponentMetrics(Gauge, registry, () => source.status())
+    registerDistressMetrics(Counter, Gauge, registry, () => source.status())
     return registry
   }
 

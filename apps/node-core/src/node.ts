@@ -1,15 +1,5 @@
 import { EventEmitter } from 'node:events'
-import {
-  EmergencyAction,
-  HealthState,
-  InvalidConfigError,
-  NodeConfig,
-  type ComponentHealth,
-  type Endpoint,
-  type Logger,
-  type Startable,
-  type StatusReport
-} from '@mycelium/core-interfaces'
+import { NodeConfig, type Logger, type Startable, type StatusReport } from '@mycelium/core-interfaces'
 import type { IdentityStore, MulticastDiscovery } from '@mycelium/basic-net'
 import {
   agentStatePaths,
@@ -20,29 +10,34 @@ import {
   type BootstrapAgent,
   type EffectiveConfig
 } from '@mycelium/bootstrap-agent'
-import { aggregateHealth, type AggregatedHealth } from './health.js'
-import { planReconfiguration, readCaFile, validateAgainstLocal, validateManagedValues, withoutSecrets } from './live-config.js'
+import type { AggregatedHealth } from './health.js'
+import { createStatusSurfaces, nodeHealth, nodeStatusReport } from './node-status.js'
+import { planReconfiguration, readCaFile, validateManagedValues } from './live-config.js'
 import { runConfigStep } from './config-steps.js'
 import { nodeSporeClientFactory } from './spore-sources.js'
 import { bootOnStoredConfig } from './boot-config.js'
 import { createNodeMulticast, createNodePeers, peerStatuses, type NodePeers } from './node-peers.js'
-import { HttpStatusServer } from './http-server.js'
-import { StatusServer } from './status-server.js'
-import { applyEmergency, restartComponent, type NodeCommandTargets } from './node-commands.js'
-import { agentComponentHooks, createNodeComponents, updateComponent } from './components.js'
+import type { HttpStatusServer } from './http-server.js'
+import type { StatusServer } from './status-server.js'
+import type { NodeCommandTargets } from './node-commands.js'
+import { createNodeComponents } from './components.js'
 import type { ComponentManager } from '@mycelium/component-manager'
 import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
-import { agentTimings, logLevel, secureRandom, statusSocketPath } from './package-init.js'
-import { loadEmergencyMeasures, NO_MEASURES, type EmergencyMeasures } from './emergency-state.js'
-import { DistressBeacon, distressInitFor, distressRelay, type DistressBeaconInit } from './distress.js'
-import { clientCredentials, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
+import { sourceTimeoutMs } from './package-init.js'
+import type { Watchdog, WatchdogInit } from './watchdog.js'
+import { createNodeWatchdog } from './node-watchdog.js'
+import type { EmergencyMeasures } from './emergency-state.js'
+import { NodeEmergency } from './node-emergency.js'
+import { nodeStartOrder, startInOrder, stopInReverse, type StartedComponent } from './node-sequence.js'
+import { agentCommandRoutes, createNodeSelfUpdate, nodeAgentInit, nodeCommandTargets, validateManagedConfig } from './node-routing.js'
+import type { DistressBeacon, DistressBeaconInit } from './distress.js'
+import { createNodeDistressBeacon, distressStatus, peerDistressRelay } from './node-distress.js'
 
 import { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR } from './defaults.js'
 import { NODE_CORE_VERSION } from './version.js'
 import { removeRuntimeFile, writeRuntimeFile } from './runtime-file.js'
-import { NodeSelfUpdate, selfUpdateInitFor, type SlotPlace } from './self-update.js'
-import { peerArtifactSources } from './self-update-peers.js'
+import type { NodeSelfUpdate, SlotPlace } from './self-update.js'
 
 export { DEFAULT_HTTP_ADDRESS, DEFAULT_STATE_DIR }
 
@@ -53,6 +48,8 @@ export interface NodeOptions {
   setLogLevel?: (level: string) => void
   /** Emergency contact timings (tests); unset: derived from the config (distress.ts `distressInitFor`). */
   distress?: Partial<DistressBeaconInit>
+  /** Watchdog timings (watchdog.ts; tests shorten them); unset: DEFAULT_WATCHDOG. */
+  watchdog?: WatchdogInit
   /** Self-update (self-update.ts): where the slot launcher started this process, how to restart into a trial. */
   selfUpdate?: { place?: SlotPlace; requestRestart: () => void; trialWindowMs?: number }
 }
@@ -84,10 +81,16 @@ export class MyceliumNode implements Startable {
   readonly peers?: NodePeers
   /** Emergency contact to peers (present with peer networking). */
   readonly distress?: DistressBeacon
+  /** Liveness of the long-lived components (node-watchdog.ts): restarts within a budget, then escalates. */
+  readonly watchdog: Watchdog
+  /** When a spore source poll last ended (the spore refresh loop's progress). */
+  private lastSporePollMs = 0
+  /** The emergency measures in force and the emergency command (node-emergency.ts). */
+  private readonly emergency: NodeEmergency
   /** Config trials reverted in a row (a loop raises a call for help). */
   private configRevertsInRow = 0
   private readonly changes = new EventEmitter()
-  private started: Array<{ name: string; component: Startable }> = []
+  private started: StartedComponent[] = []
   /** The config in force and where its manager-owned sections came from. */
   private effective: EffectiveConfig
   private configStore?: ConfigStore
@@ -103,26 +106,17 @@ export class MyceliumNode implements Startable {
   ) {
     const stateDir = stateDirOf(config)
     this.effective = effectiveConfig(config as NodeConfig, undefined)
-    const id = config.identity
     this.identity = identityStoreFor(config, log)
     const identity = this.identity
     const discovery = config.discovery
-    const peerCredentials = clientCredentials(identity, { networkId: config.networkId, role: 'node' })
+    const distressSources = { config, log, identity, agent: () => this.agent }
     const basic = createNodePeers({
       config,
       identity,
       logger: log,
       agent: () => this.agent,
       artifacts: (digest) => this.selfUpdate.heldArtifact(digest),
-      onSignedDistress: (relay) =>
-        distressRelay({
-          logger: log,
-          agent: this.agent,
-          managerCredentials: endpointCredentials(identity, { networkId: config.networkId, role: 'manager' }),
-          peerCredentials,
-          channelOptions: defaultChannelOptions(config.networkId),
-          alivePeers: () => this.peers?.monitor.peers().filter((p) => p.state === 'alive') ?? []
-        })(relay)
+      onSignedDistress: peerDistressRelay(distressSources, () => this.peers?.monitor.peers().filter((p) => p.state === 'alive') ?? [])
     })
     const monitor = basic?.monitor
     const createSpores = nodeSporeClientFactory({
@@ -133,13 +127,15 @@ export class MyceliumNode implements Startable {
       cachePath: agentStatePaths(stateDir).sporeCache,
       effective: () => this.effective.config,
       httpsCaPem: () => this.httpsCaPem,
-      ...(monitor != null ? { alivePeers: () => monitor.alivePeers() } : {})
+      ...(monitor != null ? { alivePeers: () => monitor.alivePeers() } : {}),
+      onPoll: () => {
+        this.lastSporePollMs = Date.now()
+      }
     })
     this.runtime = createK3sRuntime({ logger: log }, { k3s: config.k3s, nodeId: config.nodeId, stateDir, path: process.env.PATH ?? '' })
     this.runtime.on('change', () => this.changes.emit('change'))
     this.components = createNodeComponents(stateDir, log, () => this.agent)
     this.components.on('changed', () => this.changes.emit('change'))
-    const joinToken = options.joinToken || id?.joinToken || undefined
     this.agent = createBootstrapAgent(
       {
         logger: log,
@@ -149,69 +145,45 @@ export class MyceliumNode implements Startable {
         // A config from the manager (or a revert) becomes the effective config: every manager-owned
         // key reaches its consumer (K3s through its planner: restarted only when its config changed).
         applyConfig: (next) => this.applyEffective(next),
-        validateConfig: (next) => this.validateManaged(next),
+        validateConfig: (next) => validateManagedConfig(next, config, this.effective.config, options.setLogLevel != null),
         openConfigStore: () => this.openConfigStore(),
-        restart: (component) => restartComponent(component, this.commandTargets()),
-        emergency: (action, reason) => this.emergency(action, reason),
-        ...agentComponentHooks(() => this.components, log),
-        // An update naming a component goes to the component manager (verified upgrade, rollback); an empty one updates the agent.
-        selfUpdate: {
-          refuseUpdate: (u, id) => (u.component !== '' ? Promise.resolve(undefined) : this.selfUpdate.refuse(u, id)),
-          update: (u, id) => (u.component !== '' ? updateComponent(this.components, u).then(() => undefined) : this.selfUpdate.run(u, id))
-        },
-        updateStatus: () => this.selfUpdate.status(),
+        ...agentCommandRoutes({
+          log,
+          components: () => this.components,
+          selfUpdate: () => this.selfUpdate,
+          emergency: (action, reason) => this.emergency.apply(action, reason),
+          targets: () => this.commandTargets()
+        }),
         health: () => {
           const h = this.health()
           return { state: h.state, components: h.components }
         }
       },
-      {
-        networkId: config.networkId,
-        nodeId: config.nodeId,
-        stateDir,
-        agentVersion: NODE_CORE_VERSION,
-        ...(joinToken != null ? { joinToken } : {}),
-        enrollmentEndpoints: (id?.enrollmentEndpoints ?? []) as Endpoint[],
-        initialConfig: config as NodeConfig,
-        ...agentTimings(config as NodeConfig),
-        random: secureRandom
-      }
+      nodeAgentInit(config, options.joinToken)
     )
-    this.selfUpdate = new NodeSelfUpdate(
-      {
-        log,
-        version: NODE_CORE_VERSION,
-        caPem: () => this.identity.material()?.caPem,
-        phase: () => this.agent.phase,
-        health: () => this.health().state,
-        // A change event, or a second (health is computed: not every change of it is an event).
-        nextChange: () => new Promise<void>((resolve) => this.changes.once('change', resolve) && setTimeout(resolve, 1000).unref()),
-        requestRestart: () => options.selfUpdate?.requestRestart(),
-        changed: () => this.changes.emit('change'),
-        networkId: config.networkId,
-        ...(monitor != null
-          ? {
-              peers: () =>
-                peerArtifactSources({
-                  alivePeers: () => monitor.alivePeers(),
-                  credentials: peerCredentials,
-                  channelOptions: defaultChannelOptions(config.networkId)
-                })
-            }
-          : {}),
-        release: async (refresh = true) => {
-          const spores = this.agent.sporeClient
-          if (spores == null) return undefined
-          if (refresh) await spores.refresh().catch(() => undefined) // a release published a moment ago; the cached set otherwise
-          return { bundle: spores.bootstrap().trustBundle, spores: spores.list() }
-        }
-      },
-      options.selfUpdate?.place,
-      {
-        ...selfUpdateInitFor(config, stateDir),
-        ...(options.selfUpdate?.trialWindowMs != null ? { trialWindowMs: options.selfUpdate.trialWindowMs } : {})
-      }
-    )
+    this.selfUpdate = createNodeSelfUpdate({
+      log,
+      config,
+      stateDir,
+      ...(monitor != null ? { monitor } : {}),
+      networkId: config.networkId,
+      identity,
+      agent: this.agent,
+      health: () => this.health().state,
+      phase: () => this.agent.phase,
+      changes: this.changes,
+      ...(options.selfUpdate != null ? { selfUpdate: options.selfUpdate } : {})
+    })
+    this.emergency = new NodeEmergency({
+      config,
+      log,
+      runtime: this.runtime,
+      peers: () => this.peers,
+      selfUpdate: () => this.selfUpdate,
+      targets: () => this.commandTargets(),
+      isStarted: () => this.isStarted(),
+      changed: () => this.changes.emit('change')
+    })
     this.agent.on('transition', (t) => {
       this.phaseReason = t.reason
       this.changes.emit('change')
@@ -221,41 +193,37 @@ export class MyceliumNode implements Startable {
       this.peers = { ...basic }
       this.peers.multicast = this.createMulticast()
       for (const kind of ['peer:up', 'peer:suspect', 'peer:down'] as const) basic.monitor.on(kind, () => this.changes.emit('change'))
-      this.distress = new DistressBeacon(
-        {
-          logger: log,
-          identity,
-          agent: this.agent,
-          peers: () => basic.monitor.peers(),
-          peerCredentials,
-          channelOptions: defaultChannelOptions(config.networkId),
-          facts: () => ({ k3s: this.runtime.health(), configRevertsInRow: this.configRevertsInRow })
-        },
-        { ...distressInitFor(config as NodeConfig, secureRandom), ...options.distress }
+      this.distress = createNodeDistressBeacon(
+        distressSources,
+        () => basic.monitor.peers(),
+        () => ({ k3s: this.runtime.health(), configRevertsInRow: this.configRevertsInRow, failedComponent: this.watchdog.failed() }),
+        options.distress
       )
       this.distress.onRound(() => this.changes.emit('change'))
     }
     this.agent.on('config:trial', (t) => {
       this.configRevertsInRow = t.outcome === 'reverted' ? this.configRevertsInRow + 1 : 0
     })
-    const status = config.status
-    const source = {
+    const surfaces = createStatusSurfaces(config, log, {
       status: (): StatusReport => this.status(),
       onChange: (listener: () => void) => {
         this.changes.on('change', listener)
         return () => this.changes.off('change', listener)
       },
       counters: () => this.agent.counters
-    }
-    this.statusServer = new StatusServer(
-      source,
-      { socketPath: statusSocketPath(config, stateDir), listenAddress: status?.grpcListenAddress ?? '' },
-      log.forComponent('node-core:status')
-    )
-    this.http = new HttpStatusServer(
-      source,
-      { listenAddress: status?.httpListenAddress || DEFAULT_HTTP_ADDRESS, readyInFallback: status?.readyInFallback ?? true },
-      log.forComponent('node-core:http')
+    })
+    this.statusServer = surfaces.statusServer
+    this.http = surfaces.http
+    const { statusServer, http, agent, runtime, components } = this
+    this.watchdog = createNodeWatchdog(
+      {
+        ...{ statusServer, http, agent, runtime, components, nodeStarted: () => this.isStarted() },
+        lastSporePollMs: () => this.lastSporePollMs,
+        sporeSourceTimeoutMs: () => sourceTimeoutMs(this.effective.config)
+      },
+      log,
+      options.watchdog ?? {},
+      () => this.changes.emit('change')
     )
   }
 
@@ -289,56 +257,37 @@ export class MyceliumNode implements Startable {
   }
 
   /** The emergency measures in force (emergency-state.ts): persisted, re-applied at start, undone by RESUME. */
-  emergencyMeasures: EmergencyMeasures = { ...NO_MEASURES }
+  get emergencyMeasures(): EmergencyMeasures {
+    return this.emergency.measures
+  }
   /** Set by the STOP_ACCEPTING_WORKLOADS emergency action (the K3s node is cordoned). */
   get acceptingWorkloads(): boolean {
-    return this.emergencyMeasures.acceptingWorkloads
+    return this.emergency.acceptingWorkloads
   }
   /** Set by the ISOLATE emergency action (peer networking stopped). */
   get isolated(): boolean {
-    return this.emergencyMeasures.isolated
+    return this.emergency.isolated
   }
 
   /** Node health, aggregated from every component (heartbeats, /readyz, status and config trials). */
   health(): AggregatedHealth {
-    const extra: ComponentHealth[] = []
-    const m = this.emergencyMeasures
-    const why = m.reason !== '' ? `: ${m.reason} (since ${m.since}; undo: RESUME)` : ''
-    if (!this.acceptingWorkloads)
-      extra.push({ name: 'workloads', state: HealthState.DEGRADED, reason: `not accepting new workloads (emergency)${why}`, restarts: 0 })
-    extra.push(...this.components.health())
-    if (this.isolated)
-      extra.push({ name: 'peers', state: HealthState.STOPPED, reason: `isolated from peers (emergency)${why}`, restarts: 0 })
-    const spores = this.agent.sporeClient
-    const sporeStatus = spores?.status()
-    const identity = this.identity.report()
-    const status = this.config.status
-    return aggregateHealth({
-      phase: this.agent.phase,
+    const measures = this.emergency.healthLines()
+    return nodeHealth({
+      config: this.config,
+      effective: this.effective.config,
+      agent: this.agent,
       phaseReason: this.phaseReason,
-      identity: { state: identity.state, reason: identity.reason },
-      ...(spores != null && sporeStatus != null
-        ? {
-            spores: {
-              mode: sporeStatus.mode,
-              reason: sporeStatus.reason,
-              sporeCount: sporeStatus.sporeCount,
-              liveCount: spores.list().length
-            }
-          }
-        : {}),
-      runtime: this.runtime.health(),
-      k3sEnabled: this.effective.config.k3s?.enabled === true,
-      statusServers: [
-        {
-          name: 'status-grpc',
-          configured:
-            this.isStarted() && (statusSocketPath(this.config, stateDirOf(this.config)) !== '' || (status?.grpcListenAddress ?? '') !== ''),
-          serving: this.statusServer.isStarted()
-        },
-        { name: 'status-http', configured: this.isStarted() && (status?.httpListenAddress ?? '') !== 'off', serving: this.http.isStarted() }
-      ],
-      extra
+      identity: this.identity,
+      runtime: this.runtime,
+      started: this.isStarted(),
+      statusServing: this.statusServer.isStarted(),
+      httpServing: this.http.isStarted(),
+      extra: [
+        ...(measures.workloads != null ? [measures.workloads] : []),
+        ...this.components.health(),
+        ...(measures.peers != null ? [measures.peers] : []),
+        ...this.watchdog.health()
+      ]
     })
   }
 
@@ -352,19 +301,6 @@ export class MyceliumNode implements Startable {
       logger: this.log.forComponent('bootstrap-agent').child({ nodeId: this.config.nodeId })
     }).openConfig(this.config as NodeConfig)
     return this.configStore
-  }
-
-  /** Refuses, before a trial, manager-owned values this node cannot take (names the key). */
-  private validateManaged(next: NodeConfig): void {
-    validateAgainstLocal(next, this.config as NodeConfig, 'remote NodeConfig')
-    validateManagedValues(effectiveConfig(this.config as NodeConfig, next).config, 'remote NodeConfig')
-    const level = next.logging?.level
-    if (level != null && level !== '' && level !== logLevel(this.effective.config) && this.options.setLogLevel == null) {
-      throw new InvalidConfigError(
-        'this node cannot change its log level while running (no process logger)',
-        'remote NodeConfig.logging.level'
-      )
-    }
   }
 
   /**
@@ -400,50 +336,19 @@ export class MyceliumNode implements Startable {
 
   /** What restart and emergency commands act on (node-commands.ts). */
   private commandTargets(): NodeCommandTargets {
-    const p = this.peers
-    return {
-      config: this.config,
-      log: this.log,
-      runtime: this.runtime,
-      peers: p,
-      components: {
-        status: [this.statusServer],
-        http: [this.http],
-        identity: [this.identity],
-        ...(p != null ? { peers: [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])] } : {})
-      },
-      dynamic: this.components,
+    const { config, log, runtime, peers, statusServer, http, identity, components } = this
+    return nodeCommandTargets({
+      ...{ config, log, runtime, peers, statusServer, http, identity, components },
       restartNode: () => this.stop().then(() => this.start())
-    }
-  }
-
-  private async emergency(action: EmergencyAction, reason: string): Promise<void> {
-    if (action === EmergencyAction.ALLOW_DOWNGRADE) {
-      await this.selfUpdate.allowDowngrade(reason)
-      this.log.warn('emergency action applied: the next self-update may install a lower version', { reason })
-      return
-    }
-    this.emergencyMeasures = await applyEmergency(action, reason, this.emergencyMeasures, {
-      ...this.commandTargets(),
-      startPeers: () => this.startPeers()
     })
-    this.log.warn('emergency action applied', { action: EmergencyAction[action], reason })
-    this.changes.emit('change')
   }
 
   /** The agent's status with the peer table. */
   status(): StatusReport {
-    const status = this.agent.status()
-    const peers = this.peers?.monitor.peers() ?? []
-    const health = this.health()
+    const peers = peerStatuses(this.config.networkId, this.peers?.monitor.peers() ?? [])
     return {
-      ...status,
-      config: { ...status.config!, sectionVersions: { ...this.effective.versions } },
-      effectiveConfig: withoutSecrets(this.effective.config),
-      health: health.state,
-      healthReason: health.reason,
-      update: this.selfUpdate.status(),
-      peers: peerStatuses(this.config.networkId, peers)
+      ...nodeStatusReport(this.agent.status(), this.effective, this.health(), this.selfUpdate.status(), peers),
+      ...distressStatus(this.distress)
     }
   }
 
@@ -463,48 +368,31 @@ export class MyceliumNode implements Startable {
     return this.starting
   }
 
-  /** Peer networking again after RESUME: the components ISOLATE stopped, in start order. */
-  private async startPeers(): Promise<void> {
-    const p = this.peers
-    if (p == null) return
-    for (const c of [p.server, p.monitor, ...(p.multicast != null ? [p.multicast] : [])]) await c.start()
-  }
-
   private async startInOrder(): Promise<void> {
     await removeRuntimeFile(stateDirOf(this.config)).catch(() => undefined) // a crash's leftovers are stale
     await this.bootConfig()
-    this.emergencyMeasures = await loadEmergencyMeasures(stateDirOf(this.config), this.log)
-    if (this.emergencyMeasures.isolated || !this.emergencyMeasures.acceptingWorkloads)
-      this.log.warn('emergency measures in force (RESUME undoes them)', { ...this.emergencyMeasures })
+    await this.emergency.load()
     await this.selfUpdate.refresh()
-    const order: Array<[string, Startable]> = [
-      ['identity', this.identity],
-      ['status', this.statusServer],
-      ['http', this.http],
-      ['k3s-runtime', this.runtime],
-      ...(this.peers != null && !this.emergencyMeasures.isolated
-        ? ([
-            ['peer-assist', this.peers.server],
-            ['peers', this.peers.monitor],
-            ...(this.peers.multicast != null ? [['multicast', this.peers.multicast] as [string, Startable]] : [])
-          ] as Array<[string, Startable]>)
-        : []),
-      // Before the agent: components a previous run left are adopted before assignments arrive.
-      ['components', this.components],
-      ['bootstrap-agent', this.agent],
-      ['self-update', this.selfUpdate], // the release watch (update.watch) and the rest of an update it started
-      ...(this.distress != null ? [['distress', this.distress] as [string, Startable]] : [])
-    ]
-    for (const [name, component] of order) {
-      this.log.info('starting component', { component: name })
-      try {
-        await component.start()
-      } catch (err) {
-        this.log.error('component failed to start', { component: name, err })
-        await this.stopStarted() // not stop(): that waits for this very start
-        throw err
-      }
-      this.started.push({ name, component })
+    const { identity, statusServer, http, runtime, components, agent, distress, watchdog } = this
+    // An ISOLATEd node starts no peer networking (RESUME starts it).
+    const peers = this.emergency.isolated ? undefined : this.peers
+    const order = nodeStartOrder({
+      identity,
+      statusServer,
+      http,
+      runtime,
+      peers,
+      components,
+      agent,
+      selfUpdate: this.selfUpdate,
+      distress,
+      watchdog
+    })
+    try {
+      await startInOrder(order, this.started, this.log)
+    } catch (err) {
+      await this.stopStarted() // not stop(): that waits for this very start
+      throw err
     }
     // Where it listens (ports may be chosen now), for `node-core status --config`: never a reason to fail a start.
     await writeRuntimeFile(stateDirOf(this.config), {
@@ -515,22 +403,7 @@ export class MyceliumNode implements Startable {
       httpAddress: this.http.address,
       peerAddress: this.peers?.server.address ?? ''
     }).catch((err: unknown) => this.log.warn('runtime.json not written', { err }))
-    if (!this.emergencyMeasures.acceptingWorkloads) this.recordon()
-  }
-
-  /** A cordon in force is put on the K3s node again after a start (K3s may have been reset meanwhile); retried while K3s comes up. */
-  private recordon(): void {
-    void (async () => {
-      for (let attempt = 0; attempt < 10 && this.isStarted() && !this.acceptingWorkloads; attempt++) {
-        try {
-          await this.runtime.setSchedulable(false)
-          return
-        } catch (err) {
-          this.log.warn('cordon not applied yet; retrying', { attempt, err })
-          await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt) * (0.5 + secureRandom() / 2)).unref())
-        }
-      }
-    })()
+    if (!this.emergency.acceptingWorkloads) this.emergency.recordon()
   }
 
   /**
@@ -551,23 +424,13 @@ export class MyceliumNode implements Startable {
   }
 
   private async stopStarted(): Promise<void> {
-    for (const { name, component } of this.started.reverse()) {
-      const deadlineMs =
-        name === 'bootstrap-agent' ? DEFAULT_K3S_STOP_TIMEOUT_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs
-      this.log.info('stopping component', { component: name })
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([
-        Promise.resolve(component.stop()).catch((err: unknown) => this.log.error('component failed to stop', { component: name, err })),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(() => {
-            this.log.warn('component did not stop in time', { component: name, deadlineMs })
-            resolve()
-          }, deadlineMs)
-        })
-      ])
-      clearTimeout(timer)
-    }
+    await stopInReverse(
+      this.started,
+      (name) => (name === 'bootstrap-agent' ? DEFAULT_K3S_STOP_TIMEOUT_MS + K3S_KILL_WAIT_MS + this.stopDeadlineMs : this.stopDeadlineMs),
+      this.log
+    )
     this.started = []
+    this.configStore?.close() // a pending retry of its last-trial record ends with this run
     this.configStore = undefined // read again by the next start
   }
 

@@ -103,6 +103,8 @@ export interface NodeSporeClientDeps {
   httpsCaPem: () => string | undefined
   /** Peers that answer pings, when peer networking runs: asked for spores in FALLBACK. */
   alivePeers?: () => Endpoint[]
+  /** Called when a poll of a source ended, answered or not (the watchdog's sign that the refresh loop runs). */
+  onPoll?: () => void
 }
 
 /**
@@ -143,7 +145,10 @@ export function nodeSporeClientFactory(d: NodeSporeClientDeps): (trustBundle: Tr
     client = createSporeClient(
       {
         logger: d.logger,
-        sources,
+        sources: sources.map((source) => ({
+          ...source,
+          fetch: (options?: SporeFetchOptions) => source.fetch(options).finally(() => d.onPoll?.())
+        })),
         sporeManager: sporeServiceSource({
           credentials: endpointCredentials(d.identity, { networkId: d.networkId, role: 'manager' }),
           channelOptions,

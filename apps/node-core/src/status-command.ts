@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import {
+  DistressProblem,
   InvalidConfigError,
   UnavailableError,
   HealthState,
@@ -178,6 +179,7 @@ export function formatStatus(s: StatusReport): string {
         ]
       : []),
     ['spores', `${s.spores?.sporeCount ?? 0} from ${s.spores?.activeSource || '-'}, ${s.spores?.rejectedCount ?? 0} rejected`],
+    ...distressRows(s),
     ...s.peers.map((p): [string, string] => [
       `peer ${p.identity?.nodeId || '?'}`,
       `${p.endpoint?.address ?? '?'} ${p.state} (${p.source}), last seen ${ago(p.lastSeen)}`
@@ -195,4 +197,21 @@ export function formatStatus(s: StatusReport): string {
     .slice(-8)
     .map((h) => `  ${h.at?.toISOString() ?? ''}  ${Phase[h.from].padEnd(12)} → ${Phase[h.to].padEnd(12)} ${h.reason}`)
   return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\nrecent transitions:\n${history.join('\n')}\n`
+}
+
+/** Emergency contact: the last call for help sent (problem, when, peers asked, outcome) and the last help received. */
+function distressRows(s: StatusReport): Array<[string, string]> {
+  const sent = s.lastDistressSent
+  const answered = s.lastDistressAnswered
+  if (sent == null) return []
+  const problem = (p: DistressProblem): string => (DistressProblem[p] ?? String(p)).replace(/^DISTRESS_PROBLEM_/, '')
+  const rows: Array<[string, string]> = [
+    [
+      'distress sent',
+      `${problem(sent.problem)} ${ago(sent.sentAt)} to ${sent.peersTried.join(', ') || 'no known peer'}: ${sent.answered ? `answered via ${sent.via}` : 'unanswered'}${sent.reason ? ` (${sent.reason})` : ''} [${s.distressRounds} round(s)]`
+    ]
+  ]
+  if (answered != null)
+    rows.push(['help received', `${ago(answered.sentAt)} via ${answered.via}: ${answered.applied.join(', ') || 'nothing taken'}`])
+  return rows
 }

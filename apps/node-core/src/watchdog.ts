@@ -21,6 +21,8 @@ export interface WatchdogInit {
   windowMs?: number
   /** Event-loop delay (p99) above this is reported DEGRADED. @default DEFAULT_WATCHDOG.eventLoopDelayMs */
   eventLoopDelayMs?: number
+  /** How long a part's stop may take in a restart before it is left behind (a hung component may not stop). @default DEFAULT_WATCHDOG.stopTimeoutMs */
+  stopTimeoutMs?: number
 }
 
 export const DEFAULT_WATCHDOG = {
@@ -33,7 +35,9 @@ export const DEFAULT_WATCHDOG = {
   /** @default 600000 (10 minutes) */
   windowMs: 600_000,
   /** @default 500 */
-  eventLoopDelayMs: 500
+  eventLoopDelayMs: 500,
+  /** @default 10000 */
+  stopTimeoutMs: 10_000
 } as const
 
 /** What the watchdog knows of one component. */
@@ -42,6 +46,8 @@ interface Watch {
   restarts: number[]
   failed?: string
   lastProblem?: string
+  /** Restarted, and not yet seen answering since. */
+  recovering?: boolean
 }
 
 /**
@@ -59,6 +65,8 @@ export class Watchdog implements Startable {
   private checking?: Promise<void>
   private histogram?: IntervalHistogram
   private loopDelayMs = 0
+  private loopStalled = false
+  private readonly listeners = new Set<() => void>()
 
   constructor(
     components: WatchedComponent[],
@@ -89,6 +97,16 @@ export class Watchdog implements Startable {
     await this.checking
   }
 
+  /** Called on every change of what health() says (a restart, a give-up, a recovery, the event loop stalling or not). Returns an unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l()
+  }
+
   /** One round of probes (the timer calls it; tests call it directly). */
   check(): Promise<void> {
     this.checking ??= this.round().finally(() => {
@@ -101,11 +119,25 @@ export class Watchdog implements Startable {
     if (this.histogram != null) {
       this.loopDelayMs = this.histogram.percentile(99) / 1e6
       this.histogram.reset()
+      const stalled = this.loopDelayMs > (this.init.eventLoopDelayMs ?? DEFAULT_WATCHDOG.eventLoopDelayMs)
+      if (stalled !== this.loopStalled) {
+        this.loopStalled = stalled
+        if (stalled) this.log.warn('watchdog: event loop stalled', { p99DelayMs: Math.round(this.loopDelayMs) })
+        else this.log.info('watchdog: event loop responsive again', { p99DelayMs: Math.round(this.loopDelayMs) })
+        this.changed()
+      }
     }
     for (const w of this.watches) {
       if (w.failed != null) continue
       const problem = await this.probe(w.component)
-      if (problem == null) continue
+      if (problem == null) {
+        if (w.recovering === true) {
+          w.recovering = false
+          this.log.info('watchdog: component answering again after its restart', { component: w.component.name })
+          this.changed()
+        }
+        continue
+      }
       w.lastProblem = problem
       const windowStart = this.now() - (this.init.windowMs ?? DEFAULT_WATCHDOG.windowMs)
       w.restarts = w.restarts.filter((t) => t > windowStart)
@@ -113,17 +145,33 @@ export class Watchdog implements Startable {
       if (w.restarts.length >= max) {
         w.failed = `${problem}; ${max} restarts within ${Math.round((this.init.windowMs ?? DEFAULT_WATCHDOG.windowMs) / 1000)} s did not help`
         this.log.error('watchdog: component given up on', { component: w.component.name, reason: w.failed })
+        this.changed()
         continue
       }
       w.restarts.push(this.now())
       this.log.warn('watchdog: restarting component', { component: w.component.name, problem, restartsLeft: max - w.restarts.length })
       try {
-        for (const p of [...w.component.parts].reverse()) await p.stop()
+        for (const p of [...w.component.parts].reverse()) await this.stopPart(w.component.name, p)
         for (const p of w.component.parts) await p.start()
       } catch (err) {
         this.log.error('watchdog: restart failed', { component: w.component.name, err })
       }
+      w.recovering = true
+      this.changed()
     }
+  }
+
+  /** A part's stop, bounded: a hung component may never finish stopping; it is left behind (logged) and started anew. */
+  private async stopPart(name: string, part: Startable): Promise<void> {
+    const timeoutMs = this.init.stopTimeoutMs ?? DEFAULT_WATCHDOG.stopTimeoutMs
+    let timer: NodeJS.Timeout | undefined
+    const left = await Promise.race([
+      Promise.resolve(part.stop()).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs)
+      })
+    ]).finally(() => clearTimeout(timer))
+    if (left) this.log.warn('watchdog: component did not stop in time; left behind and started anew', { component: name, timeoutMs })
   }
 
   private async probe(c: WatchedComponent): Promise<string | undefined> {

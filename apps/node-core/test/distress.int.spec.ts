@@ -15,6 +15,8 @@ import { clientCredentials, createIdentityStore, defaultChannelOptions, signDist
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { until as untilTrue } from '@mycelium/testing'
 import { createLogger, MyceliumNode } from '../src/index.js'
+import { HttpStatusServer } from '../src/http-server.js'
+import { formatStatus } from '../src/status-command.js'
 
 /**
  * Emergency contact over real mTLS on 127.0.0.1: node A calls for help
@@ -94,6 +96,34 @@ describe('emergency contact through a peer', () => {
       'the relayed emergency command ran',
       () => a.agent.executor!.journal.get(command.commandId)?.updates.at(-1)?.state === CommandState.SUCCEEDED
     )
+    // What was sent and what came back, in status, in `node-core status` and on /metrics.
+    const status = a.status()
+    expect(status.lastDistressSent).toMatchObject({
+      distressId: round.distressId,
+      problem: DistressProblem.MANAGERS_UNREACHABLE,
+      peersTried: ['node-b'],
+      answered: true,
+      via: 'node-b'
+    })
+    expect(status.lastDistressAnswered?.applied).toEqual(expect.arrayContaining(['certificate', command.commandId]))
+    expect(status.distressRounds).toBeGreaterThanOrEqual(1)
+    const text = formatStatus(status)
+    expect(text).toMatch(/distress sent +MANAGERS_UNREACHABLE \d+s ago to node-b: answered via node-b/)
+    expect(text).toMatch(/help received +\d+s ago via node-b: .*certificate/)
+    const http = new HttpStatusServer(
+      { status: () => a.status(), counters: () => a.agent.counters },
+      { listenAddress: '127.0.0.1:0', readyInFallback: true },
+      silentLogger()
+    )
+    await http.start()
+    try {
+      const metrics = await (await fetch(`http://${http.address}/metrics`)).text()
+      expect(metrics).toMatch(/^mycelium_distress_rounds_total [1-9]/m)
+      expect(metrics).toMatch(/^mycelium_distress_last_sent_timestamp_seconds\{problem="MANAGERS_UNREACHABLE",answered="true"\} \d+/m)
+      expect(metrics).toMatch(/^mycelium_distress_last_answered_timestamp_seconds [1-9]/m)
+    } finally {
+      await http.stop()
+    }
   })
 
   const relayFrom = (identity: IdentityStore, envelope: ReturnType<typeof signDistress>): Promise<grpc.ServiceError | undefined> => {

@@ -63,4 +63,21 @@ describe('Watchdog', () => {
     expect(dog.health()).toEqual([expect.objectContaining({ name: 'watchdog:spores', reason: expect.stringMatching(/refresh loop died/) })])
     expect(dog.failed()).toBeUndefined()
   })
+
+  it('leaves a part behind whose stop hangs, starts it anew, and reports every change', async () => {
+    const part = new Part()
+    part.stop = () => new Promise<void>(() => undefined) as unknown as void // a hung component may never stop
+    let answers = false
+    let changes = 0
+    const dog = new Watchdog([{ name: 'agent', parts: [part], probe: () => answers }], silentLogger(), { stopTimeoutMs: 20 })
+    dog.onChange(() => changes++)
+    await dog.check()
+    expect(part.starts).toBe(1) // started although its stop never returned
+    expect(changes).toBe(1) // the restart
+    answers = true
+    await dog.check()
+    expect(changes).toBe(2) // answering again
+    await dog.check()
+    expect(changes).toBe(2) // nothing new
+  })
 })

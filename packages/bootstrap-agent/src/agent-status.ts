@@ -109,7 +109,8 @@ export function buildStatusReport(i: StatusInput): StatusReport {
     },
     // Filled in by the node (node-core aggregates component health).
     health: HealthState.UNSPECIFIED,
-    healthReason: ''
+    healthReason: '',
+    distressRounds: 0 // filled in by the node (its distress beacon)
   }
 }
 

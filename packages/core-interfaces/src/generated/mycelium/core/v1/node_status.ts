@@ -36,6 +36,7 @@ import {
   WorkloadStatus,
 } from "./common.js";
 import { DynamicComponentStatus } from "./component.js";
+import { DistressProblem, distressProblemFromJSON, distressProblemToJSON } from "./distress.js";
 import { ConfigTrialReport, NodeConfig } from "./node_config.js";
 
 /** State of the node's identity. */
@@ -352,7 +353,58 @@ export interface StatusReport {
    * Self-update: the slot this agent runs from, a trial in progress and the
    * last update's outcome. Unset: not started by the slot launcher.
    */
-  update?: UpdateStatus | undefined;
+  update?:
+    | UpdateStatus
+    | undefined;
+  /**
+   * Emergency contact: the last call for help this node sent to its peers
+   * (answered or not). Unset when none was sent since the agent started.
+   */
+  lastDistressSent?:
+    | DistressRoundStatus
+    | undefined;
+  /**
+   * Emergency contact: the last call for help that a peer delivered and
+   * answered (the help received). Unset when none was answered since the
+   * agent started.
+   */
+  lastDistressAnswered?:
+    | DistressRoundStatus
+    | undefined;
+  /** Calls for help sent to peers since the agent started (one per round). */
+  distressRounds: number;
+}
+
+/**
+ * One round of a call for help (emergency contact, see distress.proto): the
+ * node signed one Distress and offered it to its peers, in order, until one
+ * delivered it to a Network Manager and relayed the answer back.
+ */
+export interface DistressRoundStatus {
+  /** The call's id (Distress.distress_id). */
+  distressId: string;
+  /** What the node said was wrong (the most serious problem first). */
+  problem: DistressProblem;
+  /** When the round started (node clock). */
+  sentAt?:
+    | Date
+    | undefined;
+  /**
+   * The peers offered the call, in the order asked (node id, or address
+   * when the peer's id is not known yet). Empty: no peer was known.
+   */
+  peersTried: string[];
+  /** Whether a peer delivered the call and relayed an answer back. */
+  answered: boolean;
+  /** The peer that relayed the answer; empty when none did. */
+  via: string;
+  /** The answer's reason; when unanswered, why each peer did not deliver. */
+  reason: string;
+  /**
+   * What the answer brought that the node took: spore names,
+   * "certificate", command ids.
+   */
+  applied: string[];
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -1756,6 +1808,9 @@ function createBaseStatusReport(): StatusReport {
     dynamicComponents: [],
     assignmentsGeneration: 0,
     update: undefined,
+    lastDistressSent: undefined,
+    lastDistressAnswered: undefined,
+    distressRounds: 0,
   };
 }
 
@@ -1829,6 +1884,15 @@ export const StatusReport: MessageFns<StatusReport> = {
     }
     if (message.update !== undefined) {
       UpdateStatus.encode(message.update, writer.uint32(242).fork()).join();
+    }
+    if (message.lastDistressSent !== undefined) {
+      DistressRoundStatus.encode(message.lastDistressSent, writer.uint32(322).fork()).join();
+    }
+    if (message.lastDistressAnswered !== undefined) {
+      DistressRoundStatus.encode(message.lastDistressAnswered, writer.uint32(330).fork()).join();
+    }
+    if (message.distressRounds !== 0) {
+      writer.uint32(336).uint32(message.distressRounds);
     }
     return writer;
   },
@@ -2030,6 +2094,30 @@ export const StatusReport: MessageFns<StatusReport> = {
             message.update = UpdateStatus.decode(reader, reader.uint32());
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.lastDistressSent = DistressRoundStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.lastDistressAnswered = DistressRoundStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 42: {
+            if (tag !== 336) {
+              break;
+            }
+
+            message.distressRounds = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2113,6 +2201,21 @@ export const StatusReport: MessageFns<StatusReport> = {
         ? globalThis.Number(object.assignments_generation)
         : 0,
       update: isSet(object.update) ? UpdateStatus.fromJSON(object.update) : undefined,
+      lastDistressSent: isSet(object.lastDistressSent)
+        ? DistressRoundStatus.fromJSON(object.lastDistressSent)
+        : isSet(object.last_distress_sent)
+        ? DistressRoundStatus.fromJSON(object.last_distress_sent)
+        : undefined,
+      lastDistressAnswered: isSet(object.lastDistressAnswered)
+        ? DistressRoundStatus.fromJSON(object.lastDistressAnswered)
+        : isSet(object.last_distress_answered)
+        ? DistressRoundStatus.fromJSON(object.last_distress_answered)
+        : undefined,
+      distressRounds: isSet(object.distressRounds)
+        ? globalThis.Number(object.distressRounds)
+        : isSet(object.distress_rounds)
+        ? globalThis.Number(object.distress_rounds)
+        : 0,
     };
   },
 
@@ -2187,6 +2290,15 @@ export const StatusReport: MessageFns<StatusReport> = {
     if (message.update !== undefined) {
       obj.update = UpdateStatus.toJSON(message.update);
     }
+    if (message.lastDistressSent !== undefined) {
+      obj.lastDistressSent = DistressRoundStatus.toJSON(message.lastDistressSent);
+    }
+    if (message.lastDistressAnswered !== undefined) {
+      obj.lastDistressAnswered = DistressRoundStatus.toJSON(message.lastDistressAnswered);
+    }
+    if (message.distressRounds !== 0) {
+      obj.distressRounds = Math.round(message.distressRounds);
+    }
     return obj;
   },
 
@@ -2234,6 +2346,217 @@ export const StatusReport: MessageFns<StatusReport> = {
     message.update = (object.update !== undefined && object.update !== null)
       ? UpdateStatus.fromPartial(object.update)
       : undefined;
+    message.lastDistressSent = (object.lastDistressSent !== undefined && object.lastDistressSent !== null)
+      ? DistressRoundStatus.fromPartial(object.lastDistressSent)
+      : undefined;
+    message.lastDistressAnswered = (object.lastDistressAnswered !== undefined && object.lastDistressAnswered !== null)
+      ? DistressRoundStatus.fromPartial(object.lastDistressAnswered)
+      : undefined;
+    message.distressRounds = object.distressRounds ?? 0;
+    return message;
+  },
+};
+
+function createBaseDistressRoundStatus(): DistressRoundStatus {
+  return {
+    distressId: "",
+    problem: 0,
+    sentAt: undefined,
+    peersTried: [],
+    answered: false,
+    via: "",
+    reason: "",
+    applied: [],
+  };
+}
+
+export const DistressRoundStatus: MessageFns<DistressRoundStatus> = {
+  encode(message: DistressRoundStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.distressId !== "") {
+      writer.uint32(10).string(message.distressId);
+    }
+    if (message.problem !== 0) {
+      writer.uint32(16).int32(message.problem);
+    }
+    if (message.sentAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.sentAt), writer.uint32(26).fork()).join();
+    }
+    for (const v of message.peersTried) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.answered !== false) {
+      writer.uint32(40).bool(message.answered);
+    }
+    if (message.via !== "") {
+      writer.uint32(50).string(message.via);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    for (const v of message.applied) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DistressRoundStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDistressRoundStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.distressId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.problem = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sentAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.peersTried.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.answered = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.via = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.applied.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DistressRoundStatus {
+    return {
+      distressId: isSet(object.distressId)
+        ? globalThis.String(object.distressId)
+        : isSet(object.distress_id)
+        ? globalThis.String(object.distress_id)
+        : "",
+      problem: isSet(object.problem) ? distressProblemFromJSON(object.problem) : 0,
+      sentAt: isSet(object.sentAt)
+        ? fromJsonTimestamp(object.sentAt)
+        : isSet(object.sent_at)
+        ? fromJsonTimestamp(object.sent_at)
+        : undefined,
+      peersTried: globalThis.Array.isArray(object?.peersTried)
+        ? object.peersTried.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.peers_tried)
+        ? object.peers_tried.map((e: any) => globalThis.String(e))
+        : [],
+      answered: isSet(object.answered) ? globalThis.Boolean(object.answered) : false,
+      via: isSet(object.via) ? globalThis.String(object.via) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      applied: globalThis.Array.isArray(object?.applied)
+        ? object.applied.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DistressRoundStatus): unknown {
+    const obj: any = {};
+    if (message.distressId !== "") {
+      obj.distressId = message.distressId;
+    }
+    if (message.problem !== 0) {
+      obj.problem = distressProblemToJSON(message.problem);
+    }
+    if (message.sentAt !== undefined) {
+      obj.sentAt = message.sentAt.toISOString();
+    }
+    if (message.peersTried?.length) {
+      obj.peersTried = message.peersTried;
+    }
+    if (message.answered !== false) {
+      obj.answered = message.answered;
+    }
+    if (message.via !== "") {
+      obj.via = message.via;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.applied?.length) {
+      obj.applied = message.applied;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DistressRoundStatus>): DistressRoundStatus {
+    return DistressRoundStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DistressRoundStatus>): DistressRoundStatus {
+    const message = createBaseDistressRoundStatus();
+    message.distressId = object.distressId ?? "";
+    message.problem = object.problem ?? 0;
+    message.sentAt = object.sentAt ?? undefined;
+    message.peersTried = object.peersTried?.map((e) => e) || [];
+    message.answered = object.answered ?? false;
+    message.via = object.via ?? "";
+    message.reason = object.reason ?? "";
+    message.applied = object.applied?.map((e) => e) || [];
     return message;
   },
 };
