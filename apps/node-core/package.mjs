@@ -8,6 +8,7 @@
 //   slot-launcher.cjs       the A/B slot launcher (the unit's ExecStart; installed once beside slots/)
 //   kubernetes-client.mjs   @kubernetes/client-node (ESM-only, 3.6 MB), loaded only on
 //                           K3s servers on first use
+//   chunks/*.cjs            dependencies an idle node never runs (LAZY_CHUNKS), each loaded on first use
 //   protos/                 the v1 .proto files server reflection loads at run time
 //   vendor/                 .proto files bundled packages read at run time (health, reflection)
 //   mycelium-node.service   the systemd unit
@@ -49,6 +50,28 @@ const VENDORED_PROTOS = [
   ['@grpc/reflection', 'build/proto']
 ]
 const VENDORED_PROTO_FILES = /node_modules\/(grpc-health-check|@grpc\/reflection)\/build\/src\/.*\.js$/
+/**
+ * Dependencies an idle node never runs, each group its own CommonJS file in chunks/,
+ * required on the first use of any of its packages: V8 keeps the whole source text of
+ * a script it runs (~1 byte per byte of bundle, for lazy compilation), so code that
+ * is only bundled still costs idle RSS. A package here is, in the bundle, a proxy
+ * whose first property read loads the chunk (self-update imports tar at the top,
+ * and only untars on an update). Each chunk inlines its own dependencies; none of
+ * them shares state with the bundle (checked: no chunk inlines a package the
+ * bundle also holds, see below).
+ */
+const LAZY_CHUNKS = {
+  // self-update and components: unpacking a release or a component archive
+  tar: ['tar'],
+  // enrolment and certificate renewal (basic-net x509.ts): only when the identity is missing or renewing
+  x509: ['@peculiar/x509', 'reflect-metadata'],
+  // server reflection: on the first reflection call (status-server.ts; grpc-health-check for its health.proto's path)
+  reflection: ['protobufjs', '@grpc/proto-loader', '@grpc/reflection', 'grpc-health-check'],
+  // the first /metrics scrape (http-server.ts)
+  metrics: ['prom-client']
+}
+const chunkOf = new Map(Object.entries(LAZY_CHUNKS).flatMap(([chunk, pkgs]) => pkgs.map((p) => [p, chunk])))
+const lazyFilter = new RegExp(`^(${[...chunkOf.keys()].map((p) => p.replace(/[/.]/g, '\\$&')).join('|')})(/.*)?$`)
 const common = {
   bundle: true,
   platform: 'node',
@@ -59,8 +82,9 @@ const common = {
   logLevel: 'warning'
 }
 
-await build({
+const mainBuild = await build({
   ...common,
+  metafile: true,
   entryPoints: [bin],
   format: 'cjs',
   // No `import()` left in the bundle: Node 20 loses a vm.Script's dynamic-import callback when the
@@ -104,6 +128,23 @@ await build({
             loader: 'js'
           }
         })
+        // A lazily loaded package (LAZY_CHUNKS): a proxy that requires its chunk on first use.
+        b.onResolve({ filter: lazyFilter }, (args) => ({ path: args.path, namespace: 'lazy-chunk' }))
+        b.onResolve({ filter: /^\.\/chunks\// }, (args) => ({ path: args.path, external: true }))
+        b.onLoad({ filter: /.*/, namespace: 'lazy-chunk' }, (args) => {
+          const chunk = chunkOf.get(lazyFilter.exec(args.path)[1])
+          return {
+            contents: `let m
+const load = () => (m ??= require(${JSON.stringify(`./chunks/${chunk}.cjs`)})[${JSON.stringify(args.path)}])
+module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  has: (_, k) => k in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true } }
+})`,
+            loader: 'js'
+          }
+        })
         // The dev network issues certificates: a development tool, not shipped. `node-core dev` says how to get it.
         b.onResolve({ filter: /^@mycelium\/dev-network$/ }, () => ({ path: '@mycelium/dev-network', external: true }))
       }
@@ -119,6 +160,53 @@ if (readFileSync(main).some((byte) => byte > 0x7f)) throw new Error(`${main} is 
 // (`import(` calls; not method definitions such as @peculiar/x509's `import(t,r){`)
 if (/(?<![\w$.])import\((?![\w$,]*\)\{)/.test(readFileSync(main, 'utf8')))
   throw new Error(`${main} still holds an import(): it would fail under the code cache`)
+
+// The lazy chunks: each exports its packages by name (every subpath the bundle imports).
+const imported = new Map()
+for (const file of Object.keys(mainBuild.metafile.inputs)) {
+  if (!file.startsWith('lazy-chunk:')) continue
+  const spec = file.slice('lazy-chunk:'.length)
+  const chunk = chunkOf.get(lazyFilter.exec(spec)[1])
+  imported.set(chunk, [...(imported.get(chunk) ?? []), spec])
+}
+const bundled = new Set(Object.keys(mainBuild.metafile.inputs))
+for (const [chunk, specs] of imported) {
+  const out = await build({
+    ...common,
+    metafile: true,
+    stdin: {
+      contents: `module.exports = {${specs.map((p) => `${JSON.stringify(p)}: require(${JSON.stringify(p)})`).join(', ')}}`,
+      resolveDir: here
+    },
+    format: 'cjs',
+    supported: { 'dynamic-import': false },
+    outfile: join(stage, 'chunks', `${chunk}.cjs`),
+    plugins: [
+      {
+        name: 'vendored-protos',
+        setup(b) {
+          b.onLoad({ filter: VENDORED_PROTO_FILES }, (args) => {
+            const [, pkg, rel] = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(args.path)
+            const dir = JSON.stringify(join('..', 'vendor', pkg, dirname(rel)))
+            return {
+              contents: readFileSync(args.path, 'utf8').replace(/\b__dirname\b/g, `require("node:path").join(__dirname, ${dir})`),
+              loader: 'js'
+            }
+          })
+        }
+      }
+    ]
+  })
+  // A module in both would be two instances (two registries, two classes): the chunk must be self-contained.
+  const shared = Object.keys(out.metafile.inputs).filter((f) => bundled.has(f) && f.includes('node_modules'))
+  if (shared.length > 0) throw new Error(`chunk ${chunk} and the bundle both inline ${shared.slice(0, 5).join(', ')}: move them together`)
+}
+if (imported.size !== Object.keys(LAZY_CHUNKS).length)
+  throw new Error(
+    `no chunk for ${Object.keys(LAZY_CHUNKS)
+      .filter((c) => !imported.has(c))
+      .join(', ')}: the bundle no longer imports it (drop it from LAZY_CHUNKS)`
+  )
 
 // ESM-only: an ESM chunk, with `require` for the CommonJS packages it inlines.
 await build({

@@ -4,7 +4,7 @@ import { chmod, lstat, mkdir, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { dirname, join } from 'node:path'
 import { createRequire } from 'node:module'
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check'
+import { addHealthService } from './grpc-health.js'
 import {
   NotFoundError,
   UnavailableError,
@@ -125,20 +125,23 @@ function addLazyReflection(server: grpc.Server, protos: string, reflectionProtos
   let loaded: Promise<LoadedReflection> | undefined
   let ready: LoadedReflection | undefined
   const load = (): Promise<LoadedReflection> =>
-    (loaded ??= import('./reflection.js').then(({ loadReflection }) => {
-      const file = (dir: string, name: string): { name: string; path: string } => ({ name, path: join(dir, name) })
-      return (ready = loadReflection({
-        includeDirs: [protos],
-        files: [
-          file(protos, 'mycelium/core/v1/node_status.proto'),
-          // grpc-health-check ships it as health/v1/health.proto; its import path everywhere else is grpc/health/v1/.
-          { name: 'grpc/health/v1/health.proto', path: healthProtoPath },
-          file(reflectionProtos, 'grpc/reflection/v1/reflection.proto'),
-          file(reflectionProtos, 'grpc/reflection/v1alpha/reflection.proto')
-        ],
-        services: [...STATUS_SERVICES]
-      }))
-    }))
+    // grpc-health-check only for the path of its health.proto: importing it parses that file (proto-loader).
+    (loaded ??= Promise.all([import('./reflection.js'), import('grpc-health-check')]).then(
+      ([{ loadReflection }, { protoPath: healthProtoPath }]) => {
+        const file = (dir: string, name: string): { name: string; path: string } => ({ name, path: join(dir, name) })
+        return (ready = loadReflection({
+          includeDirs: [protos],
+          files: [
+            file(protos, 'mycelium/core/v1/node_status.proto'),
+            // grpc-health-check ships it as health/v1/health.proto; its import path everywhere else is grpc/health/v1/.
+            { name: 'grpc/health/v1/health.proto', path: healthProtoPath },
+            file(reflectionProtos, 'grpc/reflection/v1/reflection.proto'),
+            file(reflectionProtos, 'grpc/reflection/v1alpha/reflection.proto')
+          ],
+          services: [...STATUS_SERVICES]
+        }))
+      }
+    ))
   const real = (path: string): { method: ReflectionMethod; handler: grpc.handleBidiStreamingCall<unknown, unknown> } => {
     const found = ready?.get(path)
     // Unreachable: grpc-js decodes a request only once the handler reads the stream, which the real handler does after the load.
@@ -214,7 +217,7 @@ export class StatusServer implements Startable {
       }
     }
     server.addService(NodeStatusService, handlers)
-    new HealthImplementation({ '': 'SERVING', 'mycelium.core.v1.NodeStatus': 'SERVING' }).addToServer(server)
+    addHealthService(server, { '': 'SERVING', 'mycelium.core.v1.NodeStatus': 'SERVING' })
     addLazyReflection(server, protosDir(), reflectionProtosDir())
     const bind = (address: string): Promise<number> =>
       new Promise((resolve, reject) =>

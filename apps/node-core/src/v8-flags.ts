@@ -15,6 +15,12 @@ import { runInNewContext } from 'node:vm'
  * - `--no-opt`, `--no-sparkplug`: interpret only (Ignition), no TurboFan or
  *   baseline code — the bulk of the saving.
  * - `--optimize-for-size`: V8 prefers a smaller heap (GCs a little earlier).
+ * - `--bytecode-old-age=2`: bytecode of a function not run during 2 full
+ *   collections is dropped (V8's default: 5), recompiled from source if it
+ *   runs again. Most of the bundle's code runs once, at start (config, enrolment
+ *   checks, wiring); at idle only the heartbeat path runs. Measured on the
+ *   release artifact, 30 s idle in MANAGED: anon RSS 24.4 → 19.9 MB (idle RSS
+ *   64.2 → 59.8 MB), `--bytecode-old-age=1` no better.
  *
  * `--lite-mode` (which also implies these) measured 2 MB lower but cannot be
  * set at run time (V8 aborts: it must be a node command-line flag); the
@@ -22,7 +28,7 @@ import { runInNewContext } from 'node:vm'
  * flag given on node's own command line for the same setting wins.
  * @default applied by bin for `run` only (CLI commands are short-lived)
  */
-export const DEFAULT_DAEMON_V8_FLAGS: readonly string[] = ['--no-opt', '--no-sparkplug', '--optimize-for-size']
+export const DEFAULT_DAEMON_V8_FLAGS: readonly string[] = ['--no-opt', '--no-sparkplug', '--optimize-for-size', '--bytecode-old-age=2']
 
 /** The V8 option a flag sets (`--no-opt`, `--opt` → `opt`; `-`/`_` alike). */
 const v8Option = (flag: string): string =>

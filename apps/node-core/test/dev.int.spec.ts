@@ -102,6 +102,8 @@ describe('node-core dev', () => {
   })
 
   it('node-core status prints the table, --json the message, and exit 3 when nothing answers', async () => {
+    // MANAGED first (as the test above): under a loaded machine the lease may have lapsed and be renewing.
+    await untilManaged()
     const out: string[] = []
     const io = {
       out: (t: string) => void out.push(t),

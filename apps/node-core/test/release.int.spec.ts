@@ -73,6 +73,7 @@ describe('the release artifact', () => {
     expect(readdirSync(root).sort()).toEqual(
       [
         'SHA256SUMS',
+        'chunks',
         'kubernetes-client.mjs',
         'mycelium-node.service',
         'node-core-main.cjs',
@@ -85,6 +86,8 @@ describe('the release artifact', () => {
         'vendor'
       ].sort()
     )
+    // Code an idle node never runs, each loaded on first use (package.mjs LAZY_CHUNKS).
+    expect(readdirSync(join(root, 'chunks')).sort()).toEqual(['metrics.cjs', 'reflection.cjs', 'tar.cjs', 'x509.cjs'])
     expect(existsSync(join(root, 'protos', 'mycelium', 'core', 'v1', 'node_status.proto'))).toBe(true)
     expect(existsSync(join(root, 'vendor', 'grpc-health-check', 'proto', 'health', 'v1', 'health.proto'))).toBe(true)
     // sha256sum -c: every listed file is there and intact.

@@ -2,13 +2,24 @@ import { until } from '@mycelium/testing'
 import { DEFAULT_DAEMON_V8_FLAGS, daemonV8Flags, startIdleGc } from '../src/v8-flags.js'
 
 describe('daemon V8 flags', () => {
-  it('interprets only and prefers a small heap by default', () => {
-    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, [])).toEqual(['--no-opt', '--no-sparkplug', '--optimize-for-size'])
+  it('interprets only, prefers a small heap and drops bytecode not run for 2 collections by default', () => {
+    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, [])).toEqual([
+      '--no-opt',
+      '--no-sparkplug',
+      '--optimize-for-size',
+      '--bytecode-old-age=2'
+    ])
   })
 
   it("leaves an option node's own command line sets to that command line (either polarity, - or _)", () => {
-    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, ['--opt', '--expose-gc', '--optimize_for_size'])).toEqual(['--no-sparkplug'])
-    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, ['--no-sparkplug=true'])).toEqual(['--no-opt', '--optimize-for-size'])
+    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, ['--opt', '--expose-gc', '--optimize_for_size', '--bytecode_old_age=5'])).toEqual([
+      '--no-sparkplug'
+    ])
+    expect(daemonV8Flags(DEFAULT_DAEMON_V8_FLAGS, ['--no-sparkplug=true'])).toEqual([
+      '--no-opt',
+      '--optimize-for-size',
+      '--bytecode-old-age=2'
+    ])
   })
 })
 

@@ -24,9 +24,26 @@ const program = new Command('bench')
   .option('--only <ids...>', 'scenario ids or id prefixes to run (default: all)')
   .option('--out <prefix>', 'report path prefix', 'bench-results')
   .option('--list', 'list scenarios and exit')
+  .option(
+    '--soak-minutes <n>',
+    'footprint: churn this many minutes (growth every 10 min), post-GC heap samples and snapshots (--expose-gc)'
+  )
   .parse()
 
-const opts = program.opts<{ only?: string[]; out: string; list?: boolean }>()
+const opts = program.opts<{ only?: string[]; out: string; list?: boolean; soakMinutes?: string }>()
+if (opts.soakMinutes != null) {
+  const soakMinutes = Number(opts.soakMinutes)
+  if (!Number.isInteger(soakMinutes) || soakMinutes < 1) {
+    console.error(`--soak-minutes must be a whole number of minutes ≥ 1, not ${opts.soakMinutes}`)
+    process.exit(2)
+  }
+  const soak = agentScenarios({ soakMinutes }).find((s) => s.id === 'footprint')!
+  ALL.splice(
+    ALL.findIndex((s) => s.id === 'footprint'),
+    1,
+    soak
+  )
+}
 if (opts.list === true) {
   for (const s of ALL) console.log(`${s.id}\t${s.description}`)
   process.exit(0)

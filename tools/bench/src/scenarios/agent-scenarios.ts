@@ -25,7 +25,12 @@ async function enrolledNode(heartbeatMs = 1000): Promise<{ net: DevNetwork; dir:
   return { net, dir, token, cleanup: async () => (await net.stop(), rmSync(dir, { recursive: true, force: true })) }
 }
 
-export function agentScenarios(): Scenario[] {
+export interface AgentScenarioOptions {
+  /** `--soak-minutes`: the footprint scenario churns this long (growth at every 10 min), with post-GC heap samples and snapshots. */
+  soakMinutes?: number
+}
+
+export function agentScenarios(options: AgentScenarioOptions = {}): Scenario[] {
   let shared: Awaited<ReturnType<typeof enrolledNode>> | undefined
   const ensure = async (): Promise<NonNullable<typeof shared>> => (shared ??= await enrolledNode())
 
@@ -108,11 +113,15 @@ export function agentScenarios(): Scenario[] {
     }
   }
 
-  const churnMinutes = envNumber('BENCH_CHURN_MINUTES', 10)
-  const heapSnapshots = process.env.BENCH_HEAP_SNAPSHOTS ?? ''
+  // --soak-minutes N (bench main): N minutes of churn with post-GC heap samples (--expose-gc) every
+  // 10 min and heap snapshots at its start and end; otherwise BENCH_CHURN_MINUTES / BENCH_HEAP_SNAPSHOTS.
+  const soak = options.soakMinutes != null
+  const churnMinutes = options.soakMinutes ?? envNumber('BENCH_CHURN_MINUTES', 10)
+  const heapSnapshots = process.env.BENCH_HEAP_SNAPSHOTS ?? (soak ? join(tmpdir(), `bench-soak-heap-${process.pid}`) : '')
+  const first = Math.min(10, churnMinutes)
   const footprint: Scenario = {
     id: 'footprint',
-    description: `the release artifact's single-file bundle (npm run package; esbuild, minified); agent RSS after ${envNumber('BENCH_IDLE_SECONDS', 60)} s idle in MANAGED beside an idle \`node -e\`; RSS growth over ${churnMinutes} min of manager restarts every 30 s${churnMinutes > 10 ? ' (also at 10 min)' : ''}${heapSnapshots !== '' ? `; --expose-gc heap snapshots after forced GC at churn start/end in ${heapSnapshots}` : ''}`,
+    description: `the release artifact's single-file bundle (npm run package; esbuild, minified); agent RSS after ${envNumber('BENCH_IDLE_SECONDS', 60)} s idle in MANAGED beside an idle \`node -e\`; RSS growth over ${churnMinutes} min of manager restarts every 30 s${churnMinutes > 10 ? ' (also at 10 min)' : ''}${heapSnapshots !== '' ? `; --expose-gc: post-GC heap ${soak ? 'every 10 min, ' : ''}heap snapshots after forced GC at churn start/end in ${heapSnapshots}` : ''}`,
     runs: 1,
     metrics: [
       { name: 'bundle', unit: 'MB', better: 'lower', target: 3 },
@@ -122,9 +131,11 @@ export function agentScenarios(): Scenario[] {
       { name: 'idle-vs-node', unit: 'ratio', better: 'lower' },
       { name: 'idle-cpu', unit: 'ms/min', better: 'lower' },
       { name: 'churn-cpu', unit: 'ms/min', better: 'lower' },
-      { name: `churn-rss-growth-${Math.min(10, churnMinutes)}min`, unit: 'MB', better: 'lower', target: 2 },
+      { name: `churn-rss-growth-${first}min`, unit: 'MB', better: 'lower', target: 2 },
       ...(churnMinutes > 10 ? [{ name: `churn-rss-growth-${churnMinutes}min`, unit: 'MB', better: 'lower' as const, target: 3 }] : []),
-      ...(heapSnapshots !== '' ? [{ name: 'churn-heap-growth', unit: 'MB', better: 'lower' as const }] : [])
+      ...(heapSnapshots !== '' ? [{ name: 'churn-heap-growth', unit: 'MB', better: 'lower' as const }] : []),
+      ...(soak && churnMinutes > 10 ? [{ name: `churn-heap-growth-${first}min`, unit: 'MB', better: 'lower' as const }] : []),
+      { name: 'load-1min', unit: 'loadavg', better: 'lower' }
     ],
     async run() {
       // The release artifact's single file; @kubernetes/client-node, loaded only on K3s servers on
@@ -133,8 +144,10 @@ export function agentScenarios(): Scenario[] {
       const bundleMb = bundleBytes / 1e6
       const withKubernetesClientMb = (bundleBytes + kubernetesChunkBytes) / 1e6
       const { net, dir, token } = await ensure()
-      // BENCH_HEAP_SNAPSHOTS: the agent runs with --expose-gc and a preload that, on SIGUSR2,
-      // forces GC and writes a heap snapshot (see heap-probe.ts); the daemon is otherwise unchanged.
+      const loads = [loadAverage()]
+      // With heap snapshots the agent runs with --expose-gc and a preload that, on SIGUSR2, forces
+      // GC and writes a heap snapshot, on SIGWINCH only the post-GC heap (see heap-probe.ts); the
+      // daemon is otherwise unchanged.
       let probe: { nodeArgs: string[]; env: Record<string, string> } | undefined
       if (heapSnapshots !== '') {
         mkdirSync(heapSnapshots, { recursive: true })
@@ -148,6 +161,21 @@ export function agentScenarios(): Scenario[] {
       const nodeArgs = [...(probe?.nodeArgs ?? []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')]
       const agent = startAgentProcess(net, dir, 'bench-node', token, [], { nodeArgs, env: probe?.env ?? {} })
       await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
+      /** Post-GC heapUsed (MB); with `name`, also a heap snapshot `<name>.heapsnapshot`. */
+      const heapSample = async (name?: string): Promise<number> => {
+        rmSync(join(heapSnapshots, 'memory.json'), { force: true })
+        agent.child.kill(name != null ? 'SIGUSR2' : 'SIGWINCH')
+        const deadline = Date.now() + 120_000
+        while (!existsSync(join(heapSnapshots, 'memory.json'))) {
+          if (Date.now() > deadline) throw new Error('the agent wrote no heap sample within 120 s')
+          await new Promise((r) => setTimeout(r, 200))
+        }
+        if (name != null) renameSync(join(heapSnapshots, 'current.heapsnapshot'), join(heapSnapshots, `${name}.heapsnapshot`))
+        return (JSON.parse(readFileSync(join(heapSnapshots, 'memory.json'), 'utf8')) as { heapUsed: number }).heapUsed / 2 ** 20
+      }
+      // The soak's start snapshot before the idle minute, so that the transient memory of writing it
+      // is behind the RSS baseline (the idle RSS of a soak run is therefore not the figure to report).
+      if (soak) await heapSample('churn-start')
       const idleMs = envNumber('BENCH_IDLE_SECONDS', 60) * 1000
       const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'])
       const idleCpuFrom = cpuMs(agent.child.pid!)
@@ -156,40 +184,42 @@ export function agentScenarios(): Scenario[] {
       const idle = rssBytes(agent.child.pid!) / 2 ** 20
       const nodeIdle = rssBytes(baseline.pid!) / 2 ** 20
       baseline.kill()
-      const snapshot = async (name: string): Promise<number> => {
-        rmSync(join(heapSnapshots, 'memory.json'), { force: true })
-        agent.child.kill('SIGUSR2')
-        const deadline = Date.now() + 120_000
-        while (!existsSync(join(heapSnapshots, 'memory.json'))) {
-          if (Date.now() > deadline) throw new Error('the agent wrote no heap snapshot within 120 s')
-          await new Promise((r) => setTimeout(r, 200))
-        }
-        renameSync(join(heapSnapshots, 'current.heapsnapshot'), join(heapSnapshots, `${name}.heapsnapshot`))
-        return (JSON.parse(readFileSync(join(heapSnapshots, 'memory.json'), 'utf8')) as { heapUsed: number }).heapUsed / 2 ** 20
-      }
       // RSS first: writing a snapshot inflates it for a while (growth with snapshots on is not the RSS figure to report).
       const before = rssBytes(agent.child.pid!)
-      const heapBefore = probe != null ? await snapshot('churn-start') : 0
+      const heapAtStart = probe == null ? 0 : soak ? await heapSample() : await heapSample('churn-start')
       const started = Date.now()
       const churnCpuFrom = cpuMs(agent.child.pid!)
       const growth: Record<string, number> = {}
-      const at10 = started + Math.min(10, churnMinutes) * 60_000
       const end = started + churnMinutes * 60_000
+      let nextMark = 10
       while (Date.now() < end) {
         await net.stopManager('network-manager')
         await new Promise((r) => setTimeout(r, 2000))
         await net.startManager('network-manager')
         await new Promise((r) => setTimeout(r, Math.min(28_000, Math.max(0, end - Date.now()))))
-        if (growth[`churn-rss-growth-${Math.min(10, churnMinutes)}min`] == null && Date.now() >= at10 - 1000) {
+        const minutes = (Date.now() - started) / 60_000
+        if (minutes >= nextMark - 1 / 60 && Date.now() < end - 60_000) {
+          // A 10-minute mark: RSS in MANAGED, then (soak) the post-GC heap; the first mark is a metric.
           await untilStatus(agent.socket, performance.now(), (p) => p === Phase.MANAGED)
-          growth[`churn-rss-growth-${Math.min(10, churnMinutes)}min`] = (rssBytes(agent.child.pid!) - before) / 2 ** 20
+          const rss = (rssBytes(agent.child.pid!) - before) / 2 ** 20
+          const heap = soak ? (await heapSample()) - heapAtStart : Number.NaN
+          loads.push(loadAverage())
+          if (nextMark === 10) {
+            growth[`churn-rss-growth-${first}min`] = rss
+            if (soak) growth[`churn-heap-growth-${first}min`] = heap
+          }
+          console.log(
+            `  ${nextMark} min: rss ${rss >= 0 ? '+' : ''}${rss.toFixed(2)} MB, post-GC heap ${soak ? heap.toFixed(2) : '—'} MB, load ${loads.at(-1)}`
+          )
+          nextMark += 10
         }
       }
       await untilStatus(agent.socket, performance.now(), (p) => p === Phase.MANAGED)
       growth[`churn-rss-growth-${churnMinutes}min`] = (rssBytes(agent.child.pid!) - before) / 2 ** 20
       const churnCpu = ((cpuMs(agent.child.pid!) - churnCpuFrom) / (Date.now() - started)) * 60_000
+      loads.push(loadAverage())
       if (probe != null) {
-        growth['churn-heap-growth'] = (await snapshot('churn-end')) - heapBefore
+        growth['churn-heap-growth'] = (await heapSample('churn-end')) - heapAtStart
         console.log(
           `  heap diff churn-start → churn-end (self size by type:constructor):\n    ${heapDiff(join(heapSnapshots, 'churn-start.heapsnapshot'), join(heapSnapshots, 'churn-end.heapsnapshot')).join('\n    ')}`
         )
@@ -203,7 +233,9 @@ export function agentScenarios(): Scenario[] {
         'idle-vs-node': idle / nodeIdle,
         'idle-cpu': idleCpu,
         'churn-cpu': churnCpu,
-        ...growth
+        ...growth,
+        // The highest 1-minute load average seen (start, each 10-minute mark, end).
+        'load-1min': Math.max(...loads)
       }
     }
   }

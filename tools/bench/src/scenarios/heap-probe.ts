@@ -3,18 +3,23 @@ import { join } from 'node:path'
 
 /**
  * A preload (`node -r`) for the agent under the footprint bench with
- * `BENCH_HEAP_SNAPSHOTS=<dir>`: on SIGUSR2 it forces two full GCs (the agent
- * runs with --expose-gc), then writes `process.memoryUsage()` and a heap
- * snapshot to the paths in PROBE_OUT / PROBE_SNAP. Nothing of it is in the
- * daemon itself.
+ * `BENCH_HEAP_SNAPSHOTS=<dir>` or `--soak-minutes`: on SIGUSR2 it forces two
+ * full GCs (the agent runs with --expose-gc), then writes a heap snapshot and
+ * `process.memoryUsage()` to the paths in PROBE_SNAP / PROBE_OUT; on SIGWINCH
+ * the same without the snapshot (a cheap post-GC heap sample: writing a
+ * snapshot allocates tens of MB that would disturb the RSS series the soak
+ * records). Nothing of it is in the daemon itself.
  */
 const PRELOAD = `
 const fs = require('fs'), v8 = require('v8')
-process.on('SIGUSR2', () => {
+const sample = (snapshot) => {
   global.gc(); global.gc()
-  v8.writeHeapSnapshot(process.env.PROBE_SNAP)
-  fs.writeFileSync(process.env.PROBE_OUT, JSON.stringify(process.memoryUsage()))
-})
+  if (snapshot) v8.writeHeapSnapshot(process.env.PROBE_SNAP)
+  fs.writeFileSync(process.env.PROBE_OUT + '.tmp', JSON.stringify(process.memoryUsage()))
+  fs.renameSync(process.env.PROBE_OUT + '.tmp', process.env.PROBE_OUT)
+}
+process.on('SIGUSR2', () => sample(true))
+process.on('SIGWINCH', () => sample(false))
 `
 
 export function writeHeapProbe(dir: string): string {
