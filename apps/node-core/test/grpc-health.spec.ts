@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { addHealthService } from '../src/grpc-health.js'
 
 /**
- * The hand-encoded grpc.health.v1.Health against a client built from the
+ * grpc.health.v1.Health (ts-proto codecs) against a client built from the
  * reference health.proto (grpc-health-check's, via proto-loader), over a real
  * unix socket: what grpc_health_probe and kubelet probes see.
  */
