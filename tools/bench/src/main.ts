@@ -1,8 +1,9 @@
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { machine, markdownReport, runScenario, type Scenario, type ScenarioResult } from './harness.js'
 import { agentScenarios } from './scenarios/agent-scenarios.js'
-import { fleetScenarios } from './scenarios/fleet-scenarios.js'
+import { fleetScenarios, scaleSeries } from './scenarios/fleet-scenarios.js'
+import { scaleReport } from './scale/report.js'
 import { runtimeScenarios } from './scenarios/runtime-scenarios.js'
 import { sporeVerifyScenarios } from './scenarios/spore-verify.js'
 import { componentScenarios } from './scenarios/component-scenarios.js'
@@ -24,9 +25,10 @@ const program = new Command('bench')
   .option('--only <ids...>', 'scenario ids or id prefixes to run (default: all)')
   .option('--out <prefix>', 'report path prefix', 'bench-results')
   .option('--list', 'list scenarios and exit')
+  .option('--merge', "keep the results of scenarios not run now from the report's existing JSON")
   .parse()
 
-const opts = program.opts<{ only?: string[]; out: string; list?: boolean }>()
+const opts = program.opts<{ only?: string[]; out: string; list?: boolean; merge?: boolean }>()
 if (opts.list === true) {
   for (const s of ALL) console.log(`${s.id}\t${s.description}`)
   process.exit(0)
@@ -44,8 +46,15 @@ for (const s of chosen) {
   console.log(`${s.id}: ${s.description}`)
   results.push(await runScenario(s, (line) => console.log(line)))
 }
+if (opts.merge === true) {
+  const kept = await readFile(`${opts.out}.json`, 'utf8').then(
+    (t) => (JSON.parse(t) as { results: ScenarioResult[] }).results,
+    () => []
+  )
+  results.unshift(...kept.filter((k) => !results.some((r) => r.id === k.id)))
+}
 const at = new Date()
-const md = markdownReport(m, results, at)
+const md = markdownReport(m, results, at) + (await scaleReport(scaleSeries, opts.out))
 await writeFile(`${opts.out}.json`, `${JSON.stringify({ at: at.toISOString(), machine: m, results }, null, 2)}\n`)
 await writeFile(`${opts.out}.md`, md)
 console.log(`\n${md}`)
