@@ -26,9 +26,10 @@ describe(`a fleet of ${FLEET} agents across processes`, () => {
     const r = await runScaleFleet({
       agents: FLEET,
       hosts: 3,
-      // The fresh start is not under test: it may go faster. The restarted manager admits 12/s + a burst of 2 (≤ 15 in any second).
-      startRegistrationRate: { burst: 50, perSecond: 50 },
+      // The manager admits 12/s + a burst of 2 (≤ 15 in any second) and so advertises a 32 s window.
       registrationRate: { burst: 2, perSecond: 12 },
+      // 300 agents share 2 cores here (a real node has its own): 5 s heartbeats keep them alive under load.
+      heartbeatIntervalMs: 5000,
       steadyMs: 0,
       budgetMs: 240_000,
       entries,
@@ -39,9 +40,7 @@ describe(`a fleet of ${FLEET} agents across processes`, () => {
     )
     expect(r.notManagedAgain).toBe(0)
     expect(r.maxAdmissionsInOneSecond).toBeLessThanOrEqual(BOUND)
-    // The restart sent ~8 s worth of reconnections at a manager admitting 12/s: most nodes were
-    // refused once, given their own slot, and admitted when they came back at it.
-    expect(r.refusals).toBeGreaterThan(0)
+    // Spread over the window, few are refused; a refused node comes back at its slot, so none is refused again and again.
     expect(r.maxRefusalsPerNode).toBeLessThanOrEqual(3)
   }, 300_000)
 })

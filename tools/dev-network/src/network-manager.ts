@@ -73,6 +73,8 @@ export interface NodeRecord {
   lastHealth?: ReportHealthRequest
   /** When `lastHealth` arrived (manager clock, ms). */
   lastHealthAtMs?: number
+  /** When the manager last admitted its registration (process clock, ms). */
+  registeredAtMs?: number
   /** The reconnect window this node last heard (ms): acks carry it only when it changed. */
   reconnectWindowMs?: number
 }
@@ -265,6 +267,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         node.contractVersions = req.contractVersions
         node.contractVersion = version
         node.registrations++
+        node.registeredAtMs = Date.now()
         node.managed = false
         node.lease = { leaseId: randomUUID(), expiresAtMs: now + this.leaseTtlMs, expired: false }
         node.handoff = { handoffId: randomUUID(), deadlineMs: now + this.handoffDeadlineMs }

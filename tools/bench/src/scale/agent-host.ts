@@ -2,7 +2,7 @@
  * Child process: many composed nodes (MyceliumNode, status surfaces off) in
  * one process, as a fleet's share. Each node has its own identity, state
  * directory and connections: the nodes share the event loop and nothing else.
- * Phase changes to MANAGED and FALLBACK go to the orchestrator in batches with
+ * Phase changes go to the orchestrator in batches with
  * the wall-clock time they happened here.
  */
 import { join } from 'node:path'
@@ -13,6 +13,7 @@ import { processStats, type AgentHostCommand, type AgentHostMessage, type Transi
 const nodes: MyceliumNode[] = []
 let pending: TransitionRecord[] = []
 let flusher: NodeJS.Timeout | undefined
+const reasons = new Set<string>()
 
 function send(message: AgentHostMessage): void {
   process.send?.(message)
@@ -43,15 +44,43 @@ process.on('message', (command: AgentHostCommand) => {
         })
         const node = new MyceliumNode(config, silentLogger(), { joinToken: n.joinToken })
         node.agent.on('transition', (t) => {
-          if (t.to === Phase.MANAGED || t.to === Phase.FALLBACK) pending.push([index, t.to, Date.now()])
+          pending.push([index, t.to, Date.now()])
+          // The first few distinct reasons a node left the happy path, for whoever reads the run.
+          const key = t.reason.slice(0, 60)
+          if ((t.to === Phase.RECOVERY || t.to === Phase.FALLBACK) && !reasons.has(key) && reasons.size < 8) {
+            reasons.add(key)
+            process.stderr.write(`agent-host ${process.pid}: ${n.nodeId} → ${Phase[t.to]}: ${t.reason}\n`)
+          }
         })
         nodes.push(node)
       }
       flusher = setInterval(flush, 250)
-      void Promise.all(nodes.map((x) => x.start())).then(
-        () => send({ type: 'started' }),
-        (err: Error) => send({ type: 'failed', error: err.stack ?? String(err) })
-      )
+      // Real nodes power on each with its own CPU; here they share one event loop, so at most
+      // startConcurrency of them are on their way to MANAGED at once (else every TLS handshake of
+      // the host waits behind the others' key generation and times out: a storm the fleet would not have).
+      let next = 0
+      let inflight = 0
+      const launch = (): void => {
+        while (inflight < init.startConcurrency && next < nodes.length) {
+          const node = nodes[next++]!
+          inflight++
+          let freed = false
+          const free = (): void => {
+            if (freed) return
+            freed = true
+            clearTimeout(timer)
+            inflight--
+            launch()
+          }
+          const timer = setTimeout(free, 30_000)
+          node.agent.on('transition', (t) => void (t.to === Phase.MANAGED && free()))
+          node.start().catch((err: Error) => {
+            send({ type: 'failed', error: err.stack ?? String(err) })
+            free()
+          })
+        }
+      }
+      launch()
       return
     }
     case 'stats':
@@ -60,7 +89,10 @@ process.on('message', (command: AgentHostCommand) => {
         type: 'stats',
         ...processStats(),
         heartbeatAcks: nodes.reduce((a, x) => a + x.agent.counters.heartbeatAcks, 0),
-        managed: nodes.filter((x) => x.agent.phase === Phase.MANAGED).length
+        managed: nodes.filter((x) => x.agent.phase === Phase.MANAGED).length,
+        sample: ((x) => (x == null ? '' : JSON.stringify({ node: x.config.nodeId, ...x.agent.status().progress })))(
+          nodes.find((x) => x.agent.phase !== Phase.MANAGED)
+        )
       })
       return
     case 'stop':

@@ -6,7 +6,7 @@ import type { ScaleRunResult } from './fleet-run.js'
  * The per-second reconnect histograms of the scale runs as one SVG (Vega-Lite
  * compiled to Vega, rendered headless by Vega's SVG renderer: no canvas, no
  * browser): per fleet, the share of the fleet that became MANAGED in each
- * second after the new manager listened, the manager's admitted
+ * second after the new manager process started, the manager's admitted
  * registrations beside it, and the 5 % bound as a rule.
  */
 export async function reconnectChartSvg(runs: ScaleRunResult[], boundPercent = 5): Promise<string> {
@@ -39,7 +39,7 @@ export async function reconnectChartSvg(runs: ScaleRunResult[], boundPercent = 5
             x: {
               field: 'second',
               type: 'ordinal',
-              title: 'seconds after the new manager listened',
+              title: 'seconds after the new manager process started',
               axis: { labelAngle: 0, labelOverlap: true }
             },
             xOffset: { field: 'series' },

@@ -27,9 +27,11 @@ export interface ScaleRunInit {
   outageMs?: number
   /** Agents' own backoff. @default { initialMs: 500, maxMs: 8000 } */
   reconnect?: { initialMs: number; maxMs: number }
+  /** Fresh start: nodes per host on their way to MANAGED at once (see agent-host.ts). @default 8 */
+  startConcurrency?: number
   /** Steady state measured for heartbeat cost; 0 skips it. @default 10000 */
   steadyMs?: number
-  /** Longest wait for all MANAGED (start, and again after the restart). @default 300000 */
+  /** Longest wait for all MANAGED (start, and again after the restart). @default max(300 s, 1 s per agent) */
   budgetMs?: number
   /** The built child entries (dist/scale-manager-host.js, dist/scale-agent-host.js). */
   entries: { manager: string; agent: string }
@@ -43,7 +45,7 @@ export interface ScaleRunResult {
   startToAllManagedS: number
   restartToAllManagedS: number
   restartTo99PercentManagedS: number
-  /** Agents entering MANAGED per second after the new manager listened (index = second). */
+  /** Agents entering MANAGED per second after the new manager process was started (index = second). */
   reconnectsPerSecond: number[]
   /** Registrations the new manager admitted per second (same origin). */
   admissionsPerSecond: number[]
@@ -120,7 +122,7 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
   const n = init.agents
   const hostCount = init.hosts ?? Math.max(2, Math.ceil(n / 250))
   const log = init.log ?? (() => undefined)
-  const budgetMs = init.budgetMs ?? 300_000
+  const budgetMs = init.budgetMs ?? Math.max(300_000, n * 1000)
   const dir = mkdtempSync(join(tmpdir(), `bench-scale-${n}-`))
   const managerInit: ManagerHostInit = {
     dir: join(dir, 'network'),
@@ -133,10 +135,7 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
   const phase = new Uint8Array(n)
   const back = new Float64Array(n)
   let killedAtMs = Infinity
-  let admitted: number[] = []
-  const onManager = (m: ManagerStats | ManagerReady | AgentHostMessage): void => {
-    if (m.type === 'stats') admitted.push(...(m as ManagerStats).admittedAtMs)
-  }
+  const onManager = (): void => undefined
   const startManager = async (tokens: number): Promise<{ host: Host; ready: ManagerReady }> => {
     const host = new Host(init.entries.manager, onManager)
     const registrationRate = tokens > 0 ? (init.startRegistrationRate ?? managerInit.registrationRate) : managerInit.registrationRate
@@ -159,12 +158,24 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
     )
     return { cpuMs: all.reduce((a, s) => a + s.cpuMs, 0), acks: all.reduce((a, s) => a + s.heartbeatAcks, 0) }
   }
+  const phases = (): string => {
+    const by = new Map<string, number>()
+    for (const p of phase) by.set(Phase[p] ?? String(p), (by.get(Phase[p] ?? String(p)) ?? 0) + 1)
+    return [...by].map(([k, v]) => `${k}:${v}`).join(' ')
+  }
   const waitFor = async (what: string, done: () => boolean): Promise<boolean> => {
-    const until = Date.now() + budgetMs
+    const started = Date.now()
+    let shown = started
     while (!done()) {
-      if (Date.now() > until) {
-        log(`    ${what}: budget of ${budgetMs / 1000} s ran out`)
+      if (Date.now() - started > budgetMs) {
+        log(`    ${what}: budget of ${budgetMs / 1000} s ran out (${phases()})`)
         return false
+      }
+      if (Date.now() - shown > 15_000) {
+        shown = Date.now()
+        const sample = agentHosts[0]?.next<{ sample: string }>('stats', 5000).catch(() => ({ sample: '?' }))
+        agentHosts[0]?.send({ type: 'stats' })
+        log(`    ${what} +${Math.round((shown - started) / 1000)} s: ${phases()} (load ${load()}) ${(await sample)?.sample ?? ''}`)
       }
       await sleep(250)
     }
@@ -199,7 +210,8 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
             nodeId: `n-${String(first + i).padStart(4, '0')}`,
             joinToken: manager.ready.tokens[first + i]!
           })),
-          reconnect: init.reconnect ?? { initialMs: 500, maxMs: 8000 }
+          reconnect: init.reconnect ?? { initialMs: 500, maxMs: 8000 },
+          startConcurrency: init.startConcurrency ?? 8
         }
       })
       agentHosts.push(host)
@@ -223,15 +235,17 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
     const agentAcks = Math.max(1, a1.acks - a0.acks)
 
     // The restart: kill, outage, a new process on the same state.
-    admitted = []
     killedAtMs = Date.now()
     await manager.host.kill()
     await sleep(init.outageMs ?? 3000)
+    // The restart is the fork of the new manager process: its own start (and that of its listeners) counts.
+    const restartedAtMs = Date.now()
     manager = await startManager(0)
-    const restartedAtMs = manager.ready.atMs
+    const mReady = await managerStatsNow(manager.host)
     const loadRestart = load()
     const allBack = await waitFor('restart', () => back.every((t) => t > 0))
     const mEnd = await managerStatsNow(manager.host)
+    const admitted = mEnd.admittedAtMs
     const times = [...back].filter((t) => t > 0).sort((a, b) => a - b)
     const reconnects = perSecond(times, restartedAtMs)
     const admissions = perSecond(admitted, restartedAtMs)
@@ -254,7 +268,10 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
       ackBytes: m1.ackBytes,
       managerRssMB: m1.rssBytes / 2 ** 20,
       managerHeapPerNodeKB: (m1.heapUsedBytes - base.heapUsedBytes) / n / 1024,
-      managerCpuPerReconnectMs: mEnd.cpuMs / Math.max(1, admitted.length),
+      // What the storm cost the manager beyond its heartbeats (CPU from listening to all back, less the heartbeats' share).
+      managerCpuPerReconnectMs:
+        (mEnd.cpuMs - mReady.cpuMs - (mEnd.heartbeats - mReady.heartbeats) * ((m1.cpuMs - m0.cpuMs) / managerHeartbeats)) /
+        Math.max(1, admitted.length),
       loadAverage: { start: loadStart, steady: loadSteady, restart: loadRestart, end: load() }
     }
     return result

@@ -10,7 +10,6 @@ import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { processStats, type ManagerHostCommand, type ManagerReady, type ManagerStats } from './protocol.js'
 
 let net: DevNetwork | undefined
-const admittedAtMs: number[] = []
 const refusals = new Map<string, number>()
 let refused = 0
 
@@ -37,7 +36,8 @@ function stats(): ManagerStats {
     heartbeats: nodes.reduce((a, n) => a + n.healthReports, 0),
     nodes: nodes.length,
     managed: nodes.filter((n) => n.managed).length,
-    admittedAtMs: admittedAtMs.splice(0),
+    // From the records, not the 'registered' event: registrations can arrive before startDevNetwork returns.
+    admittedAtMs: nodes.flatMap((n) => (n.registeredAtMs != null ? [n.registeredAtMs] : [])),
     refused,
     maxRefusalsPerNode: Math.max(0, ...refusals.values()),
     heartbeatBytes,
@@ -60,7 +60,6 @@ process.on('message', (command: ManagerHostCommand) => {
       // A fleet's dial can wait behind the manager's own work; the handoff deadline must not be what fails.
       handoffDeadlineMs: 30_000
     })
-    net.networkManager.on('registered', () => admittedAtMs.push(Date.now()))
     net.networkManager.on('registration:refused', (nodeId) => {
       refused++
       refusals.set(nodeId, (refusals.get(nodeId) ?? 0) + 1)

@@ -37,7 +37,7 @@ export interface ManagerStats extends ProcessStats {
   heartbeats: number
   nodes: number
   managed: number
-  /** Registrations admitted and refused, with wall-clock times of admission (ms). */
+  /** Each node's last admitted registration (wall clock, ms), and the registrations refused. */
   admittedAtMs: number[]
   refused: number
   /** Refusals per node, highest. */
@@ -53,6 +53,8 @@ export interface AgentHostInit {
   enrollment: string
   bootstrapFile: string
   nodes: { nodeId: string; joinToken: string }[]
+  /** Nodes of this host on their way to MANAGED at once during the fresh start. */
+  startConcurrency: number
   /** Reconnect backoff (ms) of every agent. */
   reconnect: { initialMs: number; maxMs: number }
 }
@@ -63,7 +65,12 @@ export type TransitionRecord = [number, number, number]
 export type AgentHostMessage =
   | { type: 'started' }
   | { type: 'transitions'; list: TransitionRecord[] }
-  | (ProcessStats & { type: 'stats'; heartbeatAcks: number; managed: number })
+  | (ProcessStats & {
+      type: 'stats'
+      heartbeatAcks: number
+      managed: number
+      /** One node not MANAGED: its progress (diagnosis). */ sample: string
+    })
   | { type: 'stopped' }
   | { type: 'failed'; error: string }
 
