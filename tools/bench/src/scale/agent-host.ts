@@ -64,15 +64,15 @@ process.on('message', (command: AgentHostCommand) => {
         while (inflight < init.startConcurrency && next < nodes.length) {
           const node = nodes[next++]!
           inflight++
+          // The slot frees only at MANAGED: a node stuck retrying enrolment keeps it, so a slow manager
+          // never has more than startConcurrency × hosts handshakes of a fresh start in flight.
           let freed = false
           const free = (): void => {
             if (freed) return
             freed = true
-            clearTimeout(timer)
             inflight--
             launch()
           }
-          const timer = setTimeout(free, 30_000)
           node.agent.on('transition', (t) => void (t.to === Phase.MANAGED && free()))
           node.start().catch((err: Error) => {
             send({ type: 'failed', error: err.stack ?? String(err) })
