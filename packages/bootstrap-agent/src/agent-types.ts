@@ -86,6 +86,11 @@ export interface BootstrapAgentInit {
    * @default DEFAULT_RANDOM
    */
   random?: () => number
+  /**
+   * The longest fleet reconnect window (a manager's `reconnect_window`) the
+   * agent spreads its reconnection over. @default DEFAULT_RECONNECT_WINDOW_CAP_MS
+   */
+  reconnectWindowCapMs?: number
   /** How long a manager's config is tried before it is kept. @default DEFAULT_CONFIG_CONFIRM_WINDOW_MS */
   configConfirmWindowMs?: number
   /** Heartbeats unanswered in a row before the manager link is declared down. @default DEFAULT_MISSED_ACKS_BEFORE_FALLBACK */

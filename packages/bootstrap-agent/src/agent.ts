@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { RetryWait } from './retry-wait.js'
 import {
+  durationToMs,
   NodeConfig,
   Phase,
   silentLogger,
@@ -26,6 +27,7 @@ import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
 import { checkIdentity, enrolStep, type IdentityStepDeps } from './identity-steps.js'
 import { ManagerLink } from './manager-link.js'
+import { planRetry } from './reconnect-window.js'
 import { AssignmentFollower, componentsReportFields } from './assignments.js'
 import { capabilityTracker, commitStep, registerStep, type ManagerStepDeps } from './registration.js'
 import type { ManagerClock } from './manager-clock.js'
@@ -35,7 +37,6 @@ import {
   failureEventOf,
   INITIAL_STATE,
   nextPhase,
-  retryDelay,
   type AgentAction,
   type AgentEvent,
   type MachineState
@@ -88,6 +89,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
 
   /** The injected jitter source (backoff, endpoint shuffle). */
   private readonly random: () => number
+  /** The fleet reconnect window the manager last advertised (0: none): FALLBACK spreads over it. */
+  private reconnectWindowMs = 0
 
   /** Our own copy of the caller's init: retune changes it (the caller's object may be frozen or shared). */
   private readonly init: BootstrapAgentInit
@@ -329,18 +332,22 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         return undefined
       case 'schedule-retry': {
         // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
-        const { delayMs: delay, ceilingMs: ceiling } = retryDelay(
-          this.state,
-          action.retryAfterMs,
+        // In FALLBACK the manager's fleet reconnect window widens the jitter (reconnect-window.ts).
+        const fallback = this.state.phase === Phase.FALLBACK
+        const plan = planRetry(
+          { failures: this.state.failures, retryAfterMs: action.retryAfterMs, reconnectWindowMs: fallback ? this.reconnectWindowMs : 0 },
           { ...DEFAULT_RECONNECT, ...this.init.reconnect },
-          this.random
+          this.random,
+          this.init.reconnectWindowCapMs
         )
+        const delay = plan.delayMs
         this.log.info('retry scheduled', {
           phase: Phase[this.state.phase],
           attempt: attemptOf(this.state),
           delayMs: delay,
-          ceilingMs: ceiling,
-          retryAfterMs: action.retryAfterMs
+          ceilingMs: plan.ceilingMs,
+          retryAfterMs: action.retryAfterMs,
+          ...(plan.windowMs > 0 ? { reconnectWindowMs: plan.windowMs } : {})
         })
         if (!(await this.retry.wait(delay, signal))) return undefined
         if (this.state.phase === Phase.FALLBACK) this.counters.reconnectAttempts++
@@ -392,7 +399,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       capabilities: () => this.capabilities(),
       bootId: this.bootId,
       ...(journal != null ? { journal } : {}),
-      onRegistered: (res) => this.assignments.onRegistered(res),
+      onRegistered: (res) => {
+        this.reconnectWindowMs = durationToMs(res.reconnectWindow, 0)
+        this.assignments.onRegistered(res)
+      },
       log: this.log
     }
   }
@@ -423,6 +433,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       },
       onAck: (ack) => {
         this.counters.heartbeatAcks++
+        if (ack.reconnectWindow != null) this.reconnectWindowMs = durationToMs(ack.reconnectWindow, 0)
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
         this.assignments.onAck(ack, r.leaseId, this.controller?.signal)
       },

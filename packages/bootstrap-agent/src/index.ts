@@ -17,6 +17,7 @@ export {
   type Registration,
   type Transition
 } from './phase-machine.js'
+export { planRetry, DEFAULT_RECONNECT_WINDOW_CAP_MS, type RetryPlan, type RetryPlanInput } from './reconnect-window.js'
 export {
   DEFAULT_HANDOFF_DEADLINE_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,

@@ -1,8 +1,9 @@
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { machine, markdownReport, runScenario, type Scenario, type ScenarioResult } from './harness.js'
 import { agentScenarios } from './scenarios/agent-scenarios.js'
-import { fleetScenarios } from './scenarios/fleet-scenarios.js'
+import { fleetScenarios, scaleSeries } from './scenarios/fleet-scenarios.js'
+import { scaleReport } from './scale/report.js'
 import { runtimeScenarios } from './scenarios/runtime-scenarios.js'
 import { sporeVerifyScenarios } from './scenarios/spore-verify.js'
 import { componentScenarios } from './scenarios/component-scenarios.js'
@@ -28,9 +29,10 @@ const program = new Command('bench')
     '--soak-minutes <n>',
     'footprint: churn this many minutes (growth every 10 min), post-GC heap samples and snapshots (--expose-gc)'
   )
+  .option('--merge', "keep the results of scenarios not run now from the report's existing JSON")
   .parse()
 
-const opts = program.opts<{ only?: string[]; out: string; list?: boolean; soakMinutes?: string }>()
+const opts = program.opts<{ only?: string[]; out: string; list?: boolean; soakMinutes?: string; merge?: boolean }>()
 if (opts.soakMinutes != null) {
   const soakMinutes = Number(opts.soakMinutes)
   if (!Number.isInteger(soakMinutes) || soakMinutes < 1) {
@@ -61,8 +63,15 @@ for (const s of chosen) {
   console.log(`${s.id}: ${s.description}`)
   results.push(await runScenario(s, (line) => console.log(line)))
 }
+if (opts.merge === true) {
+  const kept = await readFile(`${opts.out}.json`, 'utf8').then(
+    (t) => (JSON.parse(t) as { results: ScenarioResult[] }).results,
+    () => []
+  )
+  results.unshift(...kept.filter((k) => !results.some((r) => r.id === k.id)))
+}
 const at = new Date()
-const md = markdownReport(m, results, at)
+const md = markdownReport(m, results, at) + (await scaleReport(scaleSeries, opts.out))
 await writeFile(`${opts.out}.json`, `${JSON.stringify({ at: at.toISOString(), machine: m, results }, null, 2)}\n`)
 await writeFile(`${opts.out}.md`, md)
 console.log(`\n${md}`)

@@ -230,6 +230,14 @@ export class DevNetwork {
     return this.formatToken(t)
   }
 
+  /** Mints `count` join tokens with one state write (a fleet's worth). */
+  async newJoinTokens(count: number): Promise<string[]> {
+    const minted = Array.from({ length: count }, () => newJoinTokenSecret())
+    this.state.joinTokens.push(...minted)
+    await saveState(this.dir, this.state)
+    return minted.map((t) => this.formatToken(t))
+  }
+
   /**
    * A node-core config (YAML) pointing a node at this network: enrolment
    * endpoint, bootstrap file, and the given local settings.

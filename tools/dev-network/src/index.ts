@@ -14,6 +14,7 @@ export {
   type HandoffFaults,
   type NetworkManagerEvents
 } from './network-manager.js'
+export { AdmissionLimiter, DEFAULT_ADMISSION, type AdmissionInit, type AdmissionDecision } from './admission.js'
 export { DistressDesk, type DistressDeskComponents, type DistressRecord, type DistressDeskEvents } from './distress-desk.js'
 export { DevCommandChannel, type CommandRecord, type CommandChannelEvents } from './command-channel.js'
 export { DevSporeManager, type SporeManagerInit } from './spore-manager.js'

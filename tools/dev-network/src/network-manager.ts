@@ -18,10 +18,11 @@ import {
   type ReportHealthResponse,
   type SignedSpore
 } from '@mycelium/core-interfaces'
-import { TokenBucket, type RateLimit } from '@mycelium/core-utils'
+import type { RateLimit } from '@mycelium/core-utils'
 import { callerIdentity } from '@mycelium/basic-net'
 import { enroll, type EnrollmentContext } from './enrollment.js'
 import { DistressDesk } from './distress-desk.js'
+import { AdmissionLimiter } from './admission.js'
 
 export interface NetworkManagerInit {
   networkId: string
@@ -31,7 +32,11 @@ export interface NetworkManagerInit {
   leaseTtlMs?: number
   /** Time a node has to commit a handoff. @default 10000 */
   handoffDeadlineMs?: number
-  /** Registrations admitted; beyond: RESOURCE_EXHAUSTED with retry-after. @default { burst: 100, perSecond: 50 } */
+  /**
+   * Registrations admitted (admission.ts); beyond: RESOURCE_EXHAUSTED with a
+   * retry-after naming the node's own slot, and a fleet reconnect window of
+   * fleet size / perSecond advertised to every node. @default { burst: 100, perSecond: 50 }
+   */
   registrationRate?: RateLimit
   /** Clock faults for skew tests (the manager's clock is otherwise the process clock). */
   clock?: ManagerClockFaults
@@ -68,6 +73,10 @@ export interface NodeRecord {
   lastHealth?: ReportHealthRequest
   /** When `lastHealth` arrived (manager clock, ms). */
   lastHealthAtMs?: number
+  /** When the manager last admitted its registration (process clock, ms). */
+  registeredAtMs?: number
+  /** The reconnect window this node last heard (ms): acks carry it only when it changed. */
+  reconnectWindowMs?: number
 }
 
 export interface HandoffFaults {
@@ -83,6 +92,8 @@ export interface NetworkManagerEvents {
   'lease:expired': [node: NodeRecord]
   /** A heartbeat carried capabilities that differ from those held. */
   'capabilities:changed': [node: NodeRecord]
+  /** A registration answered RESOURCE_EXHAUSTED (the node was told to retry after `retryAfterMs`). */
+  'registration:refused': [nodeId: string, retryAfterMs: number]
 }
 
 /**
@@ -97,7 +108,8 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
   readonly heartbeatIntervalMs: number
   readonly leaseTtlMs: number
   private readonly handoffDeadlineMs: number
-  private readonly registrations: TokenBucket
+  /** Registration admission under reconnect storms. */
+  readonly admission: AdmissionLimiter
   private config: NodeConfig
   private readonly assignments = new Map<string, { generation: number; list: Assignment[] }>()
   private readonly healthStreams = new Set<grpc.ServerDuplexStream<ReportHealthRequest, ReportHealthResponse>>()
@@ -115,7 +127,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.heartbeatIntervalMs = init.heartbeatIntervalMs ?? 1000
     this.leaseTtlMs = init.leaseTtlMs ?? 3 * this.heartbeatIntervalMs
     this.handoffDeadlineMs = init.handoffDeadlineMs ?? 10_000
-    this.registrations = new TokenBucket(init.registrationRate ?? { burst: 100, perSecond: 50 })
+    this.admission = new AdmissionLimiter({ burst: 100, perSecond: 50, ...init.registrationRate }, Date.now())
     this.config = NodeConfig.fromPartial({ version: enrollment.state.configVersion, networkId: init.networkId })
     this.distressDesk = new DistressDesk({ enrollment, spores: () => init.spores?.() ?? [] }, init.networkId)
   }
@@ -227,11 +239,13 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
           })
           return
         }
-        const waitMs = this.registrations.take()
-        if (waitMs > 0) {
+        // Process clock, not the fault-skewed one: admission paces real time.
+        const admission = this.admission.admit(node.nodeId, Date.now())
+        if (!admission.admitted) {
           const metadata = new grpc.Metadata()
-          // Jitter on top of the refill time so refused nodes do not return together.
-          metadata.set(RETRY_AFTER_METADATA_KEY, String(waitMs + Math.floor(Math.random() * 1000)))
+          // The node's own slot in the queue: refused nodes are spread by the manager, not left to return together.
+          metadata.set(RETRY_AFTER_METADATA_KEY, String(admission.retryAfterMs))
+          this.emit('registration:refused', node.nodeId, admission.retryAfterMs)
           cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'registration rate exceeded; retry later', metadata })
           return
         }
@@ -253,10 +267,12 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         node.contractVersions = req.contractVersions
         node.contractVersion = version
         node.registrations++
+        node.registeredAtMs = Date.now()
         node.managed = false
         node.lease = { leaseId: randomUUID(), expiresAtMs: now + this.leaseTtlMs, expired: false }
         node.handoff = { handoffId: randomUUID(), deadlineMs: now + this.handoffDeadlineMs }
         const assignments = this.assignments.get(node.nodeId)
+        node.reconnectWindowMs = this.admission.reconnectWindowMs(this.nodes.size)
         this.emit('registered', node)
         cb(null, {
           lease: { leaseId: node.lease.leaseId, expiresAt: new Date(node.lease.expiresAtMs), ttl: msToDuration(this.leaseTtlMs) },
@@ -268,7 +284,8 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
           assignmentsGeneration: assignments?.generation ?? 0,
           contractVersion: version,
           handoffId: node.handoff.handoffId,
-          handoffDeadline: new Date(node.handoff.deadlineMs)
+          handoffDeadline: new Date(node.handoff.deadlineMs),
+          ...(node.reconnectWindowMs > 0 ? { reconnectWindow: msToDuration(node.reconnectWindowMs) } : {})
         })
       },
       commitHandoff: (call, cb) => {
@@ -331,6 +348,9 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
             return
           }
           node.lease!.expiresAtMs = this.now() + this.leaseTtlMs
+          const windowMs = this.admission.reconnectWindowMs(this.nodes.size)
+          const windowChanged = windowMs !== (node.reconnectWindowMs ?? 0)
+          node.reconnectWindowMs = windowMs
           node.healthReports++
           node.lastHealth = req
           node.lastHealthAtMs = this.now()
@@ -347,7 +367,8 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
             leaseRevoked: false,
             reason: '',
             latestConfigVersion: this.config.version,
-            assignmentsGeneration: this.assignments.get(node.nodeId)?.generation ?? 0
+            assignmentsGeneration: this.assignments.get(node.nodeId)?.generation ?? 0,
+            ...(windowChanged ? { reconnectWindow: msToDuration(windowMs) } : {})
           })
         })
         const done = (): void => {

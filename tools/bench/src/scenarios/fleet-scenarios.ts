@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CommandState, NodeConfig, Phase, silentLogger } from '@mycelium/core-interfaces'
+import { fileURLToPath } from 'node:url'
+import { CommandState, NodeConfig, silentLogger } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { MyceliumNode } from '@mycelium/node-core'
 import { until } from '@mycelium/testing'
 import type { Scenario } from '../harness.js'
+import { runScaleFleet, type ScaleRunResult } from '../scale/fleet-run.js'
 
 /** N composed nodes in this process (status surfaces off) against one dev network. */
 async function fleet(net: DevNetwork, dir: string, n: number): Promise<MyceliumNode[]> {
@@ -26,62 +28,77 @@ async function fleet(net: DevNetwork, dir: string, n: number): Promise<MyceliumN
   return nodes
 }
 
+/** The per-second reconnect series of the scale runs of this bench process (chart and report). */
+export const scaleSeries: ScaleRunResult[] = []
+
+/** Built child entries beside this bundle (tsup: dist/scale-manager-host.js, dist/scale-agent-host.js). */
+export const SCALE_ENTRIES = {
+  manager: fileURLToPath(new URL('./scale-manager-host.js', import.meta.url)),
+  agent: fileURLToPath(new URL('./scale-agent-host.js', import.meta.url))
+}
+
 function scale(n: number): Scenario {
+  const target = (v: number) => (n >= 1000 ? { target: v } : {})
   return {
     id: `scale-${n}`,
-    description: `${n} agents in one process against one dev Network Manager: fresh start (enrolment included) → all MANAGED; 3 s manager outage → all MANAGED again; CPU per heartbeat (agents + manager)`,
+    description: `${n} agents over ${Math.max(2, Math.ceil(n / 250))} processes against one dev Network Manager in its own process: fresh start (enrolment included) → all MANAGED; steady heartbeats (cost per side); manager killed, 3 s outage, new manager process → all MANAGED again, reconnections per second`,
     runs: 1,
     metrics: [
       { name: 'start-to-all-managed', unit: 's', better: 'lower' },
       { name: 'restart-to-all-managed', unit: 's', better: 'lower' },
+      { name: 'restart-to-99-percent-managed', unit: 's', better: 'lower', ...target(60) },
       { name: 'max-reconnects-in-one-second', unit: 'agents', better: 'lower' },
-      { name: 'cpu-per-heartbeat', unit: 'ms', better: 'lower' }
+      { name: 'max-reconnect-share-in-one-second', unit: '%', better: 'lower', ...target(5) },
+      { name: 'max-admissions-in-one-second', unit: 'registrations', better: 'lower' },
+      { name: 'refused-registrations', unit: 'calls', better: 'lower' },
+      { name: 'max-refusals-per-node', unit: 'calls', better: 'lower' },
+      { name: 'cpu-per-heartbeat', unit: 'ms', better: 'lower' },
+      { name: 'manager-cpu-per-heartbeat', unit: 'ms', better: 'lower' },
+      { name: 'agent-cpu-per-heartbeat', unit: 'ms', better: 'lower' },
+      { name: 'manager-cpu-per-reconnect', unit: 'ms', better: 'lower' },
+      { name: 'heartbeat-bytes', unit: 'B', better: 'lower' },
+      { name: 'ack-bytes', unit: 'B', better: 'lower' },
+      { name: 'manager-rss', unit: 'MB', better: 'lower' },
+      { name: 'manager-heap-per-node', unit: 'KB', better: 'lower' },
+      { name: 'not-managed-again', unit: 'agents', better: 'lower' },
+      { name: 'load-average-at-restart', unit: '', better: 'lower' }
     ],
     async run() {
-      const dir = mkdtempSync(join(tmpdir(), `bench-scale-${n}-`))
-      const net = await startDevNetwork({ networkId: 'bench', heartbeatIntervalMs: 1000 })
-      const nodes = await fleet(net, dir, n)
-      try {
-        const t0 = performance.now()
-        await Promise.all(nodes.map((x) => x.start()))
-        await until('all MANAGED', () => nodes.every((x) => x.agent.phase === Phase.MANAGED), 600_000)
-        const started = (performance.now() - t0) / 1000
-        // Steady state: CPU per acknowledged heartbeat over 10 s.
-        const acks0 = nodes.reduce((a, x) => a + x.agent.counters.heartbeatAcks, 0)
-        const cpu0 = process.cpuUsage()
-        await new Promise((r) => setTimeout(r, 10_000))
-        const cpu = process.cpuUsage(cpu0)
-        const acks = nodes.reduce((a, x) => a + x.agent.counters.heartbeatAcks, 0) - acks0
-        const back = new Map<MyceliumNode, number>()
-        for (const x of nodes)
-          x.agent.on('transition', (t) => void (t.to === Phase.MANAGED && !back.has(x) && back.set(x, performance.now())))
-        await net.stopManager('network-manager')
-        await new Promise((r) => setTimeout(r, 3000))
-        const restarted = performance.now()
-        await net.startManager('network-manager')
-        await until('all MANAGED again', () => back.size === n, 600_000)
-        const perSecond = new Map<number, number>()
-        for (const at of back.values()) {
-          const s = Math.floor((at - restarted) / 1000)
-          perSecond.set(s, (perSecond.get(s) ?? 0) + 1)
-        }
-        const last = Math.max(...back.values())
-        process.stdout.write(
-          `    reconnections per second: ${[...perSecond.entries()]
-            .sort((a, b) => a[0] - b[0])
-            .map(([s, c]) => `${s}s:${c}`)
-            .join(' ')}\n`
-        )
-        return {
-          'start-to-all-managed': started,
-          'restart-to-all-managed': (last - restarted) / 1000,
-          'max-reconnects-in-one-second': Math.max(...perSecond.values()),
-          'cpu-per-heartbeat': (cpu.user + cpu.system) / 1000 / Math.max(1, acks)
-        }
-      } finally {
-        for (const x of nodes) await x.stop()
-        await net.stop()
-        rmSync(dir, { recursive: true, force: true })
+      const r = await runScaleFleet({
+        agents: n,
+        heartbeatIntervalMs: Number(process.env.BENCH_SCALE_HEARTBEAT_MS ?? 1000),
+        registrationRate: {
+          burst: Number(process.env.BENCH_SCALE_BURST ?? 5),
+          perSecond: Number(process.env.BENCH_SCALE_RATE ?? 40)
+        },
+        entries: SCALE_ENTRIES,
+        log: (line) => process.stdout.write(`${line}\n`)
+      })
+      scaleSeries.push(r)
+      process.stdout.write(
+        `    load average ${JSON.stringify(r.loadAverage)}\n    reconnections per second: ${r.reconnectsPerSecond
+          .map((c, s) => `${s}s:${c}`)
+          .join(' ')}\n    admissions per second: ${r.admissionsPerSecond.map((c, s) => `${s}s:${c}`).join(' ')}\n`
+      )
+      return {
+        'start-to-all-managed': r.startToAllManagedS,
+        'restart-to-all-managed': r.restartToAllManagedS,
+        'restart-to-99-percent-managed': r.restartTo99PercentManagedS,
+        'max-reconnects-in-one-second': r.maxReconnectsInOneSecond,
+        'max-reconnect-share-in-one-second': (100 * r.maxReconnectsInOneSecond) / n,
+        'max-admissions-in-one-second': r.maxAdmissionsInOneSecond,
+        'refused-registrations': r.refusals,
+        'max-refusals-per-node': r.maxRefusalsPerNode,
+        'cpu-per-heartbeat': r.managerCpuPerHeartbeatMs + r.agentCpuPerHeartbeatMs,
+        'manager-cpu-per-heartbeat': r.managerCpuPerHeartbeatMs,
+        'agent-cpu-per-heartbeat': r.agentCpuPerHeartbeatMs,
+        'manager-cpu-per-reconnect': r.managerCpuPerReconnectMs,
+        'heartbeat-bytes': r.heartbeatBytes,
+        'ack-bytes': r.ackBytes,
+        'manager-rss': r.managerRssMB,
+        'manager-heap-per-node': r.managerHeapPerNodeKB,
+        'not-managed-again': r.notManagedAgain,
+        'load-average-at-restart': r.loadAverage.restart
       }
     }
   }
@@ -135,7 +152,7 @@ const micro: Scenario = {
 }
 
 export function fleetScenarios(): Scenario[] {
-  const sizes = (process.env.BENCH_SCALE_N ?? '100,500,1000')
+  const sizes = (process.env.BENCH_SCALE_N ?? '100,1000')
     .split(',')
     .map(Number)
     .filter((x) => x > 0)

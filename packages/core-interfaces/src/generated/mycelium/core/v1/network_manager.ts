@@ -229,7 +229,21 @@ export interface RegisterNodeResponse {
    * lease_remaining on its monotonic clock. Unset from older managers: the
    * node then derives it from lease.expires_at and its clock estimate.
    */
-  leaseRemaining?: Duration | undefined;
+  leaseRemaining?:
+    | Duration
+    | undefined;
+  /**
+   * Fleet reconnect window: when this node loses the manager (its stream
+   * breaks, the manager restarts), it spreads its reconnection attempts
+   * uniformly over [0, reconnect_window) (full jitter) instead of only its own
+   * backoff's first steps, so a whole fleet that lost the manager at once
+   * returns at about the rate the manager admits registrations. The manager
+   * sizes it to the fleet it serves: fleet size / admitted registrations per
+   * second (whole seconds). Unset or zero: the fleet fits the manager's burst,
+   * the node's own backoff alone. The node caps it (its own upper bound) and
+   * still honours any retry-after it is given.
+   */
+  reconnectWindow?: Duration | undefined;
 }
 
 /** CommitHandoff request. */
@@ -383,7 +397,15 @@ export interface ReportHealthResponse {
    * its monotonic clock. Unset from older managers: the node derives it from
    * lease_expires_at and its estimate of the manager's clock.
    */
-  leaseRemaining?: Duration | undefined;
+  leaseRemaining?:
+    | Duration
+    | undefined;
+  /**
+   * A new fleet reconnect window (see RegisterNodeResponse.reconnect_window),
+   * sent only when it changed since this node last heard it, so a steady
+   * heartbeat ack carries no extra bytes. Unset: unchanged.
+   */
+  reconnectWindow?: Duration | undefined;
 }
 
 /** ReportDistress request (the caller is the relaying node). */
@@ -1420,6 +1442,7 @@ function createBaseRegisterNodeResponse(): RegisterNodeResponse {
     handoffDeadline: undefined,
     handoffTimeout: undefined,
     leaseRemaining: undefined,
+    reconnectWindow: undefined,
   };
 }
 
@@ -1451,6 +1474,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     }
     if (message.leaseRemaining !== undefined) {
       Duration.encode(message.leaseRemaining, writer.uint32(74).fork()).join();
+    }
+    if (message.reconnectWindow !== undefined) {
+      Duration.encode(message.reconnectWindow, writer.uint32(402).fork()).join();
     }
     return writer;
   },
@@ -1540,6 +1566,14 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
             message.leaseRemaining = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.reconnectWindow = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1593,6 +1627,11 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
         : isSet(object.lease_remaining)
         ? Duration.fromJSON(object.lease_remaining)
         : undefined,
+      reconnectWindow: isSet(object.reconnectWindow)
+        ? Duration.fromJSON(object.reconnectWindow)
+        : isSet(object.reconnect_window)
+        ? Duration.fromJSON(object.reconnect_window)
+        : undefined,
     };
   },
 
@@ -1625,6 +1664,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
     if (message.leaseRemaining !== undefined) {
       obj.leaseRemaining = Duration.toJSON(message.leaseRemaining);
     }
+    if (message.reconnectWindow !== undefined) {
+      obj.reconnectWindow = Duration.toJSON(message.reconnectWindow);
+    }
     return obj;
   },
 
@@ -1647,6 +1689,9 @@ export const RegisterNodeResponse: MessageFns<RegisterNodeResponse> = {
       : undefined;
     message.leaseRemaining = (object.leaseRemaining !== undefined && object.leaseRemaining !== null)
       ? Duration.fromPartial(object.leaseRemaining)
+      : undefined;
+    message.reconnectWindow = (object.reconnectWindow !== undefined && object.reconnectWindow !== null)
+      ? Duration.fromPartial(object.reconnectWindow)
       : undefined;
     return message;
   },
@@ -2662,6 +2707,7 @@ function createBaseReportHealthResponse(): ReportHealthResponse {
     latestConfigVersion: 0,
     assignmentsGeneration: 0,
     leaseRemaining: undefined,
+    reconnectWindow: undefined,
   };
 }
 
@@ -2693,6 +2739,9 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
     }
     if (message.leaseRemaining !== undefined) {
       Duration.encode(message.leaseRemaining, writer.uint32(74).fork()).join();
+    }
+    if (message.reconnectWindow !== undefined) {
+      Duration.encode(message.reconnectWindow, writer.uint32(402).fork()).join();
     }
     return writer;
   },
@@ -2782,6 +2831,14 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
             message.leaseRemaining = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.reconnectWindow = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2833,6 +2890,11 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
         : isSet(object.lease_remaining)
         ? Duration.fromJSON(object.lease_remaining)
         : undefined,
+      reconnectWindow: isSet(object.reconnectWindow)
+        ? Duration.fromJSON(object.reconnectWindow)
+        : isSet(object.reconnect_window)
+        ? Duration.fromJSON(object.reconnect_window)
+        : undefined,
     };
   },
 
@@ -2865,6 +2927,9 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
     if (message.leaseRemaining !== undefined) {
       obj.leaseRemaining = Duration.toJSON(message.leaseRemaining);
     }
+    if (message.reconnectWindow !== undefined) {
+      obj.reconnectWindow = Duration.toJSON(message.reconnectWindow);
+    }
     return obj;
   },
 
@@ -2887,6 +2952,9 @@ export const ReportHealthResponse: MessageFns<ReportHealthResponse> = {
     message.assignmentsGeneration = object.assignmentsGeneration ?? 0;
     message.leaseRemaining = (object.leaseRemaining !== undefined && object.leaseRemaining !== null)
       ? Duration.fromPartial(object.leaseRemaining)
+      : undefined;
+    message.reconnectWindow = (object.reconnectWindow !== undefined && object.reconnectWindow !== null)
+      ? Duration.fromPartial(object.reconnectWindow)
       : undefined;
     return message;
   },
@@ -3087,7 +3155,10 @@ export const NetworkManagerService = {
   },
   /**
    * Register the node: identity, capabilities and contract range in; lease,
-   * heartbeat interval and assignments out. Starts a handoff.
+   * heartbeat interval and assignments out. Starts a handoff. A manager that
+   * admits no more registrations for now answers RESOURCE_EXHAUSTED with
+   * trailing metadata "retry-after-ms" (decimal ms): the node's own slot in
+   * the manager's admission queue, never to be tried sooner.
    */
   registerNode: {
     path: "/mycelium.core.v1.NetworkManager/RegisterNode" as const,
@@ -3181,7 +3252,10 @@ export interface NetworkManagerServer extends UntypedServiceImplementation {
   renewCertificate: handleUnaryCall<RenewCertificateRequest, RenewCertificateResponse>;
   /**
    * Register the node: identity, capabilities and contract range in; lease,
-   * heartbeat interval and assignments out. Starts a handoff.
+   * heartbeat interval and assignments out. Starts a handoff. A manager that
+   * admits no more registrations for now answers RESOURCE_EXHAUSTED with
+   * trailing metadata "retry-after-ms" (decimal ms): the node's own slot in
+   * the manager's admission queue, never to be tried sooner.
    */
   registerNode: handleUnaryCall<RegisterNodeRequest, RegisterNodeResponse>;
   /**
@@ -3246,7 +3320,10 @@ export interface NetworkManagerClient extends Client {
   ): ClientUnaryCall;
   /**
    * Register the node: identity, capabilities and contract range in; lease,
-   * heartbeat interval and assignments out. Starts a handoff.
+   * heartbeat interval and assignments out. Starts a handoff. A manager that
+   * admits no more registrations for now answers RESOURCE_EXHAUSTED with
+   * trailing metadata "retry-after-ms" (decimal ms): the node's own slot in
+   * the manager's admission queue, never to be tried sooner.
    */
   registerNode(
     request: RegisterNodeRequest,
