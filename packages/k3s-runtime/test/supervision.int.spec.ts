@@ -182,6 +182,11 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       // The same config again (a heartbeat, a reconnect) does not start it; a restart command does.
       expect(await rt.reconfigure(K3sConfig.fromPartial({ ...runtime('budget').k3s }))).toEqual([])
       expect(starts(dataDir)).toHaveLength(3)
+      // The runbook's step (docs/RECOVERY.md, "K3s restart budget spent"): the manager's restart
+      // command for k3s-runtime grants a fresh budget — one start and two restarts more, then failed again.
+      await rt.restart('restart command for k3s-runtime')
+      await until('failed again on a fresh budget', () => starts(dataDir).length === 6 && rt.processStatus()?.state === 'failed', 20_000)
+      expect(rt.capability().reason).toMatch(/exited 3 times within 60 s .*restart budget spent/)
     } finally {
       rt.stop()
     }
@@ -204,7 +209,11 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
       expect(starts(second.dataDir)).toHaveLength(1)
       // An adopted K3s that dies is noticed (not our child: /proc is polled) and restarted.
       process.kill(pid, 'SIGKILL')
-      await until('restarted', () => second.rt.processStatus()?.state === 'ready' && second.rt.processStatus()!.pid !== pid)
+      // A new process, ready: between the exit and the restart the status keeps its last state without a pid.
+      await until('restarted', () => {
+        const s = second.rt.processStatus()
+        return s?.state === 'ready' && s.pid != null && s.pid !== pid
+      })
       expect(starts(second.dataDir)).toHaveLength(2)
     } finally {
       second.rt.stop()
