@@ -88,18 +88,23 @@ describeRoot('a full disk (small tmpfs) and a read-only state directory', () => 
     await until('MANAGED', async () => (await statusJson(socket()))?.phase === 'PHASE_MANAGED', 60_000)
   }
 
+  /** Waits for the state component HEALTHY; a timeout names the state component last seen (which file, why). */
+  const stateHealthy = async (when: string): Promise<void> => {
+    let last: unknown
+    await until(
+      `state healthy ${when}`,
+      async () => (last = await stateComponent(socket()))?.state === 'HEALTH_STATE_HEALTHY',
+      15_000,
+      20,
+      () => last
+    )
+  }
+
   it('disk full while MANAGED: commands refused with "disk full: <path>", status DEGRADED, all back without a restart', async () => {
     daemon = startDaemon(manager.config)
     await managed()
     // Healthy before the fill: a problem seen afterwards is one the fill made.
-    let before: unknown
-    await until(
-      'state healthy before the fill',
-      async () => (before = await stateComponent(socket()))?.state === 'HEALTH_STATE_HEALTHY',
-      15_000,
-      20,
-      () => before
-    )
+    await stateHealthy('before the fill')
     fill(mnt)
     const refused = await sendOne(manager)
     const journal = join(stateDir(), 'commands.bin')
@@ -112,14 +117,7 @@ describeRoot('a full disk (small tmpfs) and a read-only state directory', () => 
     expect(await outcome(manager, accepted)).toEqual({ state: 'SUCCEEDED', reason: '' })
     // The refused id was never journaled: re-sent now, it runs once.
     expect(manager.updates(refused).filter((u) => u.state === 'ACCEPTED')).toEqual([])
-    let last: unknown
-    await until(
-      'state healthy again',
-      async () => (last = await stateComponent(socket()))?.state === 'HEALTH_STATE_HEALTHY',
-      15_000,
-      20,
-      () => last
-    )
+    await stateHealthy('again')
     expect(daemon.child.exitCode).toBeNull()
   }, 120_000)
 
