@@ -26,7 +26,7 @@ import { DevNetworkManager, type ManagerClockFaults } from './network-manager.js
 import { DevSporeManager } from './spore-manager.js'
 import type { DistressDesk } from './distress-desk.js'
 import { DevUpdateManager } from './update-manager.js'
-import { createState, loadState, newJoinTokenSecret, saveState, type DevNetworkState } from './state.js'
+import { createState, loadState, newJoinTokenSecret, saveState, stateWritesSettled, type DevNetworkState } from './state.js'
 import { signingKeyFromPem } from '@mycelium/spore-tools'
 
 export interface DevNetworkInit {
@@ -333,7 +333,10 @@ export class DevNetwork {
       s.server = undefined
     }
     for (const id of this.identities) id.stop()
-    if (this.ownsDir) await rm(this.dir, { recursive: true, force: true })
+    if (this.ownsDir) {
+      await stateWritesSettled(this.dir) // one still landing would make the removal fail (ENOTEMPTY)
+      await rm(this.dir, { recursive: true, force: true })
+    }
   }
 
   private trustBundleOf(): TrustBundle {

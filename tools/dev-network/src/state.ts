@@ -61,6 +61,21 @@ export async function loadState(dir: string): Promise<DevNetworkState | undefine
   return state
 }
 
-export async function saveState(dir: string, state: DevNetworkState): Promise<void> {
-  await writeStateFile(join(dir, STATE_FILE), Buffer.from(JSON.stringify(state, null, 2)))
+/** Writes in flight per directory: a stop waits for them before it removes the directory. */
+const inFlight = new Map<string, Set<Promise<void>>>()
+
+export function saveState(dir: string, state: DevNetworkState): Promise<void> {
+  const writes = inFlight.get(dir) ?? new Set<Promise<void>>()
+  inFlight.set(dir, writes)
+  const write = writeStateFile(join(dir, STATE_FILE), Buffer.from(JSON.stringify(state, null, 2))).finally(() => {
+    writes.delete(write)
+    if (writes.size === 0) inFlight.delete(dir)
+  })
+  writes.add(write)
+  return write
+}
+
+/** Resolves once every state write into `dir` started so far has ended (a write racing a removal fails it: ENOTEMPTY). */
+export async function stateWritesSettled(dir: string): Promise<void> {
+  await Promise.allSettled([...(inFlight.get(dir) ?? [])])
 }
