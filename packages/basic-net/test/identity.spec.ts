@@ -114,6 +114,51 @@ describe('identity store', () => {
     }
   })
 
+  it('judges unchanged material by the clock at every reload, and examines changed material again', async () => {
+    const dir = join(tmp.dir, 'store-clock')
+    let nowMs = Date.now()
+    const store = createIdentityStore(
+      {},
+      {
+        networkId: NET,
+        name: 'n1',
+        keyFile: join(dir, 'node.key'),
+        certificateFile: join(dir, 'node.crt'),
+        caFile: join(dir, 'ca.crt'),
+        now: () => nowMs
+      }
+    )
+    await store.start()
+    try {
+      const { certificatePem } = await ca.issueFromCsr(await store.createCsr())
+      const installed = await store.install(certificatePem, ca.certificatePem)
+      expect(installed.state).toBe(IdentityState.VALID)
+      const notAfter = installed.notAfter!.getTime()
+
+      // The files do not change; only the clock moves: renewal due, then expired, then (clock back) valid.
+      nowMs = notAfter - 1000
+      expect((await store.reload()).state).toBe(IdentityState.RENEWAL_DUE)
+      nowMs = notAfter + 1000
+      const expired = await store.reload()
+      expect(expired.state).toBe(IdentityState.EXPIRED)
+      expect(expired.usable).toBe(false)
+      nowMs = Date.now()
+      expect((await store.reload()).state).toBe(IdentityState.VALID)
+
+      // The certificate file is replaced by one for another key: examined again, and refused.
+      const stranger = await rawIdentity(ca, 'spiffe://net1/node/n1')
+      writeFileSync(join(dir, 'node.crt'), stranger.certPem)
+      const changed = await store.reload()
+      expect(changed.state).toBe(IdentityState.INVALID)
+      expect(changed.reason).toContain('does not match')
+      // And the good one back: valid again.
+      writeFileSync(join(dir, 'node.crt'), certificatePem)
+      expect((await store.reload()).state).toBe(IdentityState.VALID)
+    } finally {
+      store.stop()
+    }
+  })
+
   it('two concurrent starts on a fresh node generate one key, the one on disk', async () => {
     const dir = join(tmp.dir, 'store-concurrent')
     const generated: string[] = []

@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { Command } from 'commander'
 import { machine, markdownReport, runScenario, type Scenario, type ScenarioResult } from './harness.js'
 import { agentScenarios } from './scenarios/agent-scenarios.js'
@@ -55,6 +56,9 @@ if (chosen.length === 0) {
   console.error(`no scenario matches ${opts.only!.join(', ')}; try --list`)
   process.exit(2)
 }
+
+// Made now, not at the end: a run of many minutes must not be lost to a missing folder in --out.
+await mkdir(dirname(resolve(opts.out)), { recursive: true })
 
 const m = machine()
 console.log(`machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}`)

@@ -21,6 +21,7 @@ import { createIdentityStore, DEFAULT_SERVER_OPTIONS, serverCredentials, type Id
 import { CertificateAuthority } from '@mycelium/dev-pki'
 import { formatSporeBundleJsonForFile, trustBundleFor } from './files.js'
 import { DevCommandChannel } from './command-channel.js'
+import { countingInterceptor } from './call-counts.js'
 import { faultInterceptor, noFaults, type Faults } from './faults.js'
 import { DevNetworkManager, type ManagerClockFaults } from './network-manager.js'
 import { DevSporeManager } from './spore-manager.js'
@@ -69,6 +70,8 @@ interface ManagerServer {
 /** A running dev network: the distributed side of every v1 contract, with fault controls. */
 export class DevNetwork {
   readonly faults: Record<ManagerName, Faults> = { 'network-manager': noFaults(), 'spore-manager': noFaults() }
+  /** Calls received per method path since this process started the network (all three servers). */
+  readonly calls = new Map<string, number>()
   private constructor(
     readonly dir: string,
     private readonly ownsDir: boolean,
@@ -148,13 +151,19 @@ export class DevNetwork {
     }
     const servers = {
       'network-manager': server(init.ports?.networkManager ?? state.ports.networkManager ?? 0, () => {
-        const s = new grpc.Server({ ...DEFAULT_SERVER_OPTIONS, interceptors: [faultInterceptor(() => net.faults['network-manager'])] })
+        const s = new grpc.Server({
+          ...DEFAULT_SERVER_OPTIONS,
+          interceptors: [countingInterceptor(net.calls), faultInterceptor(() => net.faults['network-manager'])]
+        })
         s.addService(NetworkManagerService, manager.handlers())
         s.addService(CommandChannelService, commands.handlers())
         return { server: s, creds: serverCredentials(nmIdentity, nodeOnly) }
       }),
       enrollment: server(init.ports?.enrollment ?? state.ports.enrollment ?? 0, () => {
-        const s = new grpc.Server({ ...DEFAULT_SERVER_OPTIONS, interceptors: [faultInterceptor(() => net.faults['network-manager'])] })
+        const s = new grpc.Server({
+          ...DEFAULT_SERVER_OPTIONS,
+          interceptors: [countingInterceptor(net.calls), faultInterceptor(() => net.faults['network-manager'])]
+        })
         s.addService(NetworkManagerService, { enroll: manager.handlers().enroll } as never)
         const m = nmIdentity.material()!
         // The chain includes the CA, so a node holding only the join token's
@@ -167,7 +176,10 @@ export class DevNetwork {
         return { server: s, creds }
       }),
       'spore-manager': server(init.ports?.sporeManager ?? state.ports.sporeManager ?? 0, () => {
-        const s = new grpc.Server({ ...DEFAULT_SERVER_OPTIONS, interceptors: [faultInterceptor(() => net.faults['spore-manager'])] })
+        const s = new grpc.Server({
+          ...DEFAULT_SERVER_OPTIONS,
+          interceptors: [countingInterceptor(net.calls), faultInterceptor(() => net.faults['spore-manager'])]
+        })
         s.addService(SporeServiceService, spores.handlers())
         return { server: s, creds: serverCredentials(smIdentity, nodeOnly) }
       })

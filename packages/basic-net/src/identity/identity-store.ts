@@ -13,7 +13,14 @@ import {
 } from '@mycelium/core-interfaces'
 import { coalescing, writeFileAtomic } from '@mycelium/core-utils'
 import { createCsr } from '../x509.js'
-import { inspectIdentity, type IdentityMaterial, type IdentityReport } from './inspect.js'
+import {
+  examineIdentity,
+  inspectIdentity,
+  judgeIdentity,
+  type IdentityExamination,
+  type IdentityMaterial,
+  type IdentityReport
+} from './inspect.js'
 import { loadOrCreateKey } from './node-key.js'
 
 type CertificateProvider = experimental.CertificateProvider
@@ -78,6 +85,8 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   private keyLoading?: Promise<{ privateKey: KeyObject; pem: string }>
   private inForce?: IdentityMaterial
   private inForceDigest?: string
+  /** The last material examined (digest of chain and trust bundle, and the key), so an unchanged reload only checks the clock. */
+  private examined?: { digest: string; keyPem: string; examination: IdentityExamination }
   private last: IdentityReport = { state: IdentityState.MISSING, reason: 'not loaded yet', usable: false }
   private timer?: NodeJS.Timeout
   private readonly caListeners = new Set<CaListener>()
@@ -195,8 +204,14 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
       }
     } else {
       const material: IdentityMaterial = { keyPem: key.pem, certificateChainPem: chain, caPem: ca }
-      report = inspectIdentity(material, this.inspectOptions())
       const digest = createHash('sha256').update(chain).update('\0').update(ca).digest('hex')
+      // The files are re-read every reload, but parsed and verified only when they (or the key) changed:
+      // a reload of unchanged material is a clock check, not certificate parsing and signature checks.
+      if (this.examined?.digest !== digest || this.examined.keyPem !== key.pem) {
+        this.examined = { digest, keyPem: key.pem, examination: examineIdentity(material, this.inspectOptions()) }
+      }
+      const options = this.inspectOptions()
+      report = judgeIdentity(this.examined.examination, options.nowMs, options.renewBeforeMs)
       if (report.usable && digest !== this.inForceDigest) {
         this.inForce = material
         this.inForceDigest = digest

@@ -58,39 +58,60 @@ export function verifyChain(chain: X509Certificate[], cas: X509Certificate[]): s
 
 /** Why a certificate is outside its validity window at `nowMs`, or undefined. */
 export function validityProblem(cert: X509Certificate, nowMs: number): { state: IdentityState; reason: string } | undefined {
-  if (nowMs < Date.parse(cert.validFrom)) {
-    return { state: IdentityState.NOT_YET_VALID, reason: `not valid before ${new Date(cert.validFrom).toISOString()} (clock?)` }
+  return windowProblem({ fromMs: Date.parse(cert.validFrom), toMs: Date.parse(cert.validTo) }, nowMs)
+}
+
+function windowProblem(window: { fromMs: number; toMs: number }, nowMs: number): { state: IdentityState; reason: string } | undefined {
+  if (nowMs < window.fromMs) {
+    return { state: IdentityState.NOT_YET_VALID, reason: `not valid before ${new Date(window.fromMs).toISOString()} (clock?)` }
   }
-  if (nowMs > Date.parse(cert.validTo)) {
-    return { state: IdentityState.EXPIRED, reason: `expired at ${new Date(cert.validTo).toISOString()}; renew or re-enrol` }
+  if (nowMs > window.toMs) {
+    return { state: IdentityState.EXPIRED, reason: `expired at ${new Date(window.toMs).toISOString()}; renew or re-enrol` }
   }
   return undefined
 }
 
 /**
- * Checks an identity the way a peer would, and more: the chain reaches the
- * network CA with valid signatures, every certificate is within its validity
- * window, the private key matches the leaf, and the leaf's URI SAN is
- * `spiffe://<network>/<role>/<name>`. Never throws: problems are reported.
+ * What a material proves whatever the time: parsed and verified once per
+ * material (the costly part: certificates, the key, signatures), then judged
+ * against the clock as often as needed by `judgeIdentity`.
  */
-export function inspectIdentity(material: IdentityMaterial, options: InspectOptions): IdentityReport {
+export type IdentityExamination =
+  | { problem: string }
+  | {
+      problem?: undefined
+      spiffeId: SpiffeId
+      notBefore: Date
+      notAfter: Date
+      certificateSha256: string
+      /** Validity windows to hold at judgement: the chain's and the CAs' that issued in it. */
+      windows: Array<{ fromMs: number; toMs: number }>
+    }
+
+/**
+ * Checks an identity's material the way a peer would, and more: the chain
+ * reaches the network CA with valid signatures, the private key matches the
+ * leaf, and the leaf's URI SAN is `spiffe://<network>/<role>/<name>`. Never
+ * throws: problems are reported. Validity in time is `judgeIdentity`'s.
+ */
+export function examineIdentity(material: IdentityMaterial, options: Omit<InspectOptions, 'nowMs' | 'renewBeforeMs'>): IdentityExamination {
   let chain: X509Certificate[]
   let cas: X509Certificate[]
   try {
     chain = parseCertificates(material.certificateChainPem, options.sources?.certificateChain ?? 'certificate chain')
     cas = parseCertificates(material.caPem, options.sources?.trustBundle ?? 'trust bundle')
   } catch (err) {
-    return invalid((err as Error).message)
+    return { problem: (err as Error).message }
   }
   const leaf = chain[0]!
   try {
-    if (!leaf.checkPrivateKey(createPrivateKey(material.keyPem))) return invalid('the private key does not match the certificate')
+    if (!leaf.checkPrivateKey(createPrivateKey(material.keyPem))) return { problem: 'the private key does not match the certificate' }
   } catch (err) {
-    return invalid(`the private key does not parse: ${(err as Error).message}`)
+    return { problem: `the private key does not parse: ${(err as Error).message}` }
   }
 
   const chainProblem = verifyChain(chain, cas)
-  if (chainProblem != null) return invalid(chainProblem)
+  if (chainProblem != null) return { problem: chainProblem }
 
   let spiffeId: SpiffeId
   try {
@@ -100,26 +121,38 @@ export function inspectIdentity(material: IdentityMaterial, options: InspectOpti
       'own certificate'
     )
   } catch (err) {
-    return invalid((err as Error).message)
+    return { problem: (err as Error).message }
   }
-
-  const now = options.nowMs ?? Date.now()
-  const notBefore = new Date(leaf.validFrom)
-  const notAfter = new Date(leaf.validTo)
-  const base = {
+  return {
     spiffeId,
-    notBefore,
-    notAfter,
-    certificateSha256: createHash('sha256').update(leaf.raw).digest('hex')
+    notBefore: new Date(leaf.validFrom),
+    notAfter: new Date(leaf.validTo),
+    certificateSha256: createHash('sha256').update(leaf.raw).digest('hex'),
+    windows: [...chain, ...cas.filter((ca) => chain.some((c) => c.checkIssued(ca)))].map((c) => ({
+      fromMs: Date.parse(c.validFrom),
+      toMs: Date.parse(c.validTo)
+    }))
   }
-  for (const cert of [...chain, ...cas.filter((ca) => chain.some((c) => c.checkIssued(ca)))]) {
-    const problem = validityProblem(cert, now)
+}
+
+/** An examined identity at `nowMs`: within every validity window, and whether renewal is due. */
+export function judgeIdentity(examined: IdentityExamination, nowMs: number, renewBeforeMs?: number): IdentityReport {
+  if (examined.problem != null) return invalid(examined.problem)
+  const { spiffeId, notBefore, notAfter, certificateSha256 } = examined
+  const base = { spiffeId, notBefore, notAfter, certificateSha256 }
+  for (const window of examined.windows) {
+    const problem = windowProblem(window, nowMs)
     if (problem != null) return { ...base, ...problem, usable: false }
   }
   const lifetime = notAfter.getTime() - notBefore.getTime()
-  const renewBefore = options.renewBeforeMs ?? lifetime / 3
-  if (notAfter.getTime() - now < renewBefore) {
+  const renewBefore = renewBeforeMs ?? lifetime / 3
+  if (notAfter.getTime() - nowMs < renewBefore) {
     return { ...base, state: IdentityState.RENEWAL_DUE, usable: true, reason: `expires at ${notAfter.toISOString()}; renewal due` }
   }
   return { ...base, state: IdentityState.VALID, usable: true, reason: '' }
+}
+
+/** `examineIdentity` then `judgeIdentity` at `options.nowMs` (now by default). */
+export function inspectIdentity(material: IdentityMaterial, options: InspectOptions): IdentityReport {
+  return judgeIdentity(examineIdentity(material, options), options.nowMs ?? Date.now(), options.renewBeforeMs)
 }

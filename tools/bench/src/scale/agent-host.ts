@@ -8,8 +8,10 @@
 import { join } from 'node:path'
 import { NodeConfig, Phase, silentLogger } from '@mycelium/core-interfaces'
 import { MyceliumNode } from '@mycelium/node-core'
+import { profileFromEnv } from './profile.js'
 import { processStats, type AgentHostCommand, type AgentHostMessage, type TransitionRecord } from './protocol.js'
 
+const writeProfile = profileFromEnv('agents')
 const nodes: MyceliumNode[] = []
 let pending: TransitionRecord[] = []
 let flusher: NodeJS.Timeout | undefined
@@ -84,6 +86,7 @@ process.on('message', (command: AgentHostCommand) => {
       return
     }
     case 'stats':
+      writeProfile()
       flush()
       send({
         type: 'stats',

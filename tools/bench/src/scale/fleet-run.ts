@@ -245,6 +245,16 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
     const loadRestart = load()
     const allBack = await waitFor('restart', () => back.every((t) => t > 0))
     const mEnd = await managerStatsNow(manager.host)
+    // What the new manager process was asked, second by second: where its CPU went while the fleet came back.
+    for (const [i, t] of mEnd.timeline.entries()) {
+      const before = mEnd.timeline[i - 1]
+      if (before == null || i > 120) continue
+      const calls = Object.entries(t.calls)
+        .map(([k, v]) => [k, v - (before.calls[k] ?? 0)] as const)
+        .filter(([, v]) => v > 0)
+        .map(([k, v]) => `${k}:${v}`)
+      log(`    manager +${Math.round((t.atMs - restartedAtMs) / 1000)} s: cpu ${Math.round(t.cpuMs - before.cpuMs)} ms ${calls.join(' ')}`)
+    }
     const admitted = mEnd.admittedAtMs
     const times = [...back].filter((t) => t > 0).sort((a, b) => a - b)
     const reconnects = perSecond(times, restartedAtMs)

@@ -7,11 +7,20 @@
  */
 import { msToDuration, ReportHealthRequest, ReportHealthResponse } from '@mycelium/core-interfaces'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
+import { profileFromEnv } from './profile.js'
 import { processStats, type ManagerHostCommand, type ManagerReady, type ManagerStats } from './protocol.js'
 
 let net: DevNetwork | undefined
 const refusals = new Map<string, number>()
 let refused = 0
+const timeline: ManagerStats['timeline'] = []
+setInterval(() => {
+  const calls: Record<string, number> = {}
+  for (const [path, count] of net?.calls ?? []) calls[path.slice(path.lastIndexOf('/') + 1)] = count
+  timeline.push({ atMs: Date.now(), cpuMs: processStats().cpuMs, calls })
+}, 1000).unref()
+
+const writeProfile = profileFromEnv('manager')
 
 function send(message: ManagerReady | ManagerStats | { type: 'failed'; error: string }): void {
   process.send?.(message)
@@ -41,12 +50,14 @@ function stats(): ManagerStats {
     refused,
     maxRefusalsPerNode: Math.max(0, ...refusals.values()),
     heartbeatBytes,
-    ackBytes
+    ackBytes,
+    timeline
   }
 }
 
 process.on('message', (command: ManagerHostCommand) => {
   if (command.type === 'stats') {
+    writeProfile()
     send(stats())
     return
   }

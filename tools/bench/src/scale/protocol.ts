@@ -45,6 +45,8 @@ export interface ManagerStats extends ProcessStats {
   /** Encoded sizes (bytes) of one steady heartbeat and its ack (protobuf payload, sampled). */
   heartbeatBytes: number
   ackBytes: number
+  /** Once a second since this process started: its CPU (ms, cumulative) and calls per method (cumulative, short names). */
+  timeline: Array<{ atMs: number; cpuMs: number; calls: Record<string, number> }>
 }
 
 export interface AgentHostInit {
