@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js'
 import { execFile } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
+import tls from 'node:tls'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { PeerAssistClient, Phase, type PingResponse } from '@mycelium/core-interfaces'
 import {
@@ -202,6 +204,47 @@ describe('mTLS between nodes (real TLS, certificates from a CA made in the test)
     await ping(client(server.address, observe())) // a new channel → a new TLS connection
     expect(seen.at(-1)).toBe(new X509Certificate(renewed).serialNumber)
     expect(seen.at(-1)).not.toBe(before)
+  })
+
+  it('a client builds one TLS context per identity for all its connections, and presents a renewed certificate on the next', async () => {
+    const nodeC = await enrolledIdentity(ca, 'node', 'node-c', tmp.dir)
+    // A plain TLS server that records the client certificate of every handshake (then hangs up: no HTTP/2 needed).
+    const presented: string[] = []
+    const m = nodeA.material()!
+    const recorder = tls.createServer(
+      { key: m.keyPem, cert: m.certificateChainPem, ca: m.caPem, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] },
+      (socket) => {
+        presented.push((socket.getPeerCertificate() as { serialNumber: string }).serialNumber)
+        socket.destroy()
+      }
+    )
+    await new Promise<void>((resolve) => recorder.listen(0, '127.0.0.1', resolve))
+    const address = `127.0.0.1:${(recorder.address() as { port: number }).port}`
+    const contexts = jest.spyOn(tls, 'createSecureContext')
+    // Each channel its own subchannel (no sharing through grpc-js's global pool), so each one connects.
+    const own = (credentials: grpc.ChannelCredentials): PeerAssistClient => {
+      const c = new PeerAssistClient(address, credentials, { ...defaultChannelOptions(NET), 'grpc.use_local_subchannel_pool': 1 })
+      clients.push(c)
+      return c
+    }
+    try {
+      const credentials = clientCredentials(nodeC, { networkId: NET, role: 'node' })
+      for (let i = 0; i < 3; i++) await ping(own(credentials)).catch(() => undefined) // three channels, three connections
+      const first = new X509Certificate(nodeC.material()!.certificateChainPem).serialNumber
+      expect(presented.length).toBeGreaterThanOrEqual(3)
+      expect(new Set(presented)).toEqual(new Set([first]))
+      expect(contexts).toHaveBeenCalledTimes(1)
+
+      const renewed = await ca.issueFromCsr(await nodeC.createCsr())
+      await nodeC.install(renewed.certificatePem)
+      await ping(own(credentials)).catch(() => undefined)
+      expect(presented.at(-1)).toBe(new X509Certificate(renewed.certificatePem).serialNumber)
+      expect(contexts).toHaveBeenCalledTimes(2)
+    } finally {
+      contexts.mockRestore()
+      recorder.close()
+      nodeC.stop()
+    }
   })
 
   it('refuses TLS 1.1 (openssl s_client)', async () => {

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
+import type { SecureContext } from 'node:tls'
 import { parseSpiffeId, type Endpoint } from '@mycelium/core-interfaces'
 import { checkPeerIdentity, PeerIdentityError, type PeerRequirement } from './peer-identity.js'
 import type { IdentityStore } from '../identity/identity-store.js'
@@ -35,16 +36,49 @@ export const DEFAULT_SERVER_OPTIONS: grpc.ServerOptions = {
  * default; node-core does not lower it).
  */
 export function clientCredentials(identity: IdentityStore, required: PeerRequirement): grpc.ChannelCredentials {
-  return grpc.experimental.createCertificateProviderChannelCredentials(identity, identity, {
-    checkServerIdentity: (_host, cert) => {
-      try {
-        checkPeerIdentity(cert.subjectaltname, required, 'server')
-        return undefined
-      } catch (err) {
-        return err as Error
-      }
+  return providerCredentials(identity, (_host, cert) => {
+    try {
+      checkPeerIdentity(cert.subjectaltname, required, 'server')
+      return undefined
+    } catch (err) {
+      return err as Error
     }
   })
+}
+
+/**
+ * grpc-js's certificate-provider channel credentials, building one TLS
+ * SecureContext per identity update instead of one per connection attempt.
+ *
+ * grpc-js 1.14 calls `createSecureContext` (OpenSSL parsing the key, the
+ * certificate and the CA: ~4 ms of CPU) twice for every connection attempt
+ * of such a channel — while a manager is down, at every redial of every
+ * channel. A context holds only the material, so connections can share it;
+ * the provider hands grpc-js a new update object for every new material
+ * (the identity store publishes on change only), and a new update means a
+ * new context. If a grpc-js release no longer has the method, nothing is
+ * changed and the credentials only cost more CPU.
+ */
+function providerCredentials(
+  identity: IdentityStore,
+  checkServerIdentity: grpc.VerifyOptions['checkServerIdentity']
+): grpc.ChannelCredentials {
+  const credentials = grpc.experimental.createCertificateProviderChannelCredentials(identity, identity, { checkServerIdentity })
+  const impl = credentials as unknown as {
+    getLatestSecureContext?: () => SecureContext | null
+    latestCaUpdate?: unknown
+    latestIdentityUpdate?: unknown
+  }
+  const build = impl.getLatestSecureContext
+  if (typeof build !== 'function') return credentials
+  let last: { ca: unknown; identity: unknown; context: SecureContext } | undefined
+  impl.getLatestSecureContext = function (this: typeof impl): SecureContext | null {
+    if (last != null && last.ca === this.latestCaUpdate && last.identity === this.latestIdentityUpdate) return last.context
+    const context = build.call(this)
+    last = context == null ? undefined : { ca: this.latestCaUpdate, identity: this.latestIdentityUpdate, context }
+    return context
+  }
+  return credentials
 }
 
 /**
@@ -89,11 +123,7 @@ export function endpointCredentials(identity: IdentityStore, base: PeerRequireme
         required = err as PeerIdentityError
       }
       credentials =
-        required instanceof Error
-          ? grpc.experimental.createCertificateProviderChannelCredentials(identity, identity, {
-              checkServerIdentity: () => required as Error
-            })
-          : clientCredentials(identity, required)
+        required instanceof Error ? providerCredentials(identity, () => required as Error) : clientCredentials(identity, required)
       cache.set(key, credentials)
     }
     return credentials
