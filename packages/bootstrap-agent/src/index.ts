@@ -69,6 +69,7 @@ export {
   nodeCapabilities,
   hostFacts,
   resourceUsage,
+  RESOURCE_SAMPLE_MS,
   NO_RUNTIME,
   ALWAYS_HEALTHY,
   type RuntimeView,

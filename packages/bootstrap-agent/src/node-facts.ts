@@ -79,6 +79,23 @@ export function hostFacts(): HostFacts {
   }
 }
 
-export function resourceUsage(): ResourceUsage {
-  return { loadAverage1m: loadavg()[0] ?? 0, memoryFreeBytes: freemem(), agentRssBytes: process.memoryUsage.rss() }
+/** How long one sample of the host's usage serves every heartbeat that asks (the values move slower than that). */
+export const RESOURCE_SAMPLE_MS = 500
+
+let sample: { atMs: number; usage: ResourceUsage } | undefined
+
+/**
+ * Load, free memory and the agent's RSS for a heartbeat. Each is a system
+ * call and a parse (/proc): sampled at most every RESOURCE_SAMPLE_MS per
+ * process, so agents sharing a process (the fleet bench runs hundreds) or a
+ * burst of reports do not read them again and again.
+ */
+export function resourceUsage(nowMs = Date.now()): ResourceUsage {
+  if (sample == null || nowMs - sample.atMs >= RESOURCE_SAMPLE_MS || nowMs < sample.atMs) {
+    sample = {
+      atMs: nowMs,
+      usage: { loadAverage1m: loadavg()[0] ?? 0, memoryFreeBytes: freemem(), agentRssBytes: process.memoryUsage.rss() }
+    }
+  }
+  return { ...sample.usage }
 }
