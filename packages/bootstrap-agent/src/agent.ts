@@ -27,7 +27,7 @@ import { effectiveConfig } from './config-ownership.js'
 import { ManagedDuties } from './managed-duties.js'
 import { checkIdentity, enrolStep, type IdentityStepDeps } from './identity-steps.js'
 import { ManagerLink } from './manager-link.js'
-import { planRetry } from './reconnect-window.js'
+import { DEFAULT_RECONNECT_WINDOW_CAP_MS, planRetry } from './reconnect-window.js'
 import { AssignmentFollower, componentsReportFields } from './assignments.js'
 import { capabilityTracker, commitStep, registerStep, type ManagerStepDeps } from './registration.js'
 import type { ManagerClock } from './manager-clock.js'
@@ -367,7 +367,11 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       this.log.debug('identity check abandoned: the agent was stopped')
       return undefined
     }
-    if (checked.spores != null) this.spores = checked.spores
+    if (checked.spores != null) {
+      this.spores = checked.spores
+      // A window learned before this spore client existed (a run restarted) applies to it too.
+      if (this.reconnectWindowMs > 0) this.learnReconnectWindow(this.reconnectWindowMs, true)
+    }
     return checked.event
   }
 
@@ -400,11 +404,18 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       bootId: this.bootId,
       ...(journal != null ? { journal } : {}),
       onRegistered: (res) => {
-        this.reconnectWindowMs = durationToMs(res.reconnectWindow, 0)
+        this.learnReconnectWindow(durationToMs(res.reconnectWindow, 0))
         this.assignments.onRegistered(res)
       },
       log: this.log
     }
+  }
+
+  /** The fleet window the manager advertised: this agent's reconnections use it, and so does the spore watch's redial. */
+  private learnReconnectWindow(windowMs: number, force = false): void {
+    if (windowMs === this.reconnectWindowMs && !force) return
+    this.reconnectWindowMs = windowMs
+    this.spores?.retune({ reconnectWindowMs: Math.min(windowMs, this.init.reconnectWindowCapMs ?? DEFAULT_RECONNECT_WINDOW_CAP_MS) })
   }
 
   private startMonitoring(): void {
@@ -433,7 +444,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       },
       onAck: (ack) => {
         this.counters.heartbeatAcks++
-        if (ack.reconnectWindow != null) this.reconnectWindowMs = durationToMs(ack.reconnectWindow, 0)
+        if (ack.reconnectWindow != null) this.learnReconnectWindow(durationToMs(ack.reconnectWindow, 0))
         this.duties.onAck(ack, this.state.phase === Phase.MANAGED, this.controller?.signal)
         this.assignments.onAck(ack, r.leaseId, this.controller?.signal)
       },

@@ -7,7 +7,6 @@
  */
 export {
   nextPhase,
-  retryDelay,
   INITIAL_STATE,
   changesPhase,
   attemptOf,
@@ -17,7 +16,13 @@ export {
   type Registration,
   type Transition
 } from './phase-machine.js'
-export { planRetry, DEFAULT_RECONNECT_WINDOW_CAP_MS, type RetryPlan, type RetryPlanInput } from './reconnect-window.js'
+export {
+  planRetry,
+  DEFAULT_RECONNECT_WINDOW_CAP_MS,
+  DEFAULT_RESERVATION_JITTER_MS,
+  type RetryPlan,
+  type RetryPlanInput
+} from './reconnect-window.js'
 export {
   DEFAULT_HANDOFF_DEADLINE_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,

@@ -1,5 +1,4 @@
 import { Phase, type Endpoint } from '@mycelium/core-interfaces'
-import { backoffCeilingMs, type BackoffOptions } from '@mycelium/core-utils'
 
 /**
  * The handoff state machine as a pure function. The runner feeds it events
@@ -277,21 +276,6 @@ export function nextPhase(s: MachineState, e: AgentEvent): Transition | undefine
     default:
       return undefined
   }
-}
-
-/**
- * The wait before the next attempt in FALLBACK or RECOVERY: capped
- * exponential with full jitter (`random() × ceiling`), never shorter than a
- * manager's retry-after. Pure: the runner injects `random`.
- */
-export function retryDelay(
-  s: MachineState,
-  retryAfterMs: number,
-  reconnect: BackoffOptions,
-  random: () => number
-): { delayMs: number; ceilingMs: number } {
-  const ceilingMs = backoffCeilingMs(Math.max(0, s.failures - 1), reconnect)
-  return { delayMs: Math.max(retryAfterMs, Math.floor(random() * ceilingMs)), ceilingMs }
 }
 
 /** The event that says an action failed, so the phase that waits for its result moves on. */

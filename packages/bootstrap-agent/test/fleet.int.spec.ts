@@ -52,6 +52,17 @@ describe(`a fleet of ${FLEET} agents`, () => {
     await until('all MANAGED', () => agents.every((a) => a.phase === Phase.MANAGED), 120_000, notManaged)
     process.stdout.write(`${FLEET} agents MANAGED from a fresh start in ${Date.now() - t0} ms\n`)
 
+    // The fleet is larger than the manager's burst: each agent learns the manager's reconnect window (acks carry a
+    // changed one) and hands it to its spore client, whose watch redial after the restart spreads over it too.
+    const windowOf = (a: BootstrapAgent): number => a.sporeClient?.timing().reconnectWindowMs ?? -1
+    const advertised = (): number => net.networkManager.nodes.get('node-000')?.reconnectWindowMs ?? 0
+    await until(
+      'every spore client holds the advertised window',
+      () => advertised() > 0 && agents.every((a) => windowOf(a) === advertised()),
+      30_000,
+      () => agents.map(windowOf).join(',')
+    )
+
     // Record when each agent becomes MANAGED again after the restart.
     const managedAgain = new Map<BootstrapAgent, number>()
     for (const a of agents) {

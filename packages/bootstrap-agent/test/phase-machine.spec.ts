@@ -1,14 +1,5 @@
 import { Phase, type Endpoint } from '@mycelium/core-interfaces'
-import {
-  attemptOf,
-  changesPhase,
-  INITIAL_STATE,
-  nextPhase,
-  retryDelay,
-  type AgentEvent,
-  type MachineState,
-  type Registration
-} from '../src/index.js'
+import { attemptOf, changesPhase, INITIAL_STATE, nextPhase, type AgentEvent, type MachineState, type Registration } from '../src/index.js'
 
 const eps = (n: number): Endpoint[] =>
   Array.from({ length: n }, (_, i) => ({ address: `127.0.0.1:${7000 + i}`, expectedIdentity: '', zone: '', priority: i }))
@@ -266,13 +257,5 @@ describe('nextPhase', () => {
     ])
     expect(again.s.endpoints).toEqual(eps(1))
     expect(again.s.registration?.leaseId).toBe('L8')
-  })
-
-  it('draws the retry wait from the injected random source: capped exponential, full jitter, retry-after a floor', () => {
-    const backoff = { initialMs: 100, maxMs: 1000, multiplier: 2 }
-    expect(retryDelay(state(Phase.FALLBACK, 1), 0, backoff, () => 0.5)).toEqual({ delayMs: 50, ceilingMs: 100 })
-    expect(retryDelay(state(Phase.FALLBACK, 3), 0, backoff, () => 0.5)).toEqual({ delayMs: 200, ceilingMs: 400 })
-    expect(retryDelay(state(Phase.RECOVERY, 9), 0, backoff, () => 0.999)).toEqual({ delayMs: 999, ceilingMs: 1000 })
-    expect(retryDelay(state(Phase.FALLBACK, 1), 700, backoff, () => 0)).toEqual({ delayMs: 700, ceilingMs: 100 })
   })
 })

@@ -36,10 +36,13 @@ export class Backoff {
 
   /**
    * The delay before the next attempt. A server's retry-after is a floor:
-   * the node never comes back sooner than it was asked to.
+   * the node never comes back sooner than it was asked to. `windowMs` (a
+   * fleet reconnect window) widens the jitter's ceiling, never narrows it:
+   * a fleet that lost a server together spreads over the window.
    */
-  next(retryAfterMs = 0): number {
-    const jittered = Math.floor(this.random() * backoffCeilingMs(this.attempt, this.options))
+  next(retryAfterMs = 0, windowMs = 0): number {
+    const ceilingMs = Math.max(backoffCeilingMs(this.attempt, this.options), windowMs)
+    const jittered = Math.floor(this.random() * ceilingMs)
     this.attempt++
     return Math.max(jittered, retryAfterMs)
   }

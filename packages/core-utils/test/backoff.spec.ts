@@ -20,6 +20,13 @@ describe('Backoff (capped exponential, full jitter)', () => {
     expect(b.next(5000)).toBe(5000)
   })
 
+  it('a fleet window widens the ceiling (never narrows it); retry-after stays a floor', () => {
+    const b = new Backoff({ initialMs: 100, maxMs: 1000 }, () => 0.5)
+    expect(b.next(0, 30_000)).toBe(15_000)
+    expect(b.next(0, 50)).toBe(100) // attempt 1: ceiling 200 beats a 50 ms window
+    expect(b.next(20_000, 30_000)).toBe(20_000)
+  })
+
   it('starts over after reset', () => {
     const b = new Backoff({ initialMs: 100, maxMs: 10_000 }, () => 0.999999)
     for (let i = 0; i < 5; i++) b.next()

@@ -85,9 +85,9 @@ export interface SporeClient extends EventEmitter<SporeClientEvents>, Startable 
    * poll on. A negative slack or an interval not above 0 is an
    * InvalidConfigError and changes nothing (never silently ignored).
    */
-  retune(t: { clockSlackMs?: number; refreshIntervalMs?: number }): void
+  retune(t: { clockSlackMs?: number; refreshIntervalMs?: number; reconnectWindowMs?: number }): void
   /** The timing in force (for status and tests). */
-  timing(): { clockSlackMs: number; refreshIntervalMs: number }
+  timing(): { clockSlackMs: number; refreshIntervalMs: number; reconnectWindowMs: number }
   /** Endpoints of a manager service, lowest priority value first (orderEndpoints, no zone, no shuffle). */
   resolveService(service: string): Endpoint[]
   /** Dynamic components the network offers. */

@@ -45,6 +45,12 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
   private readonly networkId: string
   private clockSlackMs: number
   private refreshIntervalMs: number
+  /**
+   * The fleet reconnect window the node's Network Manager advertised: a watch
+   * redial is spread over it, so a fleet whose Spore Manager restarted does
+   * not come back to it all at once (0: the backoff alone).
+   */
+  private reconnectWindowMs = 0
   private readonly now: () => number
   private readonly reconnect: BackoffOptions
   private readonly cachePath?: string
@@ -123,10 +129,11 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
   /**
    * A reconfiguration of the running client: the clock slack applies to the
    * next verification and expiry check, the refresh interval from the next
-   * poll on. A negative slack or an interval not above 0 is an
+   * poll on, the fleet reconnect window from the watch's next redial. A
+   * negative slack or window, or an interval not above 0, is an
    * InvalidConfigError and changes nothing (never silently ignored).
    */
-  retune(t: { clockSlackMs?: number; refreshIntervalMs?: number }): void {
+  retune(t: { clockSlackMs?: number; refreshIntervalMs?: number; reconnectWindowMs?: number }): void {
     if (t.clockSlackMs != null && !(Number.isFinite(t.clockSlackMs) && t.clockSlackMs >= 0))
       throw new InvalidConfigError(`${t.clockSlackMs} ms is not a clock slack (must be 0 or more)`, 'spore client clockSlackMs')
     if (t.refreshIntervalMs != null && !(Number.isFinite(t.refreshIntervalMs) && t.refreshIntervalMs > 0))
@@ -134,13 +141,19 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
         `${t.refreshIntervalMs} ms is not a refresh interval (must be above 0)`,
         'spore client refreshIntervalMs'
       )
+    if (t.reconnectWindowMs != null && !(t.reconnectWindowMs >= 0 && t.reconnectWindowMs <= MAX_TIMER_MS))
+      throw new InvalidConfigError(
+        `${t.reconnectWindowMs} ms is not a reconnect window (must be 0 to ${MAX_TIMER_MS})`,
+        'spore client reconnectWindowMs'
+      )
     if (t.clockSlackMs != null) this.clockSlackMs = t.clockSlackMs
     if (t.refreshIntervalMs != null) this.refreshIntervalMs = t.refreshIntervalMs
+    if (t.reconnectWindowMs != null) this.reconnectWindowMs = t.reconnectWindowMs
   }
 
   /** The timing in force (for status and tests). */
-  timing(): { clockSlackMs: number; refreshIntervalMs: number } {
-    return { clockSlackMs: this.clockSlackMs, refreshIntervalMs: this.refreshIntervalMs }
+  timing(): { clockSlackMs: number; refreshIntervalMs: number; reconnectWindowMs: number } {
+    return { clockSlackMs: this.clockSlackMs, refreshIntervalMs: this.refreshIntervalMs, reconnectWindowMs: this.reconnectWindowMs }
   }
 
   /** Endpoints of a manager service, lowest priority value first (orderEndpoints, no zone, no shuffle). */
@@ -421,7 +434,7 @@ class DefaultSporeClient extends EventEmitter<SporeClientEvents> implements Spor
       } catch (err) {
         if (signal.aborted) return
         const retryAfter = isRateLimitedError(err) ? err.retryAfterMs : isUnavailableError(err) ? (err.retryAfterMs ?? 0) : 0
-        const delay = backoff.next(retryAfter)
+        const delay = backoff.next(retryAfter, this.reconnectWindowMs)
         this.setStatus({
           mode: 'fallback',
           reason: `Spore Manager unavailable (${(err as Error).message}); serving cached spores and polling other sources, retry in ${delay} ms`

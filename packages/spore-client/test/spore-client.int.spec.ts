@@ -238,6 +238,17 @@ describe('SporeClient', () => {
     expect(() => createSporeClient({}, { networkId: NET, trustBundle, clockSlackMs: 2 ** 40 })).toThrow(/clockSlackMs/)
   })
 
+  it('takes a fleet reconnect window for its watch redial, and refuses one a timer cannot hold, changing nothing', () => {
+    const c = createSporeClient({}, { networkId: NET, trustBundle })
+    expect(c.timing().reconnectWindowMs).toBe(0)
+    c.retune({ reconnectWindowMs: 32_000 })
+    expect(c.timing().reconnectWindowMs).toBe(32_000)
+    for (const reconnectWindowMs of [-1, 2 ** 31, Number.NaN]) {
+      expect(() => c.retune({ reconnectWindowMs, clockSlackMs: 1 })).toThrow(/reconnectWindowMs/)
+    }
+    expect(c.timing()).toMatchObject({ reconnectWindowMs: 32_000, clockSlackMs: 30_000 })
+  })
+
   it('refuses an oversized batch as a whole, with one error and nothing trusted changed', async () => {
     const c = client({ sources: [] })
     await c.start()
