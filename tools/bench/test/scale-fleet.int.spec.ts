@@ -5,16 +5,13 @@ import { runScaleFleet } from '../src/scale/fleet-run.js'
 /**
  * 300 agents in 3 processes against a dev Network Manager in a process of its
  * own, which is killed and started again (a new process, same state): every
- * agent must come back to MANAGED, the new manager must never admit more than
- * 5 % of the fleet in one second. Refusals are printed, not asserted: how
+ * agent must come back to MANAGED, and the new manager must never admit more
+ * than 5 % of the fleet in one second. Refusals are printed, not asserted: how
  * often a node finds its slot taken depends on how late a loaded machine
- * delivers it (8 per node at most at load ~20). Asserts behaviour only: how
- * long it takes is the bench's business (`npm run bench -- --only scale`).
+ * delivers it. Asserts behaviour only: how long it takes is the bench's
+ * business (`npm run bench -- --only scale`).
  *
- * The child entries are the bench's build (`npx nx run @mycelium/bench:build`).
- * Behind MYCELIUM_SCALE_TEST=1: on the shared 2-core machine of this wave (load
- * ~20–25) one run took 236 s (fresh start 126 s, back 79 s after the restart),
- * far beyond the suite's budget, so it is not yet part of `npm test`.
+ * The child entries are the bench's build (the test target depends on it).
  */
 const FLEET = 300
 const BOUND = Math.floor(0.05 * FLEET)
@@ -23,9 +20,7 @@ const entries = {
   agent: join(__dirname, '../dist/scale-agent-host.js')
 }
 
-const describeScale = process.env.MYCELIUM_SCALE_TEST === '1' ? describe : describe.skip
-
-describeScale(`a fleet of ${FLEET} agents across processes`, () => {
+describe(`a fleet of ${FLEET} agents across processes`, () => {
   it('returns to MANAGED after a real manager restart, admitted at most 5 % of the fleet per second', async () => {
     expect(existsSync(entries.manager) && existsSync(entries.agent)).toBe(true)
     const r = await runScaleFleet({
@@ -33,6 +28,8 @@ describeScale(`a fleet of ${FLEET} agents across processes`, () => {
       hosts: 3,
       // The manager admits 12/s + a burst of 2 (≤ 15 in any second) and so advertises a 32 s window.
       registrationRate: { burst: 2, perSecond: 12 },
+      // The fresh start is not what is asserted: the first manager admits faster, so the test reaches the restart sooner.
+      startRegistrationRate: { burst: 20, perSecond: 100 },
       // 300 agents share 2 cores here (a real node has its own): 5 s heartbeats keep them alive under load.
       heartbeatIntervalMs: 5000,
       steadyMs: 0,
