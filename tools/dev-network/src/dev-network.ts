@@ -42,6 +42,8 @@ export interface DevNetworkInit {
   heartbeatIntervalMs?: number
   leaseTtlMs?: number
   handoffDeadlineMs?: number
+  /** The Network Manager's failover grace (network-manager.ts `failoverGraceMs`). @default 0 (off) */
+  failoverGraceMs?: number
   registrationRate?: RateLimit
   /** The Network Manager's clock faults (skew, absolute times only) for skew tests. @default none */
   managerClock?: ManagerClockFaults
@@ -410,6 +412,7 @@ function pick(init: DevNetworkInit): Omit<ConstructorParameters<typeof DevNetwor
     ...(init.heartbeatIntervalMs != null ? { heartbeatIntervalMs: init.heartbeatIntervalMs } : {}),
     ...(init.leaseTtlMs != null ? { leaseTtlMs: init.leaseTtlMs } : {}),
     ...(init.handoffDeadlineMs != null ? { handoffDeadlineMs: init.handoffDeadlineMs } : {}),
+    ...(init.failoverGraceMs != null ? { failoverGraceMs: init.failoverGraceMs } : {}),
     ...(init.registrationRate != null ? { registrationRate: init.registrationRate } : {}),
     ...(init.managerClock != null ? { clock: init.managerClock } : {})
   }

@@ -33,6 +33,16 @@ export interface NetworkManagerInit {
   /** Time a node has to commit a handoff. @default 10000 */
   handoffDeadlineMs?: number
   /**
+   * For this long after the manager starts, every lease it grants or renews
+   * lasts this much longer. A manager that just (re)started is met by its
+   * whole fleet at once; acks it sends late under that load must not expire
+   * the leases of the nodes it just admitted, each of which would then
+   * register again — more load, more late acks (a lease-loss cascade). Nomad
+   * calls this the failover heartbeat TTL. A node dying in the grace is seen
+   * that much later. @default 0 (off)
+   */
+  failoverGraceMs?: number
+  /**
    * Registrations admitted (admission.ts); beyond: RESOURCE_EXHAUSTED with a
    * retry-after naming the node's own slot, and a fleet reconnect window of
    * fleet size / perSecond advertised to every node. @default { burst: 100, perSecond: 50 }
@@ -114,6 +124,8 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
   private readonly assignments = new Map<string, { generation: number; list: Assignment[] }>()
   private readonly healthStreams = new Set<grpc.ServerDuplexStream<ReportHealthRequest, ReportHealthResponse>>()
   private sweeper?: NodeJS.Timeout
+  /** Process clock at start(): the failover grace runs from here. */
+  private startedAtMs = Date.now()
   /** Emergency contact (ReportDistress); spores are given once the network names their source. */
   readonly distressDesk: DistressDesk
   /** Calls to CommitHandoff left unanswered by the ignore fault (answered on stop). */
@@ -132,7 +144,14 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.distressDesk = new DistressDesk({ enrollment, spores: () => init.spores?.() ?? [] }, init.networkId)
   }
 
+  /** The lease a grant or renewal gives now: the configured TTL, plus the failover grace while it lasts. */
+  leaseTtlNow(): number {
+    const grace = this.init.failoverGraceMs ?? 0
+    return this.leaseTtlMs + (grace > 0 && Date.now() - this.startedAtMs < grace ? grace : 0)
+  }
+
   start(): void {
+    this.startedAtMs = Date.now()
     this.sweeper ??= setInterval(() => this.sweepLeases(), 100)
     this.sweeper.unref()
   }
@@ -269,13 +288,14 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
         node.registrations++
         node.registeredAtMs = Date.now()
         node.managed = false
-        node.lease = { leaseId: randomUUID(), expiresAtMs: now + this.leaseTtlMs, expired: false }
+        const ttlMs = this.leaseTtlNow()
+        node.lease = { leaseId: randomUUID(), expiresAtMs: now + ttlMs, expired: false }
         node.handoff = { handoffId: randomUUID(), deadlineMs: now + this.handoffDeadlineMs }
         const assignments = this.assignments.get(node.nodeId)
         node.reconnectWindowMs = this.admission.reconnectWindowMs(this.nodes.size)
         this.emit('registered', node)
         cb(null, {
-          lease: { leaseId: node.lease.leaseId, expiresAt: new Date(node.lease.expiresAtMs), ttl: msToDuration(this.leaseTtlMs) },
+          lease: { leaseId: node.lease.leaseId, expiresAt: new Date(node.lease.expiresAtMs), ttl: msToDuration(ttlMs) },
           ...(this.init.clock?.absoluteTimesOnly
             ? {}
             : { handoffTimeout: msToDuration(node.handoff.deadlineMs - now), leaseRemaining: msToDuration(node.lease.expiresAtMs - now) }),
@@ -347,7 +367,8 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
             call.end()
             return
           }
-          node.lease!.expiresAtMs = this.now() + this.leaseTtlMs
+          const ttlMs = this.leaseTtlNow()
+          node.lease!.expiresAtMs = this.now() + ttlMs
           const windowMs = this.admission.reconnectWindowMs(this.nodes.size)
           const windowChanged = windowMs !== (node.reconnectWindowMs ?? 0)
           node.reconnectWindowMs = windowMs
@@ -363,7 +384,7 @@ export class DevNetworkManager extends EventEmitter<NetworkManagerEvents> {
           call.write({
             sequence: req.sequence,
             leaseExpiresAt: new Date(node.lease!.expiresAtMs),
-            ...(this.init.clock?.absoluteTimesOnly ? {} : { leaseRemaining: msToDuration(this.leaseTtlMs) }),
+            ...(this.init.clock?.absoluteTimesOnly ? {} : { leaseRemaining: msToDuration(ttlMs) }),
             leaseRevoked: false,
             reason: '',
             latestConfigVersion: this.config.version,

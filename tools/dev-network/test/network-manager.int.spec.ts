@@ -350,3 +350,25 @@ describe('CommandChannel.Open', () => {
     expect(err.details).toContain('lease "nope" is not valid')
   })
 })
+
+describe('failover grace', () => {
+  it('a manager that just started grants leases longer by the grace, and the configured length once it has passed', async () => {
+    const graceDir = mkdtempSync(join(tmpdir(), 'dev-net-grace-'))
+    const graced = await startDevNetwork({ networkId: 'net1', heartbeatIntervalMs: 200, leaseTtlMs: 600, failoverGraceMs: 1500 })
+    const { store } = await enrolledNode(graced, 'node-g', graceDir)
+    const client = managerClient(graced, store)
+    try {
+      const inGrace = await register(client, supportedContractVersions(), 'node-g')
+      expect(inGrace.lease?.ttl).toEqual({ seconds: 2, nanos: 100_000_000 })
+      // Past the grace (counted from the manager's start): the configured lease again.
+      while (graced.networkManager.leaseTtlNow() !== 600) await new Promise((resolve) => setTimeout(resolve, 50))
+      const after = await register(client, supportedContractVersions(), 'node-g')
+      expect(after.lease?.ttl).toEqual({ seconds: 0, nanos: 600_000_000 })
+    } finally {
+      client.close()
+      store.stop()
+      await graced.stop()
+      rmSync(graceDir, { recursive: true, force: true })
+    }
+  })
+})

@@ -37,6 +37,12 @@ export interface ScaleRunInit {
   entries: { manager: string; agent: string }
   /** Progress lines. */
   log?: (line: string) => void
+  /**
+   * The manager's failover grace: for this long after it starts, its leases last this much longer, so
+   * acks it sends late while the whole fleet comes back do not expire leases of nodes it just admitted
+   * (dev-network `failoverGraceMs`). @default 60000
+   */
+  failoverGraceMs?: number
   /** The agent hosts run at niceness +10, so the manager is not starved by the fleet that shares its cores. @default true */
   agentsYield?: boolean
 }
@@ -131,7 +137,8 @@ export async function runScaleFleet(init: ScaleRunInit): Promise<ScaleRunResult>
     networkId: 'bench',
     heartbeatIntervalMs: init.heartbeatIntervalMs ?? 1000,
     registrationRate: init.registrationRate ?? { burst: 5, perSecond: 40 },
-    joinTokens: n
+    joinTokens: n,
+    failoverGraceMs: init.failoverGraceMs ?? 60_000
   }
   // Per node: its last phase, and when it first became MANAGED after the manager was killed.
   const phase = new Uint8Array(n)

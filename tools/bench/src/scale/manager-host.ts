@@ -69,7 +69,8 @@ process.on('message', (command: ManagerHostCommand) => {
       heartbeatIntervalMs: init.heartbeatIntervalMs,
       registrationRate: init.registrationRate,
       // A fleet's dial can wait behind the manager's own work; the handoff deadline must not be what fails.
-      handoffDeadlineMs: 30_000
+      handoffDeadlineMs: 30_000,
+      ...(init.failoverGraceMs != null ? { failoverGraceMs: init.failoverGraceMs } : {})
     })
     net.networkManager.on('registration:refused', (nodeId) => {
       refused++

@@ -13,6 +13,8 @@ export interface ManagerHostInit {
   registrationRate: { burst: number; perSecond: number }
   /** Join tokens to mint (first start only). */
   joinTokens: number
+  /** The manager's failover grace (dev-network `failoverGraceMs`). */
+  failoverGraceMs?: number
 }
 
 export interface ManagerReady {

@@ -71,6 +71,7 @@ function scale(n: number): Scenario {
           burst: Number(process.env.BENCH_SCALE_BURST ?? 5),
           perSecond: Number(process.env.BENCH_SCALE_RATE ?? 40)
         },
+        failoverGraceMs: Number(process.env.BENCH_SCALE_FAILOVER_GRACE_MS ?? 60_000),
         entries: SCALE_ENTRIES,
         log: (line) => process.stdout.write(`${line}\n`)
       })
