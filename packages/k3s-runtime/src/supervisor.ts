@@ -325,6 +325,9 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
     }
     if (!this.started || (proc != null && this.running !== proc)) return
     this.running = undefined
+    // The state changes at the exit itself: while its last words are read below, status must not
+    // go on saying `ready` for a process that is gone (and has no pid).
+    this.setState('not-ready', `k3s ${how}; reading its last output`)
     this.crashes = [...this.recentCrashes(), Date.now()]
     const crashes = this.crashes.length
     // Not awaited: the restart below must not wait on the disk. A failed write is logged
@@ -397,11 +400,11 @@ export class K3sSupervisor extends EventEmitter<K3sSupervisorEvents> implements 
 
   private setState(state: K3sProcessState, reason: string, extra: Partial<K3sProcessStatus> = {}): void {
     const changed = state !== this.current.state
+    const reasonChanged = reason !== this.current.reason
     this.current = { ...this.current, ...extra, state, reason, since: changed ? new Date() : this.current.since }
-    if (changed) {
-      this.log.info('k3s state', { state, reason, ...(this.running != null ? { pid: this.running.pid } : {}) })
-      this.emit('change', this.status())
-    }
+    if (changed) this.log.info('k3s state', { state, reason, ...(this.running != null ? { pid: this.running.pid } : {}) })
+    // A new reason in the same state is news too (a probe's new error; the process gone while `not-ready`).
+    if (changed || reasonChanged) this.emit('change', this.status())
   }
 
   private forwardLine(line: string): void {

@@ -147,8 +147,17 @@ describe('K3s supervision (stand-in K3s as a real child process)', () => {
     try {
       await until('ready', () => rt.processStatus()?.state === 'ready')
       const firstPid = rt.processStatus()!.pid!
+      // Every state the runtime reports from the crash on.
+      const seen: Array<{ state: string; pid?: number }> = []
+      rt.on('change', () => {
+        const p = rt.processStatus()
+        if (p != null) seen.push({ state: p.state, ...(p.pid != null ? { pid: p.pid } : {}) })
+      })
       await crashViaApi(dataDir, 3)
       await until('backoff', () => rt.processStatus()?.state === 'backoff')
+      // The first status without a process is `not-ready`, set at the exit itself (not `ready` until the backoff is decided).
+      expect(seen.find((x) => x.pid == null)).toEqual({ state: 'not-ready' })
+      expect(seen.filter((x) => x.state === 'ready' && x.pid == null)).toEqual([])
       expect(rt.processStatus()!.lastExit).toBe('exit code 3')
       expect(rt.capability().availability).toBe(Availability.DEGRADED)
       await until('ready again', () => rt.processStatus()?.state === 'ready' && rt.processStatus()!.pid !== firstPid)
