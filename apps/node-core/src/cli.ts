@@ -3,7 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { NodeConfig } from '@mycelium/core-interfaces'
 
 // Each command loads what it needs when it runs (dynamic imports below): `--help`,
-// `status` and `config validate` never load the agent, winston, prom-client or
+// `status` and `config validate` never load the agent, the log transport, prom-client or
 // the gRPC servers, so they start in little more than node's own start.
 
 export interface CliIo {

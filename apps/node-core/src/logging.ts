@@ -1,4 +1,4 @@
-import winston from 'winston'
+import { configure as configureStringify } from 'safe-stable-stringify'
 import type { LogFields, Logger } from '@mycelium/core-interfaces'
 import { LOG_LEVELS } from './config-rules.js'
 import { DEFAULT_LOG_LEVEL } from './defaults.js'
@@ -35,11 +35,14 @@ export interface WarningRate {
  */
 export const DEFAULT_WARNING_RATE: WarningRate = { perWindow: 3, windowMs: 60_000, maxKeys: 1000 }
 
+/** One log line being built: winston's "info" object (level, message, fields). */
+type Info = Record<string, unknown> & { level: string; message: unknown }
+
 /** Drops repeats of one warning beyond the rate; the first line after a dropped run carries `suppressed: n`. */
-function warningLimiter(rate: WarningRate, now: () => number) {
+function warningLimiter(rate: WarningRate, now: () => number): (info: Info) => boolean {
   const seen = new Map<string, { windowStart: number; count: number; suppressed: number }>()
-  return winston.format((info) => {
-    if (info.level !== 'warn') return info
+  return (info) => {
+    if (info.level !== 'warn') return true
     const key = `${typeof info.component === 'string' ? info.component : ''}\u0000${String(info.message)}`
     const t = now()
     let entry = seen.get(key)
@@ -56,8 +59,8 @@ function warningLimiter(rate: WarningRate, now: () => number) {
       entry.suppressed++
       return false
     }
-    return info
-  })()
+    return true
+  }
 }
 
 const LEVELS: readonly string[] = LOG_LEVELS
@@ -70,55 +73,80 @@ export interface NodeLogger extends Logger {
 }
 
 /** Errors become `{ error, name }`, with the stack on `error` lines (every line with `debug`). */
-const errorsToFields = winston.format((info, opts: unknown) => {
-  const stack = (opts as { debug?: boolean } | undefined)?.debug === true || info.level === 'error'
+function errorsToFields(info: Info, debug: boolean): void {
+  const stack = debug || info.level === 'error'
   for (const [key, value] of Object.entries(info)) {
     if (value instanceof Error) info[key] = { error: value.message, name: value.name, ...(stack ? { stack: value.stack } : {}) }
   }
-  return info
-})
+}
 
-const pretty = winston.format.printf((info) => {
-  const { level, message, timestamp, component, phase, nodeId, ...rest } = info as Record<string, unknown>
+/** JSON of a line: keys sorted, cycles as "[Circular]", bigints as strings (the format winston's `json()` wrote). */
+const toJson = configureStringify({})
+const bigintAsString = (_key: string, value: unknown): unknown => (typeof value === 'bigint' ? value.toString() : value)
+
+/** The level coloured as winston's colorize() did: npm's colours, always (pretty is for people at a terminal). */
+const LEVEL_COLOURS: Record<string, number> = { error: 31, warn: 33, info: 32, debug: 34 }
+const colourLevel = (level: string): string => `\u001b[${LEVEL_COLOURS[level] ?? 39}m${level}\u001b[39m`
+
+function pretty(info: Info): string {
+  const { level, message, timestamp, component, phase, nodeId, ...rest } = info
   const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : ''
   const where = [nodeId, component, phase].filter(Boolean).join(' ')
-  return `${String(timestamp)} ${String(level).padEnd(5)} ${where ? `[${where}] ` : ''}${String(message)}${extra}`
-})
+  return `${String(timestamp)} ${colourLevel(level).padEnd(5)} ${where ? `[${where}] ` : ''}${String(message)}${extra}`
+}
 
 /**
  * The one log transport of the process (libraries only receive a Logger).
  * Every line carries `component`, `phase` (when known) and `nodeId`.
  */
 export function createLogger(options: LoggingOptions = {}): NodeLogger {
-  const level = options.level ?? DEFAULT_LOG_LEVEL
+  let level = options.level ?? DEFAULT_LOG_LEVEL
   if (!LEVELS.includes(level)) throw new InvalidConfigError(`log level "${level}" is not one of ${LEVELS.join(', ')}`, 'logging.level')
   const usePretty = options.format === 'pretty' || (options.format == null && process.stdout.isTTY === true)
-  const root = winston.createLogger({
-    level,
-    defaultMeta: options.defaults ?? {},
-    format: winston.format.combine(
-      warningLimiter(options.warningRate ?? DEFAULT_WARNING_RATE, options.now ?? Date.now),
-      errorsToFields({ debug: options.debug === true }),
-      winston.format.timestamp(),
-      usePretty ? winston.format.combine(winston.format.colorize(), pretty) : winston.format.json()
-    ),
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })]
-  })
-  const wrap = (w: winston.Logger): Logger => ({
-    error: (msg, fields) => w.error(msg, fields),
-    warn: (msg, fields) => w.warn(msg, fields),
-    info: (msg, fields) => w.info(msg, fields),
-    debug: (msg, fields) => w.debug(msg, fields),
-    forComponent: (component) => wrap(w.child({ component })),
-    child: (fields) => wrap(w.child(fields))
-  })
-  return Object.assign(wrap(root), {
-    close: () => root.close(),
+  const stream = options.stream ?? process.stdout
+  const defaults = options.defaults ?? {}
+  const limit = warningLimiter(options.warningRate ?? DEFAULT_WARNING_RATE, options.now ?? Date.now)
+  const debug = options.debug === true
+  let closed = false
+  // The order of winston's pipeline, kept: the warning rate counts every warning (also those the
+  // level then hides), then the level, errors as fields, the timestamp (a `timestamp` field is kept).
+  const write = (info: Info): void => {
+    if (closed || !limit(info)) return
+    if (LEVELS.indexOf(info.level) > LEVELS.indexOf(level)) return
+    errorsToFields(info, debug)
+    info.timestamp ??= new Date().toISOString()
+    stream.write(`${usePretty ? pretty(info) : toJson(info, bigintAsString)}\n`)
+  }
+  // Precedence as winston's: level and message, then the line's fields, the logger's defaults, then
+  // the fields of child loggers, the innermost first (`context` is outermost first). A `message`
+  // field is appended to the message.
+  const logger = (context: LogFields[]): Logger => {
+    const emit =
+      (lineLevel: string) =>
+      (message: string, fields?: LogFields): void => {
+        const info = Object.assign({}, ...context, defaults, fields, { level: lineLevel, message }) as Info
+        // (winston's template string: whatever the field holds, stringified)
+        if (fields?.message) info.message = `${message} ${fields.message as string}`
+        write(info)
+      }
+    return {
+      error: emit('error'),
+      warn: emit('warn'),
+      info: emit('info'),
+      debug: emit('debug'),
+      forComponent: (component) => logger([...context, { component }]),
+      child: (fields) => logger([...context, fields])
+    }
+  }
+  return Object.assign(logger([]), {
+    close: () => {
+      closed = true
+    },
     setLevel: (next: string) => {
       if (!LEVELS.includes(next)) throw new InvalidConfigError(`log level "${next}" is not one of ${LEVELS.join(', ')}`, 'logging.level')
-      // Children share the root's transports and level: one assignment changes every component's logger.
-      root.level = next
+      // Children share this one level: one assignment changes every component's logger.
+      level = next
     },
-    level: () => root.level
+    level: () => level
   })
 }

@@ -61,4 +61,48 @@ describe('the process logger', () => {
     quiet.log.close()
     debug.log.close()
   })
+
+  it("writes winston's lines: keys sorted, a line's fields over the defaults over child fields, bigints and cycles safe", () => {
+    const out: string[] = []
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        out.push(chunk.toString('utf8'))
+        done()
+      }
+    })
+    const log = createLogger({ format: 'json', stream, defaults: { nodeId: 'n1' } })
+    const cycle: Record<string, unknown> = { a: 1 }
+    cycle.self = cycle
+    log
+      .child({ phase: 'OUTER', nodeId: 'child' })
+      .forComponent('c')
+      .info('hello', { component: 'field', n: 10n, cycle, timestamp: 't0', message: 'more' })
+    log.debug('hidden at info')
+    log.setLevel('debug')
+    log.forComponent('c').debug('shown')
+    expect(out).toEqual([
+      '{"component":"field","cycle":{"a":1,"self":"[Circular]"},"level":"info","message":"hello more","n":"10","nodeId":"n1","phase":"OUTER","timestamp":"t0"}\n',
+      expect.stringMatching(
+        /^\{"component":"c","level":"debug","message":"shown","nodeId":"n1","timestamp":"\d{4}-\d\d-\d\dT[\d:.]+Z"\}\n$/
+      )
+    ])
+    expect(log.level()).toBe('debug')
+    log.close()
+    log.error('after close')
+    expect(out).toHaveLength(2)
+  })
+
+  it('pretty: time, coloured level, where, message, the other fields', () => {
+    let line = ''
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        line += chunk.toString('utf8')
+        done()
+      }
+    })
+    createLogger({ format: 'pretty', stream, defaults: { nodeId: 'n1' } })
+      .forComponent('spore-client')
+      .warn('source failed', { timestamp: 'T', source: 'https' })
+    expect(line).toBe('T \u001b[33mwarn\u001b[39m [n1 spore-client] source failed {"source":"https"}\n')
+  })
 })

@@ -7,7 +7,7 @@ import { extractRelease } from './helpers/release.js'
 /**
  * The release artifact as an operator gets it (`npm run package`, extracted
  * into a temp dir with no node_modules), and what each command loads: `--help`,
- * `status` and `config validate` must not load the agent, winston, prom-client
+ * `status` and `config validate` must not load the agent, the log transport, prom-client
  * or the gRPC servers (checked by recording module loads, not by timing).
  */
 
@@ -58,7 +58,7 @@ const HEAVY = [
   'bootstrap-agent',
   'spore-client',
   'basic-net',
-  'winston',
+  'safe-stable-stringify', // the log transport's JSON (logging.ts)
   'prom-client',
   '@grpc/reflection',
   'grpc-health-check',
@@ -86,8 +86,8 @@ describe('the release artifact', () => {
         'vendor'
       ].sort()
     )
-    // Code an idle node never runs, each loaded on first use (package.mjs LAZY_CHUNKS).
-    expect(readdirSync(join(root, 'chunks')).sort()).toEqual(['metrics.cjs', 'reflection.cjs', 'tar.cjs', 'x509.cjs'])
+    // Code an idle node never runs, each loaded on first use (package.mjs LAZY_CHUNKS; yaml only while a config is read).
+    expect(readdirSync(join(root, 'chunks')).sort()).toEqual(['metrics.cjs', 'reflection.cjs', 'tar.cjs', 'x509.cjs', 'yaml.cjs'])
     expect(existsSync(join(root, 'protos', 'mycelium', 'core', 'v1', 'node_status.proto'))).toBe(true)
     expect(existsSync(join(root, 'vendor', 'grpc-health-check', 'proto', 'health', 'v1', 'health.proto'))).toBe(true)
     // sha256sum -c: every listed file is there and intact.
@@ -138,14 +138,14 @@ describe('what each command loads (dist/bin.cjs with node_modules, so each packa
     expect([l.code, l.packages]).toEqual([0, ['commander']])
   })
 
-  it('`config validate` loads the config parser, not the agent, winston, prom-client or the servers', async () => {
+  it('`config validate` loads the config parser, not the agent, the log transport, prom-client or the servers', async () => {
     const l = await loads(DIST_BIN, ['config', 'validate', EXAMPLE])
     expect(l.code).toBe(0)
     expect(l.packages).toEqual(expect.arrayContaining(['yaml', 'core-interfaces']))
     expect(l.packages.filter((p) => HEAVY.includes(p))).toEqual([])
   })
 
-  it('`status` loads the gRPC client, not the agent, winston, prom-client or the servers', async () => {
+  it('`status` loads the gRPC client, not the agent, the log transport, prom-client or the servers', async () => {
     const l = await loads(DIST_BIN, ['status', '--socket', join(tmpdir(), 'node-core-no-such.sock')])
     expect(l.code).toBe(3)
     expect(l.packages).toContain('@grpc/grpc-js')
@@ -156,7 +156,7 @@ describe('what each command loads (dist/bin.cjs with node_modules, so each packa
     // An unreadable join-token file is refused after the modules load and before anything is written.
     const l = await loads(DIST_BIN, ['run', '--config', EXAMPLE, '--join-token-file', join(tmpdir(), 'node-core-no-such-token')])
     expect(l.code).toBe(2)
-    expect(l.packages).toEqual(expect.arrayContaining(['bootstrap-agent', 'winston']))
+    expect(l.packages).toEqual(expect.arrayContaining(['bootstrap-agent', 'safe-stable-stringify']))
     // Metrics load on the first /metrics scrape (memory at rest); they are computed from the agent's counters then.
     expect(l.packages).not.toContain('prom-client')
   })
