@@ -68,8 +68,19 @@ const LAZY_CHUNKS = {
   // server reflection: on the first reflection call (status-server.ts; grpc-health-check for its health.proto's path)
   reflection: ['protobufjs', '@grpc/proto-loader', '@grpc/reflection', 'grpc-health-check'],
   // the first /metrics scrape (http-server.ts)
-  metrics: ['prom-client']
+  metrics: ['prom-client'],
+  // reading a YAML config (config.ts, at start and on `config validate`) and writing K3s's config (k3s-runtime)
+  yaml: ['yaml']
 }
+/**
+ * Chunks loaded afresh on each use and collectable after it (TRANSIENT_CHUNKS ⊂ LAZY_CHUNKS):
+ * the proxy holds the chunk's exports only weakly, so once no object the package made is
+ * referenced, V8 frees its code and source. For stateless packages only, whose objects do
+ * not depend on module identity: `yaml` is run once at start to parse the config into plain
+ * values (its node guards such as isMap use Symbol.for, not instanceof) and kept nothing
+ * (~0.5 MB of idle heap measured). A use spanning two loads sees two instances.
+ */
+const TRANSIENT_CHUNKS = new Set(['yaml'])
 const chunkOf = new Map(Object.entries(LAZY_CHUNKS).flatMap(([chunk, pkgs]) => pkgs.map((p) => [p, chunk])))
 const lazyFilter = new RegExp(`^(${[...chunkOf.keys()].map((p) => p.replace(/[/.]/g, '\\$&')).join('|')})(/.*)?$`)
 const common = {
@@ -133,6 +144,30 @@ const mainBuild = await build({
         b.onResolve({ filter: /^\.\/chunks\// }, (args) => ({ path: args.path, external: true }))
         b.onLoad({ filter: /.*/, namespace: 'lazy-chunk' }, (args) => {
           const chunk = chunkOf.get(lazyFilter.exec(args.path)[1])
+          if (TRANSIENT_CHUNKS.has(chunk))
+            return {
+              // Compiled from its file on each load (no require cache, no parent module holding it), kept
+              // through a WeakRef: V8 keeps it for at least the current job, so one synchronous use sees one instance.
+              contents: `let ref
+const load = () => {
+  let m = ref?.deref()
+  if (m == null) {
+    const file = require("node:path").join(__dirname, ${JSON.stringify(`chunks/${chunk}.cjs`)})
+    const mod = { exports: {} }
+    require("node:vm").compileFunction(require("node:fs").readFileSync(file, "latin1"), ["exports", "require", "module", "__filename", "__dirname"], { filename: file })(mod.exports, require, mod, file, require("node:path").dirname(file))
+    m = mod.exports[${JSON.stringify(args.path)}]
+    ref = new WeakRef(m)
+  }
+  return m
+}
+module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  has: (_, k) => k in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true } }
+})`,
+              loader: 'js'
+            }
           return {
             contents: `let m
 const load = () => (m ??= require(${JSON.stringify(`./chunks/${chunk}.cjs`)})[${JSON.stringify(args.path)}])
@@ -197,6 +232,9 @@ for (const [chunk, specs] of imported) {
       }
     ]
   })
+  // Transient chunks are read as latin1 (see the bundle above).
+  if (TRANSIENT_CHUNKS.has(chunk) && readFileSync(join(stage, 'chunks', `${chunk}.cjs`)).some((byte) => byte > 0x7f))
+    throw new Error(`chunk ${chunk} is not ASCII: it is read as latin1`)
   // A module in both would be two instances (two registries, two classes): the chunk must be self-contained.
   const shared = Object.keys(out.metafile.inputs).filter((f) => bundled.has(f) && f.includes('node_modules'))
   if (shared.length > 0) throw new Error(`chunk ${chunk} and the bundle both inline ${shared.slice(0, 5).join(', ')}: move them together`)

@@ -113,15 +113,15 @@ export function agentScenarios(options: AgentScenarioOptions = {}): Scenario[] {
     }
   }
 
-  // --soak-minutes N (bench main): N minutes of churn with post-GC heap samples (--expose-gc) every
-  // 10 min and heap snapshots at its start and end; otherwise BENCH_CHURN_MINUTES / BENCH_HEAP_SNAPSHOTS.
+  // --soak-minutes N (bench main): N minutes of churn with post-GC heap samples (--expose-gc) at its
+  // start and every 10 min, and a heap snapshot at its end; otherwise BENCH_CHURN_MINUTES / BENCH_HEAP_SNAPSHOTS.
   const soak = options.soakMinutes != null
   const churnMinutes = options.soakMinutes ?? envNumber('BENCH_CHURN_MINUTES', 10)
   const heapSnapshots = process.env.BENCH_HEAP_SNAPSHOTS ?? (soak ? join(tmpdir(), `bench-soak-heap-${process.pid}`) : '')
   const first = Math.min(10, churnMinutes)
   const footprint: Scenario = {
     id: 'footprint',
-    description: `the release artifact's single-file bundle (npm run package; esbuild, minified); agent RSS after ${envNumber('BENCH_IDLE_SECONDS', 60)} s idle in MANAGED beside an idle \`node -e\`; RSS growth over ${churnMinutes} min of manager restarts every 30 s${churnMinutes > 10 ? ' (also at 10 min)' : ''}${heapSnapshots !== '' ? `; --expose-gc: post-GC heap ${soak ? 'every 10 min, ' : ''}heap snapshots after forced GC at churn start/end in ${heapSnapshots}` : ''}`,
+    description: `the release artifact's single-file bundle (npm run package; esbuild, minified); agent RSS after ${envNumber('BENCH_IDLE_SECONDS', 60)} s idle in MANAGED beside an idle \`node -e\`; RSS growth over ${churnMinutes} min of manager restarts every 30 s${churnMinutes > 10 ? ' (also at 10 min)' : ''}${heapSnapshots !== '' ? `; --expose-gc: post-GC heap ${soak ? 'every 10 min, ' : ''}${soak ? 'a heap snapshot after forced GC at churn end' : 'heap snapshots after forced GC at churn start/end'} in ${heapSnapshots}` : ''}`,
     runs: 1,
     metrics: [
       { name: 'bundle', unit: 'MB', better: 'lower', target: 3 },
@@ -173,9 +173,8 @@ export function agentScenarios(options: AgentScenarioOptions = {}): Scenario[] {
         if (name != null) renameSync(join(heapSnapshots, 'current.heapsnapshot'), join(heapSnapshots, `${name}.heapsnapshot`))
         return (JSON.parse(readFileSync(join(heapSnapshots, 'memory.json'), 'utf8')) as { heapUsed: number }).heapUsed / 2 ** 20
       }
-      // The soak's start snapshot before the idle minute, so that the transient memory of writing it
-      // is behind the RSS baseline (the idle RSS of a soak run is therefore not the figure to report).
-      if (soak) await heapSample('churn-start')
+      // The soak writes no start snapshot: glibc kept the tens of MB writing one allocates, which
+      // inflated the RSS baseline (145 MB) and hid native growth; its start is a post-GC heap sample.
       const idleMs = envNumber('BENCH_IDLE_SECONDS', 60) * 1000
       const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'])
       const idleCpuFrom = cpuMs(agent.child.pid!)
@@ -220,9 +219,10 @@ export function agentScenarios(options: AgentScenarioOptions = {}): Scenario[] {
       loads.push(loadAverage())
       if (probe != null) {
         growth['churn-heap-growth'] = (await heapSample('churn-end')) - heapAtStart
-        console.log(
-          `  heap diff churn-start → churn-end (self size by type:constructor):\n    ${heapDiff(join(heapSnapshots, 'churn-start.heapsnapshot'), join(heapSnapshots, 'churn-end.heapsnapshot')).join('\n    ')}`
-        )
+        if (!soak)
+          console.log(
+            `  heap diff churn-start → churn-end (self size by type:constructor):\n    ${heapDiff(join(heapSnapshots, 'churn-start.heapsnapshot'), join(heapSnapshots, 'churn-end.heapsnapshot')).join('\n    ')}`
+          )
       }
       await stopAgent(agent)
       return {
