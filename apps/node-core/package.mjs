@@ -81,6 +81,14 @@ const LAZY_CHUNKS = {
  * (~0.5 MB of idle heap measured). A use spanning two loads sees two instances.
  */
 const TRANSIENT_CHUNKS = new Set(['yaml'])
+
+/** What a chunk's stand-in module exports: a view that loads the chunk (`load()`) on first touch. */
+const CHUNK_EXPORTS = `module.exports = new Proxy({}, {
+  get: (_, k) => load()[k],
+  has: (_, k) => k in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true } }
+})`
 const chunkOf = new Map(Object.entries(LAZY_CHUNKS).flatMap(([chunk, pkgs]) => pkgs.map((p) => [p, chunk])))
 const lazyFilter = new RegExp(`^(${[...chunkOf.keys()].map((p) => p.replace(/[/.]/g, '\\$&')).join('|')})(/.*)?$`)
 const common = {
@@ -160,23 +168,13 @@ const load = () => {
   }
   return m
 }
-module.exports = new Proxy({}, {
-  get: (_, k) => load()[k],
-  has: (_, k) => k in load(),
-  ownKeys: () => Reflect.ownKeys(load()),
-  getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true } }
-})`,
+${CHUNK_EXPORTS}`,
               loader: 'js'
             }
           return {
             contents: `let m
 const load = () => (m ??= require(${JSON.stringify(`./chunks/${chunk}.cjs`)})[${JSON.stringify(args.path)}])
-module.exports = new Proxy({}, {
-  get: (_, k) => load()[k],
-  has: (_, k) => k in load(),
-  ownKeys: () => Reflect.ownKeys(load()),
-  getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true } }
-})`,
+${CHUNK_EXPORTS}`,
             loader: 'js'
           }
         })
