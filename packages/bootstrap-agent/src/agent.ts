@@ -370,7 +370,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     if (checked.spores != null) {
       this.spores = checked.spores
       // A window learned before this spore client existed (a run restarted) applies to it too.
-      if (this.reconnectWindowMs > 0) this.learnReconnectWindow(this.reconnectWindowMs, true)
+      this.learnReconnectWindow(this.reconnectWindowMs)
     }
     return checked.event
   }
@@ -412,8 +412,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   }
 
   /** The fleet window the manager advertised: this agent's reconnections use it, and so does the spore watch's redial. */
-  private learnReconnectWindow(windowMs: number, force = false): void {
-    if (windowMs === this.reconnectWindowMs && !force) return
+  private learnReconnectWindow(windowMs: number): void {
     this.reconnectWindowMs = windowMs
     this.spores?.retune({ reconnectWindowMs: Math.min(windowMs, this.init.reconnectWindowCapMs ?? DEFAULT_RECONNECT_WINDOW_CAP_MS) })
   }

@@ -207,10 +207,10 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
       const digest = createHash('sha256').update(chain).update('\0').update(ca).digest('hex')
       // The files are re-read every reload, but parsed and verified only when they (or the key) changed:
       // a reload of unchanged material is a clock check, not certificate parsing and signature checks.
-      if (this.examined?.digest !== digest || this.examined.keyPem !== key.pem) {
-        this.examined = { digest, keyPem: key.pem, examination: examineIdentity(material, this.inspectOptions()) }
-      }
       const options = this.inspectOptions()
+      if (this.examined?.digest !== digest || this.examined.keyPem !== key.pem) {
+        this.examined = { digest, keyPem: key.pem, examination: examineIdentity(material, options) }
+      }
       report = judgeIdentity(this.examined.examination, options.nowMs, options.renewBeforeMs)
       if (report.usable && digest !== this.inForceDigest) {
         this.inForce = material
