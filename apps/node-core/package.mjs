@@ -66,7 +66,8 @@ const LAZY_CHUNKS = {
   // enrolment and certificate renewal (basic-net x509.ts): only when the identity is missing or renewing
   x509: ['@peculiar/x509', 'reflect-metadata'],
   // server reflection: on the first reflection call (status-server.ts; grpc-health-check for its health.proto's path)
-  reflection: ['protobufjs', '@grpc/proto-loader', '@grpc/reflection', 'grpc-health-check'],
+  // (@bufbuild/protobuf: its root and wkt entries, reflection's descriptors; its wire codec stays in the bundle, see WIRE_ENTRY)
+  reflection: ['protobufjs', '@grpc/proto-loader', '@grpc/reflection', 'grpc-health-check', '@bufbuild/protobuf'],
   // the first /metrics scrape (http-server.ts)
   metrics: ['prom-client'],
   // reading a YAML config (config.ts, at start and on `config validate`) and writing K3s's config (k3s-runtime)
@@ -89,6 +90,22 @@ const CHUNK_EXPORTS = `module.exports = new Proxy({}, {
   ownKeys: () => Reflect.ownKeys(load()),
   getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(load(), k); return d && { ...d, configurable: true } }
 })`
+/**
+ * @bufbuild/protobuf's wire entry, narrowed to the file that defines what the bundle takes from it
+ * (BinaryReader, BinaryWriter, WireType: the generated codecs and core-interfaces' wire.ts). The
+ * entry's index also loads size-delimited and text-format, and through them the package's
+ * reflection half (registry, descriptors, JSON): ~150 KB of source V8 would keep and the daemon
+ * never runs. That half is in the reflection chunk, with the package's root and wkt entries.
+ * Checked below: every name a bundled module reads from the entry is defined by the file.
+ */
+const WIRE_ENTRY = '@bufbuild/protobuf/wire'
+const wireFile = join(createRequire(bin).resolve(WIRE_ENTRY), '..', 'binary-encoding.js')
+/**
+ * Modules the reflection chunk may inline beside the bundle's copy: the narrowed wire codec and
+ * what it requires. Stateless (classes and pure functions; the text encoder each copy caches is
+ * node's own), so two copies share nothing that matters.
+ */
+const STATELESS_SHARED = /node_modules\/@bufbuild\/protobuf\/dist\/cjs\/(wire\/(binary-encoding|varint|text-encoding)|proto-int64)\.js$/
 const chunkOf = new Map(Object.entries(LAZY_CHUNKS).flatMap(([chunk, pkgs]) => pkgs.map((p) => [p, chunk])))
 const lazyFilter = new RegExp(`^(${[...chunkOf.keys()].map((p) => p.replace(/[/.]/g, '\\$&')).join('|')})(/.*)?$`)
 const common = {
@@ -147,6 +164,7 @@ const mainBuild = await build({
             loader: 'js'
           }
         })
+        b.onResolve({ filter: new RegExp(`^${WIRE_ENTRY}$`) }, () => ({ path: wireFile }))
         // A lazily loaded package (LAZY_CHUNKS): a proxy that requires its chunk on first use.
         b.onResolve({ filter: lazyFilter }, (args) => ({ path: args.path, namespace: 'lazy-chunk' }))
         b.onResolve({ filter: /^\.\/chunks\// }, (args) => ({ path: args.path, external: true }))
@@ -178,6 +196,21 @@ ${CHUNK_EXPORTS}`,
             loader: 'js'
           }
         })
+        // One copy of each package: an `import()` of a dual package (the workspace libraries ship ESM
+        // and CommonJS) would resolve to its ESM build while `require` resolves to the CommonJS one,
+        // and the bundle would hold and run both — the generated contracts twice (~250 KB of source,
+        // their module init and heap), two InvalidConfigError classes. Resolved as `require` is.
+        b.onResolve({ filter: /^[@\w]/, namespace: 'file' }, async (args) => {
+          if (args.kind !== 'dynamic-import' || args.pluginData === 'as-require') return undefined
+          const resolved = await b.resolve(args.path, {
+            kind: 'require-call',
+            resolveDir: args.resolveDir,
+            importer: args.importer,
+            pluginData: 'as-require'
+          })
+          // A package with no CommonJS build (none such is imported today) keeps its ESM resolution.
+          return resolved.errors.length === 0 ? resolved : undefined
+        })
         // The dev network issues certificates: a development tool, not shipped. `node-core dev` says how to get it.
         b.onResolve({ filter: /^@mycelium\/dev-network$/ }, () => ({ path: '@mycelium/dev-network', external: true }))
       }
@@ -193,6 +226,27 @@ if (readFileSync(main).some((byte) => byte > 0x7f)) throw new Error(`${main} is 
 // (`import(` calls; not method definitions such as @peculiar/x509's `import(t,r){`)
 if (/(?<![\w$.])import\((?![\w$,]*\)\{)/.test(readFileSync(main, 'utf8')))
   throw new Error(`${main} still holds an import(): it would fail under the code cache`)
+
+// No module twice: a dual package's ESM and CommonJS builds of one file (see the `import()` resolver above).
+const builds = new Map()
+for (const file of Object.keys(mainBuild.metafile.inputs)) {
+  const key = file.replace(/\/(esm|cjs)\//, '/*/').replace(/\.(c|m)?js$/, '')
+  if (builds.has(key)) throw new Error(`the bundle holds two builds of one module: ${builds.get(key)} and ${file}`)
+  builds.set(key, file)
+}
+
+// What the bundle reads from the narrowed wire entry: `[var ]<name> = require("@bufbuild/protobuf/wire")`, then `<name>.X`.
+const wireExports = new Set(Object.keys(createRequire(bin)(wireFile)))
+for (const [file, input] of Object.entries(mainBuild.metafile.inputs)) {
+  if (!input.imports.some((i) => i.original === WIRE_ENTRY)) continue
+  const text = readFileSync(file, 'utf8')
+  const vars = [...text.matchAll(/(?<![\w$.])([\w$]+) = require\(["']@bufbuild\/protobuf\/wire["']\)/g)].map((m) => m[1])
+  if (vars.length === 0) throw new Error(`${file}: imports ${WIRE_ENTRY} in a form this check cannot read; see WIRE_ENTRY`)
+  for (const v of vars)
+    for (const [, used] of text.matchAll(new RegExp(`(?<![\\w$.])${v.replace(/\$/g, '\\$')}\\.([\\w$]+)`, 'g')))
+      if (!wireExports.has(used))
+        throw new Error(`${file} reads ${used} from ${WIRE_ENTRY}, which ${wireFile} does not define: see WIRE_ENTRY`)
+}
 
 // The lazy chunks: each exports its packages by name (every subpath the bundle imports).
 const imported = new Map()
@@ -234,7 +288,7 @@ for (const [chunk, specs] of imported) {
   if (TRANSIENT_CHUNKS.has(chunk) && readFileSync(join(stage, 'chunks', `${chunk}.cjs`)).some((byte) => byte > 0x7f))
     throw new Error(`chunk ${chunk} is not ASCII: it is read as latin1`)
   // A module in both would be two instances (two registries, two classes): the chunk must be self-contained.
-  const shared = Object.keys(out.metafile.inputs).filter((f) => bundled.has(f) && f.includes('node_modules'))
+  const shared = Object.keys(out.metafile.inputs).filter((f) => bundled.has(f) && f.includes('node_modules') && !STATELESS_SHARED.test(f))
   if (shared.length > 0) throw new Error(`chunk ${chunk} and the bundle both inline ${shared.slice(0, 5).join(', ')}: move them together`)
 }
 if (imported.size !== Object.keys(LAZY_CHUNKS).length)

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { until as untilTrue } from '@mycelium/testing'
 import { BIN, runBin } from './helpers/daemon.js'
+import { decodeFiles, reflectionClient } from './helpers/reflection-client.js'
 
 /**
  * The release artifact (`npm run package`, the Nx `package` target the test
@@ -77,6 +78,18 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
       JSON.parse((await runBin(['status', '--socket', socket, '--json'])).out) as JsonStatus
     const managed = await statusJson()
     expect(managed.agentVersion).toBe(version)
+    // Server reflection runs from its lazily loaded chunk (chunks/reflection.cjs, which holds
+    // @bufbuild/protobuf's descriptors; the bundle keeps only its wire codec): it lists, and describes.
+    const reflection = reflectionClient(`unix://${socket}`)
+    try {
+      const listed = await reflection.ask({ listServices: '*' })
+      expect(listed.listServicesResponse?.service.map((s) => s.name)).toContain('mycelium.core.v1.NodeStatus')
+      const files = decodeFiles(await reflection.ask({ fileContainingSymbol: 'mycelium.core.v1.NodeStatus' }))
+      expect(files[0]?.name).toBe('mycelium/core/v1/node_status.proto')
+      expect(files.map((f) => f.name)).toContain('google/protobuf/timestamp.proto')
+    } finally {
+      reflection.close()
+    }
     const transitionsBefore = managed.history.length
 
     await net.stopManager('network-manager')

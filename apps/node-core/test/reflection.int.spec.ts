@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js'
-import { loadSync } from '@grpc/proto-loader'
 import { create, createFileRegistry, fromBinary, toBinary, toJson, type FileRegistry } from '@bufbuild/protobuf'
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt'
 import { execFile, execFileSync } from 'node:child_process'
@@ -9,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { Phase, StatusReport, silentLogger } from '@mycelium/core-interfaces'
 import { StatusServer, reflectionProtosDir } from '../src/status-server.js'
+import { decodeFiles as decode, reflectionClient } from './helpers/reflection-client.js'
 
 /**
  * Server reflection as stock clients use it: grpcurl builds a strict
@@ -22,34 +22,6 @@ import { StatusServer, reflectionProtosDir } from '../src/status-server.js'
  */
 const PROTOS = resolve(__dirname, '../../../protos')
 const REFLECTION_PROTOS = reflectionProtosDir()
-
-interface ReflectionResponse {
-  fileDescriptorResponse?: { fileDescriptorProto: Buffer[] }
-  listServicesResponse?: { service: Array<{ name: string }> }
-  errorResponse?: { errorCode: number; errorMessage: string }
-}
-
-function reflectionClient(address: string): { ask(req: Record<string, unknown>): Promise<ReflectionResponse>; close(): void } {
-  const def = loadSync(['grpc/reflection/v1/reflection.proto'], { includeDirs: [REFLECTION_PROTOS], keepCase: false })
-  const Reflection = (grpc.loadPackageDefinition(def) as any).grpc.reflection.v1.ServerReflection
-  const client = new Reflection(address, grpc.credentials.createInsecure())
-  return {
-    ask: (req) =>
-      new Promise((resolvePromise, reject) => {
-        const call = client.serverReflectionInfo()
-        call.on('data', (msg: ReflectionResponse) => {
-          resolvePromise(msg)
-          call.end()
-        })
-        call.on('error', reject)
-        call.write(req)
-      }),
-    close: () => client.close()
-  }
-}
-
-const decode = (res: ReflectionResponse): FileDescriptorProto[] =>
-  (res.fileDescriptorResponse?.fileDescriptorProto ?? []).map((b) => fromBinary(FileDescriptorProtoSchema, b))
 
 /**
  * A strict pool, as grpcurl builds one: files added one by one, each only
