@@ -120,6 +120,13 @@ const common = {
 
 const mainBuild = await build({
   ...common,
+  // Minified names, not kept: `keepNames` redefines the `name` of every function and class
+  // (esbuild's __name), which turns ~1,800 closures' properties into dictionaries — 1.0 MB of
+  // idle heap and RSS measured (tools/bench footprint, same run: 57.4 → 56.4 MB). Nothing in the
+  // bundle reads a function's name: errors carry an explicit `name` (their `isX` guards compare
+  // it) and commander's, which take `constructor.name`, are matched with instanceof. Chunks keep
+  // their names (third-party code; loaded rarely).
+  keepNames: false,
   metafile: true,
   entryPoints: [bin],
   format: 'cjs',

@@ -28,7 +28,8 @@ export function releaseArtifact(): ReleaseArtifact {
   if (release != null) return release
   const pkg = require.resolve('@mycelium/node-core/package.json')
   const { version } = JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }
-  const tarball = join(pkg, '..', 'release', `node-core-${version}-linux-${process.arch}.tar.gz`)
+  // BENCH_RELEASE_TARBALL: another build of the artifact (an A/B comparison: package.mjs --out <dir>).
+  const tarball = process.env.BENCH_RELEASE_TARBALL ?? join(pkg, '..', 'release', `node-core-${version}-linux-${process.arch}.tar.gz`)
   if (!existsSync(tarball)) throw new Error(`${tarball} is missing: npm run package`)
   const root = mkdtempSync(join(tmpdir(), 'bench-release-'))
   process.once('exit', () => rmSync(root, { recursive: true, force: true }))
