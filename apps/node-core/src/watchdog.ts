@@ -1,5 +1,5 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { HealthState, type ComponentHealth, type Logger, type Startable } from '@mycelium/core-interfaces'
+import { LoopDelaySampler } from './loop-delay.js'
 
 /** One long-lived component the watchdog watches: a liveness probe, and how to restart it with its state (its files are on disk). */
 export interface WatchedComponent {
@@ -63,7 +63,7 @@ export class Watchdog implements Startable {
   private readonly watches: Watch[]
   private timer?: NodeJS.Timeout
   private checking?: Promise<void>
-  private histogram?: IntervalHistogram
+  private loopDelay?: LoopDelaySampler
   private loopDelayMs = 0
   private loopStalled = false
   private readonly listeners = new Set<() => void>()
@@ -83,8 +83,8 @@ export class Watchdog implements Startable {
 
   start(): void {
     if (this.timer != null) return
-    this.histogram = monitorEventLoopDelay({ resolution: 20 })
-    this.histogram.enable()
+    this.loopDelay = new LoopDelaySampler()
+    this.loopDelay.start()
     this.timer = setInterval(() => void this.check(), this.init.intervalMs ?? DEFAULT_WATCHDOG.intervalMs)
     this.timer.unref()
   }
@@ -92,8 +92,8 @@ export class Watchdog implements Startable {
   async stop(): Promise<void> {
     clearInterval(this.timer)
     this.timer = undefined
-    this.histogram?.disable()
-    this.histogram = undefined
+    this.loopDelay?.stop()
+    this.loopDelay = undefined
     await this.checking
   }
 
@@ -116,9 +116,8 @@ export class Watchdog implements Startable {
   }
 
   private async round(): Promise<void> {
-    if (this.histogram != null) {
-      this.loopDelayMs = this.histogram.percentile(99) / 1e6
-      this.histogram.reset()
+    if (this.loopDelay != null) {
+      this.loopDelayMs = this.loopDelay.takeP99()
       const stalled = this.loopDelayMs > (this.init.eventLoopDelayMs ?? DEFAULT_WATCHDOG.eventLoopDelayMs)
       if (stalled !== this.loopStalled) {
         this.loopStalled = stalled

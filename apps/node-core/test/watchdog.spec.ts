@@ -1,4 +1,5 @@
 import { HealthState, silentLogger, type Startable } from '@mycelium/core-interfaces'
+import { until } from '@mycelium/testing'
 import { Watchdog } from '../src/watchdog.js'
 
 /** The watchdog's decisions with an injected hang and an injected crash (a component is a probe and its Startable parts). */
@@ -79,5 +80,40 @@ describe('Watchdog', () => {
     expect(changes).toBe(2) // answering again
     await dog.check()
     expect(changes).toBe(2) // nothing new
+  })
+})
+
+describe('Watchdog: the event loop', () => {
+  /** Blocks this process's event loop, as a synchronous hot loop in the daemon would. */
+  const block = (ms: number): void => {
+    const end = performance.now() + ms
+    while (performance.now() < end);
+  }
+
+  it('reports the event loop DEGRADED after a block over the threshold, and responsive again after a calm window', async () => {
+    const dog = new Watchdog([], silentLogger(), { intervalMs: 60_000 })
+    const changes: string[] = []
+    dog.onChange(() => changes.push(dog.health().some((h) => h.name === 'event-loop') ? 'stalled' : 'responsive'))
+    dog.start()
+    try {
+      block(1500)
+      await dog.check()
+      expect(dog.health()).toEqual([
+        expect.objectContaining({
+          name: 'event-loop',
+          state: HealthState.DEGRADED,
+          reason: expect.stringMatching(/^p99 delay \d+ ms \(over 500 ms\)$/)
+        })
+      ])
+      // The next window of ticks on time (the sampler ticks every 100 ms) clears it.
+      await until('the event loop responsive again', async () => {
+        await new Promise((r) => setTimeout(r, 300))
+        await dog.check()
+        return dog.health().length === 0
+      })
+      expect(changes).toEqual(['stalled', 'responsive'])
+    } finally {
+      await dog.stop()
+    }
   })
 })
