@@ -1,5 +1,5 @@
 import { PhaseTransition, TrustBundle, type Logger, type NodeConfig } from '@mycelium/core-interfaces'
-import { Backoff, readStateFile, writeStateFile } from '@mycelium/core-utils'
+import { readStateFile, RetryingWriter, writeStateFile } from '@mycelium/core-utils'
 import { agentStatePaths, type AgentStatePaths } from './state-layout.js'
 import { CommandJournal, type CommandJournalInit } from './commands/journal.js'
 import { ConfigStore } from './config-store.js'
@@ -15,20 +15,20 @@ export interface PersistedAgentState {
 
 export class AgentStateStore {
   private readonly found = new Set<string>()
-  /** Why the last write of each file failed, until one succeeds (e.g. "disk full: <path> …"). */
-  private readonly writeFailures = new Map<string, string>()
   /** The trust bundle learnt this run: kept in memory so a failed save never causes another enrolment. */
   private trustBundle?: TrustBundle
-  private unsavedTrust?: Uint8Array
-  private unsavedHistory?: Buffer
-  private writer?: Promise<void>
-  /** Resolved when the writer is idle or a write failed (flush never waits out a broken disk). */
-  private settled: Array<() => void> = []
-  private readonly backoff = new Backoff({ initialMs: 200, maxMs: 10_000 })
+  /**
+   * One writer per file: only the latest history is written, and a failed
+   * write is retried with capped, jittered backoff until the disk takes it.
+   * Never closed: a stopped agent's last history still lands.
+   */
+  private readonly history: RetryingWriter<Uint8Array>
+  private readonly trust: RetryingWriter<Uint8Array>
 
-  /** Corruptions found (and survived), each once, and the write failures in force. */
+  /** Corruptions found (and survived), each once, and the write failures in force (e.g. "disk full: <path> …"). */
   get problems(): string[] {
-    return [...this.found, ...this.writeFailures.values()]
+    const failures = [this.history.failure, this.trust.failure].flatMap((f) => (f != null ? [f.message] : []))
+    return [...this.found, ...failures]
   }
 
   private readonly paths: Pick<AgentStatePaths, 'history' | 'trustBundle'>
@@ -39,6 +39,24 @@ export class AgentStateStore {
     private readonly log?: Logger
   ) {
     this.paths = typeof state === 'string' ? agentStatePaths(state) : state
+    this.history = this.writerOf(this.paths.history)
+    this.trust = this.writerOf(this.paths.trustBundle)
+  }
+
+  /** A file's writer: its failure is logged once per distinct error, and its recovery once. */
+  private writerOf(path: string): RetryingWriter<Uint8Array> {
+    return new RetryingWriter<Uint8Array>(
+      { write: (data) => writeStateFile(path, data) },
+      {
+        what: path,
+        onFailed: (err, _, previous) => {
+          if (previous?.message !== err.message) this.log?.error('could not save state file', { path, err })
+        },
+        onWritten: (_, previous) => {
+          if (previous != null) this.log?.info('state file writable again', { path })
+        }
+      }
+    )
   }
 
   private async read(path: string): Promise<Buffer | undefined> {
@@ -70,63 +88,15 @@ export class AgentStateStore {
     }
   }
 
-  /** Writes a file, keeping its failure visible in `problems` until a write of it succeeds. */
-  private async write(path: string, data: Uint8Array): Promise<void> {
-    try {
-      await writeStateFile(path, data)
-      if (this.writeFailures.delete(path)) this.log?.info('state file writable again', { path })
-    } catch (err) {
-      const message = (err as Error).message
-      if (this.writeFailures.get(path) !== message) this.log?.error('could not save state file', { path, err })
-      this.writeFailures.set(path, message)
-      throw err
-    }
-  }
-
   /**
-   * Queues a write of the history. Writes are coalesced (one writer; only the
-   * latest history is written) and a failed write is retried with capped,
-   * jittered backoff until the disk takes it; the failure is in `problems`
-   * meanwhile. Resolves after the next write attempt.
+   * Queues a write of the history (only the latest history is written; a
+   * failed write is retried with capped, jittered backoff until the disk
+   * takes it; the failure is in `problems` meanwhile). Resolves after the
+   * next write attempt, never rejects.
    */
   saveHistory(history: PhaseTransition[]): Promise<void> {
-    this.unsavedHistory = Buffer.from(JSON.stringify({ history: history.map((h) => PhaseTransition.toJSON(h)) }))
-    return this.kick()
-  }
-
-  private kick(): Promise<void> {
-    const settled = new Promise<void>((resolve) => this.settled.push(resolve))
-    this.writer ??= this.drain().finally(() => {
-      this.writer = undefined
-      this.settle()
-    })
-    return settled
-  }
-
-  private settle(): void {
-    for (const resolve of this.settled.splice(0)) resolve()
-  }
-
-  private async drain(): Promise<void> {
-    while (this.unsavedHistory != null || this.unsavedTrust != null) {
-      const trust = this.unsavedTrust
-      const history = this.unsavedHistory
-      try {
-        if (trust != null) {
-          await this.write(this.paths.trustBundle, trust)
-          if (this.unsavedTrust === trust) this.unsavedTrust = undefined
-        }
-        if (history != null) {
-          await this.write(this.paths.history, history)
-          if (this.unsavedHistory === history) this.unsavedHistory = undefined
-        }
-        this.backoff.reset()
-      } catch {
-        this.settle()
-        // Unref'd: a retry never keeps the process alive, and a stopped agent's last history still lands.
-        await new Promise<void>((resolve) => setTimeout(resolve, this.backoff.next()).unref())
-      }
-    }
+    const data = Buffer.from(JSON.stringify({ history: history.map((h) => PhaseTransition.toJSON(h)) }))
+    return this.history.write(data).catch(() => undefined)
   }
 
   async loadTrustBundle(): Promise<TrustBundle | undefined> {
@@ -148,19 +118,16 @@ export class AgentStateStore {
    */
   async saveTrustBundle(bundle: TrustBundle, options: { strict?: boolean } = {}): Promise<void> {
     this.trustBundle = bundle
-    const data = TrustBundle.encode(bundle).finish()
     try {
-      await this.write(this.paths.trustBundle, data)
+      await this.trust.write(TrustBundle.encode(bundle).finish())
     } catch (err) {
       if (options.strict === true) throw err
-      this.unsavedTrust = data
-      void this.kick()
     }
   }
 
   /** Resolves when everything queued is written, or a write has failed (it is retried in the background). */
-  flush(): Promise<void> {
-    return this.writer == null ? Promise.resolve() : new Promise<void>((resolve) => this.settled.push(resolve))
+  async flush(): Promise<void> {
+    await Promise.all([this.history.flush(), this.trust.flush()].map((p) => p.catch(() => undefined)))
   }
 }
 

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { findTimerDurationProblem, InvalidConfigError, NodeConfig, type AbortOptions, type Logger } from '@mycelium/core-interfaces'
-import { Backoff, isCorruptStateError, readStateFile, writeStateFile } from '@mycelium/core-utils'
+import { isCorruptStateError, readStateFile, RetryingWriter, writeStateFile } from '@mycelium/core-utils'
 import { nodeOwnedKeysTouched } from './config-ownership.js'
 
 /**
@@ -35,12 +35,35 @@ export class ConfigStore {
     private trialInfo: TrialInfo | undefined,
     private readonly localConfig: NodeConfig,
     private readonly log?: Logger
-  ) {}
+  ) {
+    const path = join(dir, 'last-trial.bin')
+    this.lastTrialWriter = new RetryingWriter<LastTrial>(
+      { write: (last) => writeStateFile(path, Buffer.from(JSON.stringify(last))) },
+      {
+        what: path,
+        // One problem per file in `problems` (also one found at open): replaced while writes fail, removed when one lands.
+        onFailed: (err, last) => {
+          const problem = `${path}: cannot record how the trial of config v${last.version} ended (${last.outcome}): ${err.message}; kept in memory, retrying`
+          const stale = this.problems.findIndex((p) => p.startsWith(`${path}: `))
+          if (stale >= 0) this.problems.splice(stale, 1, problem)
+          else {
+            this.problems.push(problem)
+            this.log?.error('config state problem', { problem, err })
+          }
+        },
+        onWritten: () => {
+          const stale = this.problems.findIndex((p) => p.startsWith(`${path}: `))
+          if (stale < 0) return
+          this.problems.splice(stale, 1)
+          this.log?.info('config state writable again', { path })
+        }
+      }
+    )
+  }
 
   private last: LastTrial | undefined
-  private trialRetry: NodeJS.Timeout | undefined
-  private readonly trialBackoff = new Backoff({ initialMs: 200, maxMs: 10_000 })
-  private closed = false
+  /** The last-trial record: only the newest outcome is written, retried until it lands or `close()`. */
+  private readonly lastTrialWriter: RetryingWriter<LastTrial>
 
   /** Opens the store in `dir`; `initial` seeds an empty store. */
   static async open(dir: string, initial: NodeConfig, log?: Logger): Promise<ConfigStore> {
@@ -116,44 +139,12 @@ export class ConfigStore {
    */
   async recordTrial(t: Omit<LastTrial, 'atMs'>): Promise<void> {
     this.last = { ...t, atMs: Date.now() }
-    this.cancelTrialRetry()
-    this.trialBackoff.reset()
-    await this.saveLastTrial(this.last)
+    await this.lastTrialWriter.write(this.last).catch(() => undefined)
   }
 
   /** Stops a pending retry of the last-trial record (what is not written by then stays in memory only). */
   close(): void {
-    this.closed = true
-    this.cancelTrialRetry()
-  }
-
-  private cancelTrialRetry(): void {
-    clearTimeout(this.trialRetry)
-    this.trialRetry = undefined
-  }
-
-  private async saveLastTrial(last: LastTrial): Promise<void> {
-    const path = join(this.dir, 'last-trial.bin')
-    const stale = this.problems.findIndex((p) => p.startsWith(`${path}: `))
-    try {
-      await writeStateFile(path, Buffer.from(JSON.stringify(last)))
-      if (stale >= 0) {
-        this.problems.splice(stale, 1)
-        this.log?.info('config state writable again', { path })
-      }
-    } catch (err) {
-      const problem = `${path}: cannot record how the trial of config v${last.version} ended (${last.outcome}): ${(err as Error).message}; kept in memory, retrying`
-      if (stale >= 0) this.problems.splice(stale, 1, problem)
-      else this.problems.push(problem)
-      if (stale < 0) this.log?.error('config state problem', { problem, err })
-      if (this.closed || this.last !== last) return
-      // Unref'd: a retry never keeps the process alive.
-      this.trialRetry = setTimeout(() => {
-        this.trialRetry = undefined
-        if (!this.closed && this.last === last) void this.saveLastTrial(last)
-      }, this.trialBackoff.next())
-      this.trialRetry.unref()
-    }
+    this.lastTrialWriter.close()
   }
 
   current(): NodeConfig {

@@ -31,4 +31,21 @@ describe('agent state store on a disk that refuses writes', () => {
     expect((await fresh.loadHistory()).map((h) => h.reason)).toEqual(['agent started'])
     expect(await fresh.loadTrustBundle()).toEqual(bundle)
   })
+
+  it('a newer trust bundle saved once the disk is back is never overwritten by the retry of an older one', async () => {
+    const stateDir = join(dir, 'state')
+    writeFileSync(stateDir, 'a file where the state directory should be')
+    const store = new AgentStateStore(stateDir)
+    const older = TrustBundle.fromPartial({ networkId: 'n', caCertificatesPem: ['old ca'] })
+    const newer = TrustBundle.fromPartial({ networkId: 'n', caCertificatesPem: ['new ca'] })
+    await store.saveTrustBundle(older)
+    await store.flush() // its retry has failed too: the older bundle is waiting for the next retry
+    expect(store.problems.join('\n')).toContain(`cannot write: ${join(stateDir, 'trust-bundle.bin')}`)
+    rmSync(stateDir)
+    mkdirSync(stateDir)
+    await store.saveTrustBundle(newer)
+    await store.flush()
+    expect(store.problems).toEqual([])
+    expect(await new AgentStateStore(stateDir).loadTrustBundle()).toEqual(newer)
+  })
 })

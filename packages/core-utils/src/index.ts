@@ -2,7 +2,8 @@
  * @packageDocumentation
  * The small mechanisms every Mycelium package shares, one of each: capped
  * jittered backoff, atomic checksummed state files, a token bucket, run
- * coalescing, per-endpoint credentials and an abortable gRPC unary call.
+ * coalescing, a retrying writer for durable writes, per-endpoint
+ * credentials and an abortable gRPC unary call.
  * Contracts (messages, errors, interfaces) live in `@mycelium/core-interfaces`;
  * this package depends on it, never the other way round.
  */
@@ -20,6 +21,7 @@ export {
   writeFileAtomic
 } from './state-file.js'
 export { coalescing } from './coalesce.js'
+export { type RetryingWriterComponents, type RetryingWriterInit, DEFAULT_RETRYING_WRITER, RetryingWriter } from './retrying-writer.js'
 export { type UnaryMethod, callUnary, unavailable } from './grpc-call.js'
 export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
 export { type EndpointCredentials, credentialsFor } from './endpoint-credentials.js'

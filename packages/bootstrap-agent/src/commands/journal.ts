@@ -8,7 +8,7 @@ import {
   type CommandUpdate,
   type Logger
 } from '@mycelium/core-interfaces'
-import { Backoff, isCorruptStateError, readStateFile, writeStateFile, type BackoffOptions } from '@mycelium/core-utils'
+import { isCorruptStateError, readStateFile, RetryingWriter, writeStateFile, type BackoffOptions } from '@mycelium/core-utils'
 
 /**
  * The command journal: a write-ahead record of every command the node saw,
@@ -127,28 +127,17 @@ export function planInterrupted(entry: JournalEntry, nowMs: number): Interrupted
   return { action: 'resume', command, wasRunning }
 }
 
-interface Waiter {
-  version: number
-  resolve: () => void
-  reject: (err: Error) => void
-}
-
 export class CommandJournal {
   /** Problems found at open (corrupt file, previous copy used), each once. */
   private readonly loadProblems: string[] = []
-  private writeProblem?: string
   /** Unfinished entries found at open, with their rule; the executor applies them. */
   readonly interrupted: Array<{ entry: JournalEntry; plan: InterruptedPlan }> = []
   private readonly log: Logger
   private readonly retentionMs: number
   private readonly maxEntries: number
-  private readonly backoff: Backoff
-  private version = 0
-  private durableVersion = 0
-  private waiters: Waiter[] = []
-  private flushing?: Promise<void>
-  private wake?: () => void
-  private readonly controller = new AbortController()
+  /** One writer: each attempt writes the latest snapshot, so concurrent changes share one write. */
+  private readonly writer: RetryingWriter<void>
+  private closed = false
 
   private constructor(
     readonly path: string,
@@ -158,7 +147,21 @@ export class CommandJournal {
     this.log = (init.logger ?? silentLogger()).forComponent('bootstrap-agent:journal')
     this.retentionMs = init.retentionMs ?? DEFAULT_COMMAND_JOURNAL.retentionMs
     this.maxEntries = init.maxEntries ?? DEFAULT_COMMAND_JOURNAL.maxEntries
-    this.backoff = new Backoff({ ...DEFAULT_COMMAND_JOURNAL.retry, ...init.retry })
+    this.writer = new RetryingWriter<void>(
+      // The snapshot is taken when the attempt starts: it covers every change recorded before.
+      { write: () => writeStateFile(this.path, Buffer.from(JSON.stringify([...this.entries.values()]))) },
+      {
+        what: `command journal ${path}`,
+        backoff: { ...DEFAULT_COMMAND_JOURNAL.retry, ...init.retry },
+        onFailed: (err, _, previous) => {
+          if (previous?.message !== err.message)
+            this.log.error('command journal write failed; retrying with backoff', { path: this.path, err })
+        },
+        onWritten: (_, previous) => {
+          if (previous != null) this.log.info('command journal writable again', { path: this.path, was: previous.message })
+        }
+      }
+    )
   }
 
   /** Opens (never throws on bad content: problems are reported) and plans the unfinished entries. */
@@ -195,12 +198,13 @@ export class CommandJournal {
 
   /** Load problems, and the current write problem while writes fail (e.g. "disk full: <path> …"). */
   get problems(): string[] {
-    return this.writeProblem != null ? [...this.loadProblems, this.writeProblem] : [...this.loadProblems]
+    const failure = this.writeFailure
+    return failure != null ? [...this.loadProblems, failure] : [...this.loadProblems]
   }
 
   /** Why the journal cannot be written right now, if it cannot. */
   get writeFailure(): string | undefined {
-    return this.writeProblem
+    return this.writer.failure?.message
   }
 
   /** How long a finished outcome is kept (told to the manager at registration). */
@@ -299,14 +303,13 @@ export class CommandJournal {
 
   /** Resolves when everything recorded so far is durable (or rejects with the write error). */
   flush(): Promise<void> {
-    return this.version === this.durableVersion ? Promise.resolve() : this.persist()
+    return this.writer.flush()
   }
 
   /** Stops background retries (what is not durable by then stays unwritten). */
   close(): void {
-    this.controller.abort()
-    this.wake?.()
-    for (const w of this.waiters.splice(0)) w.reject(new NotStartedError(`command journal ${this.path} (closed before the write)`))
+    this.closed = true
+    this.writer.close()
   }
 
   private prune(nowMs: number): void {
@@ -318,57 +321,13 @@ export class CommandJournal {
     }
   }
 
+  /**
+   * A closed journal writes nothing more: the next run's journal owns the file.
+   * A new change tries at once, also while a retry is waiting: a disk that
+   * came back is used by the next command, not after the backoff.
+   */
   private persist(): Promise<void> {
-    if (this.controller.signal.aborted) return Promise.reject(new NotStartedError(`command journal ${this.path}`))
-    const version = ++this.version
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ version, resolve, reject }))
-    // A new change tries at once, also while a retry is waiting: a disk that
-    // came back is used by the next command, not after the backoff.
-    this.wake?.()
-    this.flushing ??= this.flushLoop().finally(() => {
-      this.flushing = undefined
-    })
-    return done
-  }
-
-  /** One writer: each pass writes the latest snapshot, so concurrent changes share one write. */
-  private async flushLoop(): Promise<void> {
-    while (this.durableVersion < this.version && !this.controller.signal.aborted) {
-      const version = this.version
-      const data = Buffer.from(JSON.stringify([...this.entries.values()]))
-      try {
-        await writeStateFile(this.path, data)
-        this.durableVersion = version
-        if (this.writeProblem != null) this.log.info('command journal writable again', { path: this.path, was: this.writeProblem })
-        this.writeProblem = undefined
-        this.backoff.reset()
-        this.settle(version)
-      } catch (err) {
-        const error = err as Error
-        if (this.writeProblem !== error.message)
-          this.log.error('command journal write failed; retrying with backoff', { path: this.path, err: error })
-        this.writeProblem = error.message
-        for (const w of this.waiters.splice(0)) w.reject(error)
-        const delayMs = this.backoff.next()
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delayMs)
-          timer.unref()
-          this.wake = () => {
-            clearTimeout(timer)
-            resolve()
-          }
-        })
-        this.wake = undefined
-      }
-    }
-  }
-
-  private settle(version: number): void {
-    const still: Waiter[] = []
-    for (const w of this.waiters) {
-      if (w.version <= version) w.resolve()
-      else still.push(w)
-    }
-    this.waiters = still
+    if (this.closed) return Promise.reject(new NotStartedError(`command journal ${this.path}`))
+    return this.writer.write()
   }
 }
