@@ -17,6 +17,12 @@ export default defineConfig([
     treeshake: false,
     // A devDependency (tsup would inline it): `node-core dev` loads it on demand, and the release has none.
     external: ['@mycelium/dev-network'],
+    // A command's lazy `import()` of a workspace library becomes a lazy require: an import()
+    // would load the library's ESM build beside the CommonJS one the rest requires (two
+    // copies of the contracts, two of every error class).
+    esbuildOptions(options) {
+      options.supported = { ...options.supported, 'dynamic-import': false }
+    },
     banner: { js: '#!/usr/bin/env node' }
   })
 ])
