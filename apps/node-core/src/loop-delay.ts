@@ -1,4 +1,4 @@
-import { performance } from 'node:perf_hooks'
+import { monotonicMs } from '@mycelium/core-utils'
 
 /**
  * How late the event loop runs, sampled by a timer: every `resolutionMs` a
@@ -27,7 +27,7 @@ export class LoopDelaySampler {
     private readonly resolutionMs = DEFAULT_LOOP_DELAY_RESOLUTION_MS,
     /** Samples kept per window; a longer window keeps its latest. */
     capacity = 256,
-    private readonly now: () => number = () => performance.now()
+    private readonly now: () => number = monotonicMs
   ) {
     this.samples = new Float64Array(capacity)
   }

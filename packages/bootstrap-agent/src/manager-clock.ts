@@ -1,4 +1,4 @@
-import { performance } from 'node:perf_hooks'
+import { monotonicMs } from '@mycelium/core-utils'
 
 /**
  * Deadlines the manager sets, kept on the node's monotonic clock.
@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks'
  * when NTP or an operator steps the clock). Comparing the manager's absolute
  * lease expiry or handoff deadline with the node's own wall clock turns skew
  * into lost leases (node ahead) or deadlines already passed on arrival. So a
- * deadline is "receipt + duration" on `performance.now()`, which no wall
+ * deadline is "receipt + duration" on a monotonic clock (`monotonicMs`), which no wall
  * clock step moves:
  * - the duration the manager sends with the time (lease_remaining,
  *   handoff_timeout) is used as is;
@@ -24,8 +24,8 @@ export class ManagerClock {
   private anchor?: { managerMs: number; monoMs: number }
 
   constructor(
-    /** Monotonic milliseconds. @default performance.now */
-    readonly now: () => number = () => performance.now(),
+    /** Monotonic milliseconds. @default monotonicMs (core-utils) */
+    readonly now: () => number = monotonicMs,
     /** The node's wall clock (display and the no-estimate fallback only). @default Date.now */
     private readonly wallNow: () => number = Date.now
   ) {}

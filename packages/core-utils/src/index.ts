@@ -21,6 +21,7 @@ export {
   writeFileAtomic
 } from './state-file.js'
 export { coalescing } from './coalesce.js'
+export { monotonicMs } from './clock.js'
 export { type RetryingWriterComponents, type RetryingWriterInit, DEFAULT_RETRYING_WRITER, RetryingWriter } from './retrying-writer.js'
 export { type UnaryMethod, callUnary, unavailable } from './grpc-call.js'
 export { TokenBucket, type RateLimit, DEFAULT_RATE_LIMIT } from './token-bucket.js'
