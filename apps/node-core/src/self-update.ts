@@ -1,35 +1,30 @@
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   HealthState,
   InvalidConfigError,
   Phase,
-  ReleaseManifest,
   type AbortOptions,
   type Logger,
   type NodeConfig,
-  type Spore,
-  type TrustBundle,
   type UpdateCommand,
   type UpdateStatus
 } from '@mycelium/core-interfaces'
-import { readStateFile, writeStateFile } from '@mycelium/core-utils'
-import { verifyReleaseManifest } from '@mycelium/spore-client'
 import {
   DEFAULT_UPDATE_CHANNEL,
   SelfUpdater,
   commitTrial,
   isUpdateRefusedError,
-  networkContractMax,
   planUpdate,
-  releaseRefusal,
   watchDecision,
   type BootRecord,
   type PeerArtifactSource,
-  type RefusalCode,
   type Slot,
   type UpdateRequest
 } from '@mycelium/self-update'
+import { publishedManifest, releaseProblem, said, type PublishedRelease, type Refusal } from './self-update-release.js'
+import { SelfUpdateStateFile } from './self-update-state.js'
+
+export { SELF_UPDATE_STATE_FILE } from './self-update-state.js'
 
 /** Where the slot launcher started this process (NODE_CORE_SLOT, NODE_CORE_SLOT_PREFIX); absent: not under the launcher. */
 export interface SlotPlace {
@@ -56,7 +51,7 @@ export interface SelfUpdateTargets {
    * The trust bundle in force and every verified spore (`release/node-core`, `service/*`);
    * with `refresh` after a poll of the spore sources (a release published a moment ago).
    */
-  release: (refresh?: boolean) => Promise<{ bundle: TrustBundle; spores: Array<{ name: string; spore: Spore }> } | undefined>
+  release: (refresh?: boolean) => Promise<PublishedRelease | undefined>
   /** Alive peers to fetch an artifact from when its URLs fail (self-update-peers.ts); none without peer networking. */
   peers?: () => PeerArtifactSource[]
 }
@@ -67,8 +62,6 @@ export const DOWNGRADE_ALLOWANCE_MS = 3_600_000
 export const DEFAULT_UPDATE_WATCH_MIN_INTERVAL_MS = 600_000
 /** How often the channel watch looks at the verified spores (in memory; the spore client polls its sources). @default 5000 */
 export const DEFAULT_UPDATE_WATCH_POLL_MS = 5000
-/** The file under the state directory holding the downgrade allowance and the watch's last start (survive restarts). */
-export const SELF_UPDATE_STATE_FILE = 'self-update.state'
 /** The command id prefix of updates the channel watch starts (no manager command behind them). */
 export const WATCH_COMMAND_PREFIX = 'watch:'
 
@@ -100,17 +93,6 @@ export function selfUpdateInitFor(config: Pick<NodeConfig, 'update'>, stateDir: 
   }
 }
 
-/** What survives a restart (SELF_UPDATE_STATE_FILE). */
-interface SelfUpdateState {
-  /** An ALLOW_DOWNGRADE in force until then (0: none). */
-  downgradeAllowedUntilMs: number
-  downgradeReason: string
-  /** When the channel watch last started an update. */
-  watchLastStartMs: number
-}
-
-const NO_STATE: SelfUpdateState = { downgradeAllowedUntilMs: 0, downgradeReason: '', watchLastStartMs: 0 }
-
 const request = (u: UpdateCommand, commandId: string): UpdateRequest => ({
   commandId,
   component: u.component,
@@ -118,13 +100,6 @@ const request = (u: UpdateCommand, commandId: string): UpdateRequest => ({
   artifactDigest: u.artifactDigest,
   artifactUrls: u.artifactUrls
 })
-
-/** A named refusal (the command's REJECTED reason starts with the name). */
-interface Refusal {
-  code: RefusalCode
-  reason: string
-}
-const said = (r: Refusal): string => `${r.code}: ${r.reason}`
 
 /**
  * node-core's update command: the package's planner and runner, with the
@@ -136,8 +111,9 @@ const said = (r: Refusal): string => `${r.code}: ${r.reason}`
  */
 export class NodeSelfUpdate {
   private readonly updater?: SelfUpdater
-  private readonly init: Required<Omit<NodeSelfUpdateInit, 'stateDir' | 'trialWindowMs'>> & Pick<NodeSelfUpdateInit, 'stateDir'>
-  private state: SelfUpdateState = { ...NO_STATE }
+  private readonly init: Required<Omit<NodeSelfUpdateInit, 'stateDir' | 'trialWindowMs'>>
+  /** The downgrade allowance and the watch's last start (SELF_UPDATE_STATE_FILE). */
+  private readonly state: SelfUpdateStateFile
   private lastRefusal?: Refusal & { version: string; atMs: number }
   /** An install under way (a command's or the watch's): a second one waits for the next turn. */
   private installing = false
@@ -149,12 +125,12 @@ export class NodeSelfUpdate {
     private readonly place: SlotPlace | undefined,
     init: NodeSelfUpdateInit = {}
   ) {
+    this.state = new SelfUpdateStateFile(init.stateDir, targets.log)
     this.init = {
       channel: init.channel || DEFAULT_UPDATE_CHANNEL,
       watch: init.watch === true,
       watchMinIntervalMs: init.watchMinIntervalMs ?? DEFAULT_UPDATE_WATCH_MIN_INTERVAL_MS,
-      watchPollMs: init.watchPollMs ?? DEFAULT_UPDATE_WATCH_POLL_MS,
-      ...(init.stateDir != null ? { stateDir: init.stateDir } : {})
+      watchPollMs: init.watchPollMs ?? DEFAULT_UPDATE_WATCH_POLL_MS
     }
     if (place != null)
       this.updater = new SelfUpdater(
@@ -174,45 +150,12 @@ export class NodeSelfUpdate {
    * consumes it.
    */
   async allowDowngrade(reason = ''): Promise<void> {
-    await this.saveState({ ...this.state, downgradeAllowedUntilMs: Date.now() + DOWNGRADE_ALLOWANCE_MS, downgradeReason: reason })
+    await this.state.save({ ...this.state.current, downgradeAllowedUntilMs: Date.now() + DOWNGRADE_ALLOWANCE_MS, downgradeReason: reason })
     this.targets.changed()
   }
 
   private get downgradeAllowed(): boolean {
-    return Date.now() < this.state.downgradeAllowedUntilMs
-  }
-
-  private get statePath(): string | undefined {
-    return this.init.stateDir != null ? join(this.init.stateDir, SELF_UPDATE_STATE_FILE) : undefined
-  }
-
-  private async loadState(): Promise<void> {
-    const path = this.statePath
-    if (path == null) return
-    try {
-      const content = await readStateFile(path)
-      if (content == null) return
-      const p = JSON.parse(content.data.toString('utf8')) as Partial<SelfUpdateState>
-      this.state = {
-        downgradeAllowedUntilMs: typeof p.downgradeAllowedUntilMs === 'number' ? p.downgradeAllowedUntilMs : 0,
-        downgradeReason: typeof p.downgradeReason === 'string' ? p.downgradeReason : '',
-        watchLastStartMs: typeof p.watchLastStartMs === 'number' ? p.watchLastStartMs : 0
-      }
-      if (this.state.downgradeAllowedUntilMs !== 0 && !this.downgradeAllowed) {
-        this.targets.log.info('the downgrade allowance expired unused', { reason: this.state.downgradeReason })
-        await this.saveState({ ...this.state, downgradeAllowedUntilMs: 0, downgradeReason: '' })
-      }
-    } catch (err) {
-      // Never a boot loop: an unreadable file means no allowance (the safe side), said loudly.
-      this.targets.log.error('self-update state unreadable; no downgrade allowance', { path, err })
-      this.state = { ...NO_STATE }
-    }
-  }
-
-  private async saveState(next: SelfUpdateState): Promise<void> {
-    this.state = next
-    const path = this.statePath
-    if (path != null) await writeStateFile(path, Buffer.from(JSON.stringify(next)))
+    return this.state.downgradeAllowed
   }
 
   /** The last boot record read or written (status). */
@@ -229,7 +172,7 @@ export class NodeSelfUpdate {
 
   /** Reads the boot record for status (at start; the launcher may have rolled back before this boot) and the state file. */
   async refresh(): Promise<void> {
-    await this.loadState()
+    await this.state.load()
     if (this.updater != null) this.record = await this.updater.readRecord()
   }
 
@@ -254,7 +197,7 @@ export class NodeSelfUpdate {
       lastRefusalAt: r != null ? new Date(r.atMs) : undefined,
       channel: this.init.channel,
       watch: this.init.watch,
-      downgradeAllowedUntil: this.downgradeAllowed ? new Date(this.state.downgradeAllowedUntilMs) : undefined
+      downgradeAllowedUntil: this.downgradeAllowed ? new Date(this.state.current.downgradeAllowedUntilMs) : undefined
     }
   }
 
@@ -296,53 +239,9 @@ export class NodeSelfUpdate {
     return this.updater?.heldArtifact(digest) ?? Promise.resolve(undefined)
   }
 
-  /**
-   * The update must fit the `release/node-core` spore: when the trust bundle names release
-   * keys, the spore must name this version and digest, its manifest signed by enough
-   * release keys (without release keys the network signs no releases: the manager's
-   * command is trusted, and a spore naming the same artifact still says its channel and
-   * contract). The release's channel must be the node's, and its minimum contract version
-   * one the network's managers speak.
-   */
+  /** Whether the update fits the release the network published (self-update-release.ts), polled afresh. */
   private async releaseProblem(u: UpdateCommand): Promise<{ refusal?: Refusal; sizeBytes: number }> {
-    const r = await this.targets.release(true)
-    if (r == null) return { sizeBytes: 0 }
-    const signed = (r.bundle.releaseKeys ?? []).length > 0
-    const body = r.spores.find((s) => s.name === 'release/node-core')?.spore.body
-    if (body?.$case !== 'release')
-      return signed
-        ? {
-            refusal: {
-              code: 'release-unverified',
-              reason: 'no release/node-core spore: this network signs its releases (release keys in the trust bundle)'
-            },
-            sizeBytes: 0
-          }
-        : { sizeBytes: 0 }
-    let manifest: ReleaseManifest
-    try {
-      manifest = signed
-        ? verifyReleaseManifest(body.value, r.bundle, this.targets.networkId, 'release/node-core')
-        : ReleaseManifest.decode(body.value.manifest)
-    } catch (err) {
-      return signed ? { refusal: { code: 'release-unverified', reason: (err as Error).message }, sizeBytes: 0 } : { sizeBytes: 0 }
-    }
-    const same = manifest.component === '' && manifest.version === u.version && manifest.artifactDigest === u.artifactDigest
-    if (!same)
-      return signed
-        ? {
-            refusal: {
-              code: 'release-mismatch',
-              reason: `release/node-core names ${manifest.version} (${manifest.artifactDigest}), not ${u.version} (${u.artifactDigest})`
-            },
-            sizeBytes: 0
-          }
-        : { sizeBytes: 0 }
-    const refusal = releaseRefusal(
-      { version: manifest.version, minContractVersion: manifest.minContractVersion, channel: manifest.channel },
-      { channel: this.init.channel, networkContractMax: networkContractMax(r.spores) }
-    )
-    return { ...(refusal != null ? { refusal } : {}), sizeBytes: manifest.sizeBytes }
+    return releaseProblem(u, await this.targets.release(true), { networkId: this.targets.networkId, channel: this.init.channel })
   }
 
   /** Runs an accepted update (or the rest of one, after the restart into its trial or back). */
@@ -368,8 +267,8 @@ export class NodeSelfUpdate {
         this.installing = true
         try {
           // One update per allowance: consumed (durably) before the install it allows.
-          if (this.state.downgradeAllowedUntilMs !== 0)
-            await this.saveState({ ...this.state, downgradeAllowedUntilMs: 0, downgradeReason: '' })
+          if (this.state.current.downgradeAllowedUntilMs !== 0)
+            await this.state.save({ ...this.state.current, downgradeAllowedUntilMs: 0, downgradeReason: '' })
           await updater.install({ ...request(u, commandId), sizeBytes }, plan, options)
         } catch (err) {
           return isUpdateRefusedError(err) ? `refused: ${(err as Error).message}` : (err as Error).message
@@ -459,17 +358,13 @@ export class NodeSelfUpdate {
     if (this.updater == null || this.installing) return
     const r = await this.targets.release(false)
     if (r == null) return
-    const body = r.spores.find((s) => s.name === 'release/node-core')?.spore.body
-    if (body?.$case !== 'release') return
-    let manifest: ReleaseManifest
+    let manifest
     try {
-      manifest =
-        (r.bundle.releaseKeys ?? []).length > 0
-          ? verifyReleaseManifest(body.value, r.bundle, this.targets.networkId, 'release/node-core')
-          : ReleaseManifest.decode(body.value.manifest)
+      manifest = publishedManifest(r, this.targets.networkId)
     } catch {
       return // refused where it is used; an unverified release never starts anything
     }
+    if (manifest == null) return
     const record = await this.updater.readRecord()
     const decision = watchDecision({
       manifest,
@@ -477,7 +372,7 @@ export class NodeSelfUpdate {
       currentVersion: this.targets.version,
       record,
       nowMs: Date.now(),
-      lastStartMs: this.state.watchLastStartMs,
+      lastStartMs: this.state.current.watchLastStartMs,
       minIntervalMs: this.init.watchMinIntervalMs
     })
     if (decision !== 'update') return
@@ -487,7 +382,7 @@ export class NodeSelfUpdate {
       channel: this.init.channel,
       commandId
     })
-    await this.saveState({ ...this.state, watchLastStartMs: Date.now() })
+    await this.state.save({ ...this.state.current, watchLastStartMs: Date.now() })
     const outcome = await this.run(
       { component: '', version: manifest.version, artifactDigest: manifest.artifactDigest, artifactUrls: manifest.artifactUrls },
       commandId,

@@ -1,5 +1,5 @@
 import { DistressProblem, HealthState, IdentityState, Phase } from '@mycelium/core-interfaces'
-import { distressNeeded, type DistressFacts } from '../src/distress.js'
+import { distressNeeded, type DistressFacts } from '../src/distress-need.js'
 
 /** When a node calls its peers for help, and what it says (pure). */
 const base: DistressFacts = {

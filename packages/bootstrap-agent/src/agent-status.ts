@@ -129,7 +129,9 @@ export function withStateProblems<H extends { state: HealthState; components: Co
 }
 
 /** The last config trial as a heartbeat field (so the manager sees a revert, also one made at boot). */
-export function lastTrialReport(store: ConfigStore): { lastConfigTrial?: { version: number; outcome: string; reason: string; at: Date } } {
+export function lastTrialReport(store: Pick<ConfigStore, 'lastTrial'>): {
+  lastConfigTrial?: { version: number; outcome: string; reason: string; at: Date }
+} {
   const t = store.lastTrial()
   return t != null ? { lastConfigTrial: { version: t.version, outcome: t.outcome, reason: t.reason, at: new Date(t.atMs) } } : {}
 }

@@ -9,38 +9,31 @@ import {
   type Capabilities,
   type Endpoint,
   type Logger,
-  type PhaseTransition,
-  type StatusReport,
-  isManagerIdentity,
-  SERVICE_NAMES
+  type StatusReport
 } from '@mycelium/core-interfaces'
 import { DEFAULT_DIAL_TIMEOUT_MS, defaultChannelOptions, endpointCredentials } from '@mycelium/basic-net'
 import type { SporeClient } from '@mycelium/spore-client'
 import { openAgentState, type AgentState, type AgentStateStore } from './agent-state.js'
-import { DEFAULT_HISTORY_SIZE, DEFAULT_MISSED_ACKS_BEFORE_FALLBACK, DEFAULT_RANDOM, DEFAULT_RECONNECT } from './defaults.js'
-import { buildStatusReport, lastTrialReport, withStateProblems } from './agent-status.js'
-import { CommandExecutor } from './commands/executor.js'
-import { CommandSession } from './commands/session.js'
-import { orderEndpoints, trustedOperatorKeys, zoneOf } from '@mycelium/spore-client'
-import { ConfigStore } from './config-store.js'
+import { DEFAULT_MISSED_ACKS_BEFORE_FALLBACK, DEFAULT_RANDOM } from './defaults.js'
+import { PhaseTrail } from './phase-trail.js'
+import { buildStatusReport } from './agent-status.js'
+import { agentCommandSession, createAgentExecutor } from './agent-commands.js'
+import type { CommandExecutor } from './commands/executor.js'
+import type { CommandSession } from './commands/session.js'
+import type { ConfigStore } from './config-store.js'
 import { effectiveConfig } from './config-ownership.js'
+import { discoverStep } from './discovery-step.js'
+import { heartbeatReporter } from './heartbeat-report.js'
 import { ManagedDuties } from './managed-duties.js'
 import { checkIdentity, enrolStep, type IdentityStepDeps } from './identity-steps.js'
 import { ManagerLink } from './manager-link.js'
-import { DEFAULT_RECONNECT_WINDOW_CAP_MS, planRetry } from './reconnect-window.js'
-import { AssignmentFollower, componentsReportFields } from './assignments.js'
-import { capabilityTracker, commitStep, registerStep, type ManagerStepDeps } from './registration.js'
+import { DEFAULT_RECONNECT_WINDOW_CAP_MS } from './reconnect-window.js'
+import { retryStep } from './retry-step.js'
+import { AssignmentFollower } from './assignments.js'
+import { commitStep, registerStep, type ManagerStepDeps } from './registration.js'
 import type { ManagerClock } from './manager-clock.js'
-import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, resourceUsage, type HostFacts } from './node-facts.js'
-import {
-  attemptOf,
-  failureEventOf,
-  INITIAL_STATE,
-  nextPhase,
-  type AgentAction,
-  type AgentEvent,
-  type MachineState
-} from './phase-machine.js'
+import { ALWAYS_HEALTHY, hostFacts, NO_RUNTIME, nodeCapabilities, type HostFacts } from './node-facts.js'
+import { failureEventOf, INITIAL_STATE, nextPhase, type AgentAction, type AgentEvent, type MachineState } from './phase-machine.js'
 import type {
   AgentCounters,
   AgentTunables,
@@ -66,9 +59,9 @@ import type {
 class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implements BootstrapAgent {
   private readonly log: Logger
   private state: MachineState = INITIAL_STATE
-  private phaseSince = Date.now()
   private epoch = 0
-  private history: PhaseTransition[] = []
+  /** History, counters and log lines of the machine's moves. */
+  private readonly trail: PhaseTrail
   private controller?: AbortController
   private spores?: SporeClient
   private config?: ConfigStore
@@ -85,7 +78,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private session?: CommandSession
   private readonly bootId = randomUUID()
   private readonly startedAt = new Date()
-  readonly counters: AgentCounters = { transitions: {}, steps: 0, reconnectAttempts: 0, heartbeatAcks: 0, capabilityUpdates: 0 }
+  readonly counters: AgentCounters
 
   /** The injected jitter source (backoff, endpoint shuffle). */
   private readonly random: () => number
@@ -105,6 +98,8 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.log = (components.logger ?? silentLogger()).forComponent('bootstrap-agent').child({ nodeId: init.nodeId })
     this.files = openAgentState(init.stateDir, { logger: this.log })
     this.stateStore = this.files.store
+    this.trail = new PhaseTrail(this.stateStore, this.init, this.log)
+    this.counters = this.trail.counters
     this.link = new ManagerLink({
       credentials: endpointCredentials(components.identity, { networkId: init.networkId, role: 'manager' }),
       // A private subchannel per link: a new dial never inherits the backoff
@@ -161,38 +156,26 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       ))
     if (signal.aborted) return
     const journal = await this.files.openJournal()
-    const commandExecutor = new CommandExecutor(
-      this.duties.commandHandlers(() => this.controller?.signal),
+    const commandExecutor = createAgentExecutor({
+      handlers: this.duties.commandHandlers(() => this.controller?.signal),
       journal,
-      {
-        networkId: this.init.networkId,
-        nodeId: this.init.nodeId,
-        operatorKeys: () => {
-          const bundle = this.spores?.bootstrap().trustBundle
-          try {
-            return bundle != null ? trustedOperatorKeys(bundle, this.init.networkId) : undefined
-          } catch {
-            return undefined
-          }
-        },
-        // Command deadlines are the manager's times: judged on its clock as followed on the monotonic one.
-        now: () => this.link.clock.managerNowOrWall(),
-        logger: this.log
-      }
-    )
+      init: this.init,
+      trustBundle: () => this.spores?.bootstrap().trustBundle,
+      clock: this.link.clock,
+      log: this.log
+    })
     // Stopped while starting: stop() already undid the run; nothing to begin.
     if (signal.aborted) {
       journal.close()
       return
     }
-    this.history = history
+    this.trail.history = history
     this.config = config
     this.commandExecutor = commandExecutor
     // Commands a crash left unfinished: resumed or failed now, reported on the next session.
     void commandExecutor.resumeInterrupted()
     this.components.identity.on('state', this.onIdentityState)
     this.state = INITIAL_STATE
-    this.phaseSince = Date.now()
     this.retry.reset()
     this.record(Phase.UNSPECIFIED, Phase.BOOTSTRAP, 'agent started')
     this.execute([{ type: 'check-identity' }])
@@ -259,34 +242,13 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.epoch++
     // A retry still waiting belongs to the previous state: its timer result would be discarded anyway.
     this.retry.cancel()
-    if (before.phase !== t.state.phase) {
-      this.phaseSince = Date.now()
-      this.record(before.phase, t.state.phase, t.state.reason)
-    } else {
-      this.recordStep(before, t.state)
-    }
+    if (before.phase !== t.state.phase) this.record(before.phase, t.state.phase, t.state.reason)
+    else this.emit('step', this.trail.step(before, t.state))
     this.execute(t.actions)
   }
 
-  /** A step inside the phase: logged and visible in status, not history and not a transition. */
-  private recordStep(before: MachineState, after: MachineState): void {
-    this.counters.steps++
-    const failed = after.failures > before.failures && after.lastError !== ''
-    const fields = { phase: Phase[after.phase], step: after.step, attempt: attemptOf(after), ...(failed ? { error: after.lastError } : {}) }
-    if (failed) this.log.warn('phase attempt failed', fields)
-    else this.log.info('phase step', fields)
-    this.emit('step', { phase: after.phase, step: after.step, lastError: after.lastError })
-  }
-
   private record(from: Phase, to: Phase, reason: string): void {
-    const transition: PhaseTransition = { from, to, reason, at: new Date() }
-    this.history = [...this.history, transition].slice(-(this.init.historySize ?? DEFAULT_HISTORY_SIZE))
-    const key = Phase[to]
-    this.counters.transitions[key] = (this.counters.transitions[key] ?? 0) + 1
-    const level = to === Phase.FALLBACK || to === Phase.RECOVERY ? 'warn' : 'info'
-    this.log[level]('phase transition', { from: Phase[from], to: Phase[to], phase: Phase[to], reason })
-    void this.stateStore.saveHistory(this.history)
-    this.emit('transition', transition)
+    this.emit('transition', this.trail.transition(from, to, reason))
   }
 
   private execute(actions: AgentAction[]): void {
@@ -314,7 +276,7 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       case 'enrol':
         return enrolStep(this.identitySteps())
       case 'discover':
-        return this.discover(action.refresh)
+        return discoverStep({ spores: this.spores!, labels: () => this.labels(), random: this.random }, action.refresh)
       case 'register':
         return registerStep(this.managerStep(), signal)
       case 'commit-handoff':
@@ -331,25 +293,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
         await this.duties.rollbackConfig(action.reason)
         return undefined
       case 'schedule-retry': {
-        // Capped exponential with full jitter, in FALLBACK and RECOVERY alike; a manager's retry-after is a floor.
-        // In FALLBACK the manager's fleet reconnect window widens the jitter (reconnect-window.ts).
-        const fallback = this.state.phase === Phase.FALLBACK
-        const plan = planRetry(
-          { failures: this.state.failures, retryAfterMs: action.retryAfterMs, reconnectWindowMs: fallback ? this.reconnectWindowMs : 0 },
-          { ...DEFAULT_RECONNECT, ...this.init.reconnect },
-          this.random,
-          this.init.reconnectWindowCapMs
-        )
-        const delay = plan.delayMs
-        this.log.info('retry scheduled', {
-          phase: Phase[this.state.phase],
-          attempt: attemptOf(this.state),
-          delayMs: delay,
-          ceilingMs: plan.ceilingMs,
-          retryAfterMs: action.retryAfterMs,
-          ...(plan.windowMs > 0 ? { reconnectWindowMs: plan.windowMs } : {})
-        })
-        if (!(await this.retry.wait(delay, signal))) return undefined
+        // In FALLBACK the manager's fleet reconnect window widens the jitter (retry-step.ts, reconnect-window.ts).
+        const deps = { state: this.state, reconnectWindowMs: this.reconnectWindowMs, init: this.init, random: this.random }
+        if (!(await retryStep(deps, action.retryAfterMs, this.retry, this.log, signal))) return undefined
         if (this.state.phase === Phase.FALLBACK) this.counters.reconnectAttempts++
         return { type: 'retry-timer' }
       }
@@ -373,22 +319,6 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       this.learnReconnectWindow(this.reconnectWindowMs)
     }
     return checked.event
-  }
-
-  private async discover(refresh: boolean): Promise<AgentEvent> {
-    const spores = this.spores!
-    // Re-resolve after a failed round (includes peers when a peer source is
-    // configured), and on first boot when nothing is cached yet.
-    if (refresh || spores.resolveService(SERVICE_NAMES.networkManager).length === 0) await spores.refresh()
-    let endpoints = spores.resolveService(SERVICE_NAMES.networkManager)
-    if (endpoints.length === 0) {
-      endpoints = spores.bootstrap().seeds.filter((e) => isManagerIdentity(e.expectedIdentity, SERVICE_NAMES.networkManager))
-    }
-    if (endpoints.length === 0)
-      return { type: 'no-endpoints', reason: 'no spore names a Network Manager (cache empty and sources unreachable?)' }
-    // The dial order: priority, the node's own zone first, shuffled so a fleet spreads over managers.
-    const zone = zoneOf(effectiveConfig(this.config!.local(), this.config!.current()).config.labels)
-    return { type: 'endpoints-found', endpoints: orderEndpoints(endpoints, { zone, random: this.random }) }
   }
 
   /** What registration and the handoff commit need of the agent, read when each runs. */
@@ -420,27 +350,18 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
   private startMonitoring(): void {
     const r = this.state.registration!
     const epoch = this.epoch
-    const health = this.components.health ?? ALWAYS_HEALTHY
-    // The first report of a stream carries the capabilities; later ones only when they changed.
-    const capabilitiesChanged = capabilityTracker(this.log, () => this.counters.capabilityUpdates++)
     this.link.startHeartbeats(r.leaseId, r.heartbeatIntervalMs, r.leaseDeadline, {
-      report: () => {
-        const h = withStateProblems(health(), this.stateProblems())
-        const capabilities = this.capabilities()
-        const changed = capabilitiesChanged(capabilities)
-        return {
-          phase: this.state.phase,
-          state: h.state,
-          components: h.components,
-          usage: resourceUsage(),
-          workloads: this.components.runtime?.workloads?.() ?? [],
-          configVersion: this.config!.current().version,
-          ...(changed ? { capabilities } : {}),
-          ...componentsReportFields(this.components.componentsReport),
-          update: this.components.updateStatus?.(),
-          ...lastTrialReport(this.config!)
-        }
-      },
+      // The first report of a stream carries the capabilities; later ones only when they changed.
+      report: heartbeatReporter({
+        phase: () => this.state.phase,
+        health: this.components.health ?? ALWAYS_HEALTHY,
+        stateProblems: () => this.stateProblems(),
+        capabilities: () => this.capabilities(),
+        config: () => this.config!,
+        components: this.components,
+        onCapabilitiesChanged: () => this.counters.capabilityUpdates++,
+        log: this.log
+      }),
       onAck: (ack) => {
         this.counters.heartbeatAcks++
         if (ack.reconnectWindow != null) this.learnReconnectWindow(durationToMs(ack.reconnectWindow, 0))
@@ -455,21 +376,10 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       missedAcks: () => this.init.missedAcksBeforeFallback ?? DEFAULT_MISSED_ACKS_BEFORE_FALLBACK
     })
     // Management commands are accepted only now, after the handoff committed.
-    if (this.commandExecutor != null && this.link.endpoint != null) {
-      const identity = this.components.identity
-      this.session = new CommandSession(this.commandExecutor, {
-        endpoint: this.link.endpoint,
-        credentials: endpointCredentials(identity, { networkId: this.init.networkId, role: 'manager' }),
-        channelOptions: defaultChannelOptions(this.init.networkId),
-        identity: {
-          networkId: this.init.networkId,
-          nodeId: this.init.nodeId,
-          spiffeId: identity.spiffeId,
-          certificateSha256: identity.report().certificateSha256 ?? ''
-        },
-        leaseId: r.leaseId,
-        logger: this.log
-      })
+    const endpoint = this.link.endpoint
+    if (this.commandExecutor != null && endpoint != null) {
+      const { commandExecutor: executor, log, init } = this
+      this.session = agentCommandSession({ executor, endpoint, identity: this.components.identity, init, leaseId: r.leaseId, log })
       this.session.start()
     }
   }
@@ -479,11 +389,16 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
     this.host ??= hostFacts()
     return nodeCapabilities(
       this.components.runtime ?? NO_RUNTIME,
-      effectiveConfig(this.config!.local(), this.config!.current()).config.labels,
+      this.labels(),
       this.init.agentVersion ?? '',
       this.components.installedComponents?.() ?? [],
       this.host
     )
+  }
+
+  /** The node's labels in force (its own and the manager's, by owner). */
+  private labels(): Record<string, string> {
+    return effectiveConfig(this.config!.local(), this.config!.current()).config.labels
   }
 
   private readonly onIdentityState = (report: { usable: boolean }): void => {
@@ -511,9 +426,9 @@ class DefaultBootstrapAgent extends EventEmitter<BootstrapAgentEvents> implement
       nodeId: this.init.nodeId,
       identity: this.components.identity,
       state: this.state,
-      phaseSince: this.phaseSince,
+      phaseSince: this.trail.phaseSince,
       ...(this.retry.nextAttemptAtMs != null ? { nextAttemptAtMs: this.retry.nextAttemptAtMs } : {}),
-      history: this.history,
+      history: this.trail.history,
       link: this.link,
       leaseId: this.state.registration?.leaseId ?? '',
       spores: this.spores?.status(),
