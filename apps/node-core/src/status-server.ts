@@ -114,8 +114,9 @@ export function reflectionProtosDir(): string {
 
 /**
  * Server reflection (grpc.reflection.v1 and v1alpha) whose implementation —
- * reflection.ts: protobufjs parsing the shipped .proto files into one
- * descriptor per real file, checked by a strict @bufbuild/protobuf registry —
+ * reflection.ts, with proto-descriptors.ts: protobufjs parsing the shipped
+ * .proto files into one descriptor per real file, checked by a strict
+ * @bufbuild/protobuf registry —
  * is loaded on the first reflection call, not at start. The service is
  * registered at start under its real paths, so a client sees no difference;
  * the proto directories are checked by the caller at start, so a missing one

@@ -10,8 +10,9 @@ import { Backoff, type BackoffOptions } from './backoff.js'
  *   starts, so a lazy snapshot taken there sees every earlier change);
  * - a failed attempt is retried with capped, jittered backoff until one
  *   lands or the writer is closed; a new value cuts a waiting backoff short
- *   (a disk that came back is used at once) but never a running attempt, so
- *   a burst of values cannot retry faster than values come;
+ *   (a disk that came back is used at once) and a value handed in during an
+ *   attempt is tried right after it — never alongside it, and once per value,
+ *   so a burst of values cannot retry faster than values come;
  * - what happens is reported through `onFailed` / `onWritten` (the owner
  *   logs it and shows it in status; this class has no logger) and `failure`
  *   holds the error in force until a write lands.
@@ -96,10 +97,12 @@ export class RetryingWriter<T> {
 
   /**
    * Hands in a value (superseding any pending one) and tries at once unless
-   * an attempt is running. Resolves when it (or a newer value) has landed;
-   * rejects with the error of the next failed attempt (the value stays
-   * pending and is retried) or a `NotStartedError` when `close()` abandons
-   * it. After `close()` a value gets one attempt and is never retried.
+   * an attempt is running (then right after it: a value handed in during an
+   * attempt gets its own). Resolves when it (or a newer value) has landed;
+   * rejects with the error of the first failed attempt that covered it (the
+   * value stays pending and is retried) or a `NotStartedError` when
+   * `close()` abandons it. After `close()` a value gets one attempt and is
+   * never retried.
    */
   write(value: T): Promise<void> {
     this.value = value
@@ -156,16 +159,18 @@ export class RetryingWriter<T> {
         try {
           await this.components.write(value)
         } catch (err) {
-          // Only values handed in from here on skip the wait.
-          this.kicked = false
           const error = err instanceof Error ? err : new Error(String(err))
           this.lastFailure = error
           this.report(() => this.init.onFailed?.(error, value, previous))
-          // Every waiter hears of it now (a caller refusing work because its write failed must not wait out a backoff).
-          for (const w of this.waiters.splice(0)) w.reject(error)
+          // The waiters of what this attempt covered hear of it now (a caller refusing work because
+          // its write failed must not wait out a backoff). A value handed in while it ran was not
+          // in it: it gets its own attempt at once (one per value, so retries never outpace values).
+          this.kicked = this.generation > generation
+          this.rejectUpTo(generation, error)
           if (this.closedFlag) {
-            this.abandoned = this.generation
-            break
+            // No retries after close; a value written after it still gets its one attempt.
+            this.abandoned = Math.max(this.abandoned, generation)
+            continue
           }
           await this.pause(this.backoff.next())
           continue
@@ -194,6 +199,15 @@ export class RetryingWriter<T> {
         resolve()
       }
     })
+  }
+
+  private rejectUpTo(generation: number, err: Error): void {
+    const still: Waiter[] = []
+    for (const w of this.waiters) {
+      if (w.generation <= generation) w.reject(err)
+      else still.push(w)
+    }
+    this.waiters = still
   }
 
   private settle(generation: number): void {

@@ -131,18 +131,22 @@ describe('RetryingWriter', () => {
     expect(jest.getTimerCount()).toBe(0) // the cut-short wait left no timer behind
   })
 
-  it('a value handed in during a failing attempt is told of the failure and waits the backoff (retries never outpace values)', async () => {
+  it('a value handed in during a failing attempt gets its own attempt at once; then the backoff (one retry per value)', async () => {
     const disk = new FakeDisk<string>()
     const { writer } = writerOn(disk)
     const a = outcome(writer.write('a'))
     const b = outcome(writer.write('b'))
     disk.answer(full())
-    expect([await a, await b]).toEqual([full(), full()])
-    expect(disk.attempts).toHaveLength(1)
-    await jest.advanceTimersByTimeAsync(98)
-    expect(disk.attempts).toHaveLength(1)
-    await jest.advanceTimersByTimeAsync(1)
+    expect(await a).toEqual(full())
+    await jest.advanceTimersByTimeAsync(0)
     expect(disk.attempts.map((x) => x.value)).toEqual(['a', 'b'])
+    disk.answer(full())
+    expect(await b).toEqual(full())
+    // b failed too, the second failure in a row: nothing new came, so the next try waits the backoff's second step.
+    await jest.advanceTimersByTimeAsync(198)
+    expect(disk.attempts).toHaveLength(2)
+    await jest.advanceTimersByTimeAsync(1)
+    expect(disk.attempts.map((x) => x.value)).toEqual(['a', 'b', 'b'])
     disk.answer(true)
     await writer.flush()
     expect(disk.landed).toEqual(['b'])
@@ -224,6 +228,21 @@ describe('RetryingWriter', () => {
     expect(disk.attempts).toHaveLength(1)
     expect(jest.getTimerCount()).toBe(0)
     expect(await outcome(writer.write('b'))).toBe('written')
+    expect(disk.landed).toEqual(['b'])
+  })
+
+  it('a value written after close() while an older attempt runs still gets its one attempt, with its own outcome', async () => {
+    const disk = new FakeDisk<string>()
+    const { writer } = writerOn(disk)
+    const a = outcome(writer.write('a'))
+    writer.close()
+    const b = outcome(writer.write('b'))
+    expect(isNotStartedError(await a)).toBe(true) // abandoned by close(), its attempt still running
+    disk.answer(full()) // a's attempt fails after close: no retry of a
+    await jest.advanceTimersByTimeAsync(0)
+    expect(disk.attempts.map((x) => x.value)).toEqual(['a', 'b'])
+    disk.answer(true)
+    expect(await b).toBe('written')
     expect(disk.landed).toEqual(['b'])
   })
 
