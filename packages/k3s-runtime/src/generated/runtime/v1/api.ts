@@ -46,43 +46,6 @@ export enum NamespaceMode {
   UNRECOGNIZED = -1,
 }
 
-export function namespaceModeFromJSON(object: any): NamespaceMode {
-  switch (object) {
-    case 0:
-    case "POD":
-      return NamespaceMode.POD;
-    case 1:
-    case "CONTAINER":
-      return NamespaceMode.CONTAINER;
-    case 2:
-    case "NODE":
-      return NamespaceMode.NODE;
-    case 3:
-    case "TARGET":
-      return NamespaceMode.TARGET;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return NamespaceMode.UNRECOGNIZED;
-  }
-}
-
-export function namespaceModeToJSON(object: NamespaceMode): string {
-  switch (object) {
-    case NamespaceMode.POD:
-      return "POD";
-    case NamespaceMode.CONTAINER:
-      return "CONTAINER";
-    case NamespaceMode.NODE:
-      return "NODE";
-    case NamespaceMode.TARGET:
-      return "TARGET";
-    case NamespaceMode.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 /** Sandbox state. */
 export enum PodSandboxState {
   /** SANDBOX_READY - Running and ready for containers. */
@@ -90,33 +53,6 @@ export enum PodSandboxState {
   /** SANDBOX_NOTREADY - Stopped or broken. */
   SANDBOX_NOTREADY = 1,
   UNRECOGNIZED = -1,
-}
-
-export function podSandboxStateFromJSON(object: any): PodSandboxState {
-  switch (object) {
-    case 0:
-    case "SANDBOX_READY":
-      return PodSandboxState.SANDBOX_READY;
-    case 1:
-    case "SANDBOX_NOTREADY":
-      return PodSandboxState.SANDBOX_NOTREADY;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return PodSandboxState.UNRECOGNIZED;
-  }
-}
-
-export function podSandboxStateToJSON(object: PodSandboxState): string {
-  switch (object) {
-    case PodSandboxState.SANDBOX_READY:
-      return "SANDBOX_READY";
-    case PodSandboxState.SANDBOX_NOTREADY:
-      return "SANDBOX_NOTREADY";
-    case PodSandboxState.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 /** Container state. */
@@ -130,43 +66,6 @@ export enum ContainerState {
   /** CONTAINER_UNKNOWN - Unknown. */
   CONTAINER_UNKNOWN = 3,
   UNRECOGNIZED = -1,
-}
-
-export function containerStateFromJSON(object: any): ContainerState {
-  switch (object) {
-    case 0:
-    case "CONTAINER_CREATED":
-      return ContainerState.CONTAINER_CREATED;
-    case 1:
-    case "CONTAINER_RUNNING":
-      return ContainerState.CONTAINER_RUNNING;
-    case 2:
-    case "CONTAINER_EXITED":
-      return ContainerState.CONTAINER_EXITED;
-    case 3:
-    case "CONTAINER_UNKNOWN":
-      return ContainerState.CONTAINER_UNKNOWN;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return ContainerState.UNRECOGNIZED;
-  }
-}
-
-export function containerStateToJSON(object: ContainerState): string {
-  switch (object) {
-    case ContainerState.CONTAINER_CREATED:
-      return "CONTAINER_CREATED";
-    case ContainerState.CONTAINER_RUNNING:
-      return "CONTAINER_RUNNING";
-    case ContainerState.CONTAINER_EXITED:
-      return "CONTAINER_EXITED";
-    case ContainerState.CONTAINER_UNKNOWN:
-      return "CONTAINER_UNKNOWN";
-    case ContainerState.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export interface VersionRequest {
@@ -665,18 +564,6 @@ export const VersionRequest: MessageFns<VersionRequest> = {
     }
   },
 
-  fromJSON(object: any): VersionRequest {
-    return { version: isSet(object.version) ? globalThis.String(object.version) : "" };
-  },
-
-  toJSON(message: VersionRequest): unknown {
-    const obj: any = {};
-    if (message.version !== "") {
-      obj.version = message.version;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<VersionRequest>): VersionRequest {
     return VersionRequest.fromPartial(base ?? {});
   },
@@ -765,44 +652,6 @@ export const VersionResponse: MessageFns<VersionResponse> = {
     }
   },
 
-  fromJSON(object: any): VersionResponse {
-    return {
-      version: isSet(object.version) ? globalThis.String(object.version) : "",
-      runtimeName: isSet(object.runtimeName)
-        ? globalThis.String(object.runtimeName)
-        : isSet(object.runtime_name)
-        ? globalThis.String(object.runtime_name)
-        : "",
-      runtimeVersion: isSet(object.runtimeVersion)
-        ? globalThis.String(object.runtimeVersion)
-        : isSet(object.runtime_version)
-        ? globalThis.String(object.runtime_version)
-        : "",
-      runtimeApiVersion: isSet(object.runtimeApiVersion)
-        ? globalThis.String(object.runtimeApiVersion)
-        : isSet(object.runtime_api_version)
-        ? globalThis.String(object.runtime_api_version)
-        : "",
-    };
-  },
-
-  toJSON(message: VersionResponse): unknown {
-    const obj: any = {};
-    if (message.version !== "") {
-      obj.version = message.version;
-    }
-    if (message.runtimeName !== "") {
-      obj.runtimeName = message.runtimeName;
-    }
-    if (message.runtimeVersion !== "") {
-      obj.runtimeVersion = message.runtimeVersion;
-    }
-    if (message.runtimeApiVersion !== "") {
-      obj.runtimeApiVersion = message.runtimeApiVersion;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<VersionResponse>): VersionResponse {
     return VersionResponse.fromPartial(base ?? {});
   },
@@ -883,28 +732,6 @@ export const NamespaceOption: MessageFns<NamespaceOption> = {
     }
   },
 
-  fromJSON(object: any): NamespaceOption {
-    return {
-      network: isSet(object.network) ? namespaceModeFromJSON(object.network) : 0,
-      pid: isSet(object.pid) ? namespaceModeFromJSON(object.pid) : 0,
-      ipc: isSet(object.ipc) ? namespaceModeFromJSON(object.ipc) : 0,
-    };
-  },
-
-  toJSON(message: NamespaceOption): unknown {
-    const obj: any = {};
-    if (message.network !== 0) {
-      obj.network = namespaceModeToJSON(message.network);
-    }
-    if (message.pid !== 0) {
-      obj.pid = namespaceModeToJSON(message.pid);
-    }
-    if (message.ipc !== 0) {
-      obj.ipc = namespaceModeToJSON(message.ipc);
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<NamespaceOption>): NamespaceOption {
     return NamespaceOption.fromPartial(base ?? {});
   },
@@ -960,24 +787,6 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): LinuxSandboxSecurityContext {
-    return {
-      namespaceOptions: isSet(object.namespaceOptions)
-        ? NamespaceOption.fromJSON(object.namespaceOptions)
-        : isSet(object.namespace_options)
-        ? NamespaceOption.fromJSON(object.namespace_options)
-        : undefined,
-    };
-  },
-
-  toJSON(message: LinuxSandboxSecurityContext): unknown {
-    const obj: any = {};
-    if (message.namespaceOptions !== undefined) {
-      obj.namespaceOptions = NamespaceOption.toJSON(message.namespaceOptions);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<LinuxSandboxSecurityContext>): LinuxSandboxSecurityContext {
@@ -1046,32 +855,6 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): LinuxPodSandboxConfig {
-    return {
-      cgroupParent: isSet(object.cgroupParent)
-        ? globalThis.String(object.cgroupParent)
-        : isSet(object.cgroup_parent)
-        ? globalThis.String(object.cgroup_parent)
-        : "",
-      securityContext: isSet(object.securityContext)
-        ? LinuxSandboxSecurityContext.fromJSON(object.securityContext)
-        : isSet(object.security_context)
-        ? LinuxSandboxSecurityContext.fromJSON(object.security_context)
-        : undefined,
-    };
-  },
-
-  toJSON(message: LinuxPodSandboxConfig): unknown {
-    const obj: any = {};
-    if (message.cgroupParent !== "") {
-      obj.cgroupParent = message.cgroupParent;
-    }
-    if (message.securityContext !== undefined) {
-      obj.securityContext = LinuxSandboxSecurityContext.toJSON(message.securityContext);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<LinuxPodSandboxConfig>): LinuxPodSandboxConfig {
@@ -1163,32 +946,6 @@ export const PodSandboxMetadata: MessageFns<PodSandboxMetadata> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PodSandboxMetadata {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      uid: isSet(object.uid) ? globalThis.String(object.uid) : "",
-      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
-      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-    };
-  },
-
-  toJSON(message: PodSandboxMetadata): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.uid !== "") {
-      obj.uid = message.uid;
-    }
-    if (message.namespace !== "") {
-      obj.namespace = message.namespace;
-    }
-    if (message.attempt !== 0) {
-      obj.attempt = Math.round(message.attempt);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<PodSandboxMetadata>): PodSandboxMetadata {
@@ -1310,82 +1067,6 @@ export const PodSandboxConfig: MessageFns<PodSandboxConfig> = {
     }
   },
 
-  fromJSON(object: any): PodSandboxConfig {
-    return {
-      metadata: isSet(object.metadata) ? PodSandboxMetadata.fromJSON(object.metadata) : undefined,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      logDirectory: isSet(object.logDirectory)
-        ? globalThis.String(object.logDirectory)
-        : isSet(object.log_directory)
-        ? globalThis.String(object.log_directory)
-        : "",
-      labels: isObject(object.labels)
-        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      annotations: isObject(object.annotations)
-        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      linux: isSet(object.linux) ? LinuxPodSandboxConfig.fromJSON(object.linux) : undefined,
-    };
-  },
-
-  toJSON(message: PodSandboxConfig): unknown {
-    const obj: any = {};
-    if (message.metadata !== undefined) {
-      obj.metadata = PodSandboxMetadata.toJSON(message.metadata);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.logDirectory !== "") {
-      obj.logDirectory = message.logDirectory;
-    }
-    if (message.labels) {
-      const entries = globalThis.Object.entries(message.labels) as [string, string][];
-      if (entries.length > 0) {
-        obj.labels = {};
-        entries.forEach(([k, v]) => {
-          obj.labels[k] = v;
-        });
-      }
-    }
-    if (message.annotations) {
-      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
-      if (entries.length > 0) {
-        obj.annotations = {};
-        entries.forEach(([k, v]) => {
-          obj.annotations[k] = v;
-        });
-      }
-    }
-    if (message.linux !== undefined) {
-      obj.linux = LinuxPodSandboxConfig.toJSON(message.linux);
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<PodSandboxConfig>): PodSandboxConfig {
     return PodSandboxConfig.fromPartial(base ?? {});
   },
@@ -1477,24 +1158,6 @@ export const PodSandboxConfig_LabelsEntry: MessageFns<PodSandboxConfig_LabelsEnt
     }
   },
 
-  fromJSON(object: any): PodSandboxConfig_LabelsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: PodSandboxConfig_LabelsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<PodSandboxConfig_LabelsEntry>): PodSandboxConfig_LabelsEntry {
     return PodSandboxConfig_LabelsEntry.fromPartial(base ?? {});
   },
@@ -1560,24 +1223,6 @@ export const PodSandboxConfig_AnnotationsEntry: MessageFns<PodSandboxConfig_Anno
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PodSandboxConfig_AnnotationsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: PodSandboxConfig_AnnotationsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<PodSandboxConfig_AnnotationsEntry>): PodSandboxConfig_AnnotationsEntry {
@@ -1647,28 +1292,6 @@ export const RunPodSandboxRequest: MessageFns<RunPodSandboxRequest> = {
     }
   },
 
-  fromJSON(object: any): RunPodSandboxRequest {
-    return {
-      config: isSet(object.config) ? PodSandboxConfig.fromJSON(object.config) : undefined,
-      runtimeHandler: isSet(object.runtimeHandler)
-        ? globalThis.String(object.runtimeHandler)
-        : isSet(object.runtime_handler)
-        ? globalThis.String(object.runtime_handler)
-        : "",
-    };
-  },
-
-  toJSON(message: RunPodSandboxRequest): unknown {
-    const obj: any = {};
-    if (message.config !== undefined) {
-      obj.config = PodSandboxConfig.toJSON(message.config);
-    }
-    if (message.runtimeHandler !== "") {
-      obj.runtimeHandler = message.runtimeHandler;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<RunPodSandboxRequest>): RunPodSandboxRequest {
     return RunPodSandboxRequest.fromPartial(base ?? {});
   },
@@ -1727,24 +1350,6 @@ export const RunPodSandboxResponse: MessageFns<RunPodSandboxResponse> = {
     }
   },
 
-  fromJSON(object: any): RunPodSandboxResponse {
-    return {
-      podSandboxId: isSet(object.podSandboxId)
-        ? globalThis.String(object.podSandboxId)
-        : isSet(object.pod_sandbox_id)
-        ? globalThis.String(object.pod_sandbox_id)
-        : "",
-    };
-  },
-
-  toJSON(message: RunPodSandboxResponse): unknown {
-    const obj: any = {};
-    if (message.podSandboxId !== "") {
-      obj.podSandboxId = message.podSandboxId;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<RunPodSandboxResponse>): RunPodSandboxResponse {
     return RunPodSandboxResponse.fromPartial(base ?? {});
   },
@@ -1800,24 +1405,6 @@ export const StopPodSandboxRequest: MessageFns<StopPodSandboxRequest> = {
     }
   },
 
-  fromJSON(object: any): StopPodSandboxRequest {
-    return {
-      podSandboxId: isSet(object.podSandboxId)
-        ? globalThis.String(object.podSandboxId)
-        : isSet(object.pod_sandbox_id)
-        ? globalThis.String(object.pod_sandbox_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StopPodSandboxRequest): unknown {
-    const obj: any = {};
-    if (message.podSandboxId !== "") {
-      obj.podSandboxId = message.podSandboxId;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<StopPodSandboxRequest>): StopPodSandboxRequest {
     return StopPodSandboxRequest.fromPartial(base ?? {});
   },
@@ -1860,15 +1447,6 @@ export const StopPodSandboxResponse: MessageFns<StopPodSandboxResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): StopPodSandboxResponse {
-    return {};
-  },
-
-  toJSON(_: StopPodSandboxResponse): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create(base?: DeepPartial<StopPodSandboxResponse>): StopPodSandboxResponse {
@@ -1925,24 +1503,6 @@ export const RemovePodSandboxRequest: MessageFns<RemovePodSandboxRequest> = {
     }
   },
 
-  fromJSON(object: any): RemovePodSandboxRequest {
-    return {
-      podSandboxId: isSet(object.podSandboxId)
-        ? globalThis.String(object.podSandboxId)
-        : isSet(object.pod_sandbox_id)
-        ? globalThis.String(object.pod_sandbox_id)
-        : "",
-    };
-  },
-
-  toJSON(message: RemovePodSandboxRequest): unknown {
-    const obj: any = {};
-    if (message.podSandboxId !== "") {
-      obj.podSandboxId = message.podSandboxId;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<RemovePodSandboxRequest>): RemovePodSandboxRequest {
     return RemovePodSandboxRequest.fromPartial(base ?? {});
   },
@@ -1985,15 +1545,6 @@ export const RemovePodSandboxResponse: MessageFns<RemovePodSandboxResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): RemovePodSandboxResponse {
-    return {};
-  },
-
-  toJSON(_: RemovePodSandboxResponse): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create(base?: DeepPartial<RemovePodSandboxResponse>): RemovePodSandboxResponse {
@@ -2048,18 +1599,6 @@ export const PodSandboxStateValue: MessageFns<PodSandboxStateValue> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PodSandboxStateValue {
-    return { state: isSet(object.state) ? podSandboxStateFromJSON(object.state) : 0 };
-  },
-
-  toJSON(message: PodSandboxStateValue): unknown {
-    const obj: any = {};
-    if (message.state !== 0) {
-      obj.state = podSandboxStateToJSON(message.state);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<PodSandboxStateValue>): PodSandboxStateValue {
@@ -2142,60 +1681,6 @@ export const PodSandboxFilter: MessageFns<PodSandboxFilter> = {
     }
   },
 
-  fromJSON(object: any): PodSandboxFilter {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      state: isSet(object.state) ? PodSandboxStateValue.fromJSON(object.state) : undefined,
-      labelSelector: isObject(object.labelSelector)
-        ? (globalThis.Object.entries(object.labelSelector) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.label_selector)
-        ? (globalThis.Object.entries(object.label_selector) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: PodSandboxFilter): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.state !== undefined) {
-      obj.state = PodSandboxStateValue.toJSON(message.state);
-    }
-    if (message.labelSelector) {
-      const entries = globalThis.Object.entries(message.labelSelector) as [string, string][];
-      if (entries.length > 0) {
-        obj.labelSelector = {};
-        entries.forEach(([k, v]) => {
-          obj.labelSelector[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<PodSandboxFilter>): PodSandboxFilter {
     return PodSandboxFilter.fromPartial(base ?? {});
   },
@@ -2274,24 +1759,6 @@ export const PodSandboxFilter_LabelSelectorEntry: MessageFns<PodSandboxFilter_La
     }
   },
 
-  fromJSON(object: any): PodSandboxFilter_LabelSelectorEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: PodSandboxFilter_LabelSelectorEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<PodSandboxFilter_LabelSelectorEntry>): PodSandboxFilter_LabelSelectorEntry {
     return PodSandboxFilter_LabelSelectorEntry.fromPartial(base ?? {});
   },
@@ -2346,18 +1813,6 @@ export const ListPodSandboxRequest: MessageFns<ListPodSandboxRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListPodSandboxRequest {
-    return { filter: isSet(object.filter) ? PodSandboxFilter.fromJSON(object.filter) : undefined };
-  },
-
-  toJSON(message: ListPodSandboxRequest): unknown {
-    const obj: any = {};
-    if (message.filter !== undefined) {
-      obj.filter = PodSandboxFilter.toJSON(message.filter);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ListPodSandboxRequest>): ListPodSandboxRequest {
@@ -2489,90 +1944,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
     }
   },
 
-  fromJSON(object: any): PodSandbox {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      metadata: isSet(object.metadata) ? PodSandboxMetadata.fromJSON(object.metadata) : undefined,
-      state: isSet(object.state) ? podSandboxStateFromJSON(object.state) : 0,
-      createdAt: isSet(object.createdAt)
-        ? globalThis.String(object.createdAt)
-        : isSet(object.created_at)
-        ? globalThis.String(object.created_at)
-        : "0",
-      labels: isObject(object.labels)
-        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      annotations: isObject(object.annotations)
-        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      runtimeHandler: isSet(object.runtimeHandler)
-        ? globalThis.String(object.runtimeHandler)
-        : isSet(object.runtime_handler)
-        ? globalThis.String(object.runtime_handler)
-        : "",
-    };
-  },
-
-  toJSON(message: PodSandbox): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.metadata !== undefined) {
-      obj.metadata = PodSandboxMetadata.toJSON(message.metadata);
-    }
-    if (message.state !== 0) {
-      obj.state = podSandboxStateToJSON(message.state);
-    }
-    if (message.createdAt !== "0") {
-      obj.createdAt = globalThis.String(message.createdAt);
-    }
-    if (message.labels) {
-      const entries = globalThis.Object.entries(message.labels) as [string, string][];
-      if (entries.length > 0) {
-        obj.labels = {};
-        entries.forEach(([k, v]) => {
-          obj.labels[k] = v;
-        });
-      }
-    }
-    if (message.annotations) {
-      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
-      if (entries.length > 0) {
-        obj.annotations = {};
-        entries.forEach(([k, v]) => {
-          obj.annotations[k] = v;
-        });
-      }
-    }
-    if (message.runtimeHandler !== "") {
-      obj.runtimeHandler = message.runtimeHandler;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<PodSandbox>): PodSandbox {
     return PodSandbox.fromPartial(base ?? {});
   },
@@ -2663,24 +2034,6 @@ export const PodSandbox_LabelsEntry: MessageFns<PodSandbox_LabelsEntry> = {
     }
   },
 
-  fromJSON(object: any): PodSandbox_LabelsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: PodSandbox_LabelsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<PodSandbox_LabelsEntry>): PodSandbox_LabelsEntry {
     return PodSandbox_LabelsEntry.fromPartial(base ?? {});
   },
@@ -2748,24 +2101,6 @@ export const PodSandbox_AnnotationsEntry: MessageFns<PodSandbox_AnnotationsEntry
     }
   },
 
-  fromJSON(object: any): PodSandbox_AnnotationsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: PodSandbox_AnnotationsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<PodSandbox_AnnotationsEntry>): PodSandbox_AnnotationsEntry {
     return PodSandbox_AnnotationsEntry.fromPartial(base ?? {});
   },
@@ -2820,20 +2155,6 @@ export const ListPodSandboxResponse: MessageFns<ListPodSandboxResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListPodSandboxResponse {
-    return {
-      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => PodSandbox.fromJSON(e)) : [],
-    };
-  },
-
-  toJSON(message: ListPodSandboxResponse): unknown {
-    const obj: any = {};
-    if (message.items?.length) {
-      obj.items = message.items.map((e) => PodSandbox.toJSON(e));
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ListPodSandboxResponse>): ListPodSandboxResponse {
@@ -2903,43 +2224,6 @@ export const ImageSpec: MessageFns<ImageSpec> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ImageSpec {
-    return {
-      image: isSet(object.image) ? globalThis.String(object.image) : "",
-      annotations: isObject(object.annotations)
-        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ImageSpec): unknown {
-    const obj: any = {};
-    if (message.image !== "") {
-      obj.image = message.image;
-    }
-    if (message.annotations) {
-      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
-      if (entries.length > 0) {
-        obj.annotations = {};
-        entries.forEach(([k, v]) => {
-          obj.annotations[k] = v;
-        });
-      }
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ImageSpec>): ImageSpec {
@@ -3017,24 +2301,6 @@ export const ImageSpec_AnnotationsEntry: MessageFns<ImageSpec_AnnotationsEntry> 
     }
   },
 
-  fromJSON(object: any): ImageSpec_AnnotationsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ImageSpec_AnnotationsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ImageSpec_AnnotationsEntry>): ImageSpec_AnnotationsEntry {
     return ImageSpec_AnnotationsEntry.fromPartial(base ?? {});
   },
@@ -3100,24 +2366,6 @@ export const KeyValue: MessageFns<KeyValue> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): KeyValue {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: KeyValue): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<KeyValue>): KeyValue {
@@ -3187,24 +2435,6 @@ export const ContainerMetadata: MessageFns<ContainerMetadata> = {
     }
   },
 
-  fromJSON(object: any): ContainerMetadata {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-    };
-  },
-
-  toJSON(message: ContainerMetadata): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.attempt !== 0) {
-      obj.attempt = Math.round(message.attempt);
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerMetadata>): ContainerMetadata {
     return ContainerMetadata.fromPartial(base ?? {});
   },
@@ -3259,24 +2489,6 @@ export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityCon
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): LinuxContainerSecurityContext {
-    return {
-      namespaceOptions: isSet(object.namespaceOptions)
-        ? NamespaceOption.fromJSON(object.namespaceOptions)
-        : isSet(object.namespace_options)
-        ? NamespaceOption.fromJSON(object.namespace_options)
-        : undefined,
-    };
-  },
-
-  toJSON(message: LinuxContainerSecurityContext): unknown {
-    const obj: any = {};
-    if (message.namespaceOptions !== undefined) {
-      obj.namespaceOptions = NamespaceOption.toJSON(message.namespaceOptions);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<LinuxContainerSecurityContext>): LinuxContainerSecurityContext {
@@ -3334,24 +2546,6 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): LinuxContainerConfig {
-    return {
-      securityContext: isSet(object.securityContext)
-        ? LinuxContainerSecurityContext.fromJSON(object.securityContext)
-        : isSet(object.security_context)
-        ? LinuxContainerSecurityContext.fromJSON(object.security_context)
-        : undefined,
-    };
-  },
-
-  toJSON(message: LinuxContainerConfig): unknown {
-    const obj: any = {};
-    if (message.securityContext !== undefined) {
-      obj.securityContext = LinuxContainerSecurityContext.toJSON(message.securityContext);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<LinuxContainerConfig>): LinuxContainerConfig {
@@ -3527,102 +2721,6 @@ export const ContainerConfig: MessageFns<ContainerConfig> = {
     }
   },
 
-  fromJSON(object: any): ContainerConfig {
-    return {
-      metadata: isSet(object.metadata) ? ContainerMetadata.fromJSON(object.metadata) : undefined,
-      image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined,
-      command: globalThis.Array.isArray(object?.command) ? object.command.map((e: any) => globalThis.String(e)) : [],
-      args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [],
-      workingDir: isSet(object.workingDir)
-        ? globalThis.String(object.workingDir)
-        : isSet(object.working_dir)
-        ? globalThis.String(object.working_dir)
-        : "",
-      envs: globalThis.Array.isArray(object?.envs) ? object.envs.map((e: any) => KeyValue.fromJSON(e)) : [],
-      labels: isObject(object.labels)
-        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      annotations: isObject(object.annotations)
-        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      logPath: isSet(object.logPath)
-        ? globalThis.String(object.logPath)
-        : isSet(object.log_path)
-        ? globalThis.String(object.log_path)
-        : "",
-      linux: isSet(object.linux) ? LinuxContainerConfig.fromJSON(object.linux) : undefined,
-    };
-  },
-
-  toJSON(message: ContainerConfig): unknown {
-    const obj: any = {};
-    if (message.metadata !== undefined) {
-      obj.metadata = ContainerMetadata.toJSON(message.metadata);
-    }
-    if (message.image !== undefined) {
-      obj.image = ImageSpec.toJSON(message.image);
-    }
-    if (message.command?.length) {
-      obj.command = message.command;
-    }
-    if (message.args?.length) {
-      obj.args = message.args;
-    }
-    if (message.workingDir !== "") {
-      obj.workingDir = message.workingDir;
-    }
-    if (message.envs?.length) {
-      obj.envs = message.envs.map((e) => KeyValue.toJSON(e));
-    }
-    if (message.labels) {
-      const entries = globalThis.Object.entries(message.labels) as [string, string][];
-      if (entries.length > 0) {
-        obj.labels = {};
-        entries.forEach(([k, v]) => {
-          obj.labels[k] = v;
-        });
-      }
-    }
-    if (message.annotations) {
-      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
-      if (entries.length > 0) {
-        obj.annotations = {};
-        entries.forEach(([k, v]) => {
-          obj.annotations[k] = v;
-        });
-      }
-    }
-    if (message.logPath !== "") {
-      obj.logPath = message.logPath;
-    }
-    if (message.linux !== undefined) {
-      obj.linux = LinuxContainerConfig.toJSON(message.linux);
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerConfig>): ContainerConfig {
     return ContainerConfig.fromPartial(base ?? {});
   },
@@ -3720,24 +2818,6 @@ export const ContainerConfig_LabelsEntry: MessageFns<ContainerConfig_LabelsEntry
     }
   },
 
-  fromJSON(object: any): ContainerConfig_LabelsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ContainerConfig_LabelsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerConfig_LabelsEntry>): ContainerConfig_LabelsEntry {
     return ContainerConfig_LabelsEntry.fromPartial(base ?? {});
   },
@@ -3803,24 +2883,6 @@ export const ContainerConfig_AnnotationsEntry: MessageFns<ContainerConfig_Annota
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ContainerConfig_AnnotationsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ContainerConfig_AnnotationsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ContainerConfig_AnnotationsEntry>): ContainerConfig_AnnotationsEntry {
@@ -3901,36 +2963,6 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     }
   },
 
-  fromJSON(object: any): CreateContainerRequest {
-    return {
-      podSandboxId: isSet(object.podSandboxId)
-        ? globalThis.String(object.podSandboxId)
-        : isSet(object.pod_sandbox_id)
-        ? globalThis.String(object.pod_sandbox_id)
-        : "",
-      config: isSet(object.config) ? ContainerConfig.fromJSON(object.config) : undefined,
-      sandboxConfig: isSet(object.sandboxConfig)
-        ? PodSandboxConfig.fromJSON(object.sandboxConfig)
-        : isSet(object.sandbox_config)
-        ? PodSandboxConfig.fromJSON(object.sandbox_config)
-        : undefined,
-    };
-  },
-
-  toJSON(message: CreateContainerRequest): unknown {
-    const obj: any = {};
-    if (message.podSandboxId !== "") {
-      obj.podSandboxId = message.podSandboxId;
-    }
-    if (message.config !== undefined) {
-      obj.config = ContainerConfig.toJSON(message.config);
-    }
-    if (message.sandboxConfig !== undefined) {
-      obj.sandboxConfig = PodSandboxConfig.toJSON(message.sandboxConfig);
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<CreateContainerRequest>): CreateContainerRequest {
     return CreateContainerRequest.fromPartial(base ?? {});
   },
@@ -3992,24 +3024,6 @@ export const CreateContainerResponse: MessageFns<CreateContainerResponse> = {
     }
   },
 
-  fromJSON(object: any): CreateContainerResponse {
-    return {
-      containerId: isSet(object.containerId)
-        ? globalThis.String(object.containerId)
-        : isSet(object.container_id)
-        ? globalThis.String(object.container_id)
-        : "",
-    };
-  },
-
-  toJSON(message: CreateContainerResponse): unknown {
-    const obj: any = {};
-    if (message.containerId !== "") {
-      obj.containerId = message.containerId;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<CreateContainerResponse>): CreateContainerResponse {
     return CreateContainerResponse.fromPartial(base ?? {});
   },
@@ -4065,24 +3079,6 @@ export const StartContainerRequest: MessageFns<StartContainerRequest> = {
     }
   },
 
-  fromJSON(object: any): StartContainerRequest {
-    return {
-      containerId: isSet(object.containerId)
-        ? globalThis.String(object.containerId)
-        : isSet(object.container_id)
-        ? globalThis.String(object.container_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StartContainerRequest): unknown {
-    const obj: any = {};
-    if (message.containerId !== "") {
-      obj.containerId = message.containerId;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<StartContainerRequest>): StartContainerRequest {
     return StartContainerRequest.fromPartial(base ?? {});
   },
@@ -4125,15 +3121,6 @@ export const StartContainerResponse: MessageFns<StartContainerResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): StartContainerResponse {
-    return {};
-  },
-
-  toJSON(_: StartContainerResponse): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create(base?: DeepPartial<StartContainerResponse>): StartContainerResponse {
@@ -4188,18 +3175,6 @@ export const ContainerStateValue: MessageFns<ContainerStateValue> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ContainerStateValue {
-    return { state: isSet(object.state) ? containerStateFromJSON(object.state) : 0 };
-  },
-
-  toJSON(message: ContainerStateValue): unknown {
-    const obj: any = {};
-    if (message.state !== 0) {
-      obj.state = containerStateToJSON(message.state);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ContainerStateValue>): ContainerStateValue {
@@ -4293,68 +3268,6 @@ export const ContainerFilter: MessageFns<ContainerFilter> = {
     }
   },
 
-  fromJSON(object: any): ContainerFilter {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      state: isSet(object.state) ? ContainerStateValue.fromJSON(object.state) : undefined,
-      podSandboxId: isSet(object.podSandboxId)
-        ? globalThis.String(object.podSandboxId)
-        : isSet(object.pod_sandbox_id)
-        ? globalThis.String(object.pod_sandbox_id)
-        : "",
-      labelSelector: isObject(object.labelSelector)
-        ? (globalThis.Object.entries(object.labelSelector) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.label_selector)
-        ? (globalThis.Object.entries(object.label_selector) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ContainerFilter): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.state !== undefined) {
-      obj.state = ContainerStateValue.toJSON(message.state);
-    }
-    if (message.podSandboxId !== "") {
-      obj.podSandboxId = message.podSandboxId;
-    }
-    if (message.labelSelector) {
-      const entries = globalThis.Object.entries(message.labelSelector) as [string, string][];
-      if (entries.length > 0) {
-        obj.labelSelector = {};
-        entries.forEach(([k, v]) => {
-          obj.labelSelector[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerFilter>): ContainerFilter {
     return ContainerFilter.fromPartial(base ?? {});
   },
@@ -4434,24 +3347,6 @@ export const ContainerFilter_LabelSelectorEntry: MessageFns<ContainerFilter_Labe
     }
   },
 
-  fromJSON(object: any): ContainerFilter_LabelSelectorEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ContainerFilter_LabelSelectorEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerFilter_LabelSelectorEntry>): ContainerFilter_LabelSelectorEntry {
     return ContainerFilter_LabelSelectorEntry.fromPartial(base ?? {});
   },
@@ -4506,18 +3401,6 @@ export const ListContainersRequest: MessageFns<ListContainersRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListContainersRequest {
-    return { filter: isSet(object.filter) ? ContainerFilter.fromJSON(object.filter) : undefined };
-  },
-
-  toJSON(message: ListContainersRequest): unknown {
-    const obj: any = {};
-    if (message.filter !== undefined) {
-      obj.filter = ContainerFilter.toJSON(message.filter);
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ListContainersRequest>): ListContainersRequest {
@@ -4681,102 +3564,6 @@ export const Container: MessageFns<Container> = {
     }
   },
 
-  fromJSON(object: any): Container {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      podSandboxId: isSet(object.podSandboxId)
-        ? globalThis.String(object.podSandboxId)
-        : isSet(object.pod_sandbox_id)
-        ? globalThis.String(object.pod_sandbox_id)
-        : "",
-      metadata: isSet(object.metadata) ? ContainerMetadata.fromJSON(object.metadata) : undefined,
-      image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined,
-      imageRef: isSet(object.imageRef)
-        ? globalThis.String(object.imageRef)
-        : isSet(object.image_ref)
-        ? globalThis.String(object.image_ref)
-        : "",
-      state: isSet(object.state) ? containerStateFromJSON(object.state) : 0,
-      createdAt: isSet(object.createdAt)
-        ? globalThis.String(object.createdAt)
-        : isSet(object.created_at)
-        ? globalThis.String(object.created_at)
-        : "0",
-      labels: isObject(object.labels)
-        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      annotations: isObject(object.annotations)
-        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: Container): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.podSandboxId !== "") {
-      obj.podSandboxId = message.podSandboxId;
-    }
-    if (message.metadata !== undefined) {
-      obj.metadata = ContainerMetadata.toJSON(message.metadata);
-    }
-    if (message.image !== undefined) {
-      obj.image = ImageSpec.toJSON(message.image);
-    }
-    if (message.imageRef !== "") {
-      obj.imageRef = message.imageRef;
-    }
-    if (message.state !== 0) {
-      obj.state = containerStateToJSON(message.state);
-    }
-    if (message.createdAt !== "0") {
-      obj.createdAt = globalThis.String(message.createdAt);
-    }
-    if (message.labels) {
-      const entries = globalThis.Object.entries(message.labels) as [string, string][];
-      if (entries.length > 0) {
-        obj.labels = {};
-        entries.forEach(([k, v]) => {
-          obj.labels[k] = v;
-        });
-      }
-    }
-    if (message.annotations) {
-      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
-      if (entries.length > 0) {
-        obj.annotations = {};
-        entries.forEach(([k, v]) => {
-          obj.annotations[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<Container>): Container {
     return Container.fromPartial(base ?? {});
   },
@@ -4871,24 +3658,6 @@ export const Container_LabelsEntry: MessageFns<Container_LabelsEntry> = {
     }
   },
 
-  fromJSON(object: any): Container_LabelsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Container_LabelsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<Container_LabelsEntry>): Container_LabelsEntry {
     return Container_LabelsEntry.fromPartial(base ?? {});
   },
@@ -4956,24 +3725,6 @@ export const Container_AnnotationsEntry: MessageFns<Container_AnnotationsEntry> 
     }
   },
 
-  fromJSON(object: any): Container_AnnotationsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Container_AnnotationsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<Container_AnnotationsEntry>): Container_AnnotationsEntry {
     return Container_AnnotationsEntry.fromPartial(base ?? {});
   },
@@ -5028,22 +3779,6 @@ export const ListContainersResponse: MessageFns<ListContainersResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListContainersResponse {
-    return {
-      containers: globalThis.Array.isArray(object?.containers)
-        ? object.containers.map((e: any) => Container.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListContainersResponse): unknown {
-    const obj: any = {};
-    if (message.containers?.length) {
-      obj.containers = message.containers.map((e) => Container.toJSON(e));
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ListContainersResponse>): ListContainersResponse {
@@ -5110,28 +3845,6 @@ export const ContainerStatusRequest: MessageFns<ContainerStatusRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ContainerStatusRequest {
-    return {
-      containerId: isSet(object.containerId)
-        ? globalThis.String(object.containerId)
-        : isSet(object.container_id)
-        ? globalThis.String(object.container_id)
-        : "",
-      verbose: isSet(object.verbose) ? globalThis.Boolean(object.verbose) : false,
-    };
-  },
-
-  toJSON(message: ContainerStatusRequest): unknown {
-    const obj: any = {};
-    if (message.containerId !== "") {
-      obj.containerId = message.containerId;
-    }
-    if (message.verbose !== false) {
-      obj.verbose = message.verbose;
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ContainerStatusRequest>): ContainerStatusRequest {
@@ -5354,134 +4067,6 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     }
   },
 
-  fromJSON(object: any): ContainerStatus {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      metadata: isSet(object.metadata) ? ContainerMetadata.fromJSON(object.metadata) : undefined,
-      state: isSet(object.state) ? containerStateFromJSON(object.state) : 0,
-      createdAt: isSet(object.createdAt)
-        ? globalThis.String(object.createdAt)
-        : isSet(object.created_at)
-        ? globalThis.String(object.created_at)
-        : "0",
-      startedAt: isSet(object.startedAt)
-        ? globalThis.String(object.startedAt)
-        : isSet(object.started_at)
-        ? globalThis.String(object.started_at)
-        : "0",
-      finishedAt: isSet(object.finishedAt)
-        ? globalThis.String(object.finishedAt)
-        : isSet(object.finished_at)
-        ? globalThis.String(object.finished_at)
-        : "0",
-      exitCode: isSet(object.exitCode)
-        ? globalThis.Number(object.exitCode)
-        : isSet(object.exit_code)
-        ? globalThis.Number(object.exit_code)
-        : 0,
-      image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined,
-      imageRef: isSet(object.imageRef)
-        ? globalThis.String(object.imageRef)
-        : isSet(object.image_ref)
-        ? globalThis.String(object.image_ref)
-        : "",
-      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
-      message: isSet(object.message) ? globalThis.String(object.message) : "",
-      labels: isObject(object.labels)
-        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      annotations: isObject(object.annotations)
-        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      logPath: isSet(object.logPath)
-        ? globalThis.String(object.logPath)
-        : isSet(object.log_path)
-        ? globalThis.String(object.log_path)
-        : "",
-    };
-  },
-
-  toJSON(message: ContainerStatus): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.metadata !== undefined) {
-      obj.metadata = ContainerMetadata.toJSON(message.metadata);
-    }
-    if (message.state !== 0) {
-      obj.state = containerStateToJSON(message.state);
-    }
-    if (message.createdAt !== "0") {
-      obj.createdAt = globalThis.String(message.createdAt);
-    }
-    if (message.startedAt !== "0") {
-      obj.startedAt = globalThis.String(message.startedAt);
-    }
-    if (message.finishedAt !== "0") {
-      obj.finishedAt = globalThis.String(message.finishedAt);
-    }
-    if (message.exitCode !== 0) {
-      obj.exitCode = Math.round(message.exitCode);
-    }
-    if (message.image !== undefined) {
-      obj.image = ImageSpec.toJSON(message.image);
-    }
-    if (message.imageRef !== "") {
-      obj.imageRef = message.imageRef;
-    }
-    if (message.reason !== "") {
-      obj.reason = message.reason;
-    }
-    if (message.message !== "") {
-      obj.message = message.message;
-    }
-    if (message.labels) {
-      const entries = globalThis.Object.entries(message.labels) as [string, string][];
-      if (entries.length > 0) {
-        obj.labels = {};
-        entries.forEach(([k, v]) => {
-          obj.labels[k] = v;
-        });
-      }
-    }
-    if (message.annotations) {
-      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
-      if (entries.length > 0) {
-        obj.annotations = {};
-        entries.forEach(([k, v]) => {
-          obj.annotations[k] = v;
-        });
-      }
-    }
-    if (message.logPath !== "") {
-      obj.logPath = message.logPath;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerStatus>): ContainerStatus {
     return ContainerStatus.fromPartial(base ?? {});
   },
@@ -5581,24 +4166,6 @@ export const ContainerStatus_LabelsEntry: MessageFns<ContainerStatus_LabelsEntry
     }
   },
 
-  fromJSON(object: any): ContainerStatus_LabelsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ContainerStatus_LabelsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerStatus_LabelsEntry>): ContainerStatus_LabelsEntry {
     return ContainerStatus_LabelsEntry.fromPartial(base ?? {});
   },
@@ -5664,24 +4231,6 @@ export const ContainerStatus_AnnotationsEntry: MessageFns<ContainerStatus_Annota
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ContainerStatus_AnnotationsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ContainerStatus_AnnotationsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ContainerStatus_AnnotationsEntry>): ContainerStatus_AnnotationsEntry {
@@ -5752,43 +4301,6 @@ export const ContainerStatusResponse: MessageFns<ContainerStatusResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ContainerStatusResponse {
-    return {
-      status: isSet(object.status) ? ContainerStatus.fromJSON(object.status) : undefined,
-      info: isObject(object.info)
-        ? (globalThis.Object.entries(object.info) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: ContainerStatusResponse): unknown {
-    const obj: any = {};
-    if (message.status !== undefined) {
-      obj.status = ContainerStatus.toJSON(message.status);
-    }
-    if (message.info) {
-      const entries = globalThis.Object.entries(message.info) as [string, string][];
-      if (entries.length > 0) {
-        obj.info = {};
-        entries.forEach(([k, v]) => {
-          obj.info[k] = v;
-        });
-      }
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<ContainerStatusResponse>): ContainerStatusResponse {
@@ -5868,24 +4380,6 @@ export const ContainerStatusResponse_InfoEntry: MessageFns<ContainerStatusRespon
     }
   },
 
-  fromJSON(object: any): ContainerStatusResponse_InfoEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ContainerStatusResponse_InfoEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<ContainerStatusResponse_InfoEntry>): ContainerStatusResponse_InfoEntry {
     return ContainerStatusResponse_InfoEntry.fromPartial(base ?? {});
   },
@@ -5940,18 +4434,6 @@ export const StatusRequest: MessageFns<StatusRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatusRequest {
-    return { verbose: isSet(object.verbose) ? globalThis.Boolean(object.verbose) : false };
-  },
-
-  toJSON(message: StatusRequest): unknown {
-    const obj: any = {};
-    if (message.verbose !== false) {
-      obj.verbose = message.verbose;
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<StatusRequest>): StatusRequest {
@@ -6042,32 +4524,6 @@ export const RuntimeCondition: MessageFns<RuntimeCondition> = {
     }
   },
 
-  fromJSON(object: any): RuntimeCondition {
-    return {
-      type: isSet(object.type) ? globalThis.String(object.type) : "",
-      status: isSet(object.status) ? globalThis.Boolean(object.status) : false,
-      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
-      message: isSet(object.message) ? globalThis.String(object.message) : "",
-    };
-  },
-
-  toJSON(message: RuntimeCondition): unknown {
-    const obj: any = {};
-    if (message.type !== "") {
-      obj.type = message.type;
-    }
-    if (message.status !== false) {
-      obj.status = message.status;
-    }
-    if (message.reason !== "") {
-      obj.reason = message.reason;
-    }
-    if (message.message !== "") {
-      obj.message = message.message;
-    }
-    return obj;
-  },
-
   create(base?: DeepPartial<RuntimeCondition>): RuntimeCondition {
     return RuntimeCondition.fromPartial(base ?? {});
   },
@@ -6124,22 +4580,6 @@ export const RuntimeStatus: MessageFns<RuntimeStatus> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): RuntimeStatus {
-    return {
-      conditions: globalThis.Array.isArray(object?.conditions)
-        ? object.conditions.map((e: any) => RuntimeCondition.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: RuntimeStatus): unknown {
-    const obj: any = {};
-    if (message.conditions?.length) {
-      obj.conditions = message.conditions.map((e) => RuntimeCondition.toJSON(e));
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<RuntimeStatus>): RuntimeStatus {
@@ -6209,43 +4649,6 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatusResponse {
-    return {
-      status: isSet(object.status) ? RuntimeStatus.fromJSON(object.status) : undefined,
-      info: isObject(object.info)
-        ? (globalThis.Object.entries(object.info) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
-  },
-
-  toJSON(message: StatusResponse): unknown {
-    const obj: any = {};
-    if (message.status !== undefined) {
-      obj.status = RuntimeStatus.toJSON(message.status);
-    }
-    if (message.info) {
-      const entries = globalThis.Object.entries(message.info) as [string, string][];
-      if (entries.length > 0) {
-        obj.info = {};
-        entries.forEach(([k, v]) => {
-          obj.info[k] = v;
-        });
-      }
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<StatusResponse>): StatusResponse {
@@ -6323,24 +4726,6 @@ export const StatusResponse_InfoEntry: MessageFns<StatusResponse_InfoEntry> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatusResponse_InfoEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: StatusResponse_InfoEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create(base?: DeepPartial<StatusResponse_InfoEntry>): StatusResponse_InfoEntry {
@@ -6678,19 +5063,9 @@ type DeepPartial<T> = T extends Builtin ? T
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
   create(base?: DeepPartial<T>): T;
   fromPartial(object: DeepPartial<T>): T;
 }
