@@ -12,7 +12,7 @@
 // compiling the bundle compiles eagerly (its top level, ~66 KB); every function the start
 // then runs — ~300 module bodies and what they call — V8 compiles lazily, from source, on
 // each start. A cache written once the start has run holds their bytecode (~1.4 MB):
-// measured on the release artifact (tools/bench cold-start) CPU to MANAGED 660 → ~400 ms.
+// measured on the release artifact, CPU to MANAGED 520 → 410 ms median (interleaved runs).
 // V8 accepts a cache only under the V8 flags it was made with, and the daemon sets its
 // own (v8-flags.ts) once it runs: the file's first line records them with node's
 // execArgv, and the launcher sets the same flags before compiling (the daemon then sets
