@@ -1,12 +1,22 @@
 import { applyDaemonV8Flags, startIdleGc } from './v8-flags.js'
 
+/** The V8 flags this process set for itself: the release launcher's warm code cache is made and used under them. */
+const v8Flags: string[] = []
 // The daemon's V8 flags (see v8-flags.ts) must be in force before its dependencies load and
 // compile (set after loading, idle RSS measured ~6 MB higher): hence cli is imported below, lazily.
 if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'run') {
-  applyDaemonV8Flags()
+  v8Flags.push(...applyDaemonV8Flags())
   // Reconnections' promoted garbage would hold RSS in a sawtooth well above the live heap (see v8-flags.ts).
   startIdleGc()
+  // (startIdleGc reaches the collector through it)
+  v8Flags.push('--expose-gc')
 }
+
+/**
+ * Set by the release launcher (launcher.cjs) on the `require` it gives the bundle: writes the
+ * daemon's warm code cache. Absent when dist/bin.cjs runs directly.
+ */
+const launcher = require as NodeJS.Require & { codeCacheReady?: (v8Flags: string) => void }
 
 let requestStop: () => void = () => undefined
 const stopped = new Promise<void>((resolve) => {
@@ -35,6 +45,8 @@ import('./cli.js')
       env: process.env,
       untilStopped: () => stopped,
       isTTY: process.stdout.isTTY === true,
+      // By then the start has compiled what it runs: the cache holds it (launcher.cjs).
+      firstManaged: () => launcher.codeCacheReady?.(v8Flags.join(' ')),
       // An error escaping a component goes to the supervisor, not to a crash.
       onUnexpectedError: (handler) => {
         process.on('uncaughtException', handler)

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
-import type { NodeConfig } from '@mycelium/core-interfaces'
+import type { NodeConfig, Phase } from '@mycelium/core-interfaces'
 
 // Each command loads what it needs when it runs (dynamic imports below): `--help`,
 // `status` and `config validate` never load the agent, winston, prom-client or
@@ -18,6 +18,8 @@ export interface CliIo {
   onUnexpectedError?(handler: (err: unknown) => void): void
   /** stdout is a terminal: `dev` prints a live readable view instead of JSON log lines. @default false */
   isTTY?: boolean
+  /** `run`: called once, the first time the agent is MANAGED (bin: the release launcher then writes its warm code cache). */
+  firstManaged?(): void
 }
 
 /** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
@@ -109,6 +111,17 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         setLogLevel: (level) => log.setLevel(level),
         selfUpdate: { ...(place != null ? { place } : {}), requestRestart: restart, ...(trialWindowMs != null ? { trialWindowMs } : {}) }
       })
+      if (io.firstManaged != null) {
+        const { Phase: Phases } = await import('@mycelium/core-interfaces')
+        const firstManaged = io.firstManaged
+        const onTransition = (t: { to: Phase }): void => {
+          if (t.to !== Phases.MANAGED) return
+          node.agent.off('transition', onTransition)
+          // After the transition's own listeners (status, watchers): not in the way of MANAGED going out.
+          setImmediate(firstManaged)
+        }
+        node.agent.on('transition', onTransition)
+      }
       const supervisor = new Supervisor(node, {}, log.forComponent('node-core:supervisor'), giveUp)
       io.onUnexpectedError?.((err) => void supervisor.crashed(err))
       await node.start()
