@@ -15,7 +15,7 @@
 // measured on the release artifact, CPU to MANAGED 520 → 410 ms median (interleaved runs).
 // V8 accepts a cache only under the V8 flags it was made with, and the daemon sets its
 // own (v8-flags.ts) once it runs: the file's first line records them with node's
-// execArgv, and the launcher sets the same flags before compiling (the daemon then sets
+// execArgv (and the bundle's sha256), and the launcher sets the same flags before compiling (the daemon then sets
 // them again: no change) — only when execArgv is the same, so a flag given on node's
 // command line still wins; otherwise the package-time cache is used, as on a first start.
 //
@@ -47,6 +47,10 @@ const file = join(__dirname, 'node-core-main.cjs')
 const cacheFile = `${file}.cache`
 const runCacheFile = `${file}.run-cache`
 const daemon = args.find((a) => !a.startsWith('-')) === 'run'
+const bundle = readFileSync(file)
+// The warm cache is made at run time, beside a bundle that an install may replace in place: it
+// holds the digest of the bundle it was made from. V8 itself checks only the source's length.
+const bundleDigest = daemon ? require('node:crypto').createHash('sha256').update(bundle).digest('hex') : ''
 let cachedData
 /** Which cache cachedData is: the daemon's warm one (`run`), the package-time one, or none. */
 let from
@@ -54,8 +58,8 @@ if (daemon) {
   try {
     const data = readFileSync(runCacheFile)
     const newline = data.indexOf(10)
-    const { v8Flags, execArgv } = JSON.parse(data.subarray(0, newline).toString())
-    if (JSON.stringify(execArgv) === JSON.stringify(process.execArgv)) {
+    const { v8Flags, execArgv, bundle: madeFrom } = JSON.parse(data.subarray(0, newline).toString())
+    if (madeFrom === bundleDigest && JSON.stringify(execArgv) === JSON.stringify(process.execArgv)) {
       if (v8Flags !== '') require('node:v8').setFlagsFromString(v8Flags)
       cachedData = data.subarray(newline + 1)
       from = 'run'
@@ -77,7 +81,7 @@ if (from == null) {
 // client) through this module's own import, as `require.importEsm(url)`.
 // latin1, not utf8: the bundle is ASCII (package.mjs checks), and decoding 2.2 MB as UTF-8 costs
 // Node 20 ~50 ms, as latin1 ~1 ms, for the same string.
-const script = new vm.Script(Module.wrap(readFileSync(file, 'latin1')), { filename: file, cachedData })
+const script = new vm.Script(Module.wrap(bundle.toString('latin1')), { filename: file, cachedData })
 const accepted = cachedData != null && script.cachedDataRejected !== true
 /** Written atomically (temp, fsync, rename), best effort: a read-only install starts as it would without. */
 const writeCache = (target, bytes) => {
@@ -108,7 +112,7 @@ let warmWritten = from === 'run' && accepted
 requireFromBundle.codeCacheReady = (v8Flags) => {
   if (!daemon || warmWritten) return
   warmWritten = true
-  const header = JSON.stringify({ v8Flags, execArgv: process.execArgv })
+  const header = JSON.stringify({ v8Flags, execArgv: process.execArgv, bundle: bundleDigest })
   writeCache(runCacheFile, Buffer.concat([Buffer.from(`${header}\n`), script.createCachedData()]))
 }
 script.runInThisContext()(mod.exports, requireFromBundle, mod, file, __dirname)

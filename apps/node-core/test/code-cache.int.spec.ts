@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,6 +19,8 @@ import { extractRelease } from './helpers/release.js'
 const ROOT = extractRelease()
 const BIN = join(ROOT, 'node-core.cjs')
 const RUN_CACHE = join(ROOT, 'node-core-main.cjs.run-cache')
+const BUNDLE = join(ROOT, 'node-core-main.cjs')
+const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex')
 
 function runToEnd(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -82,8 +85,8 @@ describe("the daemon's warm code cache (release artifact)", () => {
 
     expect(await startToManaged(config, socket)).toBe(0)
     const data = readFileSync(RUN_CACHE)
-    const header = JSON.parse(data.subarray(0, data.indexOf(10)).toString()) as { v8Flags: string; execArgv: string[] }
-    expect(header).toEqual({ v8Flags: expect.stringContaining('--no-opt'), execArgv: [] })
+    const header = JSON.parse(data.subarray(0, data.indexOf(10)).toString()) as { v8Flags: string; execArgv: string[]; bundle: string }
+    expect(header).toEqual({ v8Flags: expect.stringContaining('--no-opt'), execArgv: [], bundle: sha256(BUNDLE) })
     expect(header.v8Flags.split(' ')).toContain('--expose-gc')
     // Every function the start ran, not only the bundle's top level.
     expect(data.length).toBeGreaterThan(4 * packaged.length)
@@ -95,5 +98,20 @@ describe("the daemon's warm code cache (release artifact)", () => {
     expect([after.ino, after.mtimeMs]).toEqual([written.ino, written.mtimeMs])
     // The CLI commands (default V8 flags) kept the package-time cache: `status` did not replace it.
     expect(readFileSync(join(ROOT, 'node-core-main.cjs.cache')).equals(packaged)).toBe(true)
+  })
+
+  it('is not used for another bundle of the same length (V8 checks only the length): it is made again', async () => {
+    // An install that replaced the bundle in place and left the warm cache: one character of a log line differs.
+    const text = readFileSync(BUNDLE, 'latin1')
+    const line = 'watchdog: event loop stalled'
+    expect(text.includes(line)).toBe(true)
+    writeFileSync(BUNDLE, text.replace(line, line.toUpperCase()), 'latin1')
+    const stale = statSync(RUN_CACHE)
+
+    expect(await startToManaged(join(dir, 'node.yaml'), join(dir, 'status.sock'))).toBe(0)
+    const made = statSync(RUN_CACHE)
+    expect(made.ino).not.toBe(stale.ino)
+    const data = readFileSync(RUN_CACHE)
+    expect((JSON.parse(data.subarray(0, data.indexOf(10)).toString()) as { bundle: string }).bundle).toBe(sha256(BUNDLE))
   })
 })
