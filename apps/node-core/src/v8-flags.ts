@@ -83,10 +83,12 @@ export const DEFAULT_IDLE_GC_GROWTH_BYTES = 2 ** 20
  */
 export function startIdleGc(intervalMs = DEFAULT_IDLE_GC_INTERVAL_MS, growthBytes = DEFAULT_IDLE_GC_GROWTH_BYTES): () => void {
   setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as () => void
   let afterLast = getHeapStatistics().total_heap_size
   const timer = setInterval(() => {
     if (getHeapStatistics().total_heap_size - afterLast < growthBytes) return
+    // A context made for the call and dropped after it: one kept for the daemon's life
+    // would hold its global and builtins (0.15 MB of heap) to save ~2 ms per collection.
+    const gc = runInNewContext('gc') as () => void
     gc()
     afterLast = getHeapStatistics().total_heap_size
   }, intervalMs)
