@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDevNetwork, type DevNetwork } from '@mycelium/dev-network'
 import { until } from '@mycelium/testing'
+import { runBin } from './helpers/daemon.js'
 import { extractRelease } from './helpers/release.js'
 
 /**
@@ -21,16 +22,6 @@ const BIN = join(ROOT, 'node-core.cjs')
 const RUN_CACHE = join(ROOT, 'node-core-main.cjs.run-cache')
 const BUNDLE = join(ROOT, 'node-core-main.cjs')
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex')
-
-function runToEnd(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-    child.on('exit', (code) => resolve({ code, out }))
-  })
-}
 
 describe("the daemon's warm code cache (release artifact)", () => {
   let net: DevNetwork
@@ -55,7 +46,7 @@ describe("the daemon's warm code cache (release artifact)", () => {
     try {
       await until(
         'MANAGED',
-        async () => /phase\s+MANAGED/.test((await runToEnd(['status', '--socket', socket])).out) || child.exitCode != null,
+        async () => /phase\s+MANAGED/.test((await runBin(['status', '--socket', socket], BIN)).out) || child.exitCode != null,
         30_000,
         100
       )

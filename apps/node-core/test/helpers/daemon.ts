@@ -11,10 +11,10 @@ import { extractRelease } from './release.js'
  */
 export const BIN = join(extractRelease(), 'node-core.cjs')
 
-/** Runs the built CLI to its end: exit code and everything it printed (stdout + stderr). */
-export function runBin(args: string[]): Promise<{ code: number | null; out: string }> {
+/** Runs the built CLI (`bin`: another extracted release's) to its end: exit code and everything it printed (stdout + stderr). */
+export function runBin(args: string[], bin = BIN): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
