@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // node-core: the release artifact's entry. It compiles node-core-main.cjs (the
-// single-file bundle, 2.3 MB) with the V8 code cache written beside it at package
+// single-file bundle, 1.1 MB) with the V8 code cache written beside it at package
 // time: parsing the bundle costs ~190 ms on a loaded 2-core machine, reading the
 // cache ~20 ms (tools/bench cold-start). A cache V8 rejects (another node binary
 // or V8 flags) is ignored and replaced, best effort; the bundle then runs as it
@@ -79,7 +79,7 @@ if (from == null) {
 // Node 20 drops a vm.Script's dynamic-import callback when the script comes from a code
 // cache, so the bundle holds no `import()`: it loads its one ESM chunk (the Kubernetes
 // client) through this module's own import, as `require.importEsm(url)`.
-// latin1, not utf8: the bundle is ASCII (package.mjs checks), and decoding 2.2 MB as UTF-8 costs
+// latin1, not utf8: the bundle is ASCII (package.mjs checks), and decoding 2.2 MB (its size then) as UTF-8 costs
 // Node 20 ~50 ms, as latin1 ~1 ms, for the same string.
 const script = new vm.Script(Module.wrap(bundle.toString('latin1')), { filename: file, cachedData })
 const accepted = cachedData != null && script.cachedDataRejected !== true
