@@ -203,21 +203,6 @@ ${CHUNK_EXPORTS}`,
             loader: 'js'
           }
         })
-        // One copy of each package: an `import()` of a dual package (the workspace libraries ship ESM
-        // and CommonJS) would resolve to its ESM build while `require` resolves to the CommonJS one,
-        // and the bundle would hold and run both — the generated contracts twice (~250 KB of source,
-        // their module init and heap), two InvalidConfigError classes. Resolved as `require` is.
-        b.onResolve({ filter: /^[@\w]/, namespace: 'file' }, async (args) => {
-          if (args.kind !== 'dynamic-import' || args.pluginData === 'as-require') return undefined
-          const resolved = await b.resolve(args.path, {
-            kind: 'require-call',
-            resolveDir: args.resolveDir,
-            importer: args.importer,
-            pluginData: 'as-require'
-          })
-          // A package with no CommonJS build (none such is imported today) keeps its ESM resolution.
-          return resolved.errors.length === 0 ? resolved : undefined
-        })
         // The dev network issues certificates: a development tool, not shipped. `node-core dev` says how to get it.
         b.onResolve({ filter: /^@mycelium\/dev-network$/ }, () => ({ path: '@mycelium/dev-network', external: true }))
       }
@@ -234,7 +219,11 @@ if (readFileSync(main).some((byte) => byte > 0x7f)) throw new Error(`${main} is 
 if (/(?<![\w$.])import\((?![\w$,]*\)\{)/.test(readFileSync(main, 'utf8')))
   throw new Error(`${main} still holds an import(): it would fail under the code cache`)
 
-// No module twice: a dual package's ESM and CommonJS builds of one file (see the `import()` resolver above).
+// No module twice: a dual package's ESM and CommonJS builds of one file. An `import()` of a dual
+// package (the workspace libraries ship both) resolves to its ESM build while `require` resolves to
+// the CommonJS one, and the bundle would hold and run both (the generated contracts twice).
+// dist/bin.cjs lowers its `import()`s of packages to lazy `require`s (tsup.config.mjs); one a
+// library adds is refused here.
 const builds = new Map()
 for (const file of Object.keys(mainBuild.metafile.inputs)) {
   const key = file.replace(/\/(esm|cjs)\//, '/*/').replace(/\.(c|m)?js$/, '')
