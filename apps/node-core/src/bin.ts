@@ -1,4 +1,4 @@
-import { applyDaemonV8Flags, startIdleGc } from './v8-flags.js'
+import { IDLE_GC_V8_FLAG, applyDaemonV8Flags, startIdleGc } from './v8-flags.js'
 
 /** The V8 flags this process set for itself: the release launcher's warm code cache is made and used under them. */
 const v8Flags: string[] = []
@@ -8,8 +8,7 @@ if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'run') {
   v8Flags.push(...applyDaemonV8Flags())
   // Reconnections' promoted garbage would hold RSS in a sawtooth well above the live heap (see v8-flags.ts).
   startIdleGc()
-  // (startIdleGc reaches the collector through it)
-  v8Flags.push('--expose-gc')
+  v8Flags.push(IDLE_GC_V8_FLAG)
 }
 
 /**

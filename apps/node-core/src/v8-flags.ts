@@ -74,6 +74,9 @@ export const DEFAULT_IDLE_GC_INTERVAL_MS = 30_000
  */
 export const DEFAULT_IDLE_GC_GROWTH_BYTES = 2 ** 20
 
+/** The V8 flag startIdleGc sets (the launcher's warm code cache records the flags the daemon set). */
+export const IDLE_GC_V8_FLAG = '--expose-gc'
+
 /**
  * Starts the daemon's periodic heap check (see DEFAULT_IDLE_GC_INTERVAL_MS): a
  * full collection when the heap grew by `growthBytes` since the last one. The
@@ -82,7 +85,7 @@ export const DEFAULT_IDLE_GC_GROWTH_BYTES = 2 ** 20
  * keep the process alive. Returns a stop function. Process-wide: only bin calls it.
  */
 export function startIdleGc(intervalMs = DEFAULT_IDLE_GC_INTERVAL_MS, growthBytes = DEFAULT_IDLE_GC_GROWTH_BYTES): () => void {
-  setFlagsFromString('--expose-gc')
+  setFlagsFromString(IDLE_GC_V8_FLAG)
   let afterLast = getHeapStatistics().total_heap_size
   const timer = setInterval(() => {
     if (getHeapStatistics().total_heap_size - afterLast < growthBytes) return
