@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js'
-import { performance } from 'node:perf_hooks'
 import { Phase, PeerAssistClient, UnavailableError, type NodeConfig, type PingResponse } from '@mycelium/core-interfaces'
 import { clientCredentials, defaultChannelOptions } from '@mycelium/basic-net'
+import { monotonicMs } from '@mycelium/core-utils'
 import { identityStoreFor } from './identity.js'
 
 /**
@@ -40,11 +40,11 @@ export async function pingPeer(config: Readonly<NodeConfig>, address: string, ti
       )
     )
   try {
-    const t0 = performance.now()
+    const t0 = monotonicMs()
     await ping(1)
-    const t1 = performance.now()
+    const t1 = monotonicMs()
     const answer = await ping(2)
-    return { answer, rttMs: performance.now() - t1, firstCallMs: t1 - t0 }
+    return { answer, rttMs: monotonicMs() - t1, firstCallMs: t1 - t0 }
   } finally {
     client.close()
     identity.stop()
