@@ -46,6 +46,8 @@ import('./cli.js')
       isTTY: process.stdout.isTTY === true,
       // By then the start has compiled what it runs: the cache holds it (launcher.cjs).
       firstManaged: () => launcher.codeCacheReady?.(v8Flags.join(' ')),
+      // This process's own entry (dist/bin.cjs, or the release launcher), without the daemon's V8 flags.
+      ...(process.argv[1] != null ? { csrCommand: [process.execPath, process.argv[1], 'csr-child'] } : {}),
       // An error escaping a component goes to the supervisor, not to a crash.
       onUnexpectedError: (handler) => {
         process.on('uncaughtException', handler)

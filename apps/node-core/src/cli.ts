@@ -20,6 +20,11 @@ export interface CliIo {
   isTTY?: boolean
   /** `run`: called once, the first time the agent is MANAGED (bin: the release launcher then writes its warm code cache). */
   firstManaged?(): void
+  /** `csr-child`: its request (default process.stdin) and where the DER goes (default process.stdout). */
+  stdin?: AsyncIterable<Buffer | string>
+  stdout?: NodeJS.WritableStream
+  /** `run`: the argv of `node-core csr-child` (the bin: its own executable); unset: CSRs are made in this process. */
+  csrCommand?: readonly string[]
 }
 
 /** Exit codes (documented in --help): 0 ok, 1 runtime failure, 2 bad usage or config, 3 no agent answering. */
@@ -109,7 +114,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const node = new MyceliumNode(config, log, {
         ...(joinToken != null ? { joinToken } : {}),
         setLogLevel: (level) => log.setLevel(level),
-        selfUpdate: { ...(place != null ? { place } : {}), requestRestart: restart, ...(trialWindowMs != null ? { trialWindowMs } : {}) }
+        selfUpdate: { ...(place != null ? { place } : {}), requestRestart: restart, ...(trialWindowMs != null ? { trialWindowMs } : {}) },
+        ...(io.csrCommand != null ? { csrCommand: io.csrCommand } : {})
       })
       if (io.firstManaged != null) {
         const { Phase: Phases } = await import('@mycelium/core-interfaces')
@@ -318,6 +324,25 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       } catch (err) {
         io.err(`error: ${oneLine(err)}\n`)
         setExit(EXIT.UNREACHABLE)
+      }
+    })
+
+  // Not for operators (hidden from --help): the daemon makes each CSR in a child running this,
+  // so the X.509 library never loads into it (identity.ts `csrMakerFor`). stdin: the request; stdout: DER.
+  program
+    .command('csr-child', { hidden: true })
+    .description('make one CSR: a JSON request {spiffeId, keyPem} on stdin, the DER on stdout')
+    .action(async () => {
+      const [{ serveCsrRequest }, { isInvalidInputError }] = await Promise.all([
+        import('@mycelium/basic-net'),
+        import('@mycelium/core-interfaces')
+      ])
+      try {
+        await serveCsrRequest(io.stdin ?? process.stdin, io.stdout ?? process.stdout)
+      } catch (err) {
+        if (!isInvalidInputError(err)) throw err
+        io.err(`error: ${(err as Error).message}\n`)
+        setExit(EXIT.USAGE)
       }
     })
 

@@ -22,7 +22,7 @@ import type { StatusServer } from './status-server.js'
 import type { NodeCommandTargets } from './node-commands.js'
 import { createNodeComponents } from './components.js'
 import type { ComponentManager } from '@mycelium/component-manager'
-import { identityStoreFor, stateDirOf } from './identity.js'
+import { csrMakerFor, identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { sourceTimeoutMs } from './package-init.js'
 import type { Watchdog, WatchdogInit } from './watchdog.js'
@@ -52,6 +52,8 @@ export interface NodeOptions {
   watchdog?: WatchdogInit
   /** Self-update (self-update.ts): where the slot launcher started this process, how to restart into a trial. */
   selfUpdate?: { place?: SlotPlace; requestRestart: () => void; trialWindowMs?: number }
+  /** Runs `node-core csr-child` (the bin: this process's own executable); unset: CSRs are made in this process. */
+  csrCommand?: readonly string[]
 }
 
 /**
@@ -106,7 +108,11 @@ export class MyceliumNode implements Startable {
   ) {
     const stateDir = stateDirOf(config)
     this.effective = effectiveConfig(config as NodeConfig, undefined)
-    this.identity = identityStoreFor(config, log)
+    this.identity = identityStoreFor(
+      config,
+      log,
+      options.csrCommand != null ? csrMakerFor(options.csrCommand, log.forComponent('node-core:identity')) : undefined
+    )
     const identity = this.identity
     const discovery = config.discovery
     const distressSources = { config, log, identity, agent: () => this.agent }

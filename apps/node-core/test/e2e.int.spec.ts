@@ -63,6 +63,9 @@ describe('node-core run (the bundled daemon, as a child process)', () => {
       return [res.status, await res.text()]
     }
     await until('MANAGED on /readyz', async () => (await readyz())[0] === 200)
+    // Enrolment made its CSR in a child (`node-core csr-child`): the X.509 library never loaded into the daemon.
+    expect(logs).toContain('CSR made in a child process')
+    expect(logs).not.toContain('making the CSR in this process instead')
     expect((await runBin(['status', '--socket', socket])).out).toMatch(/phase\s+MANAGED/)
     // The version reported is the built package's, at registration and in status.
     const version = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version

@@ -15,6 +15,7 @@ export {
   type InspectOptions
 } from './identity/inspect.js'
 export { loadOrCreateKey, type LoadedKey } from './identity/node-key.js'
+export { csrInChildProcess, serveCsrRequest, CsrChildError, CSR_CHILD_TIMEOUT_MS, type CsrMaker } from './identity/csr-child.js'
 export {
   createIdentityStore,
   type IdentityStore,

@@ -13,6 +13,7 @@ import {
 } from '@mycelium/core-interfaces'
 import { coalescing, writeFileAtomic } from '@mycelium/core-utils'
 import { createCsr } from '../x509.js'
+import type { CsrMaker } from './csr-child.js'
 import {
   examineIdentity,
   inspectIdentity,
@@ -29,6 +30,8 @@ type IdentityListener = experimental.IdentityCertificateUpdateListener
 
 export interface IdentityStoreComponents {
   logger?: Logger
+  /** How CSRs are made (the daemon: in a child process, `csrInChildProcess`). @default createCsr, in this process */
+  makeCsr?: CsrMaker
 }
 
 export interface IdentityStoreInit {
@@ -93,7 +96,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   private readonly identityListeners = new Set<IdentityListener>()
 
   constructor(
-    components: IdentityStoreComponents,
+    private readonly components: IdentityStoreComponents,
     private readonly init: IdentityStoreInit
   ) {
     super()
@@ -154,7 +157,7 @@ class DefaultIdentityStore extends EventEmitter<IdentityStoreEvents> implements 
   /** A CSR for this identity, signed by its key (for enrolment and renewal). */
   async createCsr(): Promise<Buffer> {
     const key = await this.loadKey()
-    return createCsr(key.privateKey, this.spiffe)
+    return (this.components.makeCsr ?? createCsr)(key.privateKey, this.spiffe)
   }
 
   /**
