@@ -16,6 +16,8 @@ export interface ReleaseArtifact {
   dir: string
   /** Its entry, `node-core.cjs`. */
   bin: string
+  /** The unit's `Environment=` (mycelium-node.service), given to every agent the bench starts; `BENCH_UNIT_ENV=0`: none (an A/B). */
+  unitEnv: Record<string, string>
   /** Bytes of the single-file bundle, and of the Kubernetes client chunk beside it. */
   bundleBytes: number
   kubernetesChunkBytes: number
@@ -24,6 +26,27 @@ export interface ReleaseArtifact {
 let release: ReleaseArtifact | undefined
 
 /** The release artifact, extracted once per bench process (removed at exit): what the scenarios run and measure. */
+/**
+ * The environment the shipped systemd unit gives the agent (its `Environment=` lines): the
+ * agent is measured as it runs on a node. Only unquoted KEY=VALUE words; anything else is
+ * refused, naming the line, rather than measured without it.
+ */
+export function unitEnvironment(unitFile: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  readFileSync(unitFile, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      const m = /^Environment=(.*)$/.exec(line.trim())
+      if (m == null) return
+      for (const word of m[1]!.trim().split(/\s+/)) {
+        const kv = /^([A-Za-z_][A-Za-z0-9_]*)=([^"'\\]*)$/.exec(word)
+        if (kv == null) throw new Error(`${unitFile}:${i + 1}: cannot read "${word}" (the bench reads unquoted KEY=VALUE words only)`)
+        env[kv[1]!] = kv[2]!
+      }
+    })
+  return env
+}
+
 export function releaseArtifact(): ReleaseArtifact {
   if (release != null) return release
   const pkg = require.resolve('@mycelium/node-core/package.json')
@@ -39,6 +62,7 @@ export function releaseArtifact(): ReleaseArtifact {
     tarball,
     dir,
     bin: join(dir, 'node-core.cjs'),
+    unitEnv: process.env.BENCH_UNIT_ENV === '0' ? {} : unitEnvironment(join(dir, 'mycelium-node.service')),
     bundleBytes: statSync(join(dir, 'node-core-main.cjs')).size,
     kubernetesChunkBytes: statSync(join(dir, 'kubernetes-client.mjs')).size
   }
@@ -74,7 +98,7 @@ export function startAgentProcess(
   const startedAt = performance.now()
   const child = spawn(process.execPath, [...(spawnOptions.nodeArgs ?? []), releaseArtifact().bin, 'run', '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...spawnOptions.env }
+    env: { ...process.env, ...releaseArtifact().unitEnv, ...spawnOptions.env }
   })
   let logs = ''
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()))
