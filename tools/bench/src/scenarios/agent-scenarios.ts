@@ -30,6 +30,9 @@ export interface AgentScenarioOptions {
   soakMinutes?: number
 }
 
+/** How often the footprint scenario asks a starting agent for its phase. */
+const IDLE_POLL_MS = 200
+
 export function agentScenarios(options: AgentScenarioOptions = {}): Scenario[] {
   let shared: Awaited<ReturnType<typeof enrolledNode>> | undefined
   const ensure = async (): Promise<NonNullable<typeof shared>> => (shared ??= await enrolledNode())
@@ -161,12 +164,14 @@ export function agentScenarios(options: AgentScenarioOptions = {}): Scenario[] {
       // measure without the daemon's V8 flags (v8-flags.ts leaves a flag given on node's command line).
       const nodeArgs = [...(probe?.nodeArgs ?? []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')]
       const agent = startAgentProcess(net, dir, 'bench-node', token, [], { nodeArgs, env: probe?.env ?? {} })
-      await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED)
+      // Polled every 200 ms, not every 5 (cold-start's timing resolution): a few hundred status
+      // calls during the start are not what an idle node serves, and their garbage is not its footprint.
+      await untilStatus(agent.socket, agent.startedAt, (p) => p === Phase.MANAGED, 60_000, IDLE_POLL_MS)
       // Beside it, idle in the same window: a node on its first start, which enrolled (made a CSR,
       // installed a certificate) on the way to MANAGED — what every node does once, and again at each renewal.
       // Each join token enrols one node: a new one, and a new node id, per run.
       const firstStart = startAgentProcess(net, dir, `bench-first-${Date.now()}`, await net.newJoinToken())
-      await untilStatus(firstStart.socket, firstStart.startedAt, (p) => p === Phase.MANAGED)
+      await untilStatus(firstStart.socket, firstStart.startedAt, (p) => p === Phase.MANAGED, 60_000, IDLE_POLL_MS)
       /** Post-GC heapUsed (MB); with `name`, also a heap snapshot `<name>.heapsnapshot`. */
       const heapSample = async (name?: string): Promise<number> => {
         rmSync(join(heapSnapshots, 'memory.json'), { force: true })
