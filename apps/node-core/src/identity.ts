@@ -1,4 +1,4 @@
-import { durationToMs, type Logger, type NodeConfig } from '@mycelium/core-interfaces'
+import { durationToMs, silentLogger, type Logger, type NodeConfig } from '@mycelium/core-interfaces'
 import { createCsr, createIdentityStore, csrInChildProcess, type CsrMaker, type IdentityStore } from '@mycelium/basic-net'
 import { agentStatePaths } from '@mycelium/bootstrap-agent'
 import { DEFAULT_STATE_DIR } from './defaults.js'
@@ -40,9 +40,13 @@ export function csrMakerFor(command: readonly string[], log: Logger): CsrMaker {
   }
 }
 
-/** The node's identity store, as the daemon and the recovery tools both open it; `makeCsr`: see `csrMakerFor`. */
-export function identityStoreFor(config: Readonly<NodeConfig>, logger?: Logger, makeCsr?: CsrMaker): IdentityStore {
+/**
+ * The node's identity store, as the daemon and the recovery tools both open it; `csrCommand`:
+ * its CSRs are made by that child (see `csrMakerFor`), else in this process.
+ */
+export function identityStoreFor(config: Readonly<NodeConfig>, logger?: Logger, csrCommand?: readonly string[]): IdentityStore {
   const renewBefore = config.identity?.renewBefore
+  const makeCsr = csrCommand != null ? csrMakerFor(csrCommand, (logger ?? silentLogger()).forComponent('node-core:identity')) : undefined
   return createIdentityStore(
     { ...(logger != null ? { logger } : {}), ...(makeCsr != null ? { makeCsr } : {}) },
     {

@@ -22,7 +22,7 @@ import type { StatusServer } from './status-server.js'
 import type { NodeCommandTargets } from './node-commands.js'
 import { createNodeComponents } from './components.js'
 import type { ComponentManager } from '@mycelium/component-manager'
-import { csrMakerFor, identityStoreFor, stateDirOf } from './identity.js'
+import { identityStoreFor, stateDirOf } from './identity.js'
 import { DEFAULT_K3S_STOP_TIMEOUT_MS, K3S_KILL_WAIT_MS, createK3sRuntime, type K3sRuntime } from '@mycelium/k3s-runtime'
 import { sourceTimeoutMs } from './package-init.js'
 import type { Watchdog, WatchdogInit } from './watchdog.js'
@@ -108,11 +108,7 @@ export class MyceliumNode implements Startable {
   ) {
     const stateDir = stateDirOf(config)
     this.effective = effectiveConfig(config as NodeConfig, undefined)
-    this.identity = identityStoreFor(
-      config,
-      log,
-      options.csrCommand != null ? csrMakerFor(options.csrCommand, log.forComponent('node-core:identity')) : undefined
-    )
+    this.identity = identityStoreFor(config, log, options.csrCommand)
     const identity = this.identity
     const discovery = config.discovery
     const distressSources = { config, log, identity, agent: () => this.agent }
