@@ -20,9 +20,6 @@ export interface CliIo {
   isTTY?: boolean
   /** `run`: called once, the first time the agent is MANAGED (bin: the release launcher then writes its warm code cache). */
   firstManaged?(): void
-  /** `csr-child`: its request (default process.stdin) and where the DER goes (default process.stdout). */
-  stdin?: AsyncIterable<Buffer | string>
-  stdout?: NodeJS.WritableStream
   /** `run`: the argv of `node-core csr-child` (the bin: its own executable); unset: CSRs are made in this process. */
   csrCommand?: readonly string[]
 }
@@ -338,7 +335,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         import('@mycelium/core-interfaces')
       ])
       try {
-        await serveCsrRequest(io.stdin ?? process.stdin, io.stdout ?? process.stdout)
+        await serveCsrRequest(process.stdin, process.stdout)
       } catch (err) {
         if (!isInvalidInputError(err)) throw err
         io.err(`error: ${(err as Error).message}\n`)

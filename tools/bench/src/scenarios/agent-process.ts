@@ -25,7 +25,6 @@ export interface ReleaseArtifact {
 
 let release: ReleaseArtifact | undefined
 
-/** The release artifact, extracted once per bench process (removed at exit): what the scenarios run and measure. */
 /**
  * The environment the shipped systemd unit gives the agent (its `Environment=` lines): the
  * agent is measured as it runs on a node. Only unquoted KEY=VALUE words; anything else is
@@ -47,6 +46,7 @@ export function unitEnvironment(unitFile: string): Record<string, string> {
   return env
 }
 
+/** The release artifact, extracted once per bench process (removed at exit): what the scenarios run and measure. */
 export function releaseArtifact(): ReleaseArtifact {
   if (release != null) return release
   const pkg = require.resolve('@mycelium/node-core/package.json')
